@@ -1,0 +1,46 @@
+# Two commands set up and run everything on a fresh machine:
+#   make demo   - create .venv, install, start a server on a temporary store, run the demo pipeline
+#   make test   - create .venv, install, run the test suite
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(VENV)/bin/pip
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test test-all proto bench bench-quick install clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+
+# torch first, pinned, so that nothing later pulls a multi-GB CUDA build.
+$(STAMP): $(PY) pyproject.toml clients/python/pyproject.toml
+	$(PIP) install --quiet torch==2.13.0
+	$(PIP) install --quiet -e clients/python -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/blindspots demo
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+test-all: $(STAMP)
+	$(PY) -m pytest -q -m "slow or not slow"
+
+# The one place generated protobuf/gRPC code comes from; tests/test_proto_fresh.py
+# fails when the checked-in files differ from what this produces.
+proto: $(STAMP)
+	$(PY) -m grpc_tools.protoc -I protos --python_out=clients/python --pyi_out=clients/python \
+		--grpc_python_out=clients/python protos/blindspots/v1/blindspots.proto
+
+bench: $(STAMP)
+	$(PY) bench/run_all.py
+
+bench-quick: $(STAMP)
+	$(PY) bench/run_all.py --quick
+
+clean:
+	rm -rf $(VENV) demo-output

@@ -1,0 +1,621 @@
+import datetime
+
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class ColumnType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    COLUMN_TYPE_UNSPECIFIED: _ClassVar[ColumnType]
+    COLUMN_TYPE_STRING: _ClassVar[ColumnType]
+    COLUMN_TYPE_NUMBER: _ClassVar[ColumnType]
+    COLUMN_TYPE_TIMESTAMP: _ClassVar[ColumnType]
+
+class RegionKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    REGION_KIND_UNSPECIFIED: _ClassVar[RegionKind]
+    DATA_GAP: _ClassVar[RegionKind]
+    LABEL_NOISE: _ClassVar[RegionKind]
+    MIXED: _ClassVar[RegionKind]
+COLUMN_TYPE_UNSPECIFIED: ColumnType
+COLUMN_TYPE_STRING: ColumnType
+COLUMN_TYPE_NUMBER: ColumnType
+COLUMN_TYPE_TIMESTAMP: ColumnType
+REGION_KIND_UNSPECIFIED: RegionKind
+DATA_GAP: RegionKind
+LABEL_NOISE: RegionKind
+MIXED: RegionKind
+
+class CreateRunRequest(_message.Message):
+    __slots__ = ("name", "project", "model_name", "model_version", "dataset_name", "class_names", "embedding_dim")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    MODEL_NAME_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    DATASET_NAME_FIELD_NUMBER: _ClassVar[int]
+    CLASS_NAMES_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDING_DIM_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    project: str
+    model_name: str
+    model_version: str
+    dataset_name: str
+    class_names: _containers.RepeatedScalarFieldContainer[str]
+    embedding_dim: int
+    def __init__(self, name: _Optional[str] = ..., project: _Optional[str] = ..., model_name: _Optional[str] = ..., model_version: _Optional[str] = ..., dataset_name: _Optional[str] = ..., class_names: _Optional[_Iterable[str]] = ..., embedding_dim: _Optional[int] = ...) -> None: ...
+
+class Run(_message.Message):
+    __slots__ = ("id", "name", "project", "model_name", "model_version", "dataset_name", "class_names", "embedding_dim", "num_rows", "created_at", "metadata_schema")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    MODEL_NAME_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    DATASET_NAME_FIELD_NUMBER: _ClassVar[int]
+    CLASS_NAMES_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDING_DIM_FIELD_NUMBER: _ClassVar[int]
+    NUM_ROWS_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    METADATA_SCHEMA_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    name: str
+    project: str
+    model_name: str
+    model_version: str
+    dataset_name: str
+    class_names: _containers.RepeatedScalarFieldContainer[str]
+    embedding_dim: int
+    num_rows: int
+    created_at: _timestamp_pb2.Timestamp
+    metadata_schema: _containers.RepeatedCompositeFieldContainer[ColumnSchema]
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., project: _Optional[str] = ..., model_name: _Optional[str] = ..., model_version: _Optional[str] = ..., dataset_name: _Optional[str] = ..., class_names: _Optional[_Iterable[str]] = ..., embedding_dim: _Optional[int] = ..., num_rows: _Optional[int] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., metadata_schema: _Optional[_Iterable[_Union[ColumnSchema, _Mapping]]] = ...) -> None: ...
+
+class GetRunRequest(_message.Message):
+    __slots__ = ("run_id",)
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    def __init__(self, run_id: _Optional[str] = ...) -> None: ...
+
+class ListRunsRequest(_message.Message):
+    __slots__ = ("project", "page_size", "page_token")
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    project: str
+    page_size: int
+    page_token: str
+    def __init__(self, project: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListRunsResponse(_message.Message):
+    __slots__ = ("runs", "next_page_token")
+    RUNS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    runs: _containers.RepeatedCompositeFieldContainer[Run]
+    next_page_token: str
+    def __init__(self, runs: _Optional[_Iterable[_Union[Run, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class CreatePoolRequest(_message.Message):
+    __slots__ = ("name", "project", "embedding_dim", "num_classes")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDING_DIM_FIELD_NUMBER: _ClassVar[int]
+    NUM_CLASSES_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    project: str
+    embedding_dim: int
+    num_classes: int
+    def __init__(self, name: _Optional[str] = ..., project: _Optional[str] = ..., embedding_dim: _Optional[int] = ..., num_classes: _Optional[int] = ...) -> None: ...
+
+class Pool(_message.Message):
+    __slots__ = ("id", "name", "project", "embedding_dim", "num_classes", "num_rows", "created_at", "metadata_schema", "index")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDING_DIM_FIELD_NUMBER: _ClassVar[int]
+    NUM_CLASSES_FIELD_NUMBER: _ClassVar[int]
+    NUM_ROWS_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    METADATA_SCHEMA_FIELD_NUMBER: _ClassVar[int]
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    name: str
+    project: str
+    embedding_dim: int
+    num_classes: int
+    num_rows: int
+    created_at: _timestamp_pb2.Timestamp
+    metadata_schema: _containers.RepeatedCompositeFieldContainer[ColumnSchema]
+    index: PoolIndexInfo
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., project: _Optional[str] = ..., embedding_dim: _Optional[int] = ..., num_classes: _Optional[int] = ..., num_rows: _Optional[int] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., metadata_schema: _Optional[_Iterable[_Union[ColumnSchema, _Mapping]]] = ..., index: _Optional[_Union[PoolIndexInfo, _Mapping]] = ...) -> None: ...
+
+class PoolIndexInfo(_message.Message):
+    __slots__ = ("kind", "num_indexed", "description")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    NUM_INDEXED_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    kind: str
+    num_indexed: int
+    description: str
+    def __init__(self, kind: _Optional[str] = ..., num_indexed: _Optional[int] = ..., description: _Optional[str] = ...) -> None: ...
+
+class GetPoolRequest(_message.Message):
+    __slots__ = ("pool_id",)
+    POOL_ID_FIELD_NUMBER: _ClassVar[int]
+    pool_id: str
+    def __init__(self, pool_id: _Optional[str] = ...) -> None: ...
+
+class ListPoolsRequest(_message.Message):
+    __slots__ = ("project", "page_size", "page_token")
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    project: str
+    page_size: int
+    page_token: str
+    def __init__(self, project: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListPoolsResponse(_message.Message):
+    __slots__ = ("pools", "next_page_token")
+    POOLS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    pools: _containers.RepeatedCompositeFieldContainer[Pool]
+    next_page_token: str
+    def __init__(self, pools: _Optional[_Iterable[_Union[Pool, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class ColumnSchema(_message.Message):
+    __slots__ = ("name", "type")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    type: ColumnType
+    def __init__(self, name: _Optional[str] = ..., type: _Optional[_Union[ColumnType, str]] = ...) -> None: ...
+
+class StringValues(_message.Message):
+    __slots__ = ("values",)
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    values: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, values: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class NumberValues(_message.Message):
+    __slots__ = ("values",)
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    values: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, values: _Optional[_Iterable[float]] = ...) -> None: ...
+
+class TimestampValues(_message.Message):
+    __slots__ = ("unix_micros",)
+    UNIX_MICROS_FIELD_NUMBER: _ClassVar[int]
+    unix_micros: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, unix_micros: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class Column(_message.Message):
+    __slots__ = ("name", "strings", "numbers", "timestamps", "is_null")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    STRINGS_FIELD_NUMBER: _ClassVar[int]
+    NUMBERS_FIELD_NUMBER: _ClassVar[int]
+    TIMESTAMPS_FIELD_NUMBER: _ClassVar[int]
+    IS_NULL_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    strings: StringValues
+    numbers: NumberValues
+    timestamps: TimestampValues
+    is_null: _containers.RepeatedScalarFieldContainer[bool]
+    def __init__(self, name: _Optional[str] = ..., strings: _Optional[_Union[StringValues, _Mapping]] = ..., numbers: _Optional[_Union[NumberValues, _Mapping]] = ..., timestamps: _Optional[_Union[TimestampValues, _Mapping]] = ..., is_null: _Optional[_Iterable[bool]] = ...) -> None: ...
+
+class IngestBatch(_message.Message):
+    __slots__ = ("run_id", "pool_id", "batch_id", "sample_ids", "labels", "probabilities", "embeddings", "metadata", "uris", "probabilities_are_logits")
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    POOL_ID_FIELD_NUMBER: _ClassVar[int]
+    BATCH_ID_FIELD_NUMBER: _ClassVar[int]
+    SAMPLE_IDS_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    PROBABILITIES_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDINGS_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    URIS_FIELD_NUMBER: _ClassVar[int]
+    PROBABILITIES_ARE_LOGITS_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    pool_id: str
+    batch_id: str
+    sample_ids: _containers.RepeatedScalarFieldContainer[str]
+    labels: _containers.RepeatedScalarFieldContainer[int]
+    probabilities: bytes
+    embeddings: bytes
+    metadata: _containers.RepeatedCompositeFieldContainer[Column]
+    uris: _containers.RepeatedScalarFieldContainer[str]
+    probabilities_are_logits: bool
+    def __init__(self, run_id: _Optional[str] = ..., pool_id: _Optional[str] = ..., batch_id: _Optional[str] = ..., sample_ids: _Optional[_Iterable[str]] = ..., labels: _Optional[_Iterable[int]] = ..., probabilities: _Optional[bytes] = ..., embeddings: _Optional[bytes] = ..., metadata: _Optional[_Iterable[_Union[Column, _Mapping]]] = ..., uris: _Optional[_Iterable[str]] = ..., probabilities_are_logits: _Optional[bool] = ...) -> None: ...
+
+class IngestResponse(_message.Message):
+    __slots__ = ("rows_received", "rows_stored", "batches_received", "batches_duplicate", "total_rows")
+    ROWS_RECEIVED_FIELD_NUMBER: _ClassVar[int]
+    ROWS_STORED_FIELD_NUMBER: _ClassVar[int]
+    BATCHES_RECEIVED_FIELD_NUMBER: _ClassVar[int]
+    BATCHES_DUPLICATE_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_ROWS_FIELD_NUMBER: _ClassVar[int]
+    rows_received: int
+    rows_stored: int
+    batches_received: int
+    batches_duplicate: int
+    total_rows: int
+    def __init__(self, rows_received: _Optional[int] = ..., rows_stored: _Optional[int] = ..., batches_received: _Optional[int] = ..., batches_duplicate: _Optional[int] = ..., total_rows: _Optional[int] = ...) -> None: ...
+
+class Job(_message.Message):
+    __slots__ = ("id", "kind", "state", "fraction_done", "stage", "result_id", "error", "created_at", "updated_at", "run_id")
+    class State(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        STATE_UNSPECIFIED: _ClassVar[Job.State]
+        PENDING: _ClassVar[Job.State]
+        RUNNING: _ClassVar[Job.State]
+        SUCCEEDED: _ClassVar[Job.State]
+        FAILED: _ClassVar[Job.State]
+        CANCELLED: _ClassVar[Job.State]
+    STATE_UNSPECIFIED: Job.State
+    PENDING: Job.State
+    RUNNING: Job.State
+    SUCCEEDED: Job.State
+    FAILED: Job.State
+    CANCELLED: Job.State
+    ID_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    FRACTION_DONE_FIELD_NUMBER: _ClassVar[int]
+    STAGE_FIELD_NUMBER: _ClassVar[int]
+    RESULT_ID_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    kind: str
+    state: Job.State
+    fraction_done: float
+    stage: str
+    result_id: str
+    error: str
+    created_at: _timestamp_pb2.Timestamp
+    updated_at: _timestamp_pb2.Timestamp
+    run_id: str
+    def __init__(self, id: _Optional[str] = ..., kind: _Optional[str] = ..., state: _Optional[_Union[Job.State, str]] = ..., fraction_done: _Optional[float] = ..., stage: _Optional[str] = ..., result_id: _Optional[str] = ..., error: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., run_id: _Optional[str] = ...) -> None: ...
+
+class GetJobRequest(_message.Message):
+    __slots__ = ("job_id",)
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    def __init__(self, job_id: _Optional[str] = ...) -> None: ...
+
+class DiagnoseRequest(_message.Message):
+    __slots__ = ("run_id", "params")
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    PARAMS_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    params: DiagnosisParams
+    def __init__(self, run_id: _Optional[str] = ..., params: _Optional[_Union[DiagnosisParams, _Mapping]] = ...) -> None: ...
+
+class DiagnosisParams(_message.Message):
+    __slots__ = ("failure_definition", "top_loss_quantile", "min_cluster_size", "min_samples", "reduce_to", "max_regions", "fdr_alpha", "max_slice_predicates", "min_slice_support", "sliceline_alpha", "top_slices", "quantile_bins", "seed")
+    FAILURE_DEFINITION_FIELD_NUMBER: _ClassVar[int]
+    TOP_LOSS_QUANTILE_FIELD_NUMBER: _ClassVar[int]
+    MIN_CLUSTER_SIZE_FIELD_NUMBER: _ClassVar[int]
+    MIN_SAMPLES_FIELD_NUMBER: _ClassVar[int]
+    REDUCE_TO_FIELD_NUMBER: _ClassVar[int]
+    MAX_REGIONS_FIELD_NUMBER: _ClassVar[int]
+    FDR_ALPHA_FIELD_NUMBER: _ClassVar[int]
+    MAX_SLICE_PREDICATES_FIELD_NUMBER: _ClassVar[int]
+    MIN_SLICE_SUPPORT_FIELD_NUMBER: _ClassVar[int]
+    SLICELINE_ALPHA_FIELD_NUMBER: _ClassVar[int]
+    TOP_SLICES_FIELD_NUMBER: _ClassVar[int]
+    QUANTILE_BINS_FIELD_NUMBER: _ClassVar[int]
+    SEED_FIELD_NUMBER: _ClassVar[int]
+    failure_definition: str
+    top_loss_quantile: float
+    min_cluster_size: int
+    min_samples: int
+    reduce_to: int
+    max_regions: int
+    fdr_alpha: float
+    max_slice_predicates: int
+    min_slice_support: int
+    sliceline_alpha: float
+    top_slices: int
+    quantile_bins: int
+    seed: int
+    def __init__(self, failure_definition: _Optional[str] = ..., top_loss_quantile: _Optional[float] = ..., min_cluster_size: _Optional[int] = ..., min_samples: _Optional[int] = ..., reduce_to: _Optional[int] = ..., max_regions: _Optional[int] = ..., fdr_alpha: _Optional[float] = ..., max_slice_predicates: _Optional[int] = ..., min_slice_support: _Optional[int] = ..., sliceline_alpha: _Optional[float] = ..., top_slices: _Optional[int] = ..., quantile_bins: _Optional[int] = ..., seed: _Optional[int] = ...) -> None: ...
+
+class Interval(_message.Message):
+    __slots__ = ("low", "high")
+    LOW_FIELD_NUMBER: _ClassVar[int]
+    HIGH_FIELD_NUMBER: _ClassVar[int]
+    low: float
+    high: float
+    def __init__(self, low: _Optional[float] = ..., high: _Optional[float] = ...) -> None: ...
+
+class Predicate(_message.Message):
+    __slots__ = ("column", "op", "value", "low", "high", "text")
+    COLUMN_FIELD_NUMBER: _ClassVar[int]
+    OP_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    LOW_FIELD_NUMBER: _ClassVar[int]
+    HIGH_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    column: str
+    op: str
+    value: str
+    low: float
+    high: float
+    text: str
+    def __init__(self, column: _Optional[str] = ..., op: _Optional[str] = ..., value: _Optional[str] = ..., low: _Optional[float] = ..., high: _Optional[float] = ..., text: _Optional[str] = ...) -> None: ...
+
+class Slice(_message.Message):
+    __slots__ = ("name", "predicates", "support", "failures", "error_rate", "error_rate_ci", "lift", "p_value", "q_value", "score", "precision", "recall", "f1")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    PREDICATES_FIELD_NUMBER: _ClassVar[int]
+    SUPPORT_FIELD_NUMBER: _ClassVar[int]
+    FAILURES_FIELD_NUMBER: _ClassVar[int]
+    ERROR_RATE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_RATE_CI_FIELD_NUMBER: _ClassVar[int]
+    LIFT_FIELD_NUMBER: _ClassVar[int]
+    P_VALUE_FIELD_NUMBER: _ClassVar[int]
+    Q_VALUE_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    PRECISION_FIELD_NUMBER: _ClassVar[int]
+    RECALL_FIELD_NUMBER: _ClassVar[int]
+    F1_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    predicates: _containers.RepeatedCompositeFieldContainer[Predicate]
+    support: int
+    failures: int
+    error_rate: float
+    error_rate_ci: Interval
+    lift: float
+    p_value: float
+    q_value: float
+    score: float
+    precision: float
+    recall: float
+    f1: float
+    def __init__(self, name: _Optional[str] = ..., predicates: _Optional[_Iterable[_Union[Predicate, _Mapping]]] = ..., support: _Optional[int] = ..., failures: _Optional[int] = ..., error_rate: _Optional[float] = ..., error_rate_ci: _Optional[_Union[Interval, _Mapping]] = ..., lift: _Optional[float] = ..., p_value: _Optional[float] = ..., q_value: _Optional[float] = ..., score: _Optional[float] = ..., precision: _Optional[float] = ..., recall: _Optional[float] = ..., f1: _Optional[float] = ...) -> None: ...
+
+class Confusion(_message.Message):
+    __slots__ = ("true_label", "predicted_label", "count", "true_name", "predicted_name")
+    TRUE_LABEL_FIELD_NUMBER: _ClassVar[int]
+    PREDICTED_LABEL_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    TRUE_NAME_FIELD_NUMBER: _ClassVar[int]
+    PREDICTED_NAME_FIELD_NUMBER: _ClassVar[int]
+    true_label: int
+    predicted_label: int
+    count: int
+    true_name: str
+    predicted_name: str
+    def __init__(self, true_label: _Optional[int] = ..., predicted_label: _Optional[int] = ..., count: _Optional[int] = ..., true_name: _Optional[str] = ..., predicted_name: _Optional[str] = ...) -> None: ...
+
+class Example(_message.Message):
+    __slots__ = ("sample_id", "uri", "label", "predicted", "confidence", "failed")
+    SAMPLE_ID_FIELD_NUMBER: _ClassVar[int]
+    URI_FIELD_NUMBER: _ClassVar[int]
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    PREDICTED_FIELD_NUMBER: _ClassVar[int]
+    CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
+    FAILED_FIELD_NUMBER: _ClassVar[int]
+    sample_id: str
+    uri: str
+    label: int
+    predicted: int
+    confidence: float
+    failed: bool
+    def __init__(self, sample_id: _Optional[str] = ..., uri: _Optional[str] = ..., label: _Optional[int] = ..., predicted: _Optional[int] = ..., confidence: _Optional[float] = ..., failed: _Optional[bool] = ...) -> None: ...
+
+class RegionEvidence(_message.Message):
+    __slots__ = ("mean_failure_confidence", "neighbour_agreement_with_prediction", "neighbour_agreement_with_label", "relative_density", "summary")
+    MEAN_FAILURE_CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
+    NEIGHBOUR_AGREEMENT_WITH_PREDICTION_FIELD_NUMBER: _ClassVar[int]
+    NEIGHBOUR_AGREEMENT_WITH_LABEL_FIELD_NUMBER: _ClassVar[int]
+    RELATIVE_DENSITY_FIELD_NUMBER: _ClassVar[int]
+    SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    mean_failure_confidence: float
+    neighbour_agreement_with_prediction: float
+    neighbour_agreement_with_label: float
+    relative_density: float
+    summary: str
+    def __init__(self, mean_failure_confidence: _Optional[float] = ..., neighbour_agreement_with_prediction: _Optional[float] = ..., neighbour_agreement_with_label: _Optional[float] = ..., relative_density: _Optional[float] = ..., summary: _Optional[str] = ...) -> None: ...
+
+class Region(_message.Message):
+    __slots__ = ("id", "support", "failures", "error_rate", "error_rate_ci", "lift", "excess_errors", "p_value", "q_value", "explanations", "confusions", "typical_failures", "mean_failure_confidence", "kind", "evidence")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    SUPPORT_FIELD_NUMBER: _ClassVar[int]
+    FAILURES_FIELD_NUMBER: _ClassVar[int]
+    ERROR_RATE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_RATE_CI_FIELD_NUMBER: _ClassVar[int]
+    LIFT_FIELD_NUMBER: _ClassVar[int]
+    EXCESS_ERRORS_FIELD_NUMBER: _ClassVar[int]
+    P_VALUE_FIELD_NUMBER: _ClassVar[int]
+    Q_VALUE_FIELD_NUMBER: _ClassVar[int]
+    EXPLANATIONS_FIELD_NUMBER: _ClassVar[int]
+    CONFUSIONS_FIELD_NUMBER: _ClassVar[int]
+    TYPICAL_FAILURES_FIELD_NUMBER: _ClassVar[int]
+    MEAN_FAILURE_CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    EVIDENCE_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    support: int
+    failures: int
+    error_rate: float
+    error_rate_ci: Interval
+    lift: float
+    excess_errors: float
+    p_value: float
+    q_value: float
+    explanations: _containers.RepeatedCompositeFieldContainer[Slice]
+    confusions: _containers.RepeatedCompositeFieldContainer[Confusion]
+    typical_failures: _containers.RepeatedCompositeFieldContainer[Example]
+    mean_failure_confidence: float
+    kind: RegionKind
+    evidence: RegionEvidence
+    def __init__(self, id: _Optional[int] = ..., support: _Optional[int] = ..., failures: _Optional[int] = ..., error_rate: _Optional[float] = ..., error_rate_ci: _Optional[_Union[Interval, _Mapping]] = ..., lift: _Optional[float] = ..., excess_errors: _Optional[float] = ..., p_value: _Optional[float] = ..., q_value: _Optional[float] = ..., explanations: _Optional[_Iterable[_Union[Slice, _Mapping]]] = ..., confusions: _Optional[_Iterable[_Union[Confusion, _Mapping]]] = ..., typical_failures: _Optional[_Iterable[_Union[Example, _Mapping]]] = ..., mean_failure_confidence: _Optional[float] = ..., kind: _Optional[_Union[RegionKind, str]] = ..., evidence: _Optional[_Union[RegionEvidence, _Mapping]] = ...) -> None: ...
+
+class Diagnosis(_message.Message):
+    __slots__ = ("id", "run_id", "created_at", "num_samples", "num_failures", "baseline_error_rate", "baseline_ci", "regions", "slices", "num_hypotheses_tested", "fdr_alpha", "params", "num_regions_tested", "job_id")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    NUM_SAMPLES_FIELD_NUMBER: _ClassVar[int]
+    NUM_FAILURES_FIELD_NUMBER: _ClassVar[int]
+    BASELINE_ERROR_RATE_FIELD_NUMBER: _ClassVar[int]
+    BASELINE_CI_FIELD_NUMBER: _ClassVar[int]
+    REGIONS_FIELD_NUMBER: _ClassVar[int]
+    SLICES_FIELD_NUMBER: _ClassVar[int]
+    NUM_HYPOTHESES_TESTED_FIELD_NUMBER: _ClassVar[int]
+    FDR_ALPHA_FIELD_NUMBER: _ClassVar[int]
+    PARAMS_FIELD_NUMBER: _ClassVar[int]
+    NUM_REGIONS_TESTED_FIELD_NUMBER: _ClassVar[int]
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    run_id: str
+    created_at: _timestamp_pb2.Timestamp
+    num_samples: int
+    num_failures: int
+    baseline_error_rate: float
+    baseline_ci: Interval
+    regions: _containers.RepeatedCompositeFieldContainer[Region]
+    slices: _containers.RepeatedCompositeFieldContainer[Slice]
+    num_hypotheses_tested: int
+    fdr_alpha: float
+    params: DiagnosisParams
+    num_regions_tested: int
+    job_id: str
+    def __init__(self, id: _Optional[str] = ..., run_id: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., num_samples: _Optional[int] = ..., num_failures: _Optional[int] = ..., baseline_error_rate: _Optional[float] = ..., baseline_ci: _Optional[_Union[Interval, _Mapping]] = ..., regions: _Optional[_Iterable[_Union[Region, _Mapping]]] = ..., slices: _Optional[_Iterable[_Union[Slice, _Mapping]]] = ..., num_hypotheses_tested: _Optional[int] = ..., fdr_alpha: _Optional[float] = ..., params: _Optional[_Union[DiagnosisParams, _Mapping]] = ..., num_regions_tested: _Optional[int] = ..., job_id: _Optional[str] = ...) -> None: ...
+
+class GetDiagnosisRequest(_message.Message):
+    __slots__ = ("diagnosis_id", "run_id")
+    DIAGNOSIS_ID_FIELD_NUMBER: _ClassVar[int]
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    diagnosis_id: str
+    run_id: str
+    def __init__(self, diagnosis_id: _Optional[str] = ..., run_id: _Optional[str] = ...) -> None: ...
+
+class ListDiagnosesRequest(_message.Message):
+    __slots__ = ("run_id",)
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    def __init__(self, run_id: _Optional[str] = ...) -> None: ...
+
+class ListDiagnosesResponse(_message.Message):
+    __slots__ = ("diagnoses",)
+    DIAGNOSES_FIELD_NUMBER: _ClassVar[int]
+    diagnoses: _containers.RepeatedCompositeFieldContainer[Diagnosis]
+    def __init__(self, diagnoses: _Optional[_Iterable[_Union[Diagnosis, _Mapping]]] = ...) -> None: ...
+
+class MetadataFilter(_message.Message):
+    __slots__ = ("column", "op", "values", "number")
+    COLUMN_FIELD_NUMBER: _ClassVar[int]
+    OP_FIELD_NUMBER: _ClassVar[int]
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    NUMBER_FIELD_NUMBER: _ClassVar[int]
+    column: str
+    op: str
+    values: _containers.RepeatedScalarFieldContainer[str]
+    number: float
+    def __init__(self, column: _Optional[str] = ..., op: _Optional[str] = ..., values: _Optional[_Iterable[str]] = ..., number: _Optional[float] = ...) -> None: ...
+
+class SuggestRequest(_message.Message):
+    __slots__ = ("run_id", "diagnosis_id", "pool_id", "budget", "strategy", "exclude_ids", "allow_repeats", "filters", "seed", "name", "uncertainty_weight", "slice_weight")
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    DIAGNOSIS_ID_FIELD_NUMBER: _ClassVar[int]
+    POOL_ID_FIELD_NUMBER: _ClassVar[int]
+    BUDGET_FIELD_NUMBER: _ClassVar[int]
+    STRATEGY_FIELD_NUMBER: _ClassVar[int]
+    EXCLUDE_IDS_FIELD_NUMBER: _ClassVar[int]
+    ALLOW_REPEATS_FIELD_NUMBER: _ClassVar[int]
+    FILTERS_FIELD_NUMBER: _ClassVar[int]
+    SEED_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    UNCERTAINTY_WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    SLICE_WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    diagnosis_id: str
+    pool_id: str
+    budget: int
+    strategy: str
+    exclude_ids: _containers.RepeatedScalarFieldContainer[str]
+    allow_repeats: bool
+    filters: _containers.RepeatedCompositeFieldContainer[MetadataFilter]
+    seed: int
+    name: str
+    uncertainty_weight: float
+    slice_weight: float
+    def __init__(self, run_id: _Optional[str] = ..., diagnosis_id: _Optional[str] = ..., pool_id: _Optional[str] = ..., budget: _Optional[int] = ..., strategy: _Optional[str] = ..., exclude_ids: _Optional[_Iterable[str]] = ..., allow_repeats: _Optional[bool] = ..., filters: _Optional[_Iterable[_Union[MetadataFilter, _Mapping]]] = ..., seed: _Optional[int] = ..., name: _Optional[str] = ..., uncertainty_weight: _Optional[float] = ..., slice_weight: _Optional[float] = ...) -> None: ...
+
+class Candidate(_message.Message):
+    __slots__ = ("rank", "sample_id", "uri", "score", "region_id", "reason", "nearest_failure_id", "distance", "slice")
+    RANK_FIELD_NUMBER: _ClassVar[int]
+    SAMPLE_ID_FIELD_NUMBER: _ClassVar[int]
+    URI_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    REGION_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    NEAREST_FAILURE_ID_FIELD_NUMBER: _ClassVar[int]
+    DISTANCE_FIELD_NUMBER: _ClassVar[int]
+    SLICE_FIELD_NUMBER: _ClassVar[int]
+    rank: int
+    sample_id: str
+    uri: str
+    score: float
+    region_id: int
+    reason: str
+    nearest_failure_id: str
+    distance: float
+    slice: str
+    def __init__(self, rank: _Optional[int] = ..., sample_id: _Optional[str] = ..., uri: _Optional[str] = ..., score: _Optional[float] = ..., region_id: _Optional[int] = ..., reason: _Optional[str] = ..., nearest_failure_id: _Optional[str] = ..., distance: _Optional[float] = ..., slice: _Optional[str] = ...) -> None: ...
+
+class Progress(_message.Message):
+    __slots__ = ("fraction_done", "stage")
+    FRACTION_DONE_FIELD_NUMBER: _ClassVar[int]
+    STAGE_FIELD_NUMBER: _ClassVar[int]
+    fraction_done: float
+    stage: str
+    def __init__(self, fraction_done: _Optional[float] = ..., stage: _Optional[str] = ...) -> None: ...
+
+class SuggestionSet(_message.Message):
+    __slots__ = ("id", "run_id", "pool_id", "diagnosis_id", "strategy", "budget", "num_candidates", "created_at", "name")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    POOL_ID_FIELD_NUMBER: _ClassVar[int]
+    DIAGNOSIS_ID_FIELD_NUMBER: _ClassVar[int]
+    STRATEGY_FIELD_NUMBER: _ClassVar[int]
+    BUDGET_FIELD_NUMBER: _ClassVar[int]
+    NUM_CANDIDATES_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    run_id: str
+    pool_id: str
+    diagnosis_id: str
+    strategy: str
+    budget: int
+    num_candidates: int
+    created_at: _timestamp_pb2.Timestamp
+    name: str
+    def __init__(self, id: _Optional[str] = ..., run_id: _Optional[str] = ..., pool_id: _Optional[str] = ..., diagnosis_id: _Optional[str] = ..., strategy: _Optional[str] = ..., budget: _Optional[int] = ..., num_candidates: _Optional[int] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., name: _Optional[str] = ...) -> None: ...
+
+class SuggestResponse(_message.Message):
+    __slots__ = ("progress", "candidates", "done")
+    PROGRESS_FIELD_NUMBER: _ClassVar[int]
+    CANDIDATES_FIELD_NUMBER: _ClassVar[int]
+    DONE_FIELD_NUMBER: _ClassVar[int]
+    progress: Progress
+    candidates: CandidateBatch
+    done: SuggestionSet
+    def __init__(self, progress: _Optional[_Union[Progress, _Mapping]] = ..., candidates: _Optional[_Union[CandidateBatch, _Mapping]] = ..., done: _Optional[_Union[SuggestionSet, _Mapping]] = ...) -> None: ...
+
+class CandidateBatch(_message.Message):
+    __slots__ = ("candidates",)
+    CANDIDATES_FIELD_NUMBER: _ClassVar[int]
+    candidates: _containers.RepeatedCompositeFieldContainer[Candidate]
+    def __init__(self, candidates: _Optional[_Iterable[_Union[Candidate, _Mapping]]] = ...) -> None: ...
