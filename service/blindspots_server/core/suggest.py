@@ -1,0 +1,149 @@
+"""Which unlabeled pool samples to label next: the suggestion engine's entry point.
+
+``suggest_candidates`` validates its input once, then runs one strategy:
+
+- ``targeted`` (default): near the diagnosed failure regions, weighted by their
+  excess errors, re-scored by model uncertainty and slice match, diversified
+  (see targeted.py);
+- baselines: ``random``, ``entropy``, ``margin`` (need pool probabilities) and
+  ``kcenter`` (coreset greedy away from ``labeled_embeddings``).
+
+Embeddings are compared by cosine distance (rows L2-normalised), like the
+pool index and the diagnosis.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from .pool_filters import FILTER_OPS, MetadataFilterSpec, filter_mask, predicate_mask
+from .pool_index import PoolIndex, normalise
+from .results import Predicate, ProgressFn, SuggestionCandidate, no_progress
+from .strategies import select_entropy, select_kcenter, select_margin, select_random
+from .targeted import select_targeted
+
+__all__ = ["STRATEGIES", "DEFAULT_UNCERTAINTY_WEIGHT", "DEFAULT_SLICE_WEIGHT", "TargetRegion",
+           "PoolData", "MetadataFilterSpec", "FILTER_OPS", "filter_mask", "predicate_mask",
+           "suggest_candidates", "normalise"]
+
+STRATEGIES = ("targeted", "random", "entropy", "margin", "kcenter")
+# Tuned on the listings scenario's closed loop (bench/closed_loop.py).
+DEFAULT_UNCERTAINTY_WEIGHT = 0.5
+DEFAULT_SLICE_WEIGHT = 0.5
+
+
+@dataclass(frozen=True)
+class TargetRegion:
+    """A failure region the targeted strategy aims at."""
+
+    region_id: int
+    excess_errors: float
+    failure_embeddings: np.ndarray      # the region's failed test rows
+    failure_indices: np.ndarray         # their row indices in the run (for nearest_failure_index)
+    slice_predicates: tuple[Predicate, ...] = ()   # best explaining slice, may be empty
+    kind: str = "data_gap"              # label-noise regions get no budget by default (relabel instead)
+    failure_ids: np.ndarray | None = None          # their sample ids, for readable reasons
+
+
+@dataclass
+class PoolData:
+    """The unlabeled pool: one row per sample, in the pool index's row order."""
+
+    embeddings: np.ndarray
+    probabilities: np.ndarray | None
+    metadata: pd.DataFrame
+
+
+def _check(strategy: str, budget: int, pool: PoolData, regions: list[TargetRegion],
+           labeled: np.ndarray | None, excluded: np.ndarray | None,
+           index: PoolIndex | None) -> np.ndarray:
+    """Validate the arguments; returns the bool mask of rows that may be picked."""
+    if strategy not in STRATEGIES:
+        raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
+    if isinstance(budget, bool) or int(budget) != budget or budget < 0:
+        raise ValueError(f"budget must be a non-negative integer, got {budget!r}")
+    emb = np.asarray(pool.embeddings)
+    if emb.ndim != 2 or emb.shape[1] == 0:
+        raise ValueError(f"pool.embeddings must be a 2-d array, got shape {emb.shape}")
+    n, dim = emb.shape
+    if not np.isfinite(emb).all():
+        raise ValueError("pool.embeddings contains NaN or infinite values")
+    if pool.probabilities is not None:
+        p = np.asarray(pool.probabilities)
+        if p.ndim != 2 or p.shape[0] != n or p.shape[1] < 1:
+            raise ValueError(f"pool.probabilities must have shape ({n}, classes), got {p.shape}")
+    if len(pool.metadata) != n:
+        raise ValueError(f"pool.metadata has {len(pool.metadata)} rows, pool.embeddings {n}")
+    if strategy in ("entropy", "margin") and pool.probabilities is None:
+        raise ValueError(f"pool.probabilities is required by the {strategy!r} strategy")
+    if labeled is not None and (np.ndim(labeled) != 2 or np.shape(labeled)[1] != dim):
+        raise ValueError(f"labeled_embeddings must have shape (m, {dim}), got {np.shape(labeled)}")
+    if index is not None and (index.ntotal != n or index.dim != dim):
+        raise ValueError(f"index holds {index.ntotal} rows of dim {index.dim}, "
+                         f"pool has {n} of dim {dim}")
+    if strategy == "targeted":
+        if not regions:
+            raise ValueError("regions: the targeted strategy needs at least one failure region")
+        for r in regions:
+            f = np.asarray(r.failure_embeddings)
+            if f.ndim != 2 or f.shape[1] != dim:
+                raise ValueError(f"regions: region {r.region_id} failure_embeddings must have "
+                                 f"shape (m, {dim}), got {f.shape}")
+            if len(r.failure_indices) != len(f):
+                raise ValueError(f"regions: region {r.region_id} has {len(f)} failure embeddings "
+                                 f"but {len(r.failure_indices)} failure_indices")
+            if r.failure_ids is not None and len(r.failure_ids) != len(f):
+                raise ValueError(f"regions: region {r.region_id} failure_ids length mismatch")
+            if r.slice_predicates:
+                predicate_mask(pool.metadata.iloc[:0], r.slice_predicates)  # unknown column -> error
+    if excluded is None:
+        return np.ones(n, dtype=bool)
+    excluded = np.asarray(excluded)
+    if excluded.dtype != bool or excluded.shape != (n,):
+        raise ValueError(f"excluded must be a bool array of shape ({n},), got "
+                         f"{excluded.dtype} {excluded.shape}")
+    return ~excluded
+
+
+def suggest_candidates(strategy: str, budget: int, pool: PoolData, regions: list[TargetRegion],
+                       labeled_embeddings: np.ndarray | None = None,
+                       excluded: np.ndarray | None = None, index: PoolIndex | None = None,
+                       seed: int = 0, uncertainty_weight: float | None = None,
+                       slice_weight: float | None = None,
+                       progress: ProgressFn | None = None) -> list[SuggestionCandidate]:
+    """Up to ``budget`` pool rows to label, in rank order, each with a score and a reason.
+
+    ``excluded`` rows (already labeled, filtered out, ...) are never returned.
+    ``index`` is the pool's PoolIndex (built over all pool rows); without one the
+    targeted strategy builds a temporary index. ``progress`` may raise to cancel.
+    """
+    progress = progress or no_progress
+    allowed = _check(strategy, budget, pool, regions, labeled_embeddings, excluded, index)
+    budget = int(budget)
+    uw = DEFAULT_UNCERTAINTY_WEIGHT if uncertainty_weight is None else float(uncertainty_weight)
+    sw = DEFAULT_SLICE_WEIGHT if slice_weight is None else float(slice_weight)
+    if uw < 0 or not np.isfinite(uw):
+        raise ValueError(f"uncertainty_weight must be >= 0, got {uncertainty_weight}")
+    if sw < 0 or not np.isfinite(sw):
+        raise ValueError(f"slice_weight must be >= 0, got {slice_weight}")
+    progress(0.0, f"suggesting {budget} samples with the {strategy} strategy")
+    if budget == 0 or not allowed.any():
+        progress(1.0, "done")
+        return []
+    probs = None if pool.probabilities is None else np.asarray(pool.probabilities, dtype=np.float64)
+    if strategy == "random":
+        out = select_random(allowed, budget, seed)
+    elif strategy == "entropy":
+        out = select_entropy(probs, allowed, budget)
+    elif strategy == "margin":
+        out = select_margin(probs, allowed, budget)
+    elif strategy == "kcenter":
+        labeled = None if labeled_embeddings is None else normalise(labeled_embeddings)
+        out = select_kcenter(normalise(pool.embeddings), labeled, allowed, budget, seed, progress)
+    else:
+        out = select_targeted(normalise(pool.embeddings), probs, pool, regions, allowed, budget,
+                              index, uw, sw, progress)
+    progress(1.0, "done")
+    return out

@@ -1,0 +1,207 @@
+"""The targeted strategy: pool samples near the failure regions that matter most.
+
+1. Budget split across regions by impact (excess errors), largest remainder.
+2. Candidates per region: each failure's nearest pool rows (kNN via the pool
+   index), over-fetched so exclusions and earlier regions' picks leave enough.
+3. Candidate score = closeness to the region's failures
+   + ``uncertainty_weight`` x model uncertainty (normalised entropy, when pool
+   probabilities are given) + ``slice_weight`` x [row matches the region's slice].
+4. Diverse picks: greedy, each candidate's score damped by how close it lies to
+   a sample already picked for the region (within the near-duplicate radius),
+   so the picks cover the region instead of piling on its densest point.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .pool_filters import predicate_mask
+from .pool_index import PoolIndex, normalise
+from .results import ProgressFn, SuggestionCandidate, slice_name
+from .strategies import normalised_entropy
+
+if TYPE_CHECKING:
+    from .suggest import PoolData, TargetRegion
+
+# Candidates fetched per pick: room for the diversity step to choose from.
+OVERSAMPLE = 6
+MAX_K_PER_FAILURE = 512
+# Below this share of allowed rows a filtered index search wastes most hits:
+# search a temporary index over the allowed rows instead.
+MIN_ALLOWED_SHARE = 0.25
+
+
+@dataclass
+class _Candidates:
+    rows: np.ndarray          # pool rows
+    distance: np.ndarray      # cosine distance to the nearest failure of the region
+    nearest: np.ndarray       # position of that failure in the region's failure arrays
+
+
+def allocate_budget(budget: int, weights: np.ndarray) -> np.ndarray:
+    """Split ``budget`` proportionally to ``weights`` (largest remainder, ties to the first)."""
+    w = np.clip(np.asarray(weights, dtype=np.float64), 0, None)
+    if len(w) == 0:
+        return np.zeros(0, dtype=np.int64)
+    if w.sum() <= 0:
+        w = np.ones_like(w)
+    share = budget * w / w.sum()
+    alloc = np.floor(share).astype(np.int64)
+    rest = budget - alloc.sum()
+    order = np.lexsort((np.arange(len(w)), -(share - alloc)))
+    alloc[order[:rest]] += 1
+    return alloc
+
+
+def _region_candidates(region: "TargetRegion", want: int, searcher, allowed: np.ndarray,
+                       taken: np.ndarray) -> _Candidates:
+    """Nearest allowed, not-yet-taken pool rows to the region's failures (at least ``want``)."""
+    failures = region.failure_embeddings
+    m = len(failures)
+    k = int(min(MAX_K_PER_FAILURE, max(4, math.ceil(OVERSAMPLE * want / m))))
+    while True:
+        dist, ids = searcher(failures, k)
+        owner = np.repeat(np.arange(m), ids.shape[1])
+        dist, ids = dist.ravel(), ids.ravel()
+        ok = ids >= 0
+        ok[ok] &= allowed[ids[ok]] & ~taken[ids[ok]]
+        dist, ids, owner = dist[ok], ids[ok], owner[ok]
+        # Keep each row's closest failure.
+        order = np.lexsort((owner, dist, ids))
+        ids, dist, owner = ids[order], dist[order], owner[order]
+        first = np.r_[True, ids[1:] != ids[:-1]]
+        found = _Candidates(ids[first], dist[first], owner[first])
+        exhausted = k >= MAX_K_PER_FAILURE or k * m >= 4 * allowed.sum()
+        if len(found.rows) >= min(OVERSAMPLE * want, want * 2) or exhausted:
+            return found
+        k = min(MAX_K_PER_FAILURE, k * 2)
+
+
+def _diverse_order(x: np.ndarray, score: np.ndarray, picks: int) -> tuple[np.ndarray, np.ndarray]:
+    """Greedy picks maximising score x min(1, distance to picked / radius); returns (order, gain)."""
+    n = len(score)
+    picks = min(picks, n)
+    if picks == 0:
+        return np.zeros(0, np.int64), np.zeros(0)
+    # Near-duplicate radius: the typical gap between a candidate and its closest
+    # other candidate, estimated on a fixed subset to stay O(n).
+    probe = np.linspace(0, n - 1, min(n, 256)).astype(np.int64)
+    d = 1.0 - x[probe] @ x.T
+    d[np.arange(len(probe)), probe] = np.inf
+    radius = float(np.median(d.min(axis=1))) if n > 1 else 1.0
+    radius = max(radius, 1e-6)
+    damp = np.ones(n)
+    picked = np.zeros(n, dtype=bool)
+    order, gains = [], []
+    for _ in range(picks):
+        gain = np.where(picked, -np.inf, score * damp)
+        j = int(np.argmax(gain))
+        order.append(j)
+        gains.append(float(gain[j]))
+        picked[j] = True
+        damp = np.minimum(damp, np.clip((1.0 - x @ x[j]) / radius, 0.0, 1.0))
+    return np.asarray(order), np.asarray(gains)
+
+
+def select_targeted(embeddings: np.ndarray, probabilities: np.ndarray | None, pool: "PoolData",
+                    regions: list["TargetRegion"], allowed: np.ndarray, budget: int,
+                    index: PoolIndex | None, uncertainty_weight: float, slice_weight: float,
+                    progress: ProgressFn) -> list[SuggestionCandidate]:
+    """Ranked candidates near the failure regions; see the module doc for the recipe."""
+    active = [r for r in regions if r.kind != "label_noise"] or list(regions)
+    active = [r for r in active if len(r.failure_embeddings)]
+    active.sort(key=lambda r: (-r.excess_errors, r.region_id))
+    if not active:
+        return []
+    searcher = _searcher(embeddings, allowed, index)
+    uncertainty = normalised_entropy(probabilities) if probabilities is not None else None
+    alloc = allocate_budget(budget, np.array([r.excess_errors for r in active]))
+    taken = np.zeros(len(embeddings), dtype=bool)
+    per_region: list[list[SuggestionCandidate]] = []
+    carry = 0
+    for n, (region, share) in enumerate(zip(active, alloc)):
+        progress(0.1 + 0.85 * n / len(active), f"selecting pool samples near region {region.region_id}")
+        want = int(share) + carry
+        if want == 0:
+            per_region.append([])
+            continue
+        failures = normalise(region.failure_embeddings)
+        cand = _region_candidates(_with(region, failures), want, searcher, allowed, taken)
+        picked = _pick(region, cand, embeddings, uncertainty, pool, want,
+                       uncertainty_weight, slice_weight)
+        taken[[c.pool_index for c in picked]] = True
+        carry = want - len(picked)   # a region short of candidates passes its share on
+        per_region.append(picked)
+    progress(0.97, "ranking candidates")
+    return _interleave(per_region)
+
+
+def _with(region: "TargetRegion", failures: np.ndarray) -> "TargetRegion":
+    from dataclasses import replace
+
+    return replace(region, failure_embeddings=failures)
+
+
+def _pick(region: "TargetRegion", cand: _Candidates, embeddings: np.ndarray,
+          uncertainty: np.ndarray | None, pool: "PoolData", want: int,
+          uncertainty_weight: float, slice_weight: float) -> list[SuggestionCandidate]:
+    if len(cand.rows) == 0:
+        return []
+    # Closeness relative to this region's scale: 1 at a failure, 1/e at the median distance.
+    tau = max(float(np.median(cand.distance)), 1e-6)
+    closeness = np.exp(-cand.distance / tau)
+    score = closeness.copy()
+    u = uncertainty[cand.rows] if uncertainty is not None else None
+    if u is not None:
+        score += uncertainty_weight * u
+    in_slice = np.zeros(len(cand.rows), dtype=bool)
+    if region.slice_predicates:
+        in_slice = predicate_mask(pool.metadata.iloc[cand.rows], region.slice_predicates)
+        score += slice_weight * in_slice
+    order, gain = _diverse_order(embeddings[cand.rows], score, want)
+    name = slice_name(region.slice_predicates)
+    head = (f"near failure region {region.region_id} (excess {region.excess_errors:.0f} errors"
+            + (f", {name})" if name else ")"))
+    out = []
+    for j, g in zip(order, gain):
+        f = int(cand.nearest[j])
+        run_row = int(region.failure_indices[f]) if len(region.failure_indices) else -1
+        fid = (str(region.failure_ids[f]) if region.failure_ids is not None
+               else f"row {run_row}")
+        parts = [head, f"nearest failure {fid} at distance {cand.distance[j]:.2f}"]
+        if in_slice[j]:
+            parts.append("matches the region's slice")
+        if u is not None:
+            parts.append(f"uncertainty {u[j]:.2f}")
+        out.append(SuggestionCandidate(
+            pool_index=int(cand.rows[j]), score=float(g), region_id=int(region.region_id),
+            reason="; ".join(parts), nearest_failure_index=run_row,
+            distance=float(cand.distance[j]), slice=name))
+    return out
+
+
+def _interleave(per_region: list[list[SuggestionCandidate]]) -> list[SuggestionCandidate]:
+    """Merge region lists so any prefix holds each region's impact-proportional share."""
+    keyed = []
+    for r, picks in enumerate(per_region):
+        n = len(picks)
+        keyed += [((i + 0.5) / n, r, i, c) for i, c in enumerate(picks)]
+    keyed.sort(key=lambda t: t[:3])
+    return [t[3] for t in keyed]
+
+
+def _searcher(embeddings: np.ndarray, allowed: np.ndarray, index: PoolIndex | None):
+    """search(queries, k) -> (distances, pool rows) over the pool, honouring sparsity of ``allowed``."""
+    n = len(embeddings)
+    if index is not None and allowed.sum() >= MIN_ALLOWED_SHARE * n:
+        return index.search
+    rows = np.flatnonzero(allowed)
+    local = PoolIndex(embeddings.shape[1]).build(embeddings[rows])
+
+    def search(queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        dist, ids = local.search(queries, k)
+        return dist, np.where(ids >= 0, rows[np.maximum(ids, 0)], -1)
+    return search
