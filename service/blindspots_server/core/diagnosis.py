@@ -1,0 +1,211 @@
+"""Diagnosis: where the model fails (regions), why (slices), and whether to relabel or collect.
+
+``Diagnoser(...).fit(embeddings, labels, probabilities, metadata)`` composes the
+findings of the small modules next to it (failures, failure_clusters,
+slice_finder, slice_explanations, region_typing) into one DiagnosisResult.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from .failure_clusters import FailureClusterer, FailureClusters
+from .failures import FAILURE_DEFINITIONS, Outcomes, model_outcomes
+from .region_typing import RegionTyper
+from .results import (Confusion, DiagnosisResult, Example, FailureRegion, Interval, ProgressFn,
+                      SliceStat, no_progress)
+from .significance import benjamini_hochberg, excess_error_p_values, interval, wilson_interval
+
+NUM_CONFUSIONS = 5
+NUM_TYPICAL_FAILURES = 5
+
+
+class Diagnoser:
+    """Finds failure regions and high-error slices of one model on one test set.
+
+    None parameters are scaled to the data size at fit time; ``result_.params``
+    holds the values actually used.
+    """
+
+    def __init__(self, failure_definition: str = "mispredicted", top_loss_quantile: float = 0.1,
+                 min_cluster_size: int | None = None, min_samples: int | None = None,
+                 reduce_to: int | None = None, max_regions: int = 20, fdr_alpha: float = 0.05,
+                 max_slice_predicates: int = 3, min_slice_support: int | None = None,
+                 sliceline_alpha: float = 0.95, top_slices: int = 10, quantile_bins: int = 5,
+                 seed: int = 0):
+        self.failure_definition = failure_definition
+        self.top_loss_quantile = top_loss_quantile
+        self.min_cluster_size = min_cluster_size
+        self.min_samples = min_samples
+        self.reduce_to = reduce_to
+        self.max_regions = max_regions
+        self.fdr_alpha = fdr_alpha
+        self.max_slice_predicates = max_slice_predicates
+        self.min_slice_support = min_slice_support
+        self.sliceline_alpha = sliceline_alpha
+        self.top_slices = top_slices
+        self.quantile_bins = quantile_bins
+        self.seed = seed
+
+    def fit(self, embeddings: np.ndarray, labels: np.ndarray, probabilities: np.ndarray,
+            metadata: pd.DataFrame | None = None, sample_ids: np.ndarray | None = None,
+            uris: np.ndarray | None = None, progress: ProgressFn | None = None) -> DiagnosisResult:
+        """Diagnose one test set; returns (and stores in ``result_``) a DiagnosisResult."""
+        progress = progress or no_progress
+        self._check_params()
+        embeddings, labels, probabilities, metadata, sample_ids, uris = _validated(
+            embeddings, labels, probabilities, metadata, sample_ids, uris)
+        n = len(labels)
+        progress(0.0, "scoring predictions")
+        outcomes = model_outcomes(labels, probabilities, self.failure_definition,
+                                  self.top_loss_quantile)
+        failed = outcomes.failed
+        num_failures = int(failed.sum())
+        baseline = num_failures / n
+
+        progress(0.05, "clustering failures")
+        clusterer = FailureClusterer(self.min_cluster_size, self.min_samples, self.reduce_to,
+                                     seed=self.seed)
+        clusters = clusterer.fit(embeddings, failed)
+        progress(0.45, "testing regions")
+        cand_support = np.bincount(clusters.region_of_sample[clusters.region_of_sample >= 0],
+                                   minlength=clusters.num_regions)
+        cand_failures = np.bincount(clusters.region_of_sample[(clusters.region_of_sample >= 0) & failed],
+                                    minlength=clusters.num_regions)
+        region_p = excess_error_p_values(cand_failures, cand_support, baseline)
+
+        p_all = region_p
+        q_all = benjamini_hochberg(p_all)
+        region_q = q_all[: clusters.num_regions]
+
+        excess = cand_failures - cand_support * baseline
+        keep = np.flatnonzero((region_q <= self.fdr_alpha) & (excess > 0))
+        keep = keep[np.argsort(-excess[keep], kind="stable")][: self.max_regions]
+
+        progress(0.7, "typing regions")
+        typer = RegionTyper(seed=self.seed)
+        types = typer.fit(clusters.reduced, labels, outcomes.predicted, outcomes.confidence, failed,
+                          clusters.region_of_sample, [int(c) for c in keep])
+        regions: list[FailureRegion] = []
+        region_of_sample = np.full(n, -1, dtype=np.int64)
+        for rank, c in enumerate(keep):
+            members = clusters.region_of_sample == c
+            region_of_sample[members] = rank
+            lo, hi = wilson_interval(cand_failures[c], cand_support[c])
+            rtype = types[int(c)]
+            regions.append(FailureRegion(
+                region_id=rank, support=int(cand_support[c]), failures=int(cand_failures[c]),
+                error_rate=float(cand_failures[c] / cand_support[c]), ci=Interval(float(lo), float(hi)),
+                lift=_lift(cand_failures[c] / cand_support[c], baseline), excess_errors=float(excess[c]),
+                p_value=float(region_p[c]), q_value=float(region_q[c]),
+                confusions=_confusions(labels, outcomes.predicted, members & failed),
+                typical_failures=_typical_failures(clusters.reduced, members & failed, outcomes,
+                                                   labels, sample_ids, uris),
+                mean_failure_confidence=float(outcomes.confidence[members & failed].mean()),
+                kind=rtype.kind, evidence=rtype.evidence))
+        progress(1.0, "done")
+        params = {**self._used_params(), **clusters.params}
+        self.result_ = DiagnosisResult(
+            num_samples=n, num_failures=num_failures, baseline_error_rate=baseline,
+            baseline_ci=interval(num_failures, n), regions=regions, slices=[],
+            num_hypotheses_tested=int(len(p_all)), num_regions_tested=int(clusters.num_regions),
+            fdr_alpha=self.fdr_alpha, region_of_sample=region_of_sample, failed=failed, params=params)
+        return self.result_
+
+    def _check_params(self) -> None:
+        if self.failure_definition not in FAILURE_DEFINITIONS:
+            raise ValueError(f"failure_definition must be one of {FAILURE_DEFINITIONS}, "
+                             f"got {self.failure_definition!r}")
+        if not 0 < self.fdr_alpha < 1:
+            raise ValueError(f"fdr_alpha must be in (0, 1), got {self.fdr_alpha}")
+        if not 0 < self.sliceline_alpha <= 1:
+            raise ValueError(f"sliceline_alpha must be in (0, 1], got {self.sliceline_alpha}")
+        for name in ("max_regions", "max_slice_predicates", "top_slices", "quantile_bins"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+
+    def _used_params(self) -> dict:
+        return {"failure_definition": self.failure_definition,
+                "top_loss_quantile": float(self.top_loss_quantile),
+                "max_regions": int(self.max_regions), "fdr_alpha": float(self.fdr_alpha),
+                "max_slice_predicates": int(self.max_slice_predicates),
+                "sliceline_alpha": float(self.sliceline_alpha), "top_slices": int(self.top_slices),
+                "quantile_bins": int(self.quantile_bins), "seed": int(self.seed)}
+
+
+def _lift(rate: float, baseline: float) -> float:
+    return float(rate / baseline) if baseline > 0 else math.inf
+
+
+def _confusions(labels: np.ndarray, predicted: np.ndarray, rows: np.ndarray) -> list[Confusion]:
+    """Most frequent (given label -> prediction) pairs among the rows."""
+    pairs = pd.Series(list(zip(labels[rows].tolist(), predicted[rows].tolist()))).value_counts()
+    return [Confusion(int(t), int(p), int(c)) for (t, p), c in pairs.head(NUM_CONFUSIONS).items()]
+
+
+def _typical_failures(reduced: np.ndarray, rows: np.ndarray, outcomes: Outcomes, labels: np.ndarray,
+                      sample_ids: np.ndarray, uris: np.ndarray) -> list[Example]:
+    """The region's failures closest to the centre of its failures, medoid first."""
+    idx = np.flatnonzero(rows)
+    if len(idx) == 0:
+        return []
+    pts = reduced[idx]
+    centre = pts.mean(axis=0)
+    order = idx[np.argsort(((pts - centre) ** 2).sum(axis=1), kind="stable")][:NUM_TYPICAL_FAILURES]
+    return [Example(index=int(i), sample_id=str(sample_ids[i]), uri=str(uris[i]), label=int(labels[i]),
+                    predicted=int(outcomes.predicted[i]), confidence=float(outcomes.confidence[i]),
+                    failed=bool(outcomes.failed[i])) for i in order]
+
+
+def _validated(embeddings, labels, probabilities, metadata, sample_ids, uris):
+    """Arrays checked once at the boundary; errors name the argument."""
+    embeddings = np.asarray(embeddings)
+    probabilities = np.asarray(probabilities)
+    labels = np.asarray(labels)
+    if embeddings.ndim != 2:
+        raise ValueError(f"embeddings must be 2-D (rows x dims), got shape {embeddings.shape}")
+    if probabilities.ndim != 2:
+        raise ValueError(f"probabilities must be 2-D (rows x classes), got shape {probabilities.shape}")
+    if labels.ndim != 1:
+        raise ValueError(f"labels must be 1-D, got shape {labels.shape}")
+    n = len(labels)
+    if len(embeddings) != n or len(probabilities) != n:
+        raise ValueError(f"embeddings has {len(embeddings)} rows, probabilities has "
+                         f"{len(probabilities)} rows but labels has {n}")
+    if n == 0:
+        raise ValueError("labels is empty: nothing to diagnose")
+    if embeddings.shape[1] == 0:
+        raise ValueError("embeddings has 0 columns")
+    if not np.issubdtype(labels.dtype, np.integer):
+        if np.issubdtype(labels.dtype, np.floating) and np.all(np.mod(labels, 1) == 0):
+            labels = labels.astype(np.int64)
+        else:
+            raise ValueError(f"labels must be integers, got dtype {labels.dtype}")
+    labels = labels.astype(np.int64)
+    num_classes = probabilities.shape[1]
+    if labels.min() < 0 or labels.max() >= num_classes:
+        raise ValueError(f"labels must lie in [0, {num_classes}) (probabilities has {num_classes} "
+                         f"columns), got range [{labels.min()}, {labels.max()}]")
+    if not np.isfinite(embeddings).all():
+        raise ValueError("embeddings contains NaN or infinite values")
+    if not np.isfinite(probabilities).all():
+        raise ValueError("probabilities contains NaN or infinite values")
+    if metadata is not None:
+        if not isinstance(metadata, pd.DataFrame):
+            raise ValueError(f"metadata must be a pandas DataFrame, got {type(metadata).__name__}")
+        if len(metadata) != n:
+            raise ValueError(f"metadata has {len(metadata)} rows but labels has {n}")
+        metadata = metadata.reset_index(drop=True)
+    if sample_ids is None:
+        sample_ids = np.array([str(i) for i in range(n)])
+    sample_ids = np.asarray(sample_ids)
+    if len(sample_ids) != n:
+        raise ValueError(f"sample_ids has {len(sample_ids)} entries but labels has {n}")
+    if uris is None:
+        uris = np.full(n, "", dtype=object)
+    uris = np.asarray(uris)
+    if len(uris) != n:
+        raise ValueError(f"uris has {len(uris)} entries but labels has {n}")
+    return embeddings, labels, probabilities, metadata, sample_ids, uris
