@@ -1,0 +1,79 @@
+"""Pack numpy arrays and pandas metadata into API batches."""
+from __future__ import annotations
+
+import hashlib
+from typing import Iterator, Optional, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .v1 import blindspots_pb2 as pb
+
+
+def as_matrix(values, name: str, rows: int) -> np.ndarray:
+    m = np.asarray(values)
+    if m.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D array (rows x columns), got shape {m.shape}")
+    if m.shape[0] != rows:
+        raise ValueError(f"{name} has {m.shape[0]} rows but sample_ids has {rows}")
+    return np.ascontiguousarray(m, dtype="<f4")
+
+
+def metadata_columns(frame: Optional[pd.DataFrame], start: int, stop: int) -> list[pb.Column]:
+    if frame is None:
+        return []
+    cols = []
+    part = frame.iloc[start:stop]
+    for name in frame.columns:
+        series = part[name]
+        col = pb.Column(name=str(name))
+        null = series.isna().to_numpy()
+        if pd.api.types.is_datetime64_any_dtype(series.dtype):
+            s = series
+            if getattr(s.dt, "tz", None) is not None:
+                s = s.dt.tz_convert("UTC").dt.tz_localize(None)
+            micros = s.astype("datetime64[us]").to_numpy().astype("int64")
+            micros[null] = 0
+            col.timestamps.unix_micros.extend(micros.tolist())
+            if null.any():
+                col.is_null.extend(null.tolist())
+        elif pd.api.types.is_bool_dtype(series.dtype) or pd.api.types.is_numeric_dtype(series.dtype):
+            col.numbers.values.extend(series.astype("float64").to_numpy().tolist())
+        else:
+            col.strings.values.extend(["" if n else str(v) for v, n in zip(series.tolist(), null)])
+            if null.any():
+                col.is_null.extend(null.tolist())
+        cols.append(col)
+    return cols
+
+
+def batch_id_for(prefix: str, ids: Sequence[str]) -> str:
+    """Deterministic id from the batch's sample ids: re-sending the same rows
+    (a retry, or a pipeline step that runs again) is recognised as a duplicate."""
+    h = hashlib.sha1()
+    for sid in ids:
+        h.update(sid.encode())
+        h.update(b"\0")
+    return f"{prefix}{h.hexdigest()[:24]}"
+
+
+def iter_batches(target_field: str, target_id: str, sample_ids: Sequence[str], embeddings: np.ndarray,
+                 labels: Optional[np.ndarray], probabilities: Optional[np.ndarray],
+                 metadata: Optional[pd.DataFrame], uris: Optional[Sequence[str]], batch_size: int,
+                 logits: bool, batch_id_prefix: str) -> Iterator[pb.IngestBatch]:
+    n = len(sample_ids)
+    for start in range(0, n, batch_size):
+        stop = min(start + batch_size, n)
+        ids = [str(s) for s in sample_ids[start:stop]]
+        msg = pb.IngestBatch(batch_id=batch_id_for(batch_id_prefix, ids), sample_ids=ids,
+                             embeddings=embeddings[start:stop].tobytes(),
+                             metadata=metadata_columns(metadata, start, stop),
+                             probabilities_are_logits=logits)
+        setattr(msg, target_field, target_id)
+        if labels is not None:
+            msg.labels.extend(labels[start:stop].tolist())
+        if probabilities is not None:
+            msg.probabilities = probabilities[start:stop].tobytes()
+        if uris is not None:
+            msg.uris.extend(str(u) for u in uris[start:stop])
+        yield msg

@@ -1,0 +1,173 @@
+"""The `blindspots` command line.
+
+    blindspots serve [--data-dir DIR] [--port N] [--metrics-port N]
+    blindspots demo [--output-dir DIR]
+    blindspots runs [--project P]
+    blindspots pools [--project P]
+    blindspots diagnose RUN [--min-cluster-size N ...]
+    blindspots suggest RUN --pool POOL --budget N -o FILE [--strategy S]
+
+Client commands read the server address from --address or BLINDSPOTS_ADDRESS,
+a token from --token or BLINDSPOTS_TOKEN, a CA file from --ca or BLINDSPOTS_CA.
+`serve` and `demo` need the server package (blindspots-server) installed.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Optional
+
+from .errors import BlindspotsError
+
+
+def _client(args):
+    from .client import Client
+    return Client(args.address, token=args.token or None, root_certificates=args.ca or None)
+
+
+def _cmd_serve(args) -> int:
+    try:
+        from blindspots_server.config import ServerConfig
+        from blindspots_server.server.app import serve
+    except ImportError:
+        print("`blindspots serve` needs the server package: pip install blindspots-server", file=sys.stderr)
+        return 2
+    overrides = {k: getattr(args, k) for k in ("data_dir", "host", "port", "metrics_port",
+                                               "auth_tokens_file", "tls_cert", "tls_key")}
+    serve(ServerConfig.from_env(**overrides))
+    return 0
+
+
+def _cmd_demo(args) -> int:
+    try:
+        from blindspots_server.demo import run_demo
+    except ImportError:
+        print("`blindspots demo` needs the server package: pip install blindspots-server", file=sys.stderr)
+        return 2
+    run_demo(output_dir=args.output_dir, seed=args.seed, quick=args.quick)
+    return 0
+
+
+def _cmd_runs(args) -> int:
+    with _client(args) as client:
+        frame = client.runs_frame(args.project)
+    print(frame.to_string(index=False) if len(frame) else "no runs")
+    return 0
+
+
+def _cmd_pools(args) -> int:
+    with _client(args) as client:
+        pools = client.list_pools(args.project)
+    for p in pools:
+        m = p.message
+        print(f"{m.id}  {m.name}  project={m.project}  rows={m.num_rows}  dim={m.embedding_dim}  "
+              f"index={m.index.kind or '-'}({m.index.num_indexed})")
+    if not pools:
+        print("no pools")
+    return 0
+
+
+def _cmd_diagnose(args) -> int:
+    params = {k: v for k, v in (("min_cluster_size", args.min_cluster_size), ("fdr_alpha", args.fdr_alpha),
+                                ("failure_definition", args.failure_definition)) if v}
+    with _client(args) as client:
+        run = client.get_run(args.run)
+        diagnosis = run.latest_diagnosis() if args.latest else run.diagnose(progress=True, **params)
+    print(diagnosis.summary(max_regions=args.max_regions))
+    return 0
+
+
+def _cmd_suggest(args) -> int:
+    filters = []
+    for f in args.filter or []:
+        for op in ("<=", ">=", "!=", "==", "<", ">", "="):
+            if op in f:
+                col, val = f.split(op, 1)
+                try:
+                    value = float(val)
+                except ValueError:
+                    value = val
+                filters.append((col.strip(), "==" if op == "=" else op, value))
+                break
+        else:
+            raise SystemExit(f"--filter {f!r}: use column=value, column<number, ...")
+    with _client(args) as client:
+        frame = client.suggest(args.run, args.pool, args.budget, strategy=args.strategy, filters=filters,
+                               allow_repeats=args.allow_repeats, output=args.output, progress=True)
+    print(f"{len(frame)} candidates written to {args.output} (suggestion set {frame.attrs['suggestion_set']})")
+    if len(frame):
+        print(frame.head(args.show)[["rank", "sample_id", "score", "region_id", "reason"]].to_string(index=False))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="blindspots", description=__doc__.split("\n")[0])
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def client_args(sp):
+        sp.add_argument("--address", default=os.environ.get("BLINDSPOTS_ADDRESS", "localhost:50051"))
+        sp.add_argument("--token", default=os.environ.get("BLINDSPOTS_TOKEN", ""))
+        sp.add_argument("--ca", default=os.environ.get("BLINDSPOTS_CA", ""), help="PEM CA file: use TLS")
+
+    s = sub.add_parser("serve", help="run the server (embedded store)")
+    s.add_argument("--data-dir", dest="data_dir")
+    s.add_argument("--host")
+    s.add_argument("--port", type=int)
+    s.add_argument("--metrics-port", dest="metrics_port", type=int)
+    s.add_argument("--auth-tokens-file", dest="auth_tokens_file")
+    s.add_argument("--tls-cert", dest="tls_cert")
+    s.add_argument("--tls-key", dest="tls_key")
+    s.set_defaults(fn=_cmd_serve)
+
+    s = sub.add_parser("demo", help="start a server on a temporary store and run the demo pipeline")
+    s.add_argument("--output-dir", default="demo-output")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--quick", action="store_true", help="smaller data")
+    s.set_defaults(fn=_cmd_demo)
+
+    s = sub.add_parser("runs", help="list runs")
+    client_args(s)
+    s.add_argument("--project", default="")
+    s.set_defaults(fn=_cmd_runs)
+
+    s = sub.add_parser("pools", help="list pools")
+    client_args(s)
+    s.add_argument("--project", default="")
+    s.set_defaults(fn=_cmd_pools)
+
+    s = sub.add_parser("diagnose", help="diagnose a run and print the summary")
+    client_args(s)
+    s.add_argument("run")
+    s.add_argument("--latest", action="store_true", help="show the latest diagnosis instead of a new one")
+    s.add_argument("--min-cluster-size", type=int, default=0)
+    s.add_argument("--fdr-alpha", type=float, default=0.0)
+    s.add_argument("--failure-definition", default="", choices=["", "mispredicted", "top_loss"])
+    s.add_argument("--max-regions", type=int, default=10)
+    s.set_defaults(fn=_cmd_diagnose)
+
+    s = sub.add_parser("suggest", help="write the samples to label next as a manifest")
+    client_args(s)
+    s.add_argument("run")
+    s.add_argument("--pool", required=True)
+    s.add_argument("--budget", type=int, required=True)
+    s.add_argument("-o", "--output", required=True, help=".parquet or .csv")
+    s.add_argument("--strategy", default="targeted")
+    s.add_argument("--filter", action="append", help="e.g. region=north, price<500000 (repeatable)")
+    s.add_argument("--allow-repeats", action="store_true")
+    s.add_argument("--show", type=int, default=10)
+    s.set_defaults(fn=_cmd_suggest)
+    return p
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except BlindspotsError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

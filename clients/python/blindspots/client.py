@@ -1,0 +1,350 @@
+"""The Python SDK: log predictions and pools, diagnose, pull suggestions.
+
+    from blindspots import Client
+    client = Client("localhost:50051")
+    run = client.create_run("resnet-v3-eval", class_names=names, embedding_dim=512)
+    run.log_predictions(ids, labels, probs, embeddings, metadata=df, uris=uris)
+    diagnosis = run.diagnose()
+    print(diagnosis.summary())
+    pool = client.create_pool("unlabeled-2026-11", embedding_dim=512)
+    pool.add(pool_ids, pool_embeddings, metadata=pool_df, uris=pool_uris)
+    picks = run.suggest(pool, budget=1000, output="to_label.parquet")
+"""
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass
+from typing import Callable, Iterable, Optional, Sequence, TypeVar, Union
+
+import grpc
+import numpy as np
+import pandas as pd
+
+from ._columns import as_matrix, iter_batches
+from ._progress import ProgressBar
+from .errors import BlindspotsError, JobFailedError, from_rpc_error
+from .results import Diagnosis, candidates_frame, write_manifest
+from .v1 import blindspots_pb2 as pb
+from .v1 import blindspots_pb2_grpc as pb_grpc
+
+T = TypeVar("T")
+RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+FILTER_OPS = {"==": "eq", "!=": "ne", "<": "lt", "<=": "le", ">": "gt", ">=": "ge", "in": "in"}
+
+
+@dataclass(frozen=True)
+class IngestSummary:
+    rows_received: int
+    rows_stored: int
+    batches: int
+    duplicate_batches: int
+    total_rows: int
+
+
+class Client:
+    """A connection to a blindspots server.
+
+    ``token``: bearer token sent with every call (servers with auth enabled).
+    ``root_certificates``: PEM bytes or a file path of the CA that signed the
+    server's certificate; set it (or ``tls=True`` for system roots) to use TLS.
+    Calls failing with UNAVAILABLE or DEADLINE_EXCEEDED are retried with
+    exponential backoff up to ``retries`` times; ingest retries re-send the same
+    batch ids, so nothing is stored twice.
+    """
+
+    def __init__(self, address: str = "localhost:50051", *, token: Optional[str] = None,
+                 root_certificates: Union[bytes, str, None] = None, tls: bool = False,
+                 timeout: float = 600.0, retries: int = 5, max_message_mb: int = 64):
+        self.address = address
+        self.timeout = timeout
+        self.retries = retries
+        options = [("grpc.max_receive_message_length", max_message_mb << 20),
+                   ("grpc.max_send_message_length", max_message_mb << 20)]
+        if root_certificates is not None or tls:
+            if isinstance(root_certificates, str):
+                with open(root_certificates, "rb") as fh:
+                    root_certificates = fh.read()
+            creds = grpc.ssl_channel_credentials(root_certificates=root_certificates)
+            self._channel = grpc.secure_channel(address, creds, options=options)
+        else:
+            self._channel = grpc.insecure_channel(address, options=options)
+        self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
+        self.stub = pb_grpc.BlindspotsStub(self._channel)
+
+    # ------------------------------------------------------------ plumbing
+    def _call(self, fn: Callable[[], T]) -> T:
+        delay = 0.2
+        for attempt in range(self.retries + 1):
+            try:
+                return fn()
+            except grpc.RpcError as err:
+                if err.code() in RETRYABLE and attempt < self.retries:
+                    time.sleep(delay * (1 + random.random()))
+                    delay = min(delay * 2, 5.0)
+                    continue
+                raise from_rpc_error(err) from None
+        raise AssertionError("unreachable")
+
+    def _unary(self, method, request):
+        return self._call(lambda: method(request, timeout=self.timeout, metadata=self._metadata))
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        """Block until the server accepts connections."""
+        grpc.channel_ready_future(self._channel).result(timeout=timeout)
+
+    # ------------------------------------------------------------ runs
+    def create_run(self, name: str, class_names: Sequence[str], embedding_dim: int, *, project: str = "",
+                   model_name: str = "", model_version: str = "", dataset_name: str = "") -> "Run":
+        msg = self._unary(self.stub.CreateRun, pb.CreateRunRequest(
+            name=name, project=project, class_names=list(class_names), embedding_dim=int(embedding_dim),
+            model_name=model_name, model_version=model_version, dataset_name=dataset_name))
+        return Run(self, msg)
+
+    def get_run(self, run_id: str) -> "Run":
+        return Run(self, self._unary(self.stub.GetRun, pb.GetRunRequest(run_id=run_id)))
+
+    def list_runs(self, project: str = "") -> list["Run"]:
+        out, token = [], ""
+        while True:
+            resp = self._unary(self.stub.ListRuns, pb.ListRunsRequest(project=project, page_token=token))
+            out.extend(Run(self, r) for r in resp.runs)
+            token = resp.next_page_token
+            if not token:
+                return out
+
+    def runs_frame(self, project: str = "") -> pd.DataFrame:
+        return pd.DataFrame([{"id": r.id, "name": r.name, "project": r.message.project,
+                              "model": r.message.model_name, "version": r.message.model_version,
+                              "rows": r.message.num_rows, "created_at": r.message.created_at.ToDatetime()}
+                             for r in self.list_runs(project)],
+                            columns=["id", "name", "project", "model", "version", "rows", "created_at"])
+
+    # ------------------------------------------------------------ pools
+    def create_pool(self, name: str, embedding_dim: int, *, num_classes: int = 0, project: str = "") -> "Pool":
+        return Pool(self, self._unary(self.stub.CreatePool, pb.CreatePoolRequest(
+            name=name, project=project, embedding_dim=int(embedding_dim), num_classes=int(num_classes))))
+
+    def get_pool(self, pool_id: str) -> "Pool":
+        return Pool(self, self._unary(self.stub.GetPool, pb.GetPoolRequest(pool_id=pool_id)))
+
+    def list_pools(self, project: str = "") -> list["Pool"]:
+        out, token = [], ""
+        while True:
+            resp = self._unary(self.stub.ListPools, pb.ListPoolsRequest(project=project, page_token=token))
+            out.extend(Pool(self, p) for p in resp.pools)
+            token = resp.next_page_token
+            if not token:
+                return out
+
+    # ------------------------------------------------------------ ingest
+    def _ingest(self, method, target_field: str, target_id: str, sample_ids, embeddings, labels, probabilities,
+                metadata, uris, batch_size: int, logits: bool, batch_id_prefix: str,
+                progress: Union[bool, str]) -> IngestSummary:
+        ids = [str(s) for s in sample_ids]
+        n = len(ids)
+        emb = as_matrix(embeddings, "embeddings", n)
+        lab = None if labels is None else np.asarray(labels, dtype=np.int64).reshape(-1)
+        if lab is not None and len(lab) != n:
+            raise ValueError(f"labels has {len(lab)} values but sample_ids has {n}")
+        prob = None if probabilities is None else as_matrix(probabilities, "probabilities", n)
+        if metadata is not None and len(metadata) != n:
+            raise ValueError(f"metadata has {len(metadata)} rows but sample_ids has {n}")
+        if uris is not None and len(uris) != n:
+            raise ValueError(f"uris has {len(uris)} values but sample_ids has {n}")
+        if metadata is not None:
+            metadata = metadata.reset_index(drop=True)
+        bar = ProgressBar(f"ingest {target_id}", progress)
+
+        def stream() -> Iterable[pb.IngestBatch]:
+            sent = 0
+            for msg in iter_batches(target_field, target_id, ids, emb, lab, prob, metadata,
+                                    None if uris is None else list(uris), batch_size, logits, batch_id_prefix):
+                sent += len(msg.sample_ids)
+                yield msg
+                bar.update(sent / max(n, 1), f"{sent}/{n} rows")
+
+        try:
+            resp = self._call(lambda: method(stream(), timeout=self.timeout, metadata=self._metadata))
+        finally:
+            bar.close()
+        return IngestSummary(resp.rows_received, resp.rows_stored, resp.batches_received,
+                             resp.batches_duplicate, resp.total_rows)
+
+    # ------------------------------------------------------------ jobs
+    def wait_job(self, job_id: str, progress: Union[bool, str] = "auto", label: str = "job") -> pb.Job:
+        """Follow a job until it ends; raise JobFailedError unless it succeeded."""
+        bar = ProgressBar(label, progress)
+        job = None
+        try:
+            while True:
+                try:
+                    for job in self.stub.WatchJob(pb.GetJobRequest(job_id=job_id), timeout=self.timeout,
+                                                  metadata=self._metadata):
+                        bar.update(job.fraction_done, job.stage)
+                    break
+                except grpc.RpcError as err:
+                    if err.code() not in RETRYABLE:
+                        raise from_rpc_error(err) from None
+                    time.sleep(0.5)
+        finally:
+            bar.close()
+        if job is None or job.state not in (pb.Job.SUCCEEDED, pb.Job.FAILED, pb.Job.CANCELLED):
+            job = self._unary(self.stub.GetJob, pb.GetJobRequest(job_id=job_id))
+        if job.state != pb.Job.SUCCEEDED:
+            raise JobFailedError(grpc.StatusCode.ABORTED,
+                                 f"job {job_id} ended {pb.Job.State.Name(job.state)}: {job.error}")
+        return job
+
+    def get_diagnosis(self, diagnosis_id: str = "", run_id: str = "") -> Diagnosis:
+        return Diagnosis(self._unary(self.stub.GetDiagnosis,
+                                     pb.GetDiagnosisRequest(diagnosis_id=diagnosis_id, run_id=run_id)))
+
+    # ------------------------------------------------------------ suggest
+    def suggest(self, run_id: str, pool_id: str, budget: int, *, strategy: str = "targeted",
+                diagnosis_id: str = "", exclude_ids: Sequence[str] = (), allow_repeats: bool = False,
+                filters: Sequence[tuple] = (), seed: int = 0, name: str = "",
+                uncertainty_weight: float = 0.0, slice_weight: float = 0.0,
+                output: Union[str, None] = None, progress: Union[bool, str] = "auto") -> pd.DataFrame:
+        """Ranked pool samples to label next, as a DataFrame (rank, sample_id, uri,
+        score, region_id, reason, ...). ``filters``: tuples like ("region", "==", "north"),
+        ("price", "<", 500000), ("camera", "in", ["cam_a", "cam_b"]). ``output``:
+        also write the manifest to this .parquet/.csv path. ``df.attrs["suggestion_set"]``
+        holds the stored set's id."""
+        request = pb.SuggestRequest(run_id=run_id, pool_id=pool_id, budget=int(budget), strategy=strategy,
+                                    diagnosis_id=diagnosis_id, exclude_ids=[str(i) for i in exclude_ids],
+                                    allow_repeats=allow_repeats, filters=[_filter(f) for f in filters],
+                                    seed=seed, name=name, uncertainty_weight=uncertainty_weight,
+                                    slice_weight=slice_weight)
+        bar = ProgressBar(f"suggest {strategy}", progress)
+
+        def call():
+            candidates, done = [], None
+            for resp in self.stub.Suggest(request, timeout=self.timeout, metadata=self._metadata):
+                kind = resp.WhichOneof("payload")
+                if kind == "progress":
+                    bar.update(resp.progress.fraction_done, resp.progress.stage)
+                elif kind == "candidates":
+                    candidates.extend(resp.candidates.candidates)
+                else:
+                    done = resp.done
+            return candidates, done
+
+        try:
+            candidates, done = self._call(call)
+        finally:
+            bar.close()
+        frame = candidates_frame(candidates)
+        frame.attrs["suggestion_set"] = done.id if done is not None else ""
+        if output:
+            write_manifest(frame, output)
+        return frame
+
+
+def _filter(f) -> pb.MetadataFilter:
+    if isinstance(f, pb.MetadataFilter):
+        return f
+    column, op, value = f
+    op = FILTER_OPS.get(op, op)
+    msg = pb.MetadataFilter(column=column, op=op)
+    if op in ("eq", "ne", "in") and not isinstance(value, (int, float, np.number, pd.Timestamp)):
+        msg.values.extend([str(v) for v in value] if isinstance(value, (list, tuple, set)) else [str(value)])
+    elif isinstance(value, (pd.Timestamp, np.datetime64)) or hasattr(value, "timestamp"):
+        msg.number = pd.Timestamp(value).value / 1000.0       # unix micros
+    else:
+        msg.number = float(value)
+    return msg
+
+
+class Run:
+    """A run on the server; ``message`` is the API's Run."""
+
+    def __init__(self, client: Client, message: pb.Run):
+        self.client = client
+        self.message = message
+
+    @property
+    def id(self) -> str:
+        return self.message.id
+
+    @property
+    def name(self) -> str:
+        return self.message.name
+
+    def refresh(self) -> "Run":
+        self.message = self.client.get_run(self.id).message
+        return self
+
+    def log_predictions(self, sample_ids: Sequence[str], labels, probabilities, embeddings,
+                        metadata: Optional[pd.DataFrame] = None, uris: Optional[Sequence[str]] = None, *,
+                        batch_size: int = 4096, logits: bool = False, batch_id_prefix: str = "",
+                        progress: Union[bool, str] = "auto") -> IngestSummary:
+        """Stream test-set predictions in batches. ``probabilities``: N x C (or raw
+        scores with ``logits=True``); ``embeddings``: N x D; ``metadata``: one row per sample."""
+        return self.client._ingest(self.client.stub.IngestPredictions, "run_id", self.id, sample_ids, embeddings,
+                                   labels, probabilities, metadata, uris, batch_size, logits, batch_id_prefix,
+                                   progress)
+
+    def diagnose(self, *, wait: bool = True, progress: Union[bool, str] = "auto", **params) -> Union[Diagnosis, pb.Job]:
+        """Start a diagnosis; with ``wait`` follow its progress and return the result.
+        ``params``: fields of DiagnosisParams (min_cluster_size=..., fdr_alpha=...)."""
+        job = self.client._unary(self.client.stub.Diagnose,
+                                 pb.DiagnoseRequest(run_id=self.id, params=pb.DiagnosisParams(**params)))
+        if not wait:
+            return job
+        job = self.client.wait_job(job.id, progress, label="diagnose")
+        return self.client.get_diagnosis(job.result_id)
+
+    def latest_diagnosis(self) -> Diagnosis:
+        return self.client.get_diagnosis(run_id=self.id)
+
+    def suggest(self, pool: Union["Pool", str], budget: int, **kwargs) -> pd.DataFrame:
+        pool_id = pool.id if isinstance(pool, Pool) else pool
+        return self.client.suggest(self.id, pool_id, budget, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"Run(id={self.id!r}, name={self.name!r}, rows={self.message.num_rows})"
+
+
+class Pool:
+    """An unlabeled pool on the server; ``message`` is the API's Pool."""
+
+    def __init__(self, client: Client, message: pb.Pool):
+        self.client = client
+        self.message = message
+
+    @property
+    def id(self) -> str:
+        return self.message.id
+
+    @property
+    def name(self) -> str:
+        return self.message.name
+
+    def refresh(self) -> "Pool":
+        self.message = self.client.get_pool(self.id).message
+        return self
+
+    def add(self, sample_ids: Sequence[str], embeddings, *, probabilities=None,
+            metadata: Optional[pd.DataFrame] = None, uris: Optional[Sequence[str]] = None,
+            batch_size: int = 4096, logits: bool = False, batch_id_prefix: str = "",
+            progress: Union[bool, str] = "auto") -> IngestSummary:
+        """Stream pool rows; ``probabilities`` only if the pool has num_classes."""
+        return self.client._ingest(self.client.stub.IngestPool, "pool_id", self.id, sample_ids, embeddings,
+                                   None, probabilities, metadata, uris, batch_size, logits, batch_id_prefix,
+                                   progress)
+
+    def __repr__(self) -> str:
+        return f"Pool(id={self.id!r}, name={self.name!r}, rows={self.message.num_rows})"
+
+
+__all__ = ["BlindspotsError", "Client", "IngestSummary", "Pool", "Run"]

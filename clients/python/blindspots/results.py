@@ -1,0 +1,119 @@
+"""Diagnosis and suggestion results as Python objects and DataFrames."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Union
+
+import pandas as pd
+
+from .v1 import blindspots_pb2 as pb
+
+KIND_NAMES = {pb.DATA_GAP: "data_gap", pb.LABEL_NOISE: "label_noise", pb.MIXED: "mixed",
+              pb.REGION_KIND_UNSPECIFIED: "unspecified"}
+
+
+class Diagnosis:
+    """A finished diagnosis. ``message`` is the full API message
+    (``blindspots.v1.Diagnosis``); the properties and frames cover common use."""
+
+    def __init__(self, message: pb.Diagnosis):
+        self.message = message
+
+    @property
+    def id(self) -> str:
+        return self.message.id
+
+    @property
+    def run_id(self) -> str:
+        return self.message.run_id
+
+    @property
+    def regions(self):
+        return list(self.message.regions)
+
+    @property
+    def slices(self):
+        return list(self.message.slices)
+
+    @property
+    def baseline_error_rate(self) -> float:
+        return self.message.baseline_error_rate
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per failure region, ranked by excess errors."""
+        rows = []
+        for r in self.message.regions:
+            top = r.explanations[0] if r.explanations else None
+            conf = r.confusions[0] if r.confusions else None
+            rows.append({
+                "region": r.id, "kind": KIND_NAMES.get(r.kind, "unspecified"), "support": r.support,
+                "failures": r.failures, "error_rate": r.error_rate, "ci_low": r.error_rate_ci.low,
+                "ci_high": r.error_rate_ci.high, "lift": r.lift, "excess_errors": r.excess_errors,
+                "q_value": r.q_value, "explanation": top.name if top else "",
+                "explanation_f1": top.f1 if top else float("nan"),
+                "top_confusion": f"{conf.true_name} -> {conf.predicted_name}" if conf else "",
+                "mean_failure_confidence": r.mean_failure_confidence,
+            })
+        return pd.DataFrame(rows, columns=["region", "kind", "support", "failures", "error_rate", "ci_low",
+                                           "ci_high", "lift", "excess_errors", "q_value", "explanation",
+                                           "explanation_f1", "top_confusion", "mean_failure_confidence"])
+
+    def slices_frame(self) -> pd.DataFrame:
+        """High-error metadata slices over the whole test set."""
+        return pd.DataFrame([{
+            "slice": s.name, "support": s.support, "failures": s.failures, "error_rate": s.error_rate,
+            "ci_low": s.error_rate_ci.low, "ci_high": s.error_rate_ci.high, "lift": s.lift,
+            "q_value": s.q_value, "score": s.score} for s in self.message.slices],
+            columns=["slice", "support", "failures", "error_rate", "ci_low", "ci_high", "lift", "q_value",
+                     "score"])
+
+    def summary(self, max_regions: int = 8) -> str:
+        """A short human-readable report."""
+        d = self.message
+        lines = [f"diagnosis {d.id} of run {d.run_id}: {d.num_failures} failures in {d.num_samples} rows "
+                 f"(error rate {d.baseline_error_rate:.1%}, 95% CI {d.baseline_ci.low:.1%}-{d.baseline_ci.high:.1%})",
+                 f"{len(d.regions)} failure regions significant of {d.num_regions_tested} tested; "
+                 f"{d.num_hypotheses_tested} hypotheses tested at FDR {d.fdr_alpha:g}"]
+        for r in d.regions[:max_regions]:
+            kind = KIND_NAMES.get(r.kind, "?")
+            lines.append(f"  region {r.id:>3} [{kind}] {r.failures}/{r.support} wrong = {r.error_rate:.0%} "
+                         f"({r.error_rate_ci.low:.0%}-{r.error_rate_ci.high:.0%}), lift {r.lift:.1f}x, "
+                         f"+{r.excess_errors:.0f} excess errors")
+            if r.explanations:
+                e = r.explanations[0]
+                lines.append(f"        explained by: {e.name} (precision {e.precision:.2f}, recall {e.recall:.2f})")
+            if r.confusions:
+                c = r.confusions[0]
+                lines.append(f"        mostly: {c.true_name} -> {c.predicted_name} ({c.count}x)")
+            if r.evidence.summary:
+                lines.append(f"        evidence: {r.evidence.summary}")
+        if d.slices:
+            lines.append("high-error slices over the whole test set:")
+            for s in d.slices[:5]:
+                lines.append(f"  {s.name}: {s.error_rate:.0%} of {s.support} (lift {s.lift:.1f}x, q={s.q_value:.2g})")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return f"Diagnosis(id={self.id!r}, regions={len(self.message.regions)})"
+
+
+def write_manifest(frame: pd.DataFrame, path: Union[str, Path]) -> Path:
+    """Write suggestions as Parquet (.parquet/.pq) or CSV (.csv)."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix in (".parquet", ".pq"):
+        frame.to_parquet(path, index=False)
+    elif suffix == ".csv":
+        frame.to_csv(path, index=False)
+    else:
+        raise ValueError(f"path {str(path)!r}: use a .parquet or .csv file name")
+    return path
+
+
+CANDIDATE_COLUMNS = ["rank", "sample_id", "uri", "score", "region_id", "reason", "nearest_failure_id",
+                     "distance", "slice"]
+
+
+def candidates_frame(candidates) -> pd.DataFrame:
+    return pd.DataFrame([{c: getattr(m, c) for c in CANDIDATE_COLUMNS} for m in candidates],
+                        columns=CANDIDATE_COLUMNS)

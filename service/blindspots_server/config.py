@@ -1,0 +1,42 @@
+"""Server configuration: the one module that reads the environment.
+
+Every setting has an environment variable (BLINDSPOTS_<NAME>) and a CLI flag of
+`blindspots serve`; flags win over the environment, which wins over defaults.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+from typing import Optional
+
+MiB = 1024 * 1024
+
+
+@dataclass
+class ServerConfig:
+    data_dir: str = "./blindspots-data"      # embedded store location
+    host: str = "127.0.0.1"
+    port: int = 50051                        # 0: pick a free port
+    metrics_port: int = 0                    # Prometheus /metrics; 0: disabled
+    max_message_mb: int = 64                 # gRPC max receive/send message size
+    rpc_workers: int = 16                    # threads serving RPCs
+    job_workers: int = 2                     # threads running diagnoses and index builds
+    max_budget: int = 100_000                # largest Suggest budget accepted
+    max_batch_rows: int = 200_000            # largest ingest batch accepted
+    metrics_top_k: int = 10                  # slices/regions exported per run
+    metrics_max_runs: int = 50               # runs whose quality metrics are exported
+    auth_tokens_file: Optional[str] = None   # JSON {token: [projects]}; unset: no auth
+    tls_cert: Optional[str] = None           # PEM server certificate; unset: plaintext
+    tls_key: Optional[str] = None
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, environ: Optional[dict[str, str]] = None, **overrides) -> "ServerConfig":
+        env = os.environ if environ is None else environ
+        values = {}
+        for f in fields(cls):
+            raw = env.get(f"BLINDSPOTS_{f.name.upper()}")
+            if raw is not None and raw != "":
+                values[f.name] = int(raw) if f.type in ("int", int) else raw
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)

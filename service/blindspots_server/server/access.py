@@ -1,0 +1,25 @@
+"""Who may read and write which project.
+
+The default policy lets every caller see every project (no auth configured).
+A token policy (see :mod:`.auth`) restricts each caller to its projects.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import grpc
+
+from .errors import PermissionDenied
+
+
+class AccessPolicy:
+    """Open access: no token needed, every project visible."""
+
+    def projects(self, context: grpc.ServicerContext) -> Optional[list[str]]:
+        """Projects the caller may access; None means all."""
+        return None
+
+    def check(self, context: grpc.ServicerContext, project: str) -> None:
+        allowed = self.projects(context)
+        if allowed is not None and project not in allowed:
+            raise PermissionDenied(f"the caller's token does not grant access to project {project!r}")

@@ -1,0 +1,93 @@
+"""Assemble and run the gRPC server: servicer, interceptors, health, reflection, metrics."""
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from concurrent import futures
+from typing import Optional
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from prometheus_client import start_http_server
+
+from blindspots.v1 import blindspots_pb2 as pb
+from blindspots.v1 import blindspots_pb2_grpc as pb_grpc
+
+from ..config import MiB, ServerConfig
+from ..storage import open_store
+from .errors import ErrorMappingInterceptor
+from .servicer import BlindspotsServicer
+from .telemetry import Telemetry
+
+log = logging.getLogger("blindspots.server")
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Blindspots"].full_name
+
+
+class BlindspotsServer:
+    """A running blindspots service. ``start()`` binds; ``port`` is the bound port."""
+
+    def __init__(self, config: ServerConfig):
+        self.config = config
+        self.store = open_store(config.data_dir)
+        self.telemetry = Telemetry(top_k=config.metrics_top_k, max_runs=config.metrics_max_runs)
+        self.servicer = BlindspotsServicer(self.store, config, telemetry=self.telemetry)
+        limit = config.max_message_mb * MiB
+        self._grpc = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=config.rpc_workers, thread_name_prefix="rpc"),
+            interceptors=[ErrorMappingInterceptor()],
+            options=[("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", limit)])
+        pb_grpc.add_BlindspotsServicer_to_server(self.servicer, self._grpc)
+        self.health = health.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self._grpc)
+        reflection.enable_server_reflection(
+            (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+             reflection.SERVICE_NAME), self._grpc)
+        self.port: int = 0
+        self.metrics_port: Optional[int] = None
+        self._metrics_server = None
+
+    def start(self) -> "BlindspotsServer":
+        address = f"{self.config.host}:{self.config.port}"
+        self.port = self._grpc.add_insecure_port(address)
+        if self.port == 0:
+            raise RuntimeError(f"could not bind {address}")
+        self._grpc.start()
+        if self.config.metrics_port:
+            self._metrics_server, _ = start_http_server(self.config.metrics_port, addr=self.config.host,
+                                                        registry=self.telemetry.registry)
+            self.metrics_port = self._metrics_server.server_port
+        for name in ("", SERVICE_NAME):
+            self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        log.info("blindspots serving on %s:%d (data in %s)", self.config.host, self.port, self.config.data_dir)
+        return self
+
+    def stop(self, grace: float = 2.0) -> None:
+        self.health.enter_graceful_shutdown()
+        self._grpc.stop(grace).wait()
+        self.servicer.shutdown()
+        if self._metrics_server is not None:
+            self._metrics_server.shutdown()
+        self.store.close()
+
+    def wait(self) -> None:
+        self._grpc.wait_for_termination()
+
+
+def serve(config: ServerConfig) -> None:
+    """Run until SIGINT/SIGTERM."""
+    logging.basicConfig(level=config.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    server = BlindspotsServer(config).start()
+    stopped = threading.Event()
+
+    def on_signal(signum, frame):
+        if not stopped.is_set():
+            stopped.set()
+            threading.Thread(target=server.stop, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    print(f"blindspots listening on {config.host}:{server.port}"
+          + (f", metrics on :{server.metrics_port}" if server.metrics_port else ""), flush=True)
+    server.wait()

@@ -1,0 +1,98 @@
+"""Map domain exceptions to gRPC status codes in one interceptor, so that
+handlers raise plain exceptions and never call ``context.abort`` themselves."""
+from __future__ import annotations
+
+import logging
+
+import grpc
+
+from ..storage import Conflict, NotFound
+from .validation import InvalidArgument
+
+log = logging.getLogger("blindspots.server")
+
+
+class PermissionDenied(Exception):
+    pass
+
+
+class Unauthenticated(Exception):
+    pass
+
+
+class ResourceExhausted(Exception):
+    pass
+
+
+class FailedPrecondition(Exception):
+    pass
+
+
+def status_for(exc: BaseException) -> grpc.StatusCode:
+    if isinstance(exc, NotFound):
+        return grpc.StatusCode.NOT_FOUND
+    if isinstance(exc, (Conflict, FailedPrecondition)):
+        return grpc.StatusCode.FAILED_PRECONDITION
+    if isinstance(exc, (InvalidArgument, ValueError)):
+        return grpc.StatusCode.INVALID_ARGUMENT
+    if isinstance(exc, PermissionDenied):
+        return grpc.StatusCode.PERMISSION_DENIED
+    if isinstance(exc, Unauthenticated):
+        return grpc.StatusCode.UNAUTHENTICATED
+    if isinstance(exc, (ResourceExhausted, MemoryError)):
+        return grpc.StatusCode.RESOURCE_EXHAUSTED
+    return grpc.StatusCode.INTERNAL
+
+
+def _message(exc: BaseException) -> str:
+    if isinstance(exc, KeyError) and exc.args:
+        return str(exc.args[0])
+    return str(exc) or type(exc).__name__
+
+
+def _abort(context: grpc.ServicerContext, exc: BaseException) -> None:
+    code = status_for(exc)
+    if code == grpc.StatusCode.INTERNAL:
+        log.exception("internal error", exc_info=exc)
+    context.abort(code, _message(exc))
+
+
+class ErrorMappingInterceptor(grpc.ServerInterceptor):
+    def intercept_service(self, continuation, handler_call_details):
+        handler = continuation(handler_call_details)
+        if handler is None:
+            return None
+
+        def wrap_unary(fn):
+            def call(request_or_iterator, context):
+                try:
+                    return fn(request_or_iterator, context)
+                except grpc.RpcError:
+                    raise
+                except Exception as exc:
+                    if context.code() is not None and context.code() != grpc.StatusCode.OK:
+                        raise
+                    _abort(context, exc)
+            return call
+
+        def wrap_stream(fn):
+            def call(request_or_iterator, context):
+                try:
+                    yield from fn(request_or_iterator, context)
+                except grpc.RpcError:
+                    raise
+                except Exception as exc:
+                    if context.code() is not None and context.code() != grpc.StatusCode.OK:
+                        raise
+                    _abort(context, exc)
+            return call
+
+        if handler.unary_unary:
+            return handler._replace(unary_unary=wrap_unary(handler.unary_unary))
+        if handler.stream_unary:
+            return handler._replace(stream_unary=wrap_unary(handler.stream_unary))
+        if handler.unary_stream:
+            return handler._replace(unary_stream=wrap_stream(handler.unary_stream))
+        if handler.stream_stream:
+            return handler._replace(stream_stream=wrap_stream(handler.stream_stream))
+        return handler

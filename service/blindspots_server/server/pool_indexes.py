@@ -1,0 +1,56 @@
+"""Keep each pool's faiss index loaded, current with its rows, and persisted."""
+from __future__ import annotations
+
+import threading
+from typing import Optional
+
+import numpy as np
+
+from ..core.pool_index import PoolIndex
+from ..core.results import ProgressFn, no_progress
+from ..storage import Store
+
+# Rebuild rather than append once the pool has grown this much since the last
+# build: an IVF quantizer trained on a small pool places new rows badly.
+REBUILD_GROWTH = 2.0
+
+
+class PoolIndexes:
+    def __init__(self, store: Store):
+        self._store = store
+        self._loaded: dict[str, PoolIndex] = {}
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def _lock(self, pool_id: str) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(pool_id, threading.Lock())
+
+    def ensure(self, pool_id: str, embeddings: np.ndarray, progress: Optional[ProgressFn] = None) -> PoolIndex:
+        """The pool's index covering every row of ``embeddings`` (all pool rows, in order)."""
+        progress = progress or no_progress
+        with self._lock(pool_id):
+            index = self._loaded.get(pool_id)
+            if index is None:
+                blob = self._store.load_index(pool_id)
+                if blob is not None:
+                    index = PoolIndex.from_bytes(blob)
+            n = len(embeddings)
+            if index is not None and index.ntotal == n:
+                self._loaded[pool_id] = index
+                return index
+            built = index.ntotal if index is not None else 0
+            if index is None or built > n or n > REBUILD_GROWTH * max(built, 1):
+                progress(0.0, f"building index over {n} pool rows")
+                index = PoolIndex(embeddings.shape[1]).build(embeddings, progress=progress)
+            else:
+                progress(0.0, f"adding {n - built} rows to the index")
+                index.add(embeddings[built:])
+            self._store.save_index(pool_id, index.to_bytes(), index.kind_, index.ntotal, index.description)
+            self._loaded[pool_id] = index
+            return index
+
+    def loaded(self) -> dict[str, int]:
+        """Rows per loaded index (for metrics)."""
+        with self._guard:
+            return {k: v.ntotal for k, v in self._loaded.items()}

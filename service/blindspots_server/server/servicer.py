@@ -1,0 +1,387 @@
+"""gRPC handlers: validate, call core and storage, translate the answer.
+
+Errors are raised as exceptions and mapped to status codes by
+:class:`.errors.ErrorMappingInterceptor`.
+"""
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from typing import Iterator, Optional
+
+import grpc
+import numpy as np
+import pyarrow as pa
+
+from blindspots.v1 import blindspots_pb2 as pb
+from blindspots.v1 import blindspots_pb2_grpc as pb_grpc
+
+from ..config import ServerConfig
+from ..core.diagnosis import Diagnoser
+from ..core.suggest import STRATEGIES, MetadataFilterSpec, PoolData, filter_mask, suggest_candidates
+from ..storage import DiagnosisRecord, NotFound, PoolRecord, RunRecord, Store, SuggestionSetRecord, new_id
+from ..storage.rows import to_row_data
+from . import convert
+from .access import AccessPolicy
+from .errors import FailedPrecondition
+from .jobs import JobRunner
+from .pool_indexes import PoolIndexes
+from .suggest_inputs import target_regions
+from .telemetry import Telemetry
+from .validation import InvalidArgument, TargetShape, check_name, require, validate_batch
+
+log = logging.getLogger("blindspots.server")
+
+DEFAULT_PROJECT = "default"
+MAX_PAGE = 1000
+CANDIDATE_BATCH = 500
+
+
+class BlindspotsServicer(pb_grpc.BlindspotsServicer):
+    def __init__(self, store: Store, config: ServerConfig, access: Optional[AccessPolicy] = None,
+                 telemetry: Optional[Telemetry] = None):
+        self.store = store
+        self.config = config
+        self.access = access or AccessPolicy()
+        self.telemetry = telemetry or Telemetry.disabled()
+        self.jobs = JobRunner(store, config.job_workers, on_finish=self.telemetry.job_finished)
+        self.indexes = PoolIndexes(store)
+
+    # ------------------------------------------------------------ access helpers
+    def _run(self, run_id: str, context) -> RunRecord:
+        require(bool(run_id), "run_id", "is required")
+        run = self.store.get_run(run_id)
+        self.access.check(context, run.project)
+        return run
+
+    def _pool(self, pool_id: str, context) -> PoolRecord:
+        require(bool(pool_id), "pool_id", "is required")
+        pool = self.store.get_pool(pool_id)
+        self.access.check(context, pool.project)
+        return pool
+
+    @staticmethod
+    def _page(size: int, token: str) -> tuple[int, int]:
+        require(0 <= size <= MAX_PAGE, "page_size", f"must be between 0 and {MAX_PAGE}")
+        try:
+            offset = int(token) if token else 0
+        except ValueError:
+            raise InvalidArgument("page_token", "is not a token this server issued") from None
+        require(offset >= 0, "page_token", "is not a token this server issued")
+        return (size or 100), offset
+
+    # ------------------------------------------------------------ runs
+    def CreateRun(self, request: pb.CreateRunRequest, context) -> pb.Run:
+        check_name(request.name, "name")
+        project = request.project or DEFAULT_PROJECT
+        check_name(project, "project")
+        self.access.check(context, project)
+        require(request.embedding_dim > 0, "embedding_dim", "must be positive")
+        require(request.embedding_dim <= 65536, "embedding_dim", "must be at most 65536")
+        require(len(request.class_names) >= 2, "class_names", "needs at least two classes")
+        require(len(set(request.class_names)) == len(request.class_names), "class_names", "has duplicates")
+        for i, name in enumerate(request.class_names):
+            check_name(name, f"class_names[{i}]")
+        for field in ("model_name", "model_version", "dataset_name"):
+            check_name(getattr(request, field), field, required=False)
+        run = RunRecord(id=new_id("run"), name=request.name, project=project, model_name=request.model_name,
+                        model_version=request.model_version, dataset_name=request.dataset_name,
+                        class_names=list(request.class_names), embedding_dim=request.embedding_dim,
+                        created_at=time.time())
+        return convert.run_message(self.store.create_run(run))
+
+    def GetRun(self, request: pb.GetRunRequest, context) -> pb.Run:
+        return convert.run_message(self._run(request.run_id, context))
+
+    def ListRuns(self, request: pb.ListRunsRequest, context) -> pb.ListRunsResponse:
+        limit, offset = self._page(request.page_size, request.page_token)
+        projects = self._visible(request.project, context)
+        runs = self.store.list_runs(projects, limit + 1, offset)
+        token = str(offset + limit) if len(runs) > limit else ""
+        return pb.ListRunsResponse(runs=[convert.run_message(r) for r in runs[:limit]], next_page_token=token)
+
+    def _visible(self, project: str, context) -> Optional[list[str]]:
+        if project:
+            self.access.check(context, project)
+            return [project]
+        return self.access.projects(context)
+
+    # ------------------------------------------------------------ pools
+    def CreatePool(self, request: pb.CreatePoolRequest, context) -> pb.Pool:
+        check_name(request.name, "name")
+        project = request.project or DEFAULT_PROJECT
+        check_name(project, "project")
+        self.access.check(context, project)
+        require(0 < request.embedding_dim <= 65536, "embedding_dim", "must be between 1 and 65536")
+        require(request.num_classes == 0 or 2 <= request.num_classes <= 100_000, "num_classes",
+                "must be 0 (no probabilities) or between 2 and 100000")
+        pool = PoolRecord(id=new_id("pool"), name=request.name, project=project,
+                          embedding_dim=request.embedding_dim, num_classes=request.num_classes,
+                          created_at=time.time())
+        return convert.pool_message(self.store.create_pool(pool))
+
+    def GetPool(self, request: pb.GetPoolRequest, context) -> pb.Pool:
+        return convert.pool_message(self._pool(request.pool_id, context))
+
+    def ListPools(self, request: pb.ListPoolsRequest, context) -> pb.ListPoolsResponse:
+        limit, offset = self._page(request.page_size, request.page_token)
+        pools = self.store.list_pools(self._visible(request.project, context), limit + 1, offset)
+        token = str(offset + limit) if len(pools) > limit else ""
+        return pb.ListPoolsResponse(pools=[convert.pool_message(p) for p in pools[:limit]],
+                                    next_page_token=token)
+
+    # ------------------------------------------------------------ ingest
+    def _ingest(self, target: str, requests: Iterator[pb.IngestBatch], context) -> pb.IngestResponse:
+        response = pb.IngestResponse()
+        target_id = ""
+        shape: Optional[TargetShape] = None
+        project = ""
+        for i, msg in enumerate(requests):
+            given = msg.run_id if target == "run" else msg.pool_id
+            field = "run_id" if target == "run" else "pool_id"
+            if shape is None:
+                require(bool(given), field, "is required in the first message of the stream")
+                if target == "run":
+                    rec = self._run(given, context)
+                    shape = TargetShape("run", rec.embedding_dim, len(rec.class_names),
+                                        self.config.max_batch_rows)
+                else:
+                    rec = self._pool(given, context)
+                    shape = TargetShape("pool", rec.embedding_dim, rec.num_classes, self.config.max_batch_rows)
+                target_id, project = given, rec.project
+            else:
+                require(not given or given == target_id, field,
+                        f"message {i} names {given!r} but the stream is for {target_id!r}")
+            batch = validate_batch(msg, shape)
+            outcome = self.store.ingest_batch(target, target_id, batch.batch_id, batch.table, batch.schema)
+            response.batches_received += 1
+            response.rows_received += batch.rows
+            if outcome.stored:
+                response.rows_stored += batch.rows
+                self.telemetry.rows_ingested(target, batch.rows, batch.nbytes)
+            else:
+                response.batches_duplicate += 1
+            response.total_rows = outcome.total_rows
+        require(shape is not None, "requests", "the stream carried no batch")
+        if target == "pool" and response.rows_stored:
+            self.jobs.submit("index_build", "", lambda _job_id, progress: self._build_index(target_id, progress))
+        log.debug("ingested %d rows into %s %s (project %s)", response.rows_stored, target, target_id, project)
+        return response
+
+    def IngestPredictions(self, request_iterator, context) -> pb.IngestResponse:
+        return self._ingest("run", request_iterator, context)
+
+    def IngestPool(self, request_iterator, context) -> pb.IngestResponse:
+        return self._ingest("pool", request_iterator, context)
+
+    def _build_index(self, pool_id: str, progress) -> str:
+        rows = to_row_data(self.store.read_rows("pool", pool_id, ["sample_id", "embedding", "uri"]))
+        index = self.indexes.ensure(pool_id, rows.embeddings, progress)
+        self.telemetry.index_size(pool_id, index.ntotal)
+        return pool_id
+
+    # ------------------------------------------------------------ jobs
+    def GetJob(self, request: pb.GetJobRequest, context) -> pb.Job:
+        require(bool(request.job_id), "job_id", "is required")
+        job = self.jobs.get(request.job_id)
+        if job.run_id:
+            self._run(job.run_id, context)
+        return convert.job_message(job)
+
+    def WatchJob(self, request: pb.GetJobRequest, context) -> Iterator[pb.Job]:
+        job = self.jobs.get(request.job_id) if request.job_id else None
+        require(job is not None, "job_id", "is required")
+        if job.run_id:
+            self._run(job.run_id, context)
+        yield convert.job_message(job)
+        while job.state not in ("SUCCEEDED", "FAILED", "CANCELLED") and context.is_active():
+            newer = self.jobs.wait_change(job.id, job.updated_at, timeout=1.0)
+            if newer.updated_at > job.updated_at or newer.state != job.state:
+                yield convert.job_message(newer)
+            job = newer
+
+    def CancelJob(self, request: pb.GetJobRequest, context) -> pb.Job:
+        require(bool(request.job_id), "job_id", "is required")
+        job = self.jobs.get(request.job_id)
+        if job.run_id:
+            self._run(job.run_id, context)
+        return convert.job_message(self.jobs.cancel(job.id))
+
+    # ------------------------------------------------------------ diagnosis
+    def Diagnose(self, request: pb.DiagnoseRequest, context) -> pb.Job:
+        run = self._run(request.run_id, context)
+        require(run.num_rows > 0, "run_id", f"run {run.id!r} has no predictions yet")
+        p = request.params
+        require(p.failure_definition in ("", "mispredicted", "top_loss"), "params.failure_definition",
+                "must be 'mispredicted' or 'top_loss'")
+        require(0 <= p.top_loss_quantile < 1, "params.top_loss_quantile", "must be in [0, 1)")
+        require(0 <= p.fdr_alpha < 1, "params.fdr_alpha", "must be in [0, 1)")
+        require(0 <= p.sliceline_alpha <= 1, "params.sliceline_alpha", "must be in [0, 1]")
+        require(0 <= p.max_slice_predicates <= 3, "params.max_slice_predicates", "must be between 0 and 3")
+        for name in ("min_cluster_size", "min_samples", "reduce_to", "max_regions", "min_slice_support",
+                     "top_slices", "quantile_bins"):
+            require(getattr(p, name) >= 0, f"params.{name}", "must not be negative")
+        require(p.reduce_to <= run.embedding_dim, "params.reduce_to",
+                f"must not exceed the embedding_dim {run.embedding_dim}")
+        kwargs = convert.diagnoser_kwargs(p)
+        job = self.jobs.submit("diagnose", run.id,
+                               lambda job_id, progress: self._diagnose(run, kwargs, job_id, progress))
+        return convert.job_message(job)
+
+    def _diagnose(self, run: RunRecord, kwargs: dict, job_id: str, progress) -> str:
+        progress(0.0, "loading predictions")
+        rows = to_row_data(self.store.read_rows("run", run.id))
+        result = Diagnoser(**kwargs).fit(rows.embeddings, rows.labels, rows.probabilities, rows.metadata,
+                                         sample_ids=rows.sample_ids, uris=rows.uris, progress=progress)
+        progress(0.99, "saving the diagnosis")
+        diag_id = new_id("diag")
+        created = time.time()
+        message = convert.diagnosis_message(result, diag_id, run, job_id, created)
+        per_sample = pa.table({"region": pa.array(np.asarray(result.region_of_sample, dtype=np.int32)),
+                               "failed": pa.array(np.asarray(result.failed, dtype=bool))})
+        self.store.save_diagnosis(DiagnosisRecord(id=diag_id, run_id=run.id, created_at=created, job_id=job_id,
+                                                  payload=message.SerializeToString()), per_sample)
+        self.telemetry.diagnosis_saved(run, message)
+        return diag_id
+
+    def _diagnosis(self, diagnosis_id: str, run_id: str, context) -> pb.Diagnosis:
+        if diagnosis_id:
+            record = self.store.get_diagnosis(diagnosis_id)
+            run = self._run(record.run_id, context)
+            require(not run_id or run_id == record.run_id, "run_id",
+                    f"diagnosis {diagnosis_id!r} belongs to run {record.run_id!r}, not {run_id!r}")
+        else:
+            require(bool(run_id), "diagnosis_id", "or run_id is required")
+            self._run(run_id, context)
+            record = self.store.latest_diagnosis(run_id)
+        return pb.Diagnosis.FromString(record.payload)
+
+    def GetDiagnosis(self, request: pb.GetDiagnosisRequest, context) -> pb.Diagnosis:
+        return self._diagnosis(request.diagnosis_id, request.run_id, context)
+
+    def ListDiagnoses(self, request: pb.ListDiagnosesRequest, context) -> pb.ListDiagnosesResponse:
+        self._run(request.run_id, context)
+        return pb.ListDiagnosesResponse(diagnoses=[pb.Diagnosis.FromString(r.payload)
+                                                   for r in self.store.list_diagnoses(request.run_id)])
+
+    # ------------------------------------------------------------ suggest
+    def Suggest(self, request: pb.SuggestRequest, context) -> Iterator[pb.SuggestResponse]:
+        run = self._run(request.run_id, context)
+        pool = self._pool(request.pool_id, context)
+        require(run.project == pool.project, "pool_id",
+                f"pool is in project {pool.project!r} but the run is in {run.project!r}")
+        require(pool.embedding_dim == run.embedding_dim, "pool_id",
+                f"pool embedding_dim {pool.embedding_dim} differs from the run's {run.embedding_dim}")
+        require(0 < request.budget <= self.config.max_budget, "budget",
+                f"must be between 1 and {self.config.max_budget}")
+        strategy = request.strategy or "targeted"
+        require(strategy in STRATEGIES, "strategy", f"must be one of {', '.join(STRATEGIES)}")
+        require(pool.num_rows > 0, "pool_id", f"pool {pool.id!r} has no rows yet")
+        check_name(request.name, "name", required=False)
+        for w in ("uncertainty_weight", "slice_weight"):
+            require(getattr(request, w) >= 0, w, "must not be negative")
+        diagnosis: Optional[pb.Diagnosis] = None
+        try:
+            diagnosis = self._diagnosis(request.diagnosis_id, run.id, context)
+        except NotFound:
+            if request.diagnosis_id:
+                raise
+            if strategy == "targeted":
+                raise FailedPrecondition(f"run {run.id!r} has no diagnosis yet: call Diagnose first "
+                                         "(strategy 'targeted' needs failure regions)") from None
+        filters = [MetadataFilterSpec(column=f.column, op=f.op, values=tuple(f.values), number=f.number)
+                   for f in request.filters]
+
+        progress_q: "queue.Queue[tuple[float, str]]" = queue.Queue()
+        outcome: dict[str, object] = {}
+        cancelled = threading.Event()
+        context.add_callback(cancelled.set)
+
+        def progress(fraction: float, stage: str) -> None:
+            if cancelled.is_set():
+                raise RuntimeError("the client cancelled the call")
+            progress_q.put((fraction, stage))
+
+        def work() -> None:
+            try:
+                outcome["value"] = self._suggest(run, pool, diagnosis, request, strategy, filters, progress)
+            except BaseException as exc:  # re-raised on the RPC thread
+                outcome["error"] = exc
+            finally:
+                progress_q.put((-1.0, ""))
+
+        threading.Thread(target=work, name="suggest", daemon=True).start()
+        while True:
+            fraction, stage = progress_q.get()
+            if fraction < 0:
+                break
+            yield pb.SuggestResponse(progress=pb.Progress(fraction_done=fraction, stage=stage))
+        if "error" in outcome:
+            raise outcome["error"]  # type: ignore[misc]
+        record, candidates = outcome["value"]  # type: ignore[misc]
+        for start in range(0, len(candidates), CANDIDATE_BATCH):
+            yield pb.SuggestResponse(candidates=pb.CandidateBatch(candidates=candidates[start:start + CANDIDATE_BATCH]))
+        self.telemetry.suggestions_served(strategy, len(candidates))
+        yield pb.SuggestResponse(done=convert.suggestion_set_message(record))
+
+    def _suggest(self, run: RunRecord, pool: PoolRecord, diagnosis: Optional[pb.Diagnosis],
+                 request: pb.SuggestRequest, strategy: str, filters, progress):
+        progress(0.0, "loading pool rows")
+        pool_rows = to_row_data(self.store.read_rows("pool", pool.id))
+        try:
+            keep = filter_mask(pool_rows.metadata, filters) if filters else np.ones(len(pool_rows), bool)
+        except ValueError as exc:
+            raise InvalidArgument("filters", str(exc)) from None
+        excluded = ~keep
+        progress(0.05, "loading run rows")
+        run_rows = to_row_data(self.store.read_rows("run", run.id))
+        blocked = set(request.exclude_ids) | set(run_rows.sample_ids.tolist())
+        if not request.allow_repeats:
+            blocked |= self.store.suggested_ids(run.id, pool.id)
+        if blocked:
+            excluded |= np.isin(pool_rows.sample_ids, np.asarray(list(blocked), dtype=object))
+        regions = []
+        if diagnosis is not None:
+            per_sample = self.store.diagnosis_rows(diagnosis.id)
+            regions = target_regions(diagnosis, run_rows.embeddings, per_sample)
+        index = None
+        if strategy == "targeted":
+            progress(0.1, "updating the pool index")
+            index = self.indexes.ensure(pool.id, pool_rows.embeddings)
+        progress(0.2, f"ranking candidates ({strategy})")
+        picks = suggest_candidates(
+            strategy, request.budget,
+            PoolData(embeddings=pool_rows.embeddings, probabilities=pool_rows.probabilities,
+                     metadata=pool_rows.metadata),
+            regions, labeled_embeddings=run_rows.embeddings, excluded=excluded, index=index,
+            seed=request.seed, uncertainty_weight=request.uncertainty_weight or None,
+            slice_weight=request.slice_weight or None,
+            progress=lambda f, s: progress(0.2 + 0.75 * f, s))
+        candidates = [pb.Candidate(
+            rank=i + 1, sample_id=str(pool_rows.sample_ids[c.pool_index]), uri=str(pool_rows.uris[c.pool_index]),
+            score=float(c.score), region_id=int(c.region_id), reason=c.reason,
+            nearest_failure_id=(str(run_rows.sample_ids[c.nearest_failure_index])
+                                if c.nearest_failure_index >= 0 else ""),
+            distance=float(c.distance) if np.isfinite(c.distance) else 0.0, slice=c.slice)
+            for i, c in enumerate(picks)]
+        record = SuggestionSetRecord(
+            id=new_id("sugg"), run_id=run.id, pool_id=pool.id, diagnosis_id=diagnosis.id if diagnosis else "",
+            strategy=strategy, budget=request.budget, num_candidates=len(candidates), created_at=time.time(),
+            name=request.name)
+        table = pa.table({
+            "rank": [c.rank for c in candidates], "sample_id": [c.sample_id for c in candidates],
+            "uri": [c.uri for c in candidates], "score": [c.score for c in candidates],
+            "region_id": [c.region_id for c in candidates], "reason": [c.reason for c in candidates],
+            "nearest_failure_id": [c.nearest_failure_id for c in candidates],
+        }, schema=pa.schema([("rank", pa.int32()), ("sample_id", pa.string()), ("uri", pa.string()),
+                             ("score", pa.float64()), ("region_id", pa.int32()), ("reason", pa.string()),
+                             ("nearest_failure_id", pa.string())]))
+        progress(0.97, "saving the suggestion set")
+        self.store.save_suggestion_set(record, table)
+        return record, candidates
+
+    def shutdown(self) -> None:
+        self.jobs.shutdown()
+

@@ -1,0 +1,343 @@
+"""The embedded store: one local data directory.
+
+    <data_dir>/catalog.sqlite            runs, pools, batches, diagnoses, jobs, suggestion sets
+    <data_dir>/runs/<run_id>/*.parquet   one file per acknowledged batch
+    <data_dir>/pools/<pool_id>/*.parquet
+    <data_dir>/pools/<pool_id>/index.faiss
+    <data_dir>/diagnoses/<id>.parquet    region of every test row
+    <data_dir>/suggestions/<id>.parquet  the candidates of one suggestion set
+
+Durability: a batch's Parquet file is written to tmp/, fsynced, renamed into
+place and the directory fsynced; then its catalog row is committed (SQLite WAL,
+synchronous=FULL, so the commit is on disk). Only then is the batch
+acknowledged. A crash between rename and commit leaves an orphan file that
+``open`` deletes; a crash before the rename leaves only tmp/ debris, also
+cleared on open.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import uuid
+from collections import OrderedDict
+from pathlib import Path
+from typing import Optional
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .base import (Conflict, DiagnosisRecord, IngestOutcome, JobRecord, NotFound, PoolRecord,
+                   RunRecord, Store, SuggestionSetRecord)
+from .rows import unify
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+  id TEXT PRIMARY KEY, name TEXT, project TEXT, model_name TEXT, model_version TEXT,
+  dataset_name TEXT, class_names TEXT, embedding_dim INTEGER, created_at REAL,
+  num_rows INTEGER DEFAULT 0, metadata_schema TEXT DEFAULT '{}');
+CREATE TABLE IF NOT EXISTS pools (
+  id TEXT PRIMARY KEY, name TEXT, project TEXT, embedding_dim INTEGER, num_classes INTEGER,
+  created_at REAL, num_rows INTEGER DEFAULT 0, metadata_schema TEXT DEFAULT '{}',
+  index_kind TEXT DEFAULT '', index_rows INTEGER DEFAULT 0, index_description TEXT DEFAULT '');
+CREATE TABLE IF NOT EXISTS batches (
+  target TEXT, target_id TEXT, batch_id TEXT, seq INTEGER, file TEXT, rows INTEGER,
+  PRIMARY KEY (target, target_id, batch_id));
+CREATE TABLE IF NOT EXISTS diagnoses (
+  id TEXT PRIMARY KEY, run_id TEXT, created_at REAL, job_id TEXT, payload BLOB);
+CREATE INDEX IF NOT EXISTS diagnoses_run ON diagnoses (run_id, created_at);
+CREATE TABLE IF NOT EXISTS jobs (
+  id TEXT PRIMARY KEY, kind TEXT, run_id TEXT, state TEXT, fraction_done REAL, stage TEXT,
+  result_id TEXT, error TEXT, created_at REAL, updated_at REAL);
+CREATE TABLE IF NOT EXISTS suggestion_sets (
+  id TEXT PRIMARY KEY, run_id TEXT, pool_id TEXT, diagnosis_id TEXT, strategy TEXT,
+  budget INTEGER, num_candidates INTEGER, created_at REAL, name TEXT);
+CREATE TABLE IF NOT EXISTS suggested (
+  set_id TEXT, run_id TEXT, pool_id TEXT, sample_id TEXT);
+CREATE INDEX IF NOT EXISTS suggested_target ON suggested (run_id, pool_id);
+"""
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:16]}"
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class EmbeddedStore(Store):
+    def __init__(self, data_dir: str | os.PathLike, cache_tables: int = 4):
+        self.root = Path(data_dir)
+        for sub in ("runs", "pools", "diagnoses", "suggestions", "tmp"):
+            (self.root / sub).mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.root / "catalog.sqlite", check_same_thread=False,
+                                   isolation_level=None, timeout=30)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(_SCHEMA)
+        self._lock = threading.RLock()              # guards the connection
+        self._target_locks: dict[tuple[str, str], threading.Lock] = {}
+        self._cache: OrderedDict[tuple, pa.Table] = OrderedDict()
+        self._cache_size = cache_tables
+        self._recover()
+
+    # ------------------------------------------------------------ helpers
+    def _recover(self) -> None:
+        """Drop files that no committed catalog row points to (crash debris)."""
+        for f in (self.root / "tmp").iterdir():
+            f.unlink(missing_ok=True)
+        known = {row[0] for row in self._query("SELECT file FROM batches")}
+        for kind in ("runs", "pools"):
+            for part in (self.root / kind).glob("*/part-*.parquet"):
+                if str(part.relative_to(self.root)) not in known:
+                    part.unlink(missing_ok=True)
+        # Jobs of a previous process that never finished never will.
+        self._exec([("UPDATE jobs SET state='FAILED', stage='failed', "
+                     "error='the server stopped before the job finished; start it again' "
+                     "WHERE state IN ('PENDING', 'RUNNING')", ())])
+
+    def _query(self, sql: str, args: tuple = ()) -> list[tuple]:
+        with self._lock:
+            return self._db.execute(sql, args).fetchall()
+
+    def _exec(self, statements: list[tuple[str, tuple]]) -> None:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                for sql, args in statements:
+                    self._db.execute(sql, args)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def _target_lock(self, target: str, target_id: str) -> threading.Lock:
+        with self._lock:
+            return self._target_locks.setdefault((target, target_id), threading.Lock())
+
+    def _write_parquet(self, table: pa.Table, dest: Path) -> None:
+        tmp = self.root / "tmp" / f"{uuid.uuid4().hex}.parquet"
+        pq.write_table(table, tmp, compression="zstd")
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(tmp, dest)
+        _fsync_dir(dest.parent)
+
+    # ------------------------------------------------------------ runs / pools
+    def create_run(self, run: RunRecord) -> RunRecord:
+        self._exec([("INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                     (run.id, run.name, run.project, run.model_name, run.model_version,
+                      run.dataset_name, json.dumps(run.class_names), run.embedding_dim,
+                      run.created_at, 0, "{}"))])
+        return self.get_run(run.id)
+
+    @staticmethod
+    def _run(row: tuple) -> RunRecord:
+        return RunRecord(id=row[0], name=row[1], project=row[2], model_name=row[3],
+                         model_version=row[4], dataset_name=row[5], class_names=json.loads(row[6]),
+                         embedding_dim=row[7], created_at=row[8], num_rows=row[9],
+                         metadata_schema=json.loads(row[10]))
+
+    def get_run(self, run_id: str) -> RunRecord:
+        rows = self._query("SELECT * FROM runs WHERE id=?", (run_id,))
+        if not rows:
+            raise NotFound(f"run {run_id!r} not found")
+        return self._run(rows[0])
+
+    def list_runs(self, projects: Optional[list[str]], limit: int, offset: int) -> list[RunRecord]:
+        where, args = self._project_filter(projects)
+        rows = self._query(f"SELECT * FROM runs {where} ORDER BY created_at, id LIMIT ? OFFSET ?",
+                           (*args, limit, offset))
+        return [self._run(r) for r in rows]
+
+    @staticmethod
+    def _project_filter(projects: Optional[list[str]]) -> tuple[str, tuple]:
+        if projects is None:
+            return "", ()
+        return f"WHERE project IN ({','.join('?' * len(projects))})", tuple(projects)
+
+    def create_pool(self, pool: PoolRecord) -> PoolRecord:
+        self._exec([("INSERT INTO pools VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                     (pool.id, pool.name, pool.project, pool.embedding_dim, pool.num_classes,
+                      pool.created_at, 0, "{}", "", 0, ""))])
+        return self.get_pool(pool.id)
+
+    @staticmethod
+    def _pool(row: tuple) -> PoolRecord:
+        return PoolRecord(id=row[0], name=row[1], project=row[2], embedding_dim=row[3],
+                          num_classes=row[4], created_at=row[5], num_rows=row[6],
+                          metadata_schema=json.loads(row[7]), index_kind=row[8],
+                          index_rows=row[9], index_description=row[10])
+
+    def get_pool(self, pool_id: str) -> PoolRecord:
+        rows = self._query("SELECT * FROM pools WHERE id=?", (pool_id,))
+        if not rows:
+            raise NotFound(f"pool {pool_id!r} not found")
+        return self._pool(rows[0])
+
+    def list_pools(self, projects: Optional[list[str]], limit: int, offset: int) -> list[PoolRecord]:
+        where, args = self._project_filter(projects)
+        rows = self._query(f"SELECT * FROM pools {where} ORDER BY created_at, id LIMIT ? OFFSET ?",
+                           (*args, limit, offset))
+        return [self._pool(r) for r in rows]
+
+    # ------------------------------------------------------------ rows
+    def _table_name(self, target: str) -> str:
+        if target not in ("run", "pool"):
+            raise ValueError(f"target must be 'run' or 'pool', not {target!r}")
+        return target + "s"
+
+    def ingest_batch(self, target: str, target_id: str, batch_id: str, table: pa.Table,
+                     schema: dict[str, str]) -> IngestOutcome:
+        tname = self._table_name(target)
+        with self._target_lock(target, target_id):
+            rows = self._query(f"SELECT num_rows, metadata_schema FROM {tname} WHERE id=?", (target_id,))
+            if not rows:
+                raise NotFound(f"{target} {target_id!r} not found")
+            total, stored_schema = rows[0][0], json.loads(rows[0][1])
+            if self._query("SELECT 1 FROM batches WHERE target=? AND target_id=? AND batch_id=?",
+                           (target, target_id, batch_id)):
+                return IngestOutcome(stored=False, rows=table.num_rows, total_rows=total)
+            for name, kind in schema.items():
+                if stored_schema.get(name, kind) != kind:
+                    raise Conflict(f"metadata column {name!r} is {kind} in this batch but "
+                                   f"{stored_schema[name]} in earlier batches")
+            merged = {**stored_schema, **schema}
+            seq = self._query("SELECT COALESCE(MAX(seq), 0) + 1 FROM batches WHERE target=? AND target_id=?",
+                              (target, target_id))[0][0]
+            rel = Path(tname) / target_id / f"part-{seq:08d}-{uuid.uuid4().hex[:8]}.parquet"
+            self._write_parquet(table, self.root / rel)
+            try:
+                self._exec([
+                    ("INSERT INTO batches VALUES (?,?,?,?,?,?)",
+                     (target, target_id, batch_id, seq, str(rel), table.num_rows)),
+                    (f"UPDATE {tname} SET num_rows = num_rows + ?, metadata_schema = ? WHERE id=?",
+                     (table.num_rows, json.dumps(merged, sort_keys=True), target_id)),
+                ])
+            except BaseException:
+                (self.root / rel).unlink(missing_ok=True)
+                raise
+            return IngestOutcome(stored=True, rows=table.num_rows, total_rows=total + table.num_rows)
+
+    def read_rows(self, target: str, target_id: str, columns: Optional[list[str]] = None) -> pa.Table:
+        tname = self._table_name(target)
+        rows = self._query(f"SELECT num_rows, metadata_schema FROM {tname} WHERE id=?", (target_id,))
+        if not rows:
+            raise NotFound(f"{target} {target_id!r} not found")
+        num_rows, schema = rows[0][0], json.loads(rows[0][1])
+        key = (target, target_id, num_rows, tuple(columns) if columns else None)
+        with self._lock:
+            if key in self._cache:
+                self._cache.move_to_end(key)
+                return self._cache[key]
+        files = self._query("SELECT file FROM batches WHERE target=? AND target_id=? ORDER BY seq",
+                            (target, target_id))
+        tables = [pq.read_table(self.root / f) for (f,) in files]
+        table = unify(tables, schema) if tables else pa.table({})
+        if columns and table.num_columns:
+            table = table.select([c for c in columns if c in table.column_names])
+        with self._lock:
+            self._cache[key] = table
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        return table
+
+    # ------------------------------------------------------------ index blobs
+    def save_index(self, pool_id: str, data: bytes, kind: str, rows: int, description: str) -> None:
+        self.get_pool(pool_id)
+        dest = self.root / "pools" / pool_id / "index.faiss"
+        tmp = self.root / "tmp" / f"{uuid.uuid4().hex}.faiss"
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(tmp, dest)
+        _fsync_dir(dest.parent)
+        self._exec([("UPDATE pools SET index_kind=?, index_rows=?, index_description=? WHERE id=?",
+                     (kind, rows, description, pool_id))])
+
+    def load_index(self, pool_id: str) -> Optional[bytes]:
+        path = self.root / "pools" / pool_id / "index.faiss"
+        return path.read_bytes() if path.exists() else None
+
+    # ------------------------------------------------------------ diagnoses
+    def save_diagnosis(self, record: DiagnosisRecord, per_sample: pa.Table) -> None:
+        self._write_parquet(per_sample, self.root / "diagnoses" / f"{record.id}.parquet")
+        self._exec([("INSERT INTO diagnoses VALUES (?,?,?,?,?)",
+                     (record.id, record.run_id, record.created_at, record.job_id, record.payload))])
+
+    @staticmethod
+    def _diag(row: tuple) -> DiagnosisRecord:
+        return DiagnosisRecord(id=row[0], run_id=row[1], created_at=row[2], job_id=row[3],
+                               payload=bytes(row[4]))
+
+    def get_diagnosis(self, diagnosis_id: str) -> DiagnosisRecord:
+        rows = self._query("SELECT * FROM diagnoses WHERE id=?", (diagnosis_id,))
+        if not rows:
+            raise NotFound(f"diagnosis {diagnosis_id!r} not found")
+        return self._diag(rows[0])
+
+    def latest_diagnosis(self, run_id: str) -> DiagnosisRecord:
+        rows = self._query("SELECT * FROM diagnoses WHERE run_id=? ORDER BY created_at DESC LIMIT 1",
+                           (run_id,))
+        if not rows:
+            raise NotFound(f"run {run_id!r} has no diagnosis yet")
+        return self._diag(rows[0])
+
+    def list_diagnoses(self, run_id: str) -> list[DiagnosisRecord]:
+        return [self._diag(r) for r in
+                self._query("SELECT * FROM diagnoses WHERE run_id=? ORDER BY created_at", (run_id,))]
+
+    def diagnosis_rows(self, diagnosis_id: str) -> pa.Table:
+        path = self.root / "diagnoses" / f"{diagnosis_id}.parquet"
+        if not path.exists():
+            raise NotFound(f"diagnosis {diagnosis_id!r} not found")
+        return pq.read_table(path)
+
+    # ------------------------------------------------------------ jobs
+    def save_job(self, job: JobRecord) -> None:
+        self._exec([("INSERT OR REPLACE INTO jobs VALUES (?,?,?,?,?,?,?,?,?,?)",
+                     (job.id, job.kind, job.run_id, job.state, job.fraction_done, job.stage,
+                      job.result_id, job.error, job.created_at, job.updated_at))])
+
+    def get_job(self, job_id: str) -> JobRecord:
+        rows = self._query("SELECT * FROM jobs WHERE id=?", (job_id,))
+        if not rows:
+            raise NotFound(f"job {job_id!r} not found")
+        return JobRecord(*rows[0])
+
+    # ------------------------------------------------------------ suggestion sets
+    def save_suggestion_set(self, record: SuggestionSetRecord, candidates: pa.Table) -> None:
+        self._write_parquet(candidates, self.root / "suggestions" / f"{record.id}.parquet")
+        ids = candidates.column("sample_id").to_pylist()
+        self._exec([("INSERT INTO suggestion_sets VALUES (?,?,?,?,?,?,?,?,?)",
+                     (record.id, record.run_id, record.pool_id, record.diagnosis_id, record.strategy,
+                      record.budget, record.num_candidates, record.created_at, record.name))]
+                   + [("INSERT INTO suggested VALUES (?,?,?,?)",
+                       (record.id, record.run_id, record.pool_id, sid)) for sid in ids])
+
+    def suggested_ids(self, run_id: str, pool_id: str) -> set[str]:
+        return {r[0] for r in self._query("SELECT sample_id FROM suggested WHERE run_id=? AND pool_id=?",
+                                          (run_id, pool_id))}
+
+    def read_suggestion_set(self, set_id: str) -> tuple[SuggestionSetRecord, pa.Table]:
+        rows = self._query("SELECT * FROM suggestion_sets WHERE id=?", (set_id,))
+        if not rows:
+            raise NotFound(f"suggestion set {set_id!r} not found")
+        return SuggestionSetRecord(*rows[0]), pq.read_table(self.root / "suggestions" / f"{set_id}.parquet")
+
+    # ------------------------------------------------------------ housekeeping
+    def size_bytes(self) -> int:
+        return sum(f.stat().st_size for f in self.root.rglob("*") if f.is_file())
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

@@ -1,0 +1,93 @@
+"""The canonical columnar layout of run and pool rows, and numpy views of it.
+
+Columns: ``sample_id`` (string), ``label`` (int32, runs only), ``probabilities``
+(fixed-size list of float32, optional for pools), ``embedding`` (fixed-size
+list of float32), ``uri`` (string), and one ``m.<name>`` column per metadata
+column (string, float64 or timestamp[us]).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+META_PREFIX = "m."
+COLUMN_TYPES = ("string", "number", "timestamp")
+_ARROW_TYPES = {"string": pa.string(), "number": pa.float64(), "timestamp": pa.timestamp("us")}
+
+
+@dataclass
+class RowData:
+    """Rows of a run or pool as numpy arrays and a metadata DataFrame."""
+
+    sample_ids: np.ndarray
+    embeddings: np.ndarray                 # float32 N x D
+    labels: Optional[np.ndarray]           # int64, runs only
+    probabilities: Optional[np.ndarray]    # float32 N x C
+    uris: np.ndarray
+    metadata: pd.DataFrame
+
+    def __len__(self) -> int:
+        return len(self.sample_ids)
+
+
+def _fixed_list(matrix: np.ndarray) -> pa.FixedSizeListArray:
+    matrix = np.ascontiguousarray(matrix, dtype=np.float32)
+    return pa.FixedSizeListArray.from_arrays(pa.array(matrix.reshape(-1)), matrix.shape[1])
+
+
+def build_table(sample_ids: list[str], embeddings: np.ndarray, labels: Optional[np.ndarray],
+                probabilities: Optional[np.ndarray], uris: Optional[list[str]],
+                metadata: dict[str, tuple[str, pa.Array]]) -> pa.Table:
+    """Assemble one batch in the canonical layout. ``metadata`` maps a column
+    name to (type, values)."""
+    n = len(sample_ids)
+    cols: dict[str, pa.Array] = {"sample_id": pa.array(sample_ids, pa.string())}
+    if labels is not None:
+        cols["label"] = pa.array(np.asarray(labels, dtype=np.int32))
+    if probabilities is not None:
+        cols["probabilities"] = _fixed_list(probabilities)
+    cols["embedding"] = _fixed_list(embeddings)
+    cols["uri"] = pa.array(list(uris) if uris else [""] * n, pa.string())
+    for name, (kind, values) in metadata.items():
+        cols[META_PREFIX + name] = values.cast(_ARROW_TYPES[kind])
+    return pa.table(cols)
+
+
+def _matrix(column: pa.ChunkedArray) -> np.ndarray:
+    arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    width = arr.type.list_size
+    if len(arr) == 0:
+        return np.zeros((0, width), dtype=np.float32)
+    return arr.flatten().to_numpy(zero_copy_only=False).reshape(-1, width).astype(np.float32, copy=False)
+
+
+def to_row_data(table: pa.Table) -> RowData:
+    names = table.column_names
+    meta = {n[len(META_PREFIX):]: table.column(n).to_pandas() for n in names if n.startswith(META_PREFIX)}
+    return RowData(
+        sample_ids=np.asarray(table.column("sample_id").to_pylist(), dtype=object),
+        embeddings=_matrix(table.column("embedding")),
+        labels=(table.column("label").to_numpy().astype(np.int64) if "label" in names else None),
+        probabilities=(_matrix(table.column("probabilities")) if "probabilities" in names else None),
+        uris=np.asarray(table.column("uri").to_pylist(), dtype=object),
+        metadata=pd.DataFrame(meta, index=pd.RangeIndex(table.num_rows)),
+    )
+
+
+def unify(tables: list[pa.Table], schema: dict[str, str]) -> pa.Table:
+    """Concatenate batches whose metadata columns differ: missing columns become nulls."""
+    if not tables:
+        return pa.table({})
+    out = []
+    for t in tables:
+        for name, kind in schema.items():
+            col = META_PREFIX + name
+            if col not in t.column_names:
+                t = t.append_column(col, pa.nulls(t.num_rows, _ARROW_TYPES[kind]))
+        out.append(t)
+    order = out[0].column_names
+    return pa.concat_tables([t.select(order) for t in out])
