@@ -140,8 +140,13 @@ def predicate_mask(metadata: pd.DataFrame, predicates: tuple[Predicate, ...]) ->
                 mask &= (numeric >= lo) & (numeric < hi)
         elif p.op in ("month", "weekday"):
             times = pd.to_datetime(col, errors="coerce")
-            part = times.dt.month if p.op == "month" else times.dt.weekday
-            mask &= part.astype("string").eq(str(p.value)).fillna(False).to_numpy(dtype=bool)
+            part = (times.dt.month if p.op == "month" else times.dt.weekday).to_numpy(dtype=float)
+            try:
+                wanted = float(p.value)
+            except ValueError as exc:
+                raise ValueError(f"slice_predicates: {p.op} value must be a number, "
+                                 f"got {p.value!r}") from exc
+            mask &= part == wanted
         elif p.op == "missing":
             mask &= col.isna().to_numpy(dtype=bool)
         else:

@@ -16,6 +16,7 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import faiss
 import numpy as np
 
 from .pool_filters import predicate_mask
@@ -66,13 +67,13 @@ def _region_candidates(region: "TargetRegion", want: int, searcher, allowed: np.
         dist, ids = searcher(failures, k)
         owner = np.repeat(np.arange(m), ids.shape[1])
         dist, ids = dist.ravel(), ids.ravel()
-        ok = ids >= 0
-        ok[ok] &= allowed[ids[ok]] & ~taken[ids[ok]]
+        safe = np.maximum(ids, 0)
+        ok = (ids >= 0) & allowed[safe] & ~taken[safe]
         dist, ids, owner = dist[ok], ids[ok], owner[ok]
         # Keep each row's closest failure.
         order = np.lexsort((owner, dist, ids))
         ids, dist, owner = ids[order], dist[order], owner[order]
-        first = np.r_[True, ids[1:] != ids[:-1]]
+        first = np.r_[len(ids) > 0, ids[1:] != ids[:-1]][:len(ids)]
         found = _Candidates(ids[first], dist[first], owner[first])
         exhausted = k >= MAX_K_PER_FAILURE or k * m >= 4 * allowed.sum()
         if len(found.rows) >= min(OVERSAMPLE * want, want * 2) or exhausted:
@@ -80,8 +81,12 @@ def _region_candidates(region: "TargetRegion", want: int, searcher, allowed: np.
         k = min(MAX_K_PER_FAILURE, k * 2)
 
 
-def _diverse_order(x: np.ndarray, score: np.ndarray, picks: int) -> tuple[np.ndarray, np.ndarray]:
-    """Greedy picks maximising score x min(1, distance to picked / radius); returns (order, gain)."""
+def _diverse_order(x: np.ndarray, score: np.ndarray, picks: int,
+                   earlier: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Greedy picks maximising score x min(1, distance to picked / radius); returns (order, gain).
+
+    ``earlier``: rows picked for other regions, which count as picked here too.
+    """
     n = len(score)
     picks = min(picks, n)
     if picks == 0:
@@ -94,6 +99,11 @@ def _diverse_order(x: np.ndarray, score: np.ndarray, picks: int) -> tuple[np.nda
     radius = float(np.median(d.min(axis=1))) if n > 1 else 1.0
     radius = max(radius, 1e-6)
     damp = np.ones(n)
+    if len(earlier):
+        flat = faiss.IndexFlatIP(x.shape[1])
+        flat.add(earlier)
+        sims, _ = flat.search(x, 1)
+        damp = np.clip((1.0 - sims[:, 0].astype(np.float64)) / radius, 0.0, 1.0)
     picked = np.zeros(n, dtype=bool)
     order, gains = [], []
     for _ in range(picks):
@@ -131,7 +141,7 @@ def select_targeted(embeddings: np.ndarray, probabilities: np.ndarray | None, po
         failures = normalise(region.failure_embeddings)
         cand = _region_candidates(_with(region, failures), want, searcher, allowed, taken)
         picked = _pick(region, cand, embeddings, uncertainty, pool, want,
-                       uncertainty_weight, slice_weight)
+                       uncertainty_weight, slice_weight, embeddings[taken])
         taken[[c.pool_index for c in picked]] = True
         carry = want - len(picked)   # a region short of candidates passes its share on
         per_region.append(picked)
@@ -147,7 +157,8 @@ def _with(region: "TargetRegion", failures: np.ndarray) -> "TargetRegion":
 
 def _pick(region: "TargetRegion", cand: _Candidates, embeddings: np.ndarray,
           uncertainty: np.ndarray | None, pool: "PoolData", want: int,
-          uncertainty_weight: float, slice_weight: float) -> list[SuggestionCandidate]:
+          uncertainty_weight: float, slice_weight: float,
+          earlier: np.ndarray) -> list[SuggestionCandidate]:
     if len(cand.rows) == 0:
         return []
     # Closeness relative to this region's scale: 1 at a failure, 1/e at the median distance.
@@ -161,7 +172,7 @@ def _pick(region: "TargetRegion", cand: _Candidates, embeddings: np.ndarray,
     if region.slice_predicates:
         in_slice = predicate_mask(pool.metadata.iloc[cand.rows], region.slice_predicates)
         score += slice_weight * in_slice
-    order, gain = _diverse_order(embeddings[cand.rows], score, want)
+    order, gain = _diverse_order(embeddings[cand.rows], score, want, earlier)
     name = slice_name(region.slice_predicates)
     head = (f"near failure region {region.region_id} (excess {region.excess_errors:.0f} errors"
             + (f", {name})" if name else ")"))

@@ -1,0 +1,251 @@
+"""suggest_candidates: strategy contracts, targeting, metadata filters."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from blindspots_server.core.pool_index import PoolIndex
+from blindspots_server.core.results import Predicate
+from blindspots_server.core.suggest import (STRATEGIES, MetadataFilterSpec, PoolData, TargetRegion,
+                                            filter_mask, predicate_mask, suggest_candidates)
+from blindspots_server.core.targeted import allocate_budget
+from blindspots_server.scenario import DATA_GAPS, make_scenario, train_model
+
+NORTH_CAM_E = (Predicate("camera", "eq", "cam_e"), Predicate("region", "eq", "north"))
+
+
+@pytest.fixture(scope="module")
+def world():
+    s = make_scenario(n_train=2000, n_test=3000, n_pool=6000, seed=3)
+    model = train_model(s.train, epochs=15)
+    test_probs = model.predict_proba(s.test.embeddings)
+    failed = test_probs.argmax(1) != s.test.labels
+    # Regions from the planted truth: the test of targeting, independent of the diagnosis.
+    regions = []
+    for rid, name in enumerate(DATA_GAPS):
+        rows = np.flatnonzero(failed & s.test.conditions[name].to_numpy())
+        regions.append(TargetRegion(
+            region_id=rid, excess_errors=float(len(rows)), failure_embeddings=s.test.embeddings[rows],
+            failure_indices=rows, failure_ids=s.test.ids[rows],
+            slice_predicates=NORTH_CAM_E if name == "north_cam_e" else ()))
+    pool = PoolData(s.pool.embeddings, model.predict_proba(s.pool.embeddings), s.pool.metadata)
+    return s, pool, regions
+
+
+def call(world, strategy, budget=120, **kw):
+    s, pool, regions = world
+    kw.setdefault("labeled_embeddings", s.train.embeddings)
+    return suggest_candidates(strategy, budget, pool, regions, **kw)
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_contract_budget_ranks_reasons_determinism(world, strategy):
+    out = call(world, strategy, seed=5)
+    assert len(out) == 120
+    rows = [c.pool_index for c in out]
+    assert len(set(rows)) == len(rows)
+    assert all(0 <= r < len(world[1].embeddings) for r in rows)
+    assert all(c.reason and math.isfinite(c.score) for c in out)
+    if strategy != "targeted":   # targeted interleaves regions; baselines rank by score
+        scores = [c.score for c in out]
+        assert scores == sorted(scores, reverse=True)
+    assert call(world, strategy, seed=5) == out
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_exclusions_are_never_returned(world, strategy):
+    n = len(world[1].embeddings)
+    excluded = np.zeros(n, dtype=bool)
+    first = [c.pool_index for c in call(world, strategy)]
+    excluded[first[:60]] = True
+    excluded[::3] = True
+    out = call(world, strategy, excluded=excluded)
+    assert len(out) == 120
+    assert not excluded[[c.pool_index for c in out]].any()
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_budget_larger_than_allowed_rows_returns_them_all(world, strategy):
+    n = len(world[1].embeddings)
+    excluded = np.ones(n, dtype=bool)
+    excluded[:40] = False
+    out = call(world, strategy, budget=100, excluded=excluded)
+    assert len(out) <= 40
+    assert all(c.pool_index < 40 for c in out)
+    assert call(world, strategy, budget=0) == []
+
+
+def test_targeted_concentrates_on_planted_failure_regions(world):
+    s = world[0]
+    gap = s.pool.conditions[list(DATA_GAPS)].any(axis=1).to_numpy()
+    targeted = [c.pool_index for c in call(world, "targeted", budget=200)]
+    random = [c.pool_index for c in call(world, "random", budget=200)]
+    assert gap[targeted].mean() >= 0.7
+    assert gap[targeted].mean() > 2 * gap[random].mean()
+
+
+def test_targeted_splits_budget_by_impact_and_explains(world):
+    s, pool, regions = world
+    out = call(world, "targeted", budget=150)
+    counts = np.bincount([c.region_id for c in out], minlength=len(regions))
+    expected = allocate_budget(150, np.array([r.excess_errors for r in regions]))
+    assert counts.tolist() == expected.tolist()
+    north = [c for c in out if c.region_id == 0]
+    assert all(c.slice == "camera=cam_e & region=north" for c in north)
+    assert all("near failure region 0" in c.reason and "camera=cam_e & region=north" in c.reason
+               for c in north)
+    matched = [c for c in north if "matches the region's slice" in c.reason]
+    meta = pool.metadata.iloc[[c.pool_index for c in matched]]
+    assert len(matched) > 0 and (meta.camera == "cam_e").all() and (meta.region == "north").all()
+    for c in out:
+        region = regions[c.region_id]
+        assert c.nearest_failure_index in set(region.failure_indices.tolist())
+        assert s.test.ids[c.nearest_failure_index] in c.reason
+        assert 0 <= c.distance <= 2
+    # Any prefix is a fair share: the first third holds every region.
+    assert {c.region_id for c in out[:50]} == {0, 1, 2}
+
+
+def test_targeted_uses_a_given_index_like_its_own(world):
+    s, pool, regions = world
+    index = PoolIndex(pool.embeddings.shape[1]).build(pool.embeddings)
+    rows = [(c.pool_index, c.region_id, c.nearest_failure_index) for c in call(world, "targeted", index=index)]
+    assert rows == [(c.pool_index, c.region_id, c.nearest_failure_index) for c in call(world, "targeted")]
+    with pytest.raises(ValueError, match="index"):
+        call(world, "targeted", index=PoolIndex(pool.embeddings.shape[1]).build(pool.embeddings[:10]))
+
+
+def test_targeted_picks_are_not_near_duplicates(world):
+    s, pool, regions = world
+    dup = pool.embeddings.copy()
+    dup[1::2] = dup[0::2]          # every row has an exact twin
+    twin_pool = PoolData(dup, pool.probabilities, pool.metadata)
+    out = suggest_candidates("targeted", 100, twin_pool, regions)
+    rows = np.array([c.pool_index for c in out])
+    assert len(set(rows // 2)) == len(rows)
+
+
+def test_label_noise_regions_get_no_budget_unless_alone(world):
+    s, pool, regions = world
+    noise = TargetRegion(region_id=9, excess_errors=1e6, failure_embeddings=regions[0].failure_embeddings,
+                         failure_indices=regions[0].failure_indices, kind="label_noise")
+    out = suggest_candidates("targeted", 60, pool, regions + [noise])
+    assert 9 not in {c.region_id for c in out}
+    alone = suggest_candidates("targeted", 60, pool, [noise])
+    assert len(alone) == 60 and {c.region_id for c in alone} == {9}
+
+
+def test_uncertainty_weight_changes_scores_and_reason(world):
+    s, pool, regions = world
+    plain = suggest_candidates("targeted", 50, PoolData(pool.embeddings, None, pool.metadata), regions)
+    assert all("uncertainty" not in c.reason for c in plain)
+    assert all("uncertainty" in c.reason for c in call(world, "targeted", budget=50))
+    heavy = call(world, "targeted", budget=50, uncertainty_weight=5.0)
+    assert [c.pool_index for c in heavy] != [c.pool_index for c in plain]
+
+
+def test_kcenter_moves_away_from_labeled_data(world):
+    s, pool, _ = world
+    labeled = pool.embeddings[:3000]
+    out = call(world, "kcenter", budget=50, labeled_embeddings=labeled)
+    assert all(c.pool_index >= 3000 or c.distance > 0 for c in out)
+    no_labels = call(world, "kcenter", budget=50, labeled_embeddings=None)
+    assert len(no_labels) == 50
+
+
+def test_progress_is_reported_and_cancellation_propagates(world):
+    seen = []
+    call(world, "targeted", progress=lambda f, stage: seen.append((f, stage)))
+    assert seen[0][0] == 0.0 and seen[-1][0] == 1.0 and len(seen) >= 4
+
+    class Cancelled(Exception):
+        pass
+
+    def cancel(fraction, stage):
+        if fraction > 0:
+            raise Cancelled
+    with pytest.raises(Cancelled):
+        call(world, "targeted", progress=cancel)
+
+
+@pytest.mark.parametrize("kwargs, word", [
+    (dict(strategy="best"), "strategy"),
+    (dict(budget=-1), "budget"),
+    (dict(budget=2.5), "budget"),
+    (dict(excluded=np.zeros(3, dtype=bool)), "excluded"),
+    (dict(labeled_embeddings=np.zeros((4, 3))), "labeled_embeddings"),
+    (dict(uncertainty_weight=-1.0), "uncertainty_weight"),
+    (dict(regions=[]), "regions"),
+])
+def test_invalid_input_names_the_argument(world, kwargs, word):
+    s, pool, regions = world
+    args = dict(strategy="targeted", budget=10, pool=pool, regions=regions)
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=word):
+        suggest_candidates(**args)
+
+
+def test_uncertainty_baselines_need_probabilities(world):
+    s, pool, regions = world
+    bare = PoolData(pool.embeddings, None, pool.metadata)
+    for strategy in ("entropy", "margin"):
+        with pytest.raises(ValueError, match="pool.probabilities"):
+            suggest_candidates(strategy, 10, bare, regions)
+
+
+# -- metadata filters ------------------------------------------------------------
+@pytest.fixture
+def meta():
+    return pd.DataFrame({
+        "camera": ["cam_a", "cam_e", None, "cam_e"],
+        "price": [100.0, 250.0, np.nan, 400.0],
+        "rooms": [1, 2, 3, 4],
+        "listed_at": pd.to_datetime(["2025-01-01", "2025-03-01", None, "2025-06-30 12:00"],
+                                    format="mixed"),
+    })
+
+
+def F(column, op, *values, number=math.nan):
+    return MetadataFilterSpec(column, op, tuple(values), number)
+
+
+@pytest.mark.parametrize("filters, expected", [
+    ([], [1, 1, 1, 1]),
+    ([F("camera", "eq", "cam_e")], [0, 1, 0, 1]),
+    ([F("camera", "ne", "cam_e")], [1, 0, 1, 0]),
+    ([F("camera", "in", "cam_a", "cam_e")], [1, 1, 0, 1]),
+    ([F("price", "lt", number=250)], [1, 0, 0, 0]),
+    ([F("price", "le", number=250)], [1, 1, 0, 0]),
+    ([F("price", "gt", number=250)], [0, 0, 0, 1]),
+    ([F("price", "ge", number=250)], [0, 1, 0, 1]),
+    ([F("rooms", "eq", "2")], [0, 1, 0, 0]),
+    ([F("rooms", "eq", number=3)], [0, 0, 1, 0]),
+    ([F("rooms", "in", "1", "4")], [1, 0, 0, 1]),
+    ([F("camera", "eq", "cam_e"), F("price", "gt", number=300)], [0, 0, 0, 1]),
+    # Timestamps compare as unix microseconds.
+    ([F("listed_at", "ge", number=pd.Timestamp("2025-03-01").value // 1000)], [0, 1, 0, 1]),
+    ([F("listed_at", "eq", "2025-03-01")], [0, 1, 0, 0]),
+])
+def test_filter_mask_semantics(meta, filters, expected):
+    assert filter_mask(meta, filters).astype(int).tolist() == expected
+
+
+def test_filter_mask_errors_name_the_problem(meta):
+    with pytest.raises(ValueError, match="'colour'"):
+        filter_mask(meta, [F("colour", "eq", "red")])
+    with pytest.raises(ValueError, match="op"):
+        filter_mask(meta, [F("camera", "like", "cam")])
+    with pytest.raises(ValueError, match="numeric"):
+        filter_mask(meta, [F("camera", "lt", number=3)])
+    with pytest.raises(ValueError, match="finite number"):
+        filter_mask(meta, [F("price", "lt")])
+
+
+def test_predicate_mask_for_region_slices(meta):
+    assert predicate_mask(meta, (Predicate("camera", "eq", "cam_e"),)).tolist() == [0, 1, 0, 1]
+    assert predicate_mask(meta, (Predicate("price", "range", low=200, high=400),)).tolist() == [0, 1, 0, 0]
+    assert predicate_mask(meta, (Predicate("listed_at", "month", "3"),)).tolist() == [0, 1, 0, 0]
+    assert predicate_mask(meta, (Predicate("price", "missing"),)).tolist() == [0, 0, 1, 0]
