@@ -68,7 +68,7 @@ class Diagnoser:
         progress(0.05, "clustering failures")
         clusterer = FailureClusterer(self.min_cluster_size, self.min_samples, self.reduce_to,
                                      seed=self.seed)
-        clusters = clusterer.fit(embeddings, failed)
+        clusters = clusterer.fit(embeddings, failed, labels)
         progress(0.45, "testing regions")
         cand_support = np.bincount(clusters.region_of_sample[clusters.region_of_sample >= 0],
                                    minlength=clusters.num_regions)
