@@ -109,6 +109,11 @@ class BlindspotsStub:
                 request_serializer=blindspots_dot_v1_dot_blindspots__pb2.SuggestRequest.SerializeToString,
                 response_deserializer=blindspots_dot_v1_dot_blindspots__pb2.SuggestResponse.FromString,
                 _registered_method=True)
+        self.GetRunMap = channel.unary_unary(
+                '/blindspots.v1.Blindspots/GetRunMap',
+                request_serializer=blindspots_dot_v1_dot_blindspots__pb2.GetRunMapRequest.SerializeToString,
+                response_deserializer=blindspots_dot_v1_dot_blindspots__pb2.RunMap.FromString,
+                _registered_method=True)
 
 
 class BlindspotsServicer:
@@ -212,6 +217,15 @@ class BlindspotsServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetRunMap(self, request, context):
+        """A 2-D map of a run's test embeddings (PCA of the L2-normalised rows) for
+        a bounded sample of points, with failure flags and region ids: what a
+        report draws.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_BlindspotsServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -289,6 +303,11 @@ def add_BlindspotsServicer_to_server(servicer, server):
                     servicer.Suggest,
                     request_deserializer=blindspots_dot_v1_dot_blindspots__pb2.SuggestRequest.FromString,
                     response_serializer=blindspots_dot_v1_dot_blindspots__pb2.SuggestResponse.SerializeToString,
+            ),
+            'GetRunMap': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRunMap,
+                    request_deserializer=blindspots_dot_v1_dot_blindspots__pb2.GetRunMapRequest.FromString,
+                    response_serializer=blindspots_dot_v1_dot_blindspots__pb2.RunMap.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -696,6 +715,33 @@ class Blindspots:
             '/blindspots.v1.Blindspots/Suggest',
             blindspots_dot_v1_dot_blindspots__pb2.SuggestRequest.SerializeToString,
             blindspots_dot_v1_dot_blindspots__pb2.SuggestResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRunMap(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/blindspots.v1.Blindspots/GetRunMap',
+            blindspots_dot_v1_dot_blindspots__pb2.GetRunMapRequest.SerializeToString,
+            blindspots_dot_v1_dot_blindspots__pb2.RunMap.FromString,
             options,
             channel_credentials,
             insecure,
