@@ -1,0 +1,74 @@
+"""The embedded store on real files: atomic batches, crash debris, schema rules."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from blindspots_server.storage import Conflict, EmbeddedStore, NotFound, RunRecord
+from blindspots_server.storage.rows import build_table, to_row_data
+
+
+def _run(store: EmbeddedStore, dim: int = 4) -> RunRecord:
+    return store.create_run(RunRecord(id="run_a", name="a", project="p", model_name="m", model_version="1",
+                                      dataset_name="d", class_names=["x", "y"], embedding_dim=dim,
+                                      created_at=time.time()))
+
+
+def _batch(ids, dim=4, meta=None):
+    n = len(ids)
+    return build_table(list(ids), np.arange(n * dim, dtype=np.float32).reshape(n, dim), np.zeros(n),
+                       np.full((n, 2), 0.5, np.float32), None, meta or {})
+
+
+def test_batches_roundtrip_in_order_and_dedupe(tmp_path):
+    store = EmbeddedStore(tmp_path)
+    _run(store)
+    meta = {"region": ("string", pa.array(["n", "s"]))}
+    assert store.ingest_batch("run", "run_a", "b1", _batch(["a", "b"], meta=meta), {"region": "string"}).stored
+    assert store.ingest_batch("run", "run_a", "b2", _batch(["c"]), {}).total_rows == 3
+    assert not store.ingest_batch("run", "run_a", "b1", _batch(["a", "b"], meta=meta), {"region": "string"}).stored
+    rows = to_row_data(store.read_rows("run", "run_a"))
+    assert rows.sample_ids.tolist() == ["a", "b", "c"]
+    assert rows.metadata["region"].tolist()[:2] == ["n", "s"] and rows.metadata["region"].isna().tolist()[2]
+    np.testing.assert_array_equal(rows.embeddings[2], np.arange(4, dtype=np.float32))
+    assert store.get_run("run_a").num_rows == 3
+
+
+def test_type_conflict_is_rejected_and_nothing_written(tmp_path):
+    store = EmbeddedStore(tmp_path)
+    _run(store)
+    store.ingest_batch("run", "run_a", "b1", _batch(["a"], meta={"price": ("number", pa.array([1.0]))}),
+                       {"price": "number"})
+    with pytest.raises(Conflict, match="price"):
+        store.ingest_batch("run", "run_a", "b2", _batch(["b"], meta={"price": ("string", pa.array(["x"]))}),
+                           {"price": "string"})
+    assert store.get_run("run_a").num_rows == 1
+    assert len(list((tmp_path / "runs" / "run_a").glob("*.parquet"))) == 1
+
+
+def test_reopen_drops_uncommitted_files_and_keeps_committed(tmp_path):
+    store = EmbeddedStore(tmp_path)
+    _run(store)
+    store.ingest_batch("run", "run_a", "b1", _batch(["a"]), {})
+    store.close()
+    # Debris a crash can leave: a renamed file with no catalog row, and a temp file.
+    (tmp_path / "runs" / "run_a" / "part-00000002-deadbeef.parquet").write_bytes(b"partial")
+    (tmp_path / "tmp" / "x.parquet").write_bytes(b"partial")
+    store = EmbeddedStore(tmp_path)
+    assert [p.name for p in (tmp_path / "runs" / "run_a").iterdir()] != []
+    assert not (tmp_path / "runs" / "run_a" / "part-00000002-deadbeef.parquet").exists()
+    assert not any((tmp_path / "tmp").iterdir())
+    assert to_row_data(store.read_rows("run", "run_a")).sample_ids.tolist() == ["a"]
+
+
+def test_unknown_ids_raise_not_found(tmp_path):
+    store = EmbeddedStore(tmp_path)
+    with pytest.raises(NotFound):
+        store.get_run("missing")
+    with pytest.raises(NotFound):
+        store.ingest_batch("pool", "missing", "b", _batch(["a"]), {})
+    with pytest.raises(NotFound):
+        store.latest_diagnosis("missing")
