@@ -13,10 +13,14 @@ import pandas as pd
 
 from .failure_clusters import FailureClusterer, FailureClusters
 from .failures import FAILURE_DEFINITIONS, Outcomes, model_outcomes
+from .metadata_bins import BinnedMetadata, bin_metadata
 from .region_typing import RegionTyper
 from .results import (Confusion, DiagnosisResult, Example, FailureRegion, Interval, ProgressFn,
                       SliceStat, no_progress)
-from .significance import benjamini_hochberg, excess_error_p_values, interval, wilson_interval
+from .significance import (benjamini_hochberg, enrichment_p_values, excess_error_p_values, interval,
+                           wilson_interval)
+from .slice_explanations import Explanation, RegionExplainer
+from .slice_finder import SliceFinder
 
 NUM_CONFUSIONS = 5
 NUM_TYPICAL_FAILURES = 5
@@ -70,23 +74,57 @@ class Diagnoser:
                                      seed=self.seed)
         clusters = clusterer.fit(embeddings, failed, labels)
         progress(0.45, "testing regions")
+        space = clusters.local if clusters.local is not None else clusters.reduced
         cand_support = np.bincount(clusters.region_of_sample[clusters.region_of_sample >= 0],
                                    minlength=clusters.num_regions)
         cand_failures = np.bincount(clusters.region_of_sample[(clusters.region_of_sample >= 0) & failed],
                                     minlength=clusters.num_regions)
         region_p = excess_error_p_values(cand_failures, cand_support, baseline)
-
-        p_all = region_p
-        q_all = benjamini_hochberg(p_all)
-        region_q = q_all[: clusters.num_regions]
-
         excess = cand_failures - cand_support * baseline
+
+        progress(0.5, "searching slices")
+        binned = bin_metadata(metadata, self.quantile_bins) if metadata is not None else None
+        min_support = int(self.min_slice_support or max(10, round(0.01 * n)))
+        finder = SliceFinder(self.sliceline_alpha, self.top_slices, self.max_slice_predicates,
+                             min_support)
+        if binned is not None and binned.codes.shape[1] > 0:
+            finder.fit(binned.codes, failed.astype(np.float64),
+                       progress=lambda f, stage: progress(0.5 + 0.15 * f, stage))
+        else:
+            finder.fit(np.zeros((n, 0), dtype=np.int64), failed.astype(np.float64))
+        slice_p = excess_error_p_values(finder.evaluated_errors_, finder.evaluated_support_, baseline)
+
+        # Only regions that could survive correction get explained; each explanation
+        # tried is a hypothesis (is the region enriched in this slice?) in the same family.
+        progress(0.65, "explaining regions")
+        explained: dict[int, tuple[list[Explanation], np.ndarray]] = {}
+        expl_p_parts = []
+        candidates = np.flatnonzero((region_p <= self.fdr_alpha) & (excess > 0))
+        for i, c in enumerate(candidates):
+            progress(0.65 + 0.15 * i / max(len(candidates), 1), "explaining regions")
+            if binned is None or binned.codes.shape[1] == 0:
+                break
+            members = clusters.region_of_sample == c
+            explainer = RegionExplainer(max_predicates=self.max_slice_predicates)
+            found = explainer.fit(binned, members)
+            p_tested = enrichment_p_values(explainer.tested_overlap_, explainer.tested_support_,
+                                           int(members.sum()), n)
+            p_found = enrichment_p_values(np.array([e.overlap for e in found]),
+                                          np.array([e.support for e in found]), int(members.sum()), n)
+            explained[int(c)] = (found, p_found)
+            expl_p_parts.append(p_tested)
+
+        p_all = np.concatenate([region_p, slice_p, *expl_p_parts])
+        q_of = _q_lookup(p_all)
+        region_q = q_of(region_p)
         keep = np.flatnonzero((region_q <= self.fdr_alpha) & (excess > 0))
         keep = keep[np.argsort(-excess[keep], kind="stable")][: self.max_regions]
 
-        progress(0.7, "typing regions")
+        slices = self._global_slices(finder, binned, failed, baseline, q_of)
+
+        progress(0.8, "typing regions")
         typer = RegionTyper(seed=self.seed)
-        types = typer.fit(clusters.reduced, labels, outcomes.predicted, outcomes.confidence, failed,
+        types = typer.fit(space, labels, outcomes.predicted, outcomes.confidence, failed,
                           clusters.region_of_sample, [int(c) for c in keep])
         regions: list[FailureRegion] = []
         region_of_sample = np.full(n, -1, dtype=np.int64)
@@ -95,24 +133,57 @@ class Diagnoser:
             region_of_sample[members] = rank
             lo, hi = wilson_interval(cand_failures[c], cand_support[c])
             rtype = types[int(c)]
+            found, p_found = explained.get(int(c), ([], np.zeros(0)))
             regions.append(FailureRegion(
                 region_id=rank, support=int(cand_support[c]), failures=int(cand_failures[c]),
                 error_rate=float(cand_failures[c] / cand_support[c]), ci=Interval(float(lo), float(hi)),
                 lift=_lift(cand_failures[c] / cand_support[c], baseline), excess_errors=float(excess[c]),
                 p_value=float(region_p[c]), q_value=float(region_q[c]),
+                explanations=self._explanations(found, p_found, failed, baseline, q_of),
                 confusions=_confusions(labels, outcomes.predicted, members & failed),
-                typical_failures=_typical_failures(clusters.reduced, members & failed, outcomes,
+                typical_failures=_typical_failures(space, members & failed, outcomes,
                                                    labels, sample_ids, uris),
                 mean_failure_confidence=float(outcomes.confidence[members & failed].mean()),
                 kind=rtype.kind, evidence=rtype.evidence))
         progress(1.0, "done")
-        params = {**self._used_params(), **clusters.params}
+        params = {**self._used_params(), **clusters.params, "min_slice_support": min_support}
         self.result_ = DiagnosisResult(
             num_samples=n, num_failures=num_failures, baseline_error_rate=baseline,
-            baseline_ci=interval(num_failures, n), regions=regions, slices=[],
+            baseline_ci=interval(num_failures, n), regions=regions, slices=slices,
             num_hypotheses_tested=int(len(p_all)), num_regions_tested=int(clusters.num_regions),
             fdr_alpha=self.fdr_alpha, region_of_sample=region_of_sample, failed=failed, params=params)
         return self.result_
+
+    def _global_slices(self, finder: SliceFinder, binned: BinnedMetadata | None, failed: np.ndarray,
+                       baseline: float, q_of) -> list[SliceStat]:
+        """SliceLine's top slices that survive the correction, best score first."""
+        out = []
+        for found in finder.top_slices_:
+            preds = tuple(binned.predicates[j][c] for j, c in found.items)
+            stat = _slice_stat(preds, found.support, int(round(found.errors)), baseline)
+            stat.q_value = float(q_of(np.array([stat.p_value]))[0])
+            stat.score = found.score
+            if stat.q_value <= self.fdr_alpha:
+                out.append(stat)
+        return out
+
+    def _explanations(self, found: list[Explanation], p_found: np.ndarray, failed: np.ndarray,
+                      baseline: float, q_of) -> list[SliceStat]:
+        """A region's explaining slices that survive the correction, best F1 first.
+
+        Error statistics are the slice's over the whole test set; p_value is the
+        enrichment test (is the region over-represented in the slice?).
+        """
+        out = []
+        q_found = q_of(p_found) if len(p_found) else p_found
+        for e, p, q in zip(found, p_found, q_found):
+            if q > self.fdr_alpha:
+                continue
+            stat = _slice_stat(e.predicates, e.support, int((failed & e.mask).sum()), baseline)
+            stat.p_value, stat.q_value = float(p), float(q)
+            stat.precision, stat.recall, stat.f1 = e.precision, e.recall, e.f1
+            out.append(stat)
+        return out
 
     def _check_params(self) -> None:
         if self.failure_definition not in FAILURE_DEFINITIONS:
@@ -133,6 +204,30 @@ class Diagnoser:
                 "max_slice_predicates": int(self.max_slice_predicates),
                 "sliceline_alpha": float(self.sliceline_alpha), "top_slices": int(self.top_slices),
                 "quantile_bins": int(self.quantile_bins), "seed": int(self.seed)}
+
+
+def _q_lookup(p_all: np.ndarray):
+    """BH q-value of any p-value from the family p_all (equal p-values share a q-value)."""
+    q_all = benjamini_hochberg(p_all)
+    order = np.argsort(p_all, kind="stable")
+    p_sorted, q_sorted = p_all[order], q_all[order]
+
+    def q_of(p: np.ndarray) -> np.ndarray:
+        if len(p_sorted) == 0:
+            return np.ones(len(p))
+        pos = np.clip(np.searchsorted(p_sorted, p, side="left"), 0, len(p_sorted) - 1)
+        return q_sorted[pos]
+    return q_of
+
+
+def _slice_stat(preds, support: int, failures: int, baseline: float) -> SliceStat:
+    lo, hi = wilson_interval(failures, support)
+    rate = failures / support
+    return SliceStat(predicates=tuple(preds), support=int(support), failures=int(failures),
+                     error_rate=float(rate), ci=Interval(float(lo), float(hi)),
+                     lift=_lift(rate, baseline),
+                     p_value=float(excess_error_p_values(np.array([failures]), np.array([support]),
+                                                         baseline)[0]))
 
 
 def _lift(rate: float, baseline: float) -> float:

@@ -33,6 +33,9 @@ class FailureClusters:
     num_regions: int
     reduced: np.ndarray                # float32 rows x reduce_to: the space clustering ran in
     params: dict
+    # float32 rows x dims: PCA of the normalised embeddings with class directions
+    # kept, where neighbourhoods (assignment, label agreement, medoids) are taken.
+    local: np.ndarray | None = None
 
 
 def l2_normalise(embeddings: np.ndarray) -> np.ndarray:
@@ -107,7 +110,8 @@ class FailureClusterer:
         reduced = self._reduce(x, classes, params["reduce_to"])
         cluster_of_failure = np.full(len(fail_rows), -1, dtype=np.int64)
         region_of_sample = np.full(n, -1, dtype=np.int64)
-        empty = FailureClusters(region_of_sample, cluster_of_failure, 0, reduced, params)
+        local = self._local_space(x, params["reduce_to"] * 2)
+        empty = FailureClusters(region_of_sample, cluster_of_failure, 0, reduced, params, local)
         if len(fitted) < max(2 * params["min_cluster_size"], self.embed_dims + 2, 3):
             self.result_ = empty
             return empty
@@ -121,7 +125,6 @@ class FailureClusterer:
         # neighbours' majority region, so noise does not swallow most failures.
         # Neighbourhoods for assignment are taken with class directions kept:
         # locally, class identity is part of what makes two rows alike.
-        local = self._local_space(x, params["reduce_to"] * 2)
         clustered = fitted[labels >= 0]
         cluster_of_failure = self._vote(local[clustered], labels[labels >= 0], local[fail_rows],
                                         np.ones(len(clustered)), num_regions, exclude_self=clustered,
@@ -129,7 +132,7 @@ class FailureClusterer:
         region_of_sample = self._assign_rows(local, failed, fail_rows, cluster_of_failure,
                                              num_regions, rng)
         self.result_ = FailureClusters(region_of_sample, cluster_of_failure, num_regions,
-                                       reduced, params)
+                                       reduced, params, local)
         return self.result_
 
     def _assign_rows(self, reduced, failed, fail_rows, cluster_of_failure, num_regions, rng):

@@ -1,0 +1,141 @@
+"""Which metadata slices best describe a region's members (precision, recall, F1).
+
+``RegionExplainer(...).fit(binned, members)`` runs a beam search over
+conjunctions of predicates: the binned levels plus, for numeric and timestamp
+columns, a range tailored to the region (its members' central values), so a
+region like "price above 1.15M" is not forced onto a global quantile bin.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .metadata_bins import BinnedMetadata
+from .results import Predicate
+
+
+@dataclass
+class Explanation:
+    """A conjunction of predicates and how well it matches a group of rows."""
+
+    predicates: tuple[Predicate, ...]
+    support: int              # rows in the slice
+    overlap: int              # rows in the slice and the group
+    precision: float
+    recall: float
+    f1: float
+    mask: np.ndarray          # bool per row
+
+
+class RegionExplainer:
+    """Beam search for the conjunctions that best describe a group of rows.
+
+    A longer conjunction is kept only when it beats its parent's F1 by
+    ``min_gain``, so explanations stay as short as the data allows.
+    """
+
+    def __init__(self, max_predicates: int = 3, beam_width: int = 10, top: int = 3,
+                 min_gain: float = 0.05):
+        self.max_predicates = max_predicates
+        self.beam_width = beam_width
+        self.top = top
+        self.min_gain = min_gain
+
+    def fit(self, binned: BinnedMetadata, members: np.ndarray) -> list[Explanation]:
+        """The best-F1 explanations (at most ``top``), best first; sets ``num_tested_``."""
+        members = np.asarray(members, dtype=bool)
+        preds, groups, matrix = self._predicate_matrix(binned, members)
+        self.num_tested_ = 0
+        size = int(members.sum())
+        self.tested_support_ = self.tested_overlap_ = np.zeros(0, dtype=np.int64)
+        if size == 0 or matrix.shape[1] == 0:
+            self.candidates_ = []
+            return []
+        m = members.astype(np.float32)
+        found: dict[tuple[int, ...], tuple[float, int, int]] = {}
+        kept: dict[tuple[int, ...], tuple[float, np.ndarray]] = {}
+        beam: list[tuple[tuple[int, ...], np.ndarray, float]] = [((), np.ones(len(members), bool), 0.0)]
+        for _ in range(self.max_predicates):
+            scored = []
+            for chosen, mask, parent_f1 in beam:
+                w = mask.astype(np.float32)
+                support = w @ matrix
+                overlap = (w * m) @ matrix
+                f1 = 2 * overlap / (support + size)
+                used = {groups[i] for i in chosen}
+                for j in np.argsort(-f1)[: self.beam_width * 4]:
+                    key = tuple(sorted(chosen + (int(j),)))
+                    if groups[j] in used or key in found or overlap[j] == 0:
+                        continue
+                    self.num_tested_ += 1
+                    found[key] = (float(f1[j]), int(support[j]), int(overlap[j]))
+                    if f1[j] >= parent_f1 + (self.min_gain if chosen else 0.0):
+                        scored.append((float(f1[j]), key, mask & matrix[:, j].astype(bool)))
+            scored.sort(key=lambda t: -t[0])
+            beam = [(key, mask, f1) for f1, key, mask in scored[: self.beam_width]]
+            if not beam:
+                break
+            kept.update({key: (f1, mask) for f1, key, mask in scored})
+        tested = np.array([(sup, ov) for _, sup, ov in found.values()], dtype=np.int64).reshape(-1, 2)
+        self.tested_support_, self.tested_overlap_ = tested[:, 0], tested[:, 1]
+        best = sorted(kept.items(), key=lambda kv: -kv[1][0])[: self.top]
+        out = []
+        for key, (f1, mask) in best:
+            support, overlap = int(mask.sum()), int((mask & members).sum())
+            out.append(Explanation(tuple(preds[i] for i in key), support, overlap,
+                                   overlap / support, overlap / size, f1, mask))
+        self.candidates_ = out
+        return out
+
+    def _predicate_matrix(self, binned: BinnedMetadata, members: np.ndarray):
+        """Dense 0/1 matrix (rows x predicates), the predicates, and each one's metadata column."""
+        preds: list[Predicate] = []
+        groups: list[str] = []
+        cols: list[np.ndarray] = []
+        for j, name in enumerate(binned.columns):
+            codes = binned.codes[:, j]
+            for c, pred in enumerate(binned.predicates[j]):
+                mask = codes == c
+                if mask.any():
+                    preds.append(pred)
+                    groups.append(pred.column)
+                    cols.append(mask)
+        for name, values in binned.numbers.items():
+            pred = self._tailored_range(name, values, members)
+            if pred is not None:
+                with np.errstate(invalid="ignore"):
+                    mask = (values >= pred.low) & (values < pred.high)
+                preds.append(pred)
+                groups.append(name)
+                cols.append(mask)
+        matrix = (np.stack(cols, axis=1).astype(np.float32) if cols
+                  else np.zeros((len(members), 0), np.float32))
+        return preds, groups, matrix
+
+    @staticmethod
+    def _tailored_range(name: str, values: np.ndarray, members: np.ndarray) -> Predicate | None:
+        """The one-sided range (value >= t or value < t) with the best F1 for the members.
+
+        Exact: sort once, sweep cumulative member counts over every cut.
+        """
+        ok = ~np.isnan(values)
+        size = int(members.sum())
+        if ok.sum() < 2 or size == 0:
+            return None
+        order = np.argsort(values[ok], kind="stable")
+        v, m = values[ok][order], members[ok][order].astype(np.int64)
+        # Only cut between distinct values.
+        cut = np.flatnonzero(np.diff(v) > 0) + 1
+        if len(cut) == 0:
+            return None
+        below = np.cumsum(m)[cut - 1]                 # members with value < v[cut]
+        total = len(v)
+        f1_low = 2 * (m.sum() - below) / ((total - cut) + size)   # value >= v[cut]
+        f1_high = 2 * below / (cut + size)                        # value < v[cut]
+        if f1_low.max() >= f1_high.max():
+            t = float(v[cut[int(np.argmax(f1_low))]])
+            return Predicate(name, "range", low=t, high=math.inf)
+        t = float(v[cut[int(np.argmax(f1_high))]])
+        return Predicate(name, "range", low=-math.inf, high=t)
