@@ -169,7 +169,7 @@ def test_bad_input_gets_a_clear_status_and_nothing_is_stored(client):
     with pytest.raises(FailedPreconditionError, match="no diagnosis"):
         pool = client.create_pool("p", embedding_dim=8)
         pool.add(["p1"], np.zeros((1, 8), "<f4"))
-        run.log_predictions(["s1"], [0], [[0.9, 0.1]], np.zeros((1, 8)))
+        run.log_predictions(["s0"], [0], [[0.9, 0.1]], np.zeros((1, 8)))   # ids are unique per run
         run.suggest(pool, budget=1)
 
     # Only the one good row above was stored; the server is still up.

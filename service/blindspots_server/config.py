@@ -6,7 +6,7 @@ Every setting has an environment variable (BLINDSPOTS_<NAME>) and a CLI flag of
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Optional
 
 MiB = 1024 * 1024
@@ -25,7 +25,8 @@ class ServerConfig:
     max_batch_rows: int = 200_000            # largest ingest batch accepted
     metrics_top_k: int = 10                  # slices/regions exported per run
     metrics_max_runs: int = 50               # runs whose quality metrics are exported
-    auth_tokens_file: Optional[str] = None   # JSON {token: [projects]}; unset: no auth
+    auth_tokens_file: Optional[str] = None   # JSON {token: [projects]} ("*": all); unset: no auth
+    tokens: Optional[str] = field(default=None, repr=False)   # same JSON inline (env BLINDSPOTS_TOKENS)
     tls_cert: Optional[str] = None           # PEM server certificate; unset: plaintext
     tls_key: Optional[str] = None
     log_level: str = "INFO"

@@ -17,6 +17,7 @@ from blindspots.v1 import blindspots_pb2_grpc as pb_grpc
 
 from ..config import MiB, ServerConfig
 from ..storage import open_store
+from .auth import auth_from_config
 from .errors import ErrorMappingInterceptor
 from .servicer import BlindspotsServicer
 from .telemetry import Telemetry
@@ -30,13 +31,14 @@ class BlindspotsServer:
 
     def __init__(self, config: ServerConfig):
         self.config = config
+        access, auth_interceptors = auth_from_config(config)    # before opening: a bad token file fails fast
         self.store = open_store(config.data_dir)
         self.telemetry = Telemetry(top_k=config.metrics_top_k, max_runs=config.metrics_max_runs)
-        self.servicer = BlindspotsServicer(self.store, config, telemetry=self.telemetry)
+        self.servicer = BlindspotsServicer(self.store, config, access=access, telemetry=self.telemetry)
         limit = config.max_message_mb * MiB
         self._grpc = grpc.server(
             futures.ThreadPoolExecutor(max_workers=config.rpc_workers, thread_name_prefix="rpc"),
-            interceptors=[ErrorMappingInterceptor()],
+            interceptors=[ErrorMappingInterceptor(), *auth_interceptors],
             options=[("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", limit)])
         pb_grpc.add_BlindspotsServicer_to_server(self.servicer, self._grpc)
         self.health = health.HealthServicer()
@@ -50,7 +52,9 @@ class BlindspotsServer:
 
     def start(self) -> "BlindspotsServer":
         address = f"{self.config.host}:{self.config.port}"
-        self.port = self._grpc.add_insecure_port(address)
+        credentials = _server_credentials(self.config)
+        self.port = (self._grpc.add_secure_port(address, credentials) if credentials
+                     else self._grpc.add_insecure_port(address))
         if self.port == 0:
             raise RuntimeError(f"could not bind {address}")
         self._grpc.start()
@@ -73,6 +77,16 @@ class BlindspotsServer:
 
     def wait(self) -> None:
         self._grpc.wait_for_termination()
+
+
+def _server_credentials(config: ServerConfig) -> Optional[grpc.ServerCredentials]:
+    """TLS credentials from the configured PEM files; None for plaintext."""
+    if not config.tls_cert and not config.tls_key:
+        return None
+    if not (config.tls_cert and config.tls_key):
+        raise ValueError("TLS needs both tls_cert and tls_key")
+    with open(config.tls_key, "rb") as key, open(config.tls_cert, "rb") as cert:
+        return grpc.ssl_server_credentials([(key.read(), cert.read())])
 
 
 def serve(config: ServerConfig) -> None:

@@ -25,7 +25,7 @@ from ..storage import DiagnosisRecord, NotFound, PoolRecord, RunRecord, Store, S
 from ..storage.rows import to_row_data
 from . import convert
 from .access import AccessPolicy
-from .errors import FailedPrecondition
+from .errors import FailedPrecondition, PermissionDenied
 from .jobs import JobRunner
 from .pool_indexes import PoolIndexes
 from .suggest_inputs import target_regions
@@ -37,6 +37,24 @@ log = logging.getLogger("blindspots.server")
 DEFAULT_PROJECT = "default"
 MAX_PAGE = 1000
 CANDIDATE_BATCH = 500
+
+
+def _note_stream_position(exc: Exception, response: pb.IngestResponse) -> None:
+    """Say in a rejected stream's error which batches were already stored.
+
+    Each batch is atomic and acknowledged when stored, so a stream whose batch
+    k fails keeps batches 1..k-1; the client re-sends from batch k (re-sent
+    batch ids are deduplicated).
+    """
+    if isinstance(exc, InvalidArgument) and exc.field == "requests":
+        return
+    index = response.batches_received
+    if index:
+        note = (f"batch {index + 1} of the stream was rejected and not stored; the "
+                f"{response.batches_received} batches before it ({response.rows_received} rows) were stored")
+    else:
+        note = f"batch {index + 1} of the stream was rejected; nothing of the stream was stored"
+    exc.args = (f"{exc.args[0] if exc.args else exc} [{note}]", *exc.args[1:])
 
 
 class BlindspotsServicer(pb_grpc.BlindspotsServicer):
@@ -135,6 +153,14 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
     # ------------------------------------------------------------ ingest
     def _ingest(self, target: str, requests: Iterator[pb.IngestBatch], context) -> pb.IngestResponse:
         response = pb.IngestResponse()
+        try:
+            return self._ingest_stream(target, requests, context, response)
+        except Exception as exc:
+            _note_stream_position(exc, response)
+            raise
+
+    def _ingest_stream(self, target: str, requests: Iterator[pb.IngestBatch], context,
+                       response: pb.IngestResponse) -> pb.IngestResponse:
         target_id = ""
         shape: Optional[TargetShape] = None
         project = ""
@@ -183,18 +209,24 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
         return pool_id
 
     # ------------------------------------------------------------ jobs
+    def _job_access(self, job, context) -> None:
+        if job.run_id:
+            self._run(job.run_id, context)
+        elif self.access.projects(context) is not None:
+            # Jobs tied to no run (pool index builds) carry no project: only callers
+            # that may read every project see them.
+            raise PermissionDenied(f"job {job.id!r} is not tied to a project the caller's token grants")
+
     def GetJob(self, request: pb.GetJobRequest, context) -> pb.Job:
         require(bool(request.job_id), "job_id", "is required")
         job = self.jobs.get(request.job_id)
-        if job.run_id:
-            self._run(job.run_id, context)
+        self._job_access(job, context)
         return convert.job_message(job)
 
     def WatchJob(self, request: pb.GetJobRequest, context) -> Iterator[pb.Job]:
         job = self.jobs.get(request.job_id) if request.job_id else None
         require(job is not None, "job_id", "is required")
-        if job.run_id:
-            self._run(job.run_id, context)
+        self._job_access(job, context)
         yield convert.job_message(job)
         while job.state not in ("SUCCEEDED", "FAILED", "CANCELLED") and context.is_active():
             newer = self.jobs.wait_change(job.id, job.updated_at, timeout=1.0)
@@ -205,8 +237,7 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
     def CancelJob(self, request: pb.GetJobRequest, context) -> pb.Job:
         require(bool(request.job_id), "job_id", "is required")
         job = self.jobs.get(request.job_id)
-        if job.run_id:
-            self._run(job.run_id, context)
+        self._job_access(job, context)
         return convert.job_message(self.jobs.cancel(job.id))
 
     # ------------------------------------------------------------ diagnosis
@@ -223,6 +254,9 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
         for name in ("min_cluster_size", "min_samples", "reduce_to", "max_regions", "min_slice_support",
                      "top_slices", "quantile_bins"):
             require(getattr(p, name) >= 0, f"params.{name}", "must not be negative")
+        for name, limit in (("max_regions", 1000), ("top_slices", 1000), ("quantile_bins", 100),
+                            ("min_cluster_size", run.num_rows), ("min_slice_support", run.num_rows)):
+            require(getattr(p, name) <= max(limit, 1), f"params.{name}", f"must be at most {max(limit, 1)}")
         require(p.reduce_to <= run.embedding_dim, "params.reduce_to",
                 f"must not exceed the embedding_dim {run.embedding_dim}")
         kwargs = convert.diagnoser_kwargs(p)

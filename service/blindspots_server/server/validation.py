@@ -14,6 +14,9 @@ from ..storage.rows import build_table
 
 _KIND_OF = {"strings": "string", "numbers": "number", "timestamps": "timestamp"}
 MAX_NAME_LEN = 256
+MAX_SAMPLE_ID_LEN = 1024
+MAX_URI_LEN = 4096
+MAX_METADATA_COLUMNS = 512
 
 
 class InvalidArgument(ValueError):
@@ -81,6 +84,8 @@ def _probabilities(msg: pb.IngestBatch, n: int, c: int) -> np.ndarray:
 
 
 def _metadata(columns, n: int) -> tuple[dict[str, tuple[str, pa.Array]], dict[str, str]]:
+    require(len(columns) <= MAX_METADATA_COLUMNS, "metadata",
+            f"has {len(columns)} columns; the limit is {MAX_METADATA_COLUMNS}")
     out: dict[str, tuple[str, pa.Array]] = {}
     for i, col in enumerate(columns):
         field = f"metadata[{i}]"
@@ -118,6 +123,8 @@ def validate_batch(msg: pb.IngestBatch, shape: TargetShape) -> ValidBatch:
     require(n <= shape.max_rows, "sample_ids", f"has {n} rows; the limit per batch is {shape.max_rows}")
     ids = list(msg.sample_ids)
     require(all(ids), "sample_ids", "contains an empty id")
+    require(max(map(len, ids)) <= MAX_SAMPLE_ID_LEN, "sample_ids",
+            f"contains an id longer than {MAX_SAMPLE_ID_LEN} characters")
     if len(set(ids)) != n:
         seen: set[str] = set()
         dup = next(i for i in ids if i in seen or seen.add(i))
@@ -138,9 +145,15 @@ def validate_batch(msg: pb.IngestBatch, shape: TargetShape) -> ValidBatch:
         require(shape.num_classes > 0, "probabilities",
                 "given, but the pool was created with num_classes=0")
         probs = _probabilities(msg, n, shape.num_classes)
+    else:
+        # Every row of a pool has probabilities or none does: strategies read them as one matrix.
+        require(shape.num_classes == 0, "probabilities",
+                f"is required: the pool was created with num_classes={shape.num_classes}")
 
     uris = list(msg.uris)
     require(len(uris) in (0, n), "uris", f"has {len(uris)} values for {n} rows")
+    require(not uris or max(map(len, uris)) <= MAX_URI_LEN, "uris",
+            f"contains a uri longer than {MAX_URI_LEN} characters")
     meta, schema = _metadata(msg.metadata, n)
     table = build_table(ids, emb, labels, probs, uris, meta)
     return ValidBatch(batch_id=msg.batch_id, table=table, schema=schema, rows=n, nbytes=msg.ByteSize())

@@ -1,7 +1,7 @@
 """Storage behind a small interface; see :mod:`.base`."""
 from __future__ import annotations
 
-from .base import (Conflict, DiagnosisRecord, IngestOutcome, JobRecord, NotFound, PoolRecord,
+from .base import (Conflict, DiagnosisRecord, DuplicateSampleIds, IngestOutcome, JobRecord, NotFound, PoolRecord,
                    RunRecord, Store, SuggestionSetRecord)
 from .embedded import EmbeddedStore, new_id
 
@@ -21,5 +21,5 @@ def open_store(location: str) -> Store:
     return EmbeddedStore(location)
 
 
-__all__ = ["Conflict", "DiagnosisRecord", "EmbeddedStore", "IngestOutcome", "JobRecord", "NotFound",
-           "PoolRecord", "RunRecord", "Store", "SuggestionSetRecord", "new_id", "open_store"]
+__all__ = ["Conflict", "DiagnosisRecord", "DuplicateSampleIds", "EmbeddedStore", "IngestOutcome", "JobRecord",
+           "NotFound", "PoolRecord", "RunRecord", "Store", "SuggestionSetRecord", "new_id", "open_store"]

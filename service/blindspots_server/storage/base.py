@@ -23,6 +23,14 @@ class Conflict(ValueError):
     """A write that contradicts what is stored (e.g. a metadata column's type)."""
 
 
+class DuplicateSampleIds(ValueError):
+    """A batch carries sample ids that earlier batches of the same run or pool stored."""
+
+    def __init__(self, message: str, sample_id: str):
+        super().__init__(message)
+        self.sample_id = sample_id
+
+
 @dataclass
 class RunRecord:
     id: str
@@ -127,7 +135,8 @@ class Store(abc.ABC):
         Atomic: after it returns the rows survive a crash; if it raises, nothing
         of the batch is visible. A batch id seen before stores nothing.
         ``schema`` is the batch's metadata column types; a type conflicting with
-        earlier batches raises :class:`Conflict`.
+        earlier batches raises :class:`Conflict`. A sample id already stored
+        by another batch of the target raises :class:`DuplicateSampleIds`.
         """
 
     @abc.abstractmethod

@@ -9,7 +9,9 @@
 
 Durability: a batch's Parquet file is written to tmp/, fsynced, renamed into
 place and the directory fsynced; then its catalog row is committed (SQLite WAL,
-synchronous=FULL, so the commit is on disk). Only then is the batch
+synchronous=FULL, so the commit is on disk) together with the batch's
+sample ids, which is also where a sample id stored by an earlier batch is
+caught (the whole transaction rolls back). Only then is the batch
 acknowledged. A crash between rename and commit leaves an orphan file that
 ``open`` deletes; a crash before the rename leaves only tmp/ debris, also
 cleared on open.
@@ -28,8 +30,8 @@ from typing import Optional
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .base import (Conflict, DiagnosisRecord, IngestOutcome, JobRecord, NotFound, PoolRecord,
-                   RunRecord, Store, SuggestionSetRecord)
+from .base import (Conflict, DiagnosisRecord, DuplicateSampleIds, IngestOutcome, JobRecord, NotFound,
+                   PoolRecord, RunRecord, Store, SuggestionSetRecord)
 from .rows import unify
 
 _SCHEMA = """
@@ -44,6 +46,9 @@ CREATE TABLE IF NOT EXISTS pools (
 CREATE TABLE IF NOT EXISTS batches (
   target TEXT, target_id TEXT, batch_id TEXT, seq INTEGER, file TEXT, rows INTEGER,
   PRIMARY KEY (target, target_id, batch_id));
+CREATE TABLE IF NOT EXISTS sample_ids (
+  target TEXT, target_id TEXT, sample_id TEXT,
+  PRIMARY KEY (target, target_id, sample_id)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS diagnoses (
   id TEXT PRIMARY KEY, run_id TEXT, created_at REAL, job_id TEXT, payload BLOB);
 CREATE INDEX IF NOT EXISTS diagnoses_run ON diagnoses (run_id, created_at);
@@ -207,24 +212,55 @@ class EmbeddedStore(Store):
                 return IngestOutcome(stored=False, rows=table.num_rows, total_rows=total)
             for name, kind in schema.items():
                 if stored_schema.get(name, kind) != kind:
-                    raise Conflict(f"metadata column {name!r} is {kind} in this batch but "
+                    raise Conflict(f"metadata: column {name!r} is {kind} in this batch but "
                                    f"{stored_schema[name]} in earlier batches")
             merged = {**stored_schema, **schema}
             seq = self._query("SELECT COALESCE(MAX(seq), 0) + 1 FROM batches WHERE target=? AND target_id=?",
                               (target, target_id))[0][0]
             rel = Path(tname) / target_id / f"part-{seq:08d}-{uuid.uuid4().hex[:8]}.parquet"
+            ids = table.column("sample_id").to_pylist()
             self._write_parquet(table, self.root / rel)
             try:
-                self._exec([
-                    ("INSERT INTO batches VALUES (?,?,?,?,?,?)",
-                     (target, target_id, batch_id, seq, str(rel), table.num_rows)),
-                    (f"UPDATE {tname} SET num_rows = num_rows + ?, metadata_schema = ? WHERE id=?",
-                     (table.num_rows, json.dumps(merged, sort_keys=True), target_id)),
-                ])
+                self._commit_batch(target, target_id, batch_id, seq, rel, ids, merged)
             except BaseException:
                 (self.root / rel).unlink(missing_ok=True)
                 raise
             return IngestOutcome(stored=True, rows=table.num_rows, total_rows=total + table.num_rows)
+
+    def _commit_batch(self, target: str, target_id: str, batch_id: str, seq: int, rel: Path,
+                      ids: list[str], schema: dict[str, str]) -> None:
+        """One transaction: the batch row, its sample ids, the target's row count."""
+        tname = self._table_name(target)
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute("INSERT INTO batches VALUES (?,?,?,?,?,?)",
+                                 (target, target_id, batch_id, seq, str(rel), len(ids)))
+                self._db.executemany("INSERT INTO sample_ids VALUES (?,?,?)",
+                                     ((target, target_id, sid) for sid in ids))
+                self._db.execute(f"UPDATE {tname} SET num_rows = num_rows + ?, metadata_schema = ? WHERE id=?",
+                                 (len(ids), json.dumps(schema, sort_keys=True), target_id))
+                self._db.execute("COMMIT")
+            except sqlite3.IntegrityError:
+                self._db.execute("ROLLBACK")
+                dup = self._first_stored(target, target_id, ids)
+                raise DuplicateSampleIds(f"sample_ids: id {dup!r} is already stored in {target} {target_id!r} "
+                                         "by an earlier batch (sample ids are unique per "
+                                         f"{target}; nothing of this batch was stored)", dup) from None
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def _first_stored(self, target: str, target_id: str, ids: list[str]) -> str:
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            rows = self._db.execute(
+                f"SELECT sample_id FROM sample_ids WHERE target=? AND target_id=? AND sample_id IN "
+                f"({','.join('?' * len(chunk))})", (target, target_id, *chunk)).fetchall()
+            if rows:
+                found = {r[0] for r in rows}
+                return next(sid for sid in chunk if sid in found)
+        return ""
 
     def read_rows(self, target: str, target_id: str, columns: Optional[list[str]] = None) -> pa.Table:
         tname = self._table_name(target)

@@ -1,0 +1,209 @@
+"""Bearer tokens scoped to projects, and TLS on the gRPC port, against real servers."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+
+import grpc
+import numpy as np
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from blindspots import Client
+from blindspots.cli import main as cli_main
+from blindspots.client import Run
+from blindspots.errors import PermissionDeniedError, UnauthenticatedError, UnavailableError
+from blindspots.v1 import blindspots_pb2 as pb
+from blindspots.v1 import blindspots_pb2_grpc as pb_grpc
+from blindspots_server.config import ServerConfig
+from blindspots_server.server.app import BlindspotsServer
+from blindspots_server.server.auth import TokenTable
+
+from conftest import start_server
+
+TOKEN_A = "token-for-team-a-0123456789"
+TOKEN_B = "token-for-team-b-0123456789"
+TOKEN_ADMIN = "token-for-the-admins-012345"
+
+
+@pytest.fixture
+def auth_server(tmp_path):
+    tokens = tmp_path / "tokens.json"
+    tokens.write_text(json.dumps({TOKEN_A: ["alpha"], TOKEN_B: ["beta", "gamma"], TOKEN_ADMIN: ["*"]}))
+    srv = start_server(tmp_path / "data", auth_tokens_file=str(tokens))
+    yield srv
+    srv.stop()
+
+
+def _client(server, token=None) -> Client:
+    return Client(f"127.0.0.1:{server.port}", token=token, retries=0, timeout=60)
+
+
+def _fill(run) -> None:
+    run.log_predictions(["a", "b"], [0, 1], [[0.9, 0.1], [0.2, 0.8]], np.zeros((2, 4)), progress=False)
+
+
+def test_token_reads_its_projects_and_nothing_else(auth_server):
+    with _client(auth_server, TOKEN_A) as a, _client(auth_server, TOKEN_B) as b, \
+            _client(auth_server, TOKEN_ADMIN) as admin:
+        run_a = a.create_run("ra", class_names=["x", "y"], embedding_dim=4, project="alpha")
+        _fill(run_a)
+        run_b = b.create_run("rb", class_names=["x", "y"], embedding_dim=4, project="beta")
+        pool_b = b.create_pool("pb", embedding_dim=4, project="gamma")
+
+        assert a.get_run(run_a.id).message.num_rows == 2
+        assert [r.id for r in a.list_runs()] == [run_a.id]           # only what the token grants
+        assert {r.id for r in b.list_runs()} == {run_b.id}
+        assert {r.id for r in admin.list_runs()} == {run_a.id, run_b.id}
+        assert [p.id for p in b.list_pools()] == [pool_b.id] and a.list_pools() == []
+
+        for call in (lambda: a.get_run(run_b.id), lambda: a.get_pool(pool_b.id),
+                     lambda: a.list_runs(project="beta"),
+                     lambda: a.create_run("sneaky", class_names=["x", "y"], embedding_dim=4, project="beta"),
+                     lambda: b.get_run(run_a.id), lambda: b.get_diagnosis(run_id=run_a.id),
+                     lambda: b.suggest(run_a.id, pool_b.id, budget=1, strategy="random", progress=False)):
+            with pytest.raises(PermissionDeniedError):
+                call()
+        # Writing into another team's run is refused before anything is stored.
+        with pytest.raises(PermissionDeniedError):
+            Run(b, run_a.message).log_predictions(["c"], [0], [[1.0, 0.0]], np.zeros((1, 4)), progress=False)
+        assert admin.get_run(run_a.id).message.num_rows == 2
+
+        # A job belongs to its run's project: team b can neither watch nor cancel team a's diagnosis.
+        job = run_a.diagnose(wait=False)
+        for method in (b.stub.GetJob, b.stub.CancelJob):
+            with pytest.raises(grpc.RpcError) as info:
+                method(pb.GetJobRequest(job_id=job.id), metadata=b._metadata)
+            assert info.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        a.wait_job(job.id, progress=False)
+
+
+def test_missing_or_unknown_token_is_unauthenticated(auth_server):
+    for token in (None, "not-a-token-anyone-was-given"):
+        with _client(auth_server, token) as c:
+            with pytest.raises(UnauthenticatedError):
+                c.list_runs()
+            with pytest.raises(UnauthenticatedError):
+                c.create_run("r", class_names=["x", "y"], embedding_dim=4, project="alpha")
+    channel = grpc.insecure_channel(f"127.0.0.1:{auth_server.port}")
+    stub = pb_grpc.BlindspotsStub(channel)
+    for metadata in ((("authorization", f"Basic {TOKEN_A}"),), (("authorization", TOKEN_A),)):
+        with pytest.raises(grpc.RpcError) as info:
+            stub.ListRuns(pb.ListRunsRequest(), metadata=metadata)
+        assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    with pytest.raises(grpc.RpcError) as info:      # server streaming goes through the same check
+        list(stub.WatchJob(pb.GetJobRequest(job_id="job_x")))
+    assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    channel.close()
+
+
+def test_health_and_reflection_stay_open_with_auth(auth_server):
+    channel = grpc.insecure_channel(f"127.0.0.1:{auth_server.port}")
+    status = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service="")).status
+    assert status == health_pb2.HealthCheckResponse.SERVING
+    from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+    stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+    answers = list(stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")])))
+    names = {s.name for s in answers[0].list_services_response.service}
+    assert "blindspots.v1.Blindspots" in names
+    channel.close()
+
+
+def test_tokens_from_the_environment_setting(tmp_path):
+    config = ServerConfig.from_env({"BLINDSPOTS_TOKENS": json.dumps({TOKEN_A: "alpha"})},
+                                   data_dir=str(tmp_path / "d"), port=0)
+    assert TOKEN_A not in repr(config)
+    srv = BlindspotsServer(config).start()
+    try:
+        with _client(srv, TOKEN_A) as a, _client(srv, TOKEN_B) as b:
+            a.create_run("r", class_names=["x", "y"], embedding_dim=4, project="alpha")
+            with pytest.raises(UnauthenticatedError):
+                b.list_runs()
+    finally:
+        srv.stop()
+
+
+def test_bad_token_tables_fail_at_start(tmp_path):
+    for text in ("not json", "{}", json.dumps({"short": ["a"]}), json.dumps({TOKEN_A: []})):
+        path = tmp_path / "t.json"
+        path.write_text(text)
+        with pytest.raises(ValueError):
+            BlindspotsServer(ServerConfig(data_dir=str(tmp_path / "d"), port=0, auth_tokens_file=str(path)))
+
+
+def test_token_table_keeps_only_digests():
+    table = TokenTable({TOKEN_A: ["alpha"], TOKEN_ADMIN: ["*"]})
+    assert TOKEN_A.encode() not in repr(vars(table)).encode()
+    assert table.lookup(TOKEN_A).projects == ("alpha",)
+    assert table.lookup(TOKEN_ADMIN).all_projects
+    assert table.lookup(TOKEN_A + "x") is None and table.lookup("") is None
+
+
+# ------------------------------------------------------------------ TLS
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory):
+    """A throwaway CA and a server certificate for localhost/127.0.0.1 it signed."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl CLI not available")
+    d = tmp_path_factory.mktemp("pki")
+
+    def ssl(*args):
+        subprocess.run(["openssl", *args], cwd=d, check=True, capture_output=True)
+
+    ssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
+        "-days", "2", "-subj", "/CN=blindspots test CA")
+    ssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr",
+        "-subj", "/CN=localhost")
+    (d / "ext.cnf").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+    ssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+        "-out", "server.pem", "-days", "2", "-extfile", "ext.cnf")
+    ssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "other.key", "-out", "other.pem",
+        "-days", "2", "-subj", "/CN=some other CA")
+    return d
+
+
+@pytest.fixture
+def tls_server(tmp_path, certs):
+    tokens = tmp_path / "tokens.json"
+    tokens.write_text(json.dumps({TOKEN_A: ["alpha"]}))
+    srv = start_server(tmp_path / "data", tls_cert=str(certs / "server.pem"), tls_key=str(certs / "server.key"),
+                       auth_tokens_file=str(tokens))
+    yield srv
+    srv.stop()
+
+
+def test_tls_with_the_right_ca_and_token(tls_server, certs):
+    with Client(f"localhost:{tls_server.port}", token=TOKEN_A, root_certificates=str(certs / "ca.pem"),
+                retries=0, timeout=60) as c:
+        run = c.create_run("over-tls", class_names=["x", "y"], embedding_dim=4, project="alpha")
+        _fill(run)
+        assert c.get_run(run.id).message.num_rows == 2
+
+
+def test_tls_refuses_plaintext_and_unknown_ca(tls_server, certs):
+    with Client(f"localhost:{tls_server.port}", token=TOKEN_A, retries=0, timeout=10) as plain:
+        with pytest.raises(UnavailableError):
+            plain.list_runs()
+    with Client(f"localhost:{tls_server.port}", token=TOKEN_A, root_certificates=str(certs / "other.pem"),
+                retries=0, timeout=10) as wrong_ca:
+        with pytest.raises(UnavailableError):
+            wrong_ca.list_runs()
+
+
+def test_cli_uses_ca_and_token(tls_server, certs, capsys):
+    address = f"localhost:{tls_server.port}"
+    assert cli_main(["runs", "--address", address, "--ca", str(certs / "ca.pem"), "--token", TOKEN_A]) == 0
+    assert "no runs" in capsys.readouterr().out
+    assert cli_main(["runs", "--address", address, "--ca", str(certs / "ca.pem"), "--token", TOKEN_B]) == 1
+    assert "UNAUTHENTICATED" in capsys.readouterr().err
+
+
+def test_tls_needs_both_files(tmp_path, certs):
+    srv = BlindspotsServer(ServerConfig(data_dir=str(tmp_path / "d"), port=0, tls_cert=str(certs / "server.pem")))
+    try:
+        with pytest.raises(ValueError, match="tls_key"):
+            srv.start()
+    finally:
+        srv.store.close()
