@@ -24,7 +24,7 @@ import pandas as pd
 from ._columns import as_matrix, iter_batches
 from ._progress import ProgressBar
 from .errors import BlindspotsError, JobFailedError, from_rpc_error
-from .results import Diagnosis, candidates_frame, write_manifest
+from .results import Diagnosis, RunMap, candidates_frame, write_manifest
 from .v1 import blindspots_pb2 as pb
 from .v1 import blindspots_pb2_grpc as pb_grpc
 
@@ -208,6 +208,13 @@ class Client:
     def get_diagnosis(self, diagnosis_id: str = "", run_id: str = "") -> Diagnosis:
         return Diagnosis(self._unary(self.stub.GetDiagnosis,
                                      pb.GetDiagnosisRequest(diagnosis_id=diagnosis_id, run_id=run_id)))
+
+    def get_run_map(self, run_id: str, diagnosis_id: str = "", max_points: int = 3000, seed: int = 0) -> RunMap:
+        """A 2-D map (PCA of the L2-normalised embeddings, computed by the server) of
+        about ``max_points`` of the run's rows, with failures and regions of
+        ``diagnosis_id`` (default: the run's latest diagnosis)."""
+        return RunMap.from_message(self._unary(self.stub.GetRunMap, pb.GetRunMapRequest(
+            run_id=run_id, diagnosis_id=diagnosis_id, max_points=int(max_points), seed=int(seed))))
 
     # ------------------------------------------------------------ suggest
     def suggest(self, run_id: str, pool_id: str, budget: int, *, strategy: str = "targeted",

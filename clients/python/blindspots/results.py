@@ -1,9 +1,11 @@
 """Diagnosis and suggestion results as Python objects and DataFrames."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Union
 
+import numpy as np
 import pandas as pd
 
 from .v1 import blindspots_pb2 as pb
@@ -117,3 +119,27 @@ CANDIDATE_COLUMNS = ["rank", "sample_id", "uri", "score", "region_id", "reason",
 def candidates_frame(candidates) -> pd.DataFrame:
     return pd.DataFrame([{c: getattr(m, c) for c in CANDIDATE_COLUMNS} for m in candidates],
                         columns=CANDIDATE_COLUMNS)
+
+
+@dataclass
+class RunMap:
+    """A 2-D map of a run's test embeddings for a sample of its rows.
+
+    ``points`` has one row per drawn sample: x, y, sample_id, uri, failed,
+    region (-1: none), label, predicted.
+    """
+
+    run_id: str
+    diagnosis_id: str
+    num_samples: int
+    explained_variance: float
+    points: pd.DataFrame
+
+    @classmethod
+    def from_message(cls, m: pb.RunMap) -> "RunMap":
+        xy = np.frombuffer(m.coordinates, dtype="<f4").reshape(-1, 2)
+        points = pd.DataFrame({
+            "x": xy[:, 0], "y": xy[:, 1], "sample_id": list(m.sample_ids), "uri": list(m.uris),
+            "failed": np.asarray(m.failed, dtype=bool), "region": np.asarray(m.region_ids, dtype=np.int64),
+            "label": np.asarray(m.labels, dtype=np.int64), "predicted": np.asarray(m.predicted, dtype=np.int64)})
+        return cls(m.run_id, m.diagnosis_id, m.num_samples, m.explained_variance, points)

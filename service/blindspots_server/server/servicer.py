@@ -28,6 +28,7 @@ from .access import AccessPolicy
 from .errors import FailedPrecondition, PermissionDenied
 from .jobs import JobRunner
 from .pool_indexes import PoolIndexes
+from .run_map import MAX_POINTS, run_map_message
 from .suggest_inputs import target_regions
 from .telemetry import Telemetry
 from .validation import InvalidArgument, TargetShape, check_name, require, validate_batch
@@ -415,6 +416,19 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
         progress(0.97, "saving the suggestion set")
         self.store.save_suggestion_set(record, table)
         return record, candidates
+
+    # ------------------------------------------------------------ map
+    def GetRunMap(self, request: pb.GetRunMapRequest, context) -> pb.RunMap:
+        run = self._run(request.run_id, context)
+        require(run.num_rows > 0, "run_id", f"run {run.id!r} has no predictions yet")
+        require(0 <= request.max_points <= MAX_POINTS, "max_points", f"must be between 0 and {MAX_POINTS}")
+        try:
+            diagnosis: Optional[pb.Diagnosis] = self._diagnosis(request.diagnosis_id, run.id, context)
+        except NotFound:
+            if request.diagnosis_id:
+                raise
+            diagnosis = None
+        return run_map_message(self.store, run, diagnosis, request.max_points, request.seed)
 
     def shutdown(self) -> None:
         self.jobs.shutdown()

@@ -1,0 +1,41 @@
+"""GetRunMap's work: read a run's rows and its diagnosis, map them, build the message."""
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+
+from blindspots.v1 import blindspots_pb2 as pb
+
+from ..core.embedding_map import EmbeddingMapper
+from ..storage import RunRecord, Store
+from ..storage.rows import to_row_data
+
+DEFAULT_MAX_POINTS = 3000
+MAX_POINTS = 20000
+
+
+def run_map_message(store: Store, run: RunRecord, diagnosis: Optional[pb.Diagnosis], max_points: int,
+                    seed: int) -> pb.RunMap:
+    """The map of ``run`` with failures and regions from ``diagnosis``; without one,
+    failures are the mispredicted rows and no point is in a region."""
+    table = store.read_rows("run", run.id, ["sample_id", "label", "probabilities", "embedding", "uri"])
+    rows = to_row_data(table)
+    predicted = (rows.probabilities.argmax(axis=1).astype(np.int64) if rows.probabilities is not None
+                 else np.full(len(rows), -1, dtype=np.int64))
+    if diagnosis is not None:
+        per_sample = store.diagnosis_rows(diagnosis.id)
+        regions = per_sample.column("region").to_numpy().astype(np.int64)
+        failed = per_sample.column("failed").to_numpy(zero_copy_only=False).astype(bool)
+    else:
+        regions = np.full(len(rows), -1, dtype=np.int64)
+        failed = predicted != rows.labels
+    mapped = EmbeddingMapper(max_points=max_points or DEFAULT_MAX_POINTS, seed=seed).fit(rows.embeddings, regions)
+    idx = mapped.indices
+    return pb.RunMap(
+        run_id=run.id, diagnosis_id=diagnosis.id if diagnosis is not None else "", num_samples=len(rows),
+        coordinates=np.ascontiguousarray(mapped.coordinates, dtype="<f4").tobytes(),
+        sample_ids=[str(s) for s in rows.sample_ids[idx]], uris=[str(u) for u in rows.uris[idx]],
+        failed=failed[idx].tolist(), region_ids=regions[idx].astype(np.int32).tolist(),
+        labels=rows.labels[idx].astype(np.int32).tolist(), predicted=predicted[idx].astype(np.int32).tolist(),
+        explained_variance=mapped.explained_variance)
