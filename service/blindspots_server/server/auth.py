@@ -59,7 +59,8 @@ class TokenTable:
                 raise ValueError("every token must be a string of at least 16 characters")
             if isinstance(projects, str):
                 projects = [projects]
-            if not isinstance(projects, list) or not projects or not all(isinstance(p, str) and p for p in projects):
+            if (not isinstance(projects, list) or not projects
+                    or not all(isinstance(p, str) and p for p in projects)):
                 raise ValueError("every token needs a non-empty list of project names (or \"*\")")
             grant = Grant(all_projects=ALL_PROJECTS in projects,
                           projects=tuple(sorted(set(projects) - {ALL_PROJECTS})))

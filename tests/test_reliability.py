@@ -1,0 +1,199 @@
+"""Ingest semantics under partial failure, SDK retries, cancellation; real servers on loopback."""
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import grpc
+import numpy as np
+import pytest
+
+from blindspots import Client, InvalidArgumentError
+from blindspots.v1 import blindspots_pb2 as pb
+from blindspots_server.config import ServerConfig
+from blindspots_server.server.app import BlindspotsServer
+
+from conftest import start_server
+
+DIM = 8
+
+
+def _rows(n: int, start: int = 0, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    ids = [f"s{i}" for i in range(start, start + n)]
+    labels = rng.integers(0, 2, n)
+    p = rng.uniform(0.05, 0.95, n)
+    return ids, labels, np.stack([p, 1 - p], axis=1), rng.normal(size=(n, DIM))
+
+
+def _batch(run_id, batch_id, ids, labels=None, dim=DIM):
+    n = len(ids)
+    return pb.IngestBatch(run_id=run_id, batch_id=batch_id, sample_ids=ids,
+                          labels=[0] * n if labels is None else labels,
+                          probabilities=np.full((n, 2), 0.5, "<f4").tobytes(),
+                          embeddings=np.zeros((n, dim), "<f4").tobytes())
+
+
+def test_a_bad_batch_mid_stream_keeps_the_batches_before_it(client):
+    """Each batch is atomic: batches 1-2 of a stream whose batch 3 is invalid are stored,
+    the error says so, and re-sending the whole stream (as the SDK does) stores the rest once."""
+    run = client.create_run("partial", class_names=["a", "b"], embedding_dim=DIM)
+    good = [_batch(run.id, f"b{i}", [f"s{i}a", f"s{i}b"]) for i in range(4)]
+    bad = _batch(run.id, "b2", ["s2a", "s2b"], dim=DIM + 1)
+    with pytest.raises(grpc.RpcError) as info:
+        client.stub.IngestPredictions(iter([good[0], good[1], bad, good[3]]))
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    details = info.value.details()
+    assert details.startswith("embeddings") and "batch 3 of the stream" in details
+    assert "the 2 batches before it (4 rows) were stored" in details
+    assert client.get_run(run.id).message.num_rows == 4
+
+    resp = client.stub.IngestPredictions(iter(good))
+    assert (resp.batches_received, resp.batches_duplicate, resp.rows_stored, resp.total_rows) == (4, 2, 4, 8)
+
+
+def test_sample_ids_repeated_across_batches_are_rejected(client, server):
+    run = client.create_run("dups", class_names=["a", "b"], embedding_dim=DIM)
+    ids, labels, probs, emb = _rows(10)
+    run.log_predictions(ids, labels, probs, emb, progress=False)
+    # The same rows again under different batch ids (another batch size): not a retry, a clash.
+    with pytest.raises(InvalidArgumentError, match=r"^INVALID_ARGUMENT: sample_ids: id 's0' is already stored"):
+        run.log_predictions(ids[:4] + ["new1"], labels[:5], probs[:5], emb[:5], batch_size=5, progress=False)
+    assert client.get_run(run.id).message.num_rows == 10
+    stored = server.store.read_rows("run", run.id, ["sample_id"]).column("sample_id").to_pylist()
+    assert stored == ids                                   # "new1" of the rejected batch is not there
+    # Ids are unique per run, not globally: another run takes the same ids.
+    other = client.create_run("dups2", class_names=["a", "b"], embedding_dim=DIM)
+    assert other.log_predictions(ids, labels, probs, emb, progress=False).rows_stored == 10
+
+
+def test_validation_names_the_field(client):
+    run = client.create_run("fields", class_names=["a", "b"], embedding_dim=DIM)
+    pool = client.create_pool("p", embedding_dim=DIM, num_classes=2)
+    cases = [
+        (client.stub.IngestPredictions, _batch(run.id, "x", ["a", "a"]), "sample_ids"),
+        (client.stub.IngestPredictions, _batch(run.id, "x", ["a" * 2000]), "sample_ids"),
+        (client.stub.IngestPredictions, _batch(run.id, "", ["a"]), "batch_id"),
+        (client.stub.IngestPredictions, _batch(run.id, "x", ["a", "b"], labels=[0]), "labels"),
+        (client.stub.IngestPool, pb.IngestBatch(pool_id=pool.id, batch_id="x", sample_ids=["p"],
+                                                embeddings=np.zeros((1, DIM), "<f4").tobytes()), "probabilities"),
+    ]
+    for method, msg, field in cases:
+        with pytest.raises(grpc.RpcError) as info:
+            method(iter([msg]))
+        assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert info.value.details().startswith(field), info.value.details()
+    # Metadata types must agree across batches: FAILED_PRECONDITION naming the column.
+    first = _batch(run.id, "m1", ["m1"])
+    first.metadata.append(pb.Column(name="city", numbers=pb.NumberValues(values=[1.0])))
+    client.stub.IngestPredictions(iter([first]))
+    second = _batch(run.id, "m2", ["m2"])
+    second.metadata.append(pb.Column(name="city", strings=pb.StringValues(values=["x"])))
+    with pytest.raises(grpc.RpcError) as info:
+        client.stub.IngestPredictions(iter([second]))
+    assert info.value.code() == grpc.StatusCode.FAILED_PRECONDITION and "'city'" in info.value.details()
+    with pytest.raises(grpc.RpcError) as info:
+        client.stub.Diagnose(pb.DiagnoseRequest(run_id=run.id, params=pb.DiagnosisParams(quantile_bins=10 ** 6)))
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "params.quantile_bins" in info.value.details()
+    assert client.get_run(run.id).message.num_rows == 1
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _server_on(data_dir, port: int) -> BlindspotsServer:
+    return BlindspotsServer(ServerConfig(data_dir=str(data_dir), host="127.0.0.1", port=port)).start()
+
+
+def test_sdk_retries_until_the_server_is_up_and_after_a_restart(tmp_path):
+    port = _free_port()
+    holder = {}
+
+    def start_later():
+        time.sleep(1.0)
+        holder["srv"] = _server_on(tmp_path / "data", port)
+
+    starter = threading.Thread(target=start_later)
+    starter.start()
+    client = Client(f"127.0.0.1:{port}", retries=10, timeout=60)
+    try:
+        run = client.create_run("early", class_names=["a", "b"], embedding_dim=DIM)   # sent before the server runs
+        ids, labels, probs, emb = _rows(300)
+        first = run.log_predictions(ids[:200], labels[:200], probs[:200], emb[:200], batch_size=50, progress=False)
+        assert first.rows_stored == 200
+        starter.join()
+        holder["srv"].stop()
+        # Restart on the same store and port; the pipeline re-sends everything with the same batch ids.
+        holder["srv"] = _server_on(tmp_path / "data", port)
+        again = run.log_predictions(ids, labels, probs, emb, batch_size=50, progress=False)
+        assert (again.rows_stored, again.duplicate_batches, again.total_rows) == (100, 4, 300)
+    finally:
+        starter.join()
+        client.close()
+        if "srv" in holder:
+            holder["srv"].stop()
+
+
+# ------------------------------------------------------------ cancellation
+
+def _big_run(client, n=6000, seed=1):
+    rng = np.random.default_rng(seed)
+    run = client.create_run("big", class_names=["a", "b", "c"], embedding_dim=32)
+    emb = rng.normal(size=(n, 32))
+    labels = rng.integers(0, 3, n)
+    probs = rng.dirichlet(np.ones(3), n)
+    run.log_predictions([f"r{i}" for i in range(n)], labels, probs, emb, progress=False)
+    return run
+
+
+def test_cancel_job_stops_running_and_queued_diagnoses(tmp_path):
+    config = ServerConfig(data_dir=str(tmp_path / "data"), host="127.0.0.1", port=0, job_workers=1)
+    srv = BlindspotsServer(config).start()
+    client = Client(f"127.0.0.1:{srv.port}", retries=0, timeout=120)
+    try:
+        run = _big_run(client)
+        running = run.diagnose(wait=False)
+        queued = run.diagnose(wait=False)              # one job worker: this one waits
+        for job in client.stub.WatchJob(pb.GetJobRequest(job_id=running.id)):
+            if job.state == pb.Job.RUNNING:
+                break
+        # The RPC threads stay free while a job runs.
+        assert client.get_run(run.id).message.num_rows == 6000
+        for job in (running, queued):
+            client.stub.CancelJob(pb.GetJobRequest(job_id=job.id))
+        for job in (running, queued):
+            final = list(client.stub.WatchJob(pb.GetJobRequest(job_id=job.id)))[-1]
+            assert final.state == pb.Job.CANCELLED, pb.Job.State.Name(final.state)
+        assert client.stub.ListDiagnoses(pb.ListDiagnosesRequest(run_id=run.id)).diagnoses == []
+    finally:
+        client.close()
+        srv.stop()
+
+
+def test_cancelling_a_suggest_stream_stops_the_work(tmp_path):
+    srv = start_server(tmp_path / "data")
+    client = Client(f"127.0.0.1:{srv.port}", retries=0, timeout=120)
+    try:
+        run = _big_run(client, n=500)
+        rng = np.random.default_rng(2)
+        pool = client.create_pool("pool", embedding_dim=32)
+        pool.add([f"p{i}" for i in range(30000)], rng.normal(size=(30000, 32)), progress=False)
+        call = client.stub.Suggest(pb.SuggestRequest(run_id=run.id, pool_id=pool.id, budget=20000,
+                                                     strategy="kcenter"))
+        for resp in call:
+            if resp.WhichOneof("payload") == "progress" and "k-center" in resp.progress.stage:
+                call.cancel()
+                break
+        # The worker notices at its next progress step and ends without saving a suggestion set.
+        deadline = time.monotonic() + 60
+        while any(t.name == "suggest" for t in threading.enumerate()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not any(t.name == "suggest" for t in threading.enumerate())
+        assert srv.store.suggested_ids(run.id, pool.id) == set()
+    finally:
+        client.close()
+        srv.stop()
