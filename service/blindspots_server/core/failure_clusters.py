@@ -64,7 +64,8 @@ class FailureClusterer:
     def __init__(self, min_cluster_size: int | None = None, min_samples: int | None = None,
                  reduce_to: int | None = None, graph_neighbours: int = 30, embed_dims: int = 4,
                  remove_class_directions: bool = True, max_cluster_points: int = 10000,
-                 assign_neighbours: int = 15, max_reference_points: int = 30000, seed: int = 0):
+                 assign_neighbours: int = 15, assign_share: float = 0.35,
+                 max_reference_points: int = 30000, local_dims: int | None = None, seed: int = 0):
         self.min_cluster_size = min_cluster_size
         self.min_samples = min_samples
         self.reduce_to = reduce_to
@@ -73,7 +74,9 @@ class FailureClusterer:
         self.remove_class_directions = remove_class_directions
         self.max_cluster_points = max_cluster_points
         self.assign_neighbours = assign_neighbours
+        self.assign_share = assign_share
         self.max_reference_points = max_reference_points
+        self.local_dims = local_dims
         self.seed = seed
 
     def _scaled_params(self, n_fit: int, dim: int) -> dict:
@@ -110,7 +113,7 @@ class FailureClusterer:
         reduced = self._reduce(x, classes, params["reduce_to"])
         cluster_of_failure = np.full(len(fail_rows), -1, dtype=np.int64)
         region_of_sample = np.full(n, -1, dtype=np.int64)
-        local = self._local_space(x, params["reduce_to"] * 2)
+        local = self._local_space(x, self.local_dims or params["reduce_to"] * 2)
         empty = FailureClusters(region_of_sample, cluster_of_failure, 0, reduced, params, local)
         if len(fitted) < max(2 * params["min_cluster_size"], self.embed_dims + 2, 3):
             self.result_ = empty
@@ -135,11 +138,13 @@ class FailureClusterer:
                                        reduced, params, local)
         return self.result_
 
-    def _assign_rows(self, reduced, failed, fail_rows, cluster_of_failure, num_regions, rng):
-        """Region of every row: the weighted majority of its neighbours among failures and correct rows.
+    def _assign_rows(self, local, failed, fail_rows, cluster_of_failure, num_regions, rng):
+        """Region of every row, failed or not, by one rule so error rates stay unbiased.
 
-        Correct rows are subsampled for speed and weighted back up, so a row in
-        a region where the model is mostly right stays outside every region.
+        A row joins region r when r's failures hold at least ``assign_share`` of
+        its nearest rows, correct rows included (subsampled and weighted back up
+        beyond ``max_reference_points``): rows where the model mostly succeeds
+        stay outside every region.
         """
         ok_rows = np.flatnonzero(~failed)
         room = max(self.max_reference_points - len(fail_rows), 1000)
@@ -148,10 +153,12 @@ class FailureClusterer:
         ref_labels = np.concatenate([cluster_of_failure, np.full(len(sampled_ok), -1)])
         weights = np.concatenate([np.ones(len(fail_rows)),
                                   np.full(len(sampled_ok), len(ok_rows) / max(len(sampled_ok), 1))])
-        return self._vote(reduced[ref_rows], ref_labels, reduced, weights, num_regions,
-                          exclude_self=ref_rows, query_rows=np.arange(len(reduced)))
+        return self._vote(local[ref_rows], ref_labels, local, weights, num_regions,
+                          exclude_self=ref_rows, query_rows=np.arange(len(local)),
+                          share=self.assign_share)
 
-    def _vote(self, ref_points, ref_labels, queries, weights, num_regions, exclude_self, query_rows):
+    def _vote(self, ref_points, ref_labels, queries, weights, num_regions, exclude_self, query_rows,
+              share: float = 0.5):
         """Label of each query: the region holding a weighted majority of its neighbours, else -1."""
         k = int(min(self.assign_neighbours + 1, len(ref_points)))
         _, idx = nearest(ref_points, queries, k)
@@ -163,8 +170,8 @@ class FailureClusterer:
         votes = np.zeros((len(queries), num_regions + 1))
         np.add.at(votes, (np.repeat(np.arange(len(queries)), k), (lab + 1).ravel()), w.ravel())
         best = votes[:, 1:].argmax(axis=1)
-        share = votes[np.arange(len(queries)), best + 1] / np.maximum(totals, 1e-12)
-        return np.where(share >= 0.5, best, -1).astype(np.int64)
+        best_share = votes[np.arange(len(queries)), best + 1] / np.maximum(totals, 1e-12)
+        return np.where(best_share >= share, best, -1).astype(np.int64)
 
     def _cluster(self, points: np.ndarray, params: dict) -> np.ndarray:
         """HDBSCAN labels of the points, after a spectral embedding of their kNN graph."""

@@ -67,7 +67,7 @@ def bin_metadata(metadata: pd.DataFrame, quantile_bins: int = 5) -> BinnedMetada
             month = np.where(missing, -1, np.nan_to_num(dt.month.to_numpy(dtype=float), nan=0) - 1)
             add(f"month({col})", month.astype(np.int64),
                 [Predicate(col, "month", str(m)) for m in range(1, 13)])
-            weekday = np.where(missing, -1, np.nan_to_num(dt.weekday.to_numpy(dtype=float), nan=0))
+            weekday = np.where(missing, -1, np.nan_to_num(dt.day_of_week.to_numpy(dtype=float), nan=0))
             add(f"weekday({col})", weekday.astype(np.int64),
                 [Predicate(col, "weekday", str(d)) for d in range(7)])
         elif pd.api.types.is_bool_dtype(series) or not pd.api.types.is_numeric_dtype(series):
@@ -122,7 +122,7 @@ def predicate_mask(pred: Predicate, metadata: pd.DataFrame) -> np.ndarray:
         return (series.astype("object").astype(str) == pred.value).to_numpy() & series.notna().to_numpy()
     if pred.op in ("month", "weekday"):
         dt = pd.DatetimeIndex(series)
-        part = dt.month if pred.op == "month" else dt.weekday
+        part = dt.month if pred.op == "month" else dt.day_of_week
         return (part.to_numpy(dtype=float) == float(pred.value))
     if pd.api.types.is_datetime64_any_dtype(series):
         values = series.to_numpy(dtype="datetime64[us]")

@@ -32,7 +32,7 @@ class RegionTyper:
     """
 
     def __init__(self, n_neighbours: int = 10, max_queries_per_region: int = 500,
-                 noise_agreement: float = 0.5, noise_confidence: float = 0.6,
+                 noise_agreement: float = 0.4, noise_confidence: float = 0.6,
                  margin: float = 0.15, seed: int = 0):
         self.n_neighbours = n_neighbours
         self.max_queries_per_region = max_queries_per_region
