@@ -44,8 +44,9 @@ class ServerProcess:
 
     def start(self) -> None:
         with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen([sys.executable, "-m", "blindspots_server", "--data-dir", str(self.data_dir),
-                                          "--port", str(self.port)], stdout=out, stderr=subprocess.STDOUT)
+            command = [sys.executable, "-m", "blindspots_server", "--data-dir", str(self.data_dir),
+                       "--port", str(self.port)]
+            self.proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
         channel = grpc.insecure_channel(f"127.0.0.1:{self.port}")
         try:
             grpc.channel_ready_future(channel).result(timeout=90)
@@ -147,8 +148,8 @@ def test_acknowledged_rows_survive_sigkill_during_concurrent_ingest(tmp_path):
     try:
         channel = grpc.insecure_channel(f"127.0.0.1:{port}")
         stub = pb_grpc.BlindspotsStub(channel)
-        runs = [stub.CreateRun(pb.CreateRunRequest(name=f"crash-{i}", class_names=["a", "b"], embedding_dim=DIM)).id
-                for i in range(2)]
+        runs = [stub.CreateRun(pb.CreateRunRequest(name=f"crash-{i}", class_names=["a", "b"],
+                                                   embedding_dim=DIM)).id for i in range(2)]
         channel.close()
         writers = [Writer(port, runs[i % 2], f"w{i}", stop) for i in range(WRITERS)]
         for w in writers:
