@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-all proto bench bench-quick install clean
+.PHONY: demo test test-all test-browser proto bench bench-quick install clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -24,11 +24,19 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/blindspots demo
 
-test: $(STAMP)
+test: $(STAMP) test-browser
 	$(PY) -m pytest -q
 
-test-all: $(STAMP)
+test-all: $(STAMP) test-browser
 	$(PY) -m pytest -q -m "slow or not slow"
+
+# Debian's Chromium for tests/sdk/test_report.py (renders the HTML report headless); idempotent. Where it
+# can't be installed the test skips and says why.
+test-browser:
+	@command -v chromium >/dev/null || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
+		apt-get -o DPkg::Lock::Timeout=300 update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq chromium; } \
+		|| echo "chromium not installed: the report rendering test will be skipped"
 
 # The one place generated protobuf/gRPC code comes from; tests/test_proto_fresh.py
 # fails when the checked-in files differ from what this produces.

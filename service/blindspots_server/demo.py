@@ -10,9 +10,11 @@ from pathlib import Path
 import numpy as np
 
 from blindspots import Client
+from blindspots.report import write_report
 
 from .config import ServerConfig
 from .scenario import DATA_GAPS, Scenario, make_scenario, train_model
+from .scenario_images import attach_images
 from .server.app import BlindspotsServer
 
 
@@ -36,7 +38,8 @@ def _region_recovery(s: Scenario, region_of_sample: np.ndarray) -> dict[str, flo
     return out
 
 
-def run_demo(output_dir: str = "demo-output", seed: int = 0, quick: bool = False, budget: int = 600) -> dict:
+def run_demo(output_dir: str = "demo-output", seed: int = 0, quick: bool = False, budget: int = 600,
+             images: bool = False) -> dict:
     """Run the whole loop; print a report; return the headline numbers."""
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -49,6 +52,8 @@ def run_demo(output_dir: str = "demo-output", seed: int = 0, quick: bool = False
             client = Client(f"127.0.0.1:{server.port}")
             print(f"== blindspots demo: server on 127.0.0.1:{server.port}, store in {data_dir}")
             s = make_scenario(seed=seed, **sizes)
+            if images:   # small PNGs per test/pool row: thumbnails in the report
+                attach_images(s, out / "images")
             print(f"== scenario: {len(s.train)} train / {len(s.test)} test / {len(s.pool)} unlabeled pool rows, "
                   f"{len(s.class_names)} classes; planted: "
                   + ", ".join(f"{c.name} ({c.kind}{', ' + c.slice if c.slice else ', hidden'})" for c in s.planted))
@@ -80,6 +85,8 @@ def run_demo(output_dir: str = "demo-output", seed: int = 0, quick: bool = False
             print(f"== {len(picks)} suggestions written to {manifest}; top 5:")
             for row in picks.head(5).itertuples():
                 print(f"  #{row.rank} {row.sample_id} score {row.score:.3f}: {row.reason}")
+            report = write_report(client, run.id, out / "report.html", suggestions=picks)
+            print(f"== report: {report}")
 
             # Close the loop: label the picks (the scenario knows their true labels) and retrain.
             results = {"before": before}
@@ -96,7 +103,7 @@ def run_demo(output_dir: str = "demo-output", seed: int = 0, quick: bool = False
                   f"random {results['random']:.1%}")
             print(f"== done in {time.time() - t0:.0f}s; manifest: {manifest}")
             client.close()
-            return {"recovery": recovery, "accuracy": results, "manifest": str(manifest),
+            return {"recovery": recovery, "accuracy": results, "manifest": str(manifest), "report": str(report),
                     "regions": len(diagnosis.regions)}
         finally:
             server.stop()

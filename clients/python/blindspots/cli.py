@@ -6,6 +6,7 @@
     blindspots pools [--project P]
     blindspots diagnose RUN [--min-cluster-size N ...]
     blindspots suggest RUN --pool POOL --budget N -o FILE [--strategy S]
+    blindspots report RUN -o report.html [--suggestions FILE] [--diagnosis ID]
 
 Client commands read the server address from --address or BLINDSPOTS_ADDRESS,
 a token from --token or BLINDSPOTS_TOKEN, a CA file from --ca or BLINDSPOTS_CA.
@@ -45,7 +46,7 @@ def _cmd_demo(args) -> int:
     except ImportError:
         print("`blindspots demo` needs the server package: pip install blindspots-server", file=sys.stderr)
         return 2
-    run_demo(output_dir=args.output_dir, seed=args.seed, quick=args.quick)
+    run_demo(output_dir=args.output_dir, seed=args.seed, quick=args.quick, images=args.images)
     return 0
 
 
@@ -101,6 +102,20 @@ def _cmd_suggest(args) -> int:
     return 0
 
 
+def _cmd_report(args) -> int:
+    from .report import write_report
+    suggestions = None
+    if args.suggestions:
+        import pandas as pd
+        suggestions = (pd.read_csv(args.suggestions) if args.suggestions.lower().endswith(".csv")
+                       else pd.read_parquet(args.suggestions))
+    with _client(args) as client:
+        path = write_report(client, args.run, args.output, suggestions, diagnosis_id=args.diagnosis,
+                            max_points=args.max_points, max_thumbnails=args.thumbnails)
+    print(f"report written to {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="blindspots", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -124,6 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--output-dir", default="demo-output")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--quick", action="store_true", help="smaller data")
+    s.add_argument("--images", action="store_true", help="write a small PNG per sample (report thumbnails)")
     s.set_defaults(fn=_cmd_demo)
 
     s = sub.add_parser("runs", help="list runs")
@@ -157,6 +173,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--allow-repeats", action="store_true")
     s.add_argument("--show", type=int, default=10)
     s.set_defaults(fn=_cmd_suggest)
+
+    s = sub.add_parser("report", help="write a self-contained HTML report of a run's diagnosis")
+    client_args(s)
+    s.add_argument("run")
+    s.add_argument("-o", "--output", required=True, help="the .html file to write")
+    s.add_argument("--diagnosis", default="", help="diagnosis id (default: the run's latest)")
+    s.add_argument("--suggestions", default="", help="a manifest from `blindspots suggest` to include")
+    s.add_argument("--max-points", type=int, default=3000, help="points drawn on the map")
+    s.add_argument("--thumbnails", type=int, default=8, help="thumbnails per region and for suggestions")
+    s.set_defaults(fn=_cmd_report)
     return p
 
 
