@@ -9,7 +9,7 @@ from typing import Optional
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from grpc_reflection.v1alpha import reflection, reflection_pb2
 from prometheus_client import start_http_server
 
 from blindspots.v1 import blindspots_pb2 as pb
@@ -19,11 +19,14 @@ from ..config import MiB, ServerConfig
 from ..storage import open_store
 from .auth import auth_from_config
 from .errors import ErrorMappingInterceptor
+from .interceptors import ObservabilityInterceptor, configure_access_log
 from .servicer import BlindspotsServicer
 from .telemetry import Telemetry
 
 log = logging.getLogger("blindspots.server")
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Blindspots"].full_name
+_OBSERVED_SERVICES = (pb.DESCRIPTOR.services_by_name["Blindspots"], health_pb2.DESCRIPTOR.services_by_name["Health"],
+                      reflection_pb2.DESCRIPTOR.services_by_name["ServerReflection"])
 
 
 class BlindspotsServer:
@@ -34,11 +37,15 @@ class BlindspotsServer:
         access, auth_interceptors = auth_from_config(config)    # before opening: a bad token file fails fast
         self.store = open_store(config.data_dir)
         self.telemetry = Telemetry(top_k=config.metrics_top_k, max_runs=config.metrics_max_runs)
+        self.telemetry.watch_store(self.store)
+        self.telemetry.restore(self.store)    # so that a restart doesn't blank the dashboards
         self.servicer = BlindspotsServicer(self.store, config, access=access, telemetry=self.telemetry)
         limit = config.max_message_mb * MiB
         self._grpc = grpc.server(
             futures.ThreadPoolExecutor(max_workers=config.rpc_workers, thread_name_prefix="rpc"),
-            interceptors=[ErrorMappingInterceptor(), *auth_interceptors],
+            # Observability first (outermost): it sees the final code, auth rejections included.
+            interceptors=[ObservabilityInterceptor(self.telemetry, _OBSERVED_SERVICES), ErrorMappingInterceptor(),
+                          *auth_interceptors],
             options=[("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", limit)])
         pb_grpc.add_BlindspotsServicer_to_server(self.servicer, self._grpc)
         self.health = health.HealthServicer()
@@ -92,6 +99,7 @@ def _server_credentials(config: ServerConfig) -> Optional[grpc.ServerCredentials
 def serve(config: ServerConfig) -> None:
     """Run until SIGINT/SIGTERM."""
     logging.basicConfig(level=config.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_access_log()
     server = BlindspotsServer(config).start()
     stopped = threading.Event()
 

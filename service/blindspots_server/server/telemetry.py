@@ -2,22 +2,75 @@
 
 Each server owns a registry (so several servers in one process, as in tests,
 don't collide); metric objects are defined once here, with units in names.
-Label cardinality is bounded: quality metrics cover the top-K slices/regions of
-each run's latest diagnosis and at most ``max_runs`` runs (oldest retired).
+Label cardinality is bounded: RPC metrics cover only the methods the server
+registered; quality metrics cover the top-K slices/regions of each run's latest
+diagnosis and at most ``max_runs`` runs (the least recently diagnosed retired).
 """
 from __future__ import annotations
 
+import heapq
+import logging
 import threading
+import time
 from collections import OrderedDict
-from typing import Optional
+from typing import Iterable, Optional
 
+import grpc
+from google.protobuf.descriptor import ServiceDescriptor
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 from blindspots.v1 import blindspots_pb2 as pb
 
-from ..storage import JobRecord, RunRecord
+from ..core.suggest import STRATEGIES
+from ..storage import JobRecord, NotFound, RunRecord, Store
+
+log = logging.getLogger("blindspots.telemetry")
 
 _LATENCY_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+# Label values known up front are exported at zero from the start, so that
+# rate() sees the first increment instead of a series appearing mid-window.
+_INGEST_TARGETS = ("run", "pool")
+_JOB_KINDS = ("diagnose", "index_build")
+_JOB_STATES = ("SUCCEEDED", "FAILED", "CANCELLED")
+STORE_SIZE_MAX_AGE_S = 30.0   # the data directory is walked at most this often
+
+
+def rpc_type(method) -> str:
+    """go-grpc-prometheus' grpc_type of a method descriptor."""
+    if method.client_streaming and method.server_streaming:
+        return "bidi_stream"
+    if method.client_streaming:
+        return "client_stream"
+    if method.server_streaming:
+        return "server_stream"
+    return "unary"
+
+
+class _StoreSizeCollector(Collector):
+    """``blindspots_store_size_bytes`` computed at scrape time, cached briefly."""
+
+    def __init__(self, store: Store, max_age_s: float = STORE_SIZE_MAX_AGE_S):
+        self._store = store
+        self._max_age_s = max_age_s
+        self._value: Optional[float] = None
+        self._at = 0.0
+        self._lock = threading.Lock()
+
+    def collect(self):
+        with self._lock:
+            now = time.monotonic()
+            if self._value is None or now - self._at > self._max_age_s:
+                try:
+                    self._value = float(self._store.size_bytes())
+                    self._at = now
+                except Exception:  # a closed or vanished store must not break the scrape
+                    log.debug("store size unavailable", exc_info=True)
+            value = self._value
+        if value is not None:
+            yield GaugeMetricFamily("blindspots_store_size_bytes", "Bytes on disk of the data directory",
+                                    value=value)
 
 
 class Telemetry:
@@ -28,6 +81,15 @@ class Telemetry:
         self.top_k = top_k
         self.max_runs = max_runs
         r = self.registry
+        rpc_labels = ["grpc_service", "grpc_method", "grpc_type"]
+        # Names and labels follow go-grpc-prometheus, so stock gRPC dashboards and alerts apply.
+        self.rpc_started_total = Counter("grpc_server_started_total", "RPCs started on the server",
+                                         rpc_labels, registry=r)
+        self.rpc_handled_total = Counter("grpc_server_handled_total", "RPCs completed, by status code",
+                                         rpc_labels + ["grpc_code"], registry=r)
+        self.rpc_handling_seconds = Histogram("grpc_server_handling_seconds", "RPC wall time until the last "
+                                              "response (whole stream for streaming RPCs)", rpc_labels,
+                                              buckets=_LATENCY_BUCKETS, registry=r)
         self.rows_ingested_total = Counter("blindspots_ingested_rows_total", "Rows stored", ["target"], registry=r)
         self.bytes_ingested_total = Counter("blindspots_ingested_bytes_total", "Request bytes of stored batches",
                                             ["target"], registry=r)
@@ -37,17 +99,29 @@ class Telemetry:
                                 registry=r)
         self.suggestions_total = Counter("blindspots_suggestions_served_total", "Candidates returned",
                                          ["strategy"], registry=r)
+        for target in _INGEST_TARGETS:
+            self.rows_ingested_total.labels(target)
+            self.bytes_ingested_total.labels(target)
+        for kind in _JOB_KINDS:
+            for state in _JOB_STATES:
+                self.job_duration_seconds.labels(kind, state)
+        for strategy in STRATEGIES:
+            self.suggestions_total.labels(strategy)
         labels = ["project", "run_id", "model", "model_version"]
         self.run_error_rate = Gauge("blindspots_run_error_rate", "Overall test error rate of a run's "
                                     "latest diagnosis", labels, registry=r)
         self.run_samples = Gauge("blindspots_run_samples", "Test rows diagnosed", labels, registry=r)
+        self.run_diagnosed_at = Gauge("blindspots_run_diagnosis_timestamp_seconds", "When a run's latest "
+                                      "diagnosis was made (unix time)", labels, registry=r)
         slice_labels = labels + ["slice"]
         self.slice_error_rate = Gauge("blindspots_slice_error_rate", "Error rate of a top slice",
                                       slice_labels, registry=r)
         self.slice_support = Gauge("blindspots_slice_support", "Rows in a top slice", slice_labels, registry=r)
         self.slice_lift = Gauge("blindspots_slice_lift", "Slice error rate over baseline", slice_labels,
                                 registry=r)
-        region_labels = labels + ["region", "kind"]
+        # "slice": the region's best-explaining metadata slice ("" when none explains it);
+        # region ids are numbered per diagnosis, so only the slice is comparable across runs.
+        region_labels = labels + ["region", "kind", "slice"]
         self.region_error_rate = Gauge("blindspots_region_error_rate", "Error rate of a failure region",
                                        region_labels, registry=r)
         self.region_support = Gauge("blindspots_region_support", "Rows in a failure region", region_labels,
@@ -62,6 +136,30 @@ class Telemetry:
         return cls(enabled=False)
 
     # ------------------------------------------------------------ service
+    def register_methods(self, services: Iterable[ServiceDescriptor]) -> dict[str, tuple[str, str, str]]:
+        """Export every method of ``services`` at zero; return the label values by full method path."""
+        methods = {}
+        for service in services:
+            for m in service.methods:
+                labels = (service.full_name, m.name, rpc_type(m))
+                methods[f"/{service.full_name}/{m.name}"] = labels
+                self.rpc_started_total.labels(*labels)
+                for code in grpc.StatusCode:   # as go-grpc-prometheus does: every code from the start
+                    self.rpc_handled_total.labels(*labels, code.name)
+                self.rpc_handling_seconds.labels(*labels)
+        return methods
+
+    def rpc_started(self, labels: tuple[str, str, str]) -> None:
+        self.rpc_started_total.labels(*labels).inc()
+
+    def rpc_handled(self, labels: tuple[str, str, str], code: str, seconds: float) -> None:
+        self.rpc_handled_total.labels(*labels, code).inc()
+        self.rpc_handling_seconds.labels(*labels).observe(seconds)
+
+    def watch_store(self, store: Store) -> None:
+        """Export the store's size at scrape time."""
+        self.registry.register(_StoreSizeCollector(store))
+
     def rows_ingested(self, target: str, rows: int, nbytes: int) -> None:
         self.rows_ingested_total.labels(target).inc(rows)
         self.bytes_ingested_total.labels(target).inc(nbytes)
@@ -88,12 +186,15 @@ class Telemetry:
             self._retire(run.id)
             put(self.run_error_rate, base, d.baseline_error_rate)
             put(self.run_samples, base, d.num_samples)
+            put(self.run_diagnosed_at, base,
+                d.created_at.ToNanoseconds() / 1e9 if d.HasField("created_at") else time.time())
             for s in d.slices[: self.top_k]:
                 put(self.slice_error_rate, base + (s.name,), s.error_rate)
                 put(self.slice_support, base + (s.name,), s.support)
                 put(self.slice_lift, base + (s.name,), s.lift)
             for reg in d.regions[: self.top_k]:
-                labels = base + (str(reg.id), pb.RegionKind.Name(reg.kind).lower())
+                explained_by = reg.explanations[0].name if reg.explanations else ""
+                labels = base + (str(reg.id), pb.RegionKind.Name(reg.kind).lower(), explained_by)
                 put(self.region_error_rate, labels, reg.error_rate)
                 put(self.region_support, labels, reg.support)
                 put(self.region_excess_errors, labels, reg.excess_errors)
@@ -101,9 +202,51 @@ class Telemetry:
             while len(self._exported) > self.max_runs:
                 self._retire(next(iter(self._exported)))
 
+    def restore(self, store: Store, page: int = 500) -> int:
+        """Re-export what the store already knows; return how many runs' diagnoses were exported.
+
+        Called at start-up so that a restart doesn't blank the dashboards: the
+        latest diagnosis of the ``max_runs`` most recently diagnosed runs, and
+        each pool's index size. Holds at most ``max_runs`` payloads at a time.
+        """
+        newest: list[tuple[float, int, RunRecord, bytes]] = []
+        seq = 0
+        for run in _all(lambda limit, offset: store.list_runs(None, limit, offset), page):
+            try:
+                record = store.latest_diagnosis(run.id)
+            except NotFound:
+                continue
+            seq += 1   # unique tie-breaker: records themselves never get compared
+            item = (record.created_at, seq, run, record.payload)
+            if len(newest) < self.max_runs:
+                heapq.heappush(newest, item)
+            else:
+                heapq.heappushpop(newest, item)
+        # Oldest first, so that retirement order matches diagnosis order.
+        for _, _, run, payload in sorted(newest, key=lambda item: item[:2]):
+            try:
+                self.diagnosis_saved(run, pb.Diagnosis.FromString(payload))
+            except Exception:  # one unreadable payload must not stop the server from starting
+                log.warning("could not re-export the latest diagnosis of run %s", run.id, exc_info=True)
+        for pool in _all(lambda limit, offset: store.list_pools(None, limit, offset), page):
+            if pool.index_rows:
+                self.index_size(pool.id, pool.index_rows)
+        return len(newest)
+
     def _retire(self, run_id: str) -> None:
         for gauge, labels in self._exported.pop(run_id, []):
             try:
                 gauge.remove(*labels)
             except KeyError:
                 pass
+
+
+def _all(fetch, page: int):
+    """Every record of a paged listing ``fetch(limit, offset)``."""
+    offset = 0
+    while True:
+        batch = fetch(page, offset)
+        yield from batch
+        if len(batch) < page:
+            return
+        offset += page
