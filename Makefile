@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-all test-browser proto bench bench-quick install clean
+.PHONY: demo test test-all test-tools test-browser proto bench bench-quick install clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -24,11 +24,19 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/blindspots demo
 
-test: $(STAMP) test-browser
+test: $(STAMP) test-tools test-browser
 	$(PY) -m pytest -q
 
-test-all: $(STAMP) test-browser
+test-all: $(STAMP) test-tools test-browser
 	$(PY) -m pytest -q -m "slow or not slow"
+
+# A real Prometheus for tests/test_observability.py (Debian's package); idempotent. Where it can't be
+# installed (no apt, not root) the test skips and says why.
+test-tools:
+	@command -v prometheus >/dev/null || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
+		apt-get -o DPkg::Lock::Timeout=300 update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends prometheus; } \
+		|| echo "prometheus not installed: tests/test_observability.py will be skipped"
 
 # Debian's Chromium for tests/sdk/test_report.py (renders the HTML report headless); idempotent. Where it
 # can't be installed the test skips and says why.
