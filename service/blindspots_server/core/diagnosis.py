@@ -72,7 +72,8 @@ class Diagnoser:
         progress(0.05, "clustering failures")
         clusterer = FailureClusterer(self.min_cluster_size, self.min_samples, self.reduce_to,
                                      seed=self.seed)
-        clusters = clusterer.fit(embeddings, failed, labels)
+        clusters = clusterer.fit(embeddings, failed, labels,
+                                 progress=lambda f, stage: progress(0.05 + 0.4 * f, stage))
         progress(0.45, "testing regions")
         space = clusters.local if clusters.local is not None else clusters.reduced
         cand_support = np.bincount(clusters.region_of_sample[clusters.region_of_sample >= 0],

@@ -17,7 +17,10 @@ from dataclasses import dataclass
 import faiss
 import hdbscan
 import numpy as np
-from sklearn.manifold import SpectralEmbedding
+from scipy.sparse import csr_matrix
+
+from .results import ProgressFn, no_progress
+from scipy.sparse.linalg import eigsh
 
 
 @dataclass
@@ -44,12 +47,58 @@ def l2_normalise(embeddings: np.ndarray) -> np.ndarray:
     return x / np.where(norms > 0, norms, 1.0)
 
 
-def nearest(index_points: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Exact k nearest neighbours (squared-free L2 distances, indices) via faiss."""
-    index = faiss.IndexFlatL2(index_points.shape[1])
-    index.add(np.ascontiguousarray(index_points, dtype=np.float32))
+def nearest(index_points: np.ndarray, queries: np.ndarray, k: int,
+            approximate: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """k nearest neighbours (L2 distances, indices) via faiss.
+
+    ``approximate`` uses an inverted-file index once there are enough points:
+    a vote over 15 neighbours does not need the exact 15.
+    """
+    points = np.ascontiguousarray(index_points, dtype=np.float32)
+    dim = points.shape[1]
+    if approximate and len(points) >= 5000:
+        lists = int(np.sqrt(len(points)))
+        index = faiss.IndexIVFFlat(faiss.IndexFlatL2(dim), dim, lists)
+        index.cp.seed = 0
+        index.train(points)
+        index.nprobe = 8
+    else:
+        index = faiss.IndexFlatL2(dim)
+    index.add(points)
     dist, idx = index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
     return np.sqrt(np.maximum(dist, 0.0)), idx
+
+
+def principal_axes(centred: np.ndarray, dims: int, seed: int = 0, max_rows: int = 20000) -> np.ndarray:
+    """Top principal axes (columns) of centred rows, from a row sample: axes settle long before 100k rows."""
+    rows = centred
+    if len(rows) > max_rows:
+        rows = centred[np.random.default_rng(seed).choice(len(centred), max_rows, replace=False)]
+    rows = rows.astype(np.float64)
+    _, vectors = np.linalg.eigh(rows.T @ rows / max(len(rows) - 1, 1))
+    return vectors[:, ::-1][:, :dims].astype(np.float32)
+
+
+def spectral_embedding(points: np.ndarray, k: int, dims: int, seed: int = 0) -> np.ndarray:
+    """Laplacian-eigenmap coordinates of the points' symmetric kNN graph.
+
+    The leading eigenvectors of the normalised adjacency, found by Lanczos
+    without shift-invert: sklearn's default factorises the Laplacian, which
+    takes minutes at 10k points.
+    """
+    n = len(points)
+    _, idx = nearest(points, points, k + 1)
+    rows = np.repeat(np.arange(n), k + 1)
+    graph = csr_matrix((np.ones(rows.size), (rows, idx.ravel())), shape=(n, n))
+    graph = ((graph + graph.T) > 0).astype(np.float64)
+    degree = np.asarray(graph.sum(axis=1)).ravel()
+    scale = 1.0 / np.sqrt(degree)
+    normalised = graph.multiply(scale[:, None]).multiply(scale[None, :]).tocsr()
+    v0 = np.random.default_rng(seed).uniform(-1, 1, n)
+    _, vectors = eigsh(normalised, k=dims + 1, which="LA", v0=v0, tol=1e-6)
+    # Largest eigenvalue first; the first vector is the trivial one (degree-proportional).
+    vectors = vectors[:, ::-1][:, 1:] * scale[:, None]
+    return vectors / np.linalg.norm(vectors, axis=0, keepdims=True) * np.sqrt(n)
 
 
 class FailureClusterer:
@@ -65,7 +114,7 @@ class FailureClusterer:
                  reduce_to: int | None = None, graph_neighbours: int = 30, embed_dims: int = 4,
                  remove_class_directions: bool = True, max_cluster_points: int = 10000,
                  assign_neighbours: int = 15, assign_share: float = 0.35,
-                 max_reference_points: int = 30000, local_dims: int | None = None, seed: int = 0):
+                 max_reference_points: int = 15000, local_dims: int | None = None, seed: int = 0):
         self.min_cluster_size = min_cluster_size
         self.min_samples = min_samples
         self.reduce_to = reduce_to
@@ -87,13 +136,15 @@ class FailureClusterer:
         reduce_to = self.reduce_to or min(dim, 16)
         return {"min_cluster_size": int(mcs), "min_samples": int(ms), "reduce_to": int(reduce_to)}
 
-    def fit(self, embeddings: np.ndarray, failed: np.ndarray,
-            classes: np.ndarray | None = None) -> FailureClusters:
+    def fit(self, embeddings: np.ndarray, failed: np.ndarray, classes: np.ndarray | None = None,
+            progress: ProgressFn | None = None) -> FailureClusters:
         """Cluster the failed rows and assign every row to its nearest region.
 
         ``classes`` (the given labels) lets the clusterer ignore what separates
         classes; without it failures group by appearance alone.
         """
+        progress = progress or no_progress
+        progress(0.0, "reducing embeddings")
         x = l2_normalise(embeddings)
         failed = np.asarray(failed, dtype=bool)
         if x.ndim != 2 or len(x) != len(failed):
@@ -119,6 +170,7 @@ class FailureClusterer:
             self.result_ = empty
             return empty
 
+        progress(0.2, "clustering failures")
         labels = self._cluster(reduced[fitted], params)
         num_regions = int(labels.max()) + 1
         if num_regions == 0:
@@ -128,10 +180,12 @@ class FailureClusterer:
         # neighbours' majority region, so noise does not swallow most failures.
         # Neighbourhoods for assignment are taken with class directions kept:
         # locally, class identity is part of what makes two rows alike.
+        progress(0.5, "assigning failures to regions")
         clustered = fitted[labels >= 0]
         cluster_of_failure = self._vote(local[clustered], labels[labels >= 0], local[fail_rows],
                                         np.ones(len(clustered)), num_regions, exclude_self=clustered,
                                         query_rows=fail_rows)
+        progress(0.6, "assigning rows to regions")
         region_of_sample = self._assign_rows(local, failed, fail_rows, cluster_of_failure,
                                              num_regions, rng)
         self.result_ = FailureClusters(region_of_sample, cluster_of_failure, num_regions,
@@ -142,26 +196,27 @@ class FailureClusterer:
         """Region of every row, failed or not, by one rule so error rates stay unbiased.
 
         A row joins region r when r's failures hold at least ``assign_share`` of
-        its nearest rows, correct rows included (subsampled and weighted back up
-        beyond ``max_reference_points``): rows where the model mostly succeeds
-        stay outside every region.
+        its nearest rows, correct rows included. Beyond ``max_reference_points``
+        the reference rows are a stratified sample (failures and correct rows at
+        their own rates) weighted back up, which keeps the vote unbiased.
         """
         ok_rows = np.flatnonzero(~failed)
-        room = max(self.max_reference_points - len(fail_rows), 1000)
-        sampled_ok = ok_rows if len(ok_rows) <= room else rng.choice(ok_rows, room, replace=False)
-        ref_rows = np.concatenate([fail_rows, sampled_ok])
-        ref_labels = np.concatenate([cluster_of_failure, np.full(len(sampled_ok), -1)])
-        weights = np.concatenate([np.ones(len(fail_rows)),
-                                  np.full(len(sampled_ok), len(ok_rows) / max(len(sampled_ok), 1))])
+        rate = min(1.0, self.max_reference_points / max(len(local), 1))
+        ref_fail = np.sort(rng.choice(len(fail_rows), int(np.ceil(rate * len(fail_rows))), replace=False))
+        ref_ok = np.sort(rng.choice(ok_rows, int(np.ceil(rate * len(ok_rows))), replace=False))
+        ref_rows = np.concatenate([fail_rows[ref_fail], ref_ok])
+        ref_labels = np.concatenate([cluster_of_failure[ref_fail], np.full(len(ref_ok), -1)])
+        weights = np.concatenate([np.full(len(ref_fail), len(fail_rows) / max(len(ref_fail), 1)),
+                                  np.full(len(ref_ok), len(ok_rows) / max(len(ref_ok), 1))])
         return self._vote(local[ref_rows], ref_labels, local, weights, num_regions,
                           exclude_self=ref_rows, query_rows=np.arange(len(local)),
-                          share=self.assign_share)
+                          share=self.assign_share, approximate=True)
 
     def _vote(self, ref_points, ref_labels, queries, weights, num_regions, exclude_self, query_rows,
-              share: float = 0.5):
+              share: float = 0.5, approximate: bool = False):
         """Label of each query: the region holding a weighted majority of its neighbours, else -1."""
         k = int(min(self.assign_neighbours + 1, len(ref_points)))
-        _, idx = nearest(ref_points, queries, k)
+        _, idx = nearest(ref_points, queries, k, approximate)
         # A query that is itself a reference point does not vote for itself.
         own = exclude_self[idx] == query_rows[:, None]
         w = np.where(own, 0.0, weights[idx])
@@ -175,10 +230,8 @@ class FailureClusterer:
 
     def _cluster(self, points: np.ndarray, params: dict) -> np.ndarray:
         """HDBSCAN labels of the points, after a spectral embedding of their kNN graph."""
-        k = int(min(self.graph_neighbours, len(points) - 1))
-        spectral = SpectralEmbedding(n_components=self.embed_dims, affinity="nearest_neighbors",
-                                     n_neighbors=k, random_state=self.seed)
-        embedded = spectral.fit_transform(points.astype(np.float64))
+        embedded = spectral_embedding(points, int(min(self.graph_neighbours, len(points) - 1)),
+                                      self.embed_dims, self.seed)
         clusterer = hdbscan.HDBSCAN(min_cluster_size=params["min_cluster_size"],
                                     min_samples=params["min_samples"])
         return clusterer.fit_predict(embedded).astype(np.int64)
@@ -188,9 +241,7 @@ class FailureClusterer:
         centred = x - x.mean(axis=0)
         if dims >= x.shape[1]:
             return np.ascontiguousarray(centred)
-        cov = centred.T.astype(np.float64) @ centred / max(len(x) - 1, 1)
-        _, vectors = np.linalg.eigh(cov)
-        return np.ascontiguousarray(centred @ vectors[:, ::-1][:, :dims].astype(np.float32))
+        return np.ascontiguousarray(centred @ principal_axes(centred, dims))
 
     def _reduce(self, x: np.ndarray, classes: np.ndarray | None, reduce_to: int) -> np.ndarray:
         """Centred rows, minus class-mean directions, projected on the top principal axes."""
@@ -208,7 +259,5 @@ class FailureClusterer:
         if reduce_to >= x.shape[1]:
             self.components_ = None
             return np.ascontiguousarray(centred)
-        cov = centred.T.astype(np.float64) @ centred / max(len(x) - 1, 1)
-        _, vectors = np.linalg.eigh(cov)
-        self.components_ = vectors[:, ::-1][:, :reduce_to].astype(np.float32)
+        self.components_ = principal_axes(centred, reduce_to, self.seed)
         return np.ascontiguousarray(centred @ self.components_)

@@ -33,15 +33,17 @@ class RegionExplainer:
     """Beam search for the conjunctions that best describe a group of rows.
 
     A longer conjunction is kept only when it beats its parent's F1 by
-    ``min_gain``, so explanations stay as short as the data allows.
+    ``min_gain``, so explanations stay as short as the data allows; a slice is
+    kept only when it holds the region at ``min_enrichment`` times its overall share.
     """
 
     def __init__(self, max_predicates: int = 3, beam_width: int = 10, top: int = 3,
-                 min_gain: float = 0.05):
+                 min_gain: float = 0.05, min_enrichment: float = 2.0):
         self.max_predicates = max_predicates
         self.beam_width = beam_width
         self.top = top
         self.min_gain = min_gain
+        self.min_enrichment = min_enrichment
 
     def fit(self, binned: BinnedMetadata, members: np.ndarray) -> list[Explanation]:
         """The best-F1 explanations (at most ``top``), best first; sets ``num_tested_``."""
@@ -71,7 +73,10 @@ class RegionExplainer:
                         continue
                     self.num_tested_ += 1
                     found[key] = (float(f1[j]), int(support[j]), int(overlap[j]))
-                    if f1[j] >= parent_f1 + (self.min_gain if chosen else 0.0):
+                    # A slice that barely concentrates the region more than the whole
+                    # test set does describes nothing, however large the region.
+                    enriched = overlap[j] / support[j] >= self.min_enrichment * size / len(members)
+                    if enriched and f1[j] >= parent_f1 + (self.min_gain if chosen else 0.0):
                         scored.append((float(f1[j]), key, mask & matrix[:, j].astype(bool)))
             scored.sort(key=lambda t: -t[0])
             beam = [(key, mask, f1) for f1, key, mask in scored[: self.beam_width]]
