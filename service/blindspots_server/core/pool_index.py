@@ -10,9 +10,9 @@ Index type by size (``kind="auto"``):
 
 - fewer than ``FLAT_MAX_ROWS`` rows: exact ``Flat`` (brute force is fast enough
   and never misses a neighbour);
-- otherwise ``IVF{nlist},Flat`` with nlist ~ sqrt(rows) rounded to a power of
-  two and ``nprobe`` chosen for recall >= 0.95 on clustered embeddings
-  (see bench/pool_search.py). ``kind="hnsw"`` is available on request: better
+- otherwise ``IVF{nlist},Flat`` with nlist ~ 2 sqrt(rows) rounded to a power
+  of two (at most 1024) and ``nprobe`` chosen for recall >= 0.95 on clustered
+  embeddings (see bench/pool_search.py). ``kind="hnsw"`` is available on request: better
   recall/latency trade-off, but slow to build on few cores and no GPU version.
 
 Growing pools: ``add`` appends rows (their ids continue the row order). An IVF
@@ -41,6 +41,7 @@ REBUILD_GROWTH = 4.0
 # k-means on at most this many points per centroid: more barely improves the
 # quantizer and training time grows linearly.
 TRAIN_POINTS_PER_LIST = 64
+MAX_NLIST = 1024
 KINDS = ("auto", "flat", "ivf", "hnsw")
 _MAGIC = b"BSPIDX1\n"
 
@@ -64,13 +65,18 @@ def normalise(x: np.ndarray) -> np.ndarray:
 
 
 def default_nlist(rows: int) -> int:
-    """Inverted lists for an IVF over ``rows`` rows: sqrt(rows) rounded to a power of two."""
-    return int(2 ** round(math.log2(max(4.0, math.sqrt(max(rows, 1))))))
+    """Inverted lists for an IVF over ``rows`` rows: 2 sqrt(rows) as a power of two, at most 1024.
+
+    The cap bounds k-means training (cost ~ nlist^2 with a fixed sample per list)
+    to seconds on a few CPU cores for a 1M-row pool.
+    """
+    target = 2.0 * math.sqrt(max(rows, 1))
+    return int(min(MAX_NLIST, 2 ** round(math.log2(max(4.0, target)))))
 
 
 def default_nprobe(nlist: int) -> int:
-    """Lists probed per query: 1/32 of the lists, at least 16 (recall >= 0.95 on clustered data)."""
-    return int(min(nlist, max(16, nlist // 32)))
+    """Lists probed per query: nlist / 64, at least 16 (recall >= 0.95 in bench/pool_search.py)."""
+    return int(min(nlist, max(16, nlist // 64)))
 
 
 def gpu_available() -> bool:
