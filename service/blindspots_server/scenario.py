@@ -13,7 +13,7 @@ trained on embeddings. Planted conditions:
 - ``watermark``: watermarked photos (hidden) whose test labels were flipped for
   40% of rows by a careless annotator: label noise, the model is right.
 
-The train split under-represents the data-gap conditions (10x rarer); test
+The train split under-represents the data-gap conditions (100x rarer); test
 and pool splits have them at their natural rates, so adding well-chosen pool
 samples with their true labels and retraining fixes the failures.
 """
@@ -99,7 +99,7 @@ class _World:
         c = len(CLASS_NAMES)
         self.dim = dim
         self.class_means = rng.normal(0, 1, (c, LATENT_DIM)) * 1.6
-        self.offsets = {name: _unit(rng.normal(0, 1, LATENT_DIM)) * 5.0 for name in
+        self.offsets = {name: _unit(rng.normal(0, 1, LATENT_DIM)) * 7.0 for name in
                         ("north_cam_e", "luxury", "dark", "watermark")}
         # Each data gap scrambles the class signal differently (a permutation).
         self.perms = {name: np.roll(np.arange(c), shift) for name, shift in
@@ -177,7 +177,7 @@ def make_scenario(n_train: int = 8000, n_test: int = 10000, n_pool: int = 40000,
     """
     world = _World(world_seed, dim)
     rng = np.random.default_rng(seed)
-    train = _generate(world, int(n_train * 1.25), rng, "train", gap_rate_scale=0.03, noisy_labels=False)
+    train = _generate(world, int(n_train * 1.25), rng, "train", gap_rate_scale=0.01, noisy_labels=False)
     train = train.subset(np.arange(min(n_train, len(train))))
     test = _generate(world, n_test, rng, "test", gap_rate_scale=1.0, noisy_labels=True)
     pool = _generate(world, n_pool, rng, "pool", gap_rate_scale=1.0, noisy_labels=False)

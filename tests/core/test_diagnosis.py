@@ -42,12 +42,11 @@ def test_data_gaps_are_recovered_as_regions(diagnosed, name):
     cond = s.test.conditions[name].to_numpy()
     f1_failures, region = _best_region(result, cond, on_failures=True)
     f1_rows, _ = _best_region(result, cond, on_failures=False)
-    # Seen on seed 0: failures 0.72 / 0.85 / 0.70, rows 0.62 / 0.81 / 0.68 for
-    # north_cam_e / luxury / dark. The conditions overlap regular data in
-    # embedding space, so the row-level border (kNN vote) is what loses F1; the
-    # clustering itself is better (see test_failure_clusters_match_conditions).
-    assert f1_failures >= 0.65, (name, f1_failures)
-    assert f1_rows >= 0.55, (name, f1_rows)
+    # The acceptance bar: each planted data gap is recovered as a region with
+    # F1 >= 0.8 over all test rows (seen on seed 0: 0.84 / 0.92 / 0.86 for
+    # north_cam_e / luxury / dark; on failures only 0.9+).
+    assert f1_failures >= 0.8, (name, f1_failures)
+    assert f1_rows >= 0.8, (name, f1_rows)
     assert region.kind != "label_noise"
     assert region.error_rate > 3 * result.baseline_error_rate
     assert region.q_value <= result.fdr_alpha
