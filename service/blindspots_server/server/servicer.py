@@ -380,7 +380,7 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
         regions = []
         if diagnosis is not None:
             per_sample = self.store.diagnosis_rows(diagnosis.id)
-            regions = target_regions(diagnosis, run_rows.embeddings, per_sample)
+            regions = target_regions(diagnosis, run_rows.embeddings, per_sample, run_rows.sample_ids)
         index = None
         if strategy == "targeted":
             progress(0.1, "updating the pool index")
