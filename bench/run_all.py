@@ -72,6 +72,9 @@ def run_one(b: Benchmark, quick: bool) -> Ran:
     limit = b.quick_s if quick else b.full_s
     cmd = [sys.executable, str(script), *(b.quick_args if quick else b.full_args)]
     print(f"== {b.name}: {' '.join(cmd[1:])} (limit {limit} s)", file=sys.stderr, flush=True)
+    # A quick run must not overwrite a fragment with full-size figures: its text goes
+    # into RESULTS.md and the earlier fragment is put back.
+    earlier = fragment.read_text() if quick and fragment.exists() else None
     t0 = time.time()
     try:
         proc = subprocess.run(cmd, cwd=BENCH, timeout=limit, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -86,6 +89,8 @@ def run_one(b: Benchmark, quick: bool) -> Ran:
     # Only a fragment written by this run counts; an older one would pass stale figures off as new.
     fresh = fragment.exists() and fragment.stat().st_mtime >= t0
     text = fragment.read_text() if fresh else ""
+    if earlier is not None:
+        fragment.write_text(earlier)
     if status != "ok":
         tail = "\n".join(err.strip().splitlines()[-15:])
         text += f"\n**{status}**; last lines of its output:\n\n```\n{tail}\n```\n"
