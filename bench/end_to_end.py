@@ -187,8 +187,10 @@ def main(argv: list[str] | None = None) -> str:
     for rows in sizes:
         results.append(measure(rows, model, args.reps, rows <= args.peer_max_rows))
         print(f"end to end: {rows} rows done", file=sys.stderr)
-    text = table(results, plot(results))
-    write_fragment("end_to_end", text)
+        # Written after every size: if the harness's timeout stops a larger size,
+        # the sizes already measured still reach RESULTS.md.
+        text = table(results, plot(results))
+        write_fragment("end_to_end", text)
     print(text)
     return text
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -76,14 +78,16 @@ def run_one(b: Benchmark, quick: bool) -> Ran:
     # into RESULTS.md and the earlier fragment is put back.
     earlier = fragment.read_text() if quick and fragment.exists() else None
     t0 = time.time()
+    # Own session: on timeout the whole group goes, server subprocesses and peers included.
+    proc = subprocess.Popen(cmd, cwd=BENCH, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
     try:
-        proc = subprocess.run(cmd, cwd=BENCH, timeout=limit, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True)
+        _, err = proc.communicate(timeout=limit)
         status = "ok" if proc.returncode == 0 else f"failed (exit {proc.returncode})"
-        err = proc.stderr
-    except subprocess.TimeoutExpired as exc:
-        status, err = f"timed out after {limit} s", (exc.stderr or b"").decode(errors="replace") \
-            if isinstance(exc.stderr, bytes) else (exc.stderr or "")
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        _, err = proc.communicate()
+        status = f"timed out after {limit} s"
     seconds = time.time() - t0
     print(f"   {b.name}: {status} in {seconds:.0f} s", file=sys.stderr, flush=True)
     # Only a fragment written by this run counts; an older one would pass stale figures off as new.
