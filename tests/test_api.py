@@ -190,3 +190,21 @@ def test_health_and_reflection_are_registered(server):
     names = {s.name for r in responses for s in r.list_services_response.service}
     assert {"blindspots.v1.Blindspots", "grpc.health.v1.Health"} <= names
     channel.close()
+
+
+def test_targeted_without_failure_regions_falls_back_and_says_so(client):
+    rng = np.random.default_rng(0)
+    n, dim = 600, 16
+    run = client.create_run("no-regions", class_names=["a", "b"], embedding_dim=dim)
+    probs = rng.dirichlet([1, 1], n)
+    # Errors spread uniformly: labels independent of everything, so no region stands out.
+    run.log_predictions([f"t{i}" for i in range(n)], rng.integers(0, 2, n), probs,
+                        rng.normal(size=(n, dim)))
+    diagnosis = run.diagnose()
+    assert len(diagnosis.regions) == 0
+    pool = client.create_pool("p", embedding_dim=dim, num_classes=2)
+    pool.add([f"p{i}" for i in range(300)], rng.normal(size=(300, dim)), probabilities=rng.dirichlet([1, 1], 300))
+    picks = run.suggest(pool, budget=20)
+    assert len(picks) == 20
+    assert picks["reason"].str.contains("found no failure region to target; picked by margin").all()
+    assert (picks["region_id"] == -1).all()

@@ -11,7 +11,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from .failure_clusters import FailureClusterer, FailureClusters
+from .failure_clusters import FailureClusterer
 from .failures import FAILURE_DEFINITIONS, Outcomes, model_outcomes
 from .metadata_bins import BinnedMetadata, bin_metadata
 from .region_typing import RegionTyper

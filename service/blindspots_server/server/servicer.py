@@ -11,9 +11,7 @@ import threading
 import time
 from typing import Iterator, Optional
 
-import grpc
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 
 from blindspots.v1 import blindspots_pb2 as pb
@@ -21,8 +19,8 @@ from blindspots.v1 import blindspots_pb2_grpc as pb_grpc
 
 from ..config import ServerConfig
 from ..core.diagnosis import Diagnoser
-from ..core.suggest import STRATEGIES, MetadataFilterSpec, PoolData, filter_mask, suggest_candidates
-from ..storage import DiagnosisRecord, NotFound, PoolRecord, RunRecord, Store, SuggestionSetRecord, new_id
+from ..core.suggest import STRATEGIES, MetadataFilterSpec
+from ..storage import DiagnosisRecord, NotFound, PoolRecord, RunRecord, Store, new_id
 from ..storage.rows import to_row_data
 from . import convert
 from .access import AccessPolicy
@@ -30,7 +28,7 @@ from .errors import FailedPrecondition, PermissionDenied
 from .jobs import JobRunner
 from .pool_indexes import PoolIndexes
 from .run_map import MAX_POINTS, run_map_message
-from .suggest_inputs import target_regions
+from .suggestions import Suggestions
 from .telemetry import Telemetry
 from .validation import InvalidArgument, TargetShape, check_name, require, validate_batch
 
@@ -68,6 +66,7 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
         self.telemetry = telemetry or Telemetry.disabled()
         self.jobs = JobRunner(store, config.job_workers, on_finish=self.telemetry.job_finished)
         self.indexes = PoolIndexes(store)
+        self.suggestions = Suggestions(store, self.indexes)
 
     # ------------------------------------------------------------ access helpers
     def _run(self, run_id: str, context) -> RunRecord:
@@ -285,7 +284,7 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
     def _diagnosis(self, diagnosis_id: str, run_id: str, context) -> pb.Diagnosis:
         if diagnosis_id:
             record = self.store.get_diagnosis(diagnosis_id)
-            run = self._run(record.run_id, context)
+            self._run(record.run_id, context)
             require(not run_id or run_id == record.run_id, "run_id",
                     f"diagnosis {diagnosis_id!r} belongs to run {record.run_id!r}, not {run_id!r}")
         else:
@@ -342,7 +341,7 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
 
         def work() -> None:
             try:
-                outcome["value"] = self._suggest(run, pool, diagnosis, request, strategy, filters, progress)
+                outcome["value"] = self.suggestions.run(run, pool, diagnosis, request, strategy, filters, progress)
             except BaseException as exc:  # re-raised on the RPC thread
                 outcome["error"] = exc
             finally:
@@ -361,63 +360,6 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
             yield pb.SuggestResponse(candidates=pb.CandidateBatch(candidates=candidates[start:start + CANDIDATE_BATCH]))
         self.telemetry.suggestions_served(strategy, len(candidates))
         yield pb.SuggestResponse(done=convert.suggestion_set_message(record))
-
-    def _suggest(self, run: RunRecord, pool: PoolRecord, diagnosis: Optional[pb.Diagnosis],
-                 request: pb.SuggestRequest, strategy: str, filters, progress):
-        progress(0.0, "loading pool rows")
-        pool_rows = to_row_data(self.store.read_rows("pool", pool.id))
-        try:
-            keep = filter_mask(pool_rows.metadata, filters) if filters else np.ones(len(pool_rows), bool)
-        except ValueError as exc:
-            raise InvalidArgument("filters", str(exc)) from None
-        excluded = ~keep
-        progress(0.05, "loading run rows")
-        run_rows = to_row_data(self.store.read_rows("run", run.id))
-        blocked = set(request.exclude_ids) | set(run_rows.sample_ids.tolist())
-        if not request.allow_repeats:
-            blocked |= self.store.suggested_ids(run.id, pool.id)
-        if blocked:
-            # A hash lookup: np.isin on object arrays compares every pair (minutes at 100k x 200k).
-            excluded |= pd.Series(pool_rows.sample_ids).isin(blocked).to_numpy()
-        regions = []
-        if diagnosis is not None:
-            per_sample = self.store.diagnosis_rows(diagnosis.id)
-            regions = target_regions(diagnosis, run_rows.embeddings, per_sample, run_rows.sample_ids)
-        index = None
-        if strategy == "targeted":
-            progress(0.1, "updating the pool index")
-            index = self.indexes.ensure(pool.id, pool_rows.embeddings)
-        progress(0.2, f"ranking candidates ({strategy})")
-        picks = suggest_candidates(
-            strategy, request.budget,
-            PoolData(embeddings=pool_rows.embeddings, probabilities=pool_rows.probabilities,
-                     metadata=pool_rows.metadata),
-            regions, labeled_embeddings=run_rows.embeddings, excluded=excluded, index=index,
-            seed=request.seed, uncertainty_weight=request.uncertainty_weight or None,
-            slice_weight=request.slice_weight or None,
-            progress=lambda f, s: progress(0.2 + 0.75 * f, s))
-        candidates = [pb.Candidate(
-            rank=i + 1, sample_id=str(pool_rows.sample_ids[c.pool_index]), uri=str(pool_rows.uris[c.pool_index]),
-            score=float(c.score), region_id=int(c.region_id), reason=c.reason,
-            nearest_failure_id=(str(run_rows.sample_ids[c.nearest_failure_index])
-                                if c.nearest_failure_index >= 0 else ""),
-            distance=float(c.distance) if np.isfinite(c.distance) else 0.0, slice=c.slice)
-            for i, c in enumerate(picks)]
-        record = SuggestionSetRecord(
-            id=new_id("sugg"), run_id=run.id, pool_id=pool.id, diagnosis_id=diagnosis.id if diagnosis else "",
-            strategy=strategy, budget=request.budget, num_candidates=len(candidates), created_at=time.time(),
-            name=request.name)
-        table = pa.table({
-            "rank": [c.rank for c in candidates], "sample_id": [c.sample_id for c in candidates],
-            "uri": [c.uri for c in candidates], "score": [c.score for c in candidates],
-            "region_id": [c.region_id for c in candidates], "reason": [c.reason for c in candidates],
-            "nearest_failure_id": [c.nearest_failure_id for c in candidates],
-        }, schema=pa.schema([("rank", pa.int32()), ("sample_id", pa.string()), ("uri", pa.string()),
-                             ("score", pa.float64()), ("region_id", pa.int32()), ("reason", pa.string()),
-                             ("nearest_failure_id", pa.string())]))
-        progress(0.97, "saving the suggestion set")
-        self.store.save_suggestion_set(record, table)
-        return record, candidates
 
     # ------------------------------------------------------------ map
     def GetRunMap(self, request: pb.GetRunMapRequest, context) -> pb.RunMap:

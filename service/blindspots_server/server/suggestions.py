@@ -1,0 +1,95 @@
+"""The work behind Suggest: load rows, build exclusions, call the core, store the set."""
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from typing import Optional
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from blindspots.v1 import blindspots_pb2 as pb
+
+from ..core.results import ProgressFn
+from ..core.suggest import PoolData, filter_mask, suggest_candidates
+from ..storage import PoolRecord, RunRecord, Store, SuggestionSetRecord, new_id
+from ..storage.rows import to_row_data
+from .pool_indexes import PoolIndexes
+from .suggest_inputs import target_regions
+from .validation import InvalidArgument
+
+_SET_SCHEMA = pa.schema([("rank", pa.int32()), ("sample_id", pa.string()), ("uri", pa.string()),
+                         ("score", pa.float64()), ("region_id", pa.int32()), ("reason", pa.string()),
+                         ("nearest_failure_id", pa.string())])
+
+
+class Suggestions:
+    def __init__(self, store: Store, indexes: PoolIndexes):
+        self.store = store
+        self.indexes = indexes
+
+    def run(self, run: RunRecord, pool: PoolRecord, diagnosis: Optional[pb.Diagnosis], request: pb.SuggestRequest,
+            strategy: str, filters, progress: ProgressFn) -> tuple[SuggestionSetRecord, list[pb.Candidate]]:
+        progress(0.0, "loading pool rows")
+        pool_rows = to_row_data(self.store.read_rows("pool", pool.id))
+        try:
+            keep = filter_mask(pool_rows.metadata, filters) if filters else np.ones(len(pool_rows), bool)
+        except ValueError as exc:
+            raise InvalidArgument("filters", str(exc)) from None
+        excluded = ~keep
+        progress(0.05, "loading run rows")
+        run_rows = to_row_data(self.store.read_rows("run", run.id))
+        blocked = set(request.exclude_ids) | set(run_rows.sample_ids.tolist())
+        if not request.allow_repeats:
+            blocked |= self.store.suggested_ids(run.id, pool.id)
+        if blocked:
+            # A hash lookup: np.isin on object arrays compares every pair (minutes at 100k x 200k).
+            excluded |= pd.Series(pool_rows.sample_ids).isin(blocked).to_numpy()
+        regions = []
+        if diagnosis is not None:
+            regions = target_regions(diagnosis, run_rows.embeddings, self.store.diagnosis_rows(diagnosis.id),
+                                     run_rows.sample_ids)
+        note = ""
+        if strategy == "targeted" and not regions:
+            # A model without significant failure regions still gets a labeling queue
+            # (a daily pipeline should not break); the reasons and the set say what ran.
+            fallback = "margin" if pool_rows.probabilities is not None else "kcenter"
+            note = (f"diagnosis {diagnosis.id if diagnosis else '-'} found no failure region to target; "
+                    f"picked by {fallback} instead: ")
+            strategy = fallback
+        index = None
+        if strategy == "targeted":
+            progress(0.1, "updating the pool index")
+            index = self.indexes.ensure(pool.id, pool_rows.embeddings)
+        progress(0.2, f"ranking candidates ({strategy})")
+        picks = suggest_candidates(
+            strategy, request.budget,
+            PoolData(embeddings=pool_rows.embeddings, probabilities=pool_rows.probabilities,
+                     metadata=pool_rows.metadata),
+            regions, labeled_embeddings=run_rows.embeddings, excluded=excluded, index=index,
+            seed=request.seed, uncertainty_weight=request.uncertainty_weight or None,
+            slice_weight=request.slice_weight or None,
+            progress=lambda f, s: progress(0.2 + 0.75 * f, s))
+        if note:
+            picks = [replace(c, reason=note + c.reason) for c in picks]
+        candidates = [pb.Candidate(
+            rank=i + 1, sample_id=str(pool_rows.sample_ids[c.pool_index]), uri=str(pool_rows.uris[c.pool_index]),
+            score=float(c.score), region_id=int(c.region_id), reason=c.reason,
+            nearest_failure_id=(str(run_rows.sample_ids[c.nearest_failure_index])
+                                if c.nearest_failure_index >= 0 else ""),
+            distance=float(c.distance) if np.isfinite(c.distance) else 0.0, slice=c.slice)
+            for i, c in enumerate(picks)]
+        record = SuggestionSetRecord(
+            id=new_id("sugg"), run_id=run.id, pool_id=pool.id, diagnosis_id=diagnosis.id if diagnosis else "",
+            strategy=strategy, budget=request.budget, num_candidates=len(candidates), created_at=time.time(),
+            name=request.name)
+        table = pa.table({
+            "rank": [c.rank for c in candidates], "sample_id": [c.sample_id for c in candidates],
+            "uri": [c.uri for c in candidates], "score": [c.score for c in candidates],
+            "region_id": [c.region_id for c in candidates], "reason": [c.reason for c in candidates],
+            "nearest_failure_id": [c.nearest_failure_id for c in candidates],
+        }, schema=_SET_SCHEMA)
+        progress(0.97, "saving the suggestion set")
+        self.store.save_suggestion_set(record, table)
+        return record, candidates
