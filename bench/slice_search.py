@@ -1,7 +1,8 @@
 """Slice search benchmark: our SliceFinder vs the ``sliceline`` package on the same binned data.
 
-The listings scenario's test metadata (region, camera, price, listed_at -> six
-binned columns) and the scenario model's mispredictions as errors; both sides
+The listings scenario's test metadata (region, camera, price, listed_at) plus two
+columns unrelated to errors (seller, bedrooms) -> eight binned columns, as a
+real listings table has; the scenario model's mispredictions are the errors. Both sides
 get the same integer codes, alpha, k, minimum support and maximum level. The
 peer runs in a child process bounded by a timeout.
 
@@ -68,7 +69,11 @@ def _peer(codes: np.ndarray, errors: np.ndarray, min_support: int):
 def data(rows: int, model) -> tuple[np.ndarray, np.ndarray]:
     split = make_scenario(n_train=10, n_test=rows, n_pool=10, seed=1).test
     errors = (model.predict_proba(split.embeddings).argmax(1) != split.labels).astype(np.float64)
-    binned = bin_metadata(split.metadata)
+    rng = np.random.default_rng(rows)
+    metadata = split.metadata.assign(
+        seller=rng.choice(["agency", "private", "developer", "bank"], rows, p=[0.5, 0.3, 0.15, 0.05]),
+        bedrooms=rng.integers(1, 7, rows).astype(float))
+    binned = bin_metadata(metadata)
     # sliceline treats every code as a level; ours reads codes < 0 as "no predicate".
     # The scenario's metadata has no missing values and few levels, so none is negative.
     assert (binned.codes >= 0).all()
