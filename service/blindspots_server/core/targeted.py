@@ -12,6 +12,7 @@
 """
 from __future__ import annotations
 
+import heapq
 import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -104,15 +105,23 @@ def _diverse_order(x: np.ndarray, score: np.ndarray, picks: int,
         flat.add(earlier)
         sims, _ = flat.search(x, 1)
         damp = np.clip((1.0 - sims[:, 0].astype(np.float64)) / radius, 0.0, 1.0)
-    picked = np.zeros(n, dtype=bool)
-    order, gains = [], []
-    for _ in range(picks):
-        gain = np.where(picked, -np.inf, score * damp)
-        j = int(np.argmax(gain))
+    # Lazy greedy: a row's gain only falls as picks accumulate (damp is a running
+    # minimum), so a heap of stale upper bounds gives the same picks as re-scoring
+    # every row after every pick, touching only rows that reach the top.
+    # Entries: (-gain bound, row, number of picks the bound has seen).
+    heap = [(-float(g), j, 0) for j, g in enumerate(score * damp)]
+    heapq.heapify(heap)
+    order: list[int] = []
+    gains: list[float] = []
+    while len(order) < picks:
+        neg, j, seen = heapq.heappop(heap)
+        if seen < len(order):
+            newer = x[order[seen:]]
+            damp[j] = min(damp[j], float(np.clip((1.0 - newer @ x[j]) / radius, 0.0, 1.0).min()))
+            heapq.heappush(heap, (-float(score[j] * damp[j]), j, len(order)))
+            continue
         order.append(j)
-        gains.append(float(gain[j]))
-        picked[j] = True
-        damp = np.minimum(damp, np.clip((1.0 - x @ x[j]) / radius, 0.0, 1.0))
+        gains.append(-neg)
     return np.asarray(order), np.asarray(gains)
 
 
