@@ -197,3 +197,25 @@ def test_cancelling_a_suggest_stream_stops_the_work(tmp_path):
     finally:
         client.close()
         srv.stop()
+
+
+def test_oversized_message_gets_resource_exhausted_and_nothing_is_stored(tmp_path):
+    srv = start_server(tmp_path / "data", max_message_mb=1)
+    try:
+        client = Client(f"127.0.0.1:{srv.port}", retries=0)
+        run = client.create_run("big", class_names=["a", "b"], embedding_dim=256)
+        n = 1500                                   # 1500 x 256 float32 = 1.5 MB > the 1 MB limit
+        batch = pb.IngestBatch(run_id=run.id, batch_id="big-1", sample_ids=[f"s{i}" for i in range(n)],
+                               labels=[0] * n, probabilities=np.full((n, 2), 0.5, "<f4").tobytes(),
+                               embeddings=np.zeros((n, 256), "<f4").tobytes())
+        with pytest.raises(grpc.RpcError) as info:
+            client.stub.IngestPredictions(iter([batch]))
+        assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert client.get_run(run.id).message.num_rows == 0
+        # Smaller batches of the same rows go through: the SDK's batch_size is the remedy.
+        summary = run.log_predictions([f"s{i}" for i in range(n)], [0] * n, np.full((n, 2), 0.5),
+                                      np.zeros((n, 256)), batch_size=500)
+        assert summary.rows_stored == n
+        client.close()
+    finally:
+        srv.stop()
