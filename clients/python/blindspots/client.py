@@ -272,10 +272,10 @@ def _filter(f) -> pb.MetadataFilter:
     return msg
 
 
-class Run:
-    """A run on the server; ``message`` is the API's Run."""
+class _Resource:
+    """A server-side object: ``message`` is its API message, ``refresh()`` re-reads it."""
 
-    def __init__(self, client: Client, message: pb.Run):
+    def __init__(self, client: Client, message):
         self.client = client
         self.message = message
 
@@ -287,9 +287,22 @@ class Run:
     def name(self) -> str:
         return self.message.name
 
-    def refresh(self) -> "Run":
-        self.message = self.client.get_run(self.id).message
+    def _fetch(self):
+        raise NotImplementedError
+
+    def refresh(self):
+        self.message = self._fetch().message
         return self
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(id={self.id!r}, name={self.name!r}, rows={self.message.num_rows})"
+
+
+class Run(_Resource):
+    """A run on the server; ``message`` is the API's Run."""
+
+    def _fetch(self) -> "Run":
+        return self.client.get_run(self.id)
 
     def log_predictions(self, sample_ids: Sequence[str], labels, probabilities, embeddings,
                         metadata: Optional[pd.DataFrame] = None, uris: Optional[Sequence[str]] = None, *,
@@ -318,28 +331,12 @@ class Run:
         pool_id = pool.id if isinstance(pool, Pool) else pool
         return self.client.suggest(self.id, pool_id, budget, **kwargs)
 
-    def __repr__(self) -> str:
-        return f"Run(id={self.id!r}, name={self.name!r}, rows={self.message.num_rows})"
 
-
-class Pool:
+class Pool(_Resource):
     """An unlabeled pool on the server; ``message`` is the API's Pool."""
 
-    def __init__(self, client: Client, message: pb.Pool):
-        self.client = client
-        self.message = message
-
-    @property
-    def id(self) -> str:
-        return self.message.id
-
-    @property
-    def name(self) -> str:
-        return self.message.name
-
-    def refresh(self) -> "Pool":
-        self.message = self.client.get_pool(self.id).message
-        return self
+    def _fetch(self) -> "Pool":
+        return self.client.get_pool(self.id)
 
     def add(self, sample_ids: Sequence[str], embeddings, *, probabilities=None,
             metadata: Optional[pd.DataFrame] = None, uris: Optional[Sequence[str]] = None,
@@ -349,9 +346,6 @@ class Pool:
         return self.client._ingest(self.client.stub.IngestPool, "pool_id", self.id, sample_ids, embeddings,
                                    None, probabilities, metadata, uris, batch_size, logits, batch_id_prefix,
                                    progress)
-
-    def __repr__(self) -> str:
-        return f"Pool(id={self.id!r}, name={self.name!r}, rows={self.message.num_rows})"
 
 
 __all__ = ["BlindspotsError", "Client", "IngestSummary", "Pool", "Run"]
