@@ -279,3 +279,31 @@ def test_lazy_diverse_order_matches_eager_greedy():
         damp = np.minimum(damp, np.clip((1.0 - x @ x[j]) / radius, 0.0, 1.0))
     assert order.tolist() == expected
     assert np.all(np.diff(gains) <= 1e-9), "greedy gains never increase"
+
+
+def test_diverse_order_on_many_candidates_stays_close_to_exact_greedy():
+    """Beyond EXACT_PAIRS_MAX_ROWS the close pairs come from an inverted-file search."""
+    from blindspots_server.core.pool_index import normalise
+    from blindspots_server.core.targeted import EXACT_PAIRS_MAX_ROWS, _diverse_order
+
+    n = EXACT_PAIRS_MAX_ROWS + 1000
+    rng = np.random.default_rng(5)
+    centres = rng.normal(size=(300, 16))
+    x = normalise((centres[rng.integers(0, 300, n)] + 0.05 * rng.normal(size=(n, 16))).astype(np.float32))
+    score = rng.uniform(0.5, 1.5, n)
+    order, _ = _diverse_order(x, score, 400, np.zeros((0, 16), np.float32))
+    assert len(set(order.tolist())) == 400
+
+    probe = np.linspace(0, n - 1, 256).astype(np.int64)
+    d = 1.0 - x[probe] @ x.T
+    d[np.arange(len(probe)), probe] = np.inf
+    radius = max(float(np.median(d.min(axis=1))), 1e-6)
+    damp = np.ones(n)
+    picked = np.zeros(n, bool)
+    expected = []
+    for _ in range(400):
+        j = int(np.argmax(np.where(picked, -np.inf, score * damp)))
+        expected.append(j)
+        picked[j] = True
+        damp = np.minimum(damp, np.clip((1.0 - x @ x[j]) / radius, 0.0, 1.0))
+    assert len(set(order.tolist()) & set(expected)) >= 0.95 * 400

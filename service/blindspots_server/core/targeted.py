@@ -82,6 +82,31 @@ def _region_candidates(region: "TargetRegion", want: int, searcher, allowed: np.
         k = min(MAX_K_PER_FAILURE, k * 2)
 
 
+EXACT_PAIRS_MAX_ROWS = 8_000
+
+
+def _close_pairs(x: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For every row, the rows with cosine distance below ``radius`` (faiss range search):
+    (lims, similarities, ids) in faiss' range-search layout. Exact up to
+    ``EXACT_PAIRS_MAX_ROWS`` candidates; beyond, an inverted-file search, whose
+    misses are rare because rows this close share a list (the all-pairs search
+    would cost n^2 d, seconds at 25k candidates)."""
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    n, dim = x.shape
+    if n <= EXACT_PAIRS_MAX_ROWS:
+        index = faiss.IndexFlatIP(dim)
+    else:
+        lists = int(np.sqrt(n))
+        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, lists, faiss.METRIC_INNER_PRODUCT)
+        index.cp.seed = 0
+        index.cp.niter = 10
+        index.cp.max_points_per_centroid = 64   # a coarse partition is all the lists need
+        index.train(x)
+        index.nprobe = 8
+    index.add(x)
+    return index.range_search(x, float(1.0 - radius))
+
+
 def _diverse_order(x: np.ndarray, score: np.ndarray, picks: int,
                    earlier: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Greedy picks maximising score x min(1, distance to picked / radius); returns (order, gain).
@@ -105,23 +130,30 @@ def _diverse_order(x: np.ndarray, score: np.ndarray, picks: int,
         flat.add(earlier)
         sims, _ = flat.search(x, 1)
         damp = np.clip((1.0 - sims[:, 0].astype(np.float64)) / radius, 0.0, 1.0)
-    # Lazy greedy: a row's gain only falls as picks accumulate (damp is a running
-    # minimum), so a heap of stale upper bounds gives the same picks as re-scoring
-    # every row after every pick, touching only rows that reach the top.
-    # Entries: (-gain bound, row, number of picks the bound has seen).
-    heap = [(-float(g), j, 0) for j, g in enumerate(score * damp)]
+    # A pick lowers the damp of rows closer than ``radius`` only, so the pairs
+    # within the radius (a range search, once, BLAS-fast) are all the greedy
+    # needs: each pick updates its few close rows and pushes their new gain on a
+    # heap; superseded heap entries are skipped. Same picks as re-scoring every
+    # row after every pick, without the picks x rows matrix-vector products.
+    lims, sims, ids = _close_pairs(x, radius)
+    heap = [(-float(g), j) for j, g in enumerate(score * damp)]
     heapq.heapify(heap)
+    picked = np.zeros(n, dtype=bool)
     order: list[int] = []
     gains: list[float] = []
     while len(order) < picks:
-        neg, j, seen = heapq.heappop(heap)
-        if seen < len(order):
-            newer = x[order[seen:]]
-            damp[j] = min(damp[j], float(np.clip((1.0 - newer @ x[j]) / radius, 0.0, 1.0).min()))
-            heapq.heappush(heap, (-float(score[j] * damp[j]), j, len(order)))
-            continue
+        neg, j = heapq.heappop(heap)
+        if picked[j] or -neg != score[j] * damp[j]:
+            continue                       # picked, or an older, higher bound
+        picked[j] = True
         order.append(j)
         gains.append(-neg)
+        near = ids[lims[j]:lims[j + 1]]
+        lowered = np.clip((1.0 - sims[lims[j]:lims[j + 1]].astype(np.float64)) / radius, 0.0, 1.0)
+        for i, d in zip(near.tolist(), lowered.tolist()):
+            if not picked[i] and d < damp[i]:
+                damp[i] = d
+                heapq.heappush(heap, (-float(score[i] * damp[i]), i))
     return np.asarray(order), np.asarray(gains)
 
 
