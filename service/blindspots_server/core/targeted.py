@@ -34,6 +34,7 @@ MAX_K_PER_FAILURE = 512
 # Below this share of allowed rows a filtered index search wastes most hits:
 # search a temporary index over the allowed rows instead.
 MIN_ALLOWED_SHARE = 0.25
+MIN_QUERY_FAILURES = 2000
 
 
 @dataclass
@@ -179,9 +180,9 @@ def select_targeted(embeddings: np.ndarray, probabilities: np.ndarray | None, po
         if want == 0:
             per_region.append([])
             continue
-        failures = normalise(region.failure_embeddings)
-        cand = _region_candidates(_with(region, failures), want, searcher, allowed, taken)
-        picked = _pick(region, cand, embeddings, uncertainty, pool, want,
+        query = _query_failures(region, want)
+        cand = _region_candidates(query, want, searcher, allowed, taken)
+        picked = _pick(query, cand, embeddings, uncertainty, pool, want,
                        uncertainty_weight, slice_weight, embeddings[taken])
         taken[[c.pool_index for c in picked]] = True
         carry = want - len(picked)   # a region short of candidates passes its share on
@@ -190,10 +191,21 @@ def select_targeted(embeddings: np.ndarray, probabilities: np.ndarray | None, po
     return _interleave(per_region)
 
 
-def _with(region: "TargetRegion", failures: np.ndarray) -> "TargetRegion":
+def _query_failures(region: "TargetRegion", want: int) -> "TargetRegion":
+    """The region with normalised failures, at most max(MIN_QUERY_FAILURES, 2 x want) of
+    them (a seeded sample): a million-row test set has tens of thousands of failures
+    per region, and kNN from all of them costs seconds for the same few picks."""
     from dataclasses import replace
 
-    return replace(region, failure_embeddings=failures)
+    m = len(region.failure_embeddings)
+    cap = max(MIN_QUERY_FAILURES, 2 * want)
+    keep = slice(None)
+    if m > cap:
+        keep = np.sort(np.random.default_rng(region.region_id).choice(m, cap, replace=False))
+    ids = region.failure_ids
+    return replace(region, failure_embeddings=normalise(region.failure_embeddings[keep]),
+                   failure_indices=np.asarray(region.failure_indices)[keep],
+                   failure_ids=None if ids is None else np.asarray(ids)[keep])
 
 
 def _pick(region: "TargetRegion", cand: _Candidates, embeddings: np.ndarray,
