@@ -91,7 +91,7 @@ def measure(rows: int, model, reps: int, limit_s: float) -> Outcome:
     peers = []
     for name, fn in PEERS.items():
         t = repeat_bounded(fn, (points, params["min_cluster_size"], params["min_samples"]), reps, limit_s)
-        if t.timed_out:
+        if not t.finished:
             peers.append(PeerOutcome(name, t, 0, float("nan"), float("nan"), float("nan")))
             continue
         peer = np.asarray(t.value)
@@ -119,7 +119,7 @@ def table(results: list[Outcome]) -> str:
         lines.append(f"| {r.rows:,} | {r.failures:,} | {p} | **ours** | {r.ours.runs} | {r.ours.cell()} | – | "
                      f"{r.ours_clusters} | {r.ours_noise:.0%} | {r.ours_ari_truth:.3f} | – |")
         for peer in r.peers:
-            if peer.timing.timed_out:
+            if not peer.timing.finished:
                 lines.append(f"| | | | {peer.name} | – | {peer.timing.cell()} | {ratio(r.ours, peer.timing)} "
                              "| – | – | – | – |")
                 continue

@@ -37,8 +37,15 @@ class Timing:
     timed_out: bool = False
     limit_s: float = 0.0
     value: Any = None              # what the last repetition returned (labels, slices, ...)
+    failed: str = ""               # the peer's error, e.g. a MemoryError at a size it cannot hold
+
+    @property
+    def finished(self) -> bool:
+        return not (self.timed_out or self.failed)
 
     def cell(self) -> str:
+        if self.failed:
+            return f"failed: {self.failed}"
         if self.timed_out:
             return f"did not finish in {self.limit_s:.0f} s"
         return f"{self.median_s:.3g}"
@@ -89,7 +96,7 @@ def repeat_bounded(fn: Callable, args: tuple, reps: int, limit_s: float,
         status, seconds, value = parent.recv()
         proc.join()
         if status != "ok":
-            raise RuntimeError(f"peer failed: {value}")
+            return Timing(float("nan"), len(times), times, limit_s=limit_s, failed=str(value)[:120])
         times.append(seconds)
         if sum(times) > budget_s:
             break
@@ -98,6 +105,8 @@ def repeat_bounded(fn: Callable, args: tuple, reps: int, limit_s: float,
 
 def ratio(ours: Timing, peer: Timing) -> str:
     """Peer time / our time, as 'N.Nx' (>1: we are faster); '> N x' when the peer timed out."""
+    if peer.failed:
+        return "–"
     if peer.timed_out:
         return f"> {peer.limit_s / ours.median_s:.1f}x"
     return f"{peer.median_s / ours.median_s:.2f}x"

@@ -103,6 +103,15 @@ def run_one(b: Benchmark, quick: bool) -> Ran:
     return Ran(b, seconds, status, text)
 
 
+def kept(b: Benchmark, quick: bool) -> "Ran | None":
+    """A benchmark not re-run: its last fragment, with its date, or nothing in quick mode."""
+    fragment = RESULTS / f"{b.fragment or b.name}.md"
+    if quick or not fragment.exists():
+        return None
+    when = dt.datetime.fromtimestamp(fragment.stat().st_mtime)
+    return Ran(b, float("nan"), f"kept from the run of {when:%Y-%m-%d %H:%M}", fragment.read_text())
+
+
 def report(ran: list[Ran], quick: bool, started: dt.datetime, total_s: float) -> str:
     info = machine()
     mode = "QUICK mode (`make bench-quick`: small sizes)" if quick else "full mode (`make bench`)"
@@ -119,8 +128,9 @@ def report(ran: list[Ran], quick: bool, started: dt.datetime, total_s: float) ->
         if r.status == "absent":
             continue
         sizes = r.bench.sizes_quick if quick else r.bench.sizes_full
+        seconds = "–" if r.seconds != r.seconds else f"{r.seconds:.0f}"
         lines.append(f"| [{r.bench.title}](#{r.bench.name.replace('_', '-')}) | {sizes} | {r.status} | "
-                     f"{r.seconds:.0f} |")
+                     f"{seconds} |")
     lines.append("")
     for r in ran:
         if r.status == "absent":
@@ -140,8 +150,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--output", default=str(BENCH / "RESULTS.md"))
     args = parser.parse_args(argv)
     started, t0 = dt.datetime.now(), time.time()
-    chosen = [b for b in BENCHMARKS if not args.only or b.name in args.only]
-    ran = [run_one(b, args.quick) for b in chosen]
+    # With --only (full mode), the other benchmarks keep their last full-mode fragment, so
+    # RESULTS.md always covers every benchmark and says which figures are older.
+    ran = [run_one(b, args.quick) if not args.only or b.name in args.only else kept(b, args.quick)
+           for b in BENCHMARKS]
+    ran = [r for r in ran if r is not None]
     text = report(ran, args.quick, started, time.time() - t0)
     Path(args.output).write_text(text)
     print(text)

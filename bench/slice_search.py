@@ -104,7 +104,7 @@ def table(results: list[Outcome]) -> str:
              "| top-k in both | best score ours / peer |",
              "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in results:
-        agree = f"{r.same}/{max(r.ours_k, r.peer_k)}" if not r.peer.timed_out else "–"
+        agree = f"{r.same}/{max(r.ours_k, r.peer_k)}" if r.peer.finished else "–"
         lines.append(f"| {r.rows:,} | {r.columns} ({r.levels}) | {r.min_support:,} | "
                      f"{r.ours.runs}/{r.peer.runs} | {r.ours.cell()} | {r.peer.cell()} | "
                      f"{ratio(r.ours, r.peer)} | {agree} | {r.best_score_ours:.4f} / "
