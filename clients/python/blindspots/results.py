@@ -84,6 +84,10 @@ class Diagnosis:
             if r.explanations:
                 e = r.explanations[0]
                 lines.append(f"        explained by: {e.name} (precision {e.precision:.2f}, recall {e.recall:.2f})")
+            else:
+                typical = ", ".join(x.sample_id for x in r.typical_failures[:3])
+                lines.append("        no metadata slice explains it: the cause is outside the metadata"
+                             + (f"; look at typical failures {typical}" if typical else ""))
             if r.confusions:
                 c = r.confusions[0]
                 lines.append(f"        mostly: {c.true_name} -> {c.predicted_name} ({c.count}x)")
