@@ -27,6 +27,7 @@ import grpc
 
 from ..config import ServerConfig
 from .access import AccessPolicy
+from .handler_wrapping import wrap_handler
 
 ALL_PROJECTS = "*"
 OPEN_SERVICES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
@@ -118,7 +119,7 @@ class TokenAuthInterceptor(grpc.ServerInterceptor):
         problem = ("missing bearer token: send metadata 'authorization: Bearer <token>'" if token is None
                    else "unknown bearer token" if grant is None else "")
 
-        def unary(fn):
+        def unary(fn, _streaming_request):
             def call(request, context):
                 if problem:
                     context.abort(grpc.StatusCode.UNAUTHENTICATED, problem)
@@ -129,7 +130,7 @@ class TokenAuthInterceptor(grpc.ServerInterceptor):
                     _caller.reset(reset)
             return call
 
-        def streaming(fn):
+        def streaming(fn, _streaming_request):
             def call(request, context):
                 if problem:
                     context.abort(grpc.StatusCode.UNAUTHENTICATED, problem)
@@ -147,15 +148,7 @@ class TokenAuthInterceptor(grpc.ServerInterceptor):
                     yield item
             return call
 
-        if handler.unary_unary:
-            return handler._replace(unary_unary=unary(handler.unary_unary))
-        if handler.stream_unary:
-            return handler._replace(stream_unary=unary(handler.stream_unary))
-        if handler.unary_stream:
-            return handler._replace(unary_stream=streaming(handler.unary_stream))
-        if handler.stream_stream:
-            return handler._replace(stream_stream=streaming(handler.stream_stream))
-        return handler
+        return wrap_handler(handler, unary, streaming)
 
 
 class TokenAccessPolicy(AccessPolicy):

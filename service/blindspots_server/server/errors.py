@@ -7,6 +7,7 @@ import logging
 import grpc
 
 from ..storage import Conflict, NotFound
+from .handler_wrapping import wrap_handler
 from .validation import InvalidArgument
 
 log = logging.getLogger("blindspots.server")
@@ -63,7 +64,7 @@ class ErrorMappingInterceptor(grpc.ServerInterceptor):
         if handler is None:
             return None
 
-        def wrap_unary(fn):
+        def wrap_unary(fn, _streaming_request):
             def call(request_or_iterator, context):
                 try:
                     return fn(request_or_iterator, context)
@@ -75,7 +76,7 @@ class ErrorMappingInterceptor(grpc.ServerInterceptor):
                     _abort(context, exc)
             return call
 
-        def wrap_stream(fn):
+        def wrap_stream(fn, _streaming_request):
             def call(request_or_iterator, context):
                 try:
                     yield from fn(request_or_iterator, context)
@@ -87,12 +88,4 @@ class ErrorMappingInterceptor(grpc.ServerInterceptor):
                     _abort(context, exc)
             return call
 
-        if handler.unary_unary:
-            return handler._replace(unary_unary=wrap_unary(handler.unary_unary))
-        if handler.stream_unary:
-            return handler._replace(stream_unary=wrap_unary(handler.stream_unary))
-        if handler.unary_stream:
-            return handler._replace(unary_stream=wrap_stream(handler.unary_stream))
-        if handler.stream_stream:
-            return handler._replace(stream_stream=wrap_stream(handler.stream_stream))
-        return handler
+        return wrap_handler(handler, wrap_unary, wrap_stream)

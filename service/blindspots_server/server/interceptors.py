@@ -13,6 +13,7 @@ from typing import Callable, Iterable, Iterator
 import grpc
 from google.protobuf.descriptor import ServiceDescriptor
 
+from .handler_wrapping import wrap_handler
 from .telemetry import Telemetry
 
 access_log = logging.getLogger("blindspots.access")
@@ -118,15 +119,7 @@ class ObservabilityInterceptor(grpc.ServerInterceptor):
                     finish(context, started, ids, failed)
             return call
 
-        if handler.unary_unary:
-            return handler._replace(unary_unary=unary_response(handler.unary_unary, False))
-        if handler.stream_unary:
-            return handler._replace(stream_unary=unary_response(handler.stream_unary, True))
-        if handler.unary_stream:
-            return handler._replace(unary_stream=stream_response(handler.unary_stream, False))
-        if handler.stream_stream:
-            return handler._replace(stream_stream=stream_response(handler.stream_stream, True))
-        return handler
+        return wrap_handler(handler, unary_response, stream_response)
 
 
 class JsonLineFormatter(logging.Formatter):
