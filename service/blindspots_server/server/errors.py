@@ -58,6 +58,13 @@ def _abort(context: grpc.ServicerContext, exc: BaseException) -> None:
     context.abort(code, _message(exc))
 
 
+def _map_or_reraise(context: grpc.ServicerContext, exc: Exception) -> None:
+    """Abort with the exception's status, unless the handler already set one (it aborted)."""
+    if context.code() is not None and context.code() != grpc.StatusCode.OK:
+        raise exc
+    _abort(context, exc)
+
+
 class ErrorMappingInterceptor(grpc.ServerInterceptor):
     def intercept_service(self, continuation, handler_call_details):
         handler = continuation(handler_call_details)
@@ -71,9 +78,7 @@ class ErrorMappingInterceptor(grpc.ServerInterceptor):
                 except grpc.RpcError:
                     raise
                 except Exception as exc:
-                    if context.code() is not None and context.code() != grpc.StatusCode.OK:
-                        raise
-                    _abort(context, exc)
+                    _map_or_reraise(context, exc)
             return call
 
         def wrap_stream(fn, _streaming_request):
@@ -83,9 +88,7 @@ class ErrorMappingInterceptor(grpc.ServerInterceptor):
                 except grpc.RpcError:
                     raise
                 except Exception as exc:
-                    if context.code() is not None and context.code() != grpc.StatusCode.OK:
-                        raise
-                    _abort(context, exc)
+                    _map_or_reraise(context, exc)
             return call
 
         return wrap_handler(handler, wrap_unary, wrap_stream)

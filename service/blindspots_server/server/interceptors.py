@@ -81,15 +81,19 @@ class ObservabilityInterceptor(grpc.ServerInterceptor):
                     ids.update(_ids(message))
                 yield message
 
+        def begin(request, streaming_request: bool):
+            """(start time, request to pass on, the ids the access log names)."""
+            self._telemetry.rpc_started(labels)
+            ids: dict[str, str] = {}
+            if streaming_request:
+                request = requests_seen(request, ids)
+            else:
+                ids = _ids(request)
+            return time.perf_counter(), request, ids
+
         def unary_response(fn: Callable, streaming_request: bool):
             def call(request, context):
-                started = time.perf_counter()
-                self._telemetry.rpc_started(labels)
-                ids: dict[str, str] = {}
-                if streaming_request:
-                    request = requests_seen(request, ids)
-                else:
-                    ids = _ids(request)
+                started, request, ids = begin(request, streaming_request)
                 failed = True
                 try:
                     response = fn(request, context)
@@ -101,13 +105,7 @@ class ObservabilityInterceptor(grpc.ServerInterceptor):
 
         def stream_response(fn: Callable, streaming_request: bool):
             def call(request, context):
-                started = time.perf_counter()
-                self._telemetry.rpc_started(labels)
-                ids: dict[str, str] = {}
-                if streaming_request:
-                    request = requests_seen(request, ids)
-                else:
-                    ids = _ids(request)
+                started, request, ids = begin(request, streaming_request)
                 failed = True
                 try:
                     yield from fn(request, context)
