@@ -60,12 +60,19 @@ class Diagnosis:
                                            "ci_high", "lift", "excess_errors", "q_value", "explanation",
                                            "explanation_f1", "top_confusion", "mean_failure_confidence"])
 
-    def slices_frame(self) -> pd.DataFrame:
-        """High-error metadata slices over the whole test set."""
+    @property
+    def tracked_slices(self):
+        """Top slices of other versions of this model, measured on this run."""
+        return list(self.message.tracked_slices)
+
+    def slices_frame(self, tracked: bool = False) -> pd.DataFrame:
+        """High-error metadata slices over the whole test set (``tracked``: the slices
+        followed from other model versions instead)."""
+        chosen = self.message.tracked_slices if tracked else self.message.slices
         return pd.DataFrame([{
             "slice": s.name, "support": s.support, "failures": s.failures, "error_rate": s.error_rate,
             "ci_low": s.error_rate_ci.low, "ci_high": s.error_rate_ci.high, "lift": s.lift,
-            "q_value": s.q_value, "score": s.score} for s in self.message.slices],
+            "q_value": s.q_value, "score": s.score} for s in chosen],
             columns=["slice", "support", "failures", "error_rate", "ci_low", "ci_high", "lift", "q_value",
                      "score"])
 
@@ -97,6 +104,10 @@ class Diagnosis:
             lines.append("high-error slices over the whole test set:")
             for s in d.slices[:5]:
                 lines.append(f"  {s.name}: {s.error_rate:.0%} of {s.support} (lift {s.lift:.1f}x, q={s.q_value:.2g})")
+        if d.tracked_slices:
+            lines.append("slices followed from other versions of this model:")
+            for s in d.tracked_slices[:5]:
+                lines.append(f"  {s.name}: {s.error_rate:.0%} of {s.support} (lift {s.lift:.1f}x)")
         return "\n".join(lines)
 
     def __repr__(self) -> str:

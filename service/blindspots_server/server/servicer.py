@@ -19,6 +19,7 @@ from blindspots.v1 import blindspots_pb2_grpc as pb_grpc
 
 from ..config import ServerConfig
 from ..core.diagnosis import Diagnoser
+from ..core.tracked_slices import evaluate_slices
 from ..core.suggest import STRATEGIES, MetadataFilterSpec
 from ..storage import DiagnosisRecord, NotFound, PoolRecord, RunRecord, Store, new_id
 from ..storage.rows import to_row_data
@@ -28,6 +29,7 @@ from .errors import FailedPrecondition, PermissionDenied
 from .jobs import JobRunner
 from .pool_indexes import PoolIndexes
 from .run_map import MAX_POINTS, run_map_message
+from .slice_tracking import slices_to_track
 from .suggestions import Suggestions
 from .telemetry import Telemetry
 from .validation import InvalidArgument, TargetShape, check_name, require, validate_batch
@@ -274,6 +276,11 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
         diag_id = new_id("diag")
         created = time.time()
         message = convert.diagnosis_message(result, diag_id, run, job_id, created)
+        k = self.config.metrics_top_k
+        tracked = slices_to_track(self.store, run, per_run=k, limit=2 * k, exclude={s.name for s in message.slices})
+        message.tracked_slices.extend(
+            convert.slice_message(s) for s in
+            evaluate_slices(tracked, rows.metadata, result.failed, result.baseline_error_rate))
         per_sample = pa.table({"region": pa.array(np.asarray(result.region_of_sample, dtype=np.int32)),
                                "failed": pa.array(np.asarray(result.failed, dtype=bool))})
         self.store.save_diagnosis(DiagnosisRecord(id=diag_id, run_id=run.id, created_at=created, job_id=job_id,

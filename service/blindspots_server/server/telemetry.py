@@ -188,7 +188,9 @@ class Telemetry:
             put(self.run_samples, base, d.num_samples)
             put(self.run_diagnosed_at, base,
                 d.created_at.ToNanoseconds() / 1e9 if d.HasField("created_at") else time.time())
-            for s in d.slices[: self.top_k]:
+            # Top-K slices of this version, then up to 2K slices that were top slices of
+            # other versions of the model: a fixed slice keeps its series, at its new rate.
+            for s in list(d.slices[: self.top_k]) + list(d.tracked_slices[: 2 * self.top_k]):
                 put(self.slice_error_rate, base + (s.name,), s.error_rate)
                 put(self.slice_support, base + (s.name,), s.support)
                 put(self.slice_lift, base + (s.name,), s.lift)
