@@ -128,7 +128,11 @@ class EmbeddedStore(Store):
 
     def _write_parquet(self, table: pa.Table, dest: Path) -> None:
         tmp = self.root / "tmp" / f"{uuid.uuid4().hex}.parquet"
-        pq.write_table(table, tmp, compression="zstd")
+        # Float vectors neither dictionary-encode nor compress well; trying costs more
+        # than the disk it saves. Strings and metadata keep both.
+        vectors = {"embedding", "probabilities"}
+        pq.write_table(table, tmp, compression="snappy",
+                       use_dictionary=[c for c in table.column_names if c not in vectors])
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         dest.parent.mkdir(parents=True, exist_ok=True)
