@@ -75,6 +75,9 @@ def test_full_path_through_the_sdk(client, small_scenario, tmp_path):
     again = run.suggest(pool, budget=50, strategy="entropy", output=str(csv))
     assert not set(again["sample_id"]) & set(picks["sample_id"]), "earlier rounds are excluded"
     assert pd.read_csv(csv)["sample_id"].tolist() == again["sample_id"].tolist()
+    # A diagnosis alone names its run.
+    by_diagnosis = client.suggest("", pool.id, budget=10, diagnosis_id=diagnosis.id)
+    assert len(by_diagnosis) == 10 and not set(by_diagnosis["sample_id"]) & set(picks["sample_id"])
     filtered = run.suggest(pool, budget=30, strategy="random", filters=[("region", "==", "north")])
     regions = s.pool.metadata.set_index(pd.Index(s.pool.ids))["region"]
     assert set(regions[filtered["sample_id"]]) == {"north"}

@@ -310,6 +310,10 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
 
     # ------------------------------------------------------------ suggest
     def Suggest(self, request: pb.SuggestRequest, context) -> Iterator[pb.SuggestResponse]:
+        if not request.run_id and request.diagnosis_id:
+            # "Suggest from this diagnosis": the diagnosis names its run.
+            request.run_id = self.store.get_diagnosis(request.diagnosis_id).run_id
+        require(bool(request.run_id), "run_id", "or diagnosis_id is required")
         run = self._run(request.run_id, context)
         pool = self._pool(request.pool_id, context)
         require(run.project == pool.project, "pool_id",
