@@ -72,3 +72,17 @@ def test_unknown_ids_raise_not_found(tmp_path):
         store.ingest_batch("pool", "missing", "b", _batch(["a"]), {})
     with pytest.raises(NotFound):
         store.latest_diagnosis("missing")
+
+
+def test_row_cache_is_bounded_in_bytes(tmp_path):
+    store = EmbeddedStore(tmp_path, cache_bytes=10_000)
+    _run(store, dim=64)
+    store.ingest_batch("run", "run_a", "b1", _batch([f"s{i}" for i in range(100)], dim=64), {})
+    first = store.read_rows("run", "run_a")
+    assert first.nbytes > 10_000
+    assert not store._cache, "a table over the byte bound is read, not kept"
+    assert store.read_rows("run", "run_a").equals(first)
+    small = EmbeddedStore(tmp_path / "other", cache_bytes=1 << 30)
+    _run(small, dim=64)
+    small.ingest_batch("run", "run_a", "b1", _batch(["a"], dim=64), {})
+    assert small.read_rows("run", "run_a") is small.read_rows("run", "run_a")

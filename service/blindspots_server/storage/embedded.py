@@ -77,7 +77,7 @@ def _fsync_dir(path: Path) -> None:
 
 
 class EmbeddedStore(Store):
-    def __init__(self, data_dir: str | os.PathLike, cache_tables: int = 4):
+    def __init__(self, data_dir: str | os.PathLike, cache_tables: int = 4, cache_bytes: int = 2 << 30):
         self.root = Path(data_dir)
         for sub in ("runs", "pools", "diagnoses", "suggestions", "tmp"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
@@ -89,7 +89,10 @@ class EmbeddedStore(Store):
         self._lock = threading.RLock()              # guards the connection
         self._target_locks: dict[tuple[str, str], threading.Lock] = {}
         self._cache: OrderedDict[tuple, pa.Table] = OrderedDict()
+        # Recently read row tables (a suggest re-reads the same run and pool), bounded
+        # in count and in bytes so a 10^7-row pool is read, not kept twice.
         self._cache_size = cache_tables
+        self._cache_bytes = cache_bytes
         self._recover()
 
     # ------------------------------------------------------------ helpers
@@ -284,8 +287,10 @@ class EmbeddedStore(Store):
         if columns and table.num_columns:
             table = table.select([c for c in columns if c in table.column_names])
         with self._lock:
-            self._cache[key] = table
-            while len(self._cache) > self._cache_size:
+            if table.nbytes <= self._cache_bytes:
+                self._cache[key] = table
+            while (len(self._cache) > self._cache_size
+                   or sum(t.nbytes for t in self._cache.values()) > self._cache_bytes):
                 self._cache.popitem(last=False)
         return table
 
