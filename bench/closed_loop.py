@@ -16,17 +16,17 @@ import argparse
 import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
+from measure import ROOT, write_fragment
+
 sys.path.insert(0, str(ROOT / "service"))
 
 from blindspots_server.core.pool_index import PoolIndex, normalise  # noqa: E402
 from blindspots_server.core.suggest import (STRATEGIES, PoolData, TargetRegion,  # noqa: E402
                                             suggest_candidates)
-from blindspots_server.scenario import DATA_GAPS, make_scenario, train_model  # noqa: E402
+from blindspots_server.scenario import make_scenario, train_model  # noqa: E402
 
 
 @dataclass
@@ -87,8 +87,8 @@ def run_seed(seed: int, budgets: list[int], sizes: dict) -> tuple[list[Outcome],
     model = train_model(s.train, seed=seed)
     test_probs = model.predict_proba(s.test.embeddings)
     pool_probs = model.predict_proba(s.pool.embeddings)
-    gap_test = s.test.conditions[list(DATA_GAPS)].any(axis=1).to_numpy()
-    gap_pool = s.pool.conditions[list(DATA_GAPS)].any(axis=1).to_numpy()
+    gap_test = s.test.in_data_gap
+    gap_pool = s.pool.in_data_gap
     regions, how = diagnose(s.test.embeddings, s.test.labels, test_probs, s.test.metadata, s.test.ids)
     gap_acc, all_acc = accuracy(model, s.test, gap_test)
     out = [Outcome("no addition", 0, seed, gap_acc, all_acc, float("nan"), 0.0)]
@@ -159,9 +159,7 @@ def main(argv: list[str] | None = None) -> str:
         notes.append(f"seed {seed} {note}")
         print(f"seed {seed} done ({note})", file=sys.stderr)
     text = table(outcomes, seeds, notes)
-    out = ROOT / "bench" / "results" / "closed_loop.md"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text)
+    write_fragment("closed_loop", text)
     print(text)
     return text
 

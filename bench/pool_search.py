@@ -16,12 +16,12 @@ import gc
 import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import faiss
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
+from measure import ROOT, write_fragment
+
 sys.path.insert(0, str(ROOT / "service"))
 
 import pandas as pd  # noqa: E402
@@ -140,9 +140,7 @@ def main(argv: list[str] | None = None) -> str:
         results.append(measure(rows, args.queries, args.k))
         print(f"{rows} rows done", file=sys.stderr)
     text = table(results)
-    out = ROOT / "bench" / "results" / "pool_search.md"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text)
+    write_fragment("pool_search", text)
     print(text)
     return text
 
