@@ -25,7 +25,7 @@ from blindspots import Client
 from blindspots.report import write_report
 from blindspots.torch_capture import log_model_predictions
 
-from blindspots_server.scenario import DATA_GAPS, Split, make_scenario
+from blindspots_server.scenario import Split, make_scenario
 
 
 class Listings(Dataset):
@@ -100,7 +100,7 @@ def main(argv: Optional[list[str]] = None) -> dict:
         from blindspots_server.scenario_images import attach_images
         attach_images(s, args.images)
     k = len(s.class_names)
-    failing = s.test.conditions[list(DATA_GAPS)].to_numpy().any(axis=1)
+    failing = s.test.in_data_gap
     train_set = Listings(s.train)
     model = train(train_set, k, args.epochs, args.seed)
     before = {"overall": accuracy(model, s.test), "failing_slices": accuracy(model, s.test, failing)}

@@ -13,13 +13,13 @@ from blindspots import Client
 from blindspots.report import write_report
 
 from .config import ServerConfig
-from .scenario import DATA_GAPS, Scenario, make_scenario, train_model
+from .scenario import Scenario, make_scenario, train_model
 from .scenario_images import attach_images
 from .server.app import BlindspotsServer
 
 
 def _failing_slice_accuracy(s: Scenario, probs: np.ndarray) -> float:
-    mask = s.test.conditions[list(DATA_GAPS)].to_numpy().any(axis=1)
+    mask = s.test.in_data_gap
     return float((probs.argmax(1)[mask] == s.test.true_labels[mask]).mean())
 
 

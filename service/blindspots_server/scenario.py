@@ -64,6 +64,11 @@ class Split:
     def __len__(self) -> int:
         return len(self.ids)
 
+    @property
+    def in_data_gap(self) -> np.ndarray:
+        """Bool per row: inside any planted data-gap condition (the failing slices)."""
+        return self.conditions[list(DATA_GAPS)].to_numpy().any(axis=1)
+
     def subset(self, idx: np.ndarray) -> "Split":
         return Split(
             ids=self.ids[idx], labels=self.labels[idx], true_labels=self.true_labels[idx],

@@ -80,7 +80,7 @@ def test_budget_larger_than_allowed_rows_returns_them_all(world, strategy):
 
 def test_targeted_concentrates_on_planted_failure_regions(world):
     s = world[0]
-    gap = s.pool.conditions[list(DATA_GAPS)].any(axis=1).to_numpy()
+    gap = s.pool.in_data_gap
     targeted = [c.pool_index for c in call(world, "targeted", budget=200)]
     random = [c.pool_index for c in call(world, "random", budget=200)]
     assert gap[targeted].mean() >= 0.7
