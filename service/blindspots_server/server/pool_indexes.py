@@ -10,10 +10,6 @@ from ..core.pool_index import PoolIndex
 from ..core.results import ProgressFn, no_progress
 from ..storage import Store
 
-# Rebuild rather than append once the pool has grown this much since the last
-# build: an IVF quantizer trained on a small pool places new rows badly.
-REBUILD_GROWTH = 2.0
-
 
 class PoolIndexes:
     def __init__(self, store: Store):
@@ -40,7 +36,9 @@ class PoolIndexes:
                 self._loaded[pool_id] = index
                 return index
             built = index.ntotal if index is not None else 0
-            if index is None or built > n or n > REBUILD_GROWTH * max(built, 1):
+            # Growth is PoolIndex.add's business: it re-chooses and retrains the
+            # structure once the pool has outgrown what it was built for.
+            if index is None or built > n:
                 progress(0.0, f"building index over {n} pool rows")
                 index = PoolIndex(embeddings.shape[1]).build(embeddings, progress=progress)
             else:
