@@ -86,3 +86,22 @@ def test_row_cache_is_bounded_in_bytes(tmp_path):
     _run(small, dim=64)
     small.ingest_batch("run", "run_a", "b1", _batch(["a"], dim=64), {})
     assert small.read_rows("run", "run_a") is small.read_rows("run", "run_a")
+
+
+def test_column_subsets_read_only_those_columns_and_reuse_a_cached_whole_table(tmp_path):
+    store = EmbeddedStore(tmp_path)
+    _run(store)
+    meta = {"region": ("string", pa.array(["n", "s"]))}
+    store.ingest_batch("run", "run_a", "b1", _batch(["a", "b"], meta=meta), {"region": "string"})
+    store.ingest_batch("run", "run_a", "b2", _batch(["c"]), {})
+    subset = store.read_rows("run", "run_a", ["sample_id", "embedding"])
+    assert subset.column_names == ["sample_id", "embedding"] and subset.num_rows == 3
+    whole = store.read_rows("run", "run_a")
+    assert "m.region" in whole.column_names
+    again = store.read_rows("run", "run_a", ["embedding", "m.region"])
+    assert again.column_names == ["embedding", "m.region"]
+    assert again.column("m.region").to_pylist() == ["n", "s", None]
+    fresh = EmbeddedStore(tmp_path)         # nothing cached: read from the files
+    cold = fresh.read_rows("run", "run_a", ["sample_id", "m.region"])
+    assert cold.column_names == ["sample_id", "m.region"]
+    assert cold.column("m.region").to_pylist() == ["n", "s", None]

@@ -206,7 +206,9 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
         return self._ingest("pool", request_iterator, context)
 
     def _build_index(self, pool_id: str, progress) -> str:
-        rows = to_row_data(self.store.read_rows("pool", pool_id, ["sample_id", "embedding", "uri"]))
+        # The whole table, not a column subset: Suggest reads the same one, so the
+        # store's row cache serves both instead of holding the vectors twice.
+        rows = to_row_data(self.store.read_rows("pool", pool_id))
         index = self.indexes.ensure(pool_id, rows.embeddings, progress)
         self.telemetry.index_size(pool_id, index.ntotal)
         return pool_id

@@ -32,7 +32,7 @@ import pyarrow.parquet as pq
 
 from .base import (Conflict, DiagnosisRecord, DuplicateSampleIds, IngestOutcome, JobRecord, NotFound,
                    PoolRecord, RunRecord, Store, SuggestionSetRecord)
-from .rows import unify
+from .rows import META_PREFIX, unify
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -74,6 +74,11 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _read_columns(path: Path, columns: list[str]) -> pa.Table:
+    parquet = pq.ParquetFile(path)
+    return parquet.read(columns=[c for c in columns if c in parquet.schema_arrow.names])
 
 
 class EmbeddedStore(Store):
@@ -276,16 +281,22 @@ class EmbeddedStore(Store):
             raise NotFound(f"{target} {target_id!r} not found")
         num_rows, schema = rows[0][0], json.loads(rows[0][1])
         key = (target, target_id, num_rows, tuple(columns) if columns else None)
+        whole = (target, target_id, num_rows, None)
         with self._lock:
-            if key in self._cache:
-                self._cache.move_to_end(key)
-                return self._cache[key]
+            for k in (key, whole):
+                if k in self._cache:
+                    self._cache.move_to_end(k)
+                    hit = self._cache[k]
+                    return hit if k == key else hit.select([c for c in columns if c in hit.column_names])
         files = self._query("SELECT file FROM batches WHERE target=? AND target_id=? ORDER BY seq",
                             (target, target_id))
-        tables = [pq.read_table(self.root / f) for (f,) in files]
+        if columns:
+            # Read only the asked columns (a batch may lack an optional one, e.g. probabilities).
+            schema = {n: kind for n, kind in schema.items() if META_PREFIX + n in columns}
+            tables = [_read_columns(self.root / f, columns) for (f,) in files]
+        else:
+            tables = [pq.read_table(self.root / f) for (f,) in files]
         table = unify(tables, schema) if tables else pa.table({})
-        if columns and table.num_columns:
-            table = table.select([c for c in columns if c in table.column_names])
         with self._lock:
             if table.nbytes <= self._cache_bytes:
                 self._cache[key] = table
