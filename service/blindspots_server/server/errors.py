@@ -6,7 +6,7 @@ import logging
 
 import grpc
 
-from ..storage import Conflict, NotFound
+from ..storage import Conflict, DataLoss, NotFound
 from .handler_wrapping import wrap_handler
 from .validation import InvalidArgument
 
@@ -32,6 +32,8 @@ class FailedPrecondition(Exception):
 def status_for(exc: BaseException) -> grpc.StatusCode:
     if isinstance(exc, NotFound):
         return grpc.StatusCode.NOT_FOUND
+    if isinstance(exc, DataLoss):
+        return grpc.StatusCode.DATA_LOSS
     if isinstance(exc, (Conflict, FailedPrecondition)):
         return grpc.StatusCode.FAILED_PRECONDITION
     if isinstance(exc, (InvalidArgument, ValueError)):
@@ -53,8 +55,8 @@ def _message(exc: BaseException) -> str:
 
 def _abort(context: grpc.ServicerContext, exc: BaseException) -> None:
     code = status_for(exc)
-    if code == grpc.StatusCode.INTERNAL:
-        log.exception("internal error", exc_info=exc)
+    if code in (grpc.StatusCode.INTERNAL, grpc.StatusCode.DATA_LOSS):
+        log.error("%s: %s", code.name, _message(exc), exc_info=exc)
     context.abort(code, _message(exc))
 
 
