@@ -42,14 +42,30 @@ class IngestSummary:
     total_rows: int
 
 
+def _pushback_seconds(err: grpc.RpcError) -> Optional[float]:
+    """The server's ``grpc-retry-pushback-ms`` (it asks to retry after that long), if it sent one."""
+    try:
+        trailers = err.trailing_metadata() or ()
+    except Exception:
+        return None
+    for key, value in trailers:
+        if key == "grpc-retry-pushback-ms":
+            try:
+                return max(int(value), 0) / 1000.0
+            except ValueError:
+                return None
+    return None
+
+
 class Client:
     """A connection to a blindspots server.
 
     ``token``: bearer token sent with every call (servers with auth enabled).
     ``root_certificates``: PEM bytes or a file path of the CA that signed the
     server's certificate; set it (or ``tls=True`` for system roots) to use TLS.
-    Calls failing with UNAVAILABLE or DEADLINE_EXCEEDED are retried with
-    exponential backoff up to ``retries`` times; ingest retries re-send the same
+    Calls failing with UNAVAILABLE or DEADLINE_EXCEEDED, or refused with a retry
+    pushback (too many open streams), are retried with exponential backoff up to
+    ``retries`` times; ingest retries re-send the same
     batch ids, so nothing is stored twice.
     """
 
@@ -79,8 +95,9 @@ class Client:
             try:
                 return fn()
             except grpc.RpcError as err:
-                if err.code() in RETRYABLE and attempt < self.retries:
-                    time.sleep(delay * (1 + random.random()))
+                pushback = _pushback_seconds(err)
+                if (err.code() in RETRYABLE or pushback is not None) and attempt < self.retries:
+                    time.sleep(max(pushback or 0.0, delay * (1 + random.random())))
                     delay = min(delay * 2, 5.0)
                     continue
                 raise from_rpc_error(err) from None
