@@ -27,6 +27,10 @@ class DataLoss(Exception):
     """Stored data that can no longer be read as written (damaged or missing files)."""
 
 
+class StoreUnavailable(ConnectionError):
+    """The catalog cannot be reached now (a database restarting, a network cut); retrying may work."""
+
+
 class StoreUnusable(RuntimeError):
     """A data directory the store refuses to open, because opening it could lose data."""
 
@@ -192,6 +196,37 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def read_suggestion_set(self, set_id: str) -> tuple[SuggestionSetRecord, pa.Table]: ...
+
+    # ---- jobs claimed through a shared catalog
+    # A store that several servers open at once (``shared``) also queues jobs: a
+    # replica claims one with a lease it renews while it works; a job whose lease
+    # ran out (its replica died) is claimed again by another. The embedded store
+    # is opened by one process, which runs its jobs itself (server/jobs.py).
+    shared: bool = False
+
+    def enqueue_job(self, job: JobRecord, params: dict) -> None:
+        """Store a PENDING job with what a replica needs to run it (JSON-able ``params``)."""
+        raise NotImplementedError(f"{type(self).__name__} runs jobs in-process")
+
+    def claim_job(self, owner: str, lease_s: float, max_attempts: int) -> Optional[tuple[JobRecord, dict]]:
+        """The oldest PENDING job, or a RUNNING one whose lease expired, now RUNNING under ``owner``.
+
+        A job already claimed ``max_attempts`` times is marked FAILED instead of
+        being claimed again (so that a job that kills its replica cannot kill them all).
+        """
+        raise NotImplementedError(f"{type(self).__name__} runs jobs in-process")
+
+    def update_claimed_job(self, job: JobRecord, owner: str, lease_s: float) -> bool:
+        """Write the job's state and progress and extend its lease, if ``owner`` still holds it."""
+        raise NotImplementedError(f"{type(self).__name__} runs jobs in-process")
+
+    def renew_leases(self, owner: str, job_ids: list[str], lease_s: float) -> dict[str, bool]:
+        """Extend the leases ``owner`` holds among ``job_ids``: {job id still held: cancel requested}."""
+        raise NotImplementedError(f"{type(self).__name__} runs jobs in-process")
+
+    def request_cancel(self, job_id: str) -> JobRecord:
+        """Cancel a PENDING job now; ask the replica running a RUNNING one to stop."""
+        raise NotImplementedError(f"{type(self).__name__} runs jobs in-process")
 
     # ---- housekeeping
     @abc.abstractmethod
