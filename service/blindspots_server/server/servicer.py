@@ -26,7 +26,7 @@ from ..storage.rows import to_row_data
 from . import convert
 from .access import AccessPolicy
 from .errors import FailedPrecondition, PermissionDenied
-from .jobs import JobRunner
+from .job_claims import job_runner_for
 from .pool_indexes import PoolIndexes
 from .run_map import MAX_POINTS, run_map_message
 from .slice_tracking import slices_to_track
@@ -66,7 +66,10 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
         self.config = config
         self.access = access or AccessPolicy()
         self.telemetry = telemetry or Telemetry.disabled()
-        self.jobs = JobRunner(store, config.job_workers, on_finish=self.telemetry.job_finished)
+        self.jobs = job_runner_for(store, config, on_finish=self.telemetry.job_finished)
+        self.jobs.register("index_build", lambda _job_id, params, progress: self._build_index(params["pool_id"], progress))
+        self.jobs.register("diagnose", self._diagnose_job)
+        self.jobs.start()
         self.indexes = PoolIndexes(store)
         self.suggestions = Suggestions(store, self.indexes)
 
@@ -195,7 +198,7 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
             response.total_rows = outcome.total_rows
         require(shape is not None, "requests", "the stream carried no batch")
         if target == "pool" and response.rows_stored:
-            self.jobs.submit("index_build", "", lambda _job_id, progress: self._build_index(target_id, progress))
+            self.jobs.submit("index_build", "", {"pool_id": target_id})
         log.debug("ingested %d rows into %s %s (project %s)", response.rows_stored, target, target_id, project)
         return response
 
@@ -265,9 +268,11 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
         require(p.reduce_to <= run.embedding_dim, "params.reduce_to",
                 f"must not exceed the embedding_dim {run.embedding_dim}")
         kwargs = convert.diagnoser_kwargs(p)
-        job = self.jobs.submit("diagnose", run.id,
-                               lambda job_id, progress: self._diagnose(run, kwargs, job_id, progress))
+        job = self.jobs.submit("diagnose", run.id, {"run_id": run.id, "kwargs": kwargs})
         return convert.job_message(job)
+
+    def _diagnose_job(self, job_id: str, params: dict, progress) -> str:
+        return self._diagnose(self.store.get_run(params["run_id"]), params["kwargs"], job_id, progress)
 
     def _diagnose(self, run: RunRecord, kwargs: dict, job_id: str, progress) -> str:
         progress(0.0, "loading predictions")

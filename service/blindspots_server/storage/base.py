@@ -221,7 +221,10 @@ class Store(abc.ABC):
         raise NotImplementedError(f"{type(self).__name__} runs jobs in-process")
 
     def renew_leases(self, owner: str, job_ids: list[str], lease_s: float) -> dict[str, bool]:
-        """Extend the leases ``owner`` holds among ``job_ids``: {job id still held: cancel requested}."""
+        """Extend the leases ``owner`` holds among ``job_ids``: {job id still held: cancel requested}.
+
+        ``lease_s=0`` hands the jobs back: another replica may claim them at once.
+        """
         raise NotImplementedError(f"{type(self).__name__} runs jobs in-process")
 
     def request_cancel(self, job_id: str) -> JobRecord:
