@@ -20,6 +20,7 @@ from blindspots.v1 import blindspots_pb2_grpc as pb_grpc
 from ..config import ServerConfig
 from ..core.diagnosis import Diagnoser
 from ..core.tracked_slices import evaluate_slices
+from ..ray_cluster import connect as connect_compute
 from ..core.suggest import STRATEGIES, MetadataFilterSpec
 from ..storage import DiagnosisRecord, NotFound, PoolRecord, RunRecord, Store, new_id
 from ..storage.rows import to_row_data
@@ -70,7 +71,9 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
         self.jobs.register("index_build", lambda _job_id, params, progress: self._build_index(params["pool_id"], progress))
         self.jobs.register("diagnose", self._diagnose_job)
         self.jobs.start()
-        self.indexes = PoolIndexes(store)
+        self.compute = connect_compute(config.ray_address)
+        shards = config.index_shards or (self.compute.nodes() if config.ray_address else 1)
+        self.indexes = PoolIndexes(store, shards=shards, compute=self.compute)
         self.suggestions = Suggestions(store, self.indexes)
 
     # ------------------------------------------------------------ access helpers
@@ -277,7 +280,7 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
     def _diagnose(self, run: RunRecord, kwargs: dict, job_id: str, progress) -> str:
         progress(0.0, "loading predictions")
         rows = to_row_data(self.store.read_rows("run", run.id))
-        result = Diagnoser(**kwargs).fit(rows.embeddings, rows.labels, rows.probabilities, rows.metadata,
+        result = Diagnoser(**kwargs, compute=self.compute).fit(rows.embeddings, rows.labels, rows.probabilities, rows.metadata,
                                          sample_ids=rows.sample_ids, uris=rows.uris, progress=progress)
         progress(0.99, "saving the diagnosis")
         diag_id = new_id("diag")
