@@ -6,7 +6,7 @@ import logging
 
 import grpc
 
-from ..storage import Conflict, DataLoss, NotFound
+from ..storage import Conflict, DataLoss, NotFound, StoreUnavailable
 from .handler_wrapping import wrap_handler
 from .validation import InvalidArgument
 
@@ -34,6 +34,8 @@ def status_for(exc: BaseException) -> grpc.StatusCode:
         return grpc.StatusCode.NOT_FOUND
     if isinstance(exc, DataLoss):
         return grpc.StatusCode.DATA_LOSS
+    if isinstance(exc, StoreUnavailable):      # the PostgreSQL catalog is unreachable: clients retry
+        return grpc.StatusCode.UNAVAILABLE
     if isinstance(exc, (Conflict, FailedPrecondition)):
         return grpc.StatusCode.FAILED_PRECONDITION
     if isinstance(exc, (InvalidArgument, ValueError)):
