@@ -39,6 +39,8 @@ log = logging.getLogger("blindspots.server")
 DEFAULT_PROJECT = "default"
 MAX_PAGE = 1000
 CANDIDATE_BATCH = 500
+MAX_OFFSET = 1 << 53           # far beyond any listing, and inside SQLite's 64-bit OFFSET
+MAX_SEED = (1 << 32) - 1       # numpy and scikit-learn both take seeds in [0, 2**32)
 
 
 def _note_stream_position(exc: Exception, response: pb.IngestResponse) -> None:
@@ -90,7 +92,7 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
             offset = int(token) if token else 0
         except ValueError:
             raise InvalidArgument("page_token", "is not a token this server issued") from None
-        require(offset >= 0, "page_token", "is not a token this server issued")
+        require(0 <= offset <= MAX_OFFSET, "page_token", "is not a token this server issued")
         return (size or 100), offset
 
     # ------------------------------------------------------------ runs
