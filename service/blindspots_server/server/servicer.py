@@ -32,7 +32,8 @@ from .run_map import MAX_POINTS, run_map_message
 from .slice_tracking import slices_to_track
 from .suggestions import Suggestions
 from .telemetry import Telemetry
-from .validation import InvalidArgument, TargetShape, check_name, require, validate_batch
+from .validation import (MAX_SEED, InvalidArgument, TargetShape, check_diagnosis_params, check_name, require,
+                         validate_batch)
 
 log = logging.getLogger("blindspots.server")
 
@@ -40,7 +41,6 @@ DEFAULT_PROJECT = "default"
 MAX_PAGE = 1000
 CANDIDATE_BATCH = 500
 MAX_OFFSET = 1 << 53           # far beyond any listing, and inside SQLite's 64-bit OFFSET
-MAX_SEED = (1 << 32) - 1       # numpy and scikit-learn both take seeds in [0, 2**32)
 
 
 def _note_stream_position(exc: Exception, response: pb.IngestResponse) -> None:
@@ -252,20 +252,7 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
         run = self._run(request.run_id, context)
         require(run.num_rows > 0, "run_id", f"run {run.id!r} has no predictions yet")
         p = request.params
-        require(p.failure_definition in ("", "mispredicted", "top_loss"), "params.failure_definition",
-                "must be 'mispredicted' or 'top_loss'")
-        require(0 <= p.top_loss_quantile < 1, "params.top_loss_quantile", "must be in [0, 1)")
-        require(0 <= p.fdr_alpha < 1, "params.fdr_alpha", "must be in [0, 1)")
-        require(0 <= p.sliceline_alpha <= 1, "params.sliceline_alpha", "must be in [0, 1]")
-        require(0 <= p.max_slice_predicates <= 3, "params.max_slice_predicates", "must be between 0 and 3")
-        for name in ("min_cluster_size", "min_samples", "reduce_to", "max_regions", "min_slice_support",
-                     "top_slices", "quantile_bins"):
-            require(getattr(p, name) >= 0, f"params.{name}", "must not be negative")
-        for name, limit in (("max_regions", 1000), ("top_slices", 1000), ("quantile_bins", 100),
-                            ("min_cluster_size", run.num_rows), ("min_slice_support", run.num_rows)):
-            require(getattr(p, name) <= max(limit, 1), f"params.{name}", f"must be at most {max(limit, 1)}")
-        require(p.reduce_to <= run.embedding_dim, "params.reduce_to",
-                f"must not exceed the embedding_dim {run.embedding_dim}")
+        check_diagnosis_params(p, run.num_rows, run.embedding_dim)
         kwargs = convert.diagnoser_kwargs(p)
         job = self.jobs.submit("diagnose", run.id,
                                lambda job_id, progress: self._diagnose(run, kwargs, job_id, progress))
@@ -332,6 +319,7 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
         check_name(request.name, "name", required=False)
         for w in ("uncertainty_weight", "slice_weight"):
             require(getattr(request, w) >= 0, w, "must not be negative")
+        require(0 <= request.seed <= MAX_SEED, "seed", f"must be between 0 and {MAX_SEED}")
         diagnosis: Optional[pb.Diagnosis] = None
         try:
             diagnosis = self._diagnosis(request.diagnosis_id, run.id, context)
@@ -381,6 +369,7 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
         run = self._run(request.run_id, context)
         require(run.num_rows > 0, "run_id", f"run {run.id!r} has no predictions yet")
         require(0 <= request.max_points <= MAX_POINTS, "max_points", f"must be between 0 and {MAX_POINTS}")
+        require(0 <= request.seed <= MAX_SEED, "seed", f"must be between 0 and {MAX_SEED}")
         try:
             diagnosis: Optional[pb.Diagnosis] = self._diagnosis(request.diagnosis_id, run.id, context)
         except NotFound:
