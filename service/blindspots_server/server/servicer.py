@@ -25,7 +25,7 @@ from ..storage import DiagnosisRecord, NotFound, PoolRecord, RunRecord, Store, n
 from ..storage.rows import to_row_data
 from . import convert
 from .access import AccessPolicy
-from .errors import FailedPrecondition, PermissionDenied
+from .errors import FailedPrecondition
 from .jobs import JobRunner
 from .pool_indexes import PoolIndexes
 from .run_map import MAX_POINTS, run_map_message
@@ -73,16 +73,21 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
         self.suggestions = Suggestions(store, self.indexes)
 
     # ------------------------------------------------------------ access helpers
-    def _run(self, run_id: str, context) -> RunRecord:
+    def _run(self, run_id: str, context, missing: str = "") -> RunRecord:
+        """The run, if the caller may see it. One outside the caller's projects is NOT_FOUND
+        with the message a missing id gets (``missing`` when the caller asked for another
+        object by id, e.g. a diagnosis), so that ids cannot be probed across projects."""
         require(bool(run_id), "run_id", "is required")
         run = self.store.get_run(run_id)
-        self.access.check(context, run.project)
+        if not self.access.allows(context, run.project):
+            raise NotFound(missing or f"run {run_id!r} not found")
         return run
 
     def _pool(self, pool_id: str, context) -> PoolRecord:
         require(bool(pool_id), "pool_id", "is required")
         pool = self.store.get_pool(pool_id)
-        self.access.check(context, pool.project)
+        if not self.access.allows(context, pool.project):
+            raise NotFound(f"pool {pool_id!r} not found")
         return pool
 
     @staticmethod
@@ -217,12 +222,13 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
 
     # ------------------------------------------------------------ jobs
     def _job_access(self, job, context) -> None:
+        missing = f"job {job.id!r} not found"
         if job.run_id:
-            self._run(job.run_id, context)
+            self._run(job.run_id, context, missing)
         elif self.access.projects(context) is not None:
             # Jobs tied to no run (pool index builds) carry no project: only callers
             # that may read every project see them.
-            raise PermissionDenied(f"job {job.id!r} is not tied to a project the caller's token grants")
+            raise NotFound(missing)
 
     def GetJob(self, request: pb.GetJobRequest, context) -> pb.Job:
         require(bool(request.job_id), "job_id", "is required")
@@ -282,7 +288,7 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
     def _diagnosis(self, diagnosis_id: str, run_id: str, context) -> pb.Diagnosis:
         if diagnosis_id:
             record = self.store.get_diagnosis(diagnosis_id)
-            self._run(record.run_id, context)
+            self._run(record.run_id, context, f"diagnosis {diagnosis_id!r} not found")
             require(not run_id or run_id == record.run_id, "run_id",
                     f"diagnosis {diagnosis_id!r} belongs to run {record.run_id!r}, not {run_id!r}")
         else:
@@ -304,6 +310,7 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
         if not request.run_id and request.diagnosis_id:
             # "Suggest from this diagnosis": the diagnosis names its run.
             request.run_id = self.store.get_diagnosis(request.diagnosis_id).run_id
+            self._run(request.run_id, context, f"diagnosis {request.diagnosis_id!r} not found")
         require(bool(request.run_id), "run_id", "or diagnosis_id is required")
         run = self._run(request.run_id, context)
         pool = self._pool(request.pool_id, context)
