@@ -325,7 +325,9 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
         require(pool.num_rows > 0, "pool_id", f"pool {pool.id!r} has no rows yet")
         check_name(request.name, "name", required=False)
         for w in ("uncertainty_weight", "slice_weight"):
-            require(getattr(request, w) >= 0, w, "must not be negative")
+            require(0 <= getattr(request, w) < float("inf"), w, "must be a finite number, not negative")
+        require(pool.num_classes > 0 or strategy not in ("entropy", "margin"), "strategy",
+                f"{strategy!r} ranks by the pool's probabilities, but pool {pool.id!r} has none (num_classes=0)")
         require(0 <= request.seed <= MAX_SEED, "seed", f"must be between 0 and {MAX_SEED}")
         diagnosis: Optional[pb.Diagnosis] = None
         try:
