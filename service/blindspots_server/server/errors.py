@@ -2,7 +2,9 @@
 handlers raise plain exceptions and never call ``context.abort`` themselves."""
 from __future__ import annotations
 
+import errno
 import logging
+import sqlite3
 import uuid
 
 import grpc
@@ -48,7 +50,21 @@ _CLIENT_ERRORS: tuple[tuple[type, grpc.StatusCode], ...] = (
 )
 
 
+DISK_FULL = ("the server's disk is full; nothing of the failed write was stored (the data stored "
+             "before it is intact): retry once the operator has freed space")
+_SQLITE_FULL = 13
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """An out-of-space error from the file system (ENOSPC, EDQUOT) or from SQLite (SQLITE_FULL)."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    return isinstance(exc, sqlite3.OperationalError) and getattr(exc, "sqlite_errorcode", None) == _SQLITE_FULL
+
+
 def status_for(exc: BaseException) -> grpc.StatusCode:
+    if is_disk_full(exc):
+        return grpc.StatusCode.RESOURCE_EXHAUSTED
     for kind, code in _CLIENT_ERRORS:
         if isinstance(exc, kind):
             return code
@@ -61,6 +77,9 @@ def client_message(exc: BaseException) -> str:
     the server log carries next to the detail."""
     if isinstance(exc, MemoryError):
         return "the server ran out of memory for this call; nothing of it was stored"
+    if is_disk_full(exc):
+        log.error("disk full: %s", exc)
+        return DISK_FULL
     if status_for(exc) != grpc.StatusCode.INTERNAL:
         if isinstance(exc, KeyError) and exc.args:
             return str(exc.args[0])

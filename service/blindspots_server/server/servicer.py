@@ -25,7 +25,7 @@ from ..storage import DiagnosisRecord, NotFound, PoolRecord, RunRecord, Store, n
 from ..storage.rows import to_row_data
 from . import convert
 from .access import AccessPolicy
-from .errors import FailedPrecondition
+from .errors import DISK_FULL, FailedPrecondition, ResourceExhausted, is_disk_full
 from .jobs import JobRunner
 from .pool_indexes import PoolIndexes
 from .run_map import MAX_POINTS, run_map_message
@@ -166,8 +166,11 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
         try:
             return self._ingest_stream(target, requests, context, response)
         except Exception as exc:
+            if is_disk_full(exc):
+                log.error("ingest into %s: disk full: %s", target, exc)
+                exc = ResourceExhausted(DISK_FULL)
             _note_stream_position(exc, response)
-            raise
+            raise exc from None
 
     def _ingest_stream(self, target: str, requests: Iterator[pb.IngestBatch], context,
                        response: pb.IngestResponse) -> pb.IngestResponse:
