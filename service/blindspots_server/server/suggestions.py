@@ -49,10 +49,10 @@ class Suggestions:
             hit = pc.is_in(pa.array(pool_rows.sample_ids, pa.string()),
                            value_set=pa.array(list(blocked), pa.string()))
             excluded |= hit.to_numpy(zero_copy_only=False)
-        regions = []
+        regions, notes = [], []
         if diagnosis is not None:
-            regions = target_regions(diagnosis, run_rows.embeddings, self.store.diagnosis_rows(diagnosis.id),
-                                     run_rows.sample_ids)
+            regions, notes = target_regions(diagnosis, run_rows.embeddings, self.store.diagnosis_rows(diagnosis.id),
+                                            run_rows.sample_ids)
         note = ""
         if strategy == "targeted" and not regions:
             # A model without significant failure regions still gets a labeling queue
@@ -76,6 +76,8 @@ class Suggestions:
             progress=lambda f, s: progress(0.2 + 0.75 * f, s))
         if note:
             picks = [replace(c, reason=note + c.reason) for c in picks]
+        if notes:   # what the targeting could not use, on every candidate (the set stores reasons)
+            picks = [replace(c, reason=f"{c.reason} [note: {'; '.join(notes)}]") for c in picks]
         candidates = [pb.Candidate(
             rank=i + 1, sample_id=str(pool_rows.sample_ids[c.pool_index]), uri=str(pool_rows.uris[c.pool_index]),
             score=float(c.score), region_id=int(c.region_id), reason=c.reason,
