@@ -65,3 +65,24 @@ def test_align_matches_by_id_and_falls_back_to_order_for_older_diagnoses():
     assert align(older, np.array(["x", "y", "z"], dtype=object), "d0").region.tolist() == [1, 0, -1]
     with pytest.raises(DataLoss):
         align(older, np.array(["x"], dtype=object), "d0")
+
+
+def test_targeted_suggest_on_a_pool_without_the_slice_columns_works_without_slice_credit(client, small_scenario):
+    """Defect 5: it failed with INVALID_ARGUMENT naming slice_predicates, not a request field."""
+    s = small_scenario.scenario
+    run = _log_run(client, small_scenario, slice(0, len(s.test)))
+    diagnosis = run.diagnose(progress=False)
+    sliced = [r for r in diagnosis.message.regions if r.explanations and r.explanations[0].predicates]
+    assert sliced, "the scenario's data gap is explained by a metadata slice"
+    columns = {p.column for r in sliced for p in r.explanations[0].predicates}
+
+    bare = _pool(client, small_scenario, metadata=False)
+    picks = run.suggest(bare, budget=40, progress=False)
+    assert len(picks) == 40 and (picks["region_id"] >= 0).any()
+    reasons = " ".join(picks["reason"])
+    assert "targeted without its slice credit" in reasons
+    assert any(f"unknown metadata column {c!r}" in reasons for c in columns)
+
+    full = _pool(client, small_scenario)          # the same pool with its metadata: no such note
+    picks = run.suggest(full, budget=40, progress=False)
+    assert len(picks) == 40 and not picks["reason"].str.contains("slice credit").any()

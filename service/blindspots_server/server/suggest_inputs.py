@@ -1,21 +1,42 @@
 """Rebuild the suggestion engine's inputs from a stored diagnosis."""
 from __future__ import annotations
 
+from dataclasses import replace
+from typing import Optional
+
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 
 from blindspots.v1 import blindspots_pb2 as pb
 
-from ..core.suggest import TargetRegion
+from ..core.suggest import TargetRegion, predicate_mask
 from . import convert
 from .diagnosed_rows import align
 
 
+def _usable_on_pool(regions: list[TargetRegion], pool_metadata: pd.DataFrame) -> tuple[list[TargetRegion], list[str]]:
+    """Regions whose slice the pool's metadata cannot express (a column it lacks, or of
+    another type) lose the slice credit, with a note; they are still targeted by embedding."""
+    out, notes = [], []
+    for r in regions:
+        if r.slice_predicates:
+            try:
+                predicate_mask(pool_metadata.iloc[:0], r.slice_predicates)
+            except ValueError as exc:
+                notes.append(f"region {r.region_id}'s slice cannot be evaluated on the pool "
+                             f"({str(exc).removeprefix('slice_predicates: ')}): targeted without its slice credit")
+                r = replace(r, slice_predicates=())
+        out.append(r)
+    return out, notes
+
+
 def target_regions(diagnosis: pb.Diagnosis, run_embeddings: np.ndarray, per_sample: pa.Table,
-                   run_ids: np.ndarray) -> tuple[list[TargetRegion], list[str]]:
+                   run_ids: np.ndarray, pool_metadata: Optional[pd.DataFrame] = None
+                   ) -> tuple[list[TargetRegion], list[str]]:
     """One TargetRegion per diagnosed region (its failed test rows and best slice), and
-    notes for the caller on what the targeting could not use (e.g. rows logged after
-    the diagnosis, which it did not see)."""
+    notes for the caller on what the targeting could not use (rows logged after the
+    diagnosis, which it did not see; slices on metadata the pool lacks)."""
     seen = align(per_sample, run_ids, diagnosis.id)
     notes = [seen.note(diagnosis.id)] if seen.num_not_diagnosed else []
     out = []
@@ -29,4 +50,7 @@ def target_regions(diagnosis: pb.Diagnosis, run_embeddings: np.ndarray, per_samp
             failure_indices=idx, failure_ids=run_ids[idx],
             slice_predicates=tuple(convert.predicate_from_message(p) for p in best.predicates) if best else (),
             kind=convert.KIND_NAMES.get(r.kind, "data_gap")))
+    if pool_metadata is not None:
+        out, slice_notes = _usable_on_pool(out, pool_metadata)
+        notes += slice_notes
     return out, notes

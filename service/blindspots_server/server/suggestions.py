@@ -52,7 +52,7 @@ class Suggestions:
         regions, notes = [], []
         if diagnosis is not None:
             regions, notes = target_regions(diagnosis, run_rows.embeddings, self.store.diagnosis_rows(diagnosis.id),
-                                            run_rows.sample_ids)
+                                            run_rows.sample_ids, pool_rows.metadata)
         note = ""
         if strategy == "targeted" and not regions:
             # A model without significant failure regions still gets a labeling queue
