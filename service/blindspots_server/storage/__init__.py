@@ -1,8 +1,9 @@
 """Storage behind a small interface; see :mod:`.base`."""
 from __future__ import annotations
 
-from .base import (Conflict, DataLoss, DiagnosisRecord, DuplicateSampleIds, IngestOutcome, JobRecord, NotFound,
-                   PoolRecord, RunRecord, Store, StoreUnusable, SuggestionSetRecord)
+from .base import (MAX_METADATA_COLUMNS, Conflict, DataLoss, DiagnosisRecord, DuplicateSampleIds, IngestOutcome,
+                   JobRecord, NotFound, PoolRecord, RunRecord, Store, StoreUnusable, SuggestionSetRecord,
+                   TooManyColumns)
 from .embedded import EmbeddedStore, new_id
 
 
@@ -21,5 +22,5 @@ def open_store(location: str) -> Store:
     return EmbeddedStore(location)
 
 
-__all__ = ["Conflict", "DataLoss", "DiagnosisRecord", "DuplicateSampleIds", "EmbeddedStore", "IngestOutcome", "JobRecord",
+__all__ = ["MAX_METADATA_COLUMNS", "TooManyColumns", "Conflict", "DataLoss", "DiagnosisRecord", "DuplicateSampleIds", "EmbeddedStore", "IngestOutcome", "JobRecord",
            "NotFound", "PoolRecord", "RunRecord", "Store", "StoreUnusable", "SuggestionSetRecord", "new_id", "open_store"]
