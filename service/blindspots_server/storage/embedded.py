@@ -327,7 +327,8 @@ class EmbeddedStore(Store):
                             (target, target_id))
         if columns:
             # Read only the asked columns (a batch may lack an optional one, e.g. probabilities).
-            schema = {n: kind for n, kind in schema.items() if META_PREFIX + n in columns}
+            wanted = set(columns)
+            schema = {n: kind for n, kind in schema.items() if META_PREFIX + n in wanted}
         what = f"{target} {target_id!r}"
         tables = [read_parquet(self.root / f, what, columns) for (f,) in files]
         table = unify(tables, schema) if tables else pa.table({})
