@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import random
 import time
+import warnings
 from dataclasses import dataclass
 from typing import Callable, Iterable, Optional, Sequence, TypeVar, Union
 
@@ -243,7 +244,10 @@ class Client:
         score, region_id, reason, ...). ``filters``: tuples like ("region", "==", "north"),
         ("price", "<", 500000), ("camera", "in", ["cam_a", "cam_b"]). ``output``:
         also write the manifest to this .parquet/.csv path. ``df.attrs["suggestion_set"]``
-        holds the stored set's id."""
+        holds the stored set's id; ``df.attrs["exclusions"]`` how many pool rows could not be
+        picked and why (earlier picks of this run and pool, the run's own ids, ``exclude_ids``,
+        filters) and how many were eligible; ``df.attrs["note"]`` what differs from the request
+        (e.g. a budget above the eligible rows), also raised as a UserWarning."""
         request = pb.SuggestRequest(run_id=run_id, pool_id=pool_id, budget=int(budget), strategy=strategy,
                                     diagnosis_id=diagnosis_id, exclude_ids=[str(i) for i in exclude_ids],
                                     allow_repeats=allow_repeats, filters=[_filter(f) for f in filters],
@@ -269,9 +273,20 @@ class Client:
             bar.close()
         frame = candidates_frame(candidates)
         frame.attrs["suggestion_set"] = done.id if done is not None else ""
+        frame.attrs["exclusions"] = _exclusions_dict(done)
+        frame.attrs["note"] = done.note if done is not None else ""
+        if frame.attrs["note"]:
+            warnings.warn(f"suggest: {frame.attrs['note']}", UserWarning, stacklevel=2)
         if output:
             write_manifest(frame, output)
         return frame
+
+
+def _exclusions_dict(done: Optional[pb.SuggestionSet]) -> dict[str, int]:
+    """The answer's exclusion counts as a plain dict (zeros when the server sent none)."""
+    fields = ("pool_rows", "run_ids", "given_ids", "earlier_picks", "filtered_out", "eligible")
+    ex = done.exclusions if done is not None else pb.SuggestionExclusions()
+    return {f: int(getattr(ex, f)) for f in fields}
 
 
 def _filter(f) -> pb.MetadataFilter:

@@ -368,11 +368,12 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
             yield pb.SuggestResponse(progress=pb.Progress(fraction_done=fraction, stage=stage))
         if "error" in outcome:
             raise outcome["error"]  # type: ignore[misc]
-        record, candidates = outcome["value"]  # type: ignore[misc]
+        result = outcome["value"]
+        candidates = result.candidates  # type: ignore[attr-defined]
         for start in range(0, len(candidates), CANDIDATE_BATCH):
             yield pb.SuggestResponse(candidates=pb.CandidateBatch(candidates=candidates[start:start + CANDIDATE_BATCH]))
         self.telemetry.suggestions_served(strategy, len(candidates))
-        yield pb.SuggestResponse(done=convert.suggestion_set_message(record))
+        yield pb.SuggestResponse(done=result.done_message())  # type: ignore[attr-defined]
 
     # ------------------------------------------------------------ map
     def GetRunMap(self, request: pb.GetRunMapRequest, context) -> pb.RunMap:

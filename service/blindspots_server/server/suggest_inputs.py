@@ -8,7 +8,7 @@ import pyarrow as pa
 
 from blindspots.v1 import blindspots_pb2 as pb
 
-from ..core.suggest import TargetRegion
+from ..core.suggest_inputs import TargetRegion
 from . import convert
 
 
