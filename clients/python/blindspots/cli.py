@@ -8,6 +8,7 @@
     blindspots diagnose RUN [--min-cluster-size N ...]
     blindspots suggest RUN --pool POOL --budget N -o FILE [--strategy S]
     blindspots report RUN -o report.html [--suggestions FILE] [--diagnosis ID]
+    blindspots region-members RUN --region N -o FILE [--diagnosis ID]
 
 Client commands read the server address from --address or BLINDSPOTS_ADDRESS,
 a token from --token or BLINDSPOTS_TOKEN, a CA file from --ca or BLINDSPOTS_CA.
@@ -156,6 +157,19 @@ def _cmd_report(args) -> int:
     return 0
 
 
+def _cmd_region_members(args) -> int:
+    with _client(args) as client:
+        diagnosis_id = args.diagnosis or client.get_diagnosis(run_id=args.run).id
+        frame = client.region_members(diagnosis_id, args.region, output=args.output)
+    a = frame.attrs
+    print(f"{len(frame)} rows of region {args.region} of diagnosis {diagnosis_id} "
+          f"({int(frame['failed'].sum())} failures) written to {args.output}")
+    if a["num_rows_in_run"] > a["num_rows_diagnosed"]:
+        print(f"note: the run has {a['num_rows_in_run'] - a['num_rows_diagnosed']} rows ingested after this "
+              "diagnosis; they are in no region until the run is diagnosed again")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="blindspots", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -229,6 +243,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max-points", type=int, default=3000, help="points drawn on the map")
     s.add_argument("--thumbnails", type=int, default=8, help="thumbnails per region and for suggestions")
     s.set_defaults(fn=_cmd_report)
+
+    s = sub.add_parser("region-members", help="export every row of one failure region (.parquet or .csv)")
+    client_args(s)
+    s.add_argument("run")
+    s.add_argument("--region", type=int, required=True, help="the region id, as in `diagnose`")
+    s.add_argument("-o", "--output", required=True, help=".parquet or .csv")
+    s.add_argument("--diagnosis", default="", help="diagnosis id (default: the run's latest)")
+    s.set_defaults(fn=_cmd_region_members)
     return p
 
 

@@ -22,7 +22,7 @@ import grpc
 import numpy as np
 import pandas as pd
 
-from ._columns import as_matrix, iter_batches
+from ._columns import as_matrix, columns_frame, iter_batches
 from ._progress import ProgressBar
 from .errors import BlindspotsError, JobFailedError, from_rpc_error
 from .results import Diagnosis, RunMap, candidates_frame, write_manifest
@@ -225,7 +225,7 @@ class Client:
 
     def get_diagnosis(self, diagnosis_id: str = "", run_id: str = "") -> Diagnosis:
         return Diagnosis(self._unary(self.stub.GetDiagnosis,
-                                     pb.GetDiagnosisRequest(diagnosis_id=diagnosis_id, run_id=run_id)))
+                                     pb.GetDiagnosisRequest(diagnosis_id=diagnosis_id, run_id=run_id)), client=self)
 
     def get_run_map(self, run_id: str, diagnosis_id: str = "", max_points: int = 3000, seed: int = 0) -> RunMap:
         """A 2-D map (PCA of the L2-normalised embeddings, computed by the server) of
@@ -233,6 +233,30 @@ class Client:
         ``diagnosis_id`` (default: the run's latest diagnosis)."""
         return RunMap.from_message(self._unary(self.stub.GetRunMap, pb.GetRunMapRequest(
             run_id=run_id, diagnosis_id=diagnosis_id, max_points=int(max_points), seed=int(seed))))
+
+    def region_members(self, diagnosis_id: str, region_id: int, *, page_size: int = 5000,
+                       output: Union[str, None] = None) -> pd.DataFrame:
+        """Every row of one failure region, paged from the server, as a DataFrame:
+        row_index, sample_id, uri, label, predicted, confidence, failed, then the
+        metadata columns. Members are the rows the diagnosis saw; ``df.attrs`` says
+        how many that was and how many the run has now (rows ingested later belong
+        to no region until the run is diagnosed again). ``output``: also write it
+        to this .parquet/.csv path."""
+        frames, token, first = [], "", None
+        while True:
+            page = self._unary(self.stub.ListRegionMembers, pb.ListRegionMembersRequest(
+                diagnosis_id=diagnosis_id, region_id=int(region_id), page_size=int(page_size), page_token=token))
+            first = first or page
+            frames.append(_members_frame(page))
+            token = page.next_page_token
+            if not token:
+                break
+        frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+        frame.attrs.update(diagnosis_id=first.diagnosis_id, region_id=first.region_id,
+                           num_rows_diagnosed=first.num_rows_diagnosed, num_rows_in_run=page.num_rows_in_run)
+        if output:
+            write_manifest(frame, output)
+        return frame
 
     # ------------------------------------------------------------ suggest
     def suggest(self, run_id: str, pool_id: str, budget: int, *, strategy: str = "targeted",
@@ -287,6 +311,23 @@ def _exclusions_dict(done: Optional[pb.SuggestionSet]) -> dict[str, int]:
     fields = ("pool_rows", "run_ids", "given_ids", "earlier_picks", "filtered_out", "eligible")
     ex = done.exclusions if done is not None else pb.SuggestionExclusions()
     return {f: int(getattr(ex, f)) for f in fields}
+
+
+MEMBER_COLUMNS = ["row_index", "sample_id", "uri", "label", "predicted", "confidence", "failed"]
+
+
+def _members_frame(page: pb.ListRegionMembersResponse) -> pd.DataFrame:
+    n = len(page.sample_ids)
+    frame = pd.DataFrame({
+        "row_index": np.asarray(page.row_indices, dtype=np.int64), "sample_id": list(page.sample_ids),
+        "uri": list(page.uris), "label": np.asarray(page.labels, dtype=np.int64),
+        "predicted": np.asarray(page.predicted, dtype=np.int64),
+        "confidence": np.asarray(page.confidence, dtype=np.float64),
+        "failed": np.asarray(page.failed, dtype=bool)}, columns=MEMBER_COLUMNS)
+    meta = columns_frame(page.metadata, n)
+    # A metadata column named like a member field keeps its name with a prefix.
+    meta.columns = [f"metadata.{c}" if c in MEMBER_COLUMNS else c for c in meta.columns]
+    return pd.concat([frame, meta], axis=1)
 
 
 def _filter(f) -> pb.MetadataFilter:

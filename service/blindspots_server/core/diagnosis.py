@@ -90,7 +90,7 @@ class Diagnoser:
                              min_support)
         if binned is not None and binned.codes.shape[1] > 0:
             finder.fit(binned.codes, failed.astype(np.float64),
-                       progress=lambda f, stage: progress(0.5 + 0.15 * f, stage))
+                       progress=lambda f, stage: progress(0.5 + 0.15 * f, stage), groups=binned.groups)
         else:
             finder.fit(np.zeros((n, 0), dtype=np.int64), failed.astype(np.float64))
         slice_p = excess_error_p_values(finder.evaluated_errors_, finder.evaluated_support_, baseline)

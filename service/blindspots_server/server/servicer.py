@@ -28,6 +28,7 @@ from .access import AccessPolicy
 from .errors import FailedPrecondition, PermissionDenied
 from .jobs import JobRunner
 from .pool_indexes import PoolIndexes
+from .region_members import region_members_page
 from .run_map import MAX_POINTS, run_map_message
 from .slice_tracking import slices_to_track
 from .suggestions import Suggestions
@@ -387,6 +388,17 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
                 raise
             diagnosis = None
         return run_map_message(self.store, run, diagnosis, request.max_points, request.seed)
+
+    # ------------------------------------------------------------ region members
+    def ListRegionMembers(self, request: pb.ListRegionMembersRequest, context) -> pb.ListRegionMembersResponse:
+        require(bool(request.diagnosis_id), "diagnosis_id", "is required")
+        try:
+            record = self.store.get_diagnosis(request.diagnosis_id)
+        except NotFound:
+            raise NotFound(f"diagnosis_id: diagnosis {request.diagnosis_id!r} not found") from None
+        run = self._run(record.run_id, context)
+        return region_members_page(self.store, run, pb.Diagnosis.FromString(record.payload), request.region_id,
+                                   request.page_size, request.page_token)
 
     def shutdown(self) -> None:
         self.jobs.shutdown()

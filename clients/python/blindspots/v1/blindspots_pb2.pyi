@@ -679,3 +679,47 @@ class RunMap(_message.Message):
     predicted: _containers.RepeatedScalarFieldContainer[int]
     explained_variance: float
     def __init__(self, run_id: _Optional[str] = ..., diagnosis_id: _Optional[str] = ..., num_samples: _Optional[int] = ..., coordinates: _Optional[bytes] = ..., sample_ids: _Optional[_Iterable[str]] = ..., uris: _Optional[_Iterable[str]] = ..., failed: _Optional[_Iterable[bool]] = ..., region_ids: _Optional[_Iterable[int]] = ..., labels: _Optional[_Iterable[int]] = ..., predicted: _Optional[_Iterable[int]] = ..., explained_variance: _Optional[float] = ...) -> None: ...
+
+class ListRegionMembersRequest(_message.Message):
+    __slots__ = ("diagnosis_id", "region_id", "page_size", "page_token")
+    DIAGNOSIS_ID_FIELD_NUMBER: _ClassVar[int]
+    REGION_ID_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    diagnosis_id: str
+    region_id: int
+    page_size: int
+    page_token: str
+    def __init__(self, diagnosis_id: _Optional[str] = ..., region_id: _Optional[int] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListRegionMembersResponse(_message.Message):
+    __slots__ = ("diagnosis_id", "region_id", "total_size", "next_page_token", "row_indices", "sample_ids", "uris", "labels", "predicted", "confidence", "failed", "metadata", "num_rows_diagnosed", "num_rows_in_run")
+    DIAGNOSIS_ID_FIELD_NUMBER: _ClassVar[int]
+    REGION_ID_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_SIZE_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    ROW_INDICES_FIELD_NUMBER: _ClassVar[int]
+    SAMPLE_IDS_FIELD_NUMBER: _ClassVar[int]
+    URIS_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    PREDICTED_FIELD_NUMBER: _ClassVar[int]
+    CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
+    FAILED_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    NUM_ROWS_DIAGNOSED_FIELD_NUMBER: _ClassVar[int]
+    NUM_ROWS_IN_RUN_FIELD_NUMBER: _ClassVar[int]
+    diagnosis_id: str
+    region_id: int
+    total_size: int
+    next_page_token: str
+    row_indices: _containers.RepeatedScalarFieldContainer[int]
+    sample_ids: _containers.RepeatedScalarFieldContainer[str]
+    uris: _containers.RepeatedScalarFieldContainer[str]
+    labels: _containers.RepeatedScalarFieldContainer[int]
+    predicted: _containers.RepeatedScalarFieldContainer[int]
+    confidence: _containers.RepeatedScalarFieldContainer[float]
+    failed: _containers.RepeatedScalarFieldContainer[bool]
+    metadata: _containers.RepeatedCompositeFieldContainer[Column]
+    num_rows_diagnosed: int
+    num_rows_in_run: int
+    def __init__(self, diagnosis_id: _Optional[str] = ..., region_id: _Optional[int] = ..., total_size: _Optional[int] = ..., next_page_token: _Optional[str] = ..., row_indices: _Optional[_Iterable[int]] = ..., sample_ids: _Optional[_Iterable[str]] = ..., uris: _Optional[_Iterable[str]] = ..., labels: _Optional[_Iterable[int]] = ..., predicted: _Optional[_Iterable[int]] = ..., confidence: _Optional[_Iterable[float]] = ..., failed: _Optional[_Iterable[bool]] = ..., metadata: _Optional[_Iterable[_Union[Column, _Mapping]]] = ..., num_rows_diagnosed: _Optional[int] = ..., num_rows_in_run: _Optional[int] = ...) -> None: ...
