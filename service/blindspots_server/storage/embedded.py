@@ -142,8 +142,14 @@ class EmbeddedStore(Store):
                     self._db.execute(sql, args)
                 self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                self._rollback()
                 raise
+
+    def _rollback(self) -> None:
+        # SQLite may already have rolled the transaction back itself (SQLITE_FULL, SQLITE_IOERR);
+        # a second ROLLBACK would raise and hide the error that caused it.
+        if self._db.in_transaction:
+            self._db.execute("ROLLBACK")
 
     def _target_lock(self, target: str, target_id: str) -> threading.Lock:
         with self._lock:
@@ -278,13 +284,13 @@ class EmbeddedStore(Store):
                                  (len(ids), json.dumps(schema, sort_keys=True), target_id))
                 self._db.execute("COMMIT")
             except sqlite3.IntegrityError:
-                self._db.execute("ROLLBACK")
+                self._rollback()
                 dup = self._first_stored(target, target_id, ids)
                 raise DuplicateSampleIds(f"sample_ids: id {dup!r} is already stored in {target} {target_id!r} "
                                          "by an earlier batch (sample ids are unique per "
                                          f"{target}; nothing of this batch was stored)", dup) from None
             except BaseException:
-                self._db.execute("ROLLBACK")
+                self._rollback()
                 raise
 
     def _first_stored(self, target: str, target_id: str, ids: list[str]) -> str:

@@ -63,16 +63,24 @@ def write_parquet(table: pa.Table, tmp_dir: Path, dest: Path, meta: Optional[dic
     if meta is not None:
         table = table.replace_schema_metadata({META_KEY: json.dumps(meta, sort_keys=True)})
     tmp = tmp_dir / f"{uuid.uuid4().hex}.parquet"
-    pq.write_table(table, tmp, compression="snappy", write_page_checksum=True,
-                   use_dictionary=[c for c in table.column_names if c not in _VECTOR_COLUMNS])
-    return _place(tmp, dest)
+    try:
+        pq.write_table(table, tmp, compression="snappy", write_page_checksum=True,
+                       use_dictionary=[c for c in table.column_names if c not in _VECTOR_COLUMNS])
+        return _place(tmp, dest)
+    except BaseException:
+        tmp.unlink(missing_ok=True)     # e.g. a full disk: leave no partial file behind
+        raise
 
 
 def write_blob(data: bytes, tmp_dir: Path, dest: Path) -> str:
     tmp = tmp_dir / f"{uuid.uuid4().hex}.bin"
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-    return _place(tmp, dest)
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+        return _place(tmp, dest)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _damaged(what: str, exc: BaseException, path: Path) -> DataLoss:
