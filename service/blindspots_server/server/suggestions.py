@@ -40,7 +40,10 @@ class Suggestions:
         excluded = ~keep
         progress(0.05, "loading run rows")
         run_rows = to_row_data(self.store.read_rows("run", run.id))
-        blocked = set(request.exclude_ids) | set(run_rows.sample_ids.tolist())
+        # Labeled samples are never picked again, repeats allowed or not: the
+        # labeling tool already answered for them.
+        blocked = (set(request.exclude_ids) | set(run_rows.sample_ids.tolist())
+                   | self.store.labeled_ids("pool", pool.id))
         if not request.allow_repeats:
             blocked |= self.store.suggested_ids(run.id, pool.id)
         if blocked:
@@ -81,7 +84,8 @@ class Suggestions:
             score=float(c.score), region_id=int(c.region_id), reason=c.reason,
             nearest_failure_id=(str(run_rows.sample_ids[c.nearest_failure_index])
                                 if c.nearest_failure_index >= 0 else ""),
-            distance=float(c.distance) if np.isfinite(c.distance) else 0.0, slice=c.slice)
+            distance=float(c.distance) if np.isfinite(c.distance) else 0.0, slice=c.slice,
+            **_prediction(pool_rows.probabilities, c.pool_index))
             for i, c in enumerate(picks)]
         record = SuggestionSetRecord(
             id=new_id("sugg"), run_id=run.id, pool_id=pool.id, diagnosis_id=diagnosis.id if diagnosis else "",
@@ -96,3 +100,12 @@ class Suggestions:
         progress(0.97, "saving the suggestion set")
         self.store.save_suggestion_set(record, table)
         return record, candidates
+
+
+def _prediction(probabilities: Optional[np.ndarray], row: int) -> dict:
+    """The model's class and confidence for a pool row (a labeling tool's pre-annotation)."""
+    if probabilities is None:
+        return {"predicted_label": -1, "confidence": 0.0}
+    p = probabilities[row]
+    best = int(np.argmax(p))
+    return {"predicted_label": best, "confidence": float(p[best])}

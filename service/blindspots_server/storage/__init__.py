@@ -1,8 +1,8 @@
 """Storage behind a small interface; see :mod:`.base`."""
 from __future__ import annotations
 
-from .base import (Conflict, DiagnosisRecord, DuplicateSampleIds, IngestOutcome, JobRecord, NotFound, PoolRecord,
-                   RunRecord, Store, SuggestionSetRecord)
+from .base import (Conflict, DiagnosisRecord, DuplicateSampleIds, IngestOutcome, JobRecord, LabelRecord,
+                   LabelsOutcome, NotFound, PoolRecord, RunRecord, Store, SuggestionSetRecord)
 from .embedded import EmbeddedStore, new_id
 
 
@@ -22,4 +22,5 @@ def open_store(location: str) -> Store:
 
 
 __all__ = ["Conflict", "DiagnosisRecord", "DuplicateSampleIds", "EmbeddedStore", "IngestOutcome", "JobRecord",
-           "NotFound", "PoolRecord", "RunRecord", "Store", "SuggestionSetRecord", "new_id", "open_store"]
+           "LabelRecord", "LabelsOutcome", "NotFound", "PoolRecord", "RunRecord", "Store", "SuggestionSetRecord",
+           "new_id", "open_store"]

@@ -1,6 +1,6 @@
 """The embedded store: one local data directory.
 
-    <data_dir>/catalog.sqlite            runs, pools, batches, diagnoses, jobs, suggestion sets
+    <data_dir>/catalog.sqlite            runs, pools, batches, diagnoses, jobs, suggestion sets, labels
     <data_dir>/runs/<run_id>/*.parquet   one file per acknowledged batch
     <data_dir>/pools/<pool_id>/*.parquet
     <data_dir>/pools/<pool_id>/index.faiss
@@ -32,6 +32,7 @@ import pyarrow.parquet as pq
 
 from .base import (Conflict, DiagnosisRecord, DuplicateSampleIds, IngestOutcome, JobRecord, NotFound,
                    PoolRecord, RunRecord, Store, SuggestionSetRecord)
+from .embedded_labels import LABELS_SCHEMA, EmbeddedLabels
 from .rows import META_PREFIX, unify
 
 _SCHEMA = """
@@ -81,7 +82,7 @@ def _read_columns(path: Path, columns: list[str]) -> pa.Table:
     return parquet.read(columns=[c for c in columns if c in parquet.schema_arrow.names])
 
 
-class EmbeddedStore(Store):
+class EmbeddedStore(EmbeddedLabels, Store):
     def __init__(self, data_dir: str | os.PathLike, cache_tables: int = 4, cache_bytes: int = 2 << 30):
         self.root = Path(data_dir)
         for sub in ("runs", "pools", "diagnoses", "suggestions", "tmp"):
@@ -90,7 +91,7 @@ class EmbeddedStore(Store):
                                    isolation_level=None, timeout=30)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_SCHEMA)
+        self._db.executescript(_SCHEMA + LABELS_SCHEMA)
         self._lock = threading.RLock()              # guards the connection
         self._target_locks: dict[tuple[str, str], threading.Lock] = {}
         self._cache: OrderedDict[tuple, pa.Table] = OrderedDict()

@@ -555,7 +555,7 @@ class SuggestRequest(_message.Message):
     def __init__(self, run_id: _Optional[str] = ..., diagnosis_id: _Optional[str] = ..., pool_id: _Optional[str] = ..., budget: _Optional[int] = ..., strategy: _Optional[str] = ..., exclude_ids: _Optional[_Iterable[str]] = ..., allow_repeats: _Optional[bool] = ..., filters: _Optional[_Iterable[_Union[MetadataFilter, _Mapping]]] = ..., seed: _Optional[int] = ..., name: _Optional[str] = ..., uncertainty_weight: _Optional[float] = ..., slice_weight: _Optional[float] = ...) -> None: ...
 
 class Candidate(_message.Message):
-    __slots__ = ("rank", "sample_id", "uri", "score", "region_id", "reason", "nearest_failure_id", "distance", "slice")
+    __slots__ = ("rank", "sample_id", "uri", "score", "region_id", "reason", "nearest_failure_id", "distance", "slice", "predicted_label", "confidence")
     RANK_FIELD_NUMBER: _ClassVar[int]
     SAMPLE_ID_FIELD_NUMBER: _ClassVar[int]
     URI_FIELD_NUMBER: _ClassVar[int]
@@ -565,6 +565,8 @@ class Candidate(_message.Message):
     NEAREST_FAILURE_ID_FIELD_NUMBER: _ClassVar[int]
     DISTANCE_FIELD_NUMBER: _ClassVar[int]
     SLICE_FIELD_NUMBER: _ClassVar[int]
+    PREDICTED_LABEL_FIELD_NUMBER: _ClassVar[int]
+    CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
     rank: int
     sample_id: str
     uri: str
@@ -574,7 +576,9 @@ class Candidate(_message.Message):
     nearest_failure_id: str
     distance: float
     slice: str
-    def __init__(self, rank: _Optional[int] = ..., sample_id: _Optional[str] = ..., uri: _Optional[str] = ..., score: _Optional[float] = ..., region_id: _Optional[int] = ..., reason: _Optional[str] = ..., nearest_failure_id: _Optional[str] = ..., distance: _Optional[float] = ..., slice: _Optional[str] = ...) -> None: ...
+    predicted_label: int
+    confidence: float
+    def __init__(self, rank: _Optional[int] = ..., sample_id: _Optional[str] = ..., uri: _Optional[str] = ..., score: _Optional[float] = ..., region_id: _Optional[int] = ..., reason: _Optional[str] = ..., nearest_failure_id: _Optional[str] = ..., distance: _Optional[float] = ..., slice: _Optional[str] = ..., predicted_label: _Optional[int] = ..., confidence: _Optional[float] = ...) -> None: ...
 
 class Progress(_message.Message):
     __slots__ = ("fraction_done", "stage")
@@ -659,3 +663,49 @@ class RunMap(_message.Message):
     predicted: _containers.RepeatedScalarFieldContainer[int]
     explained_variance: float
     def __init__(self, run_id: _Optional[str] = ..., diagnosis_id: _Optional[str] = ..., num_samples: _Optional[int] = ..., coordinates: _Optional[bytes] = ..., sample_ids: _Optional[_Iterable[str]] = ..., uris: _Optional[_Iterable[str]] = ..., failed: _Optional[_Iterable[bool]] = ..., region_ids: _Optional[_Iterable[int]] = ..., labels: _Optional[_Iterable[int]] = ..., predicted: _Optional[_Iterable[int]] = ..., explained_variance: _Optional[float] = ...) -> None: ...
+
+class ImportLabelsRequest(_message.Message):
+    __slots__ = ("pool_id", "run_id", "sample_ids", "labels", "source")
+    POOL_ID_FIELD_NUMBER: _ClassVar[int]
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    SAMPLE_IDS_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    pool_id: str
+    run_id: str
+    sample_ids: _containers.RepeatedScalarFieldContainer[str]
+    labels: _containers.RepeatedScalarFieldContainer[str]
+    source: str
+    def __init__(self, pool_id: _Optional[str] = ..., run_id: _Optional[str] = ..., sample_ids: _Optional[_Iterable[str]] = ..., labels: _Optional[_Iterable[str]] = ..., source: _Optional[str] = ...) -> None: ...
+
+class ImportLabelsResponse(_message.Message):
+    __slots__ = ("labels_stored", "labels_replaced", "total_labeled")
+    LABELS_STORED_FIELD_NUMBER: _ClassVar[int]
+    LABELS_REPLACED_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_LABELED_FIELD_NUMBER: _ClassVar[int]
+    labels_stored: int
+    labels_replaced: int
+    total_labeled: int
+    def __init__(self, labels_stored: _Optional[int] = ..., labels_replaced: _Optional[int] = ..., total_labeled: _Optional[int] = ...) -> None: ...
+
+class ListLabelsRequest(_message.Message):
+    __slots__ = ("pool_id", "run_id")
+    POOL_ID_FIELD_NUMBER: _ClassVar[int]
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    pool_id: str
+    run_id: str
+    def __init__(self, pool_id: _Optional[str] = ..., run_id: _Optional[str] = ...) -> None: ...
+
+class LabelSet(_message.Message):
+    __slots__ = ("sample_ids", "uris", "labels", "sources", "labeled_at")
+    SAMPLE_IDS_FIELD_NUMBER: _ClassVar[int]
+    URIS_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    SOURCES_FIELD_NUMBER: _ClassVar[int]
+    LABELED_AT_FIELD_NUMBER: _ClassVar[int]
+    sample_ids: _containers.RepeatedScalarFieldContainer[str]
+    uris: _containers.RepeatedScalarFieldContainer[str]
+    labels: _containers.RepeatedScalarFieldContainer[str]
+    sources: _containers.RepeatedScalarFieldContainer[str]
+    labeled_at: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, sample_ids: _Optional[_Iterable[str]] = ..., uris: _Optional[_Iterable[str]] = ..., labels: _Optional[_Iterable[str]] = ..., sources: _Optional[_Iterable[str]] = ..., labeled_at: _Optional[_Iterable[float]] = ...) -> None: ...
