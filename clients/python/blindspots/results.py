@@ -136,7 +136,7 @@ def write_manifest(frame: pd.DataFrame, path: Union[str, Path]) -> Path:
 
 
 CANDIDATE_COLUMNS = ["rank", "sample_id", "uri", "score", "region_id", "reason", "nearest_failure_id",
-                     "distance", "slice"]
+                     "distance", "slice", "predicted_label", "confidence"]
 
 
 def candidates_frame(candidates) -> pd.DataFrame:

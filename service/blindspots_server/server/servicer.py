@@ -27,6 +27,7 @@ from . import convert
 from .access import AccessPolicy
 from .errors import DISK_FULL, FailedPrecondition, ResourceExhausted, is_disk_full
 from .jobs import JobRunner
+from .labels import import_labels, list_labels
 from .pool_indexes import PoolIndexes
 from .region_members import region_members_page
 from .run_map import MAX_POINTS, run_map_message
@@ -402,6 +403,22 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
         run = self._run(record.run_id, context)
         return region_members_page(self.store, run, pb.Diagnosis.FromString(record.payload), request.region_id,
                                    request.page_size, request.page_token)
+
+    # ------------------------------------------------------------ labels
+    def _label_target(self, pool_id: str, run_id: str, context) -> tuple[str, str, list[str]]:
+        require(bool(pool_id) != bool(run_id), "pool_id", "give exactly one of pool_id and run_id")
+        if pool_id:
+            return "pool", self._pool(pool_id, context).id, []
+        run = self._run(run_id, context)
+        return "run", run.id, list(run.class_names)
+
+    def ImportLabels(self, request: pb.ImportLabelsRequest, context) -> pb.ImportLabelsResponse:
+        target, target_id, class_names = self._label_target(request.pool_id, request.run_id, context)
+        return import_labels(self.store, target, target_id, request, class_names, self.config.max_batch_rows)
+
+    def ListLabels(self, request: pb.ListLabelsRequest, context) -> pb.LabelSet:
+        target, target_id, _ = self._label_target(request.pool_id, request.run_id, context)
+        return list_labels(self.store, target, target_id)
 
     def shutdown(self) -> None:
         self.jobs.shutdown()

@@ -106,6 +106,21 @@ class SuggestionSetRecord:
 
 
 @dataclass
+class LabelRecord:
+    sample_id: str
+    label: str                        # class name, as the labeling tool gave it
+    source: str
+    labeled_at: float                 # unix seconds
+
+
+@dataclass
+class LabelsOutcome:
+    stored: int
+    replaced: int                     # samples that had a label before
+    total: int                        # labeled samples of the target afterwards
+
+
+@dataclass
 class IngestOutcome:
     stored: bool                      # False: the batch id was seen before
     rows: int
@@ -192,6 +207,23 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def read_suggestion_set(self, set_id: str) -> tuple[SuggestionSetRecord, pa.Table]: ...
+
+    # ---- labels (from a labeling tool, per run or pool sample)
+    @abc.abstractmethod
+    def unknown_sample_ids(self, target: str, target_id: str, sample_ids: list[str]) -> list[str]:
+        """The given ids that no batch of the run or pool stored, in the given order."""
+
+    @abc.abstractmethod
+    def save_labels(self, target: str, target_id: str, sample_ids: list[str], labels: list[str],
+                    source: str, labeled_at: float) -> LabelsOutcome:
+        """Store labels in one transaction; a sample labeled before keeps the new label."""
+
+    @abc.abstractmethod
+    def read_labels(self, target: str, target_id: str) -> list[LabelRecord]:
+        """Every stored label of the run or pool, oldest first."""
+
+    @abc.abstractmethod
+    def labeled_ids(self, target: str, target_id: str) -> set[str]: ...
 
     # ---- housekeeping
     @abc.abstractmethod

@@ -1,6 +1,6 @@
 """The embedded store: one local data directory.
 
-    <data_dir>/catalog.sqlite            runs, pools, batches, diagnoses, jobs, suggestion sets, file hashes
+    <data_dir>/catalog.sqlite            runs, pools, batches, diagnoses, jobs, suggestion sets, labels, file hashes
     <data_dir>/runs/<run_id>/*.parquet   one file per acknowledged batch
     <data_dir>/pools/<pool_id>/*.parquet
     <data_dir>/pools/<pool_id>/index.faiss
@@ -40,6 +40,7 @@ from . import maintenance
 from .base import (Conflict, DiagnosisRecord, DuplicateSampleIds, IngestOutcome, JobRecord, NotFound,
                    PoolRecord, RunRecord, Store, StoreUnusable, SuggestionSetRecord)
 from .files import read_blob, read_parquet, write_blob, write_parquet
+from .embedded_labels import LABELS_SCHEMA, EmbeddedLabels
 from .rows import META_PREFIX, unify
 
 log = logging.getLogger("blindspots.store")
@@ -80,7 +81,7 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex[:16]}"
 
 
-class EmbeddedStore(Store):
+class EmbeddedStore(EmbeddedLabels, Store):
     def __init__(self, data_dir: str | os.PathLike, cache_tables: int = 4, cache_bytes: int = 2 << 30, *,
                  catalog_rebuild: bool = False):
         """Open (or create) the store in ``data_dir``.
@@ -99,7 +100,7 @@ class EmbeddedStore(Store):
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             maintenance.check_catalog_integrity(self._db)
-            self._db.executescript(_SCHEMA)
+            self._db.executescript(_SCHEMA + LABELS_SCHEMA)
         except sqlite3.DatabaseError as exc:
             raise StoreUnusable(maintenance.unusable_message(self.root, f"the catalog cannot be read ({exc})")) \
                 from None
