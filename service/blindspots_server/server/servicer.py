@@ -283,7 +283,8 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
         message.tracked_slices.extend(
             convert.slice_message(s) for s in
             evaluate_slices(tracked, rows.metadata, result.failed, result.baseline_error_rate))
-        per_sample = pa.table({"region": pa.array(np.asarray(result.region_of_sample, dtype=np.int32)),
+        per_sample = pa.table({"sample_id": pa.array([str(s) for s in rows.sample_ids], pa.string()),
+                               "region": pa.array(np.asarray(result.region_of_sample, dtype=np.int32)),
                                "failed": pa.array(np.asarray(result.failed, dtype=bool))})
         self.store.save_diagnosis(DiagnosisRecord(id=diag_id, run_id=run.id, created_at=created, job_id=job_id,
                                                   payload=message.SerializeToString()), per_sample)

@@ -86,10 +86,12 @@ class Suggestions:
         notes = []
         if request.budget > exclusions.eligible:
             notes.append(budget_note(request.budget, int(exclusions.eligible)))
-        regions = []
+        regions, target_notes = [], []
         if diagnosis is not None:
-            regions = target_regions(diagnosis, run_rows.embeddings, self.store.diagnosis_rows(diagnosis.id),
-                                     run_rows.sample_ids)
+            regions, target_notes = target_regions(diagnosis, run_rows.embeddings,
+                                                   self.store.diagnosis_rows(diagnosis.id), run_rows.sample_ids,
+                                                   pool_rows.metadata)
+            notes += target_notes
         note = ""
         if strategy == "targeted" and not regions:
             # A model without significant failure regions still gets a labeling queue
@@ -114,6 +116,8 @@ class Suggestions:
             progress=lambda f, s: progress(0.2 + 0.75 * f, s))
         if note:
             picks = [replace(c, reason=note + c.reason) for c in picks]
+        if target_notes:   # what the targeting could not use, on every candidate (the set stores reasons)
+            picks = [replace(c, reason=f"{c.reason} [note: {'; '.join(target_notes)}]") for c in picks]
         candidates = [pb.Candidate(
             rank=i + 1, sample_id=str(pool_rows.sample_ids[c.pool_index]), uri=str(pool_rows.uris[c.pool_index]),
             score=float(c.score), region_id=int(c.region_id), reason=c.reason,

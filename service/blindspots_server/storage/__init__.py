@@ -1,8 +1,9 @@
 """Storage behind a small interface; see :mod:`.base`."""
 from __future__ import annotations
 
-from .base import (Conflict, DataLoss, DiagnosisRecord, DuplicateSampleIds, IngestOutcome, JobRecord, LabelRecord,
-                   LabelsOutcome, NotFound, PoolRecord, RunRecord, Store, StoreUnusable, SuggestionSetRecord)
+from .base import (MAX_METADATA_COLUMNS, Conflict, DataLoss, DiagnosisRecord, DuplicateSampleIds, IngestOutcome,
+                   JobRecord, LabelRecord, LabelsOutcome, NotFound, PoolRecord, RunRecord, Store, StoreUnusable,
+                   SuggestionSetRecord, TooManyColumns)
 from .embedded import EmbeddedStore, new_id
 
 
@@ -21,6 +22,6 @@ def open_store(location: str) -> Store:
     return EmbeddedStore(location)
 
 
-__all__ = ["Conflict", "DataLoss", "DiagnosisRecord", "DuplicateSampleIds", "EmbeddedStore", "IngestOutcome",
-           "JobRecord", "LabelRecord", "LabelsOutcome", "NotFound", "PoolRecord", "RunRecord", "Store", "StoreUnusable",
-           "SuggestionSetRecord", "new_id", "open_store"]
+__all__ = ["MAX_METADATA_COLUMNS", "Conflict", "DataLoss", "DiagnosisRecord", "DuplicateSampleIds", "EmbeddedStore",
+           "IngestOutcome", "JobRecord", "LabelRecord", "LabelsOutcome", "NotFound", "PoolRecord", "RunRecord", "Store",
+           "StoreUnusable", "SuggestionSetRecord", "TooManyColumns", "new_id", "open_store"]

@@ -23,6 +23,15 @@ class Conflict(ValueError):
     """A write that contradicts what is stored (e.g. a metadata column's type)."""
 
 
+# Metadata columns a run or pool may have, over all its batches: every read and every
+# diagnosis handles each column, so the limit holds per run, not only per batch.
+MAX_METADATA_COLUMNS = 512
+
+
+class TooManyColumns(Conflict):
+    """A batch whose new metadata columns would take its run or pool past MAX_METADATA_COLUMNS."""
+
+
 class DataLoss(Exception):
     """Stored data that can no longer be read as written (damaged or missing files)."""
 
@@ -158,7 +167,8 @@ class Store(abc.ABC):
         Atomic: after it returns the rows survive a crash; if it raises, nothing
         of the batch is visible. A batch id seen before stores nothing.
         ``schema`` is the batch's metadata column types; a type conflicting with
-        earlier batches raises :class:`Conflict`. A sample id already stored
+        earlier batches raises :class:`Conflict`, and new columns taking the target past
+        MAX_METADATA_COLUMNS raise :class:`TooManyColumns`. A sample id already stored
         by another batch of the target raises :class:`DuplicateSampleIds`.
         """
 

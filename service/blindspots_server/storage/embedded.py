@@ -37,8 +37,8 @@ from typing import Optional
 import pyarrow as pa
 
 from . import maintenance
-from .base import (Conflict, DiagnosisRecord, DuplicateSampleIds, IngestOutcome, JobRecord, NotFound,
-                   PoolRecord, RunRecord, Store, StoreUnusable, SuggestionSetRecord)
+from .base import (MAX_METADATA_COLUMNS, Conflict, DiagnosisRecord, DuplicateSampleIds, IngestOutcome, JobRecord,
+                   NotFound, PoolRecord, RunRecord, Store, StoreUnusable, SuggestionSetRecord, TooManyColumns)
 from .files import read_blob, read_parquet, write_blob, write_parquet
 from .embedded_labels import LABELS_SCHEMA, EmbeddedLabels
 from .rows import META_PREFIX, unify
@@ -254,6 +254,11 @@ class EmbeddedStore(EmbeddedLabels, Store):
                     raise Conflict(f"metadata: column {name!r} is {kind} in this batch but "
                                    f"{stored_schema[name]} in earlier batches")
             merged = {**stored_schema, **schema}
+            if len(merged) > MAX_METADATA_COLUMNS:
+                raise TooManyColumns(
+                    f"metadata: this batch adds {len(merged) - len(stored_schema)} new column(s) to the "
+                    f"{len(stored_schema)} the {target} has; the limit is {MAX_METADATA_COLUMNS} per {target} "
+                    "(over all its batches)")
             seq = self._query("SELECT COALESCE(MAX(seq), 0) + 1 FROM batches WHERE target=? AND target_id=?",
                               (target, target_id))[0][0]
             rel = Path(tname) / target_id / f"part-{seq:08d}-{uuid.uuid4().hex[:8]}.parquet"
