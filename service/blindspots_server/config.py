@@ -19,7 +19,11 @@ class ServerConfig:
     port: int = 50051                        # 0: pick a free port
     metrics_port: int = 0                    # Prometheus /metrics; 0: disabled
     max_message_mb: int = 64                 # gRPC max receive/send message size
-    rpc_workers: int = 16                    # threads serving RPCs
+    rpc_workers: int = 32                    # threads serving RPCs
+    max_client_streams: int = 24             # open ingest streams, in all (< rpc_workers: threads stay free)
+    max_client_streams_per_peer: int = 16    # open ingest streams from one client address
+    stream_first_message_s: int = 30         # a client stream must send its first message within this
+    stream_idle_s: int = 300                 # ... and each next one within this, while the server waits
     job_workers: int = 2                     # threads running diagnoses and index builds
     max_budget: int = 100_000                # largest Suggest budget accepted
     max_batch_rows: int = 200_000            # largest ingest batch accepted

@@ -49,7 +49,7 @@ def test_type_conflict_is_rejected_and_nothing_written(tmp_path):
     assert len(list((tmp_path / "runs" / "run_a").glob("*.parquet"))) == 1
 
 
-def test_reopen_drops_uncommitted_files_and_keeps_committed(tmp_path):
+def test_reopen_quarantines_uncommitted_files_and_keeps_committed(tmp_path):
     store = EmbeddedStore(tmp_path)
     _run(store)
     store.ingest_batch("run", "run_a", "b1", _batch(["a"]), {})
@@ -61,6 +61,7 @@ def test_reopen_drops_uncommitted_files_and_keeps_committed(tmp_path):
     assert [p.name for p in (tmp_path / "runs" / "run_a").iterdir()] != []
     assert not (tmp_path / "runs" / "run_a" / "part-00000002-deadbeef.parquet").exists()
     assert not any((tmp_path / "tmp").iterdir())
+    assert list((tmp_path / "quarantine").rglob("part-00000002-deadbeef.parquet"))   # moved aside, not deleted
     assert to_row_data(store.read_rows("run", "run_a")).sample_ids.tolist() == ["a"]
 
 

@@ -1,6 +1,7 @@
 """The `blindspots` command line.
 
     blindspots serve [--data-dir DIR] [--port N] [--metrics-port N]
+    blindspots store check|recover [--data-dir DIR];  blindspots store backup DEST [--data-dir DIR]
     blindspots demo [--output-dir DIR]
     blindspots runs [--project P]
     blindspots pools [--project P]
@@ -11,7 +12,7 @@
 
 Client commands read the server address from --address or BLINDSPOTS_ADDRESS,
 a token from --token or BLINDSPOTS_TOKEN, a CA file from --ca or BLINDSPOTS_CA.
-`serve` and `demo` need the server package (blindspots-server) installed.
+`serve`, `store` and `demo` need the server package (blindspots-server) installed.
 """
 from __future__ import annotations
 
@@ -35,9 +36,48 @@ def _cmd_serve(args) -> int:
     except ImportError:
         print("`blindspots serve` needs the server package: pip install blindspots-server", file=sys.stderr)
         return 2
+    from blindspots_server.storage import StoreUnusable
     overrides = {k: getattr(args, k) for k in ("data_dir", "host", "port", "metrics_port",
                                                "auth_tokens_file", "tls_cert", "tls_key")}
-    serve(ServerConfig.from_env(**overrides))
+    try:
+        serve(ServerConfig.from_env(**overrides))
+    except StoreUnusable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _cmd_store(args) -> int:
+    """Maintenance of an embedded data directory (check needs no server; recover needs it stopped)."""
+    try:
+        from blindspots_server.config import ServerConfig
+        from blindspots_server.storage import maintenance
+    except ImportError:
+        print("`blindspots store` needs the server package: pip install blindspots-server", file=sys.stderr)
+        return 2
+    data_dir = ServerConfig.from_env(data_dir=args.data_dir).data_dir
+    if args.action == "check":
+        report = maintenance.check_store(data_dir)
+        for line in report.problems:
+            print(f"DAMAGE  {line}")
+        for line in report.notes:
+            print(f"note    {line}")
+        print(f"{report.files_checked} file(s) checked: " + ("ok" if report.ok else f"{len(report.problems)} problem(s)"))
+        return 0 if report.ok else 1
+    if args.action == "recover":
+        rec = maintenance.recover_store(data_dir)
+        print(f"catalog rebuilt from the data files: {rec.runs} run(s), {rec.pools} pool(s), {rec.batches} batch(es), "
+              f"{rec.rows} row(s), {rec.diagnoses} diagnosis(es), {rec.suggestion_sets} suggestion set(s)")
+        if rec.old_catalog:
+            print(f"the previous catalog was kept as {rec.old_catalog}")
+        for line in rec.kept_aside:
+            print(f"kept aside (unreadable or duplicate): {line}")
+        return 0
+    if not args.destination:
+        print("error: store backup needs a destination directory", file=sys.stderr)
+        return 2
+    backup = maintenance.backup_store(data_dir, args.destination)
+    print(f"backed up the catalog and {backup.files} file(s) ({backup.bytes / 1e6:.1f} MB) to {backup.destination}")
     return 0
 
 
@@ -148,6 +188,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--tls-cert", dest="tls_cert")
     s.add_argument("--tls-key", dest="tls_key")
     s.set_defaults(fn=_cmd_serve)
+
+    s = sub.add_parser("store", help="check, recover or back up a data directory (embedded store)")
+    s.add_argument("action", choices=["check", "recover", "backup"])
+    s.add_argument("destination", nargs="?", default="", help="backup: an empty or new directory")
+    s.add_argument("--data-dir", dest="data_dir")
+    s.set_defaults(fn=_cmd_store)
 
     s = sub.add_parser("demo", help="start a server on a temporary store and run the demo pipeline")
     s.add_argument("--output-dir", default="demo-output")

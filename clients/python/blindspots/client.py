@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import random
 import time
+import warnings
 from dataclasses import dataclass
 from typing import Callable, Iterable, Optional, Sequence, TypeVar, Union
 
@@ -42,14 +43,30 @@ class IngestSummary:
     total_rows: int
 
 
+def _pushback_seconds(err: grpc.RpcError) -> Optional[float]:
+    """The server's ``grpc-retry-pushback-ms`` (it asks to retry after that long), if it sent one."""
+    try:
+        trailers = err.trailing_metadata() or ()
+    except Exception:
+        return None
+    for key, value in trailers:
+        if key == "grpc-retry-pushback-ms":
+            try:
+                return max(int(value), 0) / 1000.0
+            except ValueError:
+                return None
+    return None
+
+
 class Client:
     """A connection to a blindspots server.
 
     ``token``: bearer token sent with every call (servers with auth enabled).
     ``root_certificates``: PEM bytes or a file path of the CA that signed the
     server's certificate; set it (or ``tls=True`` for system roots) to use TLS.
-    Calls failing with UNAVAILABLE or DEADLINE_EXCEEDED are retried with
-    exponential backoff up to ``retries`` times; ingest retries re-send the same
+    Calls failing with UNAVAILABLE or DEADLINE_EXCEEDED, or refused with a retry
+    pushback (too many open streams), are retried with exponential backoff up to
+    ``retries`` times; ingest retries re-send the same
     batch ids, so nothing is stored twice.
     """
 
@@ -79,8 +96,9 @@ class Client:
             try:
                 return fn()
             except grpc.RpcError as err:
-                if err.code() in RETRYABLE and attempt < self.retries:
-                    time.sleep(delay * (1 + random.random()))
+                pushback = _pushback_seconds(err)
+                if (err.code() in RETRYABLE or pushback is not None) and attempt < self.retries:
+                    time.sleep(max(pushback or 0.0, delay * (1 + random.random())))
                     delay = min(delay * 2, 5.0)
                     continue
                 raise from_rpc_error(err) from None
@@ -250,7 +268,10 @@ class Client:
         score, region_id, reason, ...). ``filters``: tuples like ("region", "==", "north"),
         ("price", "<", 500000), ("camera", "in", ["cam_a", "cam_b"]). ``output``:
         also write the manifest to this .parquet/.csv path. ``df.attrs["suggestion_set"]``
-        holds the stored set's id."""
+        holds the stored set's id; ``df.attrs["exclusions"]`` how many pool rows could not be
+        picked and why (earlier picks of this run and pool, the run's own ids, ``exclude_ids``,
+        filters) and how many were eligible; ``df.attrs["note"]`` what differs from the request
+        (e.g. a budget above the eligible rows), also raised as a UserWarning."""
         request = pb.SuggestRequest(run_id=run_id, pool_id=pool_id, budget=int(budget), strategy=strategy,
                                     diagnosis_id=diagnosis_id, exclude_ids=[str(i) for i in exclude_ids],
                                     allow_repeats=allow_repeats, filters=[_filter(f) for f in filters],
@@ -276,9 +297,20 @@ class Client:
             bar.close()
         frame = candidates_frame(candidates)
         frame.attrs["suggestion_set"] = done.id if done is not None else ""
+        frame.attrs["exclusions"] = _exclusions_dict(done)
+        frame.attrs["note"] = done.note if done is not None else ""
+        if frame.attrs["note"]:
+            warnings.warn(f"suggest: {frame.attrs['note']}", UserWarning, stacklevel=2)
         if output:
             write_manifest(frame, output)
         return frame
+
+
+def _exclusions_dict(done: Optional[pb.SuggestionSet]) -> dict[str, int]:
+    """The answer's exclusion counts as a plain dict (zeros when the server sent none)."""
+    fields = ("pool_rows", "run_ids", "given_ids", "earlier_picks", "filtered_out", "eligible")
+    ex = done.exclusions if done is not None else pb.SuggestionExclusions()
+    return {f: int(getattr(ex, f)) for f in fields}
 
 
 MEMBER_COLUMNS = ["row_index", "sample_id", "uri", "label", "predicted", "confidence", "failed"]

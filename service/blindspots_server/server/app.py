@@ -21,6 +21,7 @@ from .auth import auth_from_config
 from .errors import ErrorMappingInterceptor
 from .interceptors import ObservabilityInterceptor, configure_access_log
 from .servicer import BlindspotsServicer
+from .stream_limits import StreamGuardInterceptor
 from .telemetry import Telemetry
 
 log = logging.getLogger("blindspots.server")
@@ -41,11 +42,17 @@ class BlindspotsServer:
         self.telemetry.restore(self.store)    # so that a restart doesn't blank the dashboards
         self.servicer = BlindspotsServicer(self.store, config, access=access, telemetry=self.telemetry)
         limit = config.max_message_mb * MiB
+        if config.max_client_streams >= config.rpc_workers:
+            raise ValueError(f"max_client_streams ({config.max_client_streams}) must be below rpc_workers "
+                             f"({config.rpc_workers}), so that streams cannot take every thread")
+        self.streams = StreamGuardInterceptor(config.max_client_streams, config.max_client_streams_per_peer,
+                                              config.stream_first_message_s, config.stream_idle_s)
         self._grpc = grpc.server(
             futures.ThreadPoolExecutor(max_workers=config.rpc_workers, thread_name_prefix="rpc"),
             # Observability first (outermost): it sees the final code, auth rejections included.
+            # The stream guard sits inside error mapping, so its refusals get their status.
             interceptors=[ObservabilityInterceptor(self.telemetry, _OBSERVED_SERVICES), ErrorMappingInterceptor(),
-                          *auth_interceptors],
+                          self.streams, *auth_interceptors],
             options=[("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", limit)])
         pb_grpc.add_BlindspotsServicer_to_server(self.servicer, self._grpc)
         self.health = health.HealthServicer()
@@ -77,6 +84,7 @@ class BlindspotsServer:
     def stop(self, grace: float = 2.0) -> None:
         self.health.enter_graceful_shutdown()
         self._grpc.stop(grace).wait()
+        self.streams.close()
         self.servicer.shutdown()
         if self._metrics_server is not None:
             self._metrics_server.shutdown()

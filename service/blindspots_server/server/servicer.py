@@ -25,7 +25,7 @@ from ..storage import DiagnosisRecord, NotFound, PoolRecord, RunRecord, Store, n
 from ..storage.rows import to_row_data
 from . import convert
 from .access import AccessPolicy
-from .errors import FailedPrecondition, PermissionDenied
+from .errors import DISK_FULL, FailedPrecondition, ResourceExhausted, is_disk_full
 from .jobs import JobRunner
 from .pool_indexes import PoolIndexes
 from .region_members import region_members_page
@@ -33,13 +33,15 @@ from .run_map import MAX_POINTS, run_map_message
 from .slice_tracking import slices_to_track
 from .suggestions import Suggestions
 from .telemetry import Telemetry
-from .validation import InvalidArgument, TargetShape, check_name, require, validate_batch
+from .validation import (MAX_SEED, InvalidArgument, TargetShape, check_diagnosis_params, check_name, require,
+                         validate_batch)
 
 log = logging.getLogger("blindspots.server")
 
 DEFAULT_PROJECT = "default"
 MAX_PAGE = 1000
 CANDIDATE_BATCH = 500
+MAX_OFFSET = 1 << 53           # far beyond any listing, and inside SQLite's 64-bit OFFSET
 
 
 def _note_stream_position(exc: Exception, response: pb.IngestResponse) -> None:
@@ -72,16 +74,21 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
         self.suggestions = Suggestions(store, self.indexes)
 
     # ------------------------------------------------------------ access helpers
-    def _run(self, run_id: str, context) -> RunRecord:
+    def _run(self, run_id: str, context, missing: str = "") -> RunRecord:
+        """The run, if the caller may see it. One outside the caller's projects is NOT_FOUND
+        with the message a missing id gets (``missing`` when the caller asked for another
+        object by id, e.g. a diagnosis), so that ids cannot be probed across projects."""
         require(bool(run_id), "run_id", "is required")
         run = self.store.get_run(run_id)
-        self.access.check(context, run.project)
+        if not self.access.allows(context, run.project):
+            raise NotFound(missing or f"run {run_id!r} not found")
         return run
 
     def _pool(self, pool_id: str, context) -> PoolRecord:
         require(bool(pool_id), "pool_id", "is required")
         pool = self.store.get_pool(pool_id)
-        self.access.check(context, pool.project)
+        if not self.access.allows(context, pool.project):
+            raise NotFound(f"pool {pool_id!r} not found")
         return pool
 
     @staticmethod
@@ -91,7 +98,7 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
             offset = int(token) if token else 0
         except ValueError:
             raise InvalidArgument("page_token", "is not a token this server issued") from None
-        require(offset >= 0, "page_token", "is not a token this server issued")
+        require(0 <= offset <= MAX_OFFSET, "page_token", "is not a token this server issued")
         return (size or 100), offset
 
     # ------------------------------------------------------------ runs
@@ -160,8 +167,11 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
         try:
             return self._ingest_stream(target, requests, context, response)
         except Exception as exc:
+            if is_disk_full(exc):
+                log.error("ingest into %s: disk full: %s", target, exc)
+                exc = ResourceExhausted(DISK_FULL)
             _note_stream_position(exc, response)
-            raise
+            raise exc from None
 
     def _ingest_stream(self, target: str, requests: Iterator[pb.IngestBatch], context,
                        response: pb.IngestResponse) -> pb.IngestResponse:
@@ -216,12 +226,13 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
 
     # ------------------------------------------------------------ jobs
     def _job_access(self, job, context) -> None:
+        missing = f"job {job.id!r} not found"
         if job.run_id:
-            self._run(job.run_id, context)
+            self._run(job.run_id, context, missing)
         elif self.access.projects(context) is not None:
             # Jobs tied to no run (pool index builds) carry no project: only callers
             # that may read every project see them.
-            raise PermissionDenied(f"job {job.id!r} is not tied to a project the caller's token grants")
+            raise NotFound(missing)
 
     def GetJob(self, request: pb.GetJobRequest, context) -> pb.Job:
         require(bool(request.job_id), "job_id", "is required")
@@ -251,20 +262,7 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
         run = self._run(request.run_id, context)
         require(run.num_rows > 0, "run_id", f"run {run.id!r} has no predictions yet")
         p = request.params
-        require(p.failure_definition in ("", "mispredicted", "top_loss"), "params.failure_definition",
-                "must be 'mispredicted' or 'top_loss'")
-        require(0 <= p.top_loss_quantile < 1, "params.top_loss_quantile", "must be in [0, 1)")
-        require(0 <= p.fdr_alpha < 1, "params.fdr_alpha", "must be in [0, 1)")
-        require(0 <= p.sliceline_alpha <= 1, "params.sliceline_alpha", "must be in [0, 1]")
-        require(0 <= p.max_slice_predicates <= 3, "params.max_slice_predicates", "must be between 0 and 3")
-        for name in ("min_cluster_size", "min_samples", "reduce_to", "max_regions", "min_slice_support",
-                     "top_slices", "quantile_bins"):
-            require(getattr(p, name) >= 0, f"params.{name}", "must not be negative")
-        for name, limit in (("max_regions", 1000), ("top_slices", 1000), ("quantile_bins", 100),
-                            ("min_cluster_size", run.num_rows), ("min_slice_support", run.num_rows)):
-            require(getattr(p, name) <= max(limit, 1), f"params.{name}", f"must be at most {max(limit, 1)}")
-        require(p.reduce_to <= run.embedding_dim, "params.reduce_to",
-                f"must not exceed the embedding_dim {run.embedding_dim}")
+        check_diagnosis_params(p, run.num_rows, run.embedding_dim)
         kwargs = convert.diagnoser_kwargs(p)
         job = self.jobs.submit("diagnose", run.id,
                                lambda job_id, progress: self._diagnose(run, kwargs, job_id, progress))
@@ -294,7 +292,7 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
     def _diagnosis(self, diagnosis_id: str, run_id: str, context) -> pb.Diagnosis:
         if diagnosis_id:
             record = self.store.get_diagnosis(diagnosis_id)
-            self._run(record.run_id, context)
+            self._run(record.run_id, context, f"diagnosis {diagnosis_id!r} not found")
             require(not run_id or run_id == record.run_id, "run_id",
                     f"diagnosis {diagnosis_id!r} belongs to run {record.run_id!r}, not {run_id!r}")
         else:
@@ -316,6 +314,7 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
         if not request.run_id and request.diagnosis_id:
             # "Suggest from this diagnosis": the diagnosis names its run.
             request.run_id = self.store.get_diagnosis(request.diagnosis_id).run_id
+            self._run(request.run_id, context, f"diagnosis {request.diagnosis_id!r} not found")
         require(bool(request.run_id), "run_id", "or diagnosis_id is required")
         run = self._run(request.run_id, context)
         pool = self._pool(request.pool_id, context)
@@ -330,7 +329,10 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
         require(pool.num_rows > 0, "pool_id", f"pool {pool.id!r} has no rows yet")
         check_name(request.name, "name", required=False)
         for w in ("uncertainty_weight", "slice_weight"):
-            require(getattr(request, w) >= 0, w, "must not be negative")
+            require(0 <= getattr(request, w) < float("inf"), w, "must be a finite number, not negative")
+        require(pool.num_classes > 0 or strategy not in ("entropy", "margin"), "strategy",
+                f"{strategy!r} ranks by the pool's probabilities, but pool {pool.id!r} has none (num_classes=0)")
+        require(0 <= request.seed <= MAX_SEED, "seed", f"must be between 0 and {MAX_SEED}")
         diagnosis: Optional[pb.Diagnosis] = None
         try:
             diagnosis = self._diagnosis(request.diagnosis_id, run.id, context)
@@ -369,17 +371,19 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
             yield pb.SuggestResponse(progress=pb.Progress(fraction_done=fraction, stage=stage))
         if "error" in outcome:
             raise outcome["error"]  # type: ignore[misc]
-        record, candidates = outcome["value"]  # type: ignore[misc]
+        result = outcome["value"]
+        candidates = result.candidates  # type: ignore[attr-defined]
         for start in range(0, len(candidates), CANDIDATE_BATCH):
             yield pb.SuggestResponse(candidates=pb.CandidateBatch(candidates=candidates[start:start + CANDIDATE_BATCH]))
         self.telemetry.suggestions_served(strategy, len(candidates))
-        yield pb.SuggestResponse(done=convert.suggestion_set_message(record))
+        yield pb.SuggestResponse(done=result.done_message())  # type: ignore[attr-defined]
 
     # ------------------------------------------------------------ map
     def GetRunMap(self, request: pb.GetRunMapRequest, context) -> pb.RunMap:
         run = self._run(request.run_id, context)
         require(run.num_rows > 0, "run_id", f"run {run.id!r} has no predictions yet")
         require(0 <= request.max_points <= MAX_POINTS, "max_points", f"must be between 0 and {MAX_POINTS}")
+        require(0 <= request.seed <= MAX_SEED, "seed", f"must be between 0 and {MAX_SEED}")
         try:
             diagnosis: Optional[pb.Diagnosis] = self._diagnosis(request.diagnosis_id, run.id, context)
         except NotFound:

@@ -8,8 +8,9 @@ import pyarrow as pa
 
 from blindspots.v1 import blindspots_pb2 as pb
 
-from ..core.suggest import TargetRegion
+from ..core.suggest_inputs import TargetRegion
 from . import convert
+from .errors import FailedPrecondition
 
 
 def target_regions(diagnosis: pb.Diagnosis, run_embeddings: np.ndarray, per_sample: pa.Table,
@@ -18,7 +19,7 @@ def target_regions(diagnosis: pb.Diagnosis, run_embeddings: np.ndarray, per_samp
     region = per_sample.column("region").to_numpy()
     failed = per_sample.column("failed").to_numpy(zero_copy_only=False).astype(bool)
     if len(region) != len(run_embeddings):
-        raise ValueError(f"diagnosis {diagnosis.id!r} covers {len(region)} rows but the run now has "
+        raise FailedPrecondition(f"diagnosis {diagnosis.id!r} covers {len(region)} rows but the run now has "
                          f"{len(run_embeddings)}; diagnose the run again")
     out = []
     for r in diagnosis.regions:

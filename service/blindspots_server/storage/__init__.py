@@ -1,8 +1,8 @@
 """Storage behind a small interface; see :mod:`.base`."""
 from __future__ import annotations
 
-from .base import (Conflict, DiagnosisRecord, DuplicateSampleIds, IngestOutcome, JobRecord, NotFound, PoolRecord,
-                   RunRecord, Store, SuggestionSetRecord)
+from .base import (Conflict, DataLoss, DiagnosisRecord, DuplicateSampleIds, IngestOutcome, JobRecord, NotFound,
+                   PoolRecord, RunRecord, Store, StoreUnusable, SuggestionSetRecord)
 from .embedded import EmbeddedStore, new_id
 
 
@@ -21,5 +21,5 @@ def open_store(location: str) -> Store:
     return EmbeddedStore(location)
 
 
-__all__ = ["Conflict", "DiagnosisRecord", "DuplicateSampleIds", "EmbeddedStore", "IngestOutcome", "JobRecord",
-           "NotFound", "PoolRecord", "RunRecord", "Store", "SuggestionSetRecord", "new_id", "open_store"]
+__all__ = ["Conflict", "DataLoss", "DiagnosisRecord", "DuplicateSampleIds", "EmbeddedStore", "IngestOutcome", "JobRecord",
+           "NotFound", "PoolRecord", "RunRecord", "Store", "StoreUnusable", "SuggestionSetRecord", "new_id", "open_store"]

@@ -23,6 +23,14 @@ class Conflict(ValueError):
     """A write that contradicts what is stored (e.g. a metadata column's type)."""
 
 
+class DataLoss(Exception):
+    """Stored data that can no longer be read as written (damaged or missing files)."""
+
+
+class StoreUnusable(RuntimeError):
+    """A data directory the store refuses to open, because opening it could lose data."""
+
+
 class DuplicateSampleIds(ValueError):
     """A batch carries sample ids that earlier batches of the same run or pool stored."""
 

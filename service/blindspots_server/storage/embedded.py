@@ -1,24 +1,31 @@
 """The embedded store: one local data directory.
 
-    <data_dir>/catalog.sqlite            runs, pools, batches, diagnoses, jobs, suggestion sets
+    <data_dir>/catalog.sqlite            runs, pools, batches, diagnoses, jobs, suggestion sets, file hashes
     <data_dir>/runs/<run_id>/*.parquet   one file per acknowledged batch
     <data_dir>/pools/<pool_id>/*.parquet
     <data_dir>/pools/<pool_id>/index.faiss
     <data_dir>/diagnoses/<id>.parquet    region of every test row
     <data_dir>/suggestions/<id>.parquet  the candidates of one suggestion set
+    <data_dir>/quarantine/<time>/...     files found without a catalog row (never deleted)
 
 Durability: a batch's Parquet file is written to tmp/, fsynced, renamed into
-place and the directory fsynced; then its catalog row is committed (SQLite WAL,
-synchronous=FULL, so the commit is on disk) together with the batch's
-sample ids, which is also where a sample id stored by an earlier batch is
-caught (the whole transaction rolls back). Only then is the batch
-acknowledged. A crash between rename and commit leaves an orphan file that
-``open`` deletes; a crash before the rename leaves only tmp/ debris, also
-cleared on open.
+place and the directory fsynced (:mod:`.files`); then its catalog row is
+committed (SQLite WAL, synchronous=FULL, so the commit is on disk) together
+with the batch's sample ids and the file's SHA-256, which is also where a
+sample id stored by an earlier batch is caught (the whole transaction rolls
+back). Only then is the batch acknowledged. A crash between rename and commit
+leaves a file no catalog row names: ``open`` moves it to quarantine/ and says
+so — it never deletes a file it cannot account for, since a lost or wrong
+catalog would make every file look like debris (:mod:`.maintenance` refuses
+to open such a directory at all). tmp/ holds only writes never acknowledged
+and is cleared.
 """
 from __future__ import annotations
 
+import base64
+import dataclasses
 import json
+import logging
 import os
 import sqlite3
 import threading
@@ -28,11 +35,14 @@ from pathlib import Path
 from typing import Optional
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
+from . import maintenance
 from .base import (Conflict, DiagnosisRecord, DuplicateSampleIds, IngestOutcome, JobRecord, NotFound,
-                   PoolRecord, RunRecord, Store, SuggestionSetRecord)
+                   PoolRecord, RunRecord, Store, StoreUnusable, SuggestionSetRecord)
+from .files import read_blob, read_parquet, write_blob, write_parquet
 from .rows import META_PREFIX, unify
+
+log = logging.getLogger("blindspots.store")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -61,6 +71,8 @@ CREATE TABLE IF NOT EXISTS suggestion_sets (
 CREATE TABLE IF NOT EXISTS suggested (
   set_id TEXT, run_id TEXT, pool_id TEXT, sample_id TEXT);
 CREATE INDEX IF NOT EXISTS suggested_target ON suggested (run_id, pool_id);
+CREATE TABLE IF NOT EXISTS files (
+  path TEXT PRIMARY KEY, sha256 TEXT, bytes INTEGER);
 """
 
 
@@ -68,29 +80,30 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex[:16]}"
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _read_columns(path: Path, columns: list[str]) -> pa.Table:
-    parquet = pq.ParquetFile(path)
-    return parquet.read(columns=[c for c in columns if c in parquet.schema_arrow.names])
-
-
 class EmbeddedStore(Store):
-    def __init__(self, data_dir: str | os.PathLike, cache_tables: int = 4, cache_bytes: int = 2 << 30):
+    def __init__(self, data_dir: str | os.PathLike, cache_tables: int = 4, cache_bytes: int = 2 << 30, *,
+                 catalog_rebuild: bool = False):
+        """Open (or create) the store in ``data_dir``.
+
+        ``catalog_rebuild`` is for :func:`.maintenance.recover_store` alone: it opens a
+        new, empty catalog beside existing data files without taking them as debris.
+        """
         self.root = Path(data_dir)
+        if not catalog_rebuild:
+            maintenance.refuse_unusable(self.root)  # data files but no usable catalog: stop here
         for sub in ("runs", "pools", "diagnoses", "suggestions", "tmp"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.root / "catalog.sqlite", check_same_thread=False,
-                                   isolation_level=None, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_SCHEMA)
+        try:
+            self._db = sqlite3.connect(self.root / maintenance.CATALOG, check_same_thread=False,
+                                       isolation_level=None, timeout=30)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            maintenance.check_catalog_integrity(self._db)
+            self._db.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise StoreUnusable(maintenance.unusable_message(self.root, f"the catalog cannot be read ({exc})")) \
+                from None
+        self.quarantined: list[str] = []            # files moved aside by the last open
         self._lock = threading.RLock()              # guards the connection
         self._target_locks: dict[tuple[str, str], threading.Lock] = {}
         self._cache: OrderedDict[tuple, pa.Table] = OrderedDict()
@@ -98,18 +111,20 @@ class EmbeddedStore(Store):
         # in count and in bytes so a 10^7-row pool is read, not kept twice.
         self._cache_size = cache_tables
         self._cache_bytes = cache_bytes
-        self._recover()
+        if not catalog_rebuild:
+            self._recover()
 
     # ------------------------------------------------------------ helpers
     def _recover(self) -> None:
-        """Drop files that no committed catalog row points to (crash debris)."""
+        """Clear tmp/ (never acknowledged) and quarantine files no committed catalog row names."""
         for f in (self.root / "tmp").iterdir():
             f.unlink(missing_ok=True)
-        known = {row[0] for row in self._query("SELECT file FROM batches")}
-        for kind in ("runs", "pools"):
-            for part in (self.root / kind).glob("*/part-*.parquet"):
-                if str(part.relative_to(self.root)) not in known:
-                    part.unlink(missing_ok=True)
+        orphans = maintenance.unaccounted_files(self.root, self.known_files())
+        if orphans:
+            self.quarantined = maintenance.quarantine(self.root, orphans)
+            log.warning("moved %d file(s) that no catalog row names to %s (crash debris, or a catalog that "
+                        "lost rows; `blindspots store check` lists them)", len(orphans),
+                        Path(self.quarantined[0]).parts[0] + "/" + Path(self.quarantined[0]).parts[1])
         # Jobs of a previous process that never finished never will.
         self._exec([("UPDATE jobs SET state='FAILED', stage='failed', "
                      "error='the server stopped before the job finished; start it again' "
@@ -127,25 +142,36 @@ class EmbeddedStore(Store):
                     self._db.execute(sql, args)
                 self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                self._rollback()
                 raise
+
+    def _rollback(self) -> None:
+        # SQLite may already have rolled the transaction back itself (SQLITE_FULL, SQLITE_IOERR);
+        # a second ROLLBACK would raise and hide the error that caused it.
+        if self._db.in_transaction:
+            self._db.execute("ROLLBACK")
 
     def _target_lock(self, target: str, target_id: str) -> threading.Lock:
         with self._lock:
             return self._target_locks.setdefault((target, target_id), threading.Lock())
 
-    def _write_parquet(self, table: pa.Table, dest: Path) -> None:
-        tmp = self.root / "tmp" / f"{uuid.uuid4().hex}.parquet"
-        # Float vectors neither dictionary-encode nor compress well; trying costs more
-        # than the disk it saves. Strings and metadata keep both.
-        vectors = {"embedding", "probabilities"}
-        pq.write_table(table, tmp, compression="snappy",
-                       use_dictionary=[c for c in table.column_names if c not in vectors])
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(tmp, dest)
-        _fsync_dir(dest.parent)
+    def known_files(self) -> set[str]:
+        """Paths (relative to the data directory) of every file a catalog row names."""
+        known = {row[0] for row in self._query("SELECT file FROM batches")}
+        known |= {row[0] for row in self._query("SELECT path FROM files")}
+        known |= {f"diagnoses/{row[0]}.parquet" for row in self._query("SELECT id FROM diagnoses")}
+        known |= {f"suggestions/{row[0]}.parquet" for row in self._query("SELECT id FROM suggestion_sets")}
+        return known
+
+    def _write_parquet(self, table: pa.Table, rel: Path, meta: dict) -> tuple[str, tuple]:
+        """Write a data file; the catalog statement recording its hash, for the caller's transaction."""
+        digest = write_parquet(table, self.root / "tmp", self.root / rel, meta)
+        size = (self.root / rel).stat().st_size
+        return ("INSERT OR REPLACE INTO files VALUES (?,?,?)", (str(rel), digest, size))
+
+    def _sha256(self, rel: str) -> str:
+        rows = self._query("SELECT sha256 FROM files WHERE path=?", (rel,))
+        return rows[0][0] if rows else ""
 
     # ------------------------------------------------------------ runs / pools
     def create_run(self, run: RunRecord) -> RunRecord:
@@ -231,36 +257,40 @@ class EmbeddedStore(Store):
                               (target, target_id))[0][0]
             rel = Path(tname) / target_id / f"part-{seq:08d}-{uuid.uuid4().hex[:8]}.parquet"
             ids = table.column("sample_id").to_pylist()
-            self._write_parquet(table, self.root / rel)
+            record = self.get_run(target_id) if target == "run" else self.get_pool(target_id)
+            file_row = self._write_parquet(table, rel, {
+                "kind": "batch", "target": target, "batch_id": batch_id, "seq": seq,
+                "record": maintenance.record_fields(record)})
             try:
-                self._commit_batch(target, target_id, batch_id, seq, rel, ids, merged)
+                self._commit_batch(target, target_id, batch_id, seq, rel, ids, merged, file_row)
             except BaseException:
                 (self.root / rel).unlink(missing_ok=True)
                 raise
             return IngestOutcome(stored=True, rows=table.num_rows, total_rows=total + table.num_rows)
 
     def _commit_batch(self, target: str, target_id: str, batch_id: str, seq: int, rel: Path,
-                      ids: list[str], schema: dict[str, str]) -> None:
-        """One transaction: the batch row, its sample ids, the target's row count."""
+                      ids: list[str], schema: dict[str, str], file_row: tuple[str, tuple]) -> None:
+        """One transaction: the batch row, its sample ids, its file's hash, the target's row count."""
         tname = self._table_name(target)
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 self._db.execute("INSERT INTO batches VALUES (?,?,?,?,?,?)",
                                  (target, target_id, batch_id, seq, str(rel), len(ids)))
+                self._db.execute(*file_row)
                 self._db.executemany("INSERT INTO sample_ids VALUES (?,?,?)",
                                      ((target, target_id, sid) for sid in ids))
                 self._db.execute(f"UPDATE {tname} SET num_rows = num_rows + ?, metadata_schema = ? WHERE id=?",
                                  (len(ids), json.dumps(schema, sort_keys=True), target_id))
                 self._db.execute("COMMIT")
             except sqlite3.IntegrityError:
-                self._db.execute("ROLLBACK")
+                self._rollback()
                 dup = self._first_stored(target, target_id, ids)
                 raise DuplicateSampleIds(f"sample_ids: id {dup!r} is already stored in {target} {target_id!r} "
                                          "by an earlier batch (sample ids are unique per "
                                          f"{target}; nothing of this batch was stored)", dup) from None
             except BaseException:
-                self._db.execute("ROLLBACK")
+                self._rollback()
                 raise
 
     def _first_stored(self, target: str, target_id: str, ids: list[str]) -> str:
@@ -293,9 +323,8 @@ class EmbeddedStore(Store):
         if columns:
             # Read only the asked columns (a batch may lack an optional one, e.g. probabilities).
             schema = {n: kind for n, kind in schema.items() if META_PREFIX + n in columns}
-            tables = [_read_columns(self.root / f, columns) for (f,) in files]
-        else:
-            tables = [pq.read_table(self.root / f) for (f,) in files]
+        what = f"{target} {target_id!r}"
+        tables = [read_parquet(self.root / f, what, columns) for (f,) in files]
         table = unify(tables, schema) if tables else pa.table({})
         with self._lock:
             if table.nbytes <= self._cache_bytes:
@@ -308,27 +337,25 @@ class EmbeddedStore(Store):
     # ------------------------------------------------------------ index blobs
     def save_index(self, pool_id: str, data: bytes, kind: str, rows: int, description: str) -> None:
         self.get_pool(pool_id)
-        dest = self.root / "pools" / pool_id / "index.faiss"
-        tmp = self.root / "tmp" / f"{uuid.uuid4().hex}.faiss"
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(tmp, dest)
-        _fsync_dir(dest.parent)
+        rel = f"pools/{pool_id}/index.faiss"
+        digest = write_blob(data, self.root / "tmp", self.root / rel)
         self._exec([("UPDATE pools SET index_kind=?, index_rows=?, index_description=? WHERE id=?",
-                     (kind, rows, description, pool_id))])
+                     (kind, rows, description, pool_id)),
+                    ("INSERT OR REPLACE INTO files VALUES (?,?,?)", (rel, digest, len(data)))])
 
     def load_index(self, pool_id: str) -> Optional[bytes]:
-        path = self.root / "pools" / pool_id / "index.faiss"
-        return path.read_bytes() if path.exists() else None
+        rel = f"pools/{pool_id}/index.faiss"
+        if not (self.root / rel).exists():
+            return None
+        return read_blob(self.root / rel, f"the index of pool {pool_id!r}", self._sha256(rel))
 
     # ------------------------------------------------------------ diagnoses
     def save_diagnosis(self, record: DiagnosisRecord, per_sample: pa.Table) -> None:
-        self._write_parquet(per_sample, self.root / "diagnoses" / f"{record.id}.parquet")
+        fields = {**dataclasses.asdict(record), "payload": base64.b64encode(record.payload).decode()}
+        file_row = self._write_parquet(per_sample, Path("diagnoses") / f"{record.id}.parquet",
+                                       {"kind": "diagnosis", "record": fields})
         self._exec([("INSERT INTO diagnoses VALUES (?,?,?,?,?)",
-                     (record.id, record.run_id, record.created_at, record.job_id, record.payload))])
+                     (record.id, record.run_id, record.created_at, record.job_id, record.payload)), file_row])
 
     @staticmethod
     def _diag(row: tuple) -> DiagnosisRecord:
@@ -353,10 +380,8 @@ class EmbeddedStore(Store):
                 self._query("SELECT * FROM diagnoses WHERE run_id=? ORDER BY created_at", (run_id,))]
 
     def diagnosis_rows(self, diagnosis_id: str) -> pa.Table:
-        path = self.root / "diagnoses" / f"{diagnosis_id}.parquet"
-        if not path.exists():
-            raise NotFound(f"diagnosis {diagnosis_id!r} not found")
-        return pq.read_table(path)
+        self.get_diagnosis(diagnosis_id)
+        return read_parquet(self.root / "diagnoses" / f"{diagnosis_id}.parquet", f"diagnosis {diagnosis_id!r}")
 
     # ------------------------------------------------------------ jobs
     def save_job(self, job: JobRecord) -> None:
@@ -372,11 +397,12 @@ class EmbeddedStore(Store):
 
     # ------------------------------------------------------------ suggestion sets
     def save_suggestion_set(self, record: SuggestionSetRecord, candidates: pa.Table) -> None:
-        self._write_parquet(candidates, self.root / "suggestions" / f"{record.id}.parquet")
+        file_row = self._write_parquet(candidates, Path("suggestions") / f"{record.id}.parquet",
+                                       {"kind": "suggestion_set", "record": dataclasses.asdict(record)})
         ids = candidates.column("sample_id").to_pylist()
         self._exec([("INSERT INTO suggestion_sets VALUES (?,?,?,?,?,?,?,?,?)",
                      (record.id, record.run_id, record.pool_id, record.diagnosis_id, record.strategy,
-                      record.budget, record.num_candidates, record.created_at, record.name))]
+                      record.budget, record.num_candidates, record.created_at, record.name)), file_row]
                    + [("INSERT INTO suggested VALUES (?,?,?,?)",
                        (record.id, record.run_id, record.pool_id, sid)) for sid in ids])
 
@@ -388,7 +414,8 @@ class EmbeddedStore(Store):
         rows = self._query("SELECT * FROM suggestion_sets WHERE id=?", (set_id,))
         if not rows:
             raise NotFound(f"suggestion set {set_id!r} not found")
-        return SuggestionSetRecord(*rows[0]), pq.read_table(self.root / "suggestions" / f"{set_id}.parquet")
+        table = read_parquet(self.root / "suggestions" / f"{set_id}.parquet", f"suggestion set {set_id!r}")
+        return SuggestionSetRecord(*rows[0]), table
 
     # ------------------------------------------------------------ housekeeping
     def size_bytes(self) -> int:

@@ -585,7 +585,7 @@ class Progress(_message.Message):
     def __init__(self, fraction_done: _Optional[float] = ..., stage: _Optional[str] = ...) -> None: ...
 
 class SuggestionSet(_message.Message):
-    __slots__ = ("id", "run_id", "pool_id", "diagnosis_id", "strategy", "budget", "num_candidates", "created_at", "name")
+    __slots__ = ("id", "run_id", "pool_id", "diagnosis_id", "strategy", "budget", "num_candidates", "created_at", "name", "exclusions", "note")
     ID_FIELD_NUMBER: _ClassVar[int]
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     POOL_ID_FIELD_NUMBER: _ClassVar[int]
@@ -595,6 +595,8 @@ class SuggestionSet(_message.Message):
     NUM_CANDIDATES_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
+    EXCLUSIONS_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
     id: str
     run_id: str
     pool_id: str
@@ -604,7 +606,25 @@ class SuggestionSet(_message.Message):
     num_candidates: int
     created_at: _timestamp_pb2.Timestamp
     name: str
-    def __init__(self, id: _Optional[str] = ..., run_id: _Optional[str] = ..., pool_id: _Optional[str] = ..., diagnosis_id: _Optional[str] = ..., strategy: _Optional[str] = ..., budget: _Optional[int] = ..., num_candidates: _Optional[int] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., name: _Optional[str] = ...) -> None: ...
+    exclusions: SuggestionExclusions
+    note: str
+    def __init__(self, id: _Optional[str] = ..., run_id: _Optional[str] = ..., pool_id: _Optional[str] = ..., diagnosis_id: _Optional[str] = ..., strategy: _Optional[str] = ..., budget: _Optional[int] = ..., num_candidates: _Optional[int] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., name: _Optional[str] = ..., exclusions: _Optional[_Union[SuggestionExclusions, _Mapping]] = ..., note: _Optional[str] = ...) -> None: ...
+
+class SuggestionExclusions(_message.Message):
+    __slots__ = ("pool_rows", "run_ids", "given_ids", "earlier_picks", "filtered_out", "eligible")
+    POOL_ROWS_FIELD_NUMBER: _ClassVar[int]
+    RUN_IDS_FIELD_NUMBER: _ClassVar[int]
+    GIVEN_IDS_FIELD_NUMBER: _ClassVar[int]
+    EARLIER_PICKS_FIELD_NUMBER: _ClassVar[int]
+    FILTERED_OUT_FIELD_NUMBER: _ClassVar[int]
+    ELIGIBLE_FIELD_NUMBER: _ClassVar[int]
+    pool_rows: int
+    run_ids: int
+    given_ids: int
+    earlier_picks: int
+    filtered_out: int
+    eligible: int
+    def __init__(self, pool_rows: _Optional[int] = ..., run_ids: _Optional[int] = ..., given_ids: _Optional[int] = ..., earlier_picks: _Optional[int] = ..., filtered_out: _Optional[int] = ..., eligible: _Optional[int] = ...) -> None: ...
 
 class SuggestResponse(_message.Message):
     __slots__ = ("progress", "candidates", "done")

@@ -1,0 +1,180 @@
+"""The store never deletes what it cannot account for; damage is detected, reported and recoverable.
+
+Real data directories, real servers on loopback, the real CLI entry point.
+"""
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import grpc
+import numpy as np
+import pytest
+
+from blindspots import Client
+from blindspots.cli import main as cli
+from blindspots_server.config import ServerConfig
+from blindspots_server.server.app import BlindspotsServer
+from blindspots_server.storage import DataLoss, EmbeddedStore, StoreUnusable
+from blindspots_server.storage.maintenance import check_store
+
+from conftest import start_server
+
+DIM = 8
+
+
+def _fill(client: Client, n_run: int = 400, n_pool: int = 300, seed: int = 0):
+    """A run with predictions, a pool, a diagnosis and one suggestion round."""
+    rng = np.random.default_rng(seed)
+    run = client.create_run("r", class_names=["a", "b"], embedding_dim=DIM, model_name="m", model_version="v1")
+    labels = rng.integers(0, 2, n_run)
+    p = rng.uniform(0.05, 0.95, n_run)
+    run.log_predictions([f"t{i}" for i in range(n_run)], labels, np.stack([p, 1 - p], 1),
+                        rng.normal(size=(n_run, DIM)), progress=False, batch_size=100)
+    pool = client.create_pool("p", embedding_dim=DIM, num_classes=2)
+    q = rng.uniform(0.05, 0.95, n_pool)
+    pool.add([f"u{i}" for i in range(n_pool)], rng.normal(size=(n_pool, DIM)),
+             probabilities=np.stack([q, 1 - q], 1), progress=False)
+    diagnosis = run.diagnose(progress=False)
+    picks = run.suggest(pool, budget=20, strategy="random")
+    return run, pool, diagnosis, picks
+
+
+def _files(data_dir: Path) -> set[str]:
+    return {str(p.relative_to(data_dir)) for p in data_dir.rglob("*.parquet")}
+
+
+@pytest.fixture
+def filled(tmp_path):
+    data = tmp_path / "data"
+    srv = start_server(data)
+    with Client(f"127.0.0.1:{srv.port}", timeout=60) as client:
+        run, pool, diagnosis, picks = _fill(client)
+    srv.stop()
+    return data, run.id, pool.id, diagnosis, picks
+
+
+@pytest.mark.parametrize("damage", ["missing", "empty"])
+def test_a_data_dir_without_its_catalog_refuses_to_start_and_deletes_nothing(filled, damage, capsys):
+    data, *_ = filled
+    before = _files(data)
+    catalog = data / "catalog.sqlite"
+    for extra in ("catalog.sqlite-wal", "catalog.sqlite-shm"):
+        (data / extra).unlink(missing_ok=True)
+    if damage == "missing":
+        catalog.unlink()
+    else:
+        catalog.write_bytes(b"")
+    with pytest.raises(StoreUnusable, match=f"catalog.sqlite is {damage}.*blindspots store recover"):
+        BlindspotsServer(ServerConfig(data_dir=str(data), port=0))
+    assert cli(["serve", "--data-dir", str(data), "--port", "0"]) == 2
+    assert "refusing to open the data directory" in capsys.readouterr().err
+    assert _files(data) == before and len(before) >= 6
+
+
+def test_recover_rebuilds_the_catalog_from_the_files(filled):
+    data, run_id, pool_id, diagnosis, picks = filled
+    (data / "catalog.sqlite").unlink()
+    assert cli(["store", "check", "--data-dir", str(data)]) == 1
+    assert cli(["store", "recover", "--data-dir", str(data)]) == 0
+    assert cli(["store", "check", "--data-dir", str(data)]) == 0
+    srv = start_server(data)
+    try:
+        with Client(f"127.0.0.1:{srv.port}", timeout=60) as client:
+            run = client.get_run(run_id)
+            assert run.message.num_rows == 400 and run.message.model_version == "v1"
+            assert list(run.message.class_names) == ["a", "b"]
+            assert client.get_pool(pool_id).message.num_rows == 300
+            again = client.get_diagnosis(run_id=run_id)
+            assert again.id == diagnosis.id and len(again.regions) == len(diagnosis.regions)
+            # Suggestion history came back too: the earlier picks stay excluded.
+            more = run.suggest(client.get_pool(pool_id), budget=50, strategy="random")
+            assert not set(more["sample_id"]) & set(picks["sample_id"])
+    finally:
+        srv.stop()
+
+
+def test_orphan_files_are_quarantined_not_deleted(filled):
+    data, run_id, *_ = filled
+    stray = data / "runs" / run_id / "part-00000099-deadbeef.parquet"
+    stray.write_bytes((data / "runs" / run_id).glob("part-*.parquet").__next__().read_bytes())
+    store = EmbeddedStore(data)
+    try:
+        assert not stray.exists()
+        assert len(store.quarantined) == 1 and store.quarantined[0].startswith("quarantine/")
+        assert (data / store.quarantined[0]).exists()
+        assert store.get_run(run_id).num_rows == 400
+    finally:
+        store.close()
+    report = check_store(data)
+    assert report.ok and any("quarantine/" in n for n in report.notes)
+
+
+def _flip_middle_byte(path: Path) -> None:
+    raw = bytearray(path.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    path.write_bytes(bytes(raw))
+
+
+def test_flipped_bytes_in_a_row_file_are_data_loss_never_data(filled):
+    data, run_id, pool_id, *_ = filled
+    victim = sorted((data / "pools" / pool_id).glob("part-*.parquet"))[0]
+    _flip_middle_byte(victim)
+    store = EmbeddedStore(data)
+    try:
+        with pytest.raises(DataLoss, match=f"pool '{pool_id}'"):
+            store.read_rows("pool", pool_id)
+    finally:
+        store.close()
+    assert cli(["store", "check", "--data-dir", str(data)]) == 1
+    srv = start_server(data)
+    try:
+        with Client(f"127.0.0.1:{srv.port}", timeout=60) as client:
+            with pytest.raises(Exception) as info:
+                client.get_run(run_id).suggest(client.get_pool(pool_id), budget=10, strategy="random")
+            assert info.value.code == grpc.StatusCode.DATA_LOSS
+            assert pool_id in str(info.value) and str(data) not in str(info.value)
+            assert client.get_run(run_id).message.num_rows == 400        # the server stays up
+    finally:
+        srv.stop()
+
+
+def test_a_damaged_catalog_page_is_caught_at_start(filled):
+    data, *_ = filled
+    catalog = data / "catalog.sqlite"
+    db = sqlite3.connect(catalog)
+    page = db.execute("PRAGMA page_size").fetchone()[0]
+    root = db.execute("SELECT rootpage FROM sqlite_master WHERE name='sample_ids'").fetchone()[0]
+    db.close()
+    raw = bytearray(catalog.read_bytes())
+    start = (root - 1) * page
+    raw[start + 8:start + page] = bytes(np.random.default_rng(0).integers(0, 256, page - 8, dtype=np.uint8))
+    catalog.write_bytes(bytes(raw))
+    before = _files(data)
+    with pytest.raises(StoreUnusable, match="catalog cannot be read"):
+        EmbeddedStore(data)
+    assert _files(data) == before
+    assert not check_store(data).ok
+
+
+def test_online_backup_restores_to_a_working_server(tmp_path):
+    data, backup = tmp_path / "data", tmp_path / "backup"
+    srv = start_server(data)
+    try:
+        with Client(f"127.0.0.1:{srv.port}", timeout=60) as client:
+            run, pool, diagnosis, _ = _fill(client)
+            assert cli(["store", "backup", str(backup), "--data-dir", str(data)]) == 0    # server running
+            rng = np.random.default_rng(5)
+            run.log_predictions(["late0", "late1"], [0, 1], np.full((2, 2), 0.5), rng.normal(size=(2, DIM)),
+                                progress=False)
+    finally:
+        srv.stop()
+    assert check_store(backup).ok
+    restored = start_server(backup)
+    try:
+        with Client(f"127.0.0.1:{restored.port}", timeout=60) as client:
+            assert client.get_run(run.id).message.num_rows == 400          # as of the backup
+            assert client.get_diagnosis(run_id=run.id).id == diagnosis.id
+            assert client.get_pool(pool.id).message.num_rows == 300
+    finally:
+        restored.stop()
