@@ -47,6 +47,9 @@ class BinnedMetadata:
     numbers: dict[str, np.ndarray] = field(default_factory=dict)  # numeric view of range columns
     timestamp_columns: set[str] = field(default_factory=set)      # their numbers are unix micros
     groups: list[str] = field(default_factory=list)               # each derived column's subject
+    # Columns only the slice search needs: the windows of a timestamp part beyond its
+    # single months and weekdays; region explanations fit their own window instead.
+    search_only: list[bool] = field(default_factory=list)
 
     @property
     def num_rows(self) -> int:
@@ -66,8 +69,9 @@ def bin_metadata(metadata: pd.DataFrame, quantile_bins: int = 5) -> BinnedMetada
     timestamps: set[str] = set()
 
     groups: list[str] = []
+    search_only: list[bool] = []
 
-    def add(name: str, col_codes: np.ndarray, preds: list[Predicate]) -> None:
+    def add(name: str, col_codes: np.ndarray, preds: list[Predicate], only_search: bool = False) -> None:
         # A column with one code describes every row: nothing to explain with it.
         present = np.unique(col_codes[col_codes >= 0])
         if len(present) < 2:
@@ -76,6 +80,7 @@ def bin_metadata(metadata: pd.DataFrame, quantile_bins: int = 5) -> BinnedMetada
         columns.append(name)
         predicates.append(preds)
         groups.append(preds[0].subject)
+        search_only.append(only_search)
 
     for name in metadata.columns:
         series = metadata[name]
@@ -90,7 +95,8 @@ def bin_metadata(metadata: pd.DataFrame, quantile_bins: int = 5) -> BinnedMetada
                 for windows in partitions:
                     length = len(windows[0])
                     label = f"{part}({col})" if length == 1 else f"{part}({col})/{length}@{windows[0][0]}"
-                    add(label, *_partition_codes(col, part, values, windows))
+                    add(label, *_partition_codes(col, part, values, windows),
+                        only_search=part == "hour" or length > 1)
         elif pd.api.types.is_bool_dtype(series) or not pd.api.types.is_numeric_dtype(series):
             add(col, *_categorical_codes(col, series))
         else:
@@ -99,7 +105,7 @@ def bin_metadata(metadata: pd.DataFrame, quantile_bins: int = 5) -> BinnedMetada
             add(col, *_quantile_codes(col, values, quantile_bins))
 
     matrix = np.stack(codes, axis=1) if codes else np.zeros((n, 0), dtype=np.int32)
-    return BinnedMetadata(matrix, columns, predicates, numbers, timestamps, groups)
+    return BinnedMetadata(matrix, columns, predicates, numbers, timestamps, groups, search_only)
 
 
 def _partition_codes(col: str, part: str, values: np.ndarray,

@@ -104,6 +104,8 @@ class RegionExplainer:
         groups: list[str] = []
         cols: list[np.ndarray] = []
         for j, name in enumerate(binned.columns):
+            if binned.search_only and binned.search_only[j]:
+                continue
             codes = binned.codes[:, j]
             for c, pred in enumerate(binned.predicates[j]):
                 mask = codes == c
@@ -126,8 +128,10 @@ class RegionExplainer:
                     preds.append(found[0])
                     groups.append(found[0].subject)
                     cols.append(found[1])
-        matrix = (np.stack(cols, axis=1).astype(np.float32) if cols
-                  else np.zeros((len(members), 0), np.float32))
+        # Filled column by column in Fortran order: one pass, no bool copy of the whole matrix.
+        matrix = np.empty((len(members), len(cols)), dtype=np.float32, order="F")
+        for i, col in enumerate(cols):
+            matrix[:, i] = col
         return preds, groups, matrix
 
     @staticmethod

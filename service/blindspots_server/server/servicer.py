@@ -397,11 +397,12 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
     # ------------------------------------------------------------ region members
     def ListRegionMembers(self, request: pb.ListRegionMembersRequest, context) -> pb.ListRegionMembersResponse:
         require(bool(request.diagnosis_id), "diagnosis_id", "is required")
+        missing = f"diagnosis_id: diagnosis {request.diagnosis_id!r} not found"
         try:
             record = self.store.get_diagnosis(request.diagnosis_id)
         except NotFound:
-            raise NotFound(f"diagnosis_id: diagnosis {request.diagnosis_id!r} not found") from None
-        run = self._run(record.run_id, context)
+            raise NotFound(missing) from None
+        run = self._run(record.run_id, context, missing)     # another project's: as if missing
         return region_members_page(self.store, run, pb.Diagnosis.FromString(record.payload), request.region_id,
                                    request.page_size, request.page_token)
 
