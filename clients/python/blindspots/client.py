@@ -27,7 +27,7 @@ from ._labels_api import LabelsAPI, LabelsSummary
 from ._progress import ProgressBar
 from .errors import BlindspotsError, JobFailedError, from_rpc_error
 from .labeling import export_picks, picks_format
-from .results import Diagnosis, RunMap, candidates_frame
+from .results import Diagnosis, RunMap, candidates_frame, write_manifest
 from .v1 import blindspots_pb2 as pb
 from .v1 import blindspots_pb2_grpc as pb_grpc
 
