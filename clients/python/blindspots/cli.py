@@ -1,6 +1,8 @@
 """The `blindspots` command line.
 
     blindspots serve [--data-dir DIR] [--port N] [--metrics-port N]
+    blindspots serve --store postgresql://USER@HOST/DB --files SHARED_DIR_OR_URI   (several replicas)
+    blindspots serve ... --ray-address auto     (heavy steps on a Ray cluster)
     blindspots store check|recover [--data-dir DIR];  blindspots store backup DEST [--data-dir DIR]
     blindspots demo [--output-dir DIR]
     blindspots runs [--project P]
@@ -39,12 +41,12 @@ def _cmd_serve(args) -> int:
     except ImportError:
         print("`blindspots serve` needs the server package: pip install blindspots-server", file=sys.stderr)
         return 2
-    from blindspots_server.storage import StoreUnusable
-    overrides = {k: getattr(args, k) for k in ("data_dir", "host", "port", "metrics_port",
-                                               "auth_tokens_file", "tls_cert", "tls_key")}
+    from blindspots_server.storage import StoreUnavailable, StoreUnusable
+    overrides = {k: getattr(args, k) for k in ("data_dir", "store", "files", "ray_address", "index_shards", "host",
+                                               "port", "metrics_port", "auth_tokens_file", "tls_cert", "tls_key")}
     try:
         serve(ServerConfig.from_env(**overrides))
-    except StoreUnusable as exc:
+    except (StoreUnusable, StoreUnavailable) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0
@@ -224,6 +226,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("serve", help="run the server (embedded store)")
     s.add_argument("--data-dir", dest="data_dir")
+    s.add_argument("--store", help="store URI, e.g. postgresql://user@host/db (default: embedded in --data-dir)")
+    s.add_argument("--files", help="row files of a postgresql store: a directory all replicas share, s3://, gs://")
+    s.add_argument("--ray-address", dest="ray_address", help="run heavy steps on a Ray cluster: auto or HOST:PORT")
+    s.add_argument("--index-shards", dest="index_shards", type=int, help="pool index shards (default: one per Ray node)")
     s.add_argument("--host")
     s.add_argument("--port", type=int)
     s.add_argument("--metrics-port", dest="metrics_port", type=int)
