@@ -10,7 +10,8 @@ import pyarrow as pa
 
 from blindspots.v1 import blindspots_pb2 as pb
 
-from ..core.suggest import TargetRegion, predicate_mask
+from ..core.suggest import predicate_mask
+from ..core.suggest_inputs import TargetRegion
 from . import convert
 from .diagnosed_rows import align
 
