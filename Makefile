@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-all test-tools test-browser proto bench bench-quick install clean
+.PHONY: demo test test-all test-tools test-browser test-postgres proto bench bench-quick install clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -24,10 +24,10 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/blindspots demo
 
-test: $(STAMP) test-tools test-browser
+test: $(STAMP) test-tools test-browser test-postgres
 	$(PY) -m pytest -q
 
-test-all: $(STAMP) test-tools test-browser
+test-all: $(STAMP) test-tools test-browser test-postgres
 	$(PY) -m pytest -q -m "slow or not slow"
 
 # A real Prometheus for tests/test_observability.py (Debian's package); idempotent. Where it can't be
@@ -37,6 +37,16 @@ test-tools:
 		apt-get -o DPkg::Lock::Timeout=300 update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends prometheus; } \
 		|| echo "prometheus not installed: tests/test_observability.py will be skipped"
+
+# Debian's PostgreSQL server binaries for the PostgreSQL store's tests (tests/pgtest.py uses a server on
+# 127.0.0.1:5432 or BLINDSPOTS_TEST_POSTGRES if there is one, else starts its own with initdb + pg_ctl).
+# Unlike the two above, those tests FAIL without it (BLINDSPOTS_TEST_NO_POSTGRES=1 opts out, saying so).
+test-postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || \
+		{ command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
+		apt-get -o DPkg::Lock::Timeout=300 update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends postgresql; } \
+		|| echo "postgresql not installed: the PostgreSQL store tests will fail unless a server is given"
 
 # Debian's Chromium for tests/sdk/test_report.py (renders the HTML report headless); idempotent. Where it
 # can't be installed the test skips and says why.

@@ -1,6 +1,7 @@
 """Shared fixtures: real servers on loopback over real data directories."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -10,6 +11,8 @@ from blindspots import Client
 from blindspots_server.config import ServerConfig
 from blindspots_server.scenario import Scenario, make_scenario, train_model
 from blindspots_server.server.app import BlindspotsServer
+
+import pgtest
 
 
 def start_server(data_dir, **overrides) -> BlindspotsServer:
@@ -44,3 +47,21 @@ def small_scenario() -> ScenarioWithModel:
     s = make_scenario(n_train=3000, n_test=3000, n_pool=6000, seed=1)
     model = train_model(s.train, seed=1, epochs=25)
     return ScenarioWithModel(s, model.predict_proba(s.test.embeddings), model.predict_proba(s.pool.embeddings))
+
+
+@pytest.fixture(scope="session")
+def postgres_database():
+    """A fresh PostgreSQL database for the session (see tests/pgtest.py); FAILS if none can be had."""
+    try:
+        with pgtest.fresh_database() as uri:
+            yield uri
+    except pgtest.NoPostgres as exc:
+        if os.environ.get(pgtest.ENV_OPT_OUT) == "1":
+            pytest.skip(f"{exc} ({pgtest.ENV_OPT_OUT}=1)")
+        pytest.fail(f"{exc}; or set {pgtest.ENV_OPT_OUT}=1 to skip the PostgreSQL tests", pytrace=False)
+
+
+@pytest.fixture
+def postgres_uri(postgres_database) -> str:
+    """A postgresql:// URI of an empty catalog of its own (a fresh schema)."""
+    return pgtest.fresh_schema(postgres_database)

@@ -68,7 +68,7 @@ def diagnosed(tmp_path_factory):
 
 
 def test_every_region_pages_through_all_its_rows(diagnosed):
-    client, diagnosis = diagnosed["client"], diagnosed["diagnosis"]
+    diagnosis = diagnosed["diagnosis"]
     ids, labels, probs, meta, uris = diagnosed["rows"]
     assert diagnosis.message.num_samples == N and len(diagnosis.regions) >= 3
     assert sum(r.support for r in diagnosis.regions) > 1000

@@ -18,7 +18,7 @@ def test_exclusions_are_counted_by_reason(client, small_scenario):
     run, pool, _ = _log_scenario(client, small_scenario)
     run.diagnose()
     first = run.suggest(pool, budget=200)
-    assert first.attrs["exclusions"] == {"pool_rows": len(s.pool), "run_ids": 0, "given_ids": 0,
+    assert first.attrs["exclusions"] == {"pool_rows": len(s.pool), "run_ids": 0, "labeled": 0, "given_ids": 0,
                                          "earlier_picks": 0, "filtered_out": 0, "eligible": len(s.pool)}
     assert first.attrs["note"] == ""
 
@@ -34,7 +34,7 @@ def test_exclusions_are_counted_by_reason(client, small_scenario):
     assert ex["earlier_picks"] == len(picked) - 5
     assert ex["filtered_out"] == int((~north & ~blocked).sum())
     assert ex["eligible"] == int((north & ~blocked).sum())
-    assert ex["run_ids"] + ex["given_ids"] + ex["earlier_picks"] + ex["filtered_out"] + ex["eligible"] \
+    assert ex["run_ids"] + ex["labeled"] + ex["given_ids"] + ex["earlier_picks"] + ex["filtered_out"] + ex["eligible"] \
         == len(s.pool)
     assert not set(second["sample_id"]) & (set(given) | picked)
 

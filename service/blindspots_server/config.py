@@ -15,6 +15,11 @@ MiB = 1024 * 1024
 @dataclass
 class ServerConfig:
     data_dir: str = "./blindspots-data"      # embedded store location
+    store: str = ""                          # a store URI (postgresql://...); empty: the embedded store in data_dir
+    files: str = ""                          # row files of a postgresql store: a shared directory, s3://, gs://
+    job_lease_s: int = 30                    # shared stores: a job whose server stopped renewing for this long is re-run
+    ray_address: str = ""                    # run heavy steps on this Ray cluster ("auto", "host:port"); empty: here
+    index_shards: int = 0                    # pool index shards; 0: 1 in-process, one per Ray node with ray_address
     host: str = "127.0.0.1"
     port: int = 50051                        # 0: pick a free port
     metrics_port: int = 0                    # Prometheus /metrics; 0: disabled

@@ -1,4 +1,6 @@
-"""The embedded store on real files: atomic batches, crash debris, schema rules."""
+"""What only the embedded store does: its directory layout, crash debris, its row-cache bound.
+
+The behaviour every backend shares is in test_store_contract.py."""
 from __future__ import annotations
 
 import time
@@ -7,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from blindspots_server.storage import Conflict, EmbeddedStore, NotFound, RunRecord
+from blindspots_server.storage import Conflict, EmbeddedStore, RunRecord
 from blindspots_server.storage.rows import build_table, to_row_data
 
 
@@ -21,20 +23,6 @@ def _batch(ids, dim=4, meta=None):
     n = len(ids)
     return build_table(list(ids), np.arange(n * dim, dtype=np.float32).reshape(n, dim), np.zeros(n),
                        np.full((n, 2), 0.5, np.float32), None, meta or {})
-
-
-def test_batches_roundtrip_in_order_and_dedupe(tmp_path):
-    store = EmbeddedStore(tmp_path)
-    _run(store)
-    meta = {"region": ("string", pa.array(["n", "s"]))}
-    assert store.ingest_batch("run", "run_a", "b1", _batch(["a", "b"], meta=meta), {"region": "string"}).stored
-    assert store.ingest_batch("run", "run_a", "b2", _batch(["c"]), {}).total_rows == 3
-    assert not store.ingest_batch("run", "run_a", "b1", _batch(["a", "b"], meta=meta), {"region": "string"}).stored
-    rows = to_row_data(store.read_rows("run", "run_a"))
-    assert rows.sample_ids.tolist() == ["a", "b", "c"]
-    assert rows.metadata["region"].tolist()[:2] == ["n", "s"] and rows.metadata["region"].isna().tolist()[2]
-    np.testing.assert_array_equal(rows.embeddings[2], np.arange(4, dtype=np.float32))
-    assert store.get_run("run_a").num_rows == 3
 
 
 def test_type_conflict_is_rejected_and_nothing_written(tmp_path):
@@ -65,16 +53,6 @@ def test_reopen_quarantines_uncommitted_files_and_keeps_committed(tmp_path):
     assert to_row_data(store.read_rows("run", "run_a")).sample_ids.tolist() == ["a"]
 
 
-def test_unknown_ids_raise_not_found(tmp_path):
-    store = EmbeddedStore(tmp_path)
-    with pytest.raises(NotFound):
-        store.get_run("missing")
-    with pytest.raises(NotFound):
-        store.ingest_batch("pool", "missing", "b", _batch(["a"]), {})
-    with pytest.raises(NotFound):
-        store.latest_diagnosis("missing")
-
-
 def test_row_cache_is_bounded_in_bytes(tmp_path):
     store = EmbeddedStore(tmp_path, cache_bytes=10_000)
     _run(store, dim=64)
@@ -87,22 +65,3 @@ def test_row_cache_is_bounded_in_bytes(tmp_path):
     _run(small, dim=64)
     small.ingest_batch("run", "run_a", "b1", _batch(["a"], dim=64), {})
     assert small.read_rows("run", "run_a") is small.read_rows("run", "run_a")
-
-
-def test_column_subsets_read_only_those_columns_and_reuse_a_cached_whole_table(tmp_path):
-    store = EmbeddedStore(tmp_path)
-    _run(store)
-    meta = {"region": ("string", pa.array(["n", "s"]))}
-    store.ingest_batch("run", "run_a", "b1", _batch(["a", "b"], meta=meta), {"region": "string"})
-    store.ingest_batch("run", "run_a", "b2", _batch(["c"]), {})
-    subset = store.read_rows("run", "run_a", ["sample_id", "embedding"])
-    assert subset.column_names == ["sample_id", "embedding"] and subset.num_rows == 3
-    whole = store.read_rows("run", "run_a")
-    assert "m.region" in whole.column_names
-    again = store.read_rows("run", "run_a", ["embedding", "m.region"])
-    assert again.column_names == ["embedding", "m.region"]
-    assert again.column("m.region").to_pylist() == ["n", "s", None]
-    fresh = EmbeddedStore(tmp_path)         # nothing cached: read from the files
-    cold = fresh.read_rows("run", "run_a", ["sample_id", "m.region"])
-    assert cold.column_names == ["sample_id", "m.region"]
-    assert cold.column("m.region").to_pylist() == ["n", "s", None]

@@ -1,12 +1,17 @@
 """The `blindspots` command line.
 
     blindspots serve [--data-dir DIR] [--port N] [--metrics-port N]
+    blindspots serve --store postgresql://USER@HOST/DB --files SHARED_DIR_OR_URI   (several replicas)
+    blindspots serve ... --ray-address auto     (heavy steps on a Ray cluster)
     blindspots store check|recover [--data-dir DIR];  blindspots store backup DEST [--data-dir DIR]
     blindspots demo [--output-dir DIR]
     blindspots runs [--project P]
     blindspots pools [--project P]
     blindspots diagnose RUN [--min-cluster-size N ...]
-    blindspots suggest RUN --pool POOL --budget N -o FILE [--strategy S]
+    blindspots suggest RUN --pool POOL --budget N -o FILE [--strategy S] [--format label-studio|coco|csv]
+    blindspots labels import EXPORT.json --pool POOL [-o labels.parquet]
+    blindspots labels export --pool POOL -o labels.parquet
+    blindspots relabel RUN -o tasks.json
     blindspots report RUN -o report.html [--suggestions FILE] [--diagnosis ID]
     blindspots region-members RUN --region N -o FILE [--diagnosis ID]
 
@@ -36,12 +41,12 @@ def _cmd_serve(args) -> int:
     except ImportError:
         print("`blindspots serve` needs the server package: pip install blindspots-server", file=sys.stderr)
         return 2
-    from blindspots_server.storage import StoreUnusable
-    overrides = {k: getattr(args, k) for k in ("data_dir", "host", "port", "metrics_port",
-                                               "auth_tokens_file", "tls_cert", "tls_key")}
+    from blindspots_server.storage import StoreUnavailable, StoreUnusable
+    overrides = {k: getattr(args, k) for k in ("data_dir", "store", "files", "ray_address", "index_shards", "host",
+                                               "port", "metrics_port", "auth_tokens_file", "tls_cert", "tls_key")}
     try:
         serve(ServerConfig.from_env(**overrides))
-    except StoreUnusable as exc:
+    except (StoreUnusable, StoreUnavailable) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0
@@ -136,10 +141,50 @@ def _cmd_suggest(args) -> int:
             raise SystemExit(f"--filter {f!r}: use column=value, column<number, ...")
     with _client(args) as client:
         frame = client.suggest(args.run, args.pool, args.budget, strategy=args.strategy, filters=filters,
-                               allow_repeats=args.allow_repeats, output=args.output, progress=True)
+                               allow_repeats=args.allow_repeats, output=args.output, format=args.format,
+                               local_files_root=args.local_files_root or None, progress=True)
     print(f"{len(frame)} candidates written to {args.output} (suggestion set {frame.attrs['suggestion_set']})")
     if len(frame):
         print(frame.head(args.show)[["rank", "sample_id", "score", "region_id", "reason"]].to_string(index=False))
+    return 0
+
+
+def _cmd_labels_import(args) -> int:
+    from .labeling import read_label_studio_export
+    labels = read_label_studio_export(args.export, from_name=args.from_name or None)
+    target = {"pool_id": args.pool or "", "run_id": args.run or ""}
+    with _client(args) as client:
+        if len(labels):
+            summary = client.import_labels(labels, source=args.source or f"label-studio:{args.export}", **target)
+            print(f"{summary.labels_stored} labels stored ({summary.labels_replaced} replaced earlier ones); "
+                  f"{summary.total_labeled} samples labeled in all")
+        print(f"{labels.attrs['unlabeled']} tasks in the export had no label")
+        if args.output:
+            _write_labels(client.labels_frame(**target), args.output)
+    return 0
+
+
+def _cmd_labels_export(args) -> int:
+    with _client(args) as client:
+        _write_labels(client.labels_frame(pool_id=args.pool or "", run_id=args.run or ""), args.output)
+    return 0
+
+
+def _write_labels(frame, output: str) -> None:
+    from .results import write_manifest
+    write_manifest(frame, output)
+    print(f"{len(frame)} labels (sample_id, uri, label) written to {output}")
+
+
+def _cmd_relabel(args) -> int:
+    from .labeling import export_picks, picks_format
+    with _client(args) as client:
+        frame = client.relabel_requests(args.run, diagnosis_id=args.diagnosis, kinds=args.kinds.split(","))
+        run = client.get_run(args.run).message
+    export_picks(frame, args.output, picks_format(args.output, args.format), list(run.class_names),
+                 model_version=run.model_version, local_files_root=args.local_files_root or None)
+    note = "" if frame.attrs["complete"] else " (a sample of the run's rows: the run has over 20000)"
+    print(f"{len(frame)} relabel requests from {args.kinds} regions written to {args.output}{note}")
     return 0
 
 
@@ -181,6 +226,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("serve", help="run the server (embedded store)")
     s.add_argument("--data-dir", dest="data_dir")
+    s.add_argument("--store", help="store URI, e.g. postgresql://user@host/db (default: embedded in --data-dir)")
+    s.add_argument("--files", help="row files of a postgresql store: a directory all replicas share, s3://, gs://")
+    s.add_argument("--ray-address", dest="ray_address", help="run heavy steps on a Ray cluster: auto or HOST:PORT")
+    s.add_argument("--index-shards", dest="index_shards", type=int, help="pool index shards (default: one per Ray node)")
     s.add_argument("--host")
     s.add_argument("--port", type=int)
     s.add_argument("--metrics-port", dest="metrics_port", type=int)
@@ -232,7 +281,33 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--filter", action="append", help="e.g. region=north, price<500000 (repeatable)")
     s.add_argument("--allow-repeats", action="store_true")
     s.add_argument("--show", type=int, default=10)
+    _format_args(s)
     s.set_defaults(fn=_cmd_suggest)
+
+    s = sub.add_parser("labels", help="labels from a labeling tool: import an export, export what is stored")
+    labels = s.add_subparsers(dest="labels_command", required=True)
+    s = labels.add_parser("import", help="store the labels of a Label Studio export (JSON or JSON_MIN)")
+    client_args(s)
+    s.add_argument("export", help="the export file")
+    _label_target_args(s)
+    s.add_argument("--from-name", default="", help="the Choices control to read (default: the first)")
+    s.add_argument("--source", default="", help="recorded with each label (default: label-studio:EXPORT)")
+    s.add_argument("-o", "--output", default="", help="also write every stored label (.parquet/.csv)")
+    s.set_defaults(fn=_cmd_labels_import)
+    s = labels.add_parser("export", help="write every stored label as (sample_id, uri, label, ...)")
+    client_args(s)
+    _label_target_args(s)
+    s.add_argument("-o", "--output", required=True, help=".parquet or .csv")
+    s.set_defaults(fn=_cmd_labels_export)
+
+    s = sub.add_parser("relabel", help="send the failed rows of label-noise regions to a labeling tool")
+    client_args(s)
+    s.add_argument("run")
+    s.add_argument("-o", "--output", required=True)
+    s.add_argument("--diagnosis", default="", help="diagnosis id (default: the run's latest)")
+    s.add_argument("--kinds", default="label_noise", help="region kinds, comma-separated (label_noise,mixed)")
+    _format_args(s)
+    s.set_defaults(fn=_cmd_relabel)
 
     s = sub.add_parser("report", help="write a self-contained HTML report of a run's diagnosis")
     client_args(s)
@@ -252,6 +327,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--diagnosis", default="", help="diagnosis id (default: the run's latest)")
     s.set_defaults(fn=_cmd_region_members)
     return p
+
+
+def _format_args(sp) -> None:
+    sp.add_argument("--format", default="", choices=["", "parquet", "csv", "label-studio", "coco"],
+                    help="default: by the output's suffix (.json: label-studio)")
+    sp.add_argument("--local-files-root", default="", help="label-studio: serve file:// URIs under this "
+                    "directory through Label Studio's local-files storage")
+
+
+def _label_target_args(sp) -> None:
+    target = sp.add_mutually_exclusive_group(required=True)
+    target.add_argument("--pool", help="the pool whose samples were labeled")
+    target.add_argument("--run", help="the run whose test rows were relabeled")
 
 
 def main(argv: Optional[list[str]] = None) -> int:

@@ -23,8 +23,10 @@ import numpy as np
 import pandas as pd
 
 from ._columns import as_matrix, columns_frame, iter_batches
+from ._labels_api import LabelsAPI, LabelsSummary
 from ._progress import ProgressBar
 from .errors import BlindspotsError, JobFailedError, from_rpc_error
+from .labeling import export_picks, picks_format
 from .results import Diagnosis, RunMap, candidates_frame, write_manifest
 from .v1 import blindspots_pb2 as pb
 from .v1 import blindspots_pb2_grpc as pb_grpc
@@ -58,7 +60,7 @@ def _pushback_seconds(err: grpc.RpcError) -> Optional[float]:
     return None
 
 
-class Client:
+class Client(LabelsAPI):
     """A connection to a blindspots server.
 
     ``token``: bearer token sent with every call (servers with auth enabled).
@@ -263,15 +265,19 @@ class Client:
                 diagnosis_id: str = "", exclude_ids: Sequence[str] = (), allow_repeats: bool = False,
                 filters: Sequence[tuple] = (), seed: int = 0, name: str = "",
                 uncertainty_weight: float = 0.0, slice_weight: float = 0.0,
-                output: Union[str, None] = None, progress: Union[bool, str] = "auto") -> pd.DataFrame:
+                output: Union[str, None] = None, format: str = "", local_files_root: Optional[str] = None,
+                progress: Union[bool, str] = "auto") -> pd.DataFrame:
         """Ranked pool samples to label next, as a DataFrame (rank, sample_id, uri,
-        score, region_id, reason, ...). ``filters``: tuples like ("region", "==", "north"),
-        ("price", "<", 500000), ("camera", "in", ["cam_a", "cam_b"]). ``output``:
-        also write the manifest to this .parquet/.csv path. ``df.attrs["suggestion_set"]``
-        holds the stored set's id; ``df.attrs["exclusions"]`` how many pool rows could not be
-        picked and why (earlier picks of this run and pool, the run's own ids, ``exclude_ids``,
-        filters) and how many were eligible; ``df.attrs["note"]`` what differs from the request
-        (e.g. a budget above the eligible rows), also raised as a UserWarning."""
+        score, region_id, reason, ..., predicted_label, confidence). ``filters``: tuples
+        like ("region", "==", "north"), ("price", "<", 500000), ("camera", "in", ["cam_a"]).
+        ``output``: also write the picks there, as ``format`` ("parquet", "csv",
+        "label-studio": import tasks + labeling config, "coco"; default: by suffix,
+        .json = label-studio). ``df.attrs["suggestion_set"]`` holds the stored set's id;
+        ``df.attrs["exclusions"]`` how many pool rows could not be picked and why (earlier
+        picks of this run and pool, labeled samples, the run's own ids, ``exclude_ids``,
+        filters) and how many were eligible; ``df.attrs["note"]`` what differs from the
+        request (e.g. a budget above the eligible rows), also raised as a UserWarning."""
+        fmt = picks_format(output, format) if output else ""
         request = pb.SuggestRequest(run_id=run_id, pool_id=pool_id, budget=int(budget), strategy=strategy,
                                     diagnosis_id=diagnosis_id, exclude_ids=[str(i) for i in exclude_ids],
                                     allow_repeats=allow_repeats, filters=[_filter(f) for f in filters],
@@ -302,13 +308,15 @@ class Client:
         if frame.attrs["note"]:
             warnings.warn(f"suggest: {frame.attrs['note']}", UserWarning, stacklevel=2)
         if output:
-            write_manifest(frame, output)
+            run = self.get_run(run_id).message if fmt in ("label-studio", "coco") else None
+            export_picks(frame, output, fmt, list(run.class_names) if run else [],
+                         model_version=run.model_version if run else "", local_files_root=local_files_root)
         return frame
 
 
 def _exclusions_dict(done: Optional[pb.SuggestionSet]) -> dict[str, int]:
     """The answer's exclusion counts as a plain dict (zeros when the server sent none)."""
-    fields = ("pool_rows", "run_ids", "given_ids", "earlier_picks", "filtered_out", "eligible")
+    fields = ("pool_rows", "run_ids", "labeled", "given_ids", "earlier_picks", "filtered_out", "eligible")
     ex = done.exclusions if done is not None else pb.SuggestionExclusions()
     return {f: int(getattr(ex, f)) for f in fields}
 
@@ -420,5 +428,13 @@ class Pool(_Resource):
                                    None, probabilities, metadata, uris, batch_size, logits, batch_id_prefix,
                                    progress)
 
+    def import_labels(self, labels: pd.DataFrame, source: str = "") -> LabelsSummary:
+        """Store labels (sample_id, label) for this pool's samples; see Client.import_labels."""
+        return self.client.import_labels(labels, pool_id=self.id, source=source)
 
-__all__ = ["BlindspotsError", "Client", "IngestSummary", "Pool", "Run"]
+    def labels(self, class_names: Optional[Sequence[str]] = None) -> pd.DataFrame:
+        """Every label stored for this pool: (sample_id, uri, label, source, labeled_at)."""
+        return self.client.labels_frame(pool_id=self.id, class_names=class_names)
+
+
+__all__ = ["BlindspotsError", "Client", "IngestSummary", "LabelsSummary", "Pool", "Run"]

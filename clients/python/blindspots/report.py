@@ -105,8 +105,16 @@ def _map_section(run_map: RunMap, names: list[str]) -> str:
         legend.append(f'<span><i class="swatch" style="background:{region_colour(r)}"></i>region {r}</span>')
     return (f'<h2>Map of the test embeddings</h2><p class="muted">{len(pts)} of {run_map.num_samples} rows; '
             f"PCA of the L2-normalised embeddings (the two axes keep {run_map.explained_variance:.0%} of the "
-            "variance). Hover a point for its id, label and prediction.</p>"
+            "variance). Hover a point for its id, label and prediction.</p>" + _not_diagnosed(run_map) +
             f'<p class="legend">{"".join(legend)}</p>' + svg_map(pts, names))
+
+
+def _not_diagnosed(run_map: RunMap) -> str:
+    if not run_map.num_not_diagnosed:
+        return ""
+    return (f'<p class="muted">{run_map.num_not_diagnosed} of the rows were logged after this diagnosis, which did '
+            "not see them: they are in no region and marked failed where mispredicted. Diagnose again to "
+            "include them.</p>")
 
 
 def _regions_section(d, names: list[str], max_thumbnails: int) -> str:

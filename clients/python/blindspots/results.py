@@ -136,7 +136,7 @@ def write_manifest(frame: pd.DataFrame, path: Union[str, Path]) -> Path:
 
 
 CANDIDATE_COLUMNS = ["rank", "sample_id", "uri", "score", "region_id", "reason", "nearest_failure_id",
-                     "distance", "slice"]
+                     "distance", "slice", "predicted_label", "confidence"]
 
 
 def candidates_frame(candidates) -> pd.DataFrame:
@@ -157,6 +157,7 @@ class RunMap:
     num_samples: int
     explained_variance: float
     points: pd.DataFrame
+    num_not_diagnosed: int = 0      # rows logged after the diagnosis (failed = mispredicted, no region)
 
     @classmethod
     def from_message(cls, m: pb.RunMap) -> "RunMap":
@@ -165,4 +166,4 @@ class RunMap:
             "x": xy[:, 0], "y": xy[:, 1], "sample_id": list(m.sample_ids), "uri": list(m.uris),
             "failed": np.asarray(m.failed, dtype=bool), "region": np.asarray(m.region_ids, dtype=np.int64),
             "label": np.asarray(m.labels, dtype=np.int64), "predicted": np.asarray(m.predicted, dtype=np.int64)})
-        return cls(m.run_id, m.diagnosis_id, m.num_samples, m.explained_variance, points)
+        return cls(m.run_id, m.diagnosis_id, m.num_samples, m.explained_variance, points, m.num_not_diagnosed)

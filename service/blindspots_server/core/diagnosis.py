@@ -7,6 +7,7 @@ slice_finder, slice_explanations, region_typing) into one DiagnosisResult.
 from __future__ import annotations
 
 import math
+from typing import Any, Optional
 
 import numpy as np
 import pandas as pd
@@ -38,7 +39,7 @@ class Diagnoser:
                  reduce_to: int | None = None, max_regions: int = 20, fdr_alpha: float = 0.05,
                  max_slice_predicates: int = 3, min_slice_support: int | None = None,
                  sliceline_alpha: float = 0.95, top_slices: int = 10, quantile_bins: int = 5,
-                 seed: int = 0):
+                 seed: int = 0, compute: Optional[Any] = None):
         self.failure_definition = failure_definition
         self.top_loss_quantile = top_loss_quantile
         self.min_cluster_size = min_cluster_size
@@ -52,6 +53,7 @@ class Diagnoser:
         self.top_slices = top_slices
         self.quantile_bins = quantile_bins
         self.seed = seed
+        self.compute = compute      # where row-level steps run (core/parallel.py); None: here
 
     def fit(self, embeddings: np.ndarray, labels: np.ndarray, probabilities: np.ndarray,
             metadata: pd.DataFrame | None = None, sample_ids: np.ndarray | None = None,
@@ -71,7 +73,7 @@ class Diagnoser:
 
         progress(0.05, "clustering failures")
         clusterer = FailureClusterer(self.min_cluster_size, self.min_samples, self.reduce_to,
-                                     seed=self.seed)
+                                     seed=self.seed, compute=self.compute)
         clusters = clusterer.fit(embeddings, failed, labels,
                                  progress=lambda f, stage: progress(0.05 + 0.4 * f, stage))
         progress(0.45, "testing regions")

@@ -13,12 +13,14 @@ HDBSCAN separates.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Optional
 
 import faiss
 import hdbscan
 import numpy as np
 from scipy.sparse import csr_matrix
 
+from .parallel import row_chunks
 from .results import ProgressFn, no_progress
 from scipy.sparse.linalg import eigsh
 
@@ -47,12 +49,20 @@ def l2_normalise(embeddings: np.ndarray) -> np.ndarray:
     return x / np.where(norms > 0, norms, 1.0)
 
 
+# Rows per kNN search task: big enough that a task's overhead is small, small enough
+# that 10^6-row assignments spread over a cluster's cores.
+SEARCH_CHUNK_ROWS = 50_000
+
+
 def nearest(index_points: np.ndarray, queries: np.ndarray, k: int,
-            approximate: bool = False) -> tuple[np.ndarray, np.ndarray]:
+            approximate: bool = False, compute: Optional[Any] = None) -> tuple[np.ndarray, np.ndarray]:
     """k nearest neighbours (L2 distances, indices) via faiss.
 
     ``approximate`` uses an inverted-file index once there are enough points:
-    a vote over 15 neighbours does not need the exact 15.
+    a vote over 15 neighbours does not need the exact 15. With ``compute``
+    (:mod:`.parallel`) the index is built once and the queries are searched in
+    chunks of ``SEARCH_CHUNK_ROWS`` as tasks, here or on a cluster; the chunks
+    do not depend on where they run, so neither does the answer.
     """
     points = np.ascontiguousarray(index_points, dtype=np.float32)
     dim = points.shape[1]
@@ -65,8 +75,20 @@ def nearest(index_points: np.ndarray, queries: np.ndarray, k: int,
     else:
         index = faiss.IndexFlatL2(dim)
     index.add(points)
-    dist, idx = index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
+    queries = np.ascontiguousarray(queries, dtype=np.float32)
+    if compute is None:
+        dist, idx = index.search(queries, k)
+    else:
+        chunks = [queries[a:b] for a, b in row_chunks(len(queries), -(-len(queries) // SEARCH_CHUNK_ROWS))]
+        answers = compute.map_chunks(search_serialized, (faiss.serialize_index(index), k), chunks)
+        dist, idx = np.vstack([a[0] for a in answers]), np.vstack([a[1] for a in answers])
     return np.sqrt(np.maximum(dist, 0.0)), idx
+
+
+def search_serialized(shared: tuple[np.ndarray, int], queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A task of :func:`nearest`: search one chunk of queries in the serialized index."""
+    blob, k = shared
+    return faiss.deserialize_index(blob).search(queries, k)
 
 
 def principal_axes(centred: np.ndarray, dims: int, seed: int = 0, max_rows: int = 20000) -> np.ndarray:
@@ -114,7 +136,8 @@ class FailureClusterer:
                  reduce_to: int | None = None, graph_neighbours: int = 30, embed_dims: int = 4,
                  remove_class_directions: bool = True, max_cluster_points: int = 10000,
                  assign_neighbours: int = 15, assign_share: float = 0.35,
-                 max_reference_points: int = 15000, local_dims: int | None = None, seed: int = 0):
+                 max_reference_points: int = 15000, local_dims: int | None = None, seed: int = 0,
+                 compute: Optional[Any] = None):
         self.min_cluster_size = min_cluster_size
         self.min_samples = min_samples
         self.reduce_to = reduce_to
@@ -127,6 +150,7 @@ class FailureClusterer:
         self.max_reference_points = max_reference_points
         self.local_dims = local_dims
         self.seed = seed
+        self.compute = compute      # where the row-level kNN search runs (core/parallel.py); None: here, unchunked
 
     def _scaled_params(self, n_fit: int, dim: int) -> dict:
         # ~5% of the clustered failures: big enough to be a cause worth acting on,
@@ -216,7 +240,7 @@ class FailureClusterer:
               share: float = 0.5, approximate: bool = False):
         """Label of each query: the region holding a weighted majority of its neighbours, else -1."""
         k = int(min(self.assign_neighbours + 1, len(ref_points)))
-        _, idx = nearest(ref_points, queries, k, approximate)
+        _, idx = nearest(ref_points, queries, k, approximate, compute=self.compute)
         # A query that is itself a reference point does not vote for itself.
         own = exclude_self[idx] == query_rows[:, None]
         w = np.where(own, 0.0, weights[idx])

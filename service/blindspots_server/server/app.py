@@ -36,7 +36,7 @@ class BlindspotsServer:
     def __init__(self, config: ServerConfig):
         self.config = config
         access, auth_interceptors = auth_from_config(config)    # before opening: a bad token file fails fast
-        self.store = open_store(config.data_dir)
+        self.store = open_store(config.store or config.data_dir, config.files or None)
         self.telemetry = Telemetry(top_k=config.metrics_top_k, max_runs=config.metrics_max_runs)
         self.telemetry.watch_store(self.store)
         self.telemetry.restore(self.store)    # so that a restart doesn't blank the dashboards
@@ -78,7 +78,8 @@ class BlindspotsServer:
             self.metrics_port = self._metrics_server.server_port
         for name in ("", SERVICE_NAME):
             self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
-        log.info("blindspots serving on %s:%d (data in %s)", self.config.host, self.port, self.config.data_dir)
+        log.info("blindspots serving on %s:%d (store %s)", self.config.host, self.port,
+                 _redacted(self.config.store) or self.config.data_dir)
         return self
 
     def stop(self, grace: float = 2.0) -> None:
@@ -92,6 +93,15 @@ class BlindspotsServer:
 
     def wait(self) -> None:
         self._grpc.wait_for_termination()
+
+
+def _redacted(uri: str) -> str:
+    """A store URI without its password, for logs."""
+    if "@" not in uri or "://" not in uri:
+        return uri
+    scheme, rest = uri.split("://", 1)
+    creds, host = rest.rsplit("@", 1)
+    return f"{scheme}://{creds.split(':', 1)[0]}@{host}"
 
 
 def _server_credentials(config: ServerConfig) -> Optional[grpc.ServerCredentials]:

@@ -1,9 +1,14 @@
 """Long work (diagnoses, index builds) off the RPC threads, with progress.
 
-A job runs in a small thread pool; its state lives in memory while it runs and
-is written to the store at each state change (and at most twice a second for
-progress), so GetJob answers after a restart too. Cancellation is cooperative:
-the job's progress callback raises :class:`JobCancelled`.
+A job is a kind and JSON-able parameters; each kind has a handler registered
+at start-up, so that any server holding the same handlers can run it (with a
+shared catalog another replica takes a job over: :mod:`.job_claims`).
+
+Here, for a store one process owns (the embedded store), a job runs in a
+small thread pool; its state lives in memory while it runs and is written to
+the store at each state change (and at most twice a second for progress), so
+GetJob answers after a restart too. Cancellation is cooperative: the job's
+progress callback raises :class:`JobCancelled`.
 """
 from __future__ import annotations
 
@@ -28,6 +33,8 @@ class JobCancelled(Exception):
 
 # work(job_id, progress) -> result_id
 JobFn = Callable[[str, ProgressFn], str]
+# handler(job_id, params, progress) -> result_id
+JobHandler = Callable[[str, dict, ProgressFn], str]
 
 
 class JobRunner:
@@ -39,8 +46,16 @@ class JobRunner:
         self._cancel: dict[str, threading.Event] = {}
         self._changed = threading.Condition()
         self._on_finish = on_finish
+        self._handlers: dict[str, JobHandler] = {}
 
-    def submit(self, kind: str, run_id: str, work: JobFn) -> JobRecord:
+    def register(self, kind: str, handler: JobHandler) -> None:
+        self._handlers[kind] = handler
+
+    def start(self) -> None:
+        """Nothing to start: jobs go to the thread pool as they are submitted."""
+
+    def submit(self, kind: str, run_id: str, params: dict) -> JobRecord:
+        handler = self._handlers[kind]
         now = time.time()
         job = JobRecord(id=new_id("job"), kind=kind, run_id=run_id, state="PENDING", fraction_done=0.0,
                         stage="queued", result_id="", error="", created_at=now, updated_at=now)
@@ -48,7 +63,7 @@ class JobRunner:
         with self._changed:
             self._live[job.id] = job
             self._cancel[job.id] = threading.Event()
-        self._pool.submit(self._run, job, work)
+        self._pool.submit(self._run, job, lambda job_id, progress: handler(job_id, params, progress))
         return job
 
     def _update(self, job: JobRecord, persist: bool, **changes) -> None:

@@ -1,4 +1,9 @@
-"""Keep each pool's faiss index loaded, current with its rows, and persisted."""
+"""Keep each pool's faiss index loaded, current with its rows, and persisted.
+
+With ``shards`` > 1 a pool's index is a :class:`core.sharded_index.ShardedPoolIndex`
+whose shards live where ``compute`` puts them (Ray actors with --ray-address);
+it is rebuilt from the row files when a server first needs it, not persisted.
+"""
 from __future__ import annotations
 
 import threading
@@ -6,15 +11,18 @@ from typing import Optional
 
 import numpy as np
 
+from ..core.parallel import IN_PROCESS
 from ..core.pool_index import PoolIndex
+from ..core.sharded_index import ShardedPoolIndex
 from ..core.results import ProgressFn, no_progress
 from ..storage import Store
 
 
 class PoolIndexes:
-    def __init__(self, store: Store):
+    def __init__(self, store: Store, shards: int = 1, compute=None):
         self._store = store
-        self._loaded: dict[str, PoolIndex] = {}
+        self._shards, self._compute = max(1, shards), compute or IN_PROCESS
+        self._loaded: dict[str, PoolIndex | ShardedPoolIndex] = {}
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
 
@@ -25,6 +33,8 @@ class PoolIndexes:
     def ensure(self, pool_id: str, embeddings: np.ndarray, progress: Optional[ProgressFn] = None) -> PoolIndex:
         """The pool's index covering every row of ``embeddings`` (all pool rows, in order)."""
         progress = progress or no_progress
+        if self._shards > 1:
+            return self._ensure_sharded(pool_id, embeddings, progress)
         with self._lock(pool_id):
             index = self._loaded.get(pool_id)
             if index is None:
@@ -46,6 +56,22 @@ class PoolIndexes:
                 index.add(embeddings[built:])
             self._store.save_index(pool_id, index.to_bytes(), index.kind_, index.ntotal, index.description)
             self._loaded[pool_id] = index
+            return index
+
+    def _ensure_sharded(self, pool_id: str, embeddings: np.ndarray, progress: ProgressFn) -> ShardedPoolIndex:
+        with self._lock(pool_id):
+            index = self._loaded.get(pool_id)
+            n = len(embeddings)
+            if index is not None and index.ntotal == n:
+                return index
+            if index is not None and index.ntotal < n:
+                progress(0.0, f"adding {n - index.ntotal} rows to the last index shard")
+                index.add(embeddings[index.ntotal:])
+                return index
+            if index is not None:
+                index.close()
+            index = ShardedPoolIndex(embeddings.shape[1], self._shards, compute=self._compute)
+            self._loaded[pool_id] = index.build(embeddings, progress)
             return index
 
     def loaded(self) -> dict[str, int]:

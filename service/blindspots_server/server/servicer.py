@@ -20,13 +20,15 @@ from blindspots.v1 import blindspots_pb2_grpc as pb_grpc
 from ..config import ServerConfig
 from ..core.diagnosis import Diagnoser
 from ..core.tracked_slices import evaluate_slices
+from ..ray_cluster import connect as connect_compute
 from ..core.suggest import STRATEGIES, MetadataFilterSpec
 from ..storage import DiagnosisRecord, NotFound, PoolRecord, RunRecord, Store, new_id
 from ..storage.rows import to_row_data
 from . import convert
 from .access import AccessPolicy
 from .errors import DISK_FULL, FailedPrecondition, ResourceExhausted, is_disk_full
-from .jobs import JobRunner
+from .job_claims import job_runner_for
+from .labels import import_labels, list_labels
 from .pool_indexes import PoolIndexes
 from .region_members import region_members_page
 from .run_map import MAX_POINTS, run_map_message
@@ -69,8 +71,13 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
         self.config = config
         self.access = access or AccessPolicy()
         self.telemetry = telemetry or Telemetry.disabled()
-        self.jobs = JobRunner(store, config.job_workers, on_finish=self.telemetry.job_finished)
-        self.indexes = PoolIndexes(store)
+        self.jobs = job_runner_for(store, config, on_finish=self.telemetry.job_finished)
+        self.jobs.register("index_build", lambda _job_id, params, progress: self._build_index(params["pool_id"], progress))
+        self.jobs.register("diagnose", self._diagnose_job)
+        self.jobs.start()
+        self.compute = connect_compute(config.ray_address)
+        shards = config.index_shards or (self.compute.nodes() if config.ray_address else 1)
+        self.indexes = PoolIndexes(store, shards=shards, compute=self.compute)
         self.suggestions = Suggestions(store, self.indexes)
 
     # ------------------------------------------------------------ access helpers
@@ -206,7 +213,7 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
             response.total_rows = outcome.total_rows
         require(shape is not None, "requests", "the stream carried no batch")
         if target == "pool" and response.rows_stored:
-            self.jobs.submit("index_build", "", lambda _job_id, progress: self._build_index(target_id, progress))
+            self.jobs.submit("index_build", "", {"pool_id": target_id})
         log.debug("ingested %d rows into %s %s (project %s)", response.rows_stored, target, target_id, project)
         return response
 
@@ -264,14 +271,16 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
         p = request.params
         check_diagnosis_params(p, run.num_rows, run.embedding_dim)
         kwargs = convert.diagnoser_kwargs(p)
-        job = self.jobs.submit("diagnose", run.id,
-                               lambda job_id, progress: self._diagnose(run, kwargs, job_id, progress))
+        job = self.jobs.submit("diagnose", run.id, {"run_id": run.id, "kwargs": kwargs})
         return convert.job_message(job)
+
+    def _diagnose_job(self, job_id: str, params: dict, progress) -> str:
+        return self._diagnose(self.store.get_run(params["run_id"]), params["kwargs"], job_id, progress)
 
     def _diagnose(self, run: RunRecord, kwargs: dict, job_id: str, progress) -> str:
         progress(0.0, "loading predictions")
         rows = to_row_data(self.store.read_rows("run", run.id))
-        result = Diagnoser(**kwargs).fit(rows.embeddings, rows.labels, rows.probabilities, rows.metadata,
+        result = Diagnoser(**kwargs, compute=self.compute).fit(rows.embeddings, rows.labels, rows.probabilities, rows.metadata,
                                          sample_ids=rows.sample_ids, uris=rows.uris, progress=progress)
         progress(0.99, "saving the diagnosis")
         diag_id = new_id("diag")
@@ -282,7 +291,8 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
         message.tracked_slices.extend(
             convert.slice_message(s) for s in
             evaluate_slices(tracked, rows.metadata, result.failed, result.baseline_error_rate))
-        per_sample = pa.table({"region": pa.array(np.asarray(result.region_of_sample, dtype=np.int32)),
+        per_sample = pa.table({"sample_id": pa.array([str(s) for s in rows.sample_ids], pa.string()),
+                               "region": pa.array(np.asarray(result.region_of_sample, dtype=np.int32)),
                                "failed": pa.array(np.asarray(result.failed, dtype=bool))})
         self.store.save_diagnosis(DiagnosisRecord(id=diag_id, run_id=run.id, created_at=created, job_id=job_id,
                                                   payload=message.SerializeToString()), per_sample)
@@ -403,6 +413,22 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
         run = self._run(record.run_id, context, missing)     # another project's: as if missing
         return region_members_page(self.store, run, pb.Diagnosis.FromString(record.payload), request.region_id,
                                    request.page_size, request.page_token)
+
+    # ------------------------------------------------------------ labels
+    def _label_target(self, pool_id: str, run_id: str, context) -> tuple[str, str, list[str]]:
+        require(bool(pool_id) != bool(run_id), "pool_id", "give exactly one of pool_id and run_id")
+        if pool_id:
+            return "pool", self._pool(pool_id, context).id, []
+        run = self._run(run_id, context)
+        return "run", run.id, list(run.class_names)
+
+    def ImportLabels(self, request: pb.ImportLabelsRequest, context) -> pb.ImportLabelsResponse:
+        target, target_id, class_names = self._label_target(request.pool_id, request.run_id, context)
+        return import_labels(self.store, target, target_id, request, class_names, self.config.max_batch_rows)
+
+    def ListLabels(self, request: pb.ListLabelsRequest, context) -> pb.LabelSet:
+        target, target_id, _ = self._label_target(request.pool_id, request.run_id, context)
+        return list_labels(self.store, target, target_id)
 
     def shutdown(self) -> None:
         self.jobs.shutdown()

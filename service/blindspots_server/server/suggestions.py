@@ -42,12 +42,13 @@ class SuggestOutcome:
 
 
 def _exclusions(sample_ids: np.ndarray, keep: np.ndarray, run_ids: set, given_ids: set,
-                earlier: set) -> tuple[np.ndarray, pb.SuggestionExclusions]:
+                earlier: set, labeled: set) -> tuple[np.ndarray, pb.SuggestionExclusions]:
     """Bool mask of pool rows that may not be picked, and the count under each row's first reason."""
     ids = pa.array(sample_ids, pa.string())
     excluded = np.zeros(len(sample_ids), dtype=bool)
     counts = {}
-    for name, blocked in (("run_ids", run_ids), ("given_ids", given_ids), ("earlier_picks", earlier)):
+    for name, blocked in (("run_ids", run_ids), ("labeled", labeled), ("given_ids", given_ids),
+                          ("earlier_picks", earlier)):
         hit = np.zeros(len(sample_ids), dtype=bool)
         if blocked:
             # A hash lookup in Arrow: np.isin on object arrays compares every pair
@@ -76,16 +77,21 @@ class Suggestions:
             raise InvalidArgument("filters", str(exc)) from None
         progress(0.05, "loading run rows")
         run_rows = to_row_data(self.store.read_rows("run", run.id))
+        # Labeled samples are never picked again, repeats allowed or not: the
+        # labeling tool already answered for them.
         earlier = set() if request.allow_repeats else self.store.suggested_ids(run.id, pool.id)
         excluded, exclusions = _exclusions(pool_rows.sample_ids, keep, set(run_rows.sample_ids.tolist()),
-                                           set(request.exclude_ids), earlier)
+                                           set(request.exclude_ids), earlier,
+                                           self.store.labeled_ids("pool", pool.id))
         notes = []
         if request.budget > exclusions.eligible:
             notes.append(budget_note(request.budget, int(exclusions.eligible)))
-        regions = []
+        regions, target_notes = [], []
         if diagnosis is not None:
-            regions = target_regions(diagnosis, run_rows.embeddings, self.store.diagnosis_rows(diagnosis.id),
-                                     run_rows.sample_ids)
+            regions, target_notes = target_regions(diagnosis, run_rows.embeddings,
+                                                   self.store.diagnosis_rows(diagnosis.id), run_rows.sample_ids,
+                                                   pool_rows.metadata)
+            notes += target_notes
         note = ""
         if strategy == "targeted" and not regions:
             # A model without significant failure regions still gets a labeling queue
@@ -110,12 +116,15 @@ class Suggestions:
             progress=lambda f, s: progress(0.2 + 0.75 * f, s))
         if note:
             picks = [replace(c, reason=note + c.reason) for c in picks]
+        if target_notes:   # what the targeting could not use, on every candidate (the set stores reasons)
+            picks = [replace(c, reason=f"{c.reason} [note: {'; '.join(target_notes)}]") for c in picks]
         candidates = [pb.Candidate(
             rank=i + 1, sample_id=str(pool_rows.sample_ids[c.pool_index]), uri=str(pool_rows.uris[c.pool_index]),
             score=float(c.score), region_id=int(c.region_id), reason=c.reason,
             nearest_failure_id=(str(run_rows.sample_ids[c.nearest_failure_index])
                                 if c.nearest_failure_index >= 0 else ""),
-            distance=float(c.distance) if np.isfinite(c.distance) else 0.0, slice=c.slice)
+            distance=float(c.distance) if np.isfinite(c.distance) else 0.0, slice=c.slice,
+            **_prediction(pool_rows.probabilities, c.pool_index))
             for i, c in enumerate(picks)]
         if len(candidates) < request.budget and not notes:
             notes.append(f"{len(candidates)} of {request.budget} candidates found")
@@ -132,3 +141,12 @@ class Suggestions:
         progress(0.97, "saving the suggestion set")
         self.store.save_suggestion_set(record, table)
         return SuggestOutcome(record, candidates, exclusions, "; ".join(notes))
+
+
+def _prediction(probabilities: Optional[np.ndarray], row: int) -> dict:
+    """The model's class and confidence for a pool row (a labeling tool's pre-annotation)."""
+    if probabilities is None:
+        return {"predicted_label": -1, "confidence": 0.0}
+    p = probabilities[row]
+    best = int(np.argmax(p))
+    return {"predicted_label": best, "confidence": float(p[best])}

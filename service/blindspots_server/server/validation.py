@@ -10,13 +10,13 @@ import pyarrow as pa
 
 from blindspots.v1 import blindspots_pb2 as pb
 
+from ..storage.base import MAX_METADATA_COLUMNS
 from ..storage.rows import build_table
 
 _KIND_OF = {"strings": "string", "numbers": "number", "timestamps": "timestamp"}
 MAX_NAME_LEN = 256
 MAX_SAMPLE_ID_LEN = 1024
 MAX_URI_LEN = 4096
-MAX_METADATA_COLUMNS = 512
 MAX_SEED = (1 << 32) - 1       # numpy and scikit-learn both take seeds in [0, 2**32)
 
 
@@ -107,7 +107,7 @@ def _probabilities(msg: pb.IngestBatch, n: int, c: int) -> np.ndarray:
 
 def _metadata(columns, n: int) -> tuple[dict[str, tuple[str, pa.Array]], dict[str, str]]:
     require(len(columns) <= MAX_METADATA_COLUMNS, "metadata",
-            f"has {len(columns)} columns; the limit is {MAX_METADATA_COLUMNS}")
+            f"has {len(columns)} columns; the limit is {MAX_METADATA_COLUMNS} per run or pool")
     out: dict[str, tuple[str, pa.Array]] = {}
     for i, col in enumerate(columns):
         field = f"metadata[{i}]"

@@ -1,25 +1,13 @@
-"""Storage behind a small interface; see :mod:`.base`."""
+"""Storage behind a small interface (:mod:`.base`), chosen by URI (:mod:`.registry`)."""
 from __future__ import annotations
 
-from .base import (Conflict, DataLoss, DiagnosisRecord, DuplicateSampleIds, IngestOutcome, JobRecord, NotFound,
-                   PoolRecord, RunRecord, Store, StoreUnusable, SuggestionSetRecord)
+from .base import (MAX_METADATA_COLUMNS, Conflict, DataLoss, DiagnosisRecord, DuplicateSampleIds, IngestOutcome,
+                   JobRecord, LabelRecord, LabelsOutcome, NotFound, PoolRecord, RunRecord, Store, StoreUnavailable,
+                   StoreUnusable, SuggestionSetRecord, TooManyColumns)
 from .embedded import EmbeddedStore, new_id
+from .registry import open_store, register_store, store_schemes
 
-
-def open_store(location: str) -> Store:
-    """Open the store named by a path or URL.
-
-    A plain path or ``file://`` URL opens the embedded store (SQLite catalog +
-    Parquet files). ``postgresql://`` catalogs with object-store row files are
-    planned; the interface in :mod:`.base` is what they implement.
-    """
-    if location.startswith("file://"):
-        location = location[len("file://"):]
-    if "://" in location:
-        scheme = location.split("://", 1)[0]
-        raise ValueError(f"storage backend {scheme!r} is not available yet; use a local directory path")
-    return EmbeddedStore(location)
-
-
-__all__ = ["Conflict", "DataLoss", "DiagnosisRecord", "DuplicateSampleIds", "EmbeddedStore", "IngestOutcome", "JobRecord",
-           "NotFound", "PoolRecord", "RunRecord", "Store", "StoreUnusable", "SuggestionSetRecord", "new_id", "open_store"]
+__all__ = ["MAX_METADATA_COLUMNS", "Conflict", "DataLoss", "DiagnosisRecord", "DuplicateSampleIds", "EmbeddedStore",
+           "IngestOutcome", "JobRecord", "LabelRecord", "LabelsOutcome", "NotFound", "PoolRecord", "RunRecord", "Store",
+           "StoreUnavailable", "StoreUnusable", "SuggestionSetRecord", "TooManyColumns", "new_id", "open_store",
+           "register_store", "store_schemes"]

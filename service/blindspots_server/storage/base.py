@@ -23,8 +23,21 @@ class Conflict(ValueError):
     """A write that contradicts what is stored (e.g. a metadata column's type)."""
 
 
+# Metadata columns a run or pool may have, over all its batches: every read and every
+# diagnosis handles each column, so the limit holds per run, not only per batch.
+MAX_METADATA_COLUMNS = 512
+
+
+class TooManyColumns(Conflict):
+    """A batch whose new metadata columns would take its run or pool past MAX_METADATA_COLUMNS."""
+
+
 class DataLoss(Exception):
     """Stored data that can no longer be read as written (damaged or missing files)."""
+
+
+class StoreUnavailable(ConnectionError):
+    """The catalog cannot be reached now (a database restarting, a network cut); retrying may work."""
 
 
 class StoreUnusable(RuntimeError):
@@ -38,6 +51,23 @@ class DuplicateSampleIds(ValueError):
         super().__init__(message)
         self.sample_id = sample_id
 
+
+
+def merged_schema(stored: dict[str, str], batch: dict[str, str], target: str) -> dict[str, str]:
+    """The target's metadata schema with a batch's columns added; every backend's one rule.
+
+    A column whose type differs from earlier batches raises :class:`Conflict`; more
+    than MAX_METADATA_COLUMNS over all batches raises :class:`TooManyColumns`.
+    """
+    for name, kind in batch.items():
+        if stored.get(name, kind) != kind:
+            raise Conflict(f"metadata: column {name!r} is {kind} in this batch but {stored[name]} in earlier batches")
+    merged = {**stored, **batch}
+    if len(merged) > MAX_METADATA_COLUMNS:
+        raise TooManyColumns(
+            f"metadata: this batch adds {len(merged) - len(stored)} new column(s) to the {len(stored)} the "
+            f"{target} has; the limit is {MAX_METADATA_COLUMNS} per {target} (over all its batches)")
+    return merged
 
 @dataclass
 class RunRecord:
@@ -106,6 +136,21 @@ class SuggestionSetRecord:
 
 
 @dataclass
+class LabelRecord:
+    sample_id: str
+    label: str                        # class name, as the labeling tool gave it
+    source: str
+    labeled_at: float                 # unix seconds
+
+
+@dataclass
+class LabelsOutcome:
+    stored: int
+    replaced: int                     # samples that had a label before
+    total: int                        # labeled samples of the target afterwards
+
+
+@dataclass
 class IngestOutcome:
     stored: bool                      # False: the batch id was seen before
     rows: int
@@ -143,7 +188,8 @@ class Store(abc.ABC):
         Atomic: after it returns the rows survive a crash; if it raises, nothing
         of the batch is visible. A batch id seen before stores nothing.
         ``schema`` is the batch's metadata column types; a type conflicting with
-        earlier batches raises :class:`Conflict`. A sample id already stored
+        earlier batches raises :class:`Conflict`, and new columns taking the target past
+        MAX_METADATA_COLUMNS raise :class:`TooManyColumns`. A sample id already stored
         by another batch of the target raises :class:`DuplicateSampleIds`.
         """
 
@@ -192,6 +238,57 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def read_suggestion_set(self, set_id: str) -> tuple[SuggestionSetRecord, pa.Table]: ...
+
+    # ---- labels (from a labeling tool, per run or pool sample)
+    @abc.abstractmethod
+    def unknown_sample_ids(self, target: str, target_id: str, sample_ids: list[str]) -> list[str]:
+        """The given ids that no batch of the run or pool stored, in the given order."""
+
+    @abc.abstractmethod
+    def save_labels(self, target: str, target_id: str, sample_ids: list[str], labels: list[str],
+                    source: str, labeled_at: float) -> LabelsOutcome:
+        """Store labels in one transaction; a sample labeled before keeps the new label."""
+
+    @abc.abstractmethod
+    def read_labels(self, target: str, target_id: str) -> list[LabelRecord]:
+        """Every stored label of the run or pool, oldest first."""
+
+    @abc.abstractmethod
+    def labeled_ids(self, target: str, target_id: str) -> set[str]: ...
+
+    # ---- jobs claimed through a shared catalog
+    # A store that several servers open at once (``shared``) also queues jobs: a
+    # replica claims one with a lease it renews while it works; a job whose lease
+    # ran out (its replica died) is claimed again by another. The embedded store
+    # is opened by one process, which runs its jobs itself (server/jobs.py).
+    shared: bool = False
+
+    def enqueue_job(self, job: JobRecord, params: dict) -> None:
+        """Store a PENDING job with what a replica needs to run it (JSON-able ``params``)."""
+        raise NotImplementedError(f"{type(self).__name__} runs jobs in-process")
+
+    def claim_job(self, owner: str, lease_s: float, max_attempts: int) -> Optional[tuple[JobRecord, dict]]:
+        """The oldest PENDING job, or a RUNNING one whose lease expired, now RUNNING under ``owner``.
+
+        A job already claimed ``max_attempts`` times is marked FAILED instead of
+        being claimed again (so that a job that kills its replica cannot kill them all).
+        """
+        raise NotImplementedError(f"{type(self).__name__} runs jobs in-process")
+
+    def update_claimed_job(self, job: JobRecord, owner: str, lease_s: float) -> bool:
+        """Write the job's state and progress and extend its lease, if ``owner`` still holds it."""
+        raise NotImplementedError(f"{type(self).__name__} runs jobs in-process")
+
+    def renew_leases(self, owner: str, job_ids: list[str], lease_s: float) -> dict[str, bool]:
+        """Extend the leases ``owner`` holds among ``job_ids``: {job id still held: cancel requested}.
+
+        ``lease_s=0`` hands the jobs back: another replica may claim them at once.
+        """
+        raise NotImplementedError(f"{type(self).__name__} runs jobs in-process")
+
+    def request_cancel(self, job_id: str) -> JobRecord:
+        """Cancel a PENDING job now; ask the replica running a RUNNING one to stop."""
+        raise NotImplementedError(f"{type(self).__name__} runs jobs in-process")
 
     # ---- housekeeping
     @abc.abstractmethod

@@ -1,6 +1,6 @@
 """The embedded store: one local data directory.
 
-    <data_dir>/catalog.sqlite            runs, pools, batches, diagnoses, jobs, suggestion sets, file hashes
+    <data_dir>/catalog.sqlite            runs, pools, batches, diagnoses, jobs, suggestion sets, labels, file hashes
     <data_dir>/runs/<run_id>/*.parquet   one file per acknowledged batch
     <data_dir>/pools/<pool_id>/*.parquet
     <data_dir>/pools/<pool_id>/index.faiss
@@ -30,17 +30,17 @@ import os
 import sqlite3
 import threading
 import uuid
-from collections import OrderedDict
 from pathlib import Path
 from typing import Optional
 
 import pyarrow as pa
 
 from . import maintenance
-from .base import (Conflict, DiagnosisRecord, DuplicateSampleIds, IngestOutcome, JobRecord, NotFound,
-                   PoolRecord, RunRecord, Store, StoreUnusable, SuggestionSetRecord)
+from .base import (DiagnosisRecord, DuplicateSampleIds, IngestOutcome, JobRecord, NotFound, PoolRecord, RunRecord,
+                   Store, StoreUnusable, SuggestionSetRecord, merged_schema)
 from .files import read_blob, read_parquet, write_blob, write_parquet
-from .rows import META_PREFIX, unify
+from .embedded_labels import LABELS_SCHEMA, EmbeddedLabels
+from .row_tables import RowCache, cached_rows, read_target_rows
 
 log = logging.getLogger("blindspots.store")
 
@@ -80,7 +80,7 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex[:16]}"
 
 
-class EmbeddedStore(Store):
+class EmbeddedStore(EmbeddedLabels, Store):
     def __init__(self, data_dir: str | os.PathLike, cache_tables: int = 4, cache_bytes: int = 2 << 30, *,
                  catalog_rebuild: bool = False):
         """Open (or create) the store in ``data_dir``.
@@ -99,18 +99,15 @@ class EmbeddedStore(Store):
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             maintenance.check_catalog_integrity(self._db)
-            self._db.executescript(_SCHEMA)
+            self._db.executescript(_SCHEMA + LABELS_SCHEMA)
         except sqlite3.DatabaseError as exc:
             raise StoreUnusable(maintenance.unusable_message(self.root, f"the catalog cannot be read ({exc})")) \
                 from None
         self.quarantined: list[str] = []            # files moved aside by the last open
         self._lock = threading.RLock()              # guards the connection
         self._target_locks: dict[tuple[str, str], threading.Lock] = {}
-        self._cache: OrderedDict[tuple, pa.Table] = OrderedDict()
-        # Recently read row tables (a suggest re-reads the same run and pool), bounded
-        # in count and in bytes so a 10^7-row pool is read, not kept twice.
-        self._cache_size = cache_tables
-        self._cache_bytes = cache_bytes
+        # Recently read row tables (a suggest re-reads the same run and pool).
+        self._cache = RowCache(cache_tables, cache_bytes)
         if not catalog_rebuild:
             self._recover()
 
@@ -248,11 +245,7 @@ class EmbeddedStore(Store):
             if self._query("SELECT 1 FROM batches WHERE target=? AND target_id=? AND batch_id=?",
                            (target, target_id, batch_id)):
                 return IngestOutcome(stored=False, rows=table.num_rows, total_rows=total)
-            for name, kind in schema.items():
-                if stored_schema.get(name, kind) != kind:
-                    raise Conflict(f"metadata: column {name!r} is {kind} in this batch but "
-                                   f"{stored_schema[name]} in earlier batches")
-            merged = {**stored_schema, **schema}
+            merged = merged_schema(stored_schema, schema, target)
             seq = self._query("SELECT COALESCE(MAX(seq), 0) + 1 FROM batches WHERE target=? AND target_id=?",
                               (target, target_id))[0][0]
             rel = Path(tname) / target_id / f"part-{seq:08d}-{uuid.uuid4().hex[:8]}.parquet"
@@ -310,29 +303,15 @@ class EmbeddedStore(Store):
         if not rows:
             raise NotFound(f"{target} {target_id!r} not found")
         num_rows, schema = rows[0][0], json.loads(rows[0][1])
-        key = (target, target_id, num_rows, tuple(columns) if columns else None)
-        whole = (target, target_id, num_rows, None)
-        with self._lock:
-            for k in (key, whole):
-                if k in self._cache:
-                    self._cache.move_to_end(k)
-                    hit = self._cache[k]
-                    return hit if k == key else hit.select([c for c in columns if c in hit.column_names])
-        files = self._query("SELECT file FROM batches WHERE target=? AND target_id=? ORDER BY seq",
-                            (target, target_id))
-        if columns:
-            # Read only the asked columns (a batch may lack an optional one, e.g. probabilities).
-            schema = {n: kind for n, kind in schema.items() if META_PREFIX + n in columns}
         what = f"{target} {target_id!r}"
-        tables = [read_parquet(self.root / f, what, columns) for (f,) in files]
-        table = unify(tables, schema) if tables else pa.table({})
-        with self._lock:
-            if table.nbytes <= self._cache_bytes:
-                self._cache[key] = table
-            while (len(self._cache) > self._cache_size
-                   or sum(t.nbytes for t in self._cache.values()) > self._cache_bytes):
-                self._cache.popitem(last=False)
-        return table
+
+        def read() -> pa.Table:
+            files = self._query("SELECT file FROM batches WHERE target=? AND target_id=? ORDER BY seq",
+                                (target, target_id))
+            return read_target_rows(lambda f, cols: read_parquet(self.root / f, what, cols),
+                                    [f for (f,) in files], schema, columns)
+
+        return cached_rows(self._cache, target, target_id, num_rows, columns, read)
 
     # ------------------------------------------------------------ index blobs
     def save_index(self, pool_id: str, data: bytes, kind: str, rows: int, description: str) -> None:

@@ -64,12 +64,26 @@ def write_parquet(table: pa.Table, tmp_dir: Path, dest: Path, meta: Optional[dic
         table = table.replace_schema_metadata({META_KEY: json.dumps(meta, sort_keys=True)})
     tmp = tmp_dir / f"{uuid.uuid4().hex}.parquet"
     try:
-        pq.write_table(table, tmp, compression="snappy", write_page_checksum=True,
-                       use_dictionary=[c for c in table.column_names if c not in _VECTOR_COLUMNS])
+        _write_table(table, tmp)
         return _place(tmp, dest)
     except BaseException:
         tmp.unlink(missing_ok=True)     # e.g. a full disk: leave no partial file behind
         raise
+
+
+def _write_table(table: pa.Table, where) -> None:
+    """The one Parquet layout of every data file: page checksums on, vectors plain."""
+    pq.write_table(table, where, compression="snappy", write_page_checksum=True,
+                   use_dictionary=[c for c in table.column_names if c not in _VECTOR_COLUMNS])
+
+
+def parquet_bytes(table: pa.Table, meta: Optional[dict] = None) -> bytes:
+    """``table`` as the bytes of a data file (for stores that write whole objects once)."""
+    if meta is not None:
+        table = table.replace_schema_metadata({META_KEY: json.dumps(meta, sort_keys=True)})
+    sink = pa.BufferOutputStream()
+    _write_table(table, sink)
+    return sink.getvalue().to_pybytes()
 
 
 def write_blob(data: bytes, tmp_dir: Path, dest: Path) -> str:
@@ -92,8 +106,9 @@ def _damaged(what: str, exc: BaseException, path: Path) -> DataLoss:
                     "An operator can run `blindspots store check` on the data directory")
 
 
-def read_parquet(path: Path, what: str, columns: Optional[list[str]] = None) -> pa.Table:
-    """Read a Parquet file, verifying page checksums; damage raises :class:`DataLoss` naming ``what``."""
+def read_parquet(path, what: str, columns: Optional[list[str]] = None) -> pa.Table:
+    """Read a Parquet file (a path or an open pyarrow file), verifying page checksums;
+    damage raises :class:`DataLoss` naming ``what``."""
     try:
         parquet = pq.ParquetFile(path, page_checksum_verification=True)
         names = parquet.schema_arrow.names

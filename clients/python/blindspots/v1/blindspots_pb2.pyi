@@ -555,7 +555,7 @@ class SuggestRequest(_message.Message):
     def __init__(self, run_id: _Optional[str] = ..., diagnosis_id: _Optional[str] = ..., pool_id: _Optional[str] = ..., budget: _Optional[int] = ..., strategy: _Optional[str] = ..., exclude_ids: _Optional[_Iterable[str]] = ..., allow_repeats: _Optional[bool] = ..., filters: _Optional[_Iterable[_Union[MetadataFilter, _Mapping]]] = ..., seed: _Optional[int] = ..., name: _Optional[str] = ..., uncertainty_weight: _Optional[float] = ..., slice_weight: _Optional[float] = ...) -> None: ...
 
 class Candidate(_message.Message):
-    __slots__ = ("rank", "sample_id", "uri", "score", "region_id", "reason", "nearest_failure_id", "distance", "slice")
+    __slots__ = ("rank", "sample_id", "uri", "score", "region_id", "reason", "nearest_failure_id", "distance", "slice", "predicted_label", "confidence")
     RANK_FIELD_NUMBER: _ClassVar[int]
     SAMPLE_ID_FIELD_NUMBER: _ClassVar[int]
     URI_FIELD_NUMBER: _ClassVar[int]
@@ -565,6 +565,8 @@ class Candidate(_message.Message):
     NEAREST_FAILURE_ID_FIELD_NUMBER: _ClassVar[int]
     DISTANCE_FIELD_NUMBER: _ClassVar[int]
     SLICE_FIELD_NUMBER: _ClassVar[int]
+    PREDICTED_LABEL_FIELD_NUMBER: _ClassVar[int]
+    CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
     rank: int
     sample_id: str
     uri: str
@@ -574,7 +576,9 @@ class Candidate(_message.Message):
     nearest_failure_id: str
     distance: float
     slice: str
-    def __init__(self, rank: _Optional[int] = ..., sample_id: _Optional[str] = ..., uri: _Optional[str] = ..., score: _Optional[float] = ..., region_id: _Optional[int] = ..., reason: _Optional[str] = ..., nearest_failure_id: _Optional[str] = ..., distance: _Optional[float] = ..., slice: _Optional[str] = ...) -> None: ...
+    predicted_label: int
+    confidence: float
+    def __init__(self, rank: _Optional[int] = ..., sample_id: _Optional[str] = ..., uri: _Optional[str] = ..., score: _Optional[float] = ..., region_id: _Optional[int] = ..., reason: _Optional[str] = ..., nearest_failure_id: _Optional[str] = ..., distance: _Optional[float] = ..., slice: _Optional[str] = ..., predicted_label: _Optional[int] = ..., confidence: _Optional[float] = ...) -> None: ...
 
 class Progress(_message.Message):
     __slots__ = ("fraction_done", "stage")
@@ -611,20 +615,22 @@ class SuggestionSet(_message.Message):
     def __init__(self, id: _Optional[str] = ..., run_id: _Optional[str] = ..., pool_id: _Optional[str] = ..., diagnosis_id: _Optional[str] = ..., strategy: _Optional[str] = ..., budget: _Optional[int] = ..., num_candidates: _Optional[int] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., name: _Optional[str] = ..., exclusions: _Optional[_Union[SuggestionExclusions, _Mapping]] = ..., note: _Optional[str] = ...) -> None: ...
 
 class SuggestionExclusions(_message.Message):
-    __slots__ = ("pool_rows", "run_ids", "given_ids", "earlier_picks", "filtered_out", "eligible")
+    __slots__ = ("pool_rows", "run_ids", "given_ids", "earlier_picks", "filtered_out", "eligible", "labeled")
     POOL_ROWS_FIELD_NUMBER: _ClassVar[int]
     RUN_IDS_FIELD_NUMBER: _ClassVar[int]
     GIVEN_IDS_FIELD_NUMBER: _ClassVar[int]
     EARLIER_PICKS_FIELD_NUMBER: _ClassVar[int]
     FILTERED_OUT_FIELD_NUMBER: _ClassVar[int]
     ELIGIBLE_FIELD_NUMBER: _ClassVar[int]
+    LABELED_FIELD_NUMBER: _ClassVar[int]
     pool_rows: int
     run_ids: int
     given_ids: int
     earlier_picks: int
     filtered_out: int
     eligible: int
-    def __init__(self, pool_rows: _Optional[int] = ..., run_ids: _Optional[int] = ..., given_ids: _Optional[int] = ..., earlier_picks: _Optional[int] = ..., filtered_out: _Optional[int] = ..., eligible: _Optional[int] = ...) -> None: ...
+    labeled: int
+    def __init__(self, pool_rows: _Optional[int] = ..., run_ids: _Optional[int] = ..., given_ids: _Optional[int] = ..., earlier_picks: _Optional[int] = ..., filtered_out: _Optional[int] = ..., eligible: _Optional[int] = ..., labeled: _Optional[int] = ...) -> None: ...
 
 class SuggestResponse(_message.Message):
     __slots__ = ("progress", "candidates", "done")
@@ -655,7 +661,7 @@ class GetRunMapRequest(_message.Message):
     def __init__(self, run_id: _Optional[str] = ..., diagnosis_id: _Optional[str] = ..., max_points: _Optional[int] = ..., seed: _Optional[int] = ...) -> None: ...
 
 class RunMap(_message.Message):
-    __slots__ = ("run_id", "diagnosis_id", "num_samples", "coordinates", "sample_ids", "uris", "failed", "region_ids", "labels", "predicted", "explained_variance")
+    __slots__ = ("run_id", "diagnosis_id", "num_samples", "coordinates", "sample_ids", "uris", "failed", "region_ids", "labels", "predicted", "explained_variance", "num_not_diagnosed")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     DIAGNOSIS_ID_FIELD_NUMBER: _ClassVar[int]
     NUM_SAMPLES_FIELD_NUMBER: _ClassVar[int]
@@ -667,6 +673,7 @@ class RunMap(_message.Message):
     LABELS_FIELD_NUMBER: _ClassVar[int]
     PREDICTED_FIELD_NUMBER: _ClassVar[int]
     EXPLAINED_VARIANCE_FIELD_NUMBER: _ClassVar[int]
+    NUM_NOT_DIAGNOSED_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     diagnosis_id: str
     num_samples: int
@@ -678,7 +685,8 @@ class RunMap(_message.Message):
     labels: _containers.RepeatedScalarFieldContainer[int]
     predicted: _containers.RepeatedScalarFieldContainer[int]
     explained_variance: float
-    def __init__(self, run_id: _Optional[str] = ..., diagnosis_id: _Optional[str] = ..., num_samples: _Optional[int] = ..., coordinates: _Optional[bytes] = ..., sample_ids: _Optional[_Iterable[str]] = ..., uris: _Optional[_Iterable[str]] = ..., failed: _Optional[_Iterable[bool]] = ..., region_ids: _Optional[_Iterable[int]] = ..., labels: _Optional[_Iterable[int]] = ..., predicted: _Optional[_Iterable[int]] = ..., explained_variance: _Optional[float] = ...) -> None: ...
+    num_not_diagnosed: int
+    def __init__(self, run_id: _Optional[str] = ..., diagnosis_id: _Optional[str] = ..., num_samples: _Optional[int] = ..., coordinates: _Optional[bytes] = ..., sample_ids: _Optional[_Iterable[str]] = ..., uris: _Optional[_Iterable[str]] = ..., failed: _Optional[_Iterable[bool]] = ..., region_ids: _Optional[_Iterable[int]] = ..., labels: _Optional[_Iterable[int]] = ..., predicted: _Optional[_Iterable[int]] = ..., explained_variance: _Optional[float] = ..., num_not_diagnosed: _Optional[int] = ...) -> None: ...
 
 class ListRegionMembersRequest(_message.Message):
     __slots__ = ("diagnosis_id", "region_id", "page_size", "page_token")
@@ -723,3 +731,49 @@ class ListRegionMembersResponse(_message.Message):
     num_rows_diagnosed: int
     num_rows_in_run: int
     def __init__(self, diagnosis_id: _Optional[str] = ..., region_id: _Optional[int] = ..., total_size: _Optional[int] = ..., next_page_token: _Optional[str] = ..., row_indices: _Optional[_Iterable[int]] = ..., sample_ids: _Optional[_Iterable[str]] = ..., uris: _Optional[_Iterable[str]] = ..., labels: _Optional[_Iterable[int]] = ..., predicted: _Optional[_Iterable[int]] = ..., confidence: _Optional[_Iterable[float]] = ..., failed: _Optional[_Iterable[bool]] = ..., metadata: _Optional[_Iterable[_Union[Column, _Mapping]]] = ..., num_rows_diagnosed: _Optional[int] = ..., num_rows_in_run: _Optional[int] = ...) -> None: ...
+
+class ImportLabelsRequest(_message.Message):
+    __slots__ = ("pool_id", "run_id", "sample_ids", "labels", "source")
+    POOL_ID_FIELD_NUMBER: _ClassVar[int]
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    SAMPLE_IDS_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    pool_id: str
+    run_id: str
+    sample_ids: _containers.RepeatedScalarFieldContainer[str]
+    labels: _containers.RepeatedScalarFieldContainer[str]
+    source: str
+    def __init__(self, pool_id: _Optional[str] = ..., run_id: _Optional[str] = ..., sample_ids: _Optional[_Iterable[str]] = ..., labels: _Optional[_Iterable[str]] = ..., source: _Optional[str] = ...) -> None: ...
+
+class ImportLabelsResponse(_message.Message):
+    __slots__ = ("labels_stored", "labels_replaced", "total_labeled")
+    LABELS_STORED_FIELD_NUMBER: _ClassVar[int]
+    LABELS_REPLACED_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_LABELED_FIELD_NUMBER: _ClassVar[int]
+    labels_stored: int
+    labels_replaced: int
+    total_labeled: int
+    def __init__(self, labels_stored: _Optional[int] = ..., labels_replaced: _Optional[int] = ..., total_labeled: _Optional[int] = ...) -> None: ...
+
+class ListLabelsRequest(_message.Message):
+    __slots__ = ("pool_id", "run_id")
+    POOL_ID_FIELD_NUMBER: _ClassVar[int]
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    pool_id: str
+    run_id: str
+    def __init__(self, pool_id: _Optional[str] = ..., run_id: _Optional[str] = ...) -> None: ...
+
+class LabelSet(_message.Message):
+    __slots__ = ("sample_ids", "uris", "labels", "sources", "labeled_at")
+    SAMPLE_IDS_FIELD_NUMBER: _ClassVar[int]
+    URIS_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    SOURCES_FIELD_NUMBER: _ClassVar[int]
+    LABELED_AT_FIELD_NUMBER: _ClassVar[int]
+    sample_ids: _containers.RepeatedScalarFieldContainer[str]
+    uris: _containers.RepeatedScalarFieldContainer[str]
+    labels: _containers.RepeatedScalarFieldContainer[str]
+    sources: _containers.RepeatedScalarFieldContainer[str]
+    labeled_at: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, sample_ids: _Optional[_Iterable[str]] = ..., uris: _Optional[_Iterable[str]] = ..., labels: _Optional[_Iterable[str]] = ..., sources: _Optional[_Iterable[str]] = ..., labeled_at: _Optional[_Iterable[float]] = ...) -> None: ...

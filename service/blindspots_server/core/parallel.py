@@ -1,0 +1,44 @@
+"""Where heavy steps run: in this process, or on a cluster with the same methods.
+
+Core code that can split its work takes a ``compute`` object with three
+operations and never knows which one it got:
+
+- ``map_chunks(fn, shared, chunks)``: ``[fn(shared, c) for c in chunks]``, as
+  tasks (``fn`` is a module-level function; ``shared`` is sent once);
+- ``start_workers(cls, args_list)``: one stateful worker per argument tuple
+  (e.g. an index shard held in memory between searches);
+- ``call_all(workers, method, *args)``: call a method on every worker, answers
+  in worker order; ``stop_workers(workers)`` releases them.
+
+:class:`InProcess` runs them here, one after another (the default);
+``blindspots_server.ray_cluster.RayCluster`` runs them as Ray tasks and actors.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+
+class InProcess:
+    name = "in-process"
+
+    def map_chunks(self, fn: Callable[[Any, Any], Any], shared: Any, chunks: Sequence[Any]) -> list:
+        return [fn(shared, c) for c in chunks]
+
+    def start_workers(self, cls: type, args_list: Sequence[tuple]) -> list:
+        return [cls(*args) for args in args_list]
+
+    def call_all(self, workers: Sequence[Any], method: str, *args) -> list:
+        return [getattr(w, method)(*args) for w in workers]
+
+    def stop_workers(self, workers: Sequence[Any]) -> None:
+        pass
+
+
+IN_PROCESS = InProcess()
+
+
+def row_chunks(n: int, parts: int) -> list[tuple[int, int]]:
+    """``parts`` contiguous (start, stop) ranges covering 0..n, sizes differing by at most one."""
+    parts = max(1, min(parts, n)) if n else 1
+    bounds = [n * i // parts for i in range(parts + 1)]
+    return list(zip(bounds[:-1], bounds[1:]))

@@ -1,0 +1,370 @@
+"""The production store: a PostgreSQL catalog and data files under a :class:`.FileRoot`.
+
+    --store postgresql://user@host:5432/db     runs, pools, batches, sample ids, diagnoses,
+                                               jobs (with leases), suggestion sets, file hashes
+    --files /shared/dir | s3://bucket/prefix   runs/<id>/*.parquet, pools/<id>/index-*.faiss,
+                                               diagnoses/<id>.parquet, suggestions/<id>.parquet
+
+Several servers may open the same catalog and file root at once (``shared``):
+
+- a batch is written to its own new file, then one transaction inserts the
+  batch row, its sample ids (a unique key: a repeated id rolls everything back),
+  the file's SHA-256 and the new row count, holding the run's (or pool's) row
+  lock, so replicas ingesting into one run serialise there as threads do in
+  the embedded store; a file whose commit failed is removed;
+- index blobs get a new name per write (never overwritten) and the pool row
+  names the current one, so a replica never reads a half-replaced index;
+- nothing is deleted at start-up: a file without a catalog row may be another
+  replica's write in flight (its commit is still to come);
+- jobs are a queue claimed with ``FOR UPDATE SKIP LOCKED`` under a lease on the
+  database's clock (:mod:`.postgres_jobs`).
+"""
+from __future__ import annotations
+
+import json
+import uuid
+from contextlib import contextmanager
+from typing import Iterator, Optional
+
+import pyarrow as pa
+
+from .base import (DataLoss, DiagnosisRecord, DuplicateSampleIds, IngestOutcome, JobRecord, NotFound, PoolRecord,
+                   RunRecord, Store, StoreUnavailable, SuggestionSetRecord, merged_schema)
+from .file_root import FileRoot
+from .postgres_jobs import JobQueueMixin
+from .postgres_labels import LABELS_SCHEMA, PostgresLabels
+from .row_tables import RowCache, cached_rows, read_target_rows
+
+try:
+    import psycopg
+    from psycopg_pool import ConnectionPool
+except ImportError:  # the optional extra: pip install 'blindspots-server[postgres]'
+    psycopg = None
+
+_SCHEMA_LOCK = 0x626C696E64   # advisory lock: replicas starting together create the tables once
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+  id TEXT PRIMARY KEY, name TEXT, project TEXT, model_name TEXT, model_version TEXT,
+  dataset_name TEXT, class_names TEXT, embedding_dim INTEGER, created_at DOUBLE PRECISION,
+  num_rows BIGINT DEFAULT 0, metadata_schema TEXT DEFAULT '{}');
+CREATE TABLE IF NOT EXISTS pools (
+  id TEXT PRIMARY KEY, name TEXT, project TEXT, embedding_dim INTEGER, num_classes INTEGER,
+  created_at DOUBLE PRECISION, num_rows BIGINT DEFAULT 0, metadata_schema TEXT DEFAULT '{}',
+  index_kind TEXT DEFAULT '', index_rows BIGINT DEFAULT 0, index_description TEXT DEFAULT '',
+  index_file TEXT DEFAULT '');
+CREATE TABLE IF NOT EXISTS batches (
+  target TEXT, target_id TEXT, batch_id TEXT, seq INTEGER, file TEXT, rows INTEGER,
+  PRIMARY KEY (target, target_id, batch_id));
+CREATE TABLE IF NOT EXISTS sample_ids (
+  target TEXT, target_id TEXT, sample_id TEXT, PRIMARY KEY (target, target_id, sample_id));
+CREATE TABLE IF NOT EXISTS diagnoses (
+  id TEXT PRIMARY KEY, run_id TEXT, created_at DOUBLE PRECISION, job_id TEXT, payload BYTEA);
+CREATE INDEX IF NOT EXISTS diagnoses_run ON diagnoses (run_id, created_at);
+CREATE TABLE IF NOT EXISTS jobs (
+  id TEXT PRIMARY KEY, kind TEXT, run_id TEXT, state TEXT, fraction_done DOUBLE PRECISION, stage TEXT,
+  result_id TEXT, error TEXT, created_at DOUBLE PRECISION, updated_at DOUBLE PRECISION,
+  params TEXT DEFAULT '{}', owner TEXT DEFAULT '', lease_until DOUBLE PRECISION DEFAULT 0,
+  attempts INTEGER DEFAULT 0, cancel_requested BOOLEAN DEFAULT false);
+CREATE INDEX IF NOT EXISTS jobs_queue ON jobs (state, created_at);
+CREATE TABLE IF NOT EXISTS suggestion_sets (
+  id TEXT PRIMARY KEY, run_id TEXT, pool_id TEXT, diagnosis_id TEXT, strategy TEXT,
+  budget INTEGER, num_candidates INTEGER, created_at DOUBLE PRECISION, name TEXT);
+CREATE TABLE IF NOT EXISTS suggested (set_id TEXT, run_id TEXT, pool_id TEXT, sample_id TEXT);
+CREATE INDEX IF NOT EXISTS suggested_target ON suggested (run_id, pool_id);
+CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY, sha256 TEXT, bytes BIGINT);
+"""
+_RUN_COLUMNS = ("id, name, project, model_name, model_version, dataset_name, class_names, embedding_dim, "
+                "created_at, num_rows, metadata_schema")
+_POOL_COLUMNS = ("id, name, project, embedding_dim, num_classes, created_at, num_rows, metadata_schema, "
+                 "index_kind, index_rows, index_description")
+_FILE_ROW = ("INSERT INTO files VALUES (%s, %s, %s) ON CONFLICT (path) DO UPDATE "
+             "SET sha256 = EXCLUDED.sha256, bytes = EXCLUDED.bytes")
+
+
+class PostgresStore(JobQueueMixin, PostgresLabels, Store):
+    shared = True
+
+    def __init__(self, catalog: str, files: str, cache_tables: int = 4, cache_bytes: int = 2 << 30,
+                 max_connections: int = 10):
+        if psycopg is None:
+            raise ValueError("the postgresql store needs psycopg: pip install 'blindspots-server[postgres]'")
+        if not files:
+            raise ValueError("the postgresql store needs a file root for row files: --files DIR or URI "
+                             "(a directory every replica mounts, or s3://..., gs://...)")
+        self.files = FileRoot(files)
+        self._pool = ConnectionPool(catalog, min_size=1, max_size=max_connections, open=False,
+                                    kwargs={"autocommit": False}, name="blindspots-catalog")
+        try:
+            self._pool.open(wait=True, timeout=30)
+        except psycopg.Error as exc:
+            self._pool.close()
+            raise StoreUnavailable(f"cannot reach the PostgreSQL catalog ({exc})") from None
+        except Exception as exc:    # psycopg_pool.PoolTimeout
+            self._pool.close()
+            raise StoreUnavailable(f"cannot reach the PostgreSQL catalog ({exc})") from None
+        with self._tx() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+            cur.execute(_SCHEMA + LABELS_SCHEMA)
+        self._cache = RowCache(cache_tables, cache_bytes)
+
+    # ------------------------------------------------------------ helpers
+    @contextmanager
+    def _tx(self) -> Iterator["psycopg.Cursor"]:
+        """One transaction: committed when the block ends, rolled back if it raises."""
+        try:
+            with self._pool.connection() as conn:
+                with conn.cursor() as cur:
+                    yield cur
+        except psycopg.OperationalError as exc:
+            raise StoreUnavailable(f"the PostgreSQL catalog is unavailable ({exc})") from None
+
+    def _query(self, sql: str, args: tuple = ()) -> list[tuple]:
+        with self._tx() as cur:
+            cur.execute(sql, args)
+            return cur.fetchall()
+
+    def _sha256(self, rel: str) -> str:
+        rows = self._query("SELECT sha256 FROM files WHERE path=%s", (rel,))
+        return rows[0][0] if rows else ""
+
+    @staticmethod
+    def _table_name(target: str) -> str:
+        if target not in ("run", "pool"):
+            raise ValueError(f"target must be 'run' or 'pool', not {target!r}")
+        return target + "s"
+
+    # ------------------------------------------------------------ runs / pools
+    def create_run(self, run: RunRecord) -> RunRecord:
+        with self._tx() as cur:
+            cur.execute(f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,0,'{{}}')",
+                        (run.id, run.name, run.project, run.model_name, run.model_version, run.dataset_name,
+                         json.dumps(run.class_names), run.embedding_dim, run.created_at))
+        return self.get_run(run.id)
+
+    @staticmethod
+    def _run(row: tuple) -> RunRecord:
+        return RunRecord(id=row[0], name=row[1], project=row[2], model_name=row[3], model_version=row[4],
+                         dataset_name=row[5], class_names=json.loads(row[6]), embedding_dim=row[7],
+                         created_at=row[8], num_rows=row[9], metadata_schema=json.loads(row[10]))
+
+    def get_run(self, run_id: str) -> RunRecord:
+        rows = self._query(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id=%s", (run_id,))
+        if not rows:
+            raise NotFound(f"run {run_id!r} not found")
+        return self._run(rows[0])
+
+    def list_runs(self, projects: Optional[list[str]], limit: int, offset: int) -> list[RunRecord]:
+        where, args = self._project_filter(projects)
+        rows = self._query(f"SELECT {_RUN_COLUMNS} FROM runs {where} ORDER BY created_at, id LIMIT %s OFFSET %s",
+                           (*args, limit, offset))
+        return [self._run(r) for r in rows]
+
+    @staticmethod
+    def _project_filter(projects: Optional[list[str]]) -> tuple[str, tuple]:
+        if projects is None:
+            return "", ()
+        return "WHERE project = ANY(%s)", (list(projects),)
+
+    def create_pool(self, pool: PoolRecord) -> PoolRecord:
+        with self._tx() as cur:
+            cur.execute(f"INSERT INTO pools ({_POOL_COLUMNS}) VALUES (%s,%s,%s,%s,%s,%s,0,'{{}}','',0,'')",
+                        (pool.id, pool.name, pool.project, pool.embedding_dim, pool.num_classes, pool.created_at))
+        return self.get_pool(pool.id)
+
+    @staticmethod
+    def _pool_record(row: tuple) -> PoolRecord:
+        return PoolRecord(id=row[0], name=row[1], project=row[2], embedding_dim=row[3], num_classes=row[4],
+                          created_at=row[5], num_rows=row[6], metadata_schema=json.loads(row[7]),
+                          index_kind=row[8], index_rows=row[9], index_description=row[10])
+
+    def get_pool(self, pool_id: str) -> PoolRecord:
+        rows = self._query(f"SELECT {_POOL_COLUMNS} FROM pools WHERE id=%s", (pool_id,))
+        if not rows:
+            raise NotFound(f"pool {pool_id!r} not found")
+        return self._pool_record(rows[0])
+
+    def list_pools(self, projects: Optional[list[str]], limit: int, offset: int) -> list[PoolRecord]:
+        where, args = self._project_filter(projects)
+        rows = self._query(f"SELECT {_POOL_COLUMNS} FROM pools {where} ORDER BY created_at, id LIMIT %s OFFSET %s",
+                           (*args, limit, offset))
+        return [self._pool_record(r) for r in rows]
+
+    # ------------------------------------------------------------ rows
+    def ingest_batch(self, target: str, target_id: str, batch_id: str, table: pa.Table,
+                     schema: dict[str, str]) -> IngestOutcome:
+        tname = self._table_name(target)
+        ids = table.column("sample_id").to_pylist()
+        rel = ""
+        try:
+            with self._tx() as cur:
+                # The target's row lock serialises batches into one run or pool across replicas.
+                cur.execute(f"SELECT num_rows, metadata_schema FROM {tname} WHERE id=%s FOR UPDATE", (target_id,))
+                row = cur.fetchone()
+                if row is None:
+                    raise NotFound(f"{target} {target_id!r} not found")
+                total, stored_schema = row[0], json.loads(row[1])
+                cur.execute("SELECT 1 FROM batches WHERE target=%s AND target_id=%s AND batch_id=%s",
+                            (target, target_id, batch_id))
+                if cur.fetchone():
+                    return IngestOutcome(stored=False, rows=table.num_rows, total_rows=total)
+                merged = merged_schema(stored_schema, schema, target)
+                cur.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM batches WHERE target=%s AND target_id=%s",
+                            (target, target_id))
+                seq = cur.fetchone()[0]
+                rel = f"{tname}/{target_id}/part-{seq:08d}-{uuid.uuid4().hex[:8]}.parquet"
+                digest, size = self.files.write_parquet(table, rel, {
+                    "kind": "batch", "target": target, "batch_id": batch_id, "seq": seq})
+                cur.execute("INSERT INTO batches VALUES (%s,%s,%s,%s,%s,%s)",
+                            (target, target_id, batch_id, seq, rel, len(ids)))
+                cur.execute(_FILE_ROW, (rel, digest, size))
+                with cur.copy("COPY sample_ids (target, target_id, sample_id) FROM STDIN") as copy:
+                    for sid in ids:
+                        copy.write_row((target, target_id, sid))
+                cur.execute(f"UPDATE {tname} SET num_rows = num_rows + %s, metadata_schema = %s WHERE id=%s",
+                            (len(ids), json.dumps(merged, sort_keys=True), target_id))
+        except psycopg.errors.UniqueViolation:
+            self.files.delete(rel)
+            dup = self._first_stored(target, target_id, ids)
+            raise DuplicateSampleIds(f"sample_ids: id {dup!r} is already stored in {target} {target_id!r} "
+                                     "by an earlier batch (sample ids are unique per "
+                                     f"{target}; nothing of this batch was stored)", dup) from None
+        except BaseException:
+            if rel:
+                self.files.delete(rel)
+            raise
+        return IngestOutcome(stored=True, rows=table.num_rows, total_rows=total + table.num_rows)
+
+    def _first_stored(self, target: str, target_id: str, ids: list[str]) -> str:
+        rows = self._query("SELECT sample_id FROM sample_ids WHERE target=%s AND target_id=%s AND sample_id = ANY(%s)",
+                           (target, target_id, ids))
+        found = {r[0] for r in rows}
+        return next((sid for sid in ids if sid in found), "")
+
+    def read_rows(self, target: str, target_id: str, columns: Optional[list[str]] = None) -> pa.Table:
+        tname = self._table_name(target)
+        rows = self._query(f"SELECT num_rows, metadata_schema FROM {tname} WHERE id=%s", (target_id,))
+        if not rows:
+            raise NotFound(f"{target} {target_id!r} not found")
+        num_rows, schema = rows[0][0], json.loads(rows[0][1])
+        what = f"{target} {target_id!r}"
+
+        def read() -> pa.Table:
+            # Batches committed after the row count above are left out: the table matches the key.
+            files = self._query("SELECT file FROM batches WHERE target=%s AND target_id=%s ORDER BY seq",
+                                (target, target_id))
+            table = read_target_rows(lambda f, cols: self.files.read_parquet(f, what, cols),
+                                     [f for (f,) in files], schema, columns)
+            return table.slice(0, num_rows) if table.num_rows > num_rows else table
+
+        return cached_rows(self._cache, target, target_id, num_rows, columns, read)
+
+    # ------------------------------------------------------------ index blobs
+    def save_index(self, pool_id: str, data: bytes, kind: str, rows: int, description: str) -> None:
+        self.get_pool(pool_id)
+        rel = f"pools/{pool_id}/index-{uuid.uuid4().hex[:12]}.faiss"
+        digest, size = self.files.write_blob(data, rel)
+        try:
+            with self._tx() as cur:
+                cur.execute("SELECT index_file FROM pools WHERE id=%s FOR UPDATE", (pool_id,))
+                previous = cur.fetchone()[0]
+                cur.execute("UPDATE pools SET index_kind=%s, index_rows=%s, index_description=%s, index_file=%s "
+                            "WHERE id=%s", (kind, rows, description, rel, pool_id))
+                cur.execute(_FILE_ROW, (rel, digest, size))
+                if previous:
+                    cur.execute("DELETE FROM files WHERE path=%s", (previous,))
+        except BaseException:
+            self.files.delete(rel)
+            raise
+        if previous:
+            # A replica reading it right now retries with the new name (load_index).
+            self.files.delete(previous)
+
+    def load_index(self, pool_id: str) -> Optional[bytes]:
+        for attempt in range(3):
+            rows = self._query("SELECT p.index_file, f.sha256 FROM pools p LEFT JOIN files f ON f.path = p.index_file "
+                               "WHERE p.id=%s", (pool_id,))
+            if not rows or not rows[0][0]:
+                return None
+            rel, digest = rows[0]
+            try:
+                return self.files.read_blob(rel, f"the index of pool {pool_id!r}", digest or "")
+            except DataLoss:
+                # Replaced by another replica between the query and the read?
+                if attempt == 2 or self.files.exists(rel):
+                    raise
+        return None
+
+    # ------------------------------------------------------------ diagnoses
+    def save_diagnosis(self, record: DiagnosisRecord, per_sample: pa.Table) -> None:
+        rel = f"diagnoses/{record.id}.parquet"
+        digest, size = self.files.write_parquet(per_sample, rel, {"kind": "diagnosis", "run_id": record.run_id})
+        with self._tx() as cur:
+            cur.execute("INSERT INTO diagnoses VALUES (%s,%s,%s,%s,%s)",
+                        (record.id, record.run_id, record.created_at, record.job_id, record.payload))
+            cur.execute(_FILE_ROW, (rel, digest, size))
+
+    @staticmethod
+    def _diag(row: tuple) -> DiagnosisRecord:
+        return DiagnosisRecord(id=row[0], run_id=row[1], created_at=row[2], job_id=row[3], payload=bytes(row[4]))
+
+    def get_diagnosis(self, diagnosis_id: str) -> DiagnosisRecord:
+        rows = self._query("SELECT * FROM diagnoses WHERE id=%s", (diagnosis_id,))
+        if not rows:
+            raise NotFound(f"diagnosis {diagnosis_id!r} not found")
+        return self._diag(rows[0])
+
+    def latest_diagnosis(self, run_id: str) -> DiagnosisRecord:
+        rows = self._query("SELECT * FROM diagnoses WHERE run_id=%s ORDER BY created_at DESC LIMIT 1", (run_id,))
+        if not rows:
+            raise NotFound(f"run {run_id!r} has no diagnosis yet")
+        return self._diag(rows[0])
+
+    def list_diagnoses(self, run_id: str) -> list[DiagnosisRecord]:
+        return [self._diag(r) for r in
+                self._query("SELECT * FROM diagnoses WHERE run_id=%s ORDER BY created_at", (run_id,))]
+
+    def diagnosis_rows(self, diagnosis_id: str) -> pa.Table:
+        self.get_diagnosis(diagnosis_id)
+        return self.files.read_parquet(f"diagnoses/{diagnosis_id}.parquet", f"diagnosis {diagnosis_id!r}")
+
+    # ------------------------------------------------------------ suggestion sets
+    def save_suggestion_set(self, record: SuggestionSetRecord, candidates: pa.Table) -> None:
+        rel = f"suggestions/{record.id}.parquet"
+        digest, size = self.files.write_parquet(candidates, rel, {"kind": "suggestion_set", "run_id": record.run_id})
+        with self._tx() as cur:
+            cur.execute("INSERT INTO suggestion_sets VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s)",
+                        (record.id, record.run_id, record.pool_id, record.diagnosis_id, record.strategy,
+                         record.budget, record.num_candidates, record.created_at, record.name))
+            cur.execute(_FILE_ROW, (rel, digest, size))
+            with cur.copy("COPY suggested (set_id, run_id, pool_id, sample_id) FROM STDIN") as copy:
+                for sid in candidates.column("sample_id").to_pylist():
+                    copy.write_row((record.id, record.run_id, record.pool_id, sid))
+
+    def suggested_ids(self, run_id: str, pool_id: str) -> set[str]:
+        return {r[0] for r in self._query("SELECT sample_id FROM suggested WHERE run_id=%s AND pool_id=%s",
+                                          (run_id, pool_id))}
+
+    def read_suggestion_set(self, set_id: str) -> tuple[SuggestionSetRecord, pa.Table]:
+        rows = self._query("SELECT * FROM suggestion_sets WHERE id=%s", (set_id,))
+        if not rows:
+            raise NotFound(f"suggestion set {set_id!r} not found")
+        table = self.files.read_parquet(f"suggestions/{set_id}.parquet", f"suggestion set {set_id!r}")
+        return SuggestionSetRecord(*rows[0]), table
+
+    # ------------------------------------------------------------ jobs (plain records; the queue is in the mixin)
+    def save_job(self, job: JobRecord) -> None:
+        with self._tx() as cur:
+            cur.execute("INSERT INTO jobs (id, kind, run_id, state, fraction_done, stage, result_id, error, "
+                        "created_at, updated_at) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) ON CONFLICT (id) DO UPDATE "
+                        "SET state=EXCLUDED.state, fraction_done=EXCLUDED.fraction_done, stage=EXCLUDED.stage, "
+                        "result_id=EXCLUDED.result_id, error=EXCLUDED.error, updated_at=EXCLUDED.updated_at",
+                        (job.id, job.kind, job.run_id, job.state, job.fraction_done, job.stage, job.result_id,
+                         job.error, job.created_at, job.updated_at))
+
+    # ------------------------------------------------------------ housekeeping
+    def size_bytes(self) -> int:
+        """Bytes of the data files the catalog names (the database's own size is PostgreSQL's to report)."""
+        return int(self._query("SELECT COALESCE(SUM(bytes), 0) FROM files")[0][0])
+
+    def close(self) -> None:
+        self._pool.close()

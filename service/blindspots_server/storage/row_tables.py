@@ -1,0 +1,70 @@
+"""Reading a run's or pool's rows from its batch files, with a bounded row cache.
+
+Shared by every backend: the catalog says which files (in order), the metadata
+schema and the row count; this module reads the files, unifies their columns
+and keeps recently read tables. The cache key holds the catalog's row count,
+so a table is never served after another batch (from this process or another
+replica on the same catalog) was committed: batches only append.
+"""
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from typing import Callable, Optional
+
+import pyarrow as pa
+
+from .rows import META_PREFIX, unify
+
+
+class RowCache:
+    """Recently read row tables, bounded in count and in bytes (a 10^7-row pool is read, not kept twice)."""
+
+    def __init__(self, max_tables: int = 4, max_bytes: int = 2 << 30):
+        self._tables: OrderedDict[tuple, pa.Table] = OrderedDict()
+        self._max_tables, self._max_bytes = max_tables, max_bytes
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._tables)
+
+    def get(self, target: str, target_id: str, num_rows: int, columns: Optional[list[str]]) -> Optional[pa.Table]:
+        """The cached table for exactly these columns, or the asked columns of a cached whole table."""
+        key = (target, target_id, num_rows, tuple(columns) if columns else None)
+        whole = (target, target_id, num_rows, None)
+        with self._lock:
+            for k in (key, whole):
+                if k in self._tables:
+                    self._tables.move_to_end(k)
+                    hit = self._tables[k]
+                    return hit if k == key else hit.select([c for c in columns if c in hit.column_names])
+        return None
+
+    def put(self, target: str, target_id: str, num_rows: int, columns: Optional[list[str]], table: pa.Table) -> None:
+        with self._lock:
+            if table.nbytes <= self._max_bytes:
+                self._tables[(target, target_id, num_rows, tuple(columns) if columns else None)] = table
+            while (len(self._tables) > self._max_tables
+                   or sum(t.nbytes for t in self._tables.values()) > self._max_bytes):
+                self._tables.popitem(last=False)
+
+
+def read_target_rows(read_file: Callable[[str, Optional[list[str]]], pa.Table], files: list[str],
+                     schema: dict[str, str], columns: Optional[list[str]]) -> pa.Table:
+    """Concatenate the batch ``files`` (in order) of one target; ``read_file(path, columns)`` reads one."""
+    if columns:
+        # Read only the asked columns (a batch may lack an optional one, e.g. probabilities).
+        schema = {n: kind for n, kind in schema.items() if META_PREFIX + n in columns}
+    tables = [read_file(f, columns) for f in files]
+    return unify(tables, schema) if tables else pa.table({})
+
+
+def cached_rows(cache: RowCache, target: str, target_id: str, num_rows: int, columns: Optional[list[str]],
+                read: Callable[[], pa.Table]) -> pa.Table:
+    """``read()`` unless the cache holds the table for this row count; cache what was read."""
+    hit = cache.get(target, target_id, num_rows, columns)
+    if hit is not None:
+        return hit
+    table = read()
+    cache.put(target, target_id, num_rows, columns, table)
+    return table

@@ -1,0 +1,221 @@
+"""The `Store` contract, run against every backend on real files and a real PostgreSQL.
+
+Backends: the embedded store (SQLite + Parquet), and the PostgreSQL catalog with
+row files on a local directory and on an fsspec ``memory://`` filesystem (the
+write-once object path that s3:// and gs:// take). The PostgreSQL server comes
+from tests/pgtest.py; these tests fail, not skip, when there is none.
+"""
+from __future__ import annotations
+
+import time
+import uuid
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from blindspots_server.storage import (MAX_METADATA_COLUMNS, Conflict, DataLoss, DiagnosisRecord, DuplicateSampleIds,
+                                       JobRecord, NotFound, PoolRecord, RunRecord, Store, SuggestionSetRecord,
+                                       TooManyColumns, open_store)
+from blindspots_server.storage.rows import build_table, to_row_data
+
+BACKENDS = ["embedded", "postgres", "postgres+memory"]
+
+
+@pytest.fixture(params=BACKENDS)
+def open_again(request, tmp_path):
+    """A function opening the backend's store on the same location each call (a restart, or a replica)."""
+    opened: list[Store] = []
+    if request.param == "embedded":
+        def factory() -> Store:
+            return open_store(str(tmp_path / "data"))
+    else:
+        catalog = request.getfixturevalue("postgres_uri")
+        files = str(tmp_path / "files") if request.param == "postgres" else f"memory://bs-{uuid.uuid4().hex[:8]}"
+
+        def factory() -> Store:
+            return open_store(catalog, files=files)
+
+    def tracked() -> Store:
+        store = factory()
+        opened.append(store)
+        return store
+
+    tracked.backend = request.param
+    yield tracked
+    for store in opened:
+        store.close()
+
+
+@pytest.fixture
+def store(open_again) -> Store:
+    return open_again()
+
+
+def _run(store: Store, run_id: str = "run_a", dim: int = 4, project: str = "p") -> RunRecord:
+    return store.create_run(RunRecord(id=run_id, name="a", project=project, model_name="m", model_version="1",
+                                      dataset_name="d", class_names=["x", "y"], embedding_dim=dim,
+                                      created_at=time.time()))
+
+
+def _pool(store: Store, pool_id: str = "pool_a", dim: int = 4) -> PoolRecord:
+    return store.create_pool(PoolRecord(id=pool_id, name="p", project="p", embedding_dim=dim, num_classes=0,
+                                        created_at=time.time()))
+
+
+def _batch(ids, dim=4, meta=None, start=0):
+    n = len(ids)
+    emb = np.arange(start, start + n * dim, dtype=np.float32).reshape(n, dim)
+    return build_table(list(ids), emb, np.zeros(n), np.full((n, 2), 0.5, np.float32), None, meta or {})
+
+
+def test_batches_roundtrip_in_order_and_dedupe(store):
+    _run(store)
+    meta = {"region": ("string", pa.array(["n", "s"]))}
+    assert store.ingest_batch("run", "run_a", "b1", _batch(["a", "b"], meta=meta), {"region": "string"}).stored
+    assert store.ingest_batch("run", "run_a", "b2", _batch(["c"]), {}).total_rows == 3
+    again = store.ingest_batch("run", "run_a", "b1", _batch(["a", "b"], meta=meta), {"region": "string"})
+    assert not again.stored and again.total_rows == 3
+    rows = to_row_data(store.read_rows("run", "run_a"))
+    assert rows.sample_ids.tolist() == ["a", "b", "c"]
+    assert rows.metadata["region"].tolist()[:2] == ["n", "s"] and rows.metadata["region"].isna().tolist()[2]
+    np.testing.assert_array_equal(rows.embeddings[2], np.arange(4, dtype=np.float32))
+    run = store.get_run("run_a")
+    assert run.num_rows == 3 and run.metadata_schema == {"region": "string"}
+
+
+def test_type_conflict_is_rejected_and_nothing_stored(store):
+    _run(store)
+    store.ingest_batch("run", "run_a", "b1", _batch(["a"], meta={"price": ("number", pa.array([1.0]))}),
+                       {"price": "number"})
+    with pytest.raises(Conflict, match="price"):
+        store.ingest_batch("run", "run_a", "b2", _batch(["b"], meta={"price": ("string", pa.array(["x"]))}),
+                           {"price": "string"})
+    assert store.get_run("run_a").num_rows == 1
+    assert store.read_rows("run", "run_a").column("sample_id").to_pylist() == ["a"]
+
+
+def test_a_sample_id_stored_before_rejects_the_whole_batch(store):
+    _pool(store)
+    store.ingest_batch("pool", "pool_a", "b1", _batch(["a", "b"]), {})
+    with pytest.raises(DuplicateSampleIds) as err:
+        store.ingest_batch("pool", "pool_a", "b2", _batch(["c", "b", "d"]), {})
+    assert err.value.sample_id == "b"
+    assert store.get_pool("pool_a").num_rows == 2
+    assert store.read_rows("pool", "pool_a").column("sample_id").to_pylist() == ["a", "b"]
+    # The ids of the rejected batch were not kept either: they can come in a later batch.
+    assert store.ingest_batch("pool", "pool_a", "b3", _batch(["c", "d"]), {}).total_rows == 4
+
+
+def test_unknown_ids_raise_not_found(store):
+    for call in (lambda: store.get_run("missing"), lambda: store.get_pool("missing"),
+                 lambda: store.ingest_batch("pool", "missing", "b", _batch(["a"]), {}),
+                 lambda: store.read_rows("run", "missing"), lambda: store.latest_diagnosis("missing"),
+                 lambda: store.get_diagnosis("missing"), lambda: store.get_job("missing"),
+                 lambda: store.read_suggestion_set("missing")):
+        with pytest.raises(NotFound):
+            call()
+
+
+def test_column_subsets_read_only_those_columns(open_again):
+    store = open_again()
+    _run(store)
+    meta = {"region": ("string", pa.array(["n", "s"]))}
+    store.ingest_batch("run", "run_a", "b1", _batch(["a", "b"], meta=meta), {"region": "string"})
+    store.ingest_batch("run", "run_a", "b2", _batch(["c"]), {})
+    subset = store.read_rows("run", "run_a", ["sample_id", "embedding"])
+    assert subset.column_names == ["sample_id", "embedding"] and subset.num_rows == 3
+    assert "m.region" in store.read_rows("run", "run_a").column_names
+    again = store.read_rows("run", "run_a", ["embedding", "m.region"])      # from the cached whole table
+    assert again.column_names == ["embedding", "m.region"]
+    assert again.column("m.region").to_pylist() == ["n", "s", None]
+    cold = open_again().read_rows("run", "run_a", ["sample_id", "m.region"])    # nothing cached: the files
+    assert cold.column_names == ["sample_id", "m.region"] and cold.column("m.region").to_pylist() == ["n", "s", None]
+
+
+def test_list_runs_filters_by_project_and_pages(store):
+    for i, project in enumerate(["p", "q", "p"]):
+        _run(store, f"run_{i}", project=project)
+    assert [r.id for r in store.list_runs(None, 10, 0)] == ["run_0", "run_1", "run_2"]
+    assert [r.id for r in store.list_runs(["p"], 10, 0)] == ["run_0", "run_2"]
+    assert [r.id for r in store.list_runs(["p", "q"], 1, 1)] == ["run_1"]
+    assert store.list_runs([], 10, 0) == []
+    _pool(store)
+    assert [p.id for p in store.list_pools(["p"], 10, 0)] == ["pool_a"]
+
+
+def test_index_blobs_roundtrip_and_are_replaced(open_again):
+    store = open_again()
+    _pool(store)
+    assert store.load_index("pool_a") is None
+    store.save_index("pool_a", b"first", "flat", 10, "Flat")
+    store.save_index("pool_a", b"second" * 100, "ivf", 20, "IVF")
+    pool = open_again().get_pool("pool_a")
+    assert (pool.index_kind, pool.index_rows, pool.index_description) == ("ivf", 20, "IVF")
+    assert open_again().load_index("pool_a") == b"second" * 100
+
+
+def test_diagnoses_jobs_and_suggestion_sets_roundtrip(store):
+    _run(store)
+    _pool(store)
+    t0 = time.time()
+    for i in range(2):
+        store.save_diagnosis(DiagnosisRecord(id=f"diag_{i}", run_id="run_a", created_at=t0 + i, job_id="job_x",
+                                             payload=bytes([i, 0, 255])),
+                             pa.table({"region": pa.array([0, 1, -1], pa.int32()), "failed": [True, False, True]}))
+    assert store.latest_diagnosis("run_a").id == "diag_1"
+    assert store.get_diagnosis("diag_0").payload == bytes([0, 0, 255])
+    assert [d.id for d in store.list_diagnoses("run_a")] == ["diag_0", "diag_1"]
+    assert store.diagnosis_rows("diag_1").column("region").to_pylist() == [0, 1, -1]
+    job = JobRecord(id="job_x", kind="diagnose", run_id="run_a", state="RUNNING", fraction_done=0.5, stage="fit",
+                    result_id="", error="", created_at=t0, updated_at=t0)
+    store.save_job(job)
+    job.state, job.result_id, job.fraction_done = "SUCCEEDED", "diag_1", 1.0
+    store.save_job(job)
+    assert store.get_job("job_x") == job
+    record = SuggestionSetRecord(id="set_1", run_id="run_a", pool_id="pool_a", diagnosis_id="diag_1",
+                                 strategy="targeted", budget=2, num_candidates=2, created_at=t0, name="r1")
+    store.save_suggestion_set(record, pa.table({"sample_id": ["p1", "p2"], "score": [0.9, 0.1]}))
+    got, table = store.read_suggestion_set("set_1")
+    assert got == record and table.column("sample_id").to_pylist() == ["p1", "p2"]
+    assert store.suggested_ids("run_a", "pool_a") == {"p1", "p2"}
+    assert store.suggested_ids("run_a", "other") == set()
+    assert store.size_bytes() > 0
+
+
+def test_a_damaged_row_file_is_data_loss(open_again, tmp_path):
+    if open_again.backend == "postgres+memory":
+        pytest.skip("flips a byte in a local file")
+    store = open_again()
+    _run(store, dim=32)
+    store.ingest_batch("run", "run_a", "b1", _batch([f"s{i}" for i in range(200)], dim=32), {})
+    part = next(p for p in tmp_path.rglob("part-*.parquet"))
+    raw = bytearray(part.read_bytes())
+    raw[len(raw) // 3] ^= 0xFF               # inside the embedding pages
+    part.write_bytes(bytes(raw))
+    with pytest.raises(DataLoss, match="run 'run_a'"):
+        open_again().read_rows("run", "run_a")
+
+
+def test_labels_keep_the_newest_per_sample_and_name_unknown_ids(store):
+    _pool(store)
+    store.ingest_batch("pool", "pool_a", "b1", _batch(["a", "b", "c"]), {})
+    assert store.unknown_sample_ids("pool", "pool_a", ["a", "zz", "c", "yy"]) == ["zz", "yy"]
+    first = store.save_labels("pool", "pool_a", ["a", "b", "a"], ["x", "y", "y"], "tool:1", 10.0)
+    assert (first.stored, first.replaced, first.total) == (2, 0, 2)          # the last label given for a wins
+    second = store.save_labels("pool", "pool_a", ["b", "c"], ["x", "x"], "tool:2", 20.0)
+    assert (second.stored, second.replaced, second.total) == (2, 1, 3)
+    labels = {r.sample_id: (r.label, r.source) for r in store.read_labels("pool", "pool_a")}
+    assert labels == {"a": ("y", "tool:1"), "b": ("x", "tool:2"), "c": ("x", "tool:2")}
+    assert store.labeled_ids("pool", "pool_a") == {"a", "b", "c"}
+    assert store.labeled_ids("run", "run_a") == set()
+
+
+def test_metadata_columns_are_limited_per_target_over_all_batches(store):
+    _run(store)
+    wide = {f"c{i}": ("number", pa.array([1.0])) for i in range(MAX_METADATA_COLUMNS - 1)}
+    store.ingest_batch("run", "run_a", "b1", _batch(["a"], meta=wide), {k: "number" for k in wide})
+    more = {f"d{i}": ("number", pa.array([1.0])) for i in range(2)}
+    with pytest.raises(TooManyColumns, match="per run"):
+        store.ingest_batch("run", "run_a", "b2", _batch(["b"], meta=more), {k: "number" for k in more})
+    assert store.get_run("run_a").num_rows == 1

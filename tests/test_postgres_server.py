@@ -1,0 +1,52 @@
+"""A real server on the PostgreSQL store: the SDK's walking path, and the same answers as the embedded store."""
+from __future__ import annotations
+
+import numpy as np
+
+from blindspots import Client
+
+from conftest import start_server
+
+
+def _walk(client: Client, sm) -> tuple:
+    s = sm.scenario
+    run = client.create_run("eval", class_names=s.class_names, embedding_dim=s.test.embeddings.shape[1],
+                            project="listings")
+    run.log_predictions(s.test.ids, s.test.labels, sm.test_probs, s.test.embeddings,
+                        metadata=s.test.metadata, uris=s.test.uris, batch_size=1000)
+    pool = client.create_pool("unlabeled", embedding_dim=s.pool.embeddings.shape[1],
+                              num_classes=len(s.class_names), project="listings")
+    pool.add(s.pool.ids, s.pool.embeddings, probabilities=sm.pool_probs, metadata=s.pool.metadata,
+             uris=s.pool.uris, batch_size=2000)
+    diagnosis = run.diagnose(progress=False, seed=7).message
+    picks = run.suggest(pool, budget=100)
+    again = run.suggest(pool, budget=50, strategy="entropy")
+    return run, pool, diagnosis, picks, again
+
+
+def test_walking_path_on_postgres_matches_the_embedded_store(small_scenario, postgres_uri, tmp_path):
+    answers = {}
+    for backend, overrides in (("embedded", {}),
+                               ("postgres", {"store": postgres_uri, "files": str(tmp_path / "files")})):
+        server = start_server(tmp_path / f"data-{backend}", **overrides)
+        client = Client(f"127.0.0.1:{server.port}", retries=2, timeout=120)
+        try:
+            run, pool, diagnosis, picks, again = _walk(client, small_scenario)
+            assert client.get_run(run.id).message.num_rows == len(small_scenario.scenario.test)
+            assert client.get_pool(pool.id).message.num_rows == len(small_scenario.scenario.pool)
+            assert [r.id for r in client.list_runs("listings")] == [run.id]
+            assert run.latest_diagnosis().id == diagnosis.id
+            assert not set(again["sample_id"]) & set(picks["sample_id"]), "earlier rounds are excluded"
+            answers[backend] = (diagnosis, picks, again)
+        finally:
+            client.close()
+            server.stop()
+    # The PostgreSQL server kept its rows in the file root, nothing in a data directory.
+    assert not (tmp_path / "data-postgres").exists() and list((tmp_path / "files" / "runs").rglob("*.parquet"))
+    (d_e, p_e, a_e), (d_p, p_p, a_p) = answers["embedded"], answers["postgres"]
+    assert d_p.num_samples == d_e.num_samples and d_p.num_failures == d_e.num_failures
+    assert [(r.support, r.failures) for r in d_p.regions] == [(r.support, r.failures) for r in d_e.regions]
+    assert [s.name for s in d_p.slices] == [s.name for s in d_e.slices]
+    assert p_p["sample_id"].tolist() == p_e["sample_id"].tolist()
+    np.testing.assert_allclose(p_p["score"], p_e["score"])
+    assert a_p["sample_id"].tolist() == a_e["sample_id"].tolist()

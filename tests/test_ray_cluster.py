@@ -1,0 +1,152 @@
+"""Heavy steps on a real local Ray cluster (a head and a second node, started here) give the
+same answers as in one process: the sharded pool index, the diagnosis's kNN assignment, and a
+server started with --ray-address. Marked `ray`; runs in the default suite."""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import pytest
+
+from blindspots import Client
+from blindspots_server.core.diagnosis import Diagnoser
+from blindspots_server.core.failure_clusters import nearest
+from blindspots_server.core.parallel import IN_PROCESS
+from blindspots_server.core.pool_index import PoolIndex
+from blindspots_server.core.sharded_index import ShardedPoolIndex
+
+from conftest import start_server
+from test_durability import _free_port
+
+pytestmark = pytest.mark.ray
+NODE_MEMORY = str(120 * 1024 * 1024)       # object store per node: small, this machine is shared
+
+
+def _ray_start(args: list[str], temp_dir: str) -> subprocess.Popen:
+    ray_bin = os.path.join(os.path.dirname(sys.executable), "ray")
+    # --block keeps `ray start` in the foreground, in a session of its own: the fixture ends
+    # exactly the processes it started (their process group), never others.
+    return subprocess.Popen([ray_bin, "start", "--block", "--num-cpus=1", f"--object-store-memory={NODE_MEMORY}",
+                             "--disable-usage-stats", "--node-ip-address=127.0.0.1", *args],
+                            stdout=open(os.path.join(temp_dir, f"node-{len(os.listdir(temp_dir))}.log"), "wb"),
+                            stderr=subprocess.STDOUT, start_new_session=True,
+                            env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0"})
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    try:
+        import ray
+    except ImportError:
+        if os.environ.get("BLINDSPOTS_TEST_NO_RAY") == "1":
+            pytest.skip("ray is not installed (BLINDSPOTS_TEST_NO_RAY=1)")
+        pytest.fail("ray is not installed: pip install 'blindspots-server[ray]' (the dev extra has it), "
+                    "or set BLINDSPOTS_TEST_NO_RAY=1 to skip", pytrace=False)
+    from blindspots_server.ray_cluster import RayCluster
+    logs = tempfile.mkdtemp(prefix="blindspots-ray-logs-")
+    temp_dir = tempfile.mkdtemp(prefix="bsray-")
+    port = _free_port()
+    address = f"127.0.0.1:{port}"
+    nodes = [_ray_start(["--head", f"--port={port}", "--include-dashboard=false", f"--temp-dir={temp_dir}",
+                         f"--ray-client-server-port={_free_port()}"], logs)]
+    try:
+        deadline = time.time() + 120
+        cluster = None
+        while cluster is None:
+            try:
+                cluster = RayCluster(address)
+            except Exception:
+                if time.time() > deadline or nodes[0].poll() is not None:
+                    raise
+                time.sleep(2)
+        nodes.append(_ray_start([f"--address={address}"], logs))
+        while cluster.nodes() < 2:
+            assert time.time() < deadline and nodes[1].poll() is None, "the second Ray node did not join"
+            time.sleep(1)
+        yield address, cluster
+    finally:
+        if ray.is_initialized():
+            ray.shutdown()
+        for proc in reversed(nodes):
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+                proc.wait(timeout=30)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        shutil.rmtree(temp_dir, ignore_errors=True)
+        shutil.rmtree(logs, ignore_errors=True)
+
+
+def test_sharded_index_on_ray_equals_one_flat_index_and_the_in_process_shards(ray_cluster):
+    _, cluster = ray_cluster
+    rng = np.random.default_rng(5)
+    centers = rng.normal(size=(40, 32))
+    pool = (centers[rng.integers(0, 40, 60_000)] + 0.3 * rng.normal(size=(60_000, 32))).astype(np.float32)
+    queries = rng.normal(size=(200, 32)).astype(np.float32)
+    exact = PoolIndex(32, kind="flat").build(pool)
+    on_ray = ShardedPoolIndex(32, shards=3, kind="flat", compute=cluster).build(pool)
+    d_one, i_one = exact.search(queries, 25)
+    d_ray, i_ray = on_ray.search(queries, 25)
+    np.testing.assert_array_equal(i_ray, i_one)
+    np.testing.assert_allclose(d_ray, d_one, atol=1e-6)
+    # Approximate (IVF) shards: the cluster answers what the same shards answer in one process.
+    ivf_ray = ShardedPoolIndex(32, shards=2, kind="ivf", compute=cluster).build(pool)
+    ivf_here = ShardedPoolIndex(32, shards=2, kind="ivf", compute=IN_PROCESS).build(pool)
+    np.testing.assert_array_equal(ivf_ray.search(queries, 10)[1], ivf_here.search(queries, 10)[1])
+    ivf_ray.add(pool[:500])
+    assert ivf_ray.ntotal == 60_500 and ivf_ray.search(pool[:1], 1)[1][0, 0] in (0, 60_000)
+
+
+def test_knn_assignment_as_ray_tasks_equals_in_process(ray_cluster):
+    _, cluster = ray_cluster
+    rng = np.random.default_rng(6)
+    ref = rng.normal(size=(8000, 16)).astype(np.float32)
+    queries = rng.normal(size=(120_000, 16)).astype(np.float32)        # three search tasks
+    d_ray, i_ray = nearest(ref, queries, 16, approximate=True, compute=cluster)
+    d_here, i_here = nearest(ref, queries, 16, approximate=True, compute=IN_PROCESS)
+    d_plain, i_plain = nearest(ref, queries, 16, approximate=True)
+    np.testing.assert_array_equal(i_ray, i_here)
+    np.testing.assert_array_equal(d_ray, d_here)
+    assert (i_plain == i_here).mean() > 0.999       # unchunked search: same index, same neighbours
+
+
+def test_diagnosis_on_ray_equals_in_process(ray_cluster, small_scenario):
+    _, cluster = ray_cluster
+    s, probs = small_scenario.scenario, small_scenario.test_probs
+    args = (s.test.embeddings, s.test.labels, probs, s.test.metadata)
+    here = Diagnoser(seed=3, compute=IN_PROCESS).fit(*args)
+    there = Diagnoser(seed=3, compute=cluster).fit(*args)
+    np.testing.assert_array_equal(there.region_of_sample, here.region_of_sample)
+    assert [r.failures for r in there.regions] == [r.failures for r in here.regions]
+
+
+def test_a_server_with_ray_address_answers_as_an_in_process_one(ray_cluster, small_scenario, tmp_path):
+    address, _ = ray_cluster
+    s, sm = small_scenario.scenario, small_scenario
+    answers = []
+    for name, overrides in (("here", {"index_shards": 2}), ("ray", {"ray_address": address})):
+        server = start_server(tmp_path / name, **overrides)
+        client = Client(f"127.0.0.1:{server.port}", retries=2, timeout=300)
+        try:
+            run = client.create_run("eval", class_names=s.class_names, embedding_dim=s.test.embeddings.shape[1])
+            run.log_predictions(s.test.ids, s.test.labels, sm.test_probs, s.test.embeddings, metadata=s.test.metadata)
+            pool = client.create_pool("pool", embedding_dim=s.pool.embeddings.shape[1], num_classes=len(s.class_names))
+            pool.add(s.pool.ids, s.pool.embeddings, probabilities=sm.pool_probs, metadata=s.pool.metadata)
+            diagnosis = run.diagnose(progress=False, seed=3).message
+            picks = run.suggest(pool, budget=150)
+            answers.append(([(r.support, r.failures) for r in diagnosis.regions], picks["sample_id"].tolist()))
+            assert server.servicer.indexes.loaded()[pool.id] == len(s.pool)
+            assert server.servicer.compute.name.startswith("Ray") == (name == "ray")
+        finally:
+            client.close()
+            server.stop()
+    assert answers[0][0] and answers[1] == answers[0]
