@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from blindspots_server.core.diagnosis import Diagnoser
-from blindspots_server.core.metadata_bins import bin_metadata, predicate_mask
+from blindspots_server.core.metadata_bins import MAX_EXTRA_TIME_COLUMNS, bin_metadata, predicate_mask
 from blindspots_server.core.pool_filters import predicate_mask as slice_mask
 from blindspots_server.core.results import Predicate
 from blindspots_server.core.slice_finder import SliceFinder
@@ -123,3 +123,16 @@ def test_bad_part_values_are_refused_with_the_reason():
         slice_mask(meta, (Predicate("listed_at", "month", "13"),))
     with pytest.raises(ValueError, match="comma-separated integers"):
         slice_mask(meta, (Predicate("listed_at", "hour", "night"),))
+
+
+def test_extra_time_partitions_are_bounded_over_many_timestamps():
+    rng = np.random.default_rng(0)
+    start = np.datetime64("2024-01-01")
+    meta = pd.DataFrame({f"t{i}": (start + rng.integers(0, 700 * 86400, 500).astype("timedelta64[s]"))
+                         .astype("datetime64[us]") for i in range(5)})
+    binned = bin_metadata(meta)
+    # Every timestamp keeps its date bins, months and weekdays; seasons, hours and hour
+    # blocks come in tiers until the bound, the first tier for the first columns.
+    assert len(binned.columns) == 5 * 3 + MAX_EXTRA_TIME_COLUMNS
+    extra = [c for c, only in zip(binned.columns, binned.search_only) if only]
+    assert extra[:3] == ["month(t0)/3@12", "hour(t0)", "hour(t0)/6@0"] and extra[3] == "month(t1)/3@12"

@@ -1,9 +1,9 @@
 """ListRegionMembers' work: one page of a failure region's rows, read from the run's
 rows and the diagnosis's per-row regions, for a run of any size.
 
-Members are the diagnosed rows: the per-row regions stored with a diagnosis cover
-the run's first ``num_samples`` rows in ingestion order (batches only append), so
-rows ingested after the diagnosis are never members of its regions.
+Members are the diagnosed rows: the diagnosis's per-row regions are lined up with
+the run's rows as they are now (``diagnosed_rows.align``), so rows ingested after
+the diagnosis are never members of its regions.
 """
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from blindspots.v1 import blindspots_pb2 as pb
 
 from ..storage import NotFound, RunRecord, Store
 from ..storage.rows import META_PREFIX
+from .diagnosed_rows import align
 from .validation import InvalidArgument, require
 
 DEFAULT_PAGE = 1000
@@ -72,17 +73,16 @@ def region_members_page(store: Store, run: RunRecord, diagnosis: pb.Diagnosis, r
         have = f"regions {ids[0]}..{ids[-1]}" if ids else "no region"
         raise NotFound(f"region_id: diagnosis {diagnosis.id!r} has no region {region_id} (it has {have})")
     per_sample = store.diagnosis_rows(diagnosis.id)
-    regions = per_sample.column("region").to_numpy()
-    members = np.flatnonzero(regions == region_id)
-    start = _offset(page_token, diagnosis.id, region_id, len(members))
-    page = members[start:start + (page_size or DEFAULT_PAGE)]
-    stop = start + len(page)
-
     schema = dict(sorted(run.metadata_schema.items()))
     table = store.read_rows("run", run.id, ["sample_id", "label", "probabilities", "uri"]
                             + [META_PREFIX + name for name in schema])
+    seen = align(per_sample, np.asarray(table.column("sample_id").to_pylist(), dtype=object), diagnosis.id)
+    members = np.flatnonzero(seen.region == region_id)
+    start = _offset(page_token, diagnosis.id, region_id, len(members))
+    page = members[start:start + (page_size or DEFAULT_PAGE)]
+    stop = start + len(page)
     rows = table.take(pa.array(page, pa.int64()))
-    failed = per_sample.column("failed").to_numpy(zero_copy_only=False)[page]
+    failed = seen.failed[page]
     if "probabilities" in rows.column_names and len(rows):
         flat = rows.column("probabilities").combine_chunks()
         probs = flat.flatten().to_numpy(zero_copy_only=False).reshape(len(rows), flat.type.list_size)
@@ -97,4 +97,4 @@ def region_members_page(store: Store, run: RunRecord, diagnosis: pb.Diagnosis, r
         predicted=predicted.astype(np.int32).tolist(), confidence=confidence.tolist(),
         failed=failed.astype(bool).tolist(),
         metadata=[_metadata_column(name, kind, rows.column(META_PREFIX + name)) for name, kind in schema.items()],
-        num_rows_diagnosed=per_sample.num_rows, num_rows_in_run=table.num_rows)
+        num_rows_diagnosed=int(seen.diagnosed.sum()), num_rows_in_run=table.num_rows)
