@@ -24,6 +24,7 @@ import pandas as pd
 from ._columns import as_matrix, iter_batches
 from ._labels_api import LabelsAPI, LabelsSummary
 from ._progress import ProgressBar
+from .comparison import Comparison
 from .errors import BlindspotsError, JobFailedError, from_rpc_error
 from .labeling import export_picks, picks_format
 from .results import Diagnosis, RunMap, candidates_frame
@@ -217,6 +218,16 @@ class Client(LabelsAPI):
         ``diagnosis_id`` (default: the run's latest diagnosis)."""
         return RunMap.from_message(self._unary(self.stub.GetRunMap, pb.GetRunMapRequest(
             run_id=run_id, diagnosis_id=diagnosis_id, max_points=int(max_points), seed=int(seed))))
+
+    def compare(self, run_a: Union["Run", str], run_b: Union["Run", str], *, diagnosis_id_a: str = "",
+                diagnosis_id_b: str = "", min_overlap: float = 0.0, alpha: float = 0.0) -> Comparison:
+        """Compare two model versions diagnosed on the same test set (rows matched by
+        sample id): fixed / remaining / new failure regions and per-slice error rates.
+        ``min_overlap`` (Jaccard, default 0.25) and ``alpha`` (0.05) as in RunComparison."""
+        ids = [r.id if isinstance(r, Run) else r for r in (run_a, run_b)]
+        return Comparison(self._unary(self.stub.CompareRuns, pb.CompareRunsRequest(
+            run_id_a=ids[0], run_id_b=ids[1], diagnosis_id_a=diagnosis_id_a, diagnosis_id_b=diagnosis_id_b,
+            min_overlap=min_overlap, alpha=alpha)))
 
     # ------------------------------------------------------------ suggest
     def suggest(self, run_id: str, pool_id: str, budget: int, *, strategy: str = "targeted",

@@ -26,6 +26,7 @@ from ..storage.rows import to_row_data
 from . import convert
 from .access import AccessPolicy
 from .errors import FailedPrecondition, PermissionDenied
+from .comparison import DEFAULT_ALPHA, DEFAULT_MIN_OVERLAP, compare_runs
 from .jobs import JobRunner
 from .labels import import_labels, list_labels
 from .pool_indexes import PoolIndexes
@@ -403,6 +404,26 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
     def ListLabels(self, request: pb.ListLabelsRequest, context) -> pb.LabelSet:
         target, target_id, _ = self._label_target(request.pool_id, request.run_id, context)
         return list_labels(self.store, target, target_id)
+
+    # ------------------------------------------------------------ compare
+    def CompareRuns(self, request: pb.CompareRunsRequest, context) -> pb.RunComparison:
+        require(bool(request.run_id_a), "run_id_a", "is required")
+        require(bool(request.run_id_b), "run_id_b", "is required")
+        run_a = self._run(request.run_id_a, context)
+        run_b = self._run(request.run_id_b, context)
+        require(0 <= request.min_overlap <= 1, "min_overlap", "must be in [0, 1]")
+        require(0 <= request.alpha < 1, "alpha", "must be in [0, 1)")
+        diagnoses = []
+        for run, diagnosis_id, field in ((run_a, request.diagnosis_id_a, "run_id_a"),
+                                         (run_b, request.diagnosis_id_b, "run_id_b")):
+            try:
+                diagnoses.append(self._diagnosis(diagnosis_id, run.id, context))
+            except NotFound:
+                if diagnosis_id:
+                    raise
+                raise FailedPrecondition(f"{field}: run {run.id!r} has no diagnosis yet: call Diagnose first") from None
+        return compare_runs(self.store, run_a, run_b, diagnoses[0], diagnoses[1],
+                            request.min_overlap or DEFAULT_MIN_OVERLAP, request.alpha or DEFAULT_ALPHA)
 
     def shutdown(self) -> None:
         self.jobs.shutdown()
