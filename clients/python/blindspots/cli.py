@@ -169,7 +169,7 @@ def _cmd_report(args) -> int:
     with _client(args) as client:
         path = write_report(client, args.run, args.output, suggestions, diagnosis_id=args.diagnosis,
                             max_points=args.max_points, max_thumbnails=args.thumbnails,
-                            compare_with=args.compare_with)
+                            compare_with=args.compare_with, projection=args.projection)
     print(f"report written to {path}")
     return 0
 
@@ -277,6 +277,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max-points", type=int, default=3000, help="points drawn on the map")
     s.add_argument("--thumbnails", type=int, default=8, help="thumbnails per region and for suggestions")
     s.add_argument("--compare-with", default="", help="an earlier version's run on the same test set")
+    s.add_argument("--projection", default="", choices=["", "pca"],
+                   help="the map: the diagnosis's clustering space (default) or pca")
     s.set_defaults(fn=_cmd_report)
     return p
 

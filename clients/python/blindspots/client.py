@@ -212,12 +212,15 @@ class Client(LabelsAPI):
         return Diagnosis(self._unary(self.stub.GetDiagnosis,
                                      pb.GetDiagnosisRequest(diagnosis_id=diagnosis_id, run_id=run_id)))
 
-    def get_run_map(self, run_id: str, diagnosis_id: str = "", max_points: int = 3000, seed: int = 0) -> RunMap:
-        """A 2-D map (PCA of the L2-normalised embeddings, computed by the server) of
-        about ``max_points`` of the run's rows, with failures and regions of
-        ``diagnosis_id`` (default: the run's latest diagnosis)."""
+    def get_run_map(self, run_id: str, diagnosis_id: str = "", max_points: int = 3000, seed: int = 0,
+                    projection: str = "") -> RunMap:
+        """A 2-D map of about ``max_points`` of the run's rows, with failures and
+        regions of ``diagnosis_id`` (default: the run's latest diagnosis), laid out by
+        the server: by default as the diagnosis's clustering space (regions
+        separate), ``projection="pca"``: PCA of the L2-normalised embeddings."""
         return RunMap.from_message(self._unary(self.stub.GetRunMap, pb.GetRunMapRequest(
-            run_id=run_id, diagnosis_id=diagnosis_id, max_points=int(max_points), seed=int(seed))))
+            run_id=run_id, diagnosis_id=diagnosis_id, max_points=int(max_points), seed=int(seed),
+            projection=projection)))
 
     def compare(self, run_a: Union["Run", str], run_b: Union["Run", str], *, diagnosis_id_a: str = "",
                 diagnosis_id_b: str = "", min_overlap: float = 0.0, alpha: float = 0.0) -> Comparison:

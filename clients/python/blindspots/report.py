@@ -50,14 +50,15 @@ th { background: #f6f7f9; font-weight: 600; }
 
 def write_report(client, run_id: str, path: Union[str, Path], suggestions: Optional[pd.DataFrame] = None, *,
                  diagnosis_id: str = "", max_points: int = 3000, max_thumbnails: int = 8,
-                 compare_with: str = "") -> Path:
+                 compare_with: str = "", projection: str = "") -> Path:
     """Write the report of ``run_id``'s diagnosis (default: its latest) to ``path``;
     ``suggestions``: a frame from ``Run.suggest`` (or a manifest read back) to list
     with thumbnails; ``compare_with``: an earlier version's run on the same test set,
-    for a section on what changed since. Returns the path written."""
+    for a section on what changed since; ``projection``: the map's, as in
+    ``Client.get_run_map``. Returns the path written."""
     run = client.get_run(run_id)
     diagnosis = client.get_diagnosis(diagnosis_id=diagnosis_id, run_id="" if diagnosis_id else run_id)
-    run_map = client.get_run_map(run_id, diagnosis_id=diagnosis.id, max_points=max_points)
+    run_map = client.get_run_map(run_id, diagnosis_id=diagnosis.id, max_points=max_points, projection=projection)
     comparison = client.compare(compare_with, run_id, diagnosis_id_b=diagnosis.id) if compare_with else None
     html = render_report(run.message, diagnosis, run_map, suggestions, max_thumbnails=max_thumbnails,
                          comparison=comparison)
@@ -111,9 +112,12 @@ def _map_section(run_map: RunMap, names: list[str]) -> str:
               f'<span><i class="swatch" style="background:#fff;border:2px solid {FAILURE_COLOUR}"></i>failure</span>']
     for r in sorted(int(v) for v in pts["region"].unique() if v >= 0):
         legend.append(f'<span><i class="swatch" style="background:{region_colour(r)}"></i>region {r}</span>')
+    how = ("the space the failure clustering ran in (class directions removed), laid out as a spectral "
+           "embedding of its nearest-neighbour graph: nearby points are neighbours there; axes have no units"
+           if run_map.projection == "clustering_space" else
+           f"PCA of the L2-normalised embeddings (the two axes keep {run_map.explained_variance:.0%} of the variance)")
     return (f'<h2>Map of the test embeddings</h2><p class="muted">{len(pts)} of {run_map.num_samples} rows; '
-            f"PCA of the L2-normalised embeddings (the two axes keep {run_map.explained_variance:.0%} of the "
-            "variance). Hover a point for its id, label and prediction.</p>"
+            f"{how}. Hover a point for its id, label and prediction.</p>"
             f'<p class="legend">{"".join(legend)}</p>' + svg_map(pts, names))
 
 

@@ -19,6 +19,7 @@ from blindspots.v1 import blindspots_pb2_grpc as pb_grpc
 
 from ..config import ServerConfig
 from ..core.diagnosis import Diagnoser
+from ..core.embedding_map import ClusteringSpaceLayout
 from ..core.tracked_slices import evaluate_slices
 from ..core.suggest import STRATEGIES, MetadataFilterSpec
 from ..storage import DiagnosisRecord, NotFound, PoolRecord, RunRecord, Store, new_id
@@ -274,8 +275,11 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
     def _diagnose(self, run: RunRecord, kwargs: dict, job_id: str, progress) -> str:
         progress(0.0, "loading predictions")
         rows = to_row_data(self.store.read_rows("run", run.id))
-        result = Diagnoser(**kwargs).fit(rows.embeddings, rows.labels, rows.probabilities, rows.metadata,
-                                         sample_ids=rows.sample_ids, uris=rows.uris, progress=progress)
+        diagnoser = Diagnoser(**kwargs)
+        result = diagnoser.fit(rows.embeddings, rows.labels, rows.probabilities, rows.metadata,
+                               sample_ids=rows.sample_ids, uris=rows.uris, progress=progress)
+        progress(0.98, "laying out the map")
+        layout = ClusteringSpaceLayout(seed=int(kwargs.get("seed", 0))).fit(diagnoser.clusters_.reduced)
         progress(0.99, "saving the diagnosis")
         diag_id = new_id("diag")
         created = time.time()
@@ -286,7 +290,8 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
             convert.slice_message(s) for s in
             evaluate_slices(tracked, rows.metadata, result.failed, result.baseline_error_rate))
         per_sample = pa.table({"region": pa.array(np.asarray(result.region_of_sample, dtype=np.int32)),
-                               "failed": pa.array(np.asarray(result.failed, dtype=bool))})
+                               "failed": pa.array(np.asarray(result.failed, dtype=bool)),
+                               "map_x": pa.array(layout[:, 0]), "map_y": pa.array(layout[:, 1])})
         self.store.save_diagnosis(DiagnosisRecord(id=diag_id, run_id=run.id, created_at=created, job_id=job_id,
                                                   payload=message.SerializeToString()), per_sample)
         self.telemetry.diagnosis_saved(run, message)
@@ -381,13 +386,14 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
         run = self._run(request.run_id, context)
         require(run.num_rows > 0, "run_id", f"run {run.id!r} has no predictions yet")
         require(0 <= request.max_points <= MAX_POINTS, "max_points", f"must be between 0 and {MAX_POINTS}")
+        require(request.projection in ("", "pca"), "projection", "must be '' (the clustering space) or 'pca'")
         try:
             diagnosis: Optional[pb.Diagnosis] = self._diagnosis(request.diagnosis_id, run.id, context)
         except NotFound:
             if request.diagnosis_id:
                 raise
             diagnosis = None
-        return run_map_message(self.store, run, diagnosis, request.max_points, request.seed)
+        return run_map_message(self.store, run, diagnosis, request.max_points, request.seed, request.projection)
 
     # ------------------------------------------------------------ labels
     def _label_target(self, pool_id: str, run_id: str, context) -> tuple[str, str, list[str]]:

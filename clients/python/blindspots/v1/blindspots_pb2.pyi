@@ -627,19 +627,21 @@ class CandidateBatch(_message.Message):
     def __init__(self, candidates: _Optional[_Iterable[_Union[Candidate, _Mapping]]] = ...) -> None: ...
 
 class GetRunMapRequest(_message.Message):
-    __slots__ = ("run_id", "diagnosis_id", "max_points", "seed")
+    __slots__ = ("run_id", "diagnosis_id", "max_points", "seed", "projection")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     DIAGNOSIS_ID_FIELD_NUMBER: _ClassVar[int]
     MAX_POINTS_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
+    PROJECTION_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     diagnosis_id: str
     max_points: int
     seed: int
-    def __init__(self, run_id: _Optional[str] = ..., diagnosis_id: _Optional[str] = ..., max_points: _Optional[int] = ..., seed: _Optional[int] = ...) -> None: ...
+    projection: str
+    def __init__(self, run_id: _Optional[str] = ..., diagnosis_id: _Optional[str] = ..., max_points: _Optional[int] = ..., seed: _Optional[int] = ..., projection: _Optional[str] = ...) -> None: ...
 
 class RunMap(_message.Message):
-    __slots__ = ("run_id", "diagnosis_id", "num_samples", "coordinates", "sample_ids", "uris", "failed", "region_ids", "labels", "predicted", "explained_variance")
+    __slots__ = ("run_id", "diagnosis_id", "num_samples", "coordinates", "sample_ids", "uris", "failed", "region_ids", "labels", "predicted", "explained_variance", "projection")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     DIAGNOSIS_ID_FIELD_NUMBER: _ClassVar[int]
     NUM_SAMPLES_FIELD_NUMBER: _ClassVar[int]
@@ -651,6 +653,7 @@ class RunMap(_message.Message):
     LABELS_FIELD_NUMBER: _ClassVar[int]
     PREDICTED_FIELD_NUMBER: _ClassVar[int]
     EXPLAINED_VARIANCE_FIELD_NUMBER: _ClassVar[int]
+    PROJECTION_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     diagnosis_id: str
     num_samples: int
@@ -662,7 +665,8 @@ class RunMap(_message.Message):
     labels: _containers.RepeatedScalarFieldContainer[int]
     predicted: _containers.RepeatedScalarFieldContainer[int]
     explained_variance: float
-    def __init__(self, run_id: _Optional[str] = ..., diagnosis_id: _Optional[str] = ..., num_samples: _Optional[int] = ..., coordinates: _Optional[bytes] = ..., sample_ids: _Optional[_Iterable[str]] = ..., uris: _Optional[_Iterable[str]] = ..., failed: _Optional[_Iterable[bool]] = ..., region_ids: _Optional[_Iterable[int]] = ..., labels: _Optional[_Iterable[int]] = ..., predicted: _Optional[_Iterable[int]] = ..., explained_variance: _Optional[float] = ...) -> None: ...
+    projection: str
+    def __init__(self, run_id: _Optional[str] = ..., diagnosis_id: _Optional[str] = ..., num_samples: _Optional[int] = ..., coordinates: _Optional[bytes] = ..., sample_ids: _Optional[_Iterable[str]] = ..., uris: _Optional[_Iterable[str]] = ..., failed: _Optional[_Iterable[bool]] = ..., region_ids: _Optional[_Iterable[int]] = ..., labels: _Optional[_Iterable[int]] = ..., predicted: _Optional[_Iterable[int]] = ..., explained_variance: _Optional[float] = ..., projection: _Optional[str] = ...) -> None: ...
 
 class ImportLabelsRequest(_message.Message):
     __slots__ = ("pool_id", "run_id", "sample_ids", "labels", "source")
