@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import grpc
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from blindspots.v1 import blindspots_pb2 as pb
 from blindspots_server.storage import MAX_METADATA_COLUMNS
+from blindspots_server.storage.rows import META_PREFIX, unify
 
 DIM = 4
 
