@@ -30,7 +30,8 @@ def comparison_section(comparison: Comparison, max_slices: int = 12) -> str:
         colour = STATUS_COLOURS.get(r.status, "#667085")
         rows.append(f'<tr><td><span class="kind" style="background:{colour};color:#fff">{escape(r.status)}</span></td>'
                     f"<td>{name}{match}</td><td>{escape(r.slice_a or r.slice_b) or '<span class=muted>—</span>'}</td>"
-                    f"<td class=num>{r.rows.support}</td><td class=num>{_rate(r.rows.error_rate_a, r.rows.error_rate_b)}</td>"
+                    f"<td class=num>{r.rows.support}</td>"
+                    f"<td class=num>{_rate(r.rows.error_rate_a, r.rows.error_rate_b)}</td>"
                     f"<td class=num>{_diff(r.rows)}</td></tr>")
     slices = comparison.slices_frame().head(max_slices)
     by_name = {s.name: s for s in m.slices}
@@ -48,5 +49,6 @@ def comparison_section(comparison: Comparison, max_slices: int = 12) -> str:
             "interval.</p>"
             "<table><tr><th>status</th><th>region</th><th>slice</th><th class=num>rows</th>"
             f"<th class=num>error rate {a} → {b}</th><th class=num>difference</th></tr>{''.join(rows)}</table>"
-            + (f"<h3>Slices, {a} → {b}</h3><table><tr><th>slice</th><th class=num>rows</th><th class=num>error rate"
-               f"</th><th class=num>difference</th><th class=num>q</th></tr>{slice_rows}</table>" if slice_rows else ""))
+            + (f"<h3>Slices, {a} → {b}</h3><table><tr><th>slice</th><th class=num>rows</th>"
+               "<th class=num>error rate</th><th class=num>difference</th><th class=num>q</th></tr>"
+               f"{slice_rows}</table>" if slice_rows else ""))
