@@ -184,8 +184,7 @@ def _cmd_relabel(args) -> int:
         run = client.get_run(args.run).message
     export_picks(frame, args.output, picks_format(args.output, args.format), list(run.class_names),
                  model_version=run.model_version, local_files_root=args.local_files_root or None)
-    note = "" if frame.attrs["complete"] else " (a sample of the run's rows: the run has over 20000)"
-    print(f"{len(frame)} relabel requests from {args.kinds} regions written to {args.output}{note}")
+    print(f"{len(frame)} relabel requests from {args.kinds} regions written to {args.output}")
     return 0
 
 
