@@ -161,6 +161,13 @@ def _pct(values: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(values) * 1000, q)) if values else float("nan")
 
 
+def _repo_relative(path: str) -> str:
+    """A script path as the repository names it (results files hold no machine paths)."""
+    resolved = Path(path).resolve()
+    root = Path(__file__).resolve().parents[1]
+    return str(resolved.relative_to(root)) if resolved.is_relative_to(root) else Path(path).name
+
+
 def report(result: dict, args) -> str:
     rec: Recorder = result["rec"]
     elapsed = result["elapsed"]
@@ -168,7 +175,7 @@ def report(result: dict, args) -> str:
     lines = [
         "# Load test (loopback)",
         "",
-        f"`{' '.join([Path(sys.executable).name, *sys.argv])}`",
+        f"`{' '.join(['python', _repo_relative(sys.argv[0]), *sys.argv[1:]])}`",
         "",
         f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}; server and "
         "clients on the same machine (the clients' Python threads share its CPUs).",

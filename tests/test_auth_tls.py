@@ -13,7 +13,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from blindspots import Client
 from blindspots.cli import main as cli_main
 from blindspots.client import Run
-from blindspots.errors import PermissionDeniedError, UnauthenticatedError, UnavailableError
+from blindspots.errors import NotFoundError, PermissionDeniedError, UnauthenticatedError, UnavailableError
 from blindspots.v1 import blindspots_pb2 as pb
 from blindspots.v1 import blindspots_pb2_grpc as pb_grpc
 from blindspots_server.config import ServerConfig
@@ -58,24 +58,44 @@ def test_token_reads_its_projects_and_nothing_else(auth_server):
         assert {r.id for r in admin.list_runs()} == {run_a.id, run_b.id}
         assert [p.id for p in b.list_pools()] == [pool_b.id] and a.list_pools() == []
 
-        for call in (lambda: a.get_run(run_b.id), lambda: a.get_pool(pool_b.id),
-                     lambda: a.list_runs(project="beta"),
-                     lambda: a.create_run("sneaky", class_names=["x", "y"], embedding_dim=4, project="beta"),
-                     lambda: b.get_run(run_a.id), lambda: b.get_diagnosis(run_id=run_a.id),
-                     lambda: b.suggest(run_a.id, pool_b.id, budget=1, strategy="random", progress=False)):
-            with pytest.raises(PermissionDeniedError):
+        # A project the caller names that its token does not grant: PERMISSION_DENIED naming it.
+        for call in (lambda: a.list_runs(project="beta"),
+                     lambda: a.create_run("sneaky", class_names=["x", "y"], embedding_dim=4, project="beta")):
+            with pytest.raises(PermissionDeniedError, match="'beta'"):
                 call()
+        # An id outside the caller's projects looks exactly like an id that does not exist
+        # (issue 13, defect 11: PERMISSION_DENIED for existing ids was an existence oracle).
+        diagnosis = run_a.diagnose(progress=False)
+        for call, missing in (
+                (lambda: a.get_run(run_b.id), f"run '{run_b.id}' not found"),
+                (lambda: a.get_run("run_0000000000000000"), "run 'run_0000000000000000' not found"),
+                (lambda: a.get_pool(pool_b.id), f"pool '{pool_b.id}' not found"),
+                (lambda: a.get_pool("pool_0000000000000000"), "pool 'pool_0000000000000000' not found"),
+                (lambda: b.get_run(run_a.id), f"run '{run_a.id}' not found"),
+                (lambda: b.get_diagnosis(run_id=run_a.id), f"run '{run_a.id}' not found"),
+                (lambda: b.get_diagnosis(diagnosis.id), f"diagnosis '{diagnosis.id}' not found"),
+                (lambda: b.get_diagnosis("diag_0000000000000000"), "diagnosis 'diag_0000000000000000' not found"),
+                (lambda: b.suggest(run_a.id, pool_b.id, budget=1, strategy="random", progress=False),
+                 f"run '{run_a.id}' not found"),
+                (lambda: b.suggest("", pool_b.id, diagnosis_id=diagnosis.id, budget=1, progress=False),
+                 f"diagnosis '{diagnosis.id}' not found")):
+            with pytest.raises(NotFoundError) as info:
+                call()
+            assert info.value.details == missing
         # Writing into another team's run is refused before anything is stored.
-        with pytest.raises(PermissionDeniedError):
+        with pytest.raises(NotFoundError):
             Run(b, run_a.message).log_predictions(["c"], [0], [[1.0, 0.0]], np.zeros((1, 4)), progress=False)
         assert admin.get_run(run_a.id).message.num_rows == 2
 
-        # A job belongs to its run's project: team b can neither watch nor cancel team a's diagnosis.
+        # A job belongs to its run's project: team b can neither watch nor cancel team a's diagnosis,
+        # and cannot tell it from a job id that never existed.
         job = run_a.diagnose(wait=False)
-        for method in (b.stub.GetJob, b.stub.CancelJob):
-            with pytest.raises(grpc.RpcError) as info:
-                method(pb.GetJobRequest(job_id=job.id), metadata=b._metadata)
-            assert info.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        for job_id in (job.id, "job_0000000000000000"):
+            for method in (b.stub.GetJob, b.stub.CancelJob):
+                with pytest.raises(grpc.RpcError) as info:
+                    method(pb.GetJobRequest(job_id=job_id), metadata=b._metadata)
+                assert info.value.code() == grpc.StatusCode.NOT_FOUND
+                assert info.value.details() == f"job '{job_id}' not found"
         a.wait_job(job.id, progress=False)
 
 

@@ -94,7 +94,14 @@ def test_targeted_splits_budget_by_impact_and_explains(world):
     expected = allocate_budget(150, np.array([r.excess_errors for r in regions]))
     assert counts.tolist() == expected.tolist()
     north = [c for c in out if c.region_id == 0]
-    assert all(c.slice == "camera=cam_e & region=north" for c in north)
+    # ``slice`` names the region's slice only for picks that match it (the proto's meaning);
+    # without the slice bonus both kinds of picks occur.
+    for weight in (None, 0.0):
+        near = [c for c in call(world, "targeted", budget=150, slice_weight=weight) if c.region_id == 0]
+        meta = pool.metadata.iloc[[c.pool_index for c in near]]
+        matches = ((meta.camera == "cam_e") & (meta.region == "north")).to_numpy()
+        assert [c.slice for c in near] == ["camera=cam_e & region=north" if m else "" for m in matches]
+        assert matches.any() and (weight is None or not matches.all())
     assert all("near failure region 0" in c.reason and "camera=cam_e & region=north" in c.reason
                for c in north)
     matched = [c for c in north if "matches the region's slice" in c.reason]

@@ -14,8 +14,9 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from blindspots_server.storage import (Conflict, DataLoss, DiagnosisRecord, DuplicateSampleIds, JobRecord, NotFound,
-                                       PoolRecord, RunRecord, Store, SuggestionSetRecord, open_store)
+from blindspots_server.storage import (MAX_METADATA_COLUMNS, Conflict, DataLoss, DiagnosisRecord, DuplicateSampleIds,
+                                       JobRecord, NotFound, PoolRecord, RunRecord, Store, SuggestionSetRecord,
+                                       TooManyColumns, open_store)
 from blindspots_server.storage.rows import build_table, to_row_data
 
 BACKENDS = ["embedded", "postgres", "postgres+memory"]
@@ -194,3 +195,27 @@ def test_a_damaged_row_file_is_data_loss(open_again, tmp_path):
     part.write_bytes(bytes(raw))
     with pytest.raises(DataLoss, match="run 'run_a'"):
         open_again().read_rows("run", "run_a")
+
+
+def test_labels_keep_the_newest_per_sample_and_name_unknown_ids(store):
+    _pool(store)
+    store.ingest_batch("pool", "pool_a", "b1", _batch(["a", "b", "c"]), {})
+    assert store.unknown_sample_ids("pool", "pool_a", ["a", "zz", "c", "yy"]) == ["zz", "yy"]
+    first = store.save_labels("pool", "pool_a", ["a", "b", "a"], ["x", "y", "y"], "tool:1", 10.0)
+    assert (first.stored, first.replaced, first.total) == (2, 0, 2)          # the last label given for a wins
+    second = store.save_labels("pool", "pool_a", ["b", "c"], ["x", "x"], "tool:2", 20.0)
+    assert (second.stored, second.replaced, second.total) == (2, 1, 3)
+    labels = {r.sample_id: (r.label, r.source) for r in store.read_labels("pool", "pool_a")}
+    assert labels == {"a": ("y", "tool:1"), "b": ("x", "tool:2"), "c": ("x", "tool:2")}
+    assert store.labeled_ids("pool", "pool_a") == {"a", "b", "c"}
+    assert store.labeled_ids("run", "run_a") == set()
+
+
+def test_metadata_columns_are_limited_per_target_over_all_batches(store):
+    _run(store)
+    wide = {f"c{i}": ("number", pa.array([1.0])) for i in range(MAX_METADATA_COLUMNS - 1)}
+    store.ingest_batch("run", "run_a", "b1", _batch(["a"], meta=wide), {k: "number" for k in wide})
+    more = {f"d{i}": ("number", pa.array([1.0])) for i in range(2)}
+    with pytest.raises(TooManyColumns, match="per run"):
+        store.ingest_batch("run", "run_a", "b2", _batch(["b"], meta=more), {k: "number" for k in more})
+    assert store.get_run("run_a").num_rows == 1

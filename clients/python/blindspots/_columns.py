@@ -77,3 +77,22 @@ def iter_batches(target_field: str, target_id: str, sample_ids: Sequence[str], e
         if uris is not None:
             msg.uris.extend(str(u) for u in uris[start:stop])
         yield msg
+
+
+def columns_frame(columns: Sequence[pb.Column], rows: int) -> pd.DataFrame:
+    """API metadata columns back into a DataFrame (timestamps as naive UTC datetimes)."""
+    out = {}
+    for col in columns:
+        kind = col.WhichOneof("values")
+        null = np.asarray(col.is_null, dtype=bool) if len(col.is_null) else np.zeros(rows, dtype=bool)
+        if kind == "numbers":
+            out[col.name] = np.asarray(col.numbers.values, dtype=np.float64)
+        elif kind == "timestamps":
+            values = np.asarray(col.timestamps.unix_micros, dtype=np.int64).astype("datetime64[us]")
+            values[null] = np.datetime64("NaT")
+            out[col.name] = values
+        else:
+            values = np.asarray(col.strings.values if kind else [""] * rows, dtype=object)
+            values[null] = None
+            out[col.name] = values
+    return pd.DataFrame(out, index=pd.RangeIndex(rows))

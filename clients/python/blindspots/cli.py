@@ -8,8 +8,13 @@
     blindspots runs [--project P]
     blindspots pools [--project P]
     blindspots diagnose RUN [--min-cluster-size N ...]
-    blindspots suggest RUN --pool POOL --budget N -o FILE [--strategy S]
+    blindspots suggest RUN --pool POOL --budget N -o FILE [--strategy S] [--format label-studio|coco|csv]
+    blindspots labels import EXPORT.json --pool POOL [-o labels.parquet]
+    blindspots labels export --pool POOL -o labels.parquet
+    blindspots relabel RUN -o tasks.json
+    blindspots compare RUN_A RUN_B [-o regions.csv]
     blindspots report RUN -o report.html [--suggestions FILE] [--diagnosis ID]
+    blindspots region-members RUN --region N -o FILE [--diagnosis ID]
 
 Client commands read the server address from --address or BLINDSPOTS_ADDRESS,
 a token from --token or BLINDSPOTS_TOKEN, a CA file from --ca or BLINDSPOTS_CA.
@@ -137,10 +142,62 @@ def _cmd_suggest(args) -> int:
             raise SystemExit(f"--filter {f!r}: use column=value, column<number, ...")
     with _client(args) as client:
         frame = client.suggest(args.run, args.pool, args.budget, strategy=args.strategy, filters=filters,
-                               allow_repeats=args.allow_repeats, output=args.output, progress=True)
+                               allow_repeats=args.allow_repeats, output=args.output, format=args.format,
+                               local_files_root=args.local_files_root or None, progress=True)
     print(f"{len(frame)} candidates written to {args.output} (suggestion set {frame.attrs['suggestion_set']})")
     if len(frame):
         print(frame.head(args.show)[["rank", "sample_id", "score", "region_id", "reason"]].to_string(index=False))
+    return 0
+
+
+def _cmd_labels_import(args) -> int:
+    from .labeling import read_label_studio_export
+    labels = read_label_studio_export(args.export, from_name=args.from_name or None)
+    target = {"pool_id": args.pool or "", "run_id": args.run or ""}
+    with _client(args) as client:
+        if len(labels):
+            summary = client.import_labels(labels, source=args.source or f"label-studio:{args.export}", **target)
+            print(f"{summary.labels_stored} labels stored ({summary.labels_replaced} replaced earlier ones); "
+                  f"{summary.total_labeled} samples labeled in all")
+        print(f"{labels.attrs['unlabeled']} tasks in the export had no label")
+        if args.output:
+            _write_labels(client.labels_frame(**target), args.output)
+    return 0
+
+
+def _cmd_labels_export(args) -> int:
+    with _client(args) as client:
+        _write_labels(client.labels_frame(pool_id=args.pool or "", run_id=args.run or ""), args.output)
+    return 0
+
+
+def _write_labels(frame, output: str) -> None:
+    from .results import write_manifest
+    write_manifest(frame, output)
+    print(f"{len(frame)} labels (sample_id, uri, label) written to {output}")
+
+
+def _cmd_relabel(args) -> int:
+    from .labeling import export_picks, picks_format
+    with _client(args) as client:
+        frame = client.relabel_requests(args.run, diagnosis_id=args.diagnosis, kinds=args.kinds.split(","))
+        run = client.get_run(args.run).message
+    export_picks(frame, args.output, picks_format(args.output, args.format), list(run.class_names),
+                 model_version=run.model_version, local_files_root=args.local_files_root or None)
+    print(f"{len(frame)} relabel requests from {args.kinds} regions written to {args.output}")
+    return 0
+
+
+def _cmd_compare(args) -> int:
+    with _client(args) as client:
+        comparison = client.compare(args.run_a, args.run_b, min_overlap=args.min_overlap)
+    print(comparison.summary(max_slices=args.max_slices))
+    if args.output:
+        from .results import write_manifest
+        write_manifest(comparison.regions_frame(), args.output)
+    if args.slices_output:
+        from .results import write_manifest
+        write_manifest(comparison.slices_frame(), args.slices_output)
     return 0
 
 
@@ -153,8 +210,22 @@ def _cmd_report(args) -> int:
                        else pd.read_parquet(args.suggestions))
     with _client(args) as client:
         path = write_report(client, args.run, args.output, suggestions, diagnosis_id=args.diagnosis,
-                            max_points=args.max_points, max_thumbnails=args.thumbnails)
+                            max_points=args.max_points, max_thumbnails=args.thumbnails,
+                            compare_with=args.compare_with, projection=args.projection)
     print(f"report written to {path}")
+    return 0
+
+
+def _cmd_region_members(args) -> int:
+    with _client(args) as client:
+        diagnosis_id = args.diagnosis or client.get_diagnosis(run_id=args.run).id
+        frame = client.region_members(diagnosis_id, args.region, output=args.output)
+    a = frame.attrs
+    print(f"{len(frame)} rows of region {args.region} of diagnosis {diagnosis_id} "
+          f"({int(frame['failed'].sum())} failures) written to {args.output}")
+    if a["num_rows_in_run"] > a["num_rows_diagnosed"]:
+        print(f"note: the run has {a['num_rows_in_run'] - a['num_rows_diagnosed']} rows ingested after this "
+              "diagnosis; they are in no region until the run is diagnosed again")
     return 0
 
 
@@ -224,7 +295,43 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--filter", action="append", help="e.g. region=north, price<500000 (repeatable)")
     s.add_argument("--allow-repeats", action="store_true")
     s.add_argument("--show", type=int, default=10)
+    _format_args(s)
     s.set_defaults(fn=_cmd_suggest)
+
+    s = sub.add_parser("labels", help="labels from a labeling tool: import an export, export what is stored")
+    labels = s.add_subparsers(dest="labels_command", required=True)
+    s = labels.add_parser("import", help="store the labels of a Label Studio export (JSON or JSON_MIN)")
+    client_args(s)
+    s.add_argument("export", help="the export file")
+    _label_target_args(s)
+    s.add_argument("--from-name", default="", help="the Choices control to read (default: the first)")
+    s.add_argument("--source", default="", help="recorded with each label (default: label-studio:EXPORT)")
+    s.add_argument("-o", "--output", default="", help="also write every stored label (.parquet/.csv)")
+    s.set_defaults(fn=_cmd_labels_import)
+    s = labels.add_parser("export", help="write every stored label as (sample_id, uri, label, ...)")
+    client_args(s)
+    _label_target_args(s)
+    s.add_argument("-o", "--output", required=True, help=".parquet or .csv")
+    s.set_defaults(fn=_cmd_labels_export)
+
+    s = sub.add_parser("relabel", help="send the failed rows of label-noise regions to a labeling tool")
+    client_args(s)
+    s.add_argument("run")
+    s.add_argument("-o", "--output", required=True)
+    s.add_argument("--diagnosis", default="", help="diagnosis id (default: the run's latest)")
+    s.add_argument("--kinds", default="label_noise", help="region kinds, comma-separated (label_noise,mixed)")
+    _format_args(s)
+    s.set_defaults(fn=_cmd_relabel)
+
+    s = sub.add_parser("compare", help="compare two model versions diagnosed on the same test set")
+    client_args(s)
+    s.add_argument("run_a", help="the earlier version's run")
+    s.add_argument("run_b", help="the newer version's run")
+    s.add_argument("--min-overlap", type=float, default=0.0, help="Jaccard to match regions (default 0.25)")
+    s.add_argument("--max-slices", type=int, default=8)
+    s.add_argument("-o", "--output", default="", help="write the regions table (.csv/.parquet)")
+    s.add_argument("--slices-output", default="", help="write the slices table (.csv/.parquet)")
+    s.set_defaults(fn=_cmd_compare)
 
     s = sub.add_parser("report", help="write a self-contained HTML report of a run's diagnosis")
     client_args(s)
@@ -234,8 +341,32 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--suggestions", default="", help="a manifest from `blindspots suggest` to include")
     s.add_argument("--max-points", type=int, default=3000, help="points drawn on the map")
     s.add_argument("--thumbnails", type=int, default=8, help="thumbnails per region and for suggestions")
+    s.add_argument("--compare-with", default="", help="an earlier version's run on the same test set")
+    s.add_argument("--projection", default="", choices=["", "pca"],
+                   help="the map: the diagnosis's clustering space (default) or pca")
     s.set_defaults(fn=_cmd_report)
+
+    s = sub.add_parser("region-members", help="export every row of one failure region (.parquet or .csv)")
+    client_args(s)
+    s.add_argument("run")
+    s.add_argument("--region", type=int, required=True, help="the region id, as in `diagnose`")
+    s.add_argument("-o", "--output", required=True, help=".parquet or .csv")
+    s.add_argument("--diagnosis", default="", help="diagnosis id (default: the run's latest)")
+    s.set_defaults(fn=_cmd_region_members)
     return p
+
+
+def _format_args(sp) -> None:
+    sp.add_argument("--format", default="", choices=["", "parquet", "csv", "label-studio", "coco"],
+                    help="default: by the output's suffix (.json: label-studio)")
+    sp.add_argument("--local-files-root", default="", help="label-studio: serve file:// URIs under this "
+                    "directory through Label Studio's local-files storage")
+
+
+def _label_target_args(sp) -> None:
+    target = sp.add_mutually_exclusive_group(required=True)
+    target.add_argument("--pool", help="the pool whose samples were labeled")
+    target.add_argument("--run", help="the run whose test rows were relabeled")
 
 
 def main(argv: Optional[list[str]] = None) -> int:

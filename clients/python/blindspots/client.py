@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import random
 import time
+import warnings
 from dataclasses import dataclass
 from typing import Callable, Iterable, Optional, Sequence, TypeVar, Union
 
@@ -21,9 +22,12 @@ import grpc
 import numpy as np
 import pandas as pd
 
-from ._columns import as_matrix, iter_batches
+from ._columns import as_matrix, columns_frame, iter_batches
+from ._labels_api import LabelsAPI, LabelsSummary
 from ._progress import ProgressBar
+from .comparison import Comparison
 from .errors import BlindspotsError, JobFailedError, from_rpc_error
+from .labeling import export_picks, picks_format
 from .results import Diagnosis, RunMap, candidates_frame, write_manifest
 from .v1 import blindspots_pb2 as pb
 from .v1 import blindspots_pb2_grpc as pb_grpc
@@ -57,7 +61,7 @@ def _pushback_seconds(err: grpc.RpcError) -> Optional[float]:
     return None
 
 
-class Client:
+class Client(LabelsAPI):
     """A connection to a blindspots server.
 
     ``token``: bearer token sent with every call (servers with auth enabled).
@@ -224,26 +228,70 @@ class Client:
 
     def get_diagnosis(self, diagnosis_id: str = "", run_id: str = "") -> Diagnosis:
         return Diagnosis(self._unary(self.stub.GetDiagnosis,
-                                     pb.GetDiagnosisRequest(diagnosis_id=diagnosis_id, run_id=run_id)))
+                                     pb.GetDiagnosisRequest(diagnosis_id=diagnosis_id, run_id=run_id)), client=self)
 
-    def get_run_map(self, run_id: str, diagnosis_id: str = "", max_points: int = 3000, seed: int = 0) -> RunMap:
-        """A 2-D map (PCA of the L2-normalised embeddings, computed by the server) of
-        about ``max_points`` of the run's rows, with failures and regions of
-        ``diagnosis_id`` (default: the run's latest diagnosis)."""
+    def get_run_map(self, run_id: str, diagnosis_id: str = "", max_points: int = 3000, seed: int = 0,
+                    projection: str = "") -> RunMap:
+        """A 2-D map of about ``max_points`` of the run's rows, with failures and
+        regions of ``diagnosis_id`` (default: the run's latest diagnosis), laid out by
+        the server: by default as the diagnosis's clustering space (regions
+        separate), ``projection="pca"``: PCA of the L2-normalised embeddings."""
         return RunMap.from_message(self._unary(self.stub.GetRunMap, pb.GetRunMapRequest(
-            run_id=run_id, diagnosis_id=diagnosis_id, max_points=int(max_points), seed=int(seed))))
+            run_id=run_id, diagnosis_id=diagnosis_id, max_points=int(max_points), seed=int(seed),
+            projection=projection)))
+
+    def compare(self, run_a: Union["Run", str], run_b: Union["Run", str], *, diagnosis_id_a: str = "",
+                diagnosis_id_b: str = "", min_overlap: float = 0.0, alpha: float = 0.0) -> Comparison:
+        """Compare two model versions diagnosed on the same test set (rows matched by
+        sample id): fixed / remaining / new failure regions and per-slice error rates.
+        ``min_overlap`` (Jaccard, default 0.25) and ``alpha`` (0.05) as in RunComparison."""
+        ids = [r.id if isinstance(r, Run) else r for r in (run_a, run_b)]
+        return Comparison(self._unary(self.stub.CompareRuns, pb.CompareRunsRequest(
+            run_id_a=ids[0], run_id_b=ids[1], diagnosis_id_a=diagnosis_id_a, diagnosis_id_b=diagnosis_id_b,
+            min_overlap=min_overlap, alpha=alpha)))
+
+    def region_members(self, diagnosis_id: str, region_id: int, *, page_size: int = 5000,
+                       output: Union[str, None] = None) -> pd.DataFrame:
+        """Every row of one failure region, paged from the server, as a DataFrame:
+        row_index, sample_id, uri, label, predicted, confidence, failed, then the
+        metadata columns. Members are the rows the diagnosis saw; ``df.attrs`` says
+        how many that was and how many the run has now (rows ingested later belong
+        to no region until the run is diagnosed again). ``output``: also write it
+        to this .parquet/.csv path."""
+        frames, token, first = [], "", None
+        while True:
+            page = self._unary(self.stub.ListRegionMembers, pb.ListRegionMembersRequest(
+                diagnosis_id=diagnosis_id, region_id=int(region_id), page_size=int(page_size), page_token=token))
+            first = first or page
+            frames.append(_members_frame(page))
+            token = page.next_page_token
+            if not token:
+                break
+        frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+        frame.attrs.update(diagnosis_id=first.diagnosis_id, region_id=first.region_id,
+                           num_rows_diagnosed=first.num_rows_diagnosed, num_rows_in_run=page.num_rows_in_run)
+        if output:
+            write_manifest(frame, output)
+        return frame
 
     # ------------------------------------------------------------ suggest
     def suggest(self, run_id: str, pool_id: str, budget: int, *, strategy: str = "targeted",
                 diagnosis_id: str = "", exclude_ids: Sequence[str] = (), allow_repeats: bool = False,
                 filters: Sequence[tuple] = (), seed: int = 0, name: str = "",
                 uncertainty_weight: float = 0.0, slice_weight: float = 0.0,
-                output: Union[str, None] = None, progress: Union[bool, str] = "auto") -> pd.DataFrame:
+                output: Union[str, None] = None, format: str = "", local_files_root: Optional[str] = None,
+                progress: Union[bool, str] = "auto") -> pd.DataFrame:
         """Ranked pool samples to label next, as a DataFrame (rank, sample_id, uri,
-        score, region_id, reason, ...). ``filters``: tuples like ("region", "==", "north"),
-        ("price", "<", 500000), ("camera", "in", ["cam_a", "cam_b"]). ``output``:
-        also write the manifest to this .parquet/.csv path. ``df.attrs["suggestion_set"]``
-        holds the stored set's id."""
+        score, region_id, reason, ..., predicted_label, confidence). ``filters``: tuples
+        like ("region", "==", "north"), ("price", "<", 500000), ("camera", "in", ["cam_a"]).
+        ``output``: also write the picks there, as ``format`` ("parquet", "csv",
+        "label-studio": import tasks + labeling config, "coco"; default: by suffix,
+        .json = label-studio). ``df.attrs["suggestion_set"]`` holds the stored set's id;
+        ``df.attrs["exclusions"]`` how many pool rows could not be picked and why (earlier
+        picks of this run and pool, labeled samples, the run's own ids, ``exclude_ids``,
+        filters) and how many were eligible; ``df.attrs["note"]`` what differs from the
+        request (e.g. a budget above the eligible rows), also raised as a UserWarning."""
+        fmt = picks_format(output, format) if output else ""
         request = pb.SuggestRequest(run_id=run_id, pool_id=pool_id, budget=int(budget), strategy=strategy,
                                     diagnosis_id=diagnosis_id, exclude_ids=[str(i) for i in exclude_ids],
                                     allow_repeats=allow_repeats, filters=[_filter(f) for f in filters],
@@ -269,9 +317,39 @@ class Client:
             bar.close()
         frame = candidates_frame(candidates)
         frame.attrs["suggestion_set"] = done.id if done is not None else ""
+        frame.attrs["exclusions"] = _exclusions_dict(done)
+        frame.attrs["note"] = done.note if done is not None else ""
+        if frame.attrs["note"]:
+            warnings.warn(f"suggest: {frame.attrs['note']}", UserWarning, stacklevel=2)
         if output:
-            write_manifest(frame, output)
+            run = self.get_run(run_id).message if fmt in ("label-studio", "coco") else None
+            export_picks(frame, output, fmt, list(run.class_names) if run else [],
+                         model_version=run.model_version if run else "", local_files_root=local_files_root)
         return frame
+
+
+def _exclusions_dict(done: Optional[pb.SuggestionSet]) -> dict[str, int]:
+    """The answer's exclusion counts as a plain dict (zeros when the server sent none)."""
+    fields = ("pool_rows", "run_ids", "labeled", "given_ids", "earlier_picks", "filtered_out", "eligible")
+    ex = done.exclusions if done is not None else pb.SuggestionExclusions()
+    return {f: int(getattr(ex, f)) for f in fields}
+
+
+MEMBER_COLUMNS = ["row_index", "sample_id", "uri", "label", "predicted", "confidence", "failed"]
+
+
+def _members_frame(page: pb.ListRegionMembersResponse) -> pd.DataFrame:
+    n = len(page.sample_ids)
+    frame = pd.DataFrame({
+        "row_index": np.asarray(page.row_indices, dtype=np.int64), "sample_id": list(page.sample_ids),
+        "uri": list(page.uris), "label": np.asarray(page.labels, dtype=np.int64),
+        "predicted": np.asarray(page.predicted, dtype=np.int64),
+        "confidence": np.asarray(page.confidence, dtype=np.float64),
+        "failed": np.asarray(page.failed, dtype=bool)}, columns=MEMBER_COLUMNS)
+    meta = columns_frame(page.metadata, n)
+    # A metadata column named like a member field keeps its name with a prefix.
+    meta.columns = [f"metadata.{c}" if c in MEMBER_COLUMNS else c for c in meta.columns]
+    return pd.concat([frame, meta], axis=1)
 
 
 def _filter(f) -> pb.MetadataFilter:
@@ -364,5 +442,13 @@ class Pool(_Resource):
                                    None, probabilities, metadata, uris, batch_size, logits, batch_id_prefix,
                                    progress)
 
+    def import_labels(self, labels: pd.DataFrame, source: str = "") -> LabelsSummary:
+        """Store labels (sample_id, label) for this pool's samples; see Client.import_labels."""
+        return self.client.import_labels(labels, pool_id=self.id, source=source)
 
-__all__ = ["BlindspotsError", "Client", "IngestSummary", "Pool", "Run"]
+    def labels(self, class_names: Optional[Sequence[str]] = None) -> pd.DataFrame:
+        """Every label stored for this pool: (sample_id, uri, label, source, labeled_at)."""
+        return self.client.labels_frame(pool_id=self.id, class_names=class_names)
+
+
+__all__ = ["BlindspotsError", "Client", "IngestSummary", "LabelsSummary", "Pool", "Run"]

@@ -18,8 +18,16 @@ class Diagnosis:
     """A finished diagnosis. ``message`` is the full API message
     (``blindspots.v1.Diagnosis``); the properties and frames cover common use."""
 
-    def __init__(self, message: pb.Diagnosis):
+    def __init__(self, message: pb.Diagnosis, client=None):
         self.message = message
+        self._client = client                # the Client that fetched it, for region_members
+
+    def region_members(self, region_id: int, **kwargs) -> pd.DataFrame:
+        """Every row of one of this diagnosis's regions (see ``Client.region_members``)."""
+        if self._client is None:
+            raise ValueError("this Diagnosis was built without a client: use client.region_members("
+                             "diagnosis.id, region_id)")
+        return self._client.region_members(self.id, region_id, **kwargs)
 
     @property
     def id(self) -> str:
@@ -128,7 +136,7 @@ def write_manifest(frame: pd.DataFrame, path: Union[str, Path]) -> Path:
 
 
 CANDIDATE_COLUMNS = ["rank", "sample_id", "uri", "score", "region_id", "reason", "nearest_failure_id",
-                     "distance", "slice"]
+                     "distance", "slice", "predicted_label", "confidence"]
 
 
 def candidates_frame(candidates) -> pd.DataFrame:
@@ -149,6 +157,8 @@ class RunMap:
     num_samples: int
     explained_variance: float
     points: pd.DataFrame
+    num_not_diagnosed: int = 0      # rows logged after the diagnosis (failed = mispredicted, no region)
+    projection: str = "pca"          # or "clustering_space"
 
     @classmethod
     def from_message(cls, m: pb.RunMap) -> "RunMap":
@@ -157,4 +167,5 @@ class RunMap:
             "x": xy[:, 0], "y": xy[:, 1], "sample_id": list(m.sample_ids), "uri": list(m.uris),
             "failed": np.asarray(m.failed, dtype=bool), "region": np.asarray(m.region_ids, dtype=np.int64),
             "label": np.asarray(m.labels, dtype=np.int64), "predicted": np.asarray(m.predicted, dtype=np.int64)})
-        return cls(m.run_id, m.diagnosis_id, m.num_samples, m.explained_variance, points)
+        return cls(m.run_id, m.diagnosis_id, m.num_samples, m.explained_variance, points, m.num_not_diagnosed,
+                   m.projection or "pca")

@@ -76,6 +76,7 @@ class Diagnoser:
                                      seed=self.seed, compute=self.compute)
         clusters = clusterer.fit(embeddings, failed, labels,
                                  progress=lambda f, stage: progress(0.05 + 0.4 * f, stage))
+        self.clusters_ = clusters          # the space clustering ran in draws the report's map
         progress(0.45, "testing regions")
         space = clusters.local if clusters.local is not None else clusters.reduced
         cand_support = np.bincount(clusters.region_of_sample[clusters.region_of_sample >= 0],
@@ -92,7 +93,7 @@ class Diagnoser:
                              min_support)
         if binned is not None and binned.codes.shape[1] > 0:
             finder.fit(binned.codes, failed.astype(np.float64),
-                       progress=lambda f, stage: progress(0.5 + 0.15 * f, stage))
+                       progress=lambda f, stage: progress(0.5 + 0.15 * f, stage), groups=binned.groups)
         else:
             finder.fit(np.zeros((n, 0), dtype=np.int64), failed.astype(np.float64))
         slice_p = excess_error_p_values(finder.evaluated_errors_, finder.evaluated_support_, baseline)

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from .results import Predicate
+from .time_parts import PART_OPS, part_mask, unix_micros
 
 FILTER_OPS = ("eq", "ne", "in", "lt", "le", "gt", "ge")
 
@@ -44,12 +45,7 @@ def _is_time(col: pd.Series) -> bool:
 
 def _unix_us(col: pd.Series) -> np.ndarray:
     """Timestamps as float unix microseconds (NaN where missing); tz-aware ones via UTC."""
-    if getattr(col.dt, "tz", None) is not None:
-        col = col.dt.tz_convert("UTC").dt.tz_localize(None)
-    values = col.astype("datetime64[us]").to_numpy()
-    out = values.astype(np.int64).astype(np.float64)
-    out[np.isnat(values)] = np.nan
-    return out
+    return unix_micros(col)
 
 
 def _parse_time(value: str, what: str) -> float:
@@ -130,7 +126,7 @@ def predicate_mask(metadata: pd.DataFrame, predicates: tuple[Predicate, ...]) ->
         col = _column(metadata, p.column, "slice_predicates")
         if p.op == "eq":
             mask &= col.astype("string").eq(str(p.value)).fillna(False).to_numpy(dtype=bool)
-        elif p.op == "range":
+        elif p.op in ("range", "time_range"):
             numeric = _numeric_view(col)
             if numeric is None:
                 raise ValueError(f"slice_predicates: range on non-numeric column {p.column!r}")
@@ -138,15 +134,12 @@ def predicate_mask(metadata: pd.DataFrame, predicates: tuple[Predicate, ...]) ->
             hi = p.high if math.isfinite(p.high) else np.inf
             with np.errstate(invalid="ignore"):
                 mask &= (numeric >= lo) & (numeric < hi)
-        elif p.op in ("month", "weekday"):
-            times = pd.to_datetime(col, errors="coerce")
-            part = (times.dt.month if p.op == "month" else times.dt.weekday).to_numpy(dtype=float)
+        elif p.op in PART_OPS:
+            times = col if _is_time(col) else pd.to_datetime(col, errors="coerce")
             try:
-                wanted = float(p.value)
+                mask &= part_mask(_unix_us(times), p.op, p.value)
             except ValueError as exc:
-                raise ValueError(f"slice_predicates: {p.op} value must be a number, "
-                                 f"got {p.value!r}") from exc
-            mask &= part == wanted
+                raise ValueError(f"slice_predicates: {exc}") from None
         elif p.op == "missing":
             mask &= col.isna().to_numpy(dtype=bool)
         else:

@@ -11,6 +11,8 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from .time_parts import PART_OPS, part_text, range_text
+
 # progress(fraction_done in [0, 1], stage description); long work calls it often.
 ProgressFn = Callable[[float, str], None]
 
@@ -29,8 +31,10 @@ class Interval:
 class Predicate:
     """One condition on a metadata column.
 
-    op: "eq" (column == value), "range" (low <= column < high), "month" / "weekday"
-    (timestamp's month 1-12 / weekday 0=Mon..6 equals value), "missing".
+    op: "eq" (column == value), "range" (low <= column < high), "time_range" (the same
+    on a timestamp, in unix microseconds; prints ISO dates), "month" / "weekday" /
+    "hour" (the timestamp's month 1-12 / weekday 0=Mon..6 / UTC hour 0-23 is in the
+    comma-separated set value, e.g. "12,1,2" for Dec-Feb), "missing".
     """
 
     column: str
@@ -40,6 +44,13 @@ class Predicate:
     high: float = math.nan
 
     @property
+    def subject(self) -> str:
+        """What the predicate constrains: the column, or one part of a timestamp ("month(t)").
+
+        A conjunction holds at most one predicate per subject."""
+        return f"{self.op}({self.column})" if self.op in PART_OPS else self.column
+
+    @property
     def text(self) -> str:
         if self.op == "eq":
             return f"{self.column}={self.value}"
@@ -47,10 +58,10 @@ class Predicate:
             lo = "-inf" if not math.isfinite(self.low) else f"{self.low:.4g}"
             hi = "inf" if not math.isfinite(self.high) else f"{self.high:.4g}"
             return f"{self.column} in [{lo}, {hi})"
-        if self.op == "month":
-            return f"month({self.column})={self.value}"
-        if self.op == "weekday":
-            return f"weekday({self.column})={self.value}"
+        if self.op == "time_range":
+            return range_text(self.column, self.low, self.high)
+        if self.op in PART_OPS:
+            return part_text(self.column, self.op, self.value)
         if self.op == "missing":
             return f"{self.column} is missing"
         return f"{self.column} {self.op} {self.value}"

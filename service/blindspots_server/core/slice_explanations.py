@@ -3,7 +3,9 @@
 ``RegionExplainer(...).fit(binned, members)`` runs a beam search over
 conjunctions of predicates: the binned levels plus, for numeric and timestamp
 columns, a range tailored to the region (its members' central values), so a
-region like "price above 1.15M" is not forced onto a global quantile bin.
+region like "price above 1.15M" is not forced onto a global quantile bin, and
+for timestamps the best wrap-around window of months, weekdays and hours
+("month in Nov-Feb"), so a season is not forced onto a fixed one either.
 """
 from __future__ import annotations
 
@@ -14,6 +16,8 @@ import numpy as np
 
 from .metadata_bins import BinnedMetadata
 from .results import Predicate
+from .time_parts import (FIRST, PERIODS, part_values, snap_to_days, spans_days, window,
+                         window_value)
 
 
 @dataclass
@@ -100,31 +104,79 @@ class RegionExplainer:
         groups: list[str] = []
         cols: list[np.ndarray] = []
         for j, name in enumerate(binned.columns):
+            if binned.search_only and binned.search_only[j]:
+                continue
             codes = binned.codes[:, j]
             for c, pred in enumerate(binned.predicates[j]):
                 mask = codes == c
                 if mask.any():
                     preds.append(pred)
-                    groups.append(pred.column)
+                    groups.append(pred.subject)
                     cols.append(mask)
         for name, values in binned.numbers.items():
-            pred = self._tailored_range(name, values, members)
+            is_time = name in binned.timestamp_columns
+            pred = self._tailored_range(name, values, members, is_time)
             if pred is not None:
                 with np.errstate(invalid="ignore"):
                     mask = (values >= pred.low) & (values < pred.high)
                 preds.append(pred)
                 groups.append(name)
                 cols.append(mask)
-        matrix = (np.stack(cols, axis=1).astype(np.float32) if cols
-                  else np.zeros((len(members), 0), np.float32))
+            for part in (PERIODS if is_time else ()):
+                found = self._tailored_window(name, part, part_values(values, part), members)
+                if found is not None and found[0] not in preds:
+                    preds.append(found[0])
+                    groups.append(found[0].subject)
+                    cols.append(found[1])
+        # Filled column by column in Fortran order: one pass, no bool copy of the whole matrix.
+        matrix = np.empty((len(members), len(cols)), dtype=np.float32, order="F")
+        for i, col in enumerate(cols):
+            matrix[:, i] = col
         return preds, groups, matrix
 
     @staticmethod
-    def _tailored_range(name: str, values: np.ndarray, members: np.ndarray) -> Predicate | None:
+    def _tailored_window(name: str, part: str, values: np.ndarray,
+                         members: np.ndarray) -> tuple[Predicate, np.ndarray] | None:
+        """The wrap-around window of a timestamp part (e.g. months Nov-Feb) with the best
+        F1 for the members, and its row mask; None when the part does not vary.
+
+        Exact: every start and length, from per-value counts (at most 24 x 23 windows).
+        """
+        period, first = PERIODS[part], FIRST[part]
+        ok = ~np.isnan(values)
+        size = int(members.sum())
+        idx = values[ok].astype(np.int64) - first
+        rows = np.bincount(idx, minlength=period).astype(np.float64)
+        if size == 0 or np.count_nonzero(rows) < 2:
+            return None
+        inside = np.bincount(idx, weights=members[ok].astype(np.float64), minlength=period)
+        # Windows as cumulative sums over the cycle laid out twice: start s, length L.
+        rows2, inside2 = np.concatenate([[0], np.cumsum(np.tile(rows, 2))]), \
+            np.concatenate([[0], np.cumsum(np.tile(inside, 2))])
+        starts = np.arange(period)[:, None]
+        ends = starts + np.arange(1, period)[None, :]
+        support = rows2[ends] - rows2[starts]
+        overlap = inside2[ends] - inside2[starts]
+        f1 = 2 * overlap / (support + size)
+        s, length = np.unravel_index(int(np.argmax(f1)), f1.shape)
+        if overlap[s, length] == 0:
+            return None
+        chosen = window(part, int(s) + first, int(length) + 1)
+        mask = np.isin(values, np.asarray(chosen, dtype=np.float64))
+        return Predicate(name, part, window_value(chosen)), mask
+
+    @staticmethod
+    def _tailored_range(name: str, values: np.ndarray, members: np.ndarray,
+                        is_time: bool = False) -> Predicate | None:
         """The one-sided range (value >= t or value < t) with the best F1 for the members.
 
-        Exact: sort once, sweep cumulative member counts over every cut.
+        Exact: sort once, sweep cumulative member counts over every cut. On a
+        timestamp spanning weeks the cuts fall on midnights, so the ISO date the
+        slice prints is the bound it applies.
         """
+        op = "time_range" if is_time else "range"
+        if is_time and spans_days(values):
+            values = snap_to_days(values)
         ok = ~np.isnan(values)
         size = int(members.sum())
         if ok.sum() < 2 or size == 0:
@@ -141,6 +193,6 @@ class RegionExplainer:
         f1_high = 2 * below / (cut + size)                        # value < v[cut]
         if f1_low.max() >= f1_high.max():
             t = float(v[cut[int(np.argmax(f1_low))]])
-            return Predicate(name, "range", low=t, high=math.inf)
+            return Predicate(name, op, low=t, high=math.inf)
         t = float(v[cut[int(np.argmax(f1_high))]])
-        return Predicate(name, "range", low=-math.inf, high=t)
+        return Predicate(name, op, low=-math.inf, high=t)

@@ -44,9 +44,14 @@ class SliceFinder:
         self.max_predicates = max_predicates
         self.min_support = min_support
 
-    def fit(self, codes: np.ndarray, errors: np.ndarray,
-            progress: ProgressFn | None = None) -> "SliceFinder":
-        """Search the lattice; sets ``top_slices_`` (best first) and the evaluated-slice tallies."""
+    def fit(self, codes: np.ndarray, errors: np.ndarray, progress: ProgressFn | None = None,
+            groups: list[str] | None = None) -> "SliceFinder":
+        """Search the lattice; sets ``top_slices_`` (best first) and the evaluated-slice tallies.
+
+        ``groups``: a subject per column; a slice takes at most one column of each
+        (default: every column its own), so overlapping derived columns such as a
+        month and a season of one timestamp are not conjoined.
+        """
         progress = progress or no_progress
         codes = np.asarray(codes)
         errors = np.asarray(errors, dtype=np.float64)
@@ -66,6 +71,10 @@ class SliceFinder:
         self._errors = errors
         self._domains = np.maximum(self._codes.max(axis=0) + 1, 1)
         self._binary = bool(np.all((errors == 0) | (errors == 1)))
+        if groups is not None and len(groups) != m:
+            raise ValueError(f"groups has {len(groups)} entries but codes has {m} columns")
+        self._group = (np.unique(np.asarray(groups, dtype=object).astype(str), return_inverse=True)[1].ravel()
+                       if groups is not None else np.arange(m))
 
         # Level 1: every (column, code) with enough support and some error.
         level = np.array([[j, c] for j in range(m) for c in range(self._domains[j])],
@@ -132,12 +141,12 @@ class SliceFinder:
         width = level.shape[1]
         feature = self._feature_ids(level)                 # P x width, sorted ascending
         singles = np.unique(feature.ravel())
-        # Extend each slice by a larger feature id on a column it does not use yet.
+        # Extend each slice by a larger feature id in a column group it does not use yet.
         p_idx, f_idx = np.nonzero(singles[None, :] > feature[:, -1:])
         new_feat = singles[f_idx]
-        new_col = self._column_of(new_feat)
-        used = self._column_of(feature[p_idx])
-        ok = ~(used == new_col[:, None]).any(axis=1)
+        new_group = self._group[self._column_of(new_feat)]
+        used = self._group[self._column_of(feature[p_idx])]
+        ok = ~(used == new_group[:, None]).any(axis=1)
         p_idx, new_feat = p_idx[ok], new_feat[ok]
         cand = np.concatenate([feature[p_idx], new_feat[:, None]], axis=1)
         if len(cand) == 0:

@@ -13,47 +13,23 @@ pool index and the diagnosis.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
-import pandas as pd
 
 from .pool_filters import FILTER_OPS, MetadataFilterSpec, filter_mask, predicate_mask
 from .pool_index import PoolIndex, normalise
-from .results import Predicate, ProgressFn, SuggestionCandidate, no_progress
+from .results import ProgressFn, SuggestionCandidate, no_progress
 from .strategies import select_entropy, select_kcenter, select_margin, select_random
+from .suggest_inputs import PoolData, TargetRegion
 from .targeted import select_targeted
 
 __all__ = ["STRATEGIES", "DEFAULT_UNCERTAINTY_WEIGHT", "DEFAULT_SLICE_WEIGHT", "TargetRegion",
            "PoolData", "MetadataFilterSpec", "FILTER_OPS", "filter_mask", "predicate_mask",
-           "suggest_candidates", "normalise"]
+           "suggest_candidates", "budget_note", "normalise"]
 
 STRATEGIES = ("targeted", "random", "entropy", "margin", "kcenter")
 # Starting points, not tuned: bench/closed_loop.py passes with them; a sweep is still to do.
 DEFAULT_UNCERTAINTY_WEIGHT = 0.5
 DEFAULT_SLICE_WEIGHT = 0.5
-
-
-@dataclass(frozen=True)
-class TargetRegion:
-    """A failure region the targeted strategy aims at."""
-
-    region_id: int
-    excess_errors: float
-    failure_embeddings: np.ndarray      # the region's failed test rows
-    failure_indices: np.ndarray         # their row indices in the run (for nearest_failure_index)
-    slice_predicates: tuple[Predicate, ...] = ()   # best explaining slice, may be empty
-    kind: str = "data_gap"              # label-noise regions get no budget by default (relabel instead)
-    failure_ids: np.ndarray | None = None          # their sample ids, for readable reasons
-
-
-@dataclass
-class PoolData:
-    """The unlabeled pool: one row per sample, in the pool index's row order."""
-
-    embeddings: np.ndarray
-    probabilities: np.ndarray | None
-    metadata: pd.DataFrame
 
 
 def _check(strategy: str, budget: int, pool: PoolData, regions: list[TargetRegion],
@@ -107,6 +83,12 @@ def _check(strategy: str, budget: int, pool: PoolData, regions: list[TargetRegio
     return ~excluded
 
 
+def budget_note(budget: int, eligible: int) -> str:
+    """The sentence that says a budget exceeds the rows left to pick from."""
+    return (f"budget {budget} exceeds the {eligible} eligible pool rows (after exclusions and "
+            f"filters): returning at most {eligible}")
+
+
 def suggest_candidates(strategy: str, budget: int, pool: PoolData, regions: list[TargetRegion],
                        labeled_embeddings: np.ndarray | None = None,
                        excluded: np.ndarray | None = None, index: PoolIndex | None = None,
@@ -129,6 +111,10 @@ def suggest_candidates(strategy: str, budget: int, pool: PoolData, regions: list
     if sw < 0 or not np.isfinite(sw):
         raise ValueError(f"slice_weight must be >= 0, got {slice_weight}")
     progress(0.0, f"suggesting {budget} samples with the {strategy} strategy")
+    eligible = int(allowed.sum())
+    if budget > eligible:
+        # Said, not silent: a caller asking for more than the pool can give learns it here.
+        progress(0.0, budget_note(budget, eligible))
     if budget == 0 or not allowed.any():
         progress(1.0, "done")
         return []

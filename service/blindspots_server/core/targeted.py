@@ -15,7 +15,6 @@ from __future__ import annotations
 import heapq
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import faiss
 import numpy as np
@@ -24,9 +23,7 @@ from .pool_filters import predicate_mask
 from .pool_index import PoolIndex, normalise
 from .results import ProgressFn, SuggestionCandidate, slice_name
 from .strategies import normalised_entropy
-
-if TYPE_CHECKING:
-    from .suggest import PoolData, TargetRegion
+from .suggest_inputs import PoolData, TargetRegion
 
 # Candidates fetched per pick: room for the diversity step to choose from.
 OVERSAMPLE = 6
@@ -59,7 +56,7 @@ def allocate_budget(budget: int, weights: np.ndarray) -> np.ndarray:
     return alloc
 
 
-def _region_candidates(region: "TargetRegion", want: int, searcher, allowed: np.ndarray,
+def _region_candidates(region: TargetRegion, want: int, searcher, allowed: np.ndarray,
                        taken: np.ndarray) -> _Candidates:
     """Nearest allowed, not-yet-taken pool rows to the region's failures (at least ``want``)."""
     failures = region.failure_embeddings
@@ -158,8 +155,8 @@ def _diverse_order(x: np.ndarray, score: np.ndarray, picks: int,
     return np.asarray(order), np.asarray(gains)
 
 
-def select_targeted(embeddings: np.ndarray, probabilities: np.ndarray | None, pool: "PoolData",
-                    regions: list["TargetRegion"], allowed: np.ndarray, budget: int,
+def select_targeted(embeddings: np.ndarray, probabilities: np.ndarray | None, pool: PoolData,
+                    regions: list[TargetRegion], allowed: np.ndarray, budget: int,
                     index: PoolIndex | None, uncertainty_weight: float, slice_weight: float,
                     progress: ProgressFn) -> list[SuggestionCandidate]:
     """Ranked candidates near the failure regions; see the module doc for the recipe."""
@@ -191,7 +188,7 @@ def select_targeted(embeddings: np.ndarray, probabilities: np.ndarray | None, po
     return _interleave(per_region)
 
 
-def _query_failures(region: "TargetRegion", want: int) -> "TargetRegion":
+def _query_failures(region: TargetRegion, want: int) -> TargetRegion:
     """The region with normalised failures, at most max(MIN_QUERY_FAILURES, 2 x want) of
     them (a seeded sample): a million-row test set has tens of thousands of failures
     per region, and kNN from all of them costs seconds for the same few picks."""
@@ -208,8 +205,8 @@ def _query_failures(region: "TargetRegion", want: int) -> "TargetRegion":
                    failure_ids=None if ids is None else np.asarray(ids)[keep])
 
 
-def _pick(region: "TargetRegion", cand: _Candidates, embeddings: np.ndarray,
-          uncertainty: np.ndarray | None, pool: "PoolData", want: int,
+def _pick(region: TargetRegion, cand: _Candidates, embeddings: np.ndarray,
+          uncertainty: np.ndarray | None, pool: PoolData, want: int,
           uncertainty_weight: float, slice_weight: float,
           earlier: np.ndarray) -> list[SuggestionCandidate]:
     if len(cand.rows) == 0:
@@ -243,7 +240,7 @@ def _pick(region: "TargetRegion", cand: _Candidates, embeddings: np.ndarray,
         out.append(SuggestionCandidate(
             pool_index=int(cand.rows[j]), score=float(g), region_id=int(region.region_id),
             reason="; ".join(parts), nearest_failure_index=run_row,
-            distance=float(cand.distance[j]), slice=name))
+            distance=float(cand.distance[j]), slice=name if in_slice[j] else ""))
     return out
 
 

@@ -19,7 +19,13 @@ class AccessPolicy:
         """Projects the caller may access; None means all."""
         return None
 
+    def allows(self, context: grpc.ServicerContext, project: str) -> bool:
+        allowed = self.projects(context)
+        return allowed is None or project in allowed
+
     def check(self, context: grpc.ServicerContext, project: str) -> None:
+        """For projects the caller names (create, list): PERMISSION_DENIED naming it. Objects
+        fetched by id use :meth:`allows` and look missing instead (no existence oracle)."""
         allowed = self.projects(context)
         if allowed is not None and project not in allowed:
             raise PermissionDenied(f"the caller's token does not grant access to project {project!r}")

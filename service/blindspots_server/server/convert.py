@@ -88,15 +88,19 @@ def _interval(i: core.Interval) -> pb.Interval:
     return pb.Interval(low=_f(i.low), high=_f(i.high))
 
 
+_BOUNDED_OPS = ("range", "time_range")      # predicates whose low / high carry the bounds
+
+
 def predicate_message(p: core.Predicate) -> pb.Predicate:
+    bounded = p.op in _BOUNDED_OPS
     return pb.Predicate(column=p.column, op=p.op, value=p.value,
-                        low=p.low if math.isfinite(p.low) else (-math.inf if p.op == "range" else 0.0),
-                        high=p.high if math.isfinite(p.high) else (math.inf if p.op == "range" else 0.0),
+                        low=p.low if math.isfinite(p.low) else (-math.inf if bounded else 0.0),
+                        high=p.high if math.isfinite(p.high) else (math.inf if bounded else 0.0),
                         text=p.text)
 
 
 def predicate_from_message(m: pb.Predicate) -> core.Predicate:
-    if m.op == "range":
+    if m.op in _BOUNDED_OPS:
         return core.Predicate(m.column, m.op, m.value, m.low, m.high)
     return core.Predicate(m.column, m.op, m.value)
 

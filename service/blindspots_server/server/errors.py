@@ -2,11 +2,14 @@
 handlers raise plain exceptions and never call ``context.abort`` themselves."""
 from __future__ import annotations
 
+import errno
 import logging
+import sqlite3
+import uuid
 
 import grpc
 
-from ..storage import Conflict, DataLoss, NotFound, StoreUnavailable
+from ..storage import Conflict, DataLoss, DuplicateSampleIds, NotFound, StoreUnavailable
 from .handler_wrapping import wrap_handler
 from .validation import InvalidArgument
 
@@ -29,37 +32,69 @@ class FailedPrecondition(Exception):
     pass
 
 
+# Exceptions that are the caller's doing, and their status. Everything else is the
+# server's fault: INTERNAL with a message that names no file, the detail in the log.
+# A plain ValueError is not here on purpose: raised deep inside pyarrow, numpy or our
+# core it means the server broke, so handlers raise InvalidArgument naming the field.
+_CLIENT_ERRORS: tuple[tuple[type, grpc.StatusCode], ...] = (
+    (NotFound, grpc.StatusCode.NOT_FOUND),
+    (DataLoss, grpc.StatusCode.DATA_LOSS),
+    (StoreUnavailable, grpc.StatusCode.UNAVAILABLE),    # the PostgreSQL catalog is unreachable: clients retry
+    (Conflict, grpc.StatusCode.FAILED_PRECONDITION),
+    (FailedPrecondition, grpc.StatusCode.FAILED_PRECONDITION),
+    (InvalidArgument, grpc.StatusCode.INVALID_ARGUMENT),
+    (DuplicateSampleIds, grpc.StatusCode.INVALID_ARGUMENT),
+    (PermissionDenied, grpc.StatusCode.PERMISSION_DENIED),
+    (Unauthenticated, grpc.StatusCode.UNAUTHENTICATED),
+    (ResourceExhausted, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (MemoryError, grpc.StatusCode.RESOURCE_EXHAUSTED),
+)
+
+
+DISK_FULL = ("the server's disk is full; nothing of the failed write was stored (the data stored "
+             "before it is intact): retry once the operator has freed space")
+_SQLITE_FULL = 13
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """An out-of-space error from the file system (ENOSPC, EDQUOT) or from SQLite (SQLITE_FULL)."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    return isinstance(exc, sqlite3.OperationalError) and getattr(exc, "sqlite_errorcode", None) == _SQLITE_FULL
+
+
 def status_for(exc: BaseException) -> grpc.StatusCode:
-    if isinstance(exc, NotFound):
-        return grpc.StatusCode.NOT_FOUND
-    if isinstance(exc, DataLoss):
-        return grpc.StatusCode.DATA_LOSS
-    if isinstance(exc, StoreUnavailable):      # the PostgreSQL catalog is unreachable: clients retry
-        return grpc.StatusCode.UNAVAILABLE
-    if isinstance(exc, (Conflict, FailedPrecondition)):
-        return grpc.StatusCode.FAILED_PRECONDITION
-    if isinstance(exc, (InvalidArgument, ValueError)):
-        return grpc.StatusCode.INVALID_ARGUMENT
-    if isinstance(exc, PermissionDenied):
-        return grpc.StatusCode.PERMISSION_DENIED
-    if isinstance(exc, Unauthenticated):
-        return grpc.StatusCode.UNAUTHENTICATED
-    if isinstance(exc, (ResourceExhausted, MemoryError)):
+    if is_disk_full(exc):
         return grpc.StatusCode.RESOURCE_EXHAUSTED
+    for kind, code in _CLIENT_ERRORS:
+        if isinstance(exc, kind):
+            return code
     return grpc.StatusCode.INTERNAL
 
 
-def _message(exc: BaseException) -> str:
-    if isinstance(exc, KeyError) and exc.args:
-        return str(exc.args[0])
-    return str(exc) or type(exc).__name__
+def client_message(exc: BaseException) -> str:
+    """What the caller is told about ``exc``: our own exceptions' messages (they name ids
+    and fields, never server paths); for anything else a fixed sentence with a reference
+    the server log carries next to the detail."""
+    if isinstance(exc, MemoryError):
+        return "the server ran out of memory for this call; nothing of it was stored"
+    if is_disk_full(exc):
+        log.error("disk full: %s", exc)
+        return DISK_FULL
+    if status_for(exc) != grpc.StatusCode.INTERNAL:
+        if isinstance(exc, KeyError) and exc.args:
+            return str(exc.args[0])
+        return str(exc) or type(exc).__name__
+    ref = uuid.uuid4().hex[:12]
+    log.error("internal error ref=%s: %s: %s", ref, type(exc).__name__, exc, exc_info=exc)
+    return f"internal server error (reference {ref} in the server log); the request itself may be fine"
 
 
 def _abort(context: grpc.ServicerContext, exc: BaseException) -> None:
     code = status_for(exc)
-    if code in (grpc.StatusCode.INTERNAL, grpc.StatusCode.DATA_LOSS):
-        log.error("%s: %s", code.name, _message(exc), exc_info=exc)
-    context.abort(code, _message(exc))
+    if code == grpc.StatusCode.DATA_LOSS:
+        log.error("%s: %s", code.name, exc, exc_info=exc)
+    context.abort(code, client_message(exc))
 
 
 def _map_or_reraise(context: grpc.ServicerContext, exc: Exception) -> None:

@@ -20,6 +20,7 @@ from typing import Callable, Optional
 
 from ..core.results import ProgressFn
 from ..storage import JobRecord, Store, new_id
+from .errors import client_message, status_for
 
 log = logging.getLogger("blindspots.jobs")
 
@@ -98,7 +99,9 @@ class JobRunner:
             self._update(job, True, state="CANCELLED", stage="cancelled")
         except Exception as exc:  # a failed job must not take the server down
             log.exception("job %s (%s) failed", job.id, job.kind)
-            self._update(job, True, state="FAILED", stage="failed", error=f"{type(exc).__name__}: {exc}")
+            # GetJob shows the error to callers: the same words a call would get, no server paths.
+            self._update(job, True, state="FAILED", stage="failed",
+                         error=f"{status_for(exc).name}: {client_message(exc)}")
         finally:
             if self._on_finish:
                 self._on_finish(job, time.time() - started)

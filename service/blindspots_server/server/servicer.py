@@ -19,6 +19,7 @@ from blindspots.v1 import blindspots_pb2_grpc as pb_grpc
 
 from ..config import ServerConfig
 from ..core.diagnosis import Diagnoser
+from ..core.embedding_map import ClusteringSpaceLayout
 from ..core.tracked_slices import evaluate_slices
 from ..ray_cluster import connect as connect_compute
 from ..core.suggest import STRATEGIES, MetadataFilterSpec
@@ -26,20 +27,25 @@ from ..storage import DiagnosisRecord, NotFound, PoolRecord, RunRecord, Store, n
 from ..storage.rows import to_row_data
 from . import convert
 from .access import AccessPolicy
-from .errors import FailedPrecondition, PermissionDenied
+from .comparison import DEFAULT_ALPHA, DEFAULT_MIN_OVERLAP, compare_runs
+from .errors import DISK_FULL, FailedPrecondition, ResourceExhausted, is_disk_full
 from .job_claims import job_runner_for
+from .labels import import_labels, list_labels
 from .pool_indexes import PoolIndexes
+from .region_members import region_members_page
 from .run_map import MAX_POINTS, run_map_message
 from .slice_tracking import slices_to_track
 from .suggestions import Suggestions
 from .telemetry import Telemetry
-from .validation import InvalidArgument, TargetShape, check_name, require, validate_batch
+from .validation import (MAX_SEED, InvalidArgument, TargetShape, check_diagnosis_params, check_name, require,
+                         validate_batch)
 
 log = logging.getLogger("blindspots.server")
 
 DEFAULT_PROJECT = "default"
 MAX_PAGE = 1000
 CANDIDATE_BATCH = 500
+MAX_OFFSET = 1 << 53           # far beyond any listing, and inside SQLite's 64-bit OFFSET
 
 
 def _note_stream_position(exc: Exception, response: pb.IngestResponse) -> None:
@@ -77,16 +83,21 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
         self.suggestions = Suggestions(store, self.indexes)
 
     # ------------------------------------------------------------ access helpers
-    def _run(self, run_id: str, context) -> RunRecord:
+    def _run(self, run_id: str, context, missing: str = "") -> RunRecord:
+        """The run, if the caller may see it. One outside the caller's projects is NOT_FOUND
+        with the message a missing id gets (``missing`` when the caller asked for another
+        object by id, e.g. a diagnosis), so that ids cannot be probed across projects."""
         require(bool(run_id), "run_id", "is required")
         run = self.store.get_run(run_id)
-        self.access.check(context, run.project)
+        if not self.access.allows(context, run.project):
+            raise NotFound(missing or f"run {run_id!r} not found")
         return run
 
     def _pool(self, pool_id: str, context) -> PoolRecord:
         require(bool(pool_id), "pool_id", "is required")
         pool = self.store.get_pool(pool_id)
-        self.access.check(context, pool.project)
+        if not self.access.allows(context, pool.project):
+            raise NotFound(f"pool {pool_id!r} not found")
         return pool
 
     @staticmethod
@@ -96,7 +107,7 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
             offset = int(token) if token else 0
         except ValueError:
             raise InvalidArgument("page_token", "is not a token this server issued") from None
-        require(offset >= 0, "page_token", "is not a token this server issued")
+        require(0 <= offset <= MAX_OFFSET, "page_token", "is not a token this server issued")
         return (size or 100), offset
 
     # ------------------------------------------------------------ runs
@@ -165,8 +176,11 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
         try:
             return self._ingest_stream(target, requests, context, response)
         except Exception as exc:
+            if is_disk_full(exc):
+                log.error("ingest into %s: disk full: %s", target, exc)
+                exc = ResourceExhausted(DISK_FULL)
             _note_stream_position(exc, response)
-            raise
+            raise exc from None
 
     def _ingest_stream(self, target: str, requests: Iterator[pb.IngestBatch], context,
                        response: pb.IngestResponse) -> pb.IngestResponse:
@@ -221,12 +235,13 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
 
     # ------------------------------------------------------------ jobs
     def _job_access(self, job, context) -> None:
+        missing = f"job {job.id!r} not found"
         if job.run_id:
-            self._run(job.run_id, context)
+            self._run(job.run_id, context, missing)
         elif self.access.projects(context) is not None:
             # Jobs tied to no run (pool index builds) carry no project: only callers
             # that may read every project see them.
-            raise PermissionDenied(f"job {job.id!r} is not tied to a project the caller's token grants")
+            raise NotFound(missing)
 
     def GetJob(self, request: pb.GetJobRequest, context) -> pb.Job:
         require(bool(request.job_id), "job_id", "is required")
@@ -256,20 +271,7 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
         run = self._run(request.run_id, context)
         require(run.num_rows > 0, "run_id", f"run {run.id!r} has no predictions yet")
         p = request.params
-        require(p.failure_definition in ("", "mispredicted", "top_loss"), "params.failure_definition",
-                "must be 'mispredicted' or 'top_loss'")
-        require(0 <= p.top_loss_quantile < 1, "params.top_loss_quantile", "must be in [0, 1)")
-        require(0 <= p.fdr_alpha < 1, "params.fdr_alpha", "must be in [0, 1)")
-        require(0 <= p.sliceline_alpha <= 1, "params.sliceline_alpha", "must be in [0, 1]")
-        require(0 <= p.max_slice_predicates <= 3, "params.max_slice_predicates", "must be between 0 and 3")
-        for name in ("min_cluster_size", "min_samples", "reduce_to", "max_regions", "min_slice_support",
-                     "top_slices", "quantile_bins"):
-            require(getattr(p, name) >= 0, f"params.{name}", "must not be negative")
-        for name, limit in (("max_regions", 1000), ("top_slices", 1000), ("quantile_bins", 100),
-                            ("min_cluster_size", run.num_rows), ("min_slice_support", run.num_rows)):
-            require(getattr(p, name) <= max(limit, 1), f"params.{name}", f"must be at most {max(limit, 1)}")
-        require(p.reduce_to <= run.embedding_dim, "params.reduce_to",
-                f"must not exceed the embedding_dim {run.embedding_dim}")
+        check_diagnosis_params(p, run.num_rows, run.embedding_dim)
         kwargs = convert.diagnoser_kwargs(p)
         job = self.jobs.submit("diagnose", run.id, {"run_id": run.id, "kwargs": kwargs})
         return convert.job_message(job)
@@ -280,8 +282,11 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
     def _diagnose(self, run: RunRecord, kwargs: dict, job_id: str, progress) -> str:
         progress(0.0, "loading predictions")
         rows = to_row_data(self.store.read_rows("run", run.id))
-        result = Diagnoser(**kwargs, compute=self.compute).fit(rows.embeddings, rows.labels, rows.probabilities, rows.metadata,
-                                         sample_ids=rows.sample_ids, uris=rows.uris, progress=progress)
+        diagnoser = Diagnoser(**kwargs, compute=self.compute)
+        result = diagnoser.fit(rows.embeddings, rows.labels, rows.probabilities, rows.metadata,
+                               sample_ids=rows.sample_ids, uris=rows.uris, progress=progress)
+        progress(0.98, "laying out the map")
+        layout = ClusteringSpaceLayout(seed=int(kwargs.get("seed", 0))).fit(diagnoser.clusters_.reduced)
         progress(0.99, "saving the diagnosis")
         diag_id = new_id("diag")
         created = time.time()
@@ -291,8 +296,10 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
         message.tracked_slices.extend(
             convert.slice_message(s) for s in
             evaluate_slices(tracked, rows.metadata, result.failed, result.baseline_error_rate))
-        per_sample = pa.table({"region": pa.array(np.asarray(result.region_of_sample, dtype=np.int32)),
-                               "failed": pa.array(np.asarray(result.failed, dtype=bool))})
+        per_sample = pa.table({"sample_id": pa.array([str(s) for s in rows.sample_ids], pa.string()),
+                               "region": pa.array(np.asarray(result.region_of_sample, dtype=np.int32)),
+                               "failed": pa.array(np.asarray(result.failed, dtype=bool)),
+                               "map_x": pa.array(layout[:, 0]), "map_y": pa.array(layout[:, 1])})
         self.store.save_diagnosis(DiagnosisRecord(id=diag_id, run_id=run.id, created_at=created, job_id=job_id,
                                                   payload=message.SerializeToString()), per_sample)
         self.telemetry.diagnosis_saved(run, message)
@@ -301,7 +308,7 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
     def _diagnosis(self, diagnosis_id: str, run_id: str, context) -> pb.Diagnosis:
         if diagnosis_id:
             record = self.store.get_diagnosis(diagnosis_id)
-            self._run(record.run_id, context)
+            self._run(record.run_id, context, f"diagnosis {diagnosis_id!r} not found")
             require(not run_id or run_id == record.run_id, "run_id",
                     f"diagnosis {diagnosis_id!r} belongs to run {record.run_id!r}, not {run_id!r}")
         else:
@@ -323,6 +330,7 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
         if not request.run_id and request.diagnosis_id:
             # "Suggest from this diagnosis": the diagnosis names its run.
             request.run_id = self.store.get_diagnosis(request.diagnosis_id).run_id
+            self._run(request.run_id, context, f"diagnosis {request.diagnosis_id!r} not found")
         require(bool(request.run_id), "run_id", "or diagnosis_id is required")
         run = self._run(request.run_id, context)
         pool = self._pool(request.pool_id, context)
@@ -337,7 +345,10 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
         require(pool.num_rows > 0, "pool_id", f"pool {pool.id!r} has no rows yet")
         check_name(request.name, "name", required=False)
         for w in ("uncertainty_weight", "slice_weight"):
-            require(getattr(request, w) >= 0, w, "must not be negative")
+            require(0 <= getattr(request, w) < float("inf"), w, "must be a finite number, not negative")
+        require(pool.num_classes > 0 or strategy not in ("entropy", "margin"), "strategy",
+                f"{strategy!r} ranks by the pool's probabilities, but pool {pool.id!r} has none (num_classes=0)")
+        require(0 <= request.seed <= MAX_SEED, "seed", f"must be between 0 and {MAX_SEED}")
         diagnosis: Optional[pb.Diagnosis] = None
         try:
             diagnosis = self._diagnosis(request.diagnosis_id, run.id, context)
@@ -376,24 +387,75 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
             yield pb.SuggestResponse(progress=pb.Progress(fraction_done=fraction, stage=stage))
         if "error" in outcome:
             raise outcome["error"]  # type: ignore[misc]
-        record, candidates = outcome["value"]  # type: ignore[misc]
+        result = outcome["value"]
+        candidates = result.candidates  # type: ignore[attr-defined]
         for start in range(0, len(candidates), CANDIDATE_BATCH):
             yield pb.SuggestResponse(candidates=pb.CandidateBatch(candidates=candidates[start:start + CANDIDATE_BATCH]))
         self.telemetry.suggestions_served(strategy, len(candidates))
-        yield pb.SuggestResponse(done=convert.suggestion_set_message(record))
+        yield pb.SuggestResponse(done=result.done_message())  # type: ignore[attr-defined]
 
     # ------------------------------------------------------------ map
     def GetRunMap(self, request: pb.GetRunMapRequest, context) -> pb.RunMap:
         run = self._run(request.run_id, context)
         require(run.num_rows > 0, "run_id", f"run {run.id!r} has no predictions yet")
         require(0 <= request.max_points <= MAX_POINTS, "max_points", f"must be between 0 and {MAX_POINTS}")
+        require(0 <= request.seed <= MAX_SEED, "seed", f"must be between 0 and {MAX_SEED}")
+        require(request.projection in ("", "pca"), "projection", "must be '' (the clustering space) or 'pca'")
         try:
             diagnosis: Optional[pb.Diagnosis] = self._diagnosis(request.diagnosis_id, run.id, context)
         except NotFound:
             if request.diagnosis_id:
                 raise
             diagnosis = None
-        return run_map_message(self.store, run, diagnosis, request.max_points, request.seed)
+        return run_map_message(self.store, run, diagnosis, request.max_points, request.seed, request.projection)
+
+    # ------------------------------------------------------------ region members
+    def ListRegionMembers(self, request: pb.ListRegionMembersRequest, context) -> pb.ListRegionMembersResponse:
+        require(bool(request.diagnosis_id), "diagnosis_id", "is required")
+        missing = f"diagnosis_id: diagnosis {request.diagnosis_id!r} not found"
+        try:
+            record = self.store.get_diagnosis(request.diagnosis_id)
+        except NotFound:
+            raise NotFound(missing) from None
+        run = self._run(record.run_id, context, missing)     # another project's: as if missing
+        return region_members_page(self.store, run, pb.Diagnosis.FromString(record.payload), request.region_id,
+                                   request.page_size, request.page_token)
+
+    # ------------------------------------------------------------ labels
+    def _label_target(self, pool_id: str, run_id: str, context) -> tuple[str, str, list[str]]:
+        require(bool(pool_id) != bool(run_id), "pool_id", "give exactly one of pool_id and run_id")
+        if pool_id:
+            return "pool", self._pool(pool_id, context).id, []
+        run = self._run(run_id, context)
+        return "run", run.id, list(run.class_names)
+
+    def ImportLabels(self, request: pb.ImportLabelsRequest, context) -> pb.ImportLabelsResponse:
+        target, target_id, class_names = self._label_target(request.pool_id, request.run_id, context)
+        return import_labels(self.store, target, target_id, request, class_names, self.config.max_batch_rows)
+
+    def ListLabels(self, request: pb.ListLabelsRequest, context) -> pb.LabelSet:
+        target, target_id, _ = self._label_target(request.pool_id, request.run_id, context)
+        return list_labels(self.store, target, target_id)
+
+    # ------------------------------------------------------------ compare
+    def CompareRuns(self, request: pb.CompareRunsRequest, context) -> pb.RunComparison:
+        require(bool(request.run_id_a), "run_id_a", "is required")
+        require(bool(request.run_id_b), "run_id_b", "is required")
+        run_a = self._run(request.run_id_a, context)
+        run_b = self._run(request.run_id_b, context)
+        require(0 <= request.min_overlap <= 1, "min_overlap", "must be in [0, 1]")
+        require(0 <= request.alpha < 1, "alpha", "must be in [0, 1)")
+        diagnoses = []
+        for run, diagnosis_id, field in ((run_a, request.diagnosis_id_a, "run_id_a"),
+                                         (run_b, request.diagnosis_id_b, "run_id_b")):
+            try:
+                diagnoses.append(self._diagnosis(diagnosis_id, run.id, context))
+            except NotFound:
+                if diagnosis_id:
+                    raise
+                raise FailedPrecondition(f"{field}: run {run.id!r} has no diagnosis yet: call Diagnose first") from None
+        return compare_runs(self.store, run_a, run_b, diagnoses[0], diagnoses[1],
+                            request.min_overlap or DEFAULT_MIN_OVERLAP, request.alpha or DEFAULT_ALPHA)
 
     def shutdown(self) -> None:
         self.jobs.shutdown()

@@ -1,34 +1,57 @@
 """Rebuild the suggestion engine's inputs from a stored diagnosis."""
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Optional
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 
 from blindspots.v1 import blindspots_pb2 as pb
 
-from ..core.suggest import TargetRegion
+from ..core.suggest import predicate_mask
+from ..core.suggest_inputs import TargetRegion
 from . import convert
+from .diagnosed_rows import align
+
+
+def _usable_on_pool(regions: list[TargetRegion], pool_metadata: pd.DataFrame) -> tuple[list[TargetRegion], list[str]]:
+    """Regions whose slice the pool's metadata cannot express (a column it lacks, or of
+    another type) lose the slice credit, with a note; they are still targeted by embedding."""
+    out, notes = [], []
+    for r in regions:
+        if r.slice_predicates:
+            try:
+                predicate_mask(pool_metadata.iloc[:0], r.slice_predicates)
+            except ValueError as exc:
+                notes.append(f"region {r.region_id}'s slice cannot be evaluated on the pool "
+                             f"({str(exc).removeprefix('slice_predicates: ')}): targeted without its slice credit")
+                r = replace(r, slice_predicates=())
+        out.append(r)
+    return out, notes
 
 
 def target_regions(diagnosis: pb.Diagnosis, run_embeddings: np.ndarray, per_sample: pa.Table,
-                   run_ids: Optional[np.ndarray] = None) -> list[TargetRegion]:
-    """One TargetRegion per diagnosed region: its failed test rows and best slice."""
-    region = per_sample.column("region").to_numpy()
-    failed = per_sample.column("failed").to_numpy(zero_copy_only=False).astype(bool)
-    if len(region) != len(run_embeddings):
-        raise ValueError(f"diagnosis {diagnosis.id!r} covers {len(region)} rows but the run now has "
-                         f"{len(run_embeddings)}; diagnose the run again")
+                   run_ids: np.ndarray, pool_metadata: Optional[pd.DataFrame] = None
+                   ) -> tuple[list[TargetRegion], list[str]]:
+    """One TargetRegion per diagnosed region (its failed test rows and best slice), and
+    notes for the caller on what the targeting could not use (rows logged after the
+    diagnosis, which it did not see; slices on metadata the pool lacks)."""
+    seen = align(per_sample, run_ids, diagnosis.id)
+    notes = [seen.note(diagnosis.id)] if seen.num_not_diagnosed else []
     out = []
     for r in diagnosis.regions:
-        idx = np.flatnonzero((region == r.id) & failed)
+        idx = np.flatnonzero((seen.region == r.id) & seen.failed)
         if len(idx) == 0:
             continue
         best = r.explanations[0] if r.explanations else None
         out.append(TargetRegion(
             region_id=r.id, excess_errors=r.excess_errors, failure_embeddings=run_embeddings[idx],
-            failure_indices=idx, failure_ids=None if run_ids is None else run_ids[idx],
+            failure_indices=idx, failure_ids=run_ids[idx],
             slice_predicates=tuple(convert.predicate_from_message(p) for p in best.predicates) if best else (),
             kind=convert.KIND_NAMES.get(r.kind, "data_gap")))
-    return out
+    if pool_metadata is not None:
+        out, slice_notes = _usable_on_pool(out, pool_metadata)
+        notes += slice_notes
+    return out, notes

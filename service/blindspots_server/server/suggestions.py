@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Optional
 
 import numpy as np
@@ -12,9 +12,10 @@ import pyarrow.compute as pc
 from blindspots.v1 import blindspots_pb2 as pb
 
 from ..core.results import ProgressFn
-from ..core.suggest import PoolData, filter_mask, suggest_candidates
+from ..core.suggest import PoolData, budget_note, filter_mask, suggest_candidates
 from ..storage import PoolRecord, RunRecord, Store, SuggestionSetRecord, new_id
 from ..storage.rows import to_row_data
+from . import convert
 from .pool_indexes import PoolIndexes
 from .suggest_inputs import target_regions
 from .validation import InvalidArgument
@@ -24,35 +25,73 @@ _SET_SCHEMA = pa.schema([("rank", pa.int32()), ("sample_id", pa.string()), ("uri
                          ("nearest_failure_id", pa.string())])
 
 
+@dataclass
+class SuggestOutcome:
+    """A stored suggestion set, its candidates, and what the answer says about itself."""
+
+    record: SuggestionSetRecord
+    candidates: list[pb.Candidate]
+    exclusions: pb.SuggestionExclusions
+    note: str
+
+    def done_message(self) -> pb.SuggestionSet:
+        msg = convert.suggestion_set_message(self.record)
+        msg.exclusions.CopyFrom(self.exclusions)
+        msg.note = self.note
+        return msg
+
+
+def _exclusions(sample_ids: np.ndarray, keep: np.ndarray, run_ids: set, given_ids: set,
+                earlier: set, labeled: set) -> tuple[np.ndarray, pb.SuggestionExclusions]:
+    """Bool mask of pool rows that may not be picked, and the count under each row's first reason."""
+    ids = pa.array(sample_ids, pa.string())
+    excluded = np.zeros(len(sample_ids), dtype=bool)
+    counts = {}
+    for name, blocked in (("run_ids", run_ids), ("labeled", labeled), ("given_ids", given_ids),
+                          ("earlier_picks", earlier)):
+        hit = np.zeros(len(sample_ids), dtype=bool)
+        if blocked:
+            # A hash lookup in Arrow: np.isin on object arrays compares every pair
+            # (minutes at 100k x 200k).
+            hit = pc.is_in(ids, value_set=pa.array(list(blocked), pa.string())).to_numpy(zero_copy_only=False)
+        counts[name] = int((hit & ~excluded).sum())
+        excluded |= hit
+    counts["filtered_out"] = int((~keep & ~excluded).sum())
+    excluded |= ~keep
+    return excluded, pb.SuggestionExclusions(pool_rows=len(sample_ids), eligible=int((~excluded).sum()),
+                                             **counts)
+
+
 class Suggestions:
     def __init__(self, store: Store, indexes: PoolIndexes):
         self.store = store
         self.indexes = indexes
 
     def run(self, run: RunRecord, pool: PoolRecord, diagnosis: Optional[pb.Diagnosis], request: pb.SuggestRequest,
-            strategy: str, filters, progress: ProgressFn) -> tuple[SuggestionSetRecord, list[pb.Candidate]]:
+            strategy: str, filters, progress: ProgressFn) -> "SuggestOutcome":
         progress(0.0, "loading pool rows")
         pool_rows = to_row_data(self.store.read_rows("pool", pool.id))
         try:
             keep = filter_mask(pool_rows.metadata, filters) if filters else np.ones(len(pool_rows), bool)
         except ValueError as exc:
             raise InvalidArgument("filters", str(exc)) from None
-        excluded = ~keep
         progress(0.05, "loading run rows")
         run_rows = to_row_data(self.store.read_rows("run", run.id))
-        blocked = set(request.exclude_ids) | set(run_rows.sample_ids.tolist())
-        if not request.allow_repeats:
-            blocked |= self.store.suggested_ids(run.id, pool.id)
-        if blocked:
-            # A hash lookup in Arrow: np.isin on object arrays compares every pair
-            # (minutes at 100k x 200k).
-            hit = pc.is_in(pa.array(pool_rows.sample_ids, pa.string()),
-                           value_set=pa.array(list(blocked), pa.string()))
-            excluded |= hit.to_numpy(zero_copy_only=False)
-        regions = []
+        # Labeled samples are never picked again, repeats allowed or not: the
+        # labeling tool already answered for them.
+        earlier = set() if request.allow_repeats else self.store.suggested_ids(run.id, pool.id)
+        excluded, exclusions = _exclusions(pool_rows.sample_ids, keep, set(run_rows.sample_ids.tolist()),
+                                           set(request.exclude_ids), earlier,
+                                           self.store.labeled_ids("pool", pool.id))
+        notes = []
+        if request.budget > exclusions.eligible:
+            notes.append(budget_note(request.budget, int(exclusions.eligible)))
+        regions, target_notes = [], []
         if diagnosis is not None:
-            regions = target_regions(diagnosis, run_rows.embeddings, self.store.diagnosis_rows(diagnosis.id),
-                                     run_rows.sample_ids)
+            regions, target_notes = target_regions(diagnosis, run_rows.embeddings,
+                                                   self.store.diagnosis_rows(diagnosis.id), run_rows.sample_ids,
+                                                   pool_rows.metadata)
+            notes += target_notes
         note = ""
         if strategy == "targeted" and not regions:
             # A model without significant failure regions still gets a labeling queue
@@ -60,6 +99,7 @@ class Suggestions:
             fallback = "margin" if pool_rows.probabilities is not None else "kcenter"
             note = (f"diagnosis {diagnosis.id if diagnosis else '-'} found no failure region to target; "
                     f"picked by {fallback} instead: ")
+            notes.append(note.rstrip(": "))
             strategy = fallback
         index = None
         if strategy == "targeted":
@@ -76,13 +116,18 @@ class Suggestions:
             progress=lambda f, s: progress(0.2 + 0.75 * f, s))
         if note:
             picks = [replace(c, reason=note + c.reason) for c in picks]
+        if target_notes:   # what the targeting could not use, on every candidate (the set stores reasons)
+            picks = [replace(c, reason=f"{c.reason} [note: {'; '.join(target_notes)}]") for c in picks]
         candidates = [pb.Candidate(
             rank=i + 1, sample_id=str(pool_rows.sample_ids[c.pool_index]), uri=str(pool_rows.uris[c.pool_index]),
             score=float(c.score), region_id=int(c.region_id), reason=c.reason,
             nearest_failure_id=(str(run_rows.sample_ids[c.nearest_failure_index])
                                 if c.nearest_failure_index >= 0 else ""),
-            distance=float(c.distance) if np.isfinite(c.distance) else 0.0, slice=c.slice)
+            distance=float(c.distance) if np.isfinite(c.distance) else 0.0, slice=c.slice,
+            **_prediction(pool_rows.probabilities, c.pool_index))
             for i, c in enumerate(picks)]
+        if len(candidates) < request.budget and not notes:
+            notes.append(f"{len(candidates)} of {request.budget} candidates found")
         record = SuggestionSetRecord(
             id=new_id("sugg"), run_id=run.id, pool_id=pool.id, diagnosis_id=diagnosis.id if diagnosis else "",
             strategy=strategy, budget=request.budget, num_candidates=len(candidates), created_at=time.time(),
@@ -95,4 +140,13 @@ class Suggestions:
         }, schema=_SET_SCHEMA)
         progress(0.97, "saving the suggestion set")
         self.store.save_suggestion_set(record, table)
-        return record, candidates
+        return SuggestOutcome(record, candidates, exclusions, "; ".join(notes))
+
+
+def _prediction(probabilities: Optional[np.ndarray], row: int) -> dict:
+    """The model's class and confidence for a pool row (a labeling tool's pre-annotation)."""
+    if probabilities is None:
+        return {"predicted_label": -1, "confidence": 0.0}
+    p = probabilities[row]
+    best = int(np.argmax(p))
+    return {"predicted_label": best, "confidence": float(p[best])}

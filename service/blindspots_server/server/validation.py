@@ -10,13 +10,14 @@ import pyarrow as pa
 
 from blindspots.v1 import blindspots_pb2 as pb
 
+from ..storage.base import MAX_METADATA_COLUMNS
 from ..storage.rows import build_table
 
 _KIND_OF = {"strings": "string", "numbers": "number", "timestamps": "timestamp"}
 MAX_NAME_LEN = 256
 MAX_SAMPLE_ID_LEN = 1024
 MAX_URI_LEN = 4096
-MAX_METADATA_COLUMNS = 512
+MAX_SEED = (1 << 32) - 1       # numpy and scikit-learn both take seeds in [0, 2**32)
 
 
 class InvalidArgument(ValueError):
@@ -56,6 +57,27 @@ def check_name(value: str, field: str, required: bool = True) -> None:
     require(len(value) <= MAX_NAME_LEN, field, f"is longer than {MAX_NAME_LEN} characters")
 
 
+def check_diagnosis_params(p: pb.DiagnosisParams, num_rows: int, embedding_dim: int) -> None:
+    """Every DiagnosisParams field checked before the job starts: a value the diagnosis
+    would fail on later is INVALID_ARGUMENT naming it now."""
+    require(p.failure_definition in ("", "mispredicted", "top_loss"), "params.failure_definition",
+            "must be 'mispredicted' or 'top_loss'")
+    require(0 <= p.top_loss_quantile < 1, "params.top_loss_quantile", "must be in [0, 1)")
+    require(0 <= p.fdr_alpha < 1, "params.fdr_alpha", "must be in [0, 1)")
+    require(0 <= p.sliceline_alpha <= 1, "params.sliceline_alpha", "must be in [0, 1]")
+    require(0 <= p.max_slice_predicates <= 3, "params.max_slice_predicates", "must be between 0 and 3")
+    for name in ("min_cluster_size", "min_samples", "reduce_to", "max_regions", "min_slice_support",
+                 "top_slices", "quantile_bins"):
+        require(getattr(p, name) >= 0, f"params.{name}", "must not be negative")
+    for name, limit in (("max_regions", 1000), ("top_slices", 1000), ("quantile_bins", 100),
+                        ("min_cluster_size", num_rows), ("min_slice_support", num_rows)):
+        require(getattr(p, name) <= max(limit, 1), f"params.{name}", f"must be at most {max(limit, 1)}")
+    # HDBSCAN needs clusters of two or more; 0 means "scaled to the data".
+    require(p.min_cluster_size != 1, "params.min_cluster_size", "must be 0 (automatic) or at least 2")
+    require(p.reduce_to <= embedding_dim, "params.reduce_to", f"must not exceed the embedding_dim {embedding_dim}")
+    require(0 <= p.seed <= MAX_SEED, "params.seed", f"must be between 0 and {MAX_SEED}")
+
+
 def _matrix(raw: bytes, n: int, width: int, field: str, what: str) -> np.ndarray:
     expected = n * width * 4
     if len(raw) != expected:
@@ -85,7 +107,7 @@ def _probabilities(msg: pb.IngestBatch, n: int, c: int) -> np.ndarray:
 
 def _metadata(columns, n: int) -> tuple[dict[str, tuple[str, pa.Array]], dict[str, str]]:
     require(len(columns) <= MAX_METADATA_COLUMNS, "metadata",
-            f"has {len(columns)} columns; the limit is {MAX_METADATA_COLUMNS}")
+            f"has {len(columns)} columns; the limit is {MAX_METADATA_COLUMNS} per run or pool")
     out: dict[str, tuple[str, pa.Array]] = {}
     for i, col in enumerate(columns):
         field = f"metadata[{i}]"

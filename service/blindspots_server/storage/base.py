@@ -23,6 +23,15 @@ class Conflict(ValueError):
     """A write that contradicts what is stored (e.g. a metadata column's type)."""
 
 
+# Metadata columns a run or pool may have, over all its batches: every read and every
+# diagnosis handles each column, so the limit holds per run, not only per batch.
+MAX_METADATA_COLUMNS = 512
+
+
+class TooManyColumns(Conflict):
+    """A batch whose new metadata columns would take its run or pool past MAX_METADATA_COLUMNS."""
+
+
 class DataLoss(Exception):
     """Stored data that can no longer be read as written (damaged or missing files)."""
 
@@ -42,6 +51,23 @@ class DuplicateSampleIds(ValueError):
         super().__init__(message)
         self.sample_id = sample_id
 
+
+
+def merged_schema(stored: dict[str, str], batch: dict[str, str], target: str) -> dict[str, str]:
+    """The target's metadata schema with a batch's columns added; every backend's one rule.
+
+    A column whose type differs from earlier batches raises :class:`Conflict`; more
+    than MAX_METADATA_COLUMNS over all batches raises :class:`TooManyColumns`.
+    """
+    for name, kind in batch.items():
+        if stored.get(name, kind) != kind:
+            raise Conflict(f"metadata: column {name!r} is {kind} in this batch but {stored[name]} in earlier batches")
+    merged = {**stored, **batch}
+    if len(merged) > MAX_METADATA_COLUMNS:
+        raise TooManyColumns(
+            f"metadata: this batch adds {len(merged) - len(stored)} new column(s) to the {len(stored)} the "
+            f"{target} has; the limit is {MAX_METADATA_COLUMNS} per {target} (over all its batches)")
+    return merged
 
 @dataclass
 class RunRecord:
@@ -110,6 +136,21 @@ class SuggestionSetRecord:
 
 
 @dataclass
+class LabelRecord:
+    sample_id: str
+    label: str                        # class name, as the labeling tool gave it
+    source: str
+    labeled_at: float                 # unix seconds
+
+
+@dataclass
+class LabelsOutcome:
+    stored: int
+    replaced: int                     # samples that had a label before
+    total: int                        # labeled samples of the target afterwards
+
+
+@dataclass
 class IngestOutcome:
     stored: bool                      # False: the batch id was seen before
     rows: int
@@ -147,7 +188,8 @@ class Store(abc.ABC):
         Atomic: after it returns the rows survive a crash; if it raises, nothing
         of the batch is visible. A batch id seen before stores nothing.
         ``schema`` is the batch's metadata column types; a type conflicting with
-        earlier batches raises :class:`Conflict`. A sample id already stored
+        earlier batches raises :class:`Conflict`, and new columns taking the target past
+        MAX_METADATA_COLUMNS raise :class:`TooManyColumns`. A sample id already stored
         by another batch of the target raises :class:`DuplicateSampleIds`.
         """
 
@@ -196,6 +238,23 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def read_suggestion_set(self, set_id: str) -> tuple[SuggestionSetRecord, pa.Table]: ...
+
+    # ---- labels (from a labeling tool, per run or pool sample)
+    @abc.abstractmethod
+    def unknown_sample_ids(self, target: str, target_id: str, sample_ids: list[str]) -> list[str]:
+        """The given ids that no batch of the run or pool stored, in the given order."""
+
+    @abc.abstractmethod
+    def save_labels(self, target: str, target_id: str, sample_ids: list[str], labels: list[str],
+                    source: str, labeled_at: float) -> LabelsOutcome:
+        """Store labels in one transaction; a sample labeled before keeps the new label."""
+
+    @abc.abstractmethod
+    def read_labels(self, target: str, target_id: str) -> list[LabelRecord]:
+        """Every stored label of the run or pool, oldest first."""
+
+    @abc.abstractmethod
+    def labeled_ids(self, target: str, target_id: str) -> set[str]: ...
 
     # ---- jobs claimed through a shared catalog
     # A store that several servers open at once (``shared``) also queues jobs: a

@@ -1,6 +1,6 @@
 """The embedded store: one local data directory.
 
-    <data_dir>/catalog.sqlite            runs, pools, batches, diagnoses, jobs, suggestion sets, file hashes
+    <data_dir>/catalog.sqlite            runs, pools, batches, diagnoses, jobs, suggestion sets, labels, file hashes
     <data_dir>/runs/<run_id>/*.parquet   one file per acknowledged batch
     <data_dir>/pools/<pool_id>/*.parquet
     <data_dir>/pools/<pool_id>/index.faiss
@@ -36,9 +36,10 @@ from typing import Optional
 import pyarrow as pa
 
 from . import maintenance
-from .base import (Conflict, DiagnosisRecord, DuplicateSampleIds, IngestOutcome, JobRecord, NotFound,
-                   PoolRecord, RunRecord, Store, StoreUnusable, SuggestionSetRecord)
+from .base import (DiagnosisRecord, DuplicateSampleIds, IngestOutcome, JobRecord, NotFound, PoolRecord, RunRecord,
+                   Store, StoreUnusable, SuggestionSetRecord, merged_schema)
 from .files import read_blob, read_parquet, write_blob, write_parquet
+from .embedded_labels import LABELS_SCHEMA, EmbeddedLabels
 from .row_tables import RowCache, cached_rows, read_target_rows
 
 log = logging.getLogger("blindspots.store")
@@ -79,7 +80,7 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex[:16]}"
 
 
-class EmbeddedStore(Store):
+class EmbeddedStore(EmbeddedLabels, Store):
     def __init__(self, data_dir: str | os.PathLike, cache_tables: int = 4, cache_bytes: int = 2 << 30, *,
                  catalog_rebuild: bool = False):
         """Open (or create) the store in ``data_dir``.
@@ -98,7 +99,7 @@ class EmbeddedStore(Store):
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             maintenance.check_catalog_integrity(self._db)
-            self._db.executescript(_SCHEMA)
+            self._db.executescript(_SCHEMA + LABELS_SCHEMA)
         except sqlite3.DatabaseError as exc:
             raise StoreUnusable(maintenance.unusable_message(self.root, f"the catalog cannot be read ({exc})")) \
                 from None
@@ -138,8 +139,14 @@ class EmbeddedStore(Store):
                     self._db.execute(sql, args)
                 self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                self._rollback()
                 raise
+
+    def _rollback(self) -> None:
+        # SQLite may already have rolled the transaction back itself (SQLITE_FULL, SQLITE_IOERR);
+        # a second ROLLBACK would raise and hide the error that caused it.
+        if self._db.in_transaction:
+            self._db.execute("ROLLBACK")
 
     def _target_lock(self, target: str, target_id: str) -> threading.Lock:
         with self._lock:
@@ -238,11 +245,7 @@ class EmbeddedStore(Store):
             if self._query("SELECT 1 FROM batches WHERE target=? AND target_id=? AND batch_id=?",
                            (target, target_id, batch_id)):
                 return IngestOutcome(stored=False, rows=table.num_rows, total_rows=total)
-            for name, kind in schema.items():
-                if stored_schema.get(name, kind) != kind:
-                    raise Conflict(f"metadata: column {name!r} is {kind} in this batch but "
-                                   f"{stored_schema[name]} in earlier batches")
-            merged = {**stored_schema, **schema}
+            merged = merged_schema(stored_schema, schema, target)
             seq = self._query("SELECT COALESCE(MAX(seq), 0) + 1 FROM batches WHERE target=? AND target_id=?",
                               (target, target_id))[0][0]
             rel = Path(tname) / target_id / f"part-{seq:08d}-{uuid.uuid4().hex[:8]}.parquet"
@@ -274,13 +277,13 @@ class EmbeddedStore(Store):
                                  (len(ids), json.dumps(schema, sort_keys=True), target_id))
                 self._db.execute("COMMIT")
             except sqlite3.IntegrityError:
-                self._db.execute("ROLLBACK")
+                self._rollback()
                 dup = self._first_stored(target, target_id, ids)
                 raise DuplicateSampleIds(f"sample_ids: id {dup!r} is already stored in {target} {target_id!r} "
                                          "by an earlier batch (sample ids are unique per "
                                          f"{target}; nothing of this batch was stored)", dup) from None
             except BaseException:
-                self._db.execute("ROLLBACK")
+                self._rollback()
                 raise
 
     def _first_stored(self, target: str, target_id: str, ids: list[str]) -> str:

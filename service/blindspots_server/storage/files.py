@@ -63,8 +63,12 @@ def write_parquet(table: pa.Table, tmp_dir: Path, dest: Path, meta: Optional[dic
     if meta is not None:
         table = table.replace_schema_metadata({META_KEY: json.dumps(meta, sort_keys=True)})
     tmp = tmp_dir / f"{uuid.uuid4().hex}.parquet"
-    _write_table(table, tmp)
-    return _place(tmp, dest)
+    try:
+        _write_table(table, tmp)
+        return _place(tmp, dest)
+    except BaseException:
+        tmp.unlink(missing_ok=True)     # e.g. a full disk: leave no partial file behind
+        raise
 
 
 def _write_table(table: pa.Table, where) -> None:
@@ -84,9 +88,13 @@ def parquet_bytes(table: pa.Table, meta: Optional[dict] = None) -> bytes:
 
 def write_blob(data: bytes, tmp_dir: Path, dest: Path) -> str:
     tmp = tmp_dir / f"{uuid.uuid4().hex}.bin"
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-    return _place(tmp, dest)
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+        return _place(tmp, dest)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _damaged(what: str, exc: BaseException, path: Path) -> DataLoss:
@@ -103,7 +111,7 @@ def read_parquet(path, what: str, columns: Optional[list[str]] = None) -> pa.Tab
     damage raises :class:`DataLoss` naming ``what``."""
     try:
         parquet = pq.ParquetFile(path, page_checksum_verification=True)
-        names = parquet.schema_arrow.names
+        names = set(parquet.schema_arrow.names)
         table = parquet.read(columns=[c for c in columns if c in names] if columns else None)
     except (OSError, pa.ArrowException) as exc:
         raise _damaged(what, exc, path) from None

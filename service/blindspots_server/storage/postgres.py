@@ -28,10 +28,11 @@ from typing import Iterator, Optional
 
 import pyarrow as pa
 
-from .base import (Conflict, DataLoss, DiagnosisRecord, DuplicateSampleIds, IngestOutcome, JobRecord, NotFound,
-                   PoolRecord, RunRecord, Store, StoreUnavailable, SuggestionSetRecord)
+from .base import (DataLoss, DiagnosisRecord, DuplicateSampleIds, IngestOutcome, JobRecord, NotFound, PoolRecord,
+                   RunRecord, Store, StoreUnavailable, SuggestionSetRecord, merged_schema)
 from .file_root import FileRoot
 from .postgres_jobs import JobQueueMixin
+from .postgres_labels import LABELS_SCHEMA, PostgresLabels
 from .row_tables import RowCache, cached_rows, read_target_rows
 
 try:
@@ -80,7 +81,7 @@ _FILE_ROW = ("INSERT INTO files VALUES (%s, %s, %s) ON CONFLICT (path) DO UPDATE
              "SET sha256 = EXCLUDED.sha256, bytes = EXCLUDED.bytes")
 
 
-class PostgresStore(JobQueueMixin, Store):
+class PostgresStore(JobQueueMixin, PostgresLabels, Store):
     shared = True
 
     def __init__(self, catalog: str, files: str, cache_tables: int = 4, cache_bytes: int = 2 << 30,
@@ -103,7 +104,7 @@ class PostgresStore(JobQueueMixin, Store):
             raise StoreUnavailable(f"cannot reach the PostgreSQL catalog ({exc})") from None
         with self._tx() as cur:
             cur.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
-            cur.execute(_SCHEMA)
+            cur.execute(_SCHEMA + LABELS_SCHEMA)
         self._cache = RowCache(cache_tables, cache_bytes)
 
     # ------------------------------------------------------------ helpers
@@ -206,11 +207,7 @@ class PostgresStore(JobQueueMixin, Store):
                             (target, target_id, batch_id))
                 if cur.fetchone():
                     return IngestOutcome(stored=False, rows=table.num_rows, total_rows=total)
-                for name, kind in schema.items():
-                    if stored_schema.get(name, kind) != kind:
-                        raise Conflict(f"metadata: column {name!r} is {kind} in this batch but "
-                                       f"{stored_schema[name]} in earlier batches")
-                merged = {**stored_schema, **schema}
+                merged = merged_schema(stored_schema, schema, target)
                 cur.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM batches WHERE target=%s AND target_id=%s",
                             (target, target_id))
                 seq = cur.fetchone()[0]

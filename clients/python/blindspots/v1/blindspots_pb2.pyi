@@ -555,7 +555,7 @@ class SuggestRequest(_message.Message):
     def __init__(self, run_id: _Optional[str] = ..., diagnosis_id: _Optional[str] = ..., pool_id: _Optional[str] = ..., budget: _Optional[int] = ..., strategy: _Optional[str] = ..., exclude_ids: _Optional[_Iterable[str]] = ..., allow_repeats: _Optional[bool] = ..., filters: _Optional[_Iterable[_Union[MetadataFilter, _Mapping]]] = ..., seed: _Optional[int] = ..., name: _Optional[str] = ..., uncertainty_weight: _Optional[float] = ..., slice_weight: _Optional[float] = ...) -> None: ...
 
 class Candidate(_message.Message):
-    __slots__ = ("rank", "sample_id", "uri", "score", "region_id", "reason", "nearest_failure_id", "distance", "slice")
+    __slots__ = ("rank", "sample_id", "uri", "score", "region_id", "reason", "nearest_failure_id", "distance", "slice", "predicted_label", "confidence")
     RANK_FIELD_NUMBER: _ClassVar[int]
     SAMPLE_ID_FIELD_NUMBER: _ClassVar[int]
     URI_FIELD_NUMBER: _ClassVar[int]
@@ -565,6 +565,8 @@ class Candidate(_message.Message):
     NEAREST_FAILURE_ID_FIELD_NUMBER: _ClassVar[int]
     DISTANCE_FIELD_NUMBER: _ClassVar[int]
     SLICE_FIELD_NUMBER: _ClassVar[int]
+    PREDICTED_LABEL_FIELD_NUMBER: _ClassVar[int]
+    CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
     rank: int
     sample_id: str
     uri: str
@@ -574,7 +576,9 @@ class Candidate(_message.Message):
     nearest_failure_id: str
     distance: float
     slice: str
-    def __init__(self, rank: _Optional[int] = ..., sample_id: _Optional[str] = ..., uri: _Optional[str] = ..., score: _Optional[float] = ..., region_id: _Optional[int] = ..., reason: _Optional[str] = ..., nearest_failure_id: _Optional[str] = ..., distance: _Optional[float] = ..., slice: _Optional[str] = ...) -> None: ...
+    predicted_label: int
+    confidence: float
+    def __init__(self, rank: _Optional[int] = ..., sample_id: _Optional[str] = ..., uri: _Optional[str] = ..., score: _Optional[float] = ..., region_id: _Optional[int] = ..., reason: _Optional[str] = ..., nearest_failure_id: _Optional[str] = ..., distance: _Optional[float] = ..., slice: _Optional[str] = ..., predicted_label: _Optional[int] = ..., confidence: _Optional[float] = ...) -> None: ...
 
 class Progress(_message.Message):
     __slots__ = ("fraction_done", "stage")
@@ -585,7 +589,7 @@ class Progress(_message.Message):
     def __init__(self, fraction_done: _Optional[float] = ..., stage: _Optional[str] = ...) -> None: ...
 
 class SuggestionSet(_message.Message):
-    __slots__ = ("id", "run_id", "pool_id", "diagnosis_id", "strategy", "budget", "num_candidates", "created_at", "name")
+    __slots__ = ("id", "run_id", "pool_id", "diagnosis_id", "strategy", "budget", "num_candidates", "created_at", "name", "exclusions", "note")
     ID_FIELD_NUMBER: _ClassVar[int]
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     POOL_ID_FIELD_NUMBER: _ClassVar[int]
@@ -595,6 +599,8 @@ class SuggestionSet(_message.Message):
     NUM_CANDIDATES_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
+    EXCLUSIONS_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
     id: str
     run_id: str
     pool_id: str
@@ -604,7 +610,27 @@ class SuggestionSet(_message.Message):
     num_candidates: int
     created_at: _timestamp_pb2.Timestamp
     name: str
-    def __init__(self, id: _Optional[str] = ..., run_id: _Optional[str] = ..., pool_id: _Optional[str] = ..., diagnosis_id: _Optional[str] = ..., strategy: _Optional[str] = ..., budget: _Optional[int] = ..., num_candidates: _Optional[int] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., name: _Optional[str] = ...) -> None: ...
+    exclusions: SuggestionExclusions
+    note: str
+    def __init__(self, id: _Optional[str] = ..., run_id: _Optional[str] = ..., pool_id: _Optional[str] = ..., diagnosis_id: _Optional[str] = ..., strategy: _Optional[str] = ..., budget: _Optional[int] = ..., num_candidates: _Optional[int] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., name: _Optional[str] = ..., exclusions: _Optional[_Union[SuggestionExclusions, _Mapping]] = ..., note: _Optional[str] = ...) -> None: ...
+
+class SuggestionExclusions(_message.Message):
+    __slots__ = ("pool_rows", "run_ids", "given_ids", "earlier_picks", "filtered_out", "eligible", "labeled")
+    POOL_ROWS_FIELD_NUMBER: _ClassVar[int]
+    RUN_IDS_FIELD_NUMBER: _ClassVar[int]
+    GIVEN_IDS_FIELD_NUMBER: _ClassVar[int]
+    EARLIER_PICKS_FIELD_NUMBER: _ClassVar[int]
+    FILTERED_OUT_FIELD_NUMBER: _ClassVar[int]
+    ELIGIBLE_FIELD_NUMBER: _ClassVar[int]
+    LABELED_FIELD_NUMBER: _ClassVar[int]
+    pool_rows: int
+    run_ids: int
+    given_ids: int
+    earlier_picks: int
+    filtered_out: int
+    eligible: int
+    labeled: int
+    def __init__(self, pool_rows: _Optional[int] = ..., run_ids: _Optional[int] = ..., given_ids: _Optional[int] = ..., earlier_picks: _Optional[int] = ..., filtered_out: _Optional[int] = ..., eligible: _Optional[int] = ..., labeled: _Optional[int] = ...) -> None: ...
 
 class SuggestResponse(_message.Message):
     __slots__ = ("progress", "candidates", "done")
@@ -623,19 +649,21 @@ class CandidateBatch(_message.Message):
     def __init__(self, candidates: _Optional[_Iterable[_Union[Candidate, _Mapping]]] = ...) -> None: ...
 
 class GetRunMapRequest(_message.Message):
-    __slots__ = ("run_id", "diagnosis_id", "max_points", "seed")
+    __slots__ = ("run_id", "diagnosis_id", "max_points", "seed", "projection")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     DIAGNOSIS_ID_FIELD_NUMBER: _ClassVar[int]
     MAX_POINTS_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
+    PROJECTION_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     diagnosis_id: str
     max_points: int
     seed: int
-    def __init__(self, run_id: _Optional[str] = ..., diagnosis_id: _Optional[str] = ..., max_points: _Optional[int] = ..., seed: _Optional[int] = ...) -> None: ...
+    projection: str
+    def __init__(self, run_id: _Optional[str] = ..., diagnosis_id: _Optional[str] = ..., max_points: _Optional[int] = ..., seed: _Optional[int] = ..., projection: _Optional[str] = ...) -> None: ...
 
 class RunMap(_message.Message):
-    __slots__ = ("run_id", "diagnosis_id", "num_samples", "coordinates", "sample_ids", "uris", "failed", "region_ids", "labels", "predicted", "explained_variance")
+    __slots__ = ("run_id", "diagnosis_id", "num_samples", "coordinates", "sample_ids", "uris", "failed", "region_ids", "labels", "predicted", "explained_variance", "num_not_diagnosed", "projection")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     DIAGNOSIS_ID_FIELD_NUMBER: _ClassVar[int]
     NUM_SAMPLES_FIELD_NUMBER: _ClassVar[int]
@@ -647,6 +675,8 @@ class RunMap(_message.Message):
     LABELS_FIELD_NUMBER: _ClassVar[int]
     PREDICTED_FIELD_NUMBER: _ClassVar[int]
     EXPLAINED_VARIANCE_FIELD_NUMBER: _ClassVar[int]
+    NUM_NOT_DIAGNOSED_FIELD_NUMBER: _ClassVar[int]
+    PROJECTION_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     diagnosis_id: str
     num_samples: int
@@ -658,4 +688,200 @@ class RunMap(_message.Message):
     labels: _containers.RepeatedScalarFieldContainer[int]
     predicted: _containers.RepeatedScalarFieldContainer[int]
     explained_variance: float
-    def __init__(self, run_id: _Optional[str] = ..., diagnosis_id: _Optional[str] = ..., num_samples: _Optional[int] = ..., coordinates: _Optional[bytes] = ..., sample_ids: _Optional[_Iterable[str]] = ..., uris: _Optional[_Iterable[str]] = ..., failed: _Optional[_Iterable[bool]] = ..., region_ids: _Optional[_Iterable[int]] = ..., labels: _Optional[_Iterable[int]] = ..., predicted: _Optional[_Iterable[int]] = ..., explained_variance: _Optional[float] = ...) -> None: ...
+    num_not_diagnosed: int
+    projection: str
+    def __init__(self, run_id: _Optional[str] = ..., diagnosis_id: _Optional[str] = ..., num_samples: _Optional[int] = ..., coordinates: _Optional[bytes] = ..., sample_ids: _Optional[_Iterable[str]] = ..., uris: _Optional[_Iterable[str]] = ..., failed: _Optional[_Iterable[bool]] = ..., region_ids: _Optional[_Iterable[int]] = ..., labels: _Optional[_Iterable[int]] = ..., predicted: _Optional[_Iterable[int]] = ..., explained_variance: _Optional[float] = ..., num_not_diagnosed: _Optional[int] = ..., projection: _Optional[str] = ...) -> None: ...
+
+class ListRegionMembersRequest(_message.Message):
+    __slots__ = ("diagnosis_id", "region_id", "page_size", "page_token")
+    DIAGNOSIS_ID_FIELD_NUMBER: _ClassVar[int]
+    REGION_ID_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    diagnosis_id: str
+    region_id: int
+    page_size: int
+    page_token: str
+    def __init__(self, diagnosis_id: _Optional[str] = ..., region_id: _Optional[int] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListRegionMembersResponse(_message.Message):
+    __slots__ = ("diagnosis_id", "region_id", "total_size", "next_page_token", "row_indices", "sample_ids", "uris", "labels", "predicted", "confidence", "failed", "metadata", "num_rows_diagnosed", "num_rows_in_run")
+    DIAGNOSIS_ID_FIELD_NUMBER: _ClassVar[int]
+    REGION_ID_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_SIZE_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    ROW_INDICES_FIELD_NUMBER: _ClassVar[int]
+    SAMPLE_IDS_FIELD_NUMBER: _ClassVar[int]
+    URIS_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    PREDICTED_FIELD_NUMBER: _ClassVar[int]
+    CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
+    FAILED_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    NUM_ROWS_DIAGNOSED_FIELD_NUMBER: _ClassVar[int]
+    NUM_ROWS_IN_RUN_FIELD_NUMBER: _ClassVar[int]
+    diagnosis_id: str
+    region_id: int
+    total_size: int
+    next_page_token: str
+    row_indices: _containers.RepeatedScalarFieldContainer[int]
+    sample_ids: _containers.RepeatedScalarFieldContainer[str]
+    uris: _containers.RepeatedScalarFieldContainer[str]
+    labels: _containers.RepeatedScalarFieldContainer[int]
+    predicted: _containers.RepeatedScalarFieldContainer[int]
+    confidence: _containers.RepeatedScalarFieldContainer[float]
+    failed: _containers.RepeatedScalarFieldContainer[bool]
+    metadata: _containers.RepeatedCompositeFieldContainer[Column]
+    num_rows_diagnosed: int
+    num_rows_in_run: int
+    def __init__(self, diagnosis_id: _Optional[str] = ..., region_id: _Optional[int] = ..., total_size: _Optional[int] = ..., next_page_token: _Optional[str] = ..., row_indices: _Optional[_Iterable[int]] = ..., sample_ids: _Optional[_Iterable[str]] = ..., uris: _Optional[_Iterable[str]] = ..., labels: _Optional[_Iterable[int]] = ..., predicted: _Optional[_Iterable[int]] = ..., confidence: _Optional[_Iterable[float]] = ..., failed: _Optional[_Iterable[bool]] = ..., metadata: _Optional[_Iterable[_Union[Column, _Mapping]]] = ..., num_rows_diagnosed: _Optional[int] = ..., num_rows_in_run: _Optional[int] = ...) -> None: ...
+
+class ImportLabelsRequest(_message.Message):
+    __slots__ = ("pool_id", "run_id", "sample_ids", "labels", "source")
+    POOL_ID_FIELD_NUMBER: _ClassVar[int]
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    SAMPLE_IDS_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    pool_id: str
+    run_id: str
+    sample_ids: _containers.RepeatedScalarFieldContainer[str]
+    labels: _containers.RepeatedScalarFieldContainer[str]
+    source: str
+    def __init__(self, pool_id: _Optional[str] = ..., run_id: _Optional[str] = ..., sample_ids: _Optional[_Iterable[str]] = ..., labels: _Optional[_Iterable[str]] = ..., source: _Optional[str] = ...) -> None: ...
+
+class ImportLabelsResponse(_message.Message):
+    __slots__ = ("labels_stored", "labels_replaced", "total_labeled")
+    LABELS_STORED_FIELD_NUMBER: _ClassVar[int]
+    LABELS_REPLACED_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_LABELED_FIELD_NUMBER: _ClassVar[int]
+    labels_stored: int
+    labels_replaced: int
+    total_labeled: int
+    def __init__(self, labels_stored: _Optional[int] = ..., labels_replaced: _Optional[int] = ..., total_labeled: _Optional[int] = ...) -> None: ...
+
+class ListLabelsRequest(_message.Message):
+    __slots__ = ("pool_id", "run_id")
+    POOL_ID_FIELD_NUMBER: _ClassVar[int]
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    pool_id: str
+    run_id: str
+    def __init__(self, pool_id: _Optional[str] = ..., run_id: _Optional[str] = ...) -> None: ...
+
+class LabelSet(_message.Message):
+    __slots__ = ("sample_ids", "uris", "labels", "sources", "labeled_at")
+    SAMPLE_IDS_FIELD_NUMBER: _ClassVar[int]
+    URIS_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    SOURCES_FIELD_NUMBER: _ClassVar[int]
+    LABELED_AT_FIELD_NUMBER: _ClassVar[int]
+    sample_ids: _containers.RepeatedScalarFieldContainer[str]
+    uris: _containers.RepeatedScalarFieldContainer[str]
+    labels: _containers.RepeatedScalarFieldContainer[str]
+    sources: _containers.RepeatedScalarFieldContainer[str]
+    labeled_at: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, sample_ids: _Optional[_Iterable[str]] = ..., uris: _Optional[_Iterable[str]] = ..., labels: _Optional[_Iterable[str]] = ..., sources: _Optional[_Iterable[str]] = ..., labeled_at: _Optional[_Iterable[float]] = ...) -> None: ...
+
+class CompareRunsRequest(_message.Message):
+    __slots__ = ("run_id_a", "run_id_b", "diagnosis_id_a", "diagnosis_id_b", "min_overlap", "alpha")
+    RUN_ID_A_FIELD_NUMBER: _ClassVar[int]
+    RUN_ID_B_FIELD_NUMBER: _ClassVar[int]
+    DIAGNOSIS_ID_A_FIELD_NUMBER: _ClassVar[int]
+    DIAGNOSIS_ID_B_FIELD_NUMBER: _ClassVar[int]
+    MIN_OVERLAP_FIELD_NUMBER: _ClassVar[int]
+    ALPHA_FIELD_NUMBER: _ClassVar[int]
+    run_id_a: str
+    run_id_b: str
+    diagnosis_id_a: str
+    diagnosis_id_b: str
+    min_overlap: float
+    alpha: float
+    def __init__(self, run_id_a: _Optional[str] = ..., run_id_b: _Optional[str] = ..., diagnosis_id_a: _Optional[str] = ..., diagnosis_id_b: _Optional[str] = ..., min_overlap: _Optional[float] = ..., alpha: _Optional[float] = ...) -> None: ...
+
+class RateChange(_message.Message):
+    __slots__ = ("support", "failures_a", "failures_b", "error_rate_a", "error_rate_a_ci", "error_rate_b", "error_rate_b_ci", "difference", "difference_ci", "p_value")
+    SUPPORT_FIELD_NUMBER: _ClassVar[int]
+    FAILURES_A_FIELD_NUMBER: _ClassVar[int]
+    FAILURES_B_FIELD_NUMBER: _ClassVar[int]
+    ERROR_RATE_A_FIELD_NUMBER: _ClassVar[int]
+    ERROR_RATE_A_CI_FIELD_NUMBER: _ClassVar[int]
+    ERROR_RATE_B_FIELD_NUMBER: _ClassVar[int]
+    ERROR_RATE_B_CI_FIELD_NUMBER: _ClassVar[int]
+    DIFFERENCE_FIELD_NUMBER: _ClassVar[int]
+    DIFFERENCE_CI_FIELD_NUMBER: _ClassVar[int]
+    P_VALUE_FIELD_NUMBER: _ClassVar[int]
+    support: int
+    failures_a: int
+    failures_b: int
+    error_rate_a: float
+    error_rate_a_ci: Interval
+    error_rate_b: float
+    error_rate_b_ci: Interval
+    difference: float
+    difference_ci: Interval
+    p_value: float
+    def __init__(self, support: _Optional[int] = ..., failures_a: _Optional[int] = ..., failures_b: _Optional[int] = ..., error_rate_a: _Optional[float] = ..., error_rate_a_ci: _Optional[_Union[Interval, _Mapping]] = ..., error_rate_b: _Optional[float] = ..., error_rate_b_ci: _Optional[_Union[Interval, _Mapping]] = ..., difference: _Optional[float] = ..., difference_ci: _Optional[_Union[Interval, _Mapping]] = ..., p_value: _Optional[float] = ...) -> None: ...
+
+class RegionComparison(_message.Message):
+    __slots__ = ("status", "region_a", "region_b", "jaccard", "rows", "slice_a", "slice_b", "kind_a", "kind_b")
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    REGION_A_FIELD_NUMBER: _ClassVar[int]
+    REGION_B_FIELD_NUMBER: _ClassVar[int]
+    JACCARD_FIELD_NUMBER: _ClassVar[int]
+    ROWS_FIELD_NUMBER: _ClassVar[int]
+    SLICE_A_FIELD_NUMBER: _ClassVar[int]
+    SLICE_B_FIELD_NUMBER: _ClassVar[int]
+    KIND_A_FIELD_NUMBER: _ClassVar[int]
+    KIND_B_FIELD_NUMBER: _ClassVar[int]
+    status: str
+    region_a: int
+    region_b: int
+    jaccard: float
+    rows: RateChange
+    slice_a: str
+    slice_b: str
+    kind_a: RegionKind
+    kind_b: RegionKind
+    def __init__(self, status: _Optional[str] = ..., region_a: _Optional[int] = ..., region_b: _Optional[int] = ..., jaccard: _Optional[float] = ..., rows: _Optional[_Union[RateChange, _Mapping]] = ..., slice_a: _Optional[str] = ..., slice_b: _Optional[str] = ..., kind_a: _Optional[_Union[RegionKind, str]] = ..., kind_b: _Optional[_Union[RegionKind, str]] = ...) -> None: ...
+
+class SliceComparison(_message.Message):
+    __slots__ = ("name", "rows", "q_value")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ROWS_FIELD_NUMBER: _ClassVar[int]
+    Q_VALUE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    rows: RateChange
+    q_value: float
+    def __init__(self, name: _Optional[str] = ..., rows: _Optional[_Union[RateChange, _Mapping]] = ..., q_value: _Optional[float] = ...) -> None: ...
+
+class RunComparison(_message.Message):
+    __slots__ = ("run_id_a", "run_id_b", "diagnosis_id_a", "diagnosis_id_b", "num_shared", "num_only_a", "num_only_b", "overall", "regions", "slices", "min_overlap", "alpha", "model_version_a", "model_version_b")
+    RUN_ID_A_FIELD_NUMBER: _ClassVar[int]
+    RUN_ID_B_FIELD_NUMBER: _ClassVar[int]
+    DIAGNOSIS_ID_A_FIELD_NUMBER: _ClassVar[int]
+    DIAGNOSIS_ID_B_FIELD_NUMBER: _ClassVar[int]
+    NUM_SHARED_FIELD_NUMBER: _ClassVar[int]
+    NUM_ONLY_A_FIELD_NUMBER: _ClassVar[int]
+    NUM_ONLY_B_FIELD_NUMBER: _ClassVar[int]
+    OVERALL_FIELD_NUMBER: _ClassVar[int]
+    REGIONS_FIELD_NUMBER: _ClassVar[int]
+    SLICES_FIELD_NUMBER: _ClassVar[int]
+    MIN_OVERLAP_FIELD_NUMBER: _ClassVar[int]
+    ALPHA_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSION_A_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSION_B_FIELD_NUMBER: _ClassVar[int]
+    run_id_a: str
+    run_id_b: str
+    diagnosis_id_a: str
+    diagnosis_id_b: str
+    num_shared: int
+    num_only_a: int
+    num_only_b: int
+    overall: RateChange
+    regions: _containers.RepeatedCompositeFieldContainer[RegionComparison]
+    slices: _containers.RepeatedCompositeFieldContainer[SliceComparison]
+    min_overlap: float
+    alpha: float
+    model_version_a: str
+    model_version_b: str
+    def __init__(self, run_id_a: _Optional[str] = ..., run_id_b: _Optional[str] = ..., diagnosis_id_a: _Optional[str] = ..., diagnosis_id_b: _Optional[str] = ..., num_shared: _Optional[int] = ..., num_only_a: _Optional[int] = ..., num_only_b: _Optional[int] = ..., overall: _Optional[_Union[RateChange, _Mapping]] = ..., regions: _Optional[_Iterable[_Union[RegionComparison, _Mapping]]] = ..., slices: _Optional[_Iterable[_Union[SliceComparison, _Mapping]]] = ..., min_overlap: _Optional[float] = ..., alpha: _Optional[float] = ..., model_version_a: _Optional[str] = ..., model_version_b: _Optional[str] = ...) -> None: ...

@@ -114,6 +114,26 @@ class BlindspotsStub:
                 request_serializer=blindspots_dot_v1_dot_blindspots__pb2.GetRunMapRequest.SerializeToString,
                 response_deserializer=blindspots_dot_v1_dot_blindspots__pb2.RunMap.FromString,
                 _registered_method=True)
+        self.ListRegionMembers = channel.unary_unary(
+                '/blindspots.v1.Blindspots/ListRegionMembers',
+                request_serializer=blindspots_dot_v1_dot_blindspots__pb2.ListRegionMembersRequest.SerializeToString,
+                response_deserializer=blindspots_dot_v1_dot_blindspots__pb2.ListRegionMembersResponse.FromString,
+                _registered_method=True)
+        self.ImportLabels = channel.unary_unary(
+                '/blindspots.v1.Blindspots/ImportLabels',
+                request_serializer=blindspots_dot_v1_dot_blindspots__pb2.ImportLabelsRequest.SerializeToString,
+                response_deserializer=blindspots_dot_v1_dot_blindspots__pb2.ImportLabelsResponse.FromString,
+                _registered_method=True)
+        self.ListLabels = channel.unary_unary(
+                '/blindspots.v1.Blindspots/ListLabels',
+                request_serializer=blindspots_dot_v1_dot_blindspots__pb2.ListLabelsRequest.SerializeToString,
+                response_deserializer=blindspots_dot_v1_dot_blindspots__pb2.LabelSet.FromString,
+                _registered_method=True)
+        self.CompareRuns = channel.unary_unary(
+                '/blindspots.v1.Blindspots/CompareRuns',
+                request_serializer=blindspots_dot_v1_dot_blindspots__pb2.CompareRunsRequest.SerializeToString,
+                response_deserializer=blindspots_dot_v1_dot_blindspots__pb2.RunComparison.FromString,
+                _registered_method=True)
 
 
 class BlindspotsServicer:
@@ -226,6 +246,40 @@ class BlindspotsServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListRegionMembers(self, request, context):
+        """The rows of one failure region, a page at a time, for any run size: to
+        review a region or export it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ImportLabels(self, request, context):
+        """Labels from a labeling tool, stored against a pool's (or a run's, for
+        relabeling) sample ids; later Suggest rounds never pick a labeled sample.
+        A sample labeled again keeps its newest label.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListLabels(self, request, context):
+        """Every stored label of a pool or run, with the sample's URI: the rows the
+        next training run adds.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CompareRuns(self, request, context):
+        """Two model versions on the same test set (rows matched by sample id):
+        which failure regions were fixed, which remain, which are new, and each
+        slice's error rate under both, with a two-proportion test.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_BlindspotsServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -308,6 +362,26 @@ def add_BlindspotsServicer_to_server(servicer, server):
                     servicer.GetRunMap,
                     request_deserializer=blindspots_dot_v1_dot_blindspots__pb2.GetRunMapRequest.FromString,
                     response_serializer=blindspots_dot_v1_dot_blindspots__pb2.RunMap.SerializeToString,
+            ),
+            'ListRegionMembers': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRegionMembers,
+                    request_deserializer=blindspots_dot_v1_dot_blindspots__pb2.ListRegionMembersRequest.FromString,
+                    response_serializer=blindspots_dot_v1_dot_blindspots__pb2.ListRegionMembersResponse.SerializeToString,
+            ),
+            'ImportLabels': grpc.unary_unary_rpc_method_handler(
+                    servicer.ImportLabels,
+                    request_deserializer=blindspots_dot_v1_dot_blindspots__pb2.ImportLabelsRequest.FromString,
+                    response_serializer=blindspots_dot_v1_dot_blindspots__pb2.ImportLabelsResponse.SerializeToString,
+            ),
+            'ListLabels': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListLabels,
+                    request_deserializer=blindspots_dot_v1_dot_blindspots__pb2.ListLabelsRequest.FromString,
+                    response_serializer=blindspots_dot_v1_dot_blindspots__pb2.LabelSet.SerializeToString,
+            ),
+            'CompareRuns': grpc.unary_unary_rpc_method_handler(
+                    servicer.CompareRuns,
+                    request_deserializer=blindspots_dot_v1_dot_blindspots__pb2.CompareRunsRequest.FromString,
+                    response_serializer=blindspots_dot_v1_dot_blindspots__pb2.RunComparison.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -742,6 +816,114 @@ class Blindspots:
             '/blindspots.v1.Blindspots/GetRunMap',
             blindspots_dot_v1_dot_blindspots__pb2.GetRunMapRequest.SerializeToString,
             blindspots_dot_v1_dot_blindspots__pb2.RunMap.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListRegionMembers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/blindspots.v1.Blindspots/ListRegionMembers',
+            blindspots_dot_v1_dot_blindspots__pb2.ListRegionMembersRequest.SerializeToString,
+            blindspots_dot_v1_dot_blindspots__pb2.ListRegionMembersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ImportLabels(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/blindspots.v1.Blindspots/ImportLabels',
+            blindspots_dot_v1_dot_blindspots__pb2.ImportLabelsRequest.SerializeToString,
+            blindspots_dot_v1_dot_blindspots__pb2.ImportLabelsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListLabels(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/blindspots.v1.Blindspots/ListLabels',
+            blindspots_dot_v1_dot_blindspots__pb2.ListLabelsRequest.SerializeToString,
+            blindspots_dot_v1_dot_blindspots__pb2.LabelSet.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CompareRuns(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/blindspots.v1.Blindspots/CompareRuns',
+            blindspots_dot_v1_dot_blindspots__pb2.CompareRunsRequest.SerializeToString,
+            blindspots_dot_v1_dot_blindspots__pb2.RunComparison.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,7 @@
+"""Training-framework callbacks that log validation predictions to blindspots.
+
+``blindspots.integrations.lightning.BlindspotsCallback`` (PyTorch Lightning) and
+``blindspots.integrations.huggingface.BlindspotsTrainerCallback`` (transformers'
+Trainer) share :class:`~blindspots.integrations.validation_logger.ValidationLogger`.
+Each module imports its framework only when imported itself.
+"""

@@ -1,0 +1,35 @@
+"""The suggestion engine's inputs: the pool to pick from and the failure regions to aim at.
+
+Shared by suggest.py (validation, dispatch) and targeted.py (the targeted
+selector); living here lets both import them without importing each other.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from .results import Predicate
+
+
+@dataclass(frozen=True)
+class TargetRegion:
+    """A failure region the targeted strategy aims at."""
+
+    region_id: int
+    excess_errors: float
+    failure_embeddings: np.ndarray      # the region's failed test rows
+    failure_indices: np.ndarray         # their row indices in the run (for nearest_failure_index)
+    slice_predicates: tuple[Predicate, ...] = ()   # best explaining slice, may be empty
+    kind: str = "data_gap"              # label-noise regions get no budget by default (relabel instead)
+    failure_ids: np.ndarray | None = None          # their sample ids, for readable reasons
+
+
+@dataclass
+class PoolData:
+    """The unlabeled pool: one row per sample, in the pool index's row order."""
+
+    embeddings: np.ndarray
+    probabilities: np.ndarray | None
+    metadata: pd.DataFrame

@@ -1,0 +1,101 @@
+"""What a Suggest answer says about itself, through a real server: the pool rows it could
+not pick and why, a budget above the eligible rows, and ``slice`` only where a pick matches."""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from blindspots_server.core.pool_filters import predicate_mask
+from blindspots_server.server.convert import predicate_from_message
+from test_api import _log_scenario
+
+
+def test_exclusions_are_counted_by_reason(client, small_scenario):
+    s = small_scenario.scenario
+    run, pool, _ = _log_scenario(client, small_scenario)
+    run.diagnose()
+    first = run.suggest(pool, budget=200)
+    assert first.attrs["exclusions"] == {"pool_rows": len(s.pool), "run_ids": 0, "labeled": 0, "given_ids": 0,
+                                         "earlier_picks": 0, "filtered_out": 0, "eligible": len(s.pool)}
+    assert first.attrs["note"] == ""
+
+    picked = set(first["sample_id"])
+    given = [i for i in s.pool.ids[:50] if i not in picked][:25] + sorted(picked)[:5]
+    second = run.suggest(pool, budget=30, strategy="random", exclude_ids=given,
+                         filters=[("region", "==", "north")])
+    north = (s.pool.metadata["region"] == "north").to_numpy()
+    blocked = np.isin(s.pool.ids, given) | np.isin(s.pool.ids, list(picked))
+    ex = second.attrs["exclusions"]
+    # Each row counts under its first reason: given ids before earlier picks before filters.
+    assert ex["given_ids"] == len(given)
+    assert ex["earlier_picks"] == len(picked) - 5
+    assert ex["filtered_out"] == int((~north & ~blocked).sum())
+    assert ex["eligible"] == int((north & ~blocked).sum())
+    assert ex["run_ids"] + ex["labeled"] + ex["given_ids"] + ex["earlier_picks"] + ex["filtered_out"] + ex["eligible"] \
+        == len(s.pool)
+    assert not set(second["sample_id"]) & (set(given) | picked)
+
+    # allow_repeats: earlier picks are not excluded, and the answer says none were.
+    again = run.suggest(pool, budget=10, strategy="margin", allow_repeats=True)
+    assert again.attrs["exclusions"]["earlier_picks"] == 0
+
+
+def test_budget_above_eligible_rows_is_said(client, small_scenario):
+    s = small_scenario.scenario
+    run, _, _ = _log_scenario(client, small_scenario)
+    run.diagnose()
+    # A pool of 30 rows, 10 of them the run's own (already labeled) samples.
+    ids = np.concatenate([s.test.ids[:10], s.pool.ids[:20]])
+    emb = np.concatenate([s.test.embeddings[:10], s.pool.embeddings[:20]])
+    small = client.create_pool("small", embedding_dim=emb.shape[1], project="listings")
+    small.add(ids, emb, metadata=pd.concat([s.test.metadata[:10], s.pool.metadata[:20]], ignore_index=True))
+    stages = []
+    with pytest.warns(UserWarning, match="budget 50 exceeds the 20 eligible pool rows"):
+        picks = run.suggest(small, budget=50, strategy="kcenter",
+                            progress=False)
+    assert len(picks) == 20 and not set(picks["sample_id"]) & set(s.test.ids)
+    assert picks.attrs["exclusions"]["run_ids"] == 10 and picks.attrs["exclusions"]["eligible"] == 20
+    assert "budget 50 exceeds the 20 eligible pool rows" in picks.attrs["note"]
+    # The progress stream says it too, before any candidate arrives.
+    from blindspots.v1 import blindspots_pb2 as pb
+    request = pb.SuggestRequest(run_id=run.id, pool_id=small.id, budget=50, strategy="random",
+                                allow_repeats=True)
+    for resp in client.stub.Suggest(request, timeout=60):
+        if resp.WhichOneof("payload") == "progress":
+            stages.append(resp.progress.stage)
+        elif resp.WhichOneof("payload") == "done":
+            assert resp.done.exclusions.eligible == 20 and "exceeds" in resp.done.note
+    assert any("budget 50 exceeds the 20 eligible" in st for st in stages)
+    # A budget within the eligible rows raises no warning.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fine = run.suggest(small, budget=5, strategy="random", allow_repeats=True, progress=False)
+    assert len(fine) == 5 and fine.attrs["note"] == ""
+
+
+def test_candidate_slice_only_where_the_pick_matches(client, small_scenario):
+    s = small_scenario.scenario
+    run, pool, _ = _log_scenario(client, small_scenario)
+    diagnosis = run.diagnose()
+    explained = {r.id: r for r in diagnosis.message.regions if r.explanations}
+    assert explained, "the scenario's diagnosis explains at least one region by metadata"
+    # A strong uncertainty weight lets picks outside the slice in, so both cases occur.
+    picks = run.suggest(pool, budget=300, uncertainty_weight=4.0)
+    assert (picks["reason"].str.contains("matches the region's slice") == (picks["slice"] != "")).all()
+    # Checked against the pool's own metadata with the region's best explanation.
+    row_of = {sid: i for i, sid in enumerate(s.pool.ids)}
+    checked = 0
+    for region_id, group in picks.groupby("region_id"):
+        if region_id not in explained:
+            assert (group["slice"] == "").all()
+            continue
+        predicates = tuple(predicate_from_message(p) for p in explained[region_id].explanations[0].predicates)
+        rows = [row_of[sid] for sid in group["sample_id"]]
+        inside = predicate_mask(s.pool.metadata.iloc[rows], predicates)
+        assert ((group["slice"] != "").to_numpy() == inside).all()
+        checked += len(group)
+    assert checked > 0 and (picks["slice"] != "").any()
+    assert ((picks["slice"] == "") & picks["region_id"].isin(list(explained))).any()

