@@ -226,7 +226,8 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
     def _build_index(self, pool_id: str, progress) -> str:
         # The whole table, not a column subset: Suggest reads the same one, so the
         # store's row cache serves both instead of holding the vectors twice.
-        rows = to_row_data(self.store.read_rows("pool", pool_id))
+        rows = to_row_data(self.store.read_rows(
+            "pool", pool_id, progress=lambda f, stage: progress(0.0, f"loading pool rows: {stage}")))
         index = self.indexes.ensure(pool_id, rows.embeddings, progress)
         self.telemetry.index_size(pool_id, index.ntotal)
         return pool_id
@@ -279,10 +280,12 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
 
     def _diagnose(self, run: RunRecord, kwargs: dict, job_id: str, progress) -> str:
         progress(0.0, "loading predictions")
-        rows = to_row_data(self.store.read_rows("run", run.id))
+        rows = to_row_data(self.store.read_rows(
+            "run", run.id, progress=lambda f, stage: progress(0.04 * f, f"loading predictions: {stage}")))
+        progress(0.04, "loaded predictions")
         result = Diagnoser(**kwargs, compute=self.compute).fit(rows.embeddings, rows.labels, rows.probabilities, rows.metadata,
                                          sample_ids=rows.sample_ids, uris=rows.uris, progress=progress)
-        progress(0.99, "saving the diagnosis")
+        progress(0.98, "evaluating tracked slices")
         diag_id = new_id("diag")
         created = time.time()
         message = convert.diagnosis_message(result, diag_id, run, job_id, created)
@@ -294,6 +297,7 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
         per_sample = pa.table({"sample_id": pa.array([str(s) for s in rows.sample_ids], pa.string()),
                                "region": pa.array(np.asarray(result.region_of_sample, dtype=np.int32)),
                                "failed": pa.array(np.asarray(result.failed, dtype=bool))})
+        progress(0.99, "saving the diagnosis")    # the last point where a cancel still stops it
         self.store.save_diagnosis(DiagnosisRecord(id=diag_id, run_id=run.id, created_at=created, job_id=job_id,
                                                   payload=message.SerializeToString()), per_sample)
         self.telemetry.diagnosis_saved(run, message)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Callable, Optional
 
 import pyarrow as pa
 
@@ -194,8 +194,10 @@ class Store(abc.ABC):
         """
 
     @abc.abstractmethod
-    def read_rows(self, target: str, target_id: str, columns: Optional[list[str]] = None) -> pa.Table:
-        """All rows of a run or pool in ingestion order."""
+    def read_rows(self, target: str, target_id: str, columns: Optional[list[str]] = None,
+                  progress: Optional[Callable[[float, str], None]] = None) -> pa.Table:
+        """All rows of a run or pool in ingestion order. ``progress(fraction, stage)`` is
+        called between batch files and may raise to stop (a cancelled job)."""
 
     # ---- pool index blobs
     @abc.abstractmethod

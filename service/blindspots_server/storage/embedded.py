@@ -40,7 +40,7 @@ from .base import (DiagnosisRecord, DuplicateSampleIds, IngestOutcome, JobRecord
                    Store, StoreUnusable, SuggestionSetRecord, merged_schema)
 from .files import read_blob, read_parquet, write_blob, write_parquet
 from .embedded_labels import LABELS_SCHEMA, EmbeddedLabels
-from .row_tables import RowCache, cached_rows, read_target_rows
+from .row_tables import ReadProgress, RowCache, cached_rows, read_target_rows
 
 log = logging.getLogger("blindspots.store")
 
@@ -297,7 +297,8 @@ class EmbeddedStore(EmbeddedLabels, Store):
                 return next(sid for sid in chunk if sid in found)
         return ""
 
-    def read_rows(self, target: str, target_id: str, columns: Optional[list[str]] = None) -> pa.Table:
+    def read_rows(self, target: str, target_id: str, columns: Optional[list[str]] = None,
+                  progress: Optional[ReadProgress] = None) -> pa.Table:
         tname = self._table_name(target)
         rows = self._query(f"SELECT num_rows, metadata_schema FROM {tname} WHERE id=?", (target_id,))
         if not rows:
@@ -309,7 +310,7 @@ class EmbeddedStore(EmbeddedLabels, Store):
             files = self._query("SELECT file FROM batches WHERE target=? AND target_id=? ORDER BY seq",
                                 (target, target_id))
             return read_target_rows(lambda f, cols: read_parquet(self.root / f, what, cols),
-                                    [f for (f,) in files], schema, columns)
+                                    [f for (f,) in files], schema, columns, progress)
 
         return cached_rows(self._cache, target, target_id, num_rows, columns, read)
 

@@ -33,7 +33,7 @@ from .base import (DataLoss, DiagnosisRecord, DuplicateSampleIds, IngestOutcome,
 from .file_root import FileRoot
 from .postgres_jobs import JobQueueMixin
 from .postgres_labels import LABELS_SCHEMA, PostgresLabels
-from .row_tables import RowCache, cached_rows, read_target_rows
+from .row_tables import ReadProgress, RowCache, cached_rows, read_target_rows
 
 try:
     import psycopg
@@ -240,7 +240,8 @@ class PostgresStore(JobQueueMixin, PostgresLabels, Store):
         found = {r[0] for r in rows}
         return next((sid for sid in ids if sid in found), "")
 
-    def read_rows(self, target: str, target_id: str, columns: Optional[list[str]] = None) -> pa.Table:
+    def read_rows(self, target: str, target_id: str, columns: Optional[list[str]] = None,
+                  progress: Optional[ReadProgress] = None) -> pa.Table:
         tname = self._table_name(target)
         rows = self._query(f"SELECT num_rows, metadata_schema FROM {tname} WHERE id=%s", (target_id,))
         if not rows:
@@ -253,7 +254,7 @@ class PostgresStore(JobQueueMixin, PostgresLabels, Store):
             files = self._query("SELECT file FROM batches WHERE target=%s AND target_id=%s ORDER BY seq",
                                 (target, target_id))
             table = read_target_rows(lambda f, cols: self.files.read_parquet(f, what, cols),
-                                     [f for (f,) in files], schema, columns)
+                                     [f for (f,) in files], schema, columns, progress)
             return table.slice(0, num_rows) if table.num_rows > num_rows else table
 
         return cached_rows(self._cache, target, target_id, num_rows, columns, read)
