@@ -205,9 +205,11 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
             outcome = self.store.ingest_batch(target, target_id, batch.batch_id, batch.table, batch.schema)
             response.batches_received += 1
             response.rows_received += batch.rows
+            response.rows_already_stored += outcome.rows_already_stored
             if outcome.stored:
-                response.rows_stored += batch.rows
-                self.telemetry.rows_ingested(target, batch.rows, batch.nbytes)
+                new_rows = batch.rows - outcome.rows_already_stored
+                response.rows_stored += new_rows
+                self.telemetry.rows_ingested(target, new_rows, batch.nbytes)
             else:
                 response.batches_duplicate += 1
             response.total_rows = outcome.total_rows
