@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import grpc
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from blindspots.v1 import blindspots_pb2 as pb
 from blindspots_server.storage import MAX_METADATA_COLUMNS
+from blindspots_server.storage.rows import META_PREFIX, unify
 
 DIM = 4
 
@@ -50,3 +52,26 @@ def test_the_column_limit_holds_over_all_batches(client, target):
     call(iter([_batch(field, obj.id, "b4", 5, 2 * per_batch, MAX_METADATA_COLUMNS - 2 * per_batch,
                       target == "run")]))
     assert len(obj.refresh().message.metadata_schema) == MAX_METADATA_COLUMNS
+
+
+def test_unify_fills_missing_columns_with_typed_nulls_in_one_order():
+    a = pa.table({"sample_id": ["a"], META_PREFIX + "x": [1.0]})
+    b = pa.table({"sample_id": ["b"], META_PREFIX + "y": ["s"]})
+    c = pa.table({META_PREFIX + "y": ["t"], "sample_id": ["c"], META_PREFIX + "x": [3.0]})
+    out = unify([a, b, c], {"x": "number", "y": "string", "z": "timestamp"})
+    assert out.column_names == ["sample_id", "m.x", "m.y", "m.z"]
+    assert out.column("m.x").to_pylist() == [1.0, None, 3.0]
+    assert out.column("m.y").to_pylist() == [None, "s", "t"]
+    assert out.column("m.z").type == pa.timestamp("us") and out.column("m.z").null_count == 3
+
+
+def test_a_run_at_the_column_limit_reads_back_whole(client, server):
+    run = client.create_run("wide", class_names=["a", "b"], embedding_dim=DIM)
+    per_batch = MAX_METADATA_COLUMNS // 8
+    client.stub.IngestPredictions(iter([_batch("run_id", run.id, f"b{k}", 20, k * per_batch, per_batch, True)
+                                        for k in range(8)]))
+    table = server.store.read_rows("run", run.id)
+    assert table.num_rows == 160 and len([c for c in table.column_names if c.startswith(META_PREFIX)]) == 512
+    # Each batch holds its own 64 columns; the others read back as nulls.
+    assert table.column(META_PREFIX + "c0").null_count == 140
+    assert table.column(META_PREFIX + f"c{MAX_METADATA_COLUMNS - 1}").null_count == 140

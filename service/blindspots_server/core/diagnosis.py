@@ -76,6 +76,7 @@ class Diagnoser:
                                      seed=self.seed, compute=self.compute)
         clusters = clusterer.fit(embeddings, failed, labels,
                                  progress=lambda f, stage: progress(0.05 + 0.4 * f, stage))
+        self.clusters_ = clusters          # the space clustering ran in draws the report's map
         progress(0.45, "testing regions")
         space = clusters.local if clusters.local is not None else clusters.reduced
         cand_support = np.bincount(clusters.region_of_sample[clusters.region_of_sample >= 0],

@@ -111,7 +111,7 @@ def read_parquet(path, what: str, columns: Optional[list[str]] = None) -> pa.Tab
     damage raises :class:`DataLoss` naming ``what``."""
     try:
         parquet = pq.ParquetFile(path, page_checksum_verification=True)
-        names = parquet.schema_arrow.names
+        names = set(parquet.schema_arrow.names)
         table = parquet.read(columns=[c for c in columns if c in names] if columns else None)
     except (OSError, pa.ArrowException) as exc:
         raise _damaged(what, exc, path) from None

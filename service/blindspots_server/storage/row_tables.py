@@ -54,7 +54,8 @@ def read_target_rows(read_file: Callable[[str, Optional[list[str]]], pa.Table], 
     """Concatenate the batch ``files`` (in order) of one target; ``read_file(path, columns)`` reads one."""
     if columns:
         # Read only the asked columns (a batch may lack an optional one, e.g. probabilities).
-        schema = {n: kind for n, kind in schema.items() if META_PREFIX + n in columns}
+        wanted = set(columns)
+        schema = {n: kind for n, kind in schema.items() if META_PREFIX + n in wanted}
     tables = [read_file(f, columns) for f in files]
     return unify(tables, schema) if tables else pa.table({})
 

@@ -79,15 +79,23 @@ def to_row_data(table: pa.Table) -> RowData:
 
 
 def unify(tables: list[pa.Table], schema: dict[str, str]) -> pa.Table:
-    """Concatenate batches whose metadata columns differ: missing columns become nulls."""
+    """Concatenate batches whose metadata columns differ: missing columns become nulls.
+
+    Linear in batches x columns: each batch is assembled once from its columns (adding
+    them one by one with ``append_column`` copies the schema each time, quadratic in
+    columns: minutes for a few thousand)."""
     if not tables:
         return pa.table({})
+    first = tables[0].column_names
+    known = set(first)
+    order = first + [META_PREFIX + name for name in schema if META_PREFIX + name not in known]
+    types = {META_PREFIX + name: _ARROW_TYPES[kind] for name, kind in schema.items()}
     out = []
     for t in tables:
-        for name, kind in schema.items():
-            col = META_PREFIX + name
-            if col not in t.column_names:
-                t = t.append_column(col, pa.nulls(t.num_rows, _ARROW_TYPES[kind]))
-        out.append(t)
-    order = out[0].column_names
-    return pa.concat_tables([t.select(order) for t in out])
+        present = set(t.column_names)
+        if present == set(order):
+            out.append(t.select(order))
+            continue
+        columns = [t.column(c) if c in present else pa.nulls(t.num_rows, types[c]) for c in order]
+        out.append(pa.Table.from_arrays(columns, names=order))
+    return pa.concat_tables(out)
