@@ -32,7 +32,7 @@ from .errors import DISK_FULL, FailedPrecondition, ResourceExhausted, is_disk_fu
 from .job_claims import job_runner_for
 from .labels import import_labels, list_labels
 from .pool_indexes import PoolIndexes
-from .region_members import region_members_page
+from .region_members import RegionMembers
 from .run_map import MAX_POINTS, run_map_message
 from .slice_tracking import slices_to_track
 from .suggestions import Suggestions
@@ -81,6 +81,7 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
         shards = config.index_shards or (self.compute.nodes() if config.ray_address else 1)
         self.indexes = PoolIndexes(store, shards=shards, compute=self.compute)
         self.suggestions = Suggestions(store, self.indexes)
+        self.members = RegionMembers(store)
 
     # ------------------------------------------------------------ access helpers
     def _run(self, run_id: str, context, missing: str = "") -> RunRecord:
@@ -424,8 +425,8 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
         except NotFound:
             raise NotFound(missing) from None
         run = self._run(record.run_id, context, missing)     # another project's: as if missing
-        return region_members_page(self.store, run, pb.Diagnosis.FromString(record.payload), request.region_id,
-                                   request.page_size, request.page_token)
+        return self.members.page(run, pb.Diagnosis.FromString(record.payload), request.region_id,
+                                 request.page_size, request.page_token)
 
     # ------------------------------------------------------------ labels
     def _label_target(self, pool_id: str, run_id: str, context) -> tuple[str, str, list[str]]:
