@@ -51,6 +51,9 @@ BENCHMARKS = (
               "10k, 100k, 1M test rows"),
     Benchmark("closed_loop", "Closed-loop quality", 1200, 3600, "3 seeds, budget 300",
               "5 seeds, budgets 300 and 600"),
+    Benchmark("sharded_search", "Sharded pool search on Ray vs one-process faiss", 900, 1800, "200k x 128-d",
+              "1M x 128-d", quick_args=("--rows", "200000", "--queries", "500", "--object-store-mb", "512"),
+              full_args=("--rows", "1000000", "--queries", "1000", "--object-store-mb", "1024")),
     # Written by the reliability work; run when present.
     Benchmark("load_test", "Load test (concurrent ingest, diagnose, suggest)", 300, 600,
               "10 s, 16 ingest clients", "20 s, 16 ingest clients", fragment="load",

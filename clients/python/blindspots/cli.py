@@ -47,7 +47,7 @@ def _cmd_serve(args) -> int:
                                                "port", "metrics_port", "auth_tokens_file", "tls_cert", "tls_key")}
     try:
         serve(ServerConfig.from_env(**overrides))
-    except (StoreUnusable, StoreUnavailable) as exc:
+    except (StoreUnusable, StoreUnavailable, ValueError) as exc:   # ValueError: a bad --store/--files/--ray-address
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0
