@@ -51,6 +51,8 @@ BENCHMARKS = (
               "10k, 100k, 1M test rows"),
     Benchmark("closed_loop", "Closed-loop quality", 1200, 3600, "3 seeds, budget 300",
               "5 seeds, budgets 300 and 600"),
+    Benchmark("slice_discovery", "Slice discovery on held-out scenario families", 2400, 5400,
+              "quick sizes (<= 20k rows), 2 seeds (4 on nulls)", "to 200k rows, 3 seeds (20 on nulls)"),
     # Written by the reliability work; run when present.
     Benchmark("load_test", "Load test (concurrent ingest, diagnose, suggest)", 300, 600,
               "10 s, 16 ingest clients", "20 s, 16 ingest clients", fragment="load",
