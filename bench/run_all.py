@@ -53,6 +53,9 @@ BENCHMARKS = (
               "5 seeds, budgets 300 and 600"),
     Benchmark("slice_discovery", "Slice discovery on held-out scenario families", 2400, 5400,
               "quick sizes (<= 20k rows), 2 seeds (4 on nulls)", "to 200k rows, 3 seeds (20 on nulls)"),
+    Benchmark("active_learning", "Active learning vs scikit-activeml baselines (held-out families)", 1800,
+              7200, "2 seeds, budget 300, listings only", "5 seeds, budgets 300 and 600, every held-out family",
+              fragment="active_learning_heldout"),
     # Written by the reliability work; run when present.
     Benchmark("load_test", "Load test (concurrent ingest, diagnose, suggest)", 300, 600,
               "10 s, 16 ingest clients", "20 s, 16 ingest clients", fragment="load",
