@@ -29,7 +29,6 @@ import os
 import pickle
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 # One thread per library: the models are small, and on a shared machine
@@ -44,26 +43,13 @@ from measure import ROOT, write_fragment  # noqa: E402
 sys.path.insert(0, str(ROOT / "service"))
 
 from al_baselines import BASELINES, ModelView, library_version, query  # noqa: E402
-from al_families import VARIANTS, Family, listings_family  # noqa: E402
+from al_families import VARIANTS, Family, Outcome, listings_family  # noqa: E402
 from blindspots_server.core.pool_index import PoolIndex  # noqa: E402
 from blindspots_server.core.suggest import PoolData, TargetRegion, suggest_candidates  # noqa: E402
 
 SPLITS = {"dev": {"world": 7, "seeds": [100, 101, 102]},
           "heldout": {"world": 13, "seeds": [0, 1, 2, 3, 4]}}
 MISLEADING = ("ambiguous_pool", "confident_errors")
-
-
-@dataclass
-class Outcome:
-    family: str
-    kind: str
-    seed: int
-    budget: int
-    strategy: str
-    failing_acc: float
-    overall_acc: float
-    pick_shares: dict        # pool tag -> share of picks carrying it
-    seconds: float
 
 
 def diagnose(f: Family, embeddings: np.ndarray, probs: np.ndarray) -> tuple[list[TargetRegion], int]:
@@ -97,7 +83,7 @@ def run_family(f: Family, seed: int, budgets: list[int], strategies: list[str],
     import torch
 
     torch.set_num_threads(1)
-    model = f.fit(f.train.x, f.train.y, seed)
+    model = f.trained or f.fit(f.train.x, f.train.y, seed)
     test_probs = model.predict_proba(f.test.x)
     pool_probs = model.predict_proba(f.pool.x)
     test_emb, pool_emb = model.embed(f.test.x), model.embed(f.pool.x)
@@ -106,6 +92,8 @@ def run_family(f: Family, seed: int, budgets: list[int], strategies: list[str],
     right = test_probs.argmax(1) == f.test.y_true
     out = [Outcome(f.name, f.kind, seed, 0, "no additions", float(right[f.failing].mean()),
                    float(right.mean()), {}, 0.0)]
+    if cache is not None:
+        cache[(f.name, seed, 0, "no additions")] = out[0]
     regions, num_failures = diagnose(f, test_emb, test_probs) if "targeted" in strategies else ([], 0)
     data = PoolData(pool_emb, pool_probs, f.pool.meta)
     index = PoolIndex(pool_emb.shape[1]).build(pool_emb) if regions else None
@@ -193,7 +181,8 @@ def summary_rows(outcomes: list[Outcome]) -> list[dict]:
                 shares = [o.pick_shares for o in of if o.budget == budget and o.strategy == st]
                 picks[st] = {k: float(np.mean([s[k] for s in shares])) for k in shares[0]} if shares else {}
             rows.append({"family": fam, "kind": of[0].kind, "budget": budget, "seeds": seeds, "mean": mean,
-                         "none": float(np.mean([base[s] for s in seeds])), "best": best,
+                         "none": float(np.mean([base[s] for s in seeds if s in base] or [np.nan])),
+                         "best": best,
                          "diff": t_interval(d), "wins": int((d > 0).sum()), "vs_margin": t_interval(dm),
                          "picks": picks})
     return rows
@@ -251,7 +240,15 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--strategies", nargs="+", default=["targeted", *BASELINES])
     parser.add_argument("--cache", default=None,
                         help="pickle of baseline outcomes reused across runs (dev iterations)")
+    parser.add_argument("--report", nargs="+", default=None,
+                        help="write the table from these caches (no new runs)")
     args = parser.parse_args(argv)
+    if args.report:
+        outcomes = [o for path in args.report for o in pickle.loads(Path(path).read_bytes()).values()]
+        text = table(outcomes, args.split)
+        write_fragment(f"active_learning_{args.split}", text)
+        print(text)
+        return text
     draws = args.draws or (2 if args.quick else len(SPLITS[args.split]["seeds"]))
     suite = ([] if args.quick else default_suite(args.split)) if args.suite is None else args.suite
     budgets = args.budgets or ([300] if args.quick else [300, 600])

@@ -71,13 +71,29 @@ class Family:
     pool_tags: dict[str, np.ndarray] = field(default_factory=dict)   # bool per pool row
     kind: str = "base"                       # base | ambiguous_pool | confident_errors | noisy_test
     seed: int = 0                            # the draw's seed (also the retraining seed)
+    trained: Model | None = None             # the model fitted on ``train``, when the source has one
+
+
+@dataclass
+class Outcome:
+    """One strategy's result on one family, seed and budget (pickled in bench caches)."""
+
+    family: str
+    kind: str
+    seed: int
+    budget: int
+    strategy: str
+    failing_acc: float
+    overall_acc: float
+    pick_shares: dict        # pool tag -> share of picks carrying it
+    seconds: float
 
 
 # ------------------------------------------------------------------ listings
 class ListingsHead:
     """The listings scenario's MLP head, with its hidden layer exposed (for BADGE)."""
 
-    def __init__(self, num_classes: int, seed: int, epochs: int = 30):
+    def __init__(self, num_classes: int, seed: int, epochs: int = 20):
         from blindspots_server.scenario import ListingsModel
 
         self.model = ListingsModel(num_classes, seed=seed, epochs=epochs)
@@ -101,8 +117,8 @@ class ListingsHead:
             return m.net_[1](m.net_[0](t)).numpy()
 
 
-def listings_family(seed: int, world_seed: int = 7, n_train: int = 3000, n_test: int = 4000,
-                    n_pool: int = 12000) -> Family:
+def listings_family(seed: int, world_seed: int = 7, n_train: int = 2000, n_test: int = 3000,
+                    n_pool: int = 8000) -> Family:
     """The project's listings scenario (three data gaps, one label-noise condition)."""
     from blindspots_server.scenario import make_scenario
 
@@ -182,7 +198,7 @@ def with_confident_errors(f: Family, share: float = 0.05, seed: int = 0) -> Fami
     tags["confident-error region"] = in_pool
     return replace(f, name=f"{f.name}+confident errors", train=train.take(np.flatnonzero(keep)),
                    test=test, pool=pool, failing=f.failing | in_test, pool_tags=tags,
-                   kind="confident_errors")
+                   kind="confident_errors", trained=None)
 
 
 def with_noisy_test_region(f: Family, share: float = 0.06, flip: float = 0.6,

@@ -50,7 +50,8 @@ def suite_family(name: str, seed: int) -> Family | None:
     return Family(name=name, num_classes=inst.num_classes, train=_part(inst.train, "train"),
                   test=_part(inst.test, "test"), pool=_part(inst.pool, "pool"), failing=failing,
                   fit=lambda x, y, sd: SuiteModel(make()).fit(x, y),
-                  pool_tags={"in failing condition": np.isin(inst.pool.condition, fixable)}, seed=seed)
+                  pool_tags={"in failing condition": np.isin(inst.pool.condition, fixable)}, seed=seed,
+                  trained=SuiteModel(inst.model))
 
 
 def suite_families(split: str, draw: int, names: list[str]) -> list[Family]:

@@ -174,9 +174,14 @@ def test_fragments_of_one_failure_share_one_budget(world, keep_slice):
     assert any("merged" in c.reason for c in out if c.region_id >= 10)
 
 
-def test_unexplained_failures_go_to_margin_sampling(world):
+def test_margin_blend_takes_the_unexplained_share_when_on(world, monkeypatch):
+    from blindspots_server.core import targeted_budget
+
     s, pool, regions = world
     in_regions = sum(len(r.failure_indices) for r in regions)
+    default = call(world, "targeted", budget=100, num_failures=4 * in_regions)
+    assert all(c.region_id >= 0 for c in default), "off by default (dev: it cost accuracy)"
+    monkeypatch.setattr(targeted_budget, "FALLBACK_BASIS", "failures")
     out = call(world, "targeted", budget=100, num_failures=4 * in_regions)
     margin_picks = [c for c in out if c.region_id == -1]
     assert len(margin_picks) == 75

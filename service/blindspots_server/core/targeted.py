@@ -1,8 +1,8 @@
 """The targeted strategy: pool samples near the failure regions that adding labels can fix.
 
 1. Budget (targeted_budget.py): label-noise regions get none, fragments of one
-   failure are merged, groups share by the square root of their excess errors,
-   and the share of failures the regions do not explain goes to margin sampling.
+   failure are merged, groups share by the square root of their excess errors;
+   with no region to collect for, margin sampling takes the budget.
 2. Candidates per group: each failure's nearest pool rows (kNN via the pool
    index), over-fetched so exclusions and earlier groups' picks leave enough.
 3. Candidate score = closeness to the group's failures
