@@ -53,16 +53,28 @@ def test_a_bad_batch_mid_stream_keeps_the_batches_before_it(client):
     assert (resp.batches_received, resp.batches_duplicate, resp.rows_stored, resp.total_rows) == (4, 2, 4, 8)
 
 
-def test_sample_ids_repeated_across_batches_are_rejected(client, server):
+def test_relogging_rows_with_another_batch_size_stores_nothing_twice(client, server):
+    """Idempotency holds per row, not per batch: the same rows re-sent under other batch ids
+    (another batch_size) are skipped; a re-sent id with other content is a conflict."""
     run = client.create_run("dups", class_names=["a", "b"], embedding_dim=DIM)
     ids, labels, probs, emb = _rows(10)
-    run.log_predictions(ids, labels, probs, emb, progress=False)
-    # The same rows again under different batch ids (another batch size): not a retry, a clash.
-    with pytest.raises(InvalidArgumentError, match=r"^INVALID_ARGUMENT: sample_ids: id 's0' is already stored"):
-        run.log_predictions(ids[:4] + ["new1"], labels[:5], probs[:5], emb[:5], batch_size=5, progress=False)
-    assert client.get_run(run.id).message.num_rows == 10
+    first = run.log_predictions(ids, labels, probs, emb, batch_size=4, progress=False)
+    assert (first.rows_stored, first.total_rows) == (10, 10)
+    again = run.log_predictions(ids, labels, probs, emb, batch_size=3, progress=False)
+    assert (again.rows_stored, again.rows_already_stored, again.total_rows) == (0, 10, 10)
+    more = run.log_predictions(ids + ["new1"], np.append(labels, 0), np.vstack([probs, [[0.5, 0.5]]]),
+                               np.vstack([emb, np.zeros((1, DIM))]), batch_size=7, progress=False)
+    assert (more.rows_stored, more.rows_already_stored, more.total_rows) == (1, 10, 11)
+    # The same id with another label: nothing of that batch is stored, the error names the id.
+    flipped = labels.copy()
+    flipped[2] = 1 - flipped[2]
+    with pytest.raises(InvalidArgumentError,
+                       match=r"^INVALID_ARGUMENT: sample_ids: id 's2' is already stored with other content"):
+        run.log_predictions(ids[:4] + ["new2"], np.append(flipped[:4], 0), np.vstack([probs[:4], [[0.5, 0.5]]]),
+                            np.vstack([emb[:4], np.zeros((1, DIM))]), batch_size=5, progress=False)
+    assert client.get_run(run.id).message.num_rows == 11
     stored = server.store.read_rows("run", run.id, ["sample_id"]).column("sample_id").to_pylist()
-    assert stored == ids                                   # "new1" of the rejected batch is not there
+    assert stored == ids + ["new1"]                        # "new2" of the rejected batch is not there
     # Ids are unique per run, not globally: another run takes the same ids.
     other = client.create_run("dups2", class_names=["a", "b"], embedding_dim=DIM)
     assert other.log_predictions(ids, labels, probs, emb, progress=False).rows_stored == 10

@@ -8,9 +8,13 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from blindspots import Client
 from blindspots.v1 import blindspots_pb2 as pb
+from blindspots_server.core.slice_finder import SliceFinder
 from blindspots_server.storage import MAX_METADATA_COLUMNS
 from blindspots_server.storage.rows import META_PREFIX, unify
+
+from conftest import start_server
 
 DIM = 4
 
@@ -75,3 +79,58 @@ def test_a_run_at_the_column_limit_reads_back_whole(client, server):
     # Each batch holds its own 64 columns; the others read back as nulls.
     assert table.column(META_PREFIX + "c0").null_count == 140
     assert table.column(META_PREFIX + f"c{MAX_METADATA_COLUMNS - 1}").null_count == 140
+
+
+def test_a_diagnosis_is_cancelled_between_the_files_it_loads(tmp_path):
+    """CancelJob while 'loading predictions' had no effect until the whole run was read;
+    the loader now checks between batch files: after the cancel at most the file being
+    read finishes, and the job ends CANCELLED without a diagnosis."""
+    srv = start_server(tmp_path / "data")
+    client = Client(f"127.0.0.1:{srv.port}", retries=0, timeout=120)
+    try:
+        run = client.create_run("many-files", class_names=["a", "b"], embedding_dim=DIM)
+        client.stub.IngestPredictions(iter([_batch("run_id", run.id, f"b{k}", 10, (k % 8) * 64, 64, True)
+                                            for k in range(400)]))
+        job = client.stub.Diagnose(pb.DiagnoseRequest(run_id=run.id))
+        seen_after_cancel: list[str] = []
+        cancelled = False
+        for update in client.stub.WatchJob(pb.GetJobRequest(job_id=job.id)):
+            if cancelled:
+                seen_after_cancel.append(update.stage)
+            elif update.stage.startswith("loading predictions: batch file"):
+                client.stub.CancelJob(pb.GetJobRequest(job_id=job.id))
+                cancelled = True
+        assert cancelled, "the loader reports each batch file it reads"
+        final = client.stub.GetJob(pb.GetJobRequest(job_id=job.id))
+        assert final.state == pb.Job.CANCELLED, pb.Job.State.Name(final.state)
+        assert len([s for s in seen_after_cancel if "batch file" in s]) <= 1, seen_after_cancel
+        assert not any(s.startswith(("reducing", "clustering", "slice search")) for s in seen_after_cancel)
+        assert client.stub.ListDiagnoses(pb.ListDiagnosesRequest(run_id=run.id)).diagnoses == []
+    finally:
+        client.close()
+        srv.stop()
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_the_slice_search_checks_for_cancellation_inside_a_level():
+    """Level 3 of a search over many columns was one long numpy pass with no progress
+    call: a cancel waited for all of it. Now it reports (and can stop) between chunks."""
+    rng = np.random.default_rng(0)
+    codes = rng.integers(0, 5, (1000, 48))
+    errors = (rng.random(1000) < 0.2).astype(float)
+    calls: list[str] = []
+
+    def progress(fraction: float, stage: str) -> None:
+        calls.append(stage)
+        if calls.count("slice search level 3") == 3:
+            raise _Stop()
+
+    with pytest.raises(_Stop):
+        SliceFinder(min_support=10).fit(codes, errors, progress=progress)
+    assert calls.count("slice search level 3") == 3
+    # And the chunked search finds what one pass found: the same slices, scores, tallies.
+    a = SliceFinder(min_support=10).fit(codes, errors)
+    assert a.top_slices_ and a.num_evaluated_ > 1000

@@ -95,16 +95,37 @@ def test_type_conflict_is_rejected_and_nothing_stored(store):
     assert store.read_rows("run", "run_a").column("sample_id").to_pylist() == ["a"]
 
 
-def test_a_sample_id_stored_before_rejects_the_whole_batch(store):
+def test_a_sample_id_stored_before_with_other_content_rejects_the_whole_batch(store):
     _pool(store)
     store.ingest_batch("pool", "pool_a", "b1", _batch(["a", "b"]), {})
-    with pytest.raises(DuplicateSampleIds) as err:
-        store.ingest_batch("pool", "pool_a", "b2", _batch(["c", "b", "d"]), {})
+    with pytest.raises(DuplicateSampleIds, match=r"^sample_ids: id 'b' is already stored with other content") as err:
+        store.ingest_batch("pool", "pool_a", "b2", _batch(["c", "b", "d"], start=100), {})
     assert err.value.sample_id == "b"
     assert store.get_pool("pool_a").num_rows == 2
     assert store.read_rows("pool", "pool_a").column("sample_id").to_pylist() == ["a", "b"]
     # The ids of the rejected batch were not kept either: they can come in a later batch.
     assert store.ingest_batch("pool", "pool_a", "b3", _batch(["c", "d"]), {}).total_rows == 4
+
+
+def test_rows_stored_before_with_the_same_content_are_skipped_per_row(store):
+    """Re-logging the same rows with another batch size stores nothing twice."""
+    _run(store)
+    rows = _batch([f"s{i}" for i in range(6)], meta={"region": ("string", pa.array(list("nnssnx")))})
+    schema = {"region": "string"}
+    store.ingest_batch("run", "run_a", "size4-0", rows.slice(0, 4), schema)
+    again = store.ingest_batch("run", "run_a", "size3-0", rows.slice(0, 3), schema)   # all three known
+    assert (again.stored, again.rows_already_stored, again.total_rows) == (False, 3, 4)
+    mixed = store.ingest_batch("run", "run_a", "size3-1", rows.slice(3, 3), schema)   # s3 known, s4 s5 new
+    assert (mixed.stored, mixed.rows_already_stored, mixed.total_rows) == (True, 1, 6)
+    table = store.read_rows("run", "run_a")
+    assert table.column("sample_id").to_pylist() == [f"s{i}" for i in range(6)]
+    assert table.column("m.region").to_pylist() == list("nnssnx")
+    # One changed value (here the label) in an otherwise re-sent batch: a conflict naming the id.
+    changed = rows.set_column(rows.schema.get_field_index("label"), "label",
+                              pa.array([0, 0, 1, 0, 0, 0], pa.int32()))
+    with pytest.raises(DuplicateSampleIds, match="'s2' is already stored with other content"):
+        store.ingest_batch("run", "run_a", "size6-0", changed, schema)
+    assert store.get_run("run_a").num_rows == 6
 
 
 def test_unknown_ids_raise_not_found(store):

@@ -44,6 +44,7 @@ class IngestSummary:
     batches: int
     duplicate_batches: int
     total_rows: int
+    rows_already_stored: int = 0     # re-sent rows (same id, same content) that were skipped
 
 
 def _pushback_seconds(err: grpc.RpcError) -> Optional[float]:
@@ -199,7 +200,7 @@ class Client(LabelsAPI):
         finally:
             bar.close()
         return IngestSummary(resp.rows_received, resp.rows_stored, resp.batches_received,
-                             resp.batches_duplicate, resp.total_rows)
+                             resp.batches_duplicate, resp.total_rows, resp.rows_already_stored)
 
     # ------------------------------------------------------------ jobs
     def wait_job(self, job_id: str, progress: Union[bool, str] = "auto", label: str = "job") -> pb.Job:

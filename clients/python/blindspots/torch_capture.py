@@ -107,7 +107,7 @@ def log_model_predictions(target: Union[Run, Pool], model: nn.Module, loader: It
     expected_dim = target.message.embedding_dim
     if with_probabilities is None:
         with_probabilities = is_run or target.message.num_classes > 0
-    totals = [0, 0, 0, 0, 0]
+    totals = [0, 0, 0, 0, 0, 0]
     for chunk in iter_captured(model, loader, layer=layer, device=device, id_prefix=id_prefix,
                                batch_fn=batch_fn, output_fn=output_fn, max_batches=max_batches,
                                chunk_rows=chunk_rows):
@@ -128,6 +128,7 @@ def log_model_predictions(target: Union[Run, Pool], model: nn.Module, loader: It
         for i, v in enumerate((s.rows_received, s.rows_stored, s.batches, s.duplicate_batches)):
             totals[i] += v
         totals[4] = s.total_rows
+        totals[5] += s.rows_already_stored
     return IngestSummary(*totals)
 
 

@@ -12,11 +12,16 @@ so the cost is O(rows) per combination that survives pruning, not per slice.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 from scipy.stats import rankdata
 
 from .results import ProgressFn, no_progress
+
+# Candidate slices built per chunk (parents x extensions) before the progress callback
+# is called again: ~0.1 s of numpy work, so a cancelled diagnosis stops well within 1 s.
+_CANDIDATE_CHUNK = 200_000
 
 
 @dataclass
@@ -79,21 +84,23 @@ class SliceFinder:
         # Level 1: every (column, code) with enough support and some error.
         level = np.array([[j, c] for j in range(m) for c in range(self._domains[j])],
                          dtype=np.int64).reshape(-1, 1, 2)
-        stats = self._evaluate(level)
+        stats = self._evaluate(level, lambda: progress(0.0, "slice search level 1"))
         top_items, top_stats = self._update_top(level, stats, None, None)
         for lvl in range(2, min(self.max_predicates, m) + 1):
-            progress((lvl - 1) / self.max_predicates, f"slice search level {lvl}")
+            fraction, stage = (lvl - 1) / self.max_predicates, f"slice search level {lvl}"
+            progress(fraction, stage)
+            tick = lambda: progress(fraction, stage)  # noqa: E731 - re-reports the level: cancel point
             valid = (stats[:, 1] >= self.min_support) & (stats[:, 2] > 0)
             level, stats = level[valid], stats[valid]
             if len(level) == 0:
                 break
             threshold = self._threshold(top_stats)
-            candidates, bounds = self._candidates(level, stats)
+            candidates, bounds = self._candidates(level, stats, threshold, tick)
             keep = (bounds > 0) & (bounds >= threshold)
             candidates = candidates[keep]
             if len(candidates) == 0:
                 break
-            stats = self._evaluate(candidates)
+            stats = self._evaluate(candidates, tick)
             level = candidates
             top_items, top_stats = self._update_top(level, stats, top_items, top_stats)
         self.top_slices_ = [FoundSlice(tuple((int(j), int(c)) for j, c in it), float(s[0]),
@@ -136,27 +143,54 @@ class SliceFinder:
             return 0.0
         return float(np.sort(top_stats[:, 0])[::-1][self.k - 1])
 
-    def _candidates(self, level: np.ndarray, stats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Slices one predicate longer whose every parent survived, with their score bounds."""
+    def _candidates(self, level: np.ndarray, stats: np.ndarray, threshold: float = -np.inf,
+                    tick: Callable[[], None] = lambda: None) -> tuple[np.ndarray, np.ndarray]:
+        """Slices one predicate longer whose every parent survived and whose score bound
+        is positive and reaches ``threshold``, with their bounds.
+
+        Built in chunks of parents (the same candidates in the same order), pruned per
+        chunk, calling ``tick`` between chunks: in one pass a wide run's level 3 held
+        millions of candidates for seconds, and ``tick`` is where a cancelled job stops."""
         width = level.shape[1]
         feature = self._feature_ids(level)                 # P x width, sorted ascending
         singles = np.unique(feature.ravel())
-        # Extend each slice by a larger feature id in a column group it does not use yet.
-        p_idx, f_idx = np.nonzero(singles[None, :] > feature[:, -1:])
-        new_feat = singles[f_idx]
-        new_group = self._group[self._column_of(new_feat)]
-        used = self._group[self._column_of(feature[p_idx])]
-        ok = ~(used == new_group[:, None]).any(axis=1)
-        p_idx, new_feat = p_idx[ok], new_feat[ok]
-        cand = np.concatenate([feature[p_idx], new_feat[:, None]], axis=1)
-        if len(cand) == 0:
-            return np.zeros((0, width + 1, 2), dtype=np.int64), np.zeros(0)
-        # The parent rule: all width+1 sub-slices must be among the surviving slices.
         base = int(self._offsets[-1]) + 1
         keys = self._keys(feature, base)
         order = np.argsort(keys)
         sorted_keys = keys[order]
+        step = max(1, _CANDIDATE_CHUNK // max(len(singles), 1))
+        items, bounds = [], []
+        for start in range(0, len(feature), step):
+            tick()
+            cand, min_stats = self._candidate_chunk(feature, start, start + step, singles, sorted_keys, order,
+                                                    stats, base)
+            bound = self._bound(min_stats[:, 0], min_stats[:, 1], min_stats[:, 2])
+            keep = (bound > 0) & (bound >= threshold)
+            if keep.any():
+                items.append(self._items(cand[keep]))
+                bounds.append(bound[keep])
+        if not items:
+            return np.zeros((0, width + 1, 2), dtype=np.int64), np.zeros(0)
+        return np.concatenate(items), np.concatenate(bounds)
+
+    def _candidate_chunk(self, feature: np.ndarray, lo: int, hi: int, singles: np.ndarray,
+                         sorted_keys: np.ndarray, order: np.ndarray, stats: np.ndarray,
+                         base: int) -> tuple[np.ndarray, np.ndarray]:
+        """Candidates extending parents ``lo:hi``: feature ids and their parents' min statistics."""
+        width = feature.shape[1]
+        part = feature[lo:hi]
+        # Extend each slice by a larger feature id in a column group it does not use yet.
+        p_idx, f_idx = np.nonzero(singles[None, :] > part[:, -1:])
+        new_feat = singles[f_idx]
+        new_group = self._group[self._column_of(new_feat)]
+        used = self._group[self._column_of(part[p_idx])]
+        ok = ~(used == new_group[:, None]).any(axis=1)
+        p_idx, new_feat = p_idx[ok], new_feat[ok]
+        cand = np.concatenate([part[p_idx], new_feat[:, None]], axis=1)
         min_stats = np.full((len(cand), 3), np.inf)
+        if len(cand) == 0:
+            return cand, min_stats
+        # The parent rule: all width+1 sub-slices must be among the surviving slices.
         present = np.ones(len(cand), dtype=bool)
         for drop in range(width + 1):
             sub = np.delete(cand, drop, axis=1)
@@ -166,18 +200,22 @@ class SliceFinder:
             present &= found
             parent = order[pos]
             min_stats = np.minimum(min_stats, stats[parent][:, 1:4])
-        cand, min_stats = cand[present], min_stats[present]
-        bounds = self._bound(min_stats[:, 0], min_stats[:, 1], min_stats[:, 2])
-        return self._items(cand), bounds
+        return cand[present], min_stats[present]
 
-    def _evaluate(self, level: np.ndarray) -> np.ndarray:
-        """Columns: score, support, errors, max error; one row per slice (items P x width x 2)."""
+    def _evaluate(self, level: np.ndarray, tick: Callable[[], None] = lambda: None) -> np.ndarray:
+        """Columns: score, support, errors, max error; one row per slice (items P x width x 2).
+        ``tick`` is called every few hundred column groups (it may raise to stop)."""
         out = np.zeros((len(level), 4))
         cols = level[:, :, 0]
         groups, group_of = np.unique(cols, axis=0, return_inverse=True)
         group_of = group_of.ravel()
+        # Members of every group from one sort, not a scan of all slices per group (quadratic).
+        by_group = np.argsort(group_of, kind="stable")
+        bounds = np.searchsorted(group_of[by_group], np.arange(len(groups) + 1))
         for g, group_cols in enumerate(groups):
-            members = np.flatnonzero(group_of == g)
+            if g % 256 == 0:
+                tick()
+            members = by_group[bounds[g]:bounds[g + 1]]
             sub = self._codes[:, group_cols]
             valid = (sub >= 0).all(axis=1)
             dom = self._domains[group_cols]

@@ -10,6 +10,8 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+import threading
+from collections import OrderedDict
 
 import numpy as np
 import pyarrow as pa
@@ -18,7 +20,7 @@ from blindspots.v1 import blindspots_pb2 as pb
 
 from ..storage import NotFound, RunRecord, Store
 from ..storage.rows import META_PREFIX
-from .diagnosed_rows import align
+from .diagnosed_rows import DiagnosedRows, align
 from .validation import InvalidArgument, require
 
 DEFAULT_PAGE = 1000
@@ -64,21 +66,49 @@ def _metadata_column(name: str, kind: str, values: pa.ChunkedArray) -> pb.Column
     return col
 
 
-def region_members_page(store: Store, run: RunRecord, diagnosis: pb.Diagnosis, region_id: int,
-                        page_size: int, page_token: str) -> pb.ListRegionMembersResponse:
-    """One page of the rows of region ``region_id`` of ``diagnosis`` (a diagnosis of ``run``)."""
-    require(0 <= page_size <= MAX_PAGE, "page_size", f"must be between 0 and {MAX_PAGE}")
-    ids = sorted(r.id for r in diagnosis.regions)
-    if region_id not in ids:
-        have = f"regions {ids[0]}..{ids[-1]}" if ids else "no region"
-        raise NotFound(f"region_id: diagnosis {diagnosis.id!r} has no region {region_id} (it has {have})")
-    per_sample = store.diagnosis_rows(diagnosis.id)
-    schema = dict(sorted(run.metadata_schema.items()))
-    table = store.read_rows("run", run.id, ["sample_id", "label", "probabilities", "uri"]
-                            + [META_PREFIX + name for name in schema])
-    seen = align(per_sample, np.asarray(table.column("sample_id").to_pylist(), dtype=object), diagnosis.id)
+class RegionMembers:
+    """Pages of region members; the diagnosis lined up with the run is kept for the next
+    pages (a few diagnoses, keyed by the run's row count, so new rows start afresh)."""
+
+    def __init__(self, store: Store, cached: int = 4):
+        self.store = store
+        self.cached = cached
+        self._aligned: OrderedDict[tuple[str, int], DiagnosedRows] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def _seen(self, diagnosis_id: str, table: pa.Table) -> DiagnosedRows:
+        key = (diagnosis_id, table.num_rows)
+        with self._lock:
+            if key in self._aligned:
+                self._aligned.move_to_end(key)
+                return self._aligned[key]
+        seen = align(self.store.diagnosis_rows(diagnosis_id),
+                     np.asarray(table.column("sample_id").to_pylist(), dtype=object), diagnosis_id)
+        with self._lock:
+            self._aligned[key] = seen
+            while len(self._aligned) > self.cached:
+                self._aligned.popitem(last=False)
+        return seen
+
+    def page(self, run: RunRecord, diagnosis: pb.Diagnosis, region_id: int, page_size: int,
+             page_token: str) -> pb.ListRegionMembersResponse:
+        """One page of the rows of region ``region_id`` of ``diagnosis`` (a diagnosis of ``run``)."""
+        require(0 <= page_size <= MAX_PAGE, "page_size", f"must be between 0 and {MAX_PAGE}")
+        ids = sorted(r.id for r in diagnosis.regions)
+        if region_id not in ids:
+            have = f"regions {ids[0]}..{ids[-1]}" if ids else "no region"
+            raise NotFound(f"region_id: diagnosis {diagnosis.id!r} has no region {region_id} (it has {have})")
+        schema = dict(sorted(run.metadata_schema.items()))
+        table = self.store.read_rows("run", run.id, ["sample_id", "label", "probabilities", "uri"]
+                                     + [META_PREFIX + name for name in schema])
+        return _page(table, schema, self._seen(diagnosis.id, table), diagnosis.id, region_id,
+                     page_size, page_token)
+
+
+def _page(table: pa.Table, schema: dict[str, str], seen: DiagnosedRows, diagnosis_id: str, region_id: int,
+          page_size: int, page_token: str) -> pb.ListRegionMembersResponse:
     members = np.flatnonzero(seen.region == region_id)
-    start = _offset(page_token, diagnosis.id, region_id, len(members))
+    start = _offset(page_token, diagnosis_id, region_id, len(members))
     page = members[start:start + (page_size or DEFAULT_PAGE)]
     stop = start + len(page)
     rows = table.take(pa.array(page, pa.int64()))
@@ -90,8 +120,8 @@ def region_members_page(store: Store, run: RunRecord, diagnosis: pb.Diagnosis, r
     else:
         predicted, confidence = np.full(len(rows), -1), np.full(len(rows), np.nan)
     return pb.ListRegionMembersResponse(
-        diagnosis_id=diagnosis.id, region_id=region_id, total_size=len(members),
-        next_page_token=_token(diagnosis.id, region_id, stop) if stop < len(members) else "",
+        diagnosis_id=diagnosis_id, region_id=region_id, total_size=len(members),
+        next_page_token=_token(diagnosis_id, region_id, stop) if stop < len(members) else "",
         row_indices=page.tolist(), sample_ids=rows.column("sample_id").to_pylist(),
         uris=rows.column("uri").to_pylist(), labels=rows.column("label").to_numpy().astype(np.int32).tolist(),
         predicted=predicted.astype(np.int32).tolist(), confidence=confidence.tolist(),

@@ -32,7 +32,7 @@ from .errors import DISK_FULL, FailedPrecondition, ResourceExhausted, is_disk_fu
 from .job_claims import job_runner_for
 from .labels import import_labels, list_labels
 from .pool_indexes import PoolIndexes
-from .region_members import region_members_page
+from .region_members import RegionMembers
 from .run_map import MAX_POINTS, run_map_message
 from .slice_tracking import slices_to_track
 from .suggestions import Suggestions
@@ -81,6 +81,7 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
         shards = config.index_shards or (self.compute.nodes() if config.ray_address else 1)
         self.indexes = PoolIndexes(store, shards=shards, compute=self.compute)
         self.suggestions = Suggestions(store, self.indexes)
+        self.members = RegionMembers(store)
 
     # ------------------------------------------------------------ access helpers
     def _run(self, run_id: str, context, missing: str = "") -> RunRecord:
@@ -207,9 +208,11 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
             outcome = self.store.ingest_batch(target, target_id, batch.batch_id, batch.table, batch.schema)
             response.batches_received += 1
             response.rows_received += batch.rows
+            response.rows_already_stored += outcome.rows_already_stored
             if outcome.stored:
-                response.rows_stored += batch.rows
-                self.telemetry.rows_ingested(target, batch.rows, batch.nbytes)
+                new_rows = batch.rows - outcome.rows_already_stored
+                response.rows_stored += new_rows
+                self.telemetry.rows_ingested(target, new_rows, batch.nbytes)
             else:
                 response.batches_duplicate += 1
             response.total_rows = outcome.total_rows
@@ -228,7 +231,8 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
     def _build_index(self, pool_id: str, progress) -> str:
         # The whole table, not a column subset: Suggest reads the same one, so the
         # store's row cache serves both instead of holding the vectors twice.
-        rows = to_row_data(self.store.read_rows("pool", pool_id))
+        rows = to_row_data(self.store.read_rows(
+            "pool", pool_id, progress=lambda f, stage: progress(0.0, f"loading pool rows: {stage}")))
         index = self.indexes.ensure(pool_id, rows.embeddings, progress)
         self.telemetry.index_size(pool_id, index.ntotal)
         return pool_id
@@ -281,13 +285,15 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
 
     def _diagnose(self, run: RunRecord, kwargs: dict, job_id: str, progress) -> str:
         progress(0.0, "loading predictions")
-        rows = to_row_data(self.store.read_rows("run", run.id))
+        rows = to_row_data(self.store.read_rows(
+            "run", run.id, progress=lambda f, stage: progress(0.04 * f, f"loading predictions: {stage}")))
+        progress(0.04, "loaded predictions")
         diagnoser = Diagnoser(**kwargs, compute=self.compute)
         result = diagnoser.fit(rows.embeddings, rows.labels, rows.probabilities, rows.metadata,
                                sample_ids=rows.sample_ids, uris=rows.uris, progress=progress)
-        progress(0.98, "laying out the map")
+        progress(0.97, "laying out the map")
         layout = ClusteringSpaceLayout(seed=int(kwargs.get("seed", 0))).fit(diagnoser.clusters_.reduced)
-        progress(0.99, "saving the diagnosis")
+        progress(0.98, "evaluating tracked slices")
         diag_id = new_id("diag")
         created = time.time()
         message = convert.diagnosis_message(result, diag_id, run, job_id, created)
@@ -300,6 +306,7 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
                                "region": pa.array(np.asarray(result.region_of_sample, dtype=np.int32)),
                                "failed": pa.array(np.asarray(result.failed, dtype=bool)),
                                "map_x": pa.array(layout[:, 0]), "map_y": pa.array(layout[:, 1])})
+        progress(0.99, "saving the diagnosis")    # the last point where a cancel still stops it
         self.store.save_diagnosis(DiagnosisRecord(id=diag_id, run_id=run.id, created_at=created, job_id=job_id,
                                                   payload=message.SerializeToString()), per_sample)
         self.telemetry.diagnosis_saved(run, message)
@@ -418,8 +425,8 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
         except NotFound:
             raise NotFound(missing) from None
         run = self._run(record.run_id, context, missing)     # another project's: as if missing
-        return region_members_page(self.store, run, pb.Diagnosis.FromString(record.payload), request.region_id,
-                                   request.page_size, request.page_token)
+        return self.members.page(run, pb.Diagnosis.FromString(record.payload), request.region_id,
+                                 request.page_size, request.page_token)
 
     # ------------------------------------------------------------ labels
     def _label_target(self, pool_id: str, run_id: str, context) -> tuple[str, str, list[str]]:

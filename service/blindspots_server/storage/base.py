@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Callable, Optional
 
 import pyarrow as pa
 
@@ -45,11 +45,36 @@ class StoreUnusable(RuntimeError):
 
 
 class DuplicateSampleIds(ValueError):
-    """A batch carries sample ids that earlier batches of the same run or pool stored."""
+    """A batch carries sample ids that earlier batches of the same run or pool stored
+    with other content (the same id with the same content is a no-op, not this)."""
 
     def __init__(self, message: str, sample_id: str):
         super().__init__(message)
         self.sample_id = sample_id
+
+
+def rows_not_stored(table: pa.Table, digests: list[str], stored: dict[str, str], target: str,
+                    target_id: str) -> tuple[pa.Table, list[str]]:
+    """The batch's rows whose ids ``stored`` (id -> content digest) lacks, with their digests;
+    every backend's one rule for per-row idempotency.
+
+    A row stored before with the same content is skipped (a pipeline re-sending rows under
+    other batch ids stores nothing twice); one whose content differs raises
+    :class:`DuplicateSampleIds` naming the first such id, and nothing of the batch is stored.
+    """
+    if not stored:
+        return table, digests
+    ids = table.column("sample_id").to_pylist()
+    for sid, digest in zip(ids, digests):
+        if sid in stored and stored[sid] != digest:
+            why = ("was stored before row digests were kept, so its content cannot be compared"
+                   if not stored[sid] else "is already stored with other content (label, probabilities, "
+                   "embedding, uri or metadata)")
+            raise DuplicateSampleIds(
+                f"sample_ids: id {sid!r} {why} in {target} {target_id!r}; the same id with the same content "
+                f"is skipped, with other content it is a conflict (nothing of this batch was stored)", sid)
+    keep = [i for i, sid in enumerate(ids) if sid not in stored]
+    return table.take(pa.array(keep, pa.int64())), [digests[i] for i in keep]
 
 
 
@@ -152,9 +177,10 @@ class LabelsOutcome:
 
 @dataclass
 class IngestOutcome:
-    stored: bool                      # False: the batch id was seen before
+    stored: bool                      # False: nothing new (the batch id was seen before, or every row was)
     rows: int
     total_rows: int
+    rows_already_stored: int = 0      # rows skipped: their ids were stored with the same content
 
 
 class Store(abc.ABC):
@@ -189,13 +215,17 @@ class Store(abc.ABC):
         of the batch is visible. A batch id seen before stores nothing.
         ``schema`` is the batch's metadata column types; a type conflicting with
         earlier batches raises :class:`Conflict`, and new columns taking the target past
-        MAX_METADATA_COLUMNS raise :class:`TooManyColumns`. A sample id already stored
-        by another batch of the target raises :class:`DuplicateSampleIds`.
+        MAX_METADATA_COLUMNS raise :class:`TooManyColumns`. Rows whose sample ids
+        another batch of the target stored with the same content are skipped (counted in
+        ``rows_already_stored``); with other content they raise :class:`DuplicateSampleIds`
+        and nothing of the batch is stored (:func:`rows_not_stored`).
         """
 
     @abc.abstractmethod
-    def read_rows(self, target: str, target_id: str, columns: Optional[list[str]] = None) -> pa.Table:
-        """All rows of a run or pool in ingestion order."""
+    def read_rows(self, target: str, target_id: str, columns: Optional[list[str]] = None,
+                  progress: Optional[Callable[[float, str], None]] = None) -> pa.Table:
+        """All rows of a run or pool in ingestion order. ``progress(fraction, stage)`` is
+        called between batch files and may raise to stop (a cancelled job)."""
 
     # ---- pool index blobs
     @abc.abstractmethod

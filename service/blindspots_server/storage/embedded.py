@@ -37,10 +37,11 @@ import pyarrow as pa
 
 from . import maintenance
 from .base import (DiagnosisRecord, DuplicateSampleIds, IngestOutcome, JobRecord, NotFound, PoolRecord, RunRecord,
-                   Store, StoreUnusable, SuggestionSetRecord, merged_schema)
+                   Store, StoreUnusable, SuggestionSetRecord, merged_schema, rows_not_stored)
 from .files import read_blob, read_parquet, write_blob, write_parquet
 from .embedded_labels import LABELS_SCHEMA, EmbeddedLabels
-from .row_tables import RowCache, cached_rows, read_target_rows
+from .row_tables import ReadProgress, RowCache, cached_rows, read_target_rows
+from .rows import row_digests
 
 log = logging.getLogger("blindspots.store")
 
@@ -57,7 +58,7 @@ CREATE TABLE IF NOT EXISTS batches (
   target TEXT, target_id TEXT, batch_id TEXT, seq INTEGER, file TEXT, rows INTEGER,
   PRIMARY KEY (target, target_id, batch_id));
 CREATE TABLE IF NOT EXISTS sample_ids (
-  target TEXT, target_id TEXT, sample_id TEXT,
+  target TEXT, target_id TEXT, sample_id TEXT, digest TEXT DEFAULT '',
   PRIMARY KEY (target, target_id, sample_id)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS diagnoses (
   id TEXT PRIMARY KEY, run_id TEXT, created_at REAL, job_id TEXT, payload BLOB);
@@ -100,6 +101,9 @@ class EmbeddedStore(EmbeddedLabels, Store):
             self._db.execute("PRAGMA synchronous=FULL")
             maintenance.check_catalog_integrity(self._db)
             self._db.executescript(_SCHEMA + LABELS_SCHEMA)
+            if "digest" not in {r[1] for r in self._db.execute("PRAGMA table_info(sample_ids)")}:
+                # Catalogs from before per-row idempotency: their rows have no digest ('').
+                self._db.execute("ALTER TABLE sample_ids ADD COLUMN digest TEXT DEFAULT ''")
         except sqlite3.DatabaseError as exc:
             raise StoreUnusable(maintenance.unusable_message(self.root, f"the catalog cannot be read ({exc})")) \
                 from None
@@ -246,6 +250,12 @@ class EmbeddedStore(EmbeddedLabels, Store):
                            (target, target_id, batch_id)):
                 return IngestOutcome(stored=False, rows=table.num_rows, total_rows=total)
             merged = merged_schema(stored_schema, schema, target)
+            received = table.num_rows
+            table, digests = rows_not_stored(table, row_digests(table),
+                                             self._stored_digests(target, target_id, table), target, target_id)
+            skipped = received - table.num_rows
+            if not table.num_rows:      # every row was stored before, with this content
+                return IngestOutcome(stored=False, rows=received, total_rows=total, rows_already_stored=skipped)
             seq = self._query("SELECT COALESCE(MAX(seq), 0) + 1 FROM batches WHERE target=? AND target_id=?",
                               (target, target_id))[0][0]
             rel = Path(tname) / target_id / f"part-{seq:08d}-{uuid.uuid4().hex[:8]}.parquet"
@@ -255,14 +265,27 @@ class EmbeddedStore(EmbeddedLabels, Store):
                 "kind": "batch", "target": target, "batch_id": batch_id, "seq": seq,
                 "record": maintenance.record_fields(record)})
             try:
-                self._commit_batch(target, target_id, batch_id, seq, rel, ids, merged, file_row)
+                self._commit_batch(target, target_id, batch_id, seq, rel, ids, digests, merged, file_row)
             except BaseException:
                 (self.root / rel).unlink(missing_ok=True)
                 raise
-            return IngestOutcome(stored=True, rows=table.num_rows, total_rows=total + table.num_rows)
+            return IngestOutcome(stored=True, rows=received, total_rows=total + table.num_rows,
+                                 rows_already_stored=skipped)
+
+    def _stored_digests(self, target: str, target_id: str, table: pa.Table) -> dict[str, str]:
+        """Content digests of the batch's sample ids that the target already holds."""
+        ids = table.column("sample_id").to_pylist()
+        found: dict[str, str] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            found.update(self._query(
+                f"SELECT sample_id, digest FROM sample_ids WHERE target=? AND target_id=? AND sample_id IN "
+                f"({','.join('?' * len(chunk))})", (target, target_id, *chunk)))
+        return found
 
     def _commit_batch(self, target: str, target_id: str, batch_id: str, seq: int, rel: Path,
-                      ids: list[str], schema: dict[str, str], file_row: tuple[str, tuple]) -> None:
+                      ids: list[str], digests: list[str], schema: dict[str, str],
+                      file_row: tuple[str, tuple]) -> None:
         """One transaction: the batch row, its sample ids, its file's hash, the target's row count."""
         tname = self._table_name(target)
         with self._lock:
@@ -271,8 +294,8 @@ class EmbeddedStore(EmbeddedLabels, Store):
                 self._db.execute("INSERT INTO batches VALUES (?,?,?,?,?,?)",
                                  (target, target_id, batch_id, seq, str(rel), len(ids)))
                 self._db.execute(*file_row)
-                self._db.executemany("INSERT INTO sample_ids VALUES (?,?,?)",
-                                     ((target, target_id, sid) for sid in ids))
+                self._db.executemany("INSERT INTO sample_ids (target, target_id, sample_id, digest) "
+                                     "VALUES (?,?,?,?)", ((target, target_id, sid, d) for sid, d in zip(ids, digests)))
                 self._db.execute(f"UPDATE {tname} SET num_rows = num_rows + ?, metadata_schema = ? WHERE id=?",
                                  (len(ids), json.dumps(schema, sort_keys=True), target_id))
                 self._db.execute("COMMIT")
@@ -297,7 +320,8 @@ class EmbeddedStore(EmbeddedLabels, Store):
                 return next(sid for sid in chunk if sid in found)
         return ""
 
-    def read_rows(self, target: str, target_id: str, columns: Optional[list[str]] = None) -> pa.Table:
+    def read_rows(self, target: str, target_id: str, columns: Optional[list[str]] = None,
+                  progress: Optional[ReadProgress] = None) -> pa.Table:
         tname = self._table_name(target)
         rows = self._query(f"SELECT num_rows, metadata_schema FROM {tname} WHERE id=?", (target_id,))
         if not rows:
@@ -309,7 +333,7 @@ class EmbeddedStore(EmbeddedLabels, Store):
             files = self._query("SELECT file FROM batches WHERE target=? AND target_id=? ORDER BY seq",
                                 (target, target_id))
             return read_target_rows(lambda f, cols: read_parquet(self.root / f, what, cols),
-                                    [f for (f,) in files], schema, columns)
+                                    [f for (f,) in files], schema, columns, progress)
 
         return cached_rows(self._cache, target, target_id, num_rows, columns, read)
 

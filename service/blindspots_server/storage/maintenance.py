@@ -25,6 +25,7 @@ import pyarrow.parquet as pq
 
 from .base import DataLoss, PoolRecord, RunRecord, StoreUnusable
 from .files import file_meta, fsync_dir, read_parquet, sha256_of
+from .rows import row_digests
 
 CATALOG = "catalog.sqlite"
 QUARANTINE = "quarantine"
@@ -267,7 +268,7 @@ def _rebuild(store, root: Path, files: list[Path], report: RecoverReport) -> lis
         file_row = ("INSERT OR REPLACE INTO files VALUES (?,?,?)",
                     (str(rel), sha256_of(root / rel), (root / rel).stat().st_size))
         store._commit_batch(target, target_id, meta.get("batch_id") or f"recovered-{rel.name}", seq, rel, ids,
-                            {**stored, **schema}, file_row)
+                            row_digests(table), {**stored, **schema}, file_row)
         report.batches += 1
         report.rows += len(ids)
     return bad

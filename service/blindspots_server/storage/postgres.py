@@ -29,11 +29,12 @@ from typing import Iterator, Optional
 import pyarrow as pa
 
 from .base import (DataLoss, DiagnosisRecord, DuplicateSampleIds, IngestOutcome, JobRecord, NotFound, PoolRecord,
-                   RunRecord, Store, StoreUnavailable, SuggestionSetRecord, merged_schema)
+                   RunRecord, Store, StoreUnavailable, SuggestionSetRecord, merged_schema, rows_not_stored)
 from .file_root import FileRoot
 from .postgres_jobs import JobQueueMixin
 from .postgres_labels import LABELS_SCHEMA, PostgresLabels
-from .row_tables import RowCache, cached_rows, read_target_rows
+from .row_tables import ReadProgress, RowCache, cached_rows, read_target_rows
+from .rows import row_digests
 
 try:
     import psycopg
@@ -57,6 +58,7 @@ CREATE TABLE IF NOT EXISTS batches (
   PRIMARY KEY (target, target_id, batch_id));
 CREATE TABLE IF NOT EXISTS sample_ids (
   target TEXT, target_id TEXT, sample_id TEXT, PRIMARY KEY (target, target_id, sample_id));
+ALTER TABLE sample_ids ADD COLUMN IF NOT EXISTS digest TEXT NOT NULL DEFAULT '';
 CREATE TABLE IF NOT EXISTS diagnoses (
   id TEXT PRIMARY KEY, run_id TEXT, created_at DOUBLE PRECISION, job_id TEXT, payload BYTEA);
 CREATE INDEX IF NOT EXISTS diagnoses_run ON diagnoses (run_id, created_at);
@@ -208,6 +210,15 @@ class PostgresStore(JobQueueMixin, PostgresLabels, Store):
                 if cur.fetchone():
                     return IngestOutcome(stored=False, rows=table.num_rows, total_rows=total)
                 merged = merged_schema(stored_schema, schema, target)
+                received = table.num_rows
+                # Under the target's row lock: no other replica adds ids between this look-up and the insert.
+                cur.execute("SELECT sample_id, digest FROM sample_ids WHERE target=%s AND target_id=%s "
+                            "AND sample_id = ANY(%s)", (target, target_id, ids))
+                table, digests = rows_not_stored(table, row_digests(table), dict(cur.fetchall()), target, target_id)
+                ids = table.column("sample_id").to_pylist()
+                if not ids:             # every row was stored before, with this content
+                    return IngestOutcome(stored=False, rows=received, total_rows=total,
+                                         rows_already_stored=received)
                 cur.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM batches WHERE target=%s AND target_id=%s",
                             (target, target_id))
                 seq = cur.fetchone()[0]
@@ -217,9 +228,9 @@ class PostgresStore(JobQueueMixin, PostgresLabels, Store):
                 cur.execute("INSERT INTO batches VALUES (%s,%s,%s,%s,%s,%s)",
                             (target, target_id, batch_id, seq, rel, len(ids)))
                 cur.execute(_FILE_ROW, (rel, digest, size))
-                with cur.copy("COPY sample_ids (target, target_id, sample_id) FROM STDIN") as copy:
-                    for sid in ids:
-                        copy.write_row((target, target_id, sid))
+                with cur.copy("COPY sample_ids (target, target_id, sample_id, digest) FROM STDIN") as copy:
+                    for sid, digest_of_row in zip(ids, digests):
+                        copy.write_row((target, target_id, sid, digest_of_row))
                 cur.execute(f"UPDATE {tname} SET num_rows = num_rows + %s, metadata_schema = %s WHERE id=%s",
                             (len(ids), json.dumps(merged, sort_keys=True), target_id))
         except psycopg.errors.UniqueViolation:
@@ -232,7 +243,8 @@ class PostgresStore(JobQueueMixin, PostgresLabels, Store):
             if rel:
                 self.files.delete(rel)
             raise
-        return IngestOutcome(stored=True, rows=table.num_rows, total_rows=total + table.num_rows)
+        return IngestOutcome(stored=True, rows=received, total_rows=total + table.num_rows,
+                             rows_already_stored=received - table.num_rows)
 
     def _first_stored(self, target: str, target_id: str, ids: list[str]) -> str:
         rows = self._query("SELECT sample_id FROM sample_ids WHERE target=%s AND target_id=%s AND sample_id = ANY(%s)",
@@ -240,7 +252,8 @@ class PostgresStore(JobQueueMixin, PostgresLabels, Store):
         found = {r[0] for r in rows}
         return next((sid for sid in ids if sid in found), "")
 
-    def read_rows(self, target: str, target_id: str, columns: Optional[list[str]] = None) -> pa.Table:
+    def read_rows(self, target: str, target_id: str, columns: Optional[list[str]] = None,
+                  progress: Optional[ReadProgress] = None) -> pa.Table:
         tname = self._table_name(target)
         rows = self._query(f"SELECT num_rows, metadata_schema FROM {tname} WHERE id=%s", (target_id,))
         if not rows:
@@ -253,7 +266,7 @@ class PostgresStore(JobQueueMixin, PostgresLabels, Store):
             files = self._query("SELECT file FROM batches WHERE target=%s AND target_id=%s ORDER BY seq",
                                 (target, target_id))
             table = read_target_rows(lambda f, cols: self.files.read_parquet(f, what, cols),
-                                     [f for (f,) in files], schema, columns)
+                                     [f for (f,) in files], schema, columns, progress)
             return table.slice(0, num_rows) if table.num_rows > num_rows else table
 
         return cached_rows(self._cache, target, target_id, num_rows, columns, read)

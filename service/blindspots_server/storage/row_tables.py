@@ -49,14 +49,25 @@ class RowCache:
                 self._tables.popitem(last=False)
 
 
+# progress(fraction, stage): called between files; it may raise to stop the read (a cancelled job).
+ReadProgress = Callable[[float, str], None]
+
+
 def read_target_rows(read_file: Callable[[str, Optional[list[str]]], pa.Table], files: list[str],
-                     schema: dict[str, str], columns: Optional[list[str]]) -> pa.Table:
+                     schema: dict[str, str], columns: Optional[list[str]],
+                     progress: Optional[ReadProgress] = None) -> pa.Table:
     """Concatenate the batch ``files`` (in order) of one target; ``read_file(path, columns)`` reads one."""
     if columns:
         # Read only the asked columns (a batch may lack an optional one, e.g. probabilities).
         wanted = set(columns)
         schema = {n: kind for n, kind in schema.items() if META_PREFIX + n in wanted}
-    tables = [read_file(f, columns) for f in files]
+    tables = []
+    for i, f in enumerate(files):
+        if progress is not None:
+            progress(i / len(files), f"batch file {i + 1} of {len(files)}")
+        tables.append(read_file(f, columns))
+    if progress is not None and tables:
+        progress(1.0, f"joining {len(tables)} batch files")
     return unify(tables, schema) if tables else pa.table({})
 
 

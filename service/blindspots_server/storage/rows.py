@@ -7,6 +7,7 @@ column (string, float64 or timestamp[us]).
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Optional
 
@@ -99,3 +100,29 @@ def unify(tables: list[pa.Table], schema: dict[str, str]) -> pa.Table:
         columns = [t.column(c) if c in present else pa.nulls(t.num_rows, types[c]) for c in order]
         out.append(pa.Table.from_arrays(columns, names=order))
     return pa.concat_tables(out)
+
+
+def row_digests(table: pa.Table) -> list[str]:
+    """A content digest per row (hex): equal for a row logged again with the same label,
+    probabilities, embedding, uri and metadata, whatever batch carries it; this is how a
+    re-sent row is told from a clash (per-row idempotency).
+
+    Vectors are hashed as their float32 bytes; uri and metadata through pandas' keyed
+    SipHash of each value (stable across processes) with the column names.
+    """
+    n = table.num_rows
+    names = table.column_names
+    parts: list[np.ndarray] = []
+    if "label" in names:
+        parts.append(np.ascontiguousarray(table.column("label").to_numpy().astype("<i4")).view(np.uint8).reshape(n, -1))
+    for name in ("probabilities", "embedding"):
+        if name in names:
+            parts.append(np.ascontiguousarray(_matrix(table.column(name)).astype("<f4")).view(np.uint8).reshape(n, -1))
+    other = sorted(c for c in names if c == "uri" or c.startswith(META_PREFIX))
+    salt = "\0".join(other).encode()
+    if other:
+        frame = table.select(other).to_pandas()
+        hashed = pd.util.hash_pandas_object(frame, index=False).to_numpy().astype("<u8")
+        parts.append(hashed.view(np.uint8).reshape(n, 8))
+    rows = np.hstack(parts) if parts else np.zeros((n, 0), dtype=np.uint8)
+    return [hashlib.blake2b(row.tobytes() + salt, digest_size=16).hexdigest() for row in rows]

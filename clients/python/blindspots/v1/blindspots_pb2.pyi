@@ -233,18 +233,20 @@ class IngestBatch(_message.Message):
     def __init__(self, run_id: _Optional[str] = ..., pool_id: _Optional[str] = ..., batch_id: _Optional[str] = ..., sample_ids: _Optional[_Iterable[str]] = ..., labels: _Optional[_Iterable[int]] = ..., probabilities: _Optional[bytes] = ..., embeddings: _Optional[bytes] = ..., metadata: _Optional[_Iterable[_Union[Column, _Mapping]]] = ..., uris: _Optional[_Iterable[str]] = ..., probabilities_are_logits: _Optional[bool] = ...) -> None: ...
 
 class IngestResponse(_message.Message):
-    __slots__ = ("rows_received", "rows_stored", "batches_received", "batches_duplicate", "total_rows")
+    __slots__ = ("rows_received", "rows_stored", "batches_received", "batches_duplicate", "total_rows", "rows_already_stored")
     ROWS_RECEIVED_FIELD_NUMBER: _ClassVar[int]
     ROWS_STORED_FIELD_NUMBER: _ClassVar[int]
     BATCHES_RECEIVED_FIELD_NUMBER: _ClassVar[int]
     BATCHES_DUPLICATE_FIELD_NUMBER: _ClassVar[int]
     TOTAL_ROWS_FIELD_NUMBER: _ClassVar[int]
+    ROWS_ALREADY_STORED_FIELD_NUMBER: _ClassVar[int]
     rows_received: int
     rows_stored: int
     batches_received: int
     batches_duplicate: int
     total_rows: int
-    def __init__(self, rows_received: _Optional[int] = ..., rows_stored: _Optional[int] = ..., batches_received: _Optional[int] = ..., batches_duplicate: _Optional[int] = ..., total_rows: _Optional[int] = ...) -> None: ...
+    rows_already_stored: int
+    def __init__(self, rows_received: _Optional[int] = ..., rows_stored: _Optional[int] = ..., batches_received: _Optional[int] = ..., batches_duplicate: _Optional[int] = ..., total_rows: _Optional[int] = ..., rows_already_stored: _Optional[int] = ...) -> None: ...
 
 class Job(_message.Message):
     __slots__ = ("id", "kind", "state", "fraction_done", "stage", "result_id", "error", "created_at", "updated_at", "run_id")
