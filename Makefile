@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-all test-tools test-browser test-postgres proto bench bench-quick install clean
+.PHONY: demo test test-all test-tools test-browser test-postgres test-labelstudio proto bench bench-quick install clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,11 @@ test: $(STAMP) test-tools test-browser test-postgres
 
 test-all: $(STAMP) test-tools test-browser test-postgres
 	$(PY) -m pytest -q -m "slow or not slow"
+
+# The labeling round trip against a real Label Studio: installs label-studio into its own venv under
+# ~/.cache/blindspots (or BLINDSPOTS_CACHE_DIR) on first use, bounded by BLINDSPOTS_LABEL_STUDIO_INSTALL_TIMEOUT.
+test-labelstudio: $(STAMP)
+	BLINDSPOTS_LABEL_STUDIO=install $(PY) -m pytest -q -m labelstudio tests/sdk/test_label_studio.py
 
 # A real Prometheus for tests/test_observability.py (Debian's package); idempotent. Where it can't be
 # installed (no apt, not root) the test skips and says why.

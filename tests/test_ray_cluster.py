@@ -4,12 +4,6 @@ server started with --ray-address. Marked `ray`; runs in the default suite."""
 from __future__ import annotations
 
 import os
-import shutil
-import signal
-import subprocess
-import sys
-import tempfile
-import time
 
 import numpy as np
 import pytest
@@ -22,68 +16,27 @@ from blindspots_server.core.pool_index import PoolIndex
 from blindspots_server.core.sharded_index import ShardedPoolIndex
 
 from conftest import start_server
-from test_durability import _free_port
 
 pytestmark = pytest.mark.ray
-NODE_MEMORY = str(120 * 1024 * 1024)       # object store per node: small, this machine is shared
-
-
-def _ray_start(args: list[str], temp_dir: str) -> subprocess.Popen:
-    ray_bin = os.path.join(os.path.dirname(sys.executable), "ray")
-    # --block keeps `ray start` in the foreground, in a session of its own: the fixture ends
-    # exactly the processes it started (their process group), never others.
-    return subprocess.Popen([ray_bin, "start", "--block", "--num-cpus=1", f"--object-store-memory={NODE_MEMORY}",
-                             "--disable-usage-stats", "--node-ip-address=127.0.0.1", *args],
-                            stdout=open(os.path.join(temp_dir, f"node-{len(os.listdir(temp_dir))}.log"), "wb"),
-                            stderr=subprocess.STDOUT, start_new_session=True,
-                            env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0"})
 
 
 @pytest.fixture(scope="module")
 def ray_cluster():
     try:
-        import ray
+        import ray  # noqa: F401
     except ImportError:
         if os.environ.get("BLINDSPOTS_TEST_NO_RAY") == "1":
             pytest.skip("ray is not installed (BLINDSPOTS_TEST_NO_RAY=1)")
         pytest.fail("ray is not installed: pip install 'blindspots-server[ray]' (the dev extra has it), "
                     "or set BLINDSPOTS_TEST_NO_RAY=1 to skip", pytrace=False)
-    from blindspots_server.ray_cluster import RayCluster
-    logs = tempfile.mkdtemp(prefix="blindspots-ray-logs-")
-    temp_dir = tempfile.mkdtemp(prefix="bsray-")
-    port = _free_port()
-    address = f"127.0.0.1:{port}"
-    nodes = [_ray_start(["--head", f"--port={port}", "--include-dashboard=false", f"--temp-dir={temp_dir}",
-                         f"--ray-client-server-port={_free_port()}"], logs)]
-    try:
-        deadline = time.time() + 120
-        cluster = None
-        while cluster is None:
-            try:
-                cluster = RayCluster(address)
-            except Exception:
-                if time.time() > deadline or nodes[0].poll() is not None:
-                    raise
-                time.sleep(2)
-        nodes.append(_ray_start([f"--address={address}"], logs))
-        while cluster.nodes() < 2:
-            assert time.time() < deadline and nodes[1].poll() is None, "the second Ray node did not join"
-            time.sleep(1)
-        yield address, cluster
-    finally:
-        if ray.is_initialized():
-            ray.shutdown()
-        for proc in reversed(nodes):
-            try:
-                os.killpg(proc.pid, signal.SIGTERM)
-                proc.wait(timeout=30)
-            except (ProcessLookupError, subprocess.TimeoutExpired):
-                try:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-        shutil.rmtree(temp_dir, ignore_errors=True)
-        shutil.rmtree(logs, ignore_errors=True)
+    from blindspots_server.ray_cluster import RayCluster, local_cluster
+    with local_cluster(nodes=2, cpus_per_node=1, object_store_mb=120) as address:
+        cluster = RayCluster(address)
+        assert cluster.nodes() == 2
+        try:
+            yield address, cluster
+        finally:
+            cluster.shutdown()
 
 
 def test_sharded_index_on_ray_equals_one_flat_index_and_the_in_process_shards(ray_cluster):

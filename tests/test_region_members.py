@@ -177,3 +177,23 @@ def test_raw_stub_status_codes(diagnosed):
             stub.ListRegionMembers(pb.ListRegionMembersRequest(diagnosis_id=diagnosed["diagnosis"].id,
                                                                region_id=0, page_token="1e30"))
         assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_rows_added_between_pages_change_nothing_in_the_region(server, client):
+    ids, labels, probs, emb, meta, uris = _rows(4000, seed=8)
+    run = client.create_run("growing", class_names=["a", "b", "c"], embedding_dim=16)
+    run.log_predictions(ids, labels, probs, emb, metadata=meta, progress=False)
+    diagnosis = run.diagnose(progress=False)
+    region = max(diagnosis.regions, key=lambda r: r.support)
+
+    def page(token: str) -> pb.ListRegionMembersResponse:
+        return client._unary(client.stub.ListRegionMembers, pb.ListRegionMembersRequest(
+            diagnosis_id=diagnosis.id, region_id=region.id, page_size=region.support // 2 + 1, page_token=token))
+
+    first = page("")
+    late = _rows(2000, seed=9, prefix="late")        # the same kinds of rows, some in the region's place
+    run.log_predictions(*late[:5], uris=late[5], progress=False)
+    second = page(first.next_page_token)
+    assert not second.next_page_token and second.num_rows_in_run == 6000 and second.num_rows_diagnosed == 4000
+    got = list(first.sample_ids) + list(second.sample_ids)
+    assert len(got) == len(set(got)) == region.support and not any(s.startswith("late") for s in got)

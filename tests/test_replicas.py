@@ -69,6 +69,17 @@ def _job_row(store: str, job_id: str) -> tuple:
         return conn.execute("SELECT state, owner, attempts FROM jobs WHERE id=%s", (job_id,)).fetchone()
 
 
+def _wait_running(store: str, job_id: str, a: Replica, b: Replica) -> tuple[Replica, Replica]:
+    """Once the job is RUNNING: (the replica running it, the other one)."""
+    deadline = time.time() + 60
+    while (row := _job_row(store, job_id))[0] != "RUNNING":
+        assert row[0] == "PENDING" and time.time() < deadline, row
+        time.sleep(0.02)
+    owner_pid = int(row[1].split(":")[1])
+    assert owner_pid in (a.proc.pid, b.proc.pid), row
+    return (a, b) if owner_pid == a.proc.pid else (b, a)
+
+
 def test_two_replicas_share_runs_and_one_finishes_the_job_the_other_was_killed_in(postgres_uri, tmp_path):
     files = tmp_path / "files"
     a = Replica("a", postgres_uri, files, tmp_path / "a.log")
@@ -95,15 +106,17 @@ def test_two_replicas_share_runs_and_one_finishes_the_job_the_other_was_killed_i
         assert len(first) == 150 and len(rest) == 150
         assert {f"q{i}" for i in range(100)} <= set(rest), "b served a pool without the rows a added"
 
+        # A cancel asked of the replica that does not run the job reaches the one that does.
+        job = a.stub.Diagnose(pb.DiagnoseRequest(run_id=run_id))
+        runner, other = _wait_running(postgres_uri, job.id, a, b)
+        assert other.stub.CancelJob(pb.GetJobRequest(job_id=job.id)).state in (pb.Job.RUNNING, pb.Job.CANCELLED)
+        states = [j.state for j in other.stub.WatchJob(pb.GetJobRequest(job_id=job.id), timeout=120)]
+        assert states[-1] == pb.Job.CANCELLED, states
+        assert runner.stub.GetJob(pb.GetJobRequest(job_id=job.id)).state == pb.Job.CANCELLED
+
         # Diagnose through a; kill whichever replica claimed the job while it runs.
         job = a.stub.Diagnose(pb.DiagnoseRequest(run_id=run_id))
-        deadline = time.time() + 60
-        while (row := _job_row(postgres_uri, job.id))[0] != "RUNNING":
-            assert row[0] == "PENDING" and time.time() < deadline, row
-            time.sleep(0.02)
-        owner_pid = int(row[1].split(":")[1])
-        victim, survivor = (a, b) if owner_pid == a.proc.pid else (b, a)
-        assert owner_pid == victim.proc.pid
+        victim, survivor = _wait_running(postgres_uri, job.id, a, b)
         victim.kill()
         state, _, attempts = _job_row(postgres_uri, job.id)
         assert state == "RUNNING" and attempts == 1, "the job ended before the kill: the test proves nothing"

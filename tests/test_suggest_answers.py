@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from blindspots.v1 import blindspots_pb2 as pb
 from blindspots_server.core.pool_filters import predicate_mask
 from blindspots_server.server.convert import predicate_from_message
 from test_api import _log_scenario
@@ -60,7 +61,6 @@ def test_budget_above_eligible_rows_is_said(client, small_scenario):
     assert picks.attrs["exclusions"]["run_ids"] == 10 and picks.attrs["exclusions"]["eligible"] == 20
     assert "budget 50 exceeds the 20 eligible pool rows" in picks.attrs["note"]
     # The progress stream says it too, before any candidate arrives.
-    from blindspots.v1 import blindspots_pb2 as pb
     request = pb.SuggestRequest(run_id=run.id, pool_id=small.id, budget=50, strategy="random",
                                 allow_repeats=True)
     for resp in client.stub.Suggest(request, timeout=60):
@@ -99,3 +99,17 @@ def test_candidate_slice_only_where_the_pick_matches(client, small_scenario):
         checked += len(group)
     assert checked > 0 and (picks["slice"] != "").any()
     assert ((picks["slice"] == "") & picks["region_id"].isin(list(explained))).any()
+
+
+def test_targeted_collects_for_data_gaps_not_label_noise(client, small_scenario):
+    s = small_scenario.scenario
+    run, pool, _ = _log_scenario(client, small_scenario)
+    d = run.diagnose().message
+    kinds = {r.id: r.kind for r in d.regions}
+    picks = run.suggest(pool, budget=200)
+    assert len(picks) == 200
+    # Every pick serves a region that more data can fix; none serves a label-noise region.
+    assert picks["region_id"].map(kinds).ne(pb.LABEL_NOISE).all()
+    assert (picks["region_id"] >= 0).all()
+    gap = dict(zip(s.pool.ids, s.pool.in_data_gap))
+    assert np.mean([gap[i] for i in picks["sample_id"]]) > 0.8

@@ -76,9 +76,53 @@ def test_seasons_and_dates_read_as_dates_everywhere(server, client, tmp_path):
     assert "month(listed_at) in Dec-Feb" in html and ISO_RANGE.search(html)
     assert not RAW_MICROS.search(html)
 
+    # Suggestion reasons name the region's slice the same way.
+    pool_meta, pool_labels, pool_emb, *_ = _rows(n=3000, seed=4)
+    pool = client.create_pool("pool", embedding_dim=16, project="time")
+    pool.add([f"p{i}" for i in range(len(pool_labels))], pool_emb, metadata=pool_meta, progress=False)
+    picks = runs["v1"].suggest(pool, budget=60, diagnosis_id=v1.id, progress=False)
+    reasons = " ".join(picks["reason"]) + " ".join(picks["slice"])
+    assert SEASON in reasons and "listed_at >= 2025-07-01" in reasons and not RAW_MICROS.search(reasons)
+
     metrics = generate_latest(server.telemetry.registry).decode()
     labelled = [line for line in metrics.splitlines()
                 if line.startswith(("blindspots_slice_error_rate{", "blindspots_region_error_rate{"))]
     assert any(f'slice="{SEASON}"' in line for line in labelled)
     assert any(ISO_RANGE.search(line) for line in labelled), labelled
     assert not any(RAW_MICROS.search(line.rsplit(" ", 1)[0]) for line in labelled)
+
+
+def test_slices_stored_before_iso_names_are_tracked_under_todays_names(tmp_path):
+    """A diagnosis stored with the old naming (a timestamp range as op "range" printed in
+    microseconds, a month as "month(t)=3") is followed under today's names."""
+    import math
+
+    import pyarrow as pa
+
+    from blindspots.v1 import blindspots_pb2 as pb
+    from blindspots_server.core.results import slice_name
+    from blindspots_server.server.slice_tracking import slices_to_track
+    from blindspots_server.storage import DiagnosisRecord, EmbeddedStore, RunRecord
+    from blindspots_server.storage.rows import build_table
+
+    store = EmbeddedStore(tmp_path / "data")
+    runs = []
+    for version in ("v1", "v2"):
+        run = store.create_run(RunRecord(id=f"run_{version}", name=version, project="p", model_name="m",
+                                         model_version=version, dataset_name="", class_names=["a", "b"],
+                                         embedding_dim=2, created_at=float(len(runs))))
+        table = build_table(["x", "y"], np.zeros((2, 2)), np.array([0, 1]), np.full((2, 2), 0.5), None,
+                            {"listed_at": ("timestamp", pa.array([0, 86_400_000_000], pa.timestamp("us")))})
+        store.ingest_batch("run", run.id, "b1", table, {"listed_at": "timestamp"})
+        runs.append(store.get_run(run.id))
+    old = pb.Diagnosis(id="diag_old", run_id="run_v1", slices=[
+        pb.Slice(name="listed_at in [-inf, 1.748e+15)", predicates=[pb.Predicate(
+            column="listed_at", op="range", low=-math.inf, high=1.748e15, text="listed_at in [-inf, 1.748e+15)")]),
+        pb.Slice(name="month(listed_at)=3", predicates=[pb.Predicate(column="listed_at", op="month", value="3",
+                                                                     text="month(listed_at)=3")])])
+    store.save_diagnosis(DiagnosisRecord("diag_old", "run_v1", 0.0, "", old.SerializeToString()),
+                         pa.table({"region": pa.array([-1, -1], pa.int32()), "failed": [False, True]}))
+    tracked = slices_to_track(store, runs[1], per_run=5, limit=10, exclude={"month(listed_at)=Mar"})
+    assert [slice_name(t) for t in tracked] == ["listed_at < 2025-05-23T11:33:20"]
+    assert tracked[0][0].op == "time_range" and tracked[0][0].high == 1.748e15
+    store.close()

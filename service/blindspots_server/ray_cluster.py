@@ -12,7 +12,16 @@ the package (``pip install 'blindspots-server[ray]'``) in the cluster's image.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, Optional, Sequence
 
 
 class RayCluster:
@@ -62,3 +71,72 @@ def connect(address: str):
         from .core.parallel import IN_PROCESS
         return IN_PROCESS
     return RayCluster(address)
+
+
+@contextmanager
+def local_cluster(nodes: int = 2, cpus_per_node: int = 1, object_store_mb: int = 120,
+                  log_dir: Optional[str] = None, timeout_s: float = 120) -> Iterator[str]:
+    """A throw-away Ray cluster on this machine (a head and ``nodes - 1`` more nodes), for tests and
+    benches; yields its address and stops exactly the processes it started.
+
+    Each node is ``ray start --block`` in a session of its own, so ending its process group ends
+    that node's processes and nobody else's (no ``ray stop``, which ends every Ray on the machine).
+    """
+    import ray
+    ray_bin = os.path.join(os.path.dirname(sys.executable), "ray")
+    logs = log_dir or tempfile.mkdtemp(prefix="blindspots-ray-logs-")
+    temp_dir = tempfile.mkdtemp(prefix="bsray-")       # short: Ray's socket paths must fit 107 bytes
+    port, client_port = _free_port(), _free_port()
+    address = f"127.0.0.1:{port}"
+    procs: list[subprocess.Popen] = []
+
+    def start(args: list[str]) -> None:
+        with open(os.path.join(logs, f"node-{len(procs)}.log"), "wb") as out:
+            procs.append(subprocess.Popen(
+                [ray_bin, "start", "--block", f"--num-cpus={cpus_per_node}", "--disable-usage-stats",
+                 f"--object-store-memory={object_store_mb * 1024 * 1024}", "--node-ip-address=127.0.0.1", *args],
+                stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}))
+
+    try:
+        start(["--head", f"--port={port}", "--include-dashboard=false", f"--temp-dir={temp_dir}",
+               f"--ray-client-server-port={client_port}"])
+        deadline = time.time() + timeout_s
+        while True:
+            try:
+                ray.init(address=address, log_to_driver=False, configure_logging=False)
+                break
+            except Exception:
+                if time.time() > deadline or procs[0].poll() is not None:
+                    raise RuntimeError(f"the Ray head did not start; see {logs}") from None
+                time.sleep(2)
+        for _ in range(nodes - 1):
+            start([f"--address={address}"])
+        while sum(1 for n in ray.nodes() if n.get("Alive")) < nodes:
+            if time.time() > deadline or any(p.poll() is not None for p in procs):
+                raise RuntimeError(f"Ray nodes did not join; see {logs}")
+            time.sleep(1)
+        ray.shutdown()
+        yield address
+    finally:
+        if ray.is_initialized():
+            ray.shutdown()
+        for proc in reversed(procs):
+            for sig in (signal.SIGTERM, signal.SIGKILL):
+                try:
+                    os.killpg(proc.pid, sig)
+                    proc.wait(timeout=30)
+                    break
+                except ProcessLookupError:
+                    break
+                except subprocess.TimeoutExpired:
+                    continue
+        shutil.rmtree(temp_dir, ignore_errors=True)
+        if log_dir is None:
+            shutil.rmtree(logs, ignore_errors=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -88,13 +88,14 @@ def test_metadata_bins_cover_types():
     # Timestamps: date range bins, months and the 3-month seasons that vary here
     # (Dec-Feb / Mar-May and Nov-Jan / Feb-Apr; Jan-Mar holds every row), weekdays;
     # no hour columns (all at midnight).
-    assert b.columns == ["cat", "num", "ts", "month(ts)", "month(ts)/3@12", "month(ts)/3@2", "weekday(ts)"]
-    assert b.groups == ["cat", "num", "ts"] + ["month(ts)"] * 3 + ["weekday(ts)"]
+    assert b.columns == ["cat", "num", "ts", "month(ts)", "weekday(ts)", "month(ts)/3@12", "month(ts)/3@2"]
+    assert b.groups == ["cat", "num", "ts", "month(ts)", "weekday(ts)", "month(ts)", "month(ts)"]
     for j, preds in enumerate(b.predicates):
         for code, pred in enumerate(preds):
             np.testing.assert_array_equal(b.codes[:, j] == code, predicate_mask(pred, meta), err_msg=pred.text)
     assert [p.text for p in b.predicates[3]][:3] == ["month(ts)=Jan", "month(ts)=Feb", "month(ts)=Mar"]
-    assert [p.text for p in b.predicates[4]][:2] == ["month(ts) in Dec-Feb", "month(ts) in Mar-May"]
+    assert [p.text for p in b.predicates[5]][:2] == ["month(ts) in Dec-Feb", "month(ts) in Mar-May"]
+    assert b.search_only == [False] * 5 + [True] * 2       # explanations fit their own season
     # Date bins cut at midnights and print as ISO dates, not microseconds.
     assert [p.text for p in b.predicates[2]][:3] == ["ts < 2025-01-16", "ts in [2025-01-16, 2025-02-07)",
                                                      "ts >= 2025-02-07"]

@@ -91,7 +91,8 @@ def test_targeted_splits_budget_by_impact_and_explains(world):
     s, pool, regions = world
     out = call(world, "targeted", budget=150)
     counts = np.bincount([c.region_id for c in out], minlength=len(regions))
-    expected = allocate_budget(150, np.array([r.excess_errors for r in regions]))
+    # Distinct failures: no merging; shares by the square root of excess errors.
+    expected = allocate_budget(150, np.sqrt([r.excess_errors for r in regions]))
     assert counts.tolist() == expected.tolist()
     north = [c for c in out if c.region_id == 0]
     # ``slice`` names the region's slice only for picks that match it (the proto's meaning);
@@ -141,8 +142,55 @@ def test_label_noise_regions_get_no_budget_unless_alone(world):
                          failure_indices=regions[0].failure_indices, kind="label_noise")
     out = suggest_candidates("targeted", 60, pool, regions + [noise])
     assert 9 not in {c.region_id for c in out}
+    # Alone, a label-noise region gets no collection either: margin sampling, said so.
     alone = suggest_candidates("targeted", 60, pool, [noise])
-    assert len(alone) == 60 and {c.region_id for c in alone} == {9}
+    margin = suggest_candidates("margin", 60, pool, [noise])
+    assert [c.pool_index for c in alone] == [c.pool_index for c in margin]
+    assert all(c.region_id == -1 and "label noise" in c.reason for c in alone)
+    without_probs = PoolData(pool.embeddings, None, pool.metadata)
+    assert {c.region_id for c in suggest_candidates("targeted", 60, without_probs, [noise])} == {9}
+
+
+def _fragments(region: TargetRegion, parts: int, first_id: int, keep_slice: bool) -> list[TargetRegion]:
+    """``region`` cut into ``parts`` random pieces, as a clustering might cut one failure."""
+    cut = np.random.default_rng(0).integers(0, parts, len(region.failure_indices))
+    return [TargetRegion(region_id=first_id + k, excess_errors=region.excess_errors / parts,
+                         failure_embeddings=region.failure_embeddings[cut == k],
+                         failure_indices=region.failure_indices[cut == k],
+                         failure_ids=region.failure_ids[cut == k],
+                         slice_predicates=region.slice_predicates if keep_slice else ())
+            for k in range(parts)]
+
+
+@pytest.mark.parametrize("keep_slice", [True, False])
+def test_fragments_of_one_failure_share_one_budget(world, keep_slice):
+    s, pool, regions = world
+    whole = call(world, "targeted", budget=150)
+    north_whole = sum(c.region_id == 0 for c in whole)
+    cut = _fragments(regions[0], 3, 10, keep_slice) + regions[1:]
+    out = suggest_candidates("targeted", 150, pool, cut)
+    north_cut = sum(c.region_id >= 10 for c in out)
+    assert north_cut == north_whole
+    assert any("merged" in c.reason for c in out if c.region_id >= 10)
+
+
+def test_margin_blend_takes_the_unexplained_share_when_on(world, monkeypatch):
+    from blindspots_server.core import targeted_budget
+
+    s, pool, regions = world
+    in_regions = sum(len(r.failure_indices) for r in regions)
+    default = call(world, "targeted", budget=100, num_failures=4 * in_regions)
+    assert all(c.region_id >= 0 for c in default), "off by default (dev: it cost accuracy)"
+    monkeypatch.setattr(targeted_budget, "FALLBACK_BASIS", "failures")
+    out = call(world, "targeted", budget=100, num_failures=4 * in_regions)
+    margin_picks = [c for c in out if c.region_id == -1]
+    assert len(margin_picks) == 75
+    assert all("margin" in c.reason and "explain 25%" in c.reason for c in margin_picks)
+    # Interleaved: any prefix holds both kinds.
+    assert {c.region_id == -1 for c in out[:8]} == {True, False}
+    assert len({c.pool_index for c in out}) == 100
+    full = call(world, "targeted", budget=100, num_failures=in_regions)
+    assert all(c.region_id >= 0 for c in full)
 
 
 def test_uncertainty_weight_changes_scores_and_reason(world):

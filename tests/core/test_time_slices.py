@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from blindspots_server.core.diagnosis import Diagnoser
-from blindspots_server.core.metadata_bins import bin_metadata, predicate_mask
+from blindspots_server.core.metadata_bins import MAX_EXTRA_TIME_COLUMNS, bin_metadata, predicate_mask
 from blindspots_server.core.pool_filters import predicate_mask as slice_mask
 from blindspots_server.core.results import Predicate
 from blindspots_server.core.slice_finder import SliceFinder
@@ -87,6 +87,16 @@ def test_diagnosis_explains_the_region_with_the_timestamp_cause(cause):
                                                  & cond & result.failed).sum())
     assert _names(best.predicates) == CAUSES[cause][1], [s.name for s in region.explanations]
     assert best.q_value <= result.fdr_alpha and best.recall > 0.7
+    # Whole-test-set slices: the cause leads (weekend days come one by one), and no slice
+    # is the cause cut by a season, an hour block or a date bin without a clearly
+    # higher error rate (before that rule, those filled the top 10).
+    names = [sl.name for sl in result.slices]
+    assert any(CAUSES[cause][1] - {"weekday(listed_at) in Sat-Sun"} <= _names(sl.predicates)
+               for sl in result.slices[:2]), names
+    for sl in result.slices:
+        for other in result.slices:
+            if set(other.predicates) < set(sl.predicates):
+                assert sl.ci.low > other.ci.high, (sl.name, other.name)
 
 
 def test_timestamp_predicates_print_iso_dates_and_round_trip():
@@ -123,3 +133,16 @@ def test_bad_part_values_are_refused_with_the_reason():
         slice_mask(meta, (Predicate("listed_at", "month", "13"),))
     with pytest.raises(ValueError, match="comma-separated integers"):
         slice_mask(meta, (Predicate("listed_at", "hour", "night"),))
+
+
+def test_extra_time_partitions_are_bounded_over_many_timestamps():
+    rng = np.random.default_rng(0)
+    start = np.datetime64("2024-01-01")
+    meta = pd.DataFrame({f"t{i}": (start + rng.integers(0, 700 * 86400, 500).astype("timedelta64[s]"))
+                         .astype("datetime64[us]") for i in range(5)})
+    binned = bin_metadata(meta)
+    # Every timestamp keeps its date bins, months and weekdays; seasons, hours and hour
+    # blocks come in tiers until the bound, the first tier for the first columns.
+    assert len(binned.columns) == 5 * 3 + MAX_EXTRA_TIME_COLUMNS
+    extra = [c for c, only in zip(binned.columns, binned.search_only) if only]
+    assert extra[:3] == ["month(t0)/3@12", "hour(t0)", "hour(t0)/6@0"] and extra[3] == "month(t1)/3@12"

@@ -62,7 +62,12 @@ def test_run_map_sample_matches_the_diagnosis(diagnosed):
     client, run, diagnosis = diagnosed["client"], diagnosed["run"], diagnosed["diagnosis"]
     m = client.get_run_map(run.id, max_points=500)
     assert m.diagnosis_id == diagnosis.id and m.num_samples == 1500
-    assert 0 < m.explained_variance <= 1
+    assert m.projection == "clustering_space"
+    pca = client.get_run_map(run.id, max_points=500, projection="pca")
+    assert pca.projection == "pca" and 0 < pca.explained_variance <= 1
+    assert pca.points["sample_id"].tolist() == m.points["sample_id"].tolist()     # same sample, other layout
+    again = client.get_run_map(run.id, max_points=500)
+    assert np.array_equal(again.points[["x", "y"]].to_numpy(), m.points[["x", "y"]].to_numpy())
     pts = m.points
     assert 500 <= len(pts) <= 500 + 30 * len(diagnosis.regions)
     assert np.isfinite(pts[["x", "y"]].to_numpy()).all() and pts["sample_id"].is_unique
@@ -76,6 +81,8 @@ def test_run_map_sample_matches_the_diagnosis(diagnosed):
     assert {r.id for r in diagnosis.regions} <= set(pts["region"])
     with pytest.raises(InvalidArgumentError, match="max_points"):
         client.get_run_map(run.id, max_points=10**6)
+    with pytest.raises(InvalidArgumentError, match="projection"):
+        client.get_run_map(run.id, projection="umap")
 
 
 def test_run_map_without_a_diagnosis_marks_mispredictions(diagnosed):
@@ -85,6 +92,7 @@ def test_run_map_without_a_diagnosis_marks_mispredictions(diagnosed):
     run.log_predictions(s.test.ids[:300], s.test.labels[:300], probs, s.test.embeddings[:300], progress=False)
     m = client.get_run_map(run.id)
     assert m.diagnosis_id == "" and len(m.points) == 300 and (m.points["region"] == -1).all()
+    assert m.projection == "pca"
     pred = probs.argmax(1)
     assert m.points["failed"].tolist() == (pred != s.test.labels[:300]).tolist()
 

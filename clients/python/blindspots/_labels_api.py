@@ -12,7 +12,6 @@ from .v1 import blindspots_pb2 as pb
 # Rows per ImportLabels call (the server's default bound is 200k).
 LABELS_PER_CALL = 50_000
 # GetRunMap's upper bound: runs up to this size are read whole for relabel requests.
-MAX_MAP_POINTS = 20_000
 
 
 @dataclass(frozen=True)
@@ -64,16 +63,16 @@ class LabelsAPI:
         labeling tool, with the row's given label as ``predicted_label`` (the
         pre-annotation an annotator confirms or corrects).
 
-        Region membership comes from GetRunMap: runs up to 20,000 rows are read
-        whole; larger runs give the map's sample (each region keeps at least 30
-        rows), and ``frame.attrs["complete"]`` is False.
+        Region membership comes from ListRegionMembers, page by page, so every
+        failed member is included at any run size.
         """
         run = self.get_run(run_id)
         diagnosis = self.get_diagnosis(diagnosis_id=diagnosis_id, run_id="" if diagnosis_id else run_id)
         chosen = {r.id: r for r in diagnosis.message.regions if KIND_NAMES.get(r.kind) in set(kinds)}
-        run_map = self.get_run_map(run_id, diagnosis_id=diagnosis.id, max_points=MAX_MAP_POINTS)
-        pts = run_map.points
-        pts = pts[pts["region"].isin(list(chosen)) & pts["failed"]].reset_index(drop=True)
+        members = [m.assign(region=rid) for rid in chosen for m in [self.region_members(diagnosis.id, rid)]]
+        pts = (pd.concat(members, ignore_index=True) if members
+               else pd.DataFrame(columns=["sample_id", "uri", "region", "label", "predicted", "failed"]))
+        pts = pts[pts["failed"].astype(bool)].reset_index(drop=True)
         names = list(run.message.class_names)
 
         def name(i: int) -> str:
@@ -87,6 +86,5 @@ class LabelsAPI:
                        zip(pts["region"], pts["label"], pts["predicted"])],
             "slice": "", "predicted_label": pts["label"].astype(int), "confidence": 1.0,
             "model_predicted": [name(p) for p in pts["predicted"]]})
-        frame.attrs["complete"] = run_map.num_samples <= MAX_MAP_POINTS
         frame.attrs["diagnosis"] = diagnosis.id
         return frame

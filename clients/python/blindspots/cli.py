@@ -12,6 +12,7 @@
     blindspots labels import EXPORT.json --pool POOL [-o labels.parquet]
     blindspots labels export --pool POOL -o labels.parquet
     blindspots relabel RUN -o tasks.json
+    blindspots compare RUN_A RUN_B [-o regions.csv]
     blindspots report RUN -o report.html [--suggestions FILE] [--diagnosis ID]
     blindspots region-members RUN --region N -o FILE [--diagnosis ID]
 
@@ -46,7 +47,7 @@ def _cmd_serve(args) -> int:
                                                "port", "metrics_port", "auth_tokens_file", "tls_cert", "tls_key")}
     try:
         serve(ServerConfig.from_env(**overrides))
-    except (StoreUnusable, StoreUnavailable) as exc:
+    except (StoreUnusable, StoreUnavailable, ValueError) as exc:   # ValueError: a bad --store/--files/--ray-address
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0
@@ -183,8 +184,20 @@ def _cmd_relabel(args) -> int:
         run = client.get_run(args.run).message
     export_picks(frame, args.output, picks_format(args.output, args.format), list(run.class_names),
                  model_version=run.model_version, local_files_root=args.local_files_root or None)
-    note = "" if frame.attrs["complete"] else " (a sample of the run's rows: the run has over 20000)"
-    print(f"{len(frame)} relabel requests from {args.kinds} regions written to {args.output}{note}")
+    print(f"{len(frame)} relabel requests from {args.kinds} regions written to {args.output}")
+    return 0
+
+
+def _cmd_compare(args) -> int:
+    with _client(args) as client:
+        comparison = client.compare(args.run_a, args.run_b, min_overlap=args.min_overlap)
+    print(comparison.summary(max_slices=args.max_slices))
+    if args.output:
+        from .results import write_manifest
+        write_manifest(comparison.regions_frame(), args.output)
+    if args.slices_output:
+        from .results import write_manifest
+        write_manifest(comparison.slices_frame(), args.slices_output)
     return 0
 
 
@@ -197,7 +210,8 @@ def _cmd_report(args) -> int:
                        else pd.read_parquet(args.suggestions))
     with _client(args) as client:
         path = write_report(client, args.run, args.output, suggestions, diagnosis_id=args.diagnosis,
-                            max_points=args.max_points, max_thumbnails=args.thumbnails)
+                            max_points=args.max_points, max_thumbnails=args.thumbnails,
+                            compare_with=args.compare_with, projection=args.projection)
     print(f"report written to {path}")
     return 0
 
@@ -309,6 +323,16 @@ def build_parser() -> argparse.ArgumentParser:
     _format_args(s)
     s.set_defaults(fn=_cmd_relabel)
 
+    s = sub.add_parser("compare", help="compare two model versions diagnosed on the same test set")
+    client_args(s)
+    s.add_argument("run_a", help="the earlier version's run")
+    s.add_argument("run_b", help="the newer version's run")
+    s.add_argument("--min-overlap", type=float, default=0.0, help="Jaccard to match regions (default 0.25)")
+    s.add_argument("--max-slices", type=int, default=8)
+    s.add_argument("-o", "--output", default="", help="write the regions table (.csv/.parquet)")
+    s.add_argument("--slices-output", default="", help="write the slices table (.csv/.parquet)")
+    s.set_defaults(fn=_cmd_compare)
+
     s = sub.add_parser("report", help="write a self-contained HTML report of a run's diagnosis")
     client_args(s)
     s.add_argument("run")
@@ -317,6 +341,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--suggestions", default="", help="a manifest from `blindspots suggest` to include")
     s.add_argument("--max-points", type=int, default=3000, help="points drawn on the map")
     s.add_argument("--thumbnails", type=int, default=8, help="thumbnails per region and for suggestions")
+    s.add_argument("--compare-with", default="", help="an earlier version's run on the same test set")
+    s.add_argument("--projection", default="", choices=["", "pca"],
+                   help="the map: the diagnosis's clustering space (default) or pca")
     s.set_defaults(fn=_cmd_report)
 
     s = sub.add_parser("region-members", help="export every row of one failure region (.parquet or .csv)")

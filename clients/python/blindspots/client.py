@@ -26,6 +26,7 @@ import pandas as pd
 from ._columns import as_matrix, columns_frame, iter_batches
 from ._labels_api import LabelsAPI, LabelsSummary
 from ._progress import ProgressBar
+from .comparison import Comparison
 from .errors import BlindspotsError, InvalidParameterError, JobFailedError, from_rpc_error
 from .labeling import export_picks, picks_format
 from .results import Diagnosis, RunMap, candidates_frame, write_manifest
@@ -232,12 +233,25 @@ class Client(LabelsAPI):
         return Diagnosis(self._unary(self.stub.GetDiagnosis,
                                      pb.GetDiagnosisRequest(diagnosis_id=diagnosis_id, run_id=run_id)), client=self)
 
-    def get_run_map(self, run_id: str, diagnosis_id: str = "", max_points: int = 3000, seed: int = 0) -> RunMap:
-        """A 2-D map (PCA of the L2-normalised embeddings, computed by the server) of
-        about ``max_points`` of the run's rows, with failures and regions of
-        ``diagnosis_id`` (default: the run's latest diagnosis)."""
+    def get_run_map(self, run_id: str, diagnosis_id: str = "", max_points: int = 3000, seed: int = 0,
+                    projection: str = "") -> RunMap:
+        """A 2-D map of about ``max_points`` of the run's rows, with failures and
+        regions of ``diagnosis_id`` (default: the run's latest diagnosis), laid out by
+        the server: by default as the diagnosis's clustering space (regions
+        separate), ``projection="pca"``: PCA of the L2-normalised embeddings."""
         return RunMap.from_message(self._unary(self.stub.GetRunMap, pb.GetRunMapRequest(
-            run_id=run_id, diagnosis_id=diagnosis_id, max_points=int(max_points), seed=int(seed))))
+            run_id=run_id, diagnosis_id=diagnosis_id, max_points=int(max_points), seed=int(seed),
+            projection=projection)))
+
+    def compare(self, run_a: Union["Run", str], run_b: Union["Run", str], *, diagnosis_id_a: str = "",
+                diagnosis_id_b: str = "", min_overlap: float = 0.0, alpha: float = 0.0) -> Comparison:
+        """Compare two model versions diagnosed on the same test set (rows matched by
+        sample id): fixed / remaining / new failure regions and per-slice error rates.
+        ``min_overlap`` (Jaccard, default 0.25) and ``alpha`` (0.05) as in RunComparison."""
+        ids = [r.id if isinstance(r, Run) else r for r in (run_a, run_b)]
+        return Comparison(self._unary(self.stub.CompareRuns, pb.CompareRunsRequest(
+            run_id_a=ids[0], run_id_b=ids[1], diagnosis_id_a=diagnosis_id_a, diagnosis_id_b=diagnosis_id_b,
+            min_overlap=min_overlap, alpha=alpha)))
 
     def region_members(self, diagnosis_id: str, region_id: int, *, page_size: int = 5000,
                        output: Union[str, None] = None) -> pd.DataFrame:

@@ -19,6 +19,8 @@ from urllib.parse import unquote, urlparse
 import pandas as pd
 
 from ._report_map import FAILURE_COLOUR, OTHER_COLOUR, region_colour, svg_map
+from ._report_comparison import comparison_section
+from .comparison import Comparison
 from .results import KIND_NAMES, Diagnosis, RunMap
 
 MAX_IMAGE_BYTES = 2 << 20
@@ -47,21 +49,26 @@ th { background: #f6f7f9; font-weight: 600; }
 
 
 def write_report(client, run_id: str, path: Union[str, Path], suggestions: Optional[pd.DataFrame] = None, *,
-                 diagnosis_id: str = "", max_points: int = 3000, max_thumbnails: int = 8) -> Path:
+                 diagnosis_id: str = "", max_points: int = 3000, max_thumbnails: int = 8,
+                 compare_with: str = "", projection: str = "") -> Path:
     """Write the report of ``run_id``'s diagnosis (default: its latest) to ``path``;
     ``suggestions``: a frame from ``Run.suggest`` (or a manifest read back) to list
-    with thumbnails. Returns the path written."""
+    with thumbnails; ``compare_with``: an earlier version's run on the same test set,
+    for a section on what changed since; ``projection``: the map's, as in
+    ``Client.get_run_map``. Returns the path written."""
     run = client.get_run(run_id)
     diagnosis = client.get_diagnosis(diagnosis_id=diagnosis_id, run_id="" if diagnosis_id else run_id)
-    run_map = client.get_run_map(run_id, diagnosis_id=diagnosis.id, max_points=max_points)
-    html = render_report(run.message, diagnosis, run_map, suggestions, max_thumbnails=max_thumbnails)
+    run_map = client.get_run_map(run_id, diagnosis_id=diagnosis.id, max_points=max_points, projection=projection)
+    comparison = client.compare(compare_with, run_id, diagnosis_id_b=diagnosis.id) if compare_with else None
+    html = render_report(run.message, diagnosis, run_map, suggestions, max_thumbnails=max_thumbnails,
+                         comparison=comparison)
     path = Path(path)
     path.write_text(html, encoding="utf-8")
     return path
 
 
 def render_report(run, diagnosis: Diagnosis, run_map: RunMap, suggestions: Optional[pd.DataFrame] = None,
-                  max_thumbnails: int = 8) -> str:
+                  max_thumbnails: int = 8, comparison: Optional[Comparison] = None) -> str:
     """The report as an HTML string (``run``: the API's Run message)."""
     d = diagnosis.message
     names = list(run.class_names)
@@ -74,6 +81,8 @@ def render_report(run, diagnosis: Diagnosis, run_map: RunMap, suggestions: Optio
             _map_section(run_map, names),
             _regions_section(d, names, max_thumbnails),
             _slices_section(d)]
+    if comparison is not None:
+        body.append(comparison_section(comparison))
     if suggestions is not None:
         body.append(_suggestions_section(suggestions, max_thumbnails))
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
@@ -103,9 +112,12 @@ def _map_section(run_map: RunMap, names: list[str]) -> str:
               f'<span><i class="swatch" style="background:#fff;border:2px solid {FAILURE_COLOUR}"></i>failure</span>']
     for r in sorted(int(v) for v in pts["region"].unique() if v >= 0):
         legend.append(f'<span><i class="swatch" style="background:{region_colour(r)}"></i>region {r}</span>')
+    how = ("the space the failure clustering ran in (class directions removed), laid out as a spectral "
+           "embedding of its nearest-neighbour graph: nearby points are neighbours there; axes have no units"
+           if run_map.projection == "clustering_space" else
+           f"PCA of the L2-normalised embeddings (the two axes keep {run_map.explained_variance:.0%} of the variance)")
     return (f'<h2>Map of the test embeddings</h2><p class="muted">{len(pts)} of {run_map.num_samples} rows; '
-            f"PCA of the L2-normalised embeddings (the two axes keep {run_map.explained_variance:.0%} of the "
-            "variance). Hover a point for its id, label and prediction.</p>" + _not_diagnosed(run_map) +
+            f"{how}. Hover a point for its id, label and prediction.</p>" + _not_diagnosed(run_map) +
             f'<p class="legend">{"".join(legend)}</p>' + svg_map(pts, names))
 
 

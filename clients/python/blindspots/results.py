@@ -158,6 +158,7 @@ class RunMap:
     explained_variance: float
     points: pd.DataFrame
     num_not_diagnosed: int = 0      # rows logged after the diagnosis (failed = mispredicted, no region)
+    projection: str = "pca"          # or "clustering_space"
 
     @classmethod
     def from_message(cls, m: pb.RunMap) -> "RunMap":
@@ -166,4 +167,5 @@ class RunMap:
             "x": xy[:, 0], "y": xy[:, 1], "sample_id": list(m.sample_ids), "uri": list(m.uris),
             "failed": np.asarray(m.failed, dtype=bool), "region": np.asarray(m.region_ids, dtype=np.int64),
             "label": np.asarray(m.labels, dtype=np.int64), "predicted": np.asarray(m.predicted, dtype=np.int64)})
-        return cls(m.run_id, m.diagnosis_id, m.num_samples, m.explained_variance, points, m.num_not_diagnosed)
+        return cls(m.run_id, m.diagnosis_id, m.num_samples, m.explained_variance, points, m.num_not_diagnosed,
+                   m.projection or "pca")

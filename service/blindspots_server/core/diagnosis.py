@@ -76,6 +76,7 @@ class Diagnoser:
                                      seed=self.seed, compute=self.compute)
         clusters = clusterer.fit(embeddings, failed, labels,
                                  progress=lambda f, stage: progress(0.05 + 0.4 * f, stage))
+        self.clusters_ = clusters          # the space clustering ran in draws the report's map
         progress(0.45, "testing regions")
         space = clusters.local if clusters.local is not None else clusters.reduced
         cand_support = np.bincount(clusters.region_of_sample[clusters.region_of_sample >= 0],
@@ -159,7 +160,13 @@ class Diagnoser:
 
     def _global_slices(self, finder: SliceFinder, binned: BinnedMetadata | None, failed: np.ndarray,
                        baseline: float, q_of) -> list[SliceStat]:
-        """SliceLine's top slices that survive the correction, best score first."""
+        """SliceLine's top slices that survive the correction, best score first.
+
+        A slice that only adds predicates to another reported slice is kept when its
+        error rate is clearly higher (the two Wilson intervals do not overlap):
+        a season or an hour block cut out of a failing slice ("... & hour(t) in
+        [12:00, 18:00)") otherwise ranks by chance next to the slice it came from.
+        """
         out = []
         for found in finder.top_slices_:
             preds = tuple(binned.predicates[j][c] for j, c in found.items)
@@ -168,7 +175,8 @@ class Diagnoser:
             stat.score = found.score
             if stat.q_value <= self.fdr_alpha:
                 out.append(stat)
-        return out
+        return [s for s in out if not any(set(p.predicates) < set(s.predicates) and s.ci.low <= p.ci.high
+                                          for p in out)]
 
     def _explanations(self, found: list[Explanation], p_found: np.ndarray, failed: np.ndarray,
                       baseline: float, q_of) -> list[SliceStat]:

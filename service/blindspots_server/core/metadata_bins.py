@@ -24,17 +24,24 @@ MAX_LEVELS = 50          # beyond this, rare categorical levels get no predicate
 # Fixed partitions of each timestamp part, so the slice search (which needs disjoint
 # levels) can name seasons and times of day: with the single values, every 3-month
 # season (Dec-Feb, Jan-Mar, ...: three phases of four) and 6-hour blocks starting on
-# any multiple of 3 hours. Region explanations add the best window of any length on
-# top (slice_explanations). No weekend-vs-weekdays split: a 5/7 partition hands
+# any multiple of 3 hours. Region explanations fit the best window of any length
+# instead (slice_explanations). No weekend-vs-weekdays split: a 5/7 partition hands
 # SliceLine a near copy of every top slice ("... & weekday in Mon-Fri") that
 # outscores it by chance; Sat and Sun are found one by one.
-TIME_PARTITIONS: dict[str, list[list[tuple[int, ...]]]] = {
-    "month": [[window("month", m, 1) for m in range(1, 13)]]
-    + [[window("month", (11 + phase + 3 * k) % 12 + 1, 3) for k in range(4)] for phase in range(3)],
-    "weekday": [[window("weekday", d, 1) for d in range(7)]],
-    "hour": [[window("hour", h, 1) for h in range(24)]]
-    + [[window("hour", phase + 6 * k, 6) for k in range(4)] for phase in (0, 3)],
-}
+# Tiers: the months and weekdays of every timestamp always (as before seasons); the
+# other partitions while MAX_EXTRA_TIME_COLUMNS lasts, tier by tier over the timestamp
+# columns in their order. SliceLine's cost grows with the column triples (each one a
+# pass over the rows): on 100k rows with four timestamps, every partition made the
+# search 7x slower than months and weekdays alone; with this bound 2x.
+MAX_EXTRA_TIME_COLUMNS = 8
+_SEASONS = [[window("month", (11 + phase + 3 * k) % 12 + 1, 3) for k in range(4)] for phase in range(3)]
+_BLOCKS = [[window("hour", phase + 6 * k, 6) for k in range(4)] for phase in (0, 3)]
+TIME_PARTITIONS: list[list[tuple[str, list[tuple[int, ...]]]]] = [
+    [("month", [window("month", m, 1) for m in range(1, 13)]),
+     ("weekday", [window("weekday", d, 1) for d in range(7)])],
+    [("month", _SEASONS[0]), ("hour", [window("hour", h, 1) for h in range(24)]), ("hour", _BLOCKS[0])],
+    [("month", _SEASONS[1]), ("month", _SEASONS[2]), ("hour", _BLOCKS[1])],
+]
 
 
 @dataclass
@@ -71,16 +78,17 @@ def bin_metadata(metadata: pd.DataFrame, quantile_bins: int = 5) -> BinnedMetada
     groups: list[str] = []
     search_only: list[bool] = []
 
-    def add(name: str, col_codes: np.ndarray, preds: list[Predicate], only_search: bool = False) -> None:
+    def add(name: str, col_codes: np.ndarray, preds: list[Predicate], only_search: bool = False) -> bool:
         # A column with one code describes every row: nothing to explain with it.
         present = np.unique(col_codes[col_codes >= 0])
         if len(present) < 2:
-            return
+            return False
         codes.append(col_codes.astype(np.int32))
         columns.append(name)
         predicates.append(preds)
         groups.append(preds[0].subject)
         search_only.append(only_search)
+        return True
 
     for name in metadata.columns:
         series = metadata[name]
@@ -90,13 +98,8 @@ def bin_metadata(metadata: pd.DataFrame, quantile_bins: int = 5) -> BinnedMetada
             numbers[col] = micros
             timestamps.add(col)
             add(col, *_quantile_codes(col, micros, quantile_bins, time=True))
-            for part, partitions in TIME_PARTITIONS.items():
-                values = part_values(micros, part)
-                for windows in partitions:
-                    length = len(windows[0])
-                    label = f"{part}({col})" if length == 1 else f"{part}({col})/{length}@{windows[0][0]}"
-                    add(label, *_partition_codes(col, part, values, windows),
-                        only_search=part == "hour" or length > 1)
+            for part, windows in TIME_PARTITIONS[0]:
+                add(f"{part}({col})", *_partition_codes(col, part, part_values(micros, part), windows))
         elif pd.api.types.is_bool_dtype(series) or not pd.api.types.is_numeric_dtype(series):
             add(col, *_categorical_codes(col, series))
         else:
@@ -104,6 +107,15 @@ def bin_metadata(metadata: pd.DataFrame, quantile_bins: int = 5) -> BinnedMetada
             numbers[col] = values
             add(col, *_quantile_codes(col, values, quantile_bins))
 
+    extra = MAX_EXTRA_TIME_COLUMNS
+    for tier in TIME_PARTITIONS[1:]:
+        for col in sorted(timestamps, key=list(map(str, metadata.columns)).index):
+            for part, windows in tier:
+                length = len(windows[0])
+                label = f"{part}({col})" if length == 1 else f"{part}({col})/{length}@{windows[0][0]}"
+                if extra > 0 and add(label, *_partition_codes(col, part, part_values(numbers[col], part), windows),
+                                     only_search=True):
+                    extra -= 1
     matrix = np.stack(codes, axis=1) if codes else np.zeros((n, 0), dtype=np.int32)
     return BinnedMetadata(matrix, columns, predicates, numbers, timestamps, groups, search_only)
 

@@ -40,6 +40,14 @@ class PoolIndexShard:
     def describe(self) -> tuple[int, str, str]:
         return self.index.ntotal, self.index.kind_, self.index.description
 
+    def peak_rss_mb(self) -> float:
+        """Peak resident memory of the process holding this shard (Linux; NaN elsewhere)."""
+        try:
+            with open("/proc/self/status") as status:
+                return next(int(line.split()[1]) / 1024 for line in status if line.startswith("VmHWM:"))
+        except (OSError, StopIteration):
+            return float("nan")
+
 
 def merge_top_k(dists: list[np.ndarray], ids: list[np.ndarray], k: int) -> tuple[np.ndarray, np.ndarray]:
     """Each query's k best of the shards' candidates, ordered by (distance, row id); -1 / inf pads."""

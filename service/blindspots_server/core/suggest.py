@@ -94,12 +94,15 @@ def suggest_candidates(strategy: str, budget: int, pool: PoolData, regions: list
                        excluded: np.ndarray | None = None, index: PoolIndex | None = None,
                        seed: int = 0, uncertainty_weight: float | None = None,
                        slice_weight: float | None = None,
-                       progress: ProgressFn | None = None) -> list[SuggestionCandidate]:
+                       progress: ProgressFn | None = None,
+                       num_failures: int | None = None) -> list[SuggestionCandidate]:
     """Up to ``budget`` pool rows to label, in rank order, each with a score and a reason.
 
     ``excluded`` rows (already labeled, filtered out, ...) are never returned.
     ``index`` is the pool's PoolIndex (built over all pool rows); without one the
     targeted strategy builds a temporary index. ``progress`` may raise to cancel.
+    ``num_failures``: the diagnosed test set's failure count, which the targeted
+    strategy's optional margin blend needs (targeted_budget.FALLBACK_BASIS, off by default).
     """
     progress = progress or no_progress
     allowed = _check(strategy, budget, pool, regions, labeled_embeddings, excluded, index)
@@ -130,6 +133,6 @@ def suggest_candidates(strategy: str, budget: int, pool: PoolData, regions: list
         out = select_kcenter(normalise(pool.embeddings), labeled, allowed, budget, seed, progress)
     else:
         out = select_targeted(normalise(pool.embeddings), probs, pool, regions, allowed, budget,
-                              index, uw, sw, progress)
+                              index, uw, sw, progress, num_failures)
     progress(1.0, "done")
     return out

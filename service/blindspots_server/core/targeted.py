@@ -1,11 +1,16 @@
-"""The targeted strategy: pool samples near the failure regions that matter most.
+"""The targeted strategy: pool samples near the failure regions that adding labels can fix.
 
-1. Budget split across regions by impact (excess errors), largest remainder.
-2. Candidates per region: each failure's nearest pool rows (kNN via the pool
-   index), over-fetched so exclusions and earlier regions' picks leave enough.
-3. Candidate score = closeness to the region's failures
+1. Budget (targeted_budget.py): label-noise regions get none, fragments of one
+   failure are merged, groups share by the square root of their excess errors;
+   with no region to collect for, margin sampling takes the budget.
+2. Candidates per group: each failure's nearest pool rows (kNN via the pool
+   index), over-fetched so exclusions and earlier groups' picks leave enough.
+3. Candidate score = closeness to the group's failures
    + ``uncertainty_weight`` x model uncertainty (normalised entropy, when pool
-   probabilities are given) + ``slice_weight`` x [row matches the region's slice].
+   probabilities are given) + ``slice_weight`` x [row matches the region's slice]
+   + REPRESENTATIVE_WEIGHT x how many of the group's failures have the row among
+   their nearest pool rows (relative to the best candidate): rows like many
+   failures teach more than rows like one.
 4. Diverse picks: greedy, each candidate's score damped by how close it lies to
    a sample already picked for the region (within the near-duplicate radius),
    so the picks cover the region instead of piling on its densest point.
@@ -14,7 +19,7 @@ from __future__ import annotations
 
 import heapq
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import faiss
 import numpy as np
@@ -22,8 +27,10 @@ import numpy as np
 from .pool_filters import predicate_mask
 from .pool_index import PoolIndex, normalise
 from .results import ProgressFn, SuggestionCandidate, slice_name
-from .strategies import normalised_entropy
+from .strategies import normalised_entropy, select_margin
 from .suggest_inputs import PoolData, TargetRegion
+from .targeted_budget import allocate_budget  # noqa: F401  (re-exported: callers split budgets too)
+from .targeted_budget import RegionGroup, collection_groups, fallback_share, group_shares
 
 # Candidates fetched per pick: room for the diversity step to choose from.
 OVERSAMPLE = 6
@@ -34,26 +41,15 @@ MIN_ALLOWED_SHARE = 0.25
 MIN_QUERY_FAILURES = 2000
 
 
+REPRESENTATIVE_WEIGHT = 0.5
+
+
 @dataclass
 class _Candidates:
     rows: np.ndarray          # pool rows
     distance: np.ndarray      # cosine distance to the nearest failure of the region
     nearest: np.ndarray       # position of that failure in the region's failure arrays
-
-
-def allocate_budget(budget: int, weights: np.ndarray) -> np.ndarray:
-    """Split ``budget`` proportionally to ``weights`` (largest remainder, ties to the first)."""
-    w = np.clip(np.asarray(weights, dtype=np.float64), 0, None)
-    if len(w) == 0:
-        return np.zeros(0, dtype=np.int64)
-    if w.sum() <= 0:
-        w = np.ones_like(w)
-    share = budget * w / w.sum()
-    alloc = np.floor(share).astype(np.int64)
-    rest = budget - alloc.sum()
-    order = np.lexsort((np.arange(len(w)), -(share - alloc)))
-    alloc[order[:rest]] += 1
-    return alloc
+    hits: np.ndarray          # how many of the queried failures have the row among their neighbours
 
 
 def _region_candidates(region: TargetRegion, want: int, searcher, allowed: np.ndarray,
@@ -69,11 +65,12 @@ def _region_candidates(region: TargetRegion, want: int, searcher, allowed: np.nd
         safe = np.maximum(ids, 0)
         ok = (ids >= 0) & allowed[safe] & ~taken[safe]
         dist, ids, owner = dist[ok], ids[ok], owner[ok]
-        # Keep each row's closest failure.
+        # Keep each row's closest failure; count the failures that found it.
         order = np.lexsort((owner, dist, ids))
         ids, dist, owner = ids[order], dist[order], owner[order]
         first = np.r_[len(ids) > 0, ids[1:] != ids[:-1]][:len(ids)]
-        found = _Candidates(ids[first], dist[first], owner[first])
+        hits = np.diff(np.r_[np.flatnonzero(first), len(ids)])
+        found = _Candidates(ids[first], dist[first], owner[first], hits)
         exhausted = k >= MAX_K_PER_FAILURE or k * m >= 4 * allowed.sum()
         if len(found.rows) >= min(OVERSAMPLE * want, want * 2) or exhausted:
             return found
@@ -158,32 +155,50 @@ def _diverse_order(x: np.ndarray, score: np.ndarray, picks: int,
 def select_targeted(embeddings: np.ndarray, probabilities: np.ndarray | None, pool: PoolData,
                     regions: list[TargetRegion], allowed: np.ndarray, budget: int,
                     index: PoolIndex | None, uncertainty_weight: float, slice_weight: float,
-                    progress: ProgressFn) -> list[SuggestionCandidate]:
+                    progress: ProgressFn, num_failures: int | None = None) -> list[SuggestionCandidate]:
     """Ranked candidates near the failure regions; see the module doc for the recipe."""
-    active = [r for r in regions if r.kind != "label_noise"] or list(regions)
-    active = [r for r in active if len(r.failure_embeddings)]
-    active.sort(key=lambda r: (-r.excess_errors, r.region_id))
-    if not active:
-        return []
+    groups = collection_groups(regions)
+    if not groups:
+        if probabilities is not None:
+            # Only label-noise regions: more samples like them fix nothing (relabel
+            # them); the budget goes to the strongest general baseline instead.
+            note = "the diagnosed regions are label noise (relabel them, don't collect); "
+            return [replace(c, reason=note + c.reason)
+                    for c in select_margin(probabilities, allowed, budget)]
+        noise = [r for r in regions if len(r.failure_embeddings)]
+        groups = [RegionGroup(r, (r.region_id,)) for r in
+                  sorted(noise, key=lambda r: (-r.excess_errors, r.region_id))]
+        if not groups:
+            return []
     searcher = _searcher(embeddings, allowed, index)
     uncertainty = normalised_entropy(probabilities) if probabilities is not None else None
-    alloc = allocate_budget(budget, np.array([r.excess_errors for r in active]))
+    explained_out = fallback_share(groups, num_failures) if probabilities is not None else 0.0
+    to_margin = int(round(budget * explained_out))
+    alloc = group_shares(groups, budget - to_margin)
     taken = np.zeros(len(embeddings), dtype=bool)
     per_region: list[list[SuggestionCandidate]] = []
     carry = 0
-    for n, (region, share) in enumerate(zip(active, alloc)):
-        progress(0.1 + 0.85 * n / len(active), f"selecting pool samples near region {region.region_id}")
+    for n, (group, share) in enumerate(zip(groups, alloc)):
+        region = group.region
+        progress(0.1 + 0.8 * n / len(groups), f"selecting pool samples near region {region.region_id}")
         want = int(share) + carry
         if want == 0:
             per_region.append([])
             continue
         query = _query_failures(region, want)
         cand = _region_candidates(query, want, searcher, allowed, taken)
-        picked = _pick(query, cand, embeddings, uncertainty, pool, want,
+        picked = _pick(query, group.member_ids, cand, embeddings, uncertainty, pool, want,
                        uncertainty_weight, slice_weight, embeddings[taken])
         taken[[c.pool_index for c in picked]] = True
         carry = want - len(picked)   # a region short of candidates passes its share on
         per_region.append(picked)
+    to_margin += carry
+    if to_margin > 0 and probabilities is not None:
+        progress(0.92, "margin sampling for the failures no region explains")
+        note = (f"the regions explain {100 * (1 - explained_out):.0f}% of the failures; "
+                f"the rest of the budget follows margin sampling: ")
+        per_region.append([replace(c, reason=note + c.reason)
+                           for c in select_margin(probabilities, allowed & ~taken, to_margin)])
     progress(0.97, "ranking candidates")
     return _interleave(per_region)
 
@@ -192,8 +207,6 @@ def _query_failures(region: TargetRegion, want: int) -> TargetRegion:
     """The region with normalised failures, at most max(MIN_QUERY_FAILURES, 2 x want) of
     them (a seeded sample): a million-row test set has tens of thousands of failures
     per region, and kNN from all of them costs seconds for the same few picks."""
-    from dataclasses import replace
-
     m = len(region.failure_embeddings)
     cap = max(MIN_QUERY_FAILURES, 2 * want)
     keep = slice(None)
@@ -205,7 +218,7 @@ def _query_failures(region: TargetRegion, want: int) -> TargetRegion:
                    failure_ids=None if ids is None else np.asarray(ids)[keep])
 
 
-def _pick(region: TargetRegion, cand: _Candidates, embeddings: np.ndarray,
+def _pick(region: TargetRegion, members: tuple[int, ...], cand: _Candidates, embeddings: np.ndarray,
           uncertainty: np.ndarray | None, pool: PoolData, want: int,
           uncertainty_weight: float, slice_weight: float,
           earlier: np.ndarray) -> list[SuggestionCandidate]:
@@ -222,9 +235,12 @@ def _pick(region: TargetRegion, cand: _Candidates, embeddings: np.ndarray,
     if region.slice_predicates:
         in_slice = predicate_mask(pool.metadata.iloc[cand.rows], region.slice_predicates)
         score += slice_weight * in_slice
+    score += REPRESENTATIVE_WEIGHT * cand.hits / max(int(cand.hits.max()), 1)
     order, gain = _diverse_order(embeddings[cand.rows], score, want, earlier)
     name = slice_name(region.slice_predicates)
-    head = (f"near failure region {region.region_id} (excess {region.excess_errors:.0f} errors"
+    which = (f"region {region.region_id}" if len(members) == 1 else
+             "regions " + "+".join(map(str, members)) + " (one failure, merged)")
+    head = (f"near failure {which} (excess {region.excess_errors:.0f} errors"
             + (f", {name})" if name else ")"))
     out = []
     for j, g in zip(order, gain):

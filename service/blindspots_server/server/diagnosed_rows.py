@@ -22,6 +22,7 @@ class DiagnosedRows:
     region: np.ndarray       # int64 per run row; -1: in no region, or not diagnosed
     failed: np.ndarray       # bool per run row; False where not diagnosed
     diagnosed: np.ndarray    # bool per run row: the diagnosis saw it
+    where: np.ndarray        # int64 per run row: its row in the diagnosis's table; -1 if not diagnosed
 
     @property
     def num_not_diagnosed(self) -> int:
@@ -54,4 +55,4 @@ def align(per_sample: pa.Table, run_sample_ids: np.ndarray, diagnosis_id: str) -
     region = np.where(diagnosed, region_of[np.maximum(where, 0)] if len(region_of) else -1, -1)
     failed = diagnosed & (failed_of[np.maximum(where, 0)] if len(failed_of) else False)
     return DiagnosedRows(region=region.astype(np.int64), failed=np.asarray(failed, dtype=bool),
-                         diagnosed=diagnosed)
+                         diagnosed=diagnosed, where=np.asarray(where, dtype=np.int64))

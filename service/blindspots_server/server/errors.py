@@ -9,7 +9,7 @@ import uuid
 
 import grpc
 
-from ..storage import Conflict, DataLoss, DuplicateSampleIds, NotFound
+from ..storage import Conflict, DataLoss, DuplicateSampleIds, NotFound, StoreUnavailable
 from .handler_wrapping import wrap_handler
 from .validation import InvalidArgument
 
@@ -39,6 +39,7 @@ class FailedPrecondition(Exception):
 _CLIENT_ERRORS: tuple[tuple[type, grpc.StatusCode], ...] = (
     (NotFound, grpc.StatusCode.NOT_FOUND),
     (DataLoss, grpc.StatusCode.DATA_LOSS),
+    (StoreUnavailable, grpc.StatusCode.UNAVAILABLE),    # the PostgreSQL catalog is unreachable: clients retry
     (Conflict, grpc.StatusCode.FAILED_PRECONDITION),
     (FailedPrecondition, grpc.StatusCode.FAILED_PRECONDITION),
     (InvalidArgument, grpc.StatusCode.INVALID_ARGUMENT),

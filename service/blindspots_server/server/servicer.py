@@ -19,6 +19,7 @@ from blindspots.v1 import blindspots_pb2_grpc as pb_grpc
 
 from ..config import ServerConfig
 from ..core.diagnosis import Diagnoser
+from ..core.embedding_map import ClusteringSpaceLayout
 from ..core.tracked_slices import evaluate_slices
 from ..ray_cluster import connect as connect_compute
 from ..core.suggest import STRATEGIES, MetadataFilterSpec
@@ -26,11 +27,12 @@ from ..storage import DiagnosisRecord, NotFound, PoolRecord, RunRecord, Store, n
 from ..storage.rows import to_row_data
 from . import convert
 from .access import AccessPolicy
+from .comparison import DEFAULT_ALPHA, DEFAULT_MIN_OVERLAP, compare_runs
 from .errors import DISK_FULL, FailedPrecondition, ResourceExhausted, is_disk_full
 from .job_claims import job_runner_for
 from .labels import import_labels, list_labels
 from .pool_indexes import PoolIndexes
-from .region_members import region_members_page
+from .region_members import RegionMembers
 from .run_map import MAX_POINTS, run_map_message
 from .slice_tracking import slices_to_track
 from .suggestions import Suggestions
@@ -79,6 +81,7 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
         shards = config.index_shards or (self.compute.nodes() if config.ray_address else 1)
         self.indexes = PoolIndexes(store, shards=shards, compute=self.compute)
         self.suggestions = Suggestions(store, self.indexes)
+        self.members = RegionMembers(store)
 
     # ------------------------------------------------------------ access helpers
     def _run(self, run_id: str, context, missing: str = "") -> RunRecord:
@@ -285,8 +288,11 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
         rows = to_row_data(self.store.read_rows(
             "run", run.id, progress=lambda f, stage: progress(0.04 * f, f"loading predictions: {stage}")))
         progress(0.04, "loaded predictions")
-        result = Diagnoser(**kwargs, compute=self.compute).fit(rows.embeddings, rows.labels, rows.probabilities, rows.metadata,
-                                         sample_ids=rows.sample_ids, uris=rows.uris, progress=progress)
+        diagnoser = Diagnoser(**kwargs, compute=self.compute)
+        result = diagnoser.fit(rows.embeddings, rows.labels, rows.probabilities, rows.metadata,
+                               sample_ids=rows.sample_ids, uris=rows.uris, progress=progress)
+        progress(0.97, "laying out the map")
+        layout = ClusteringSpaceLayout(seed=int(kwargs.get("seed", 0))).fit(diagnoser.clusters_.reduced)
         progress(0.98, "evaluating tracked slices")
         diag_id = new_id("diag")
         created = time.time()
@@ -298,7 +304,8 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
             evaluate_slices(tracked, rows.metadata, result.failed, result.baseline_error_rate))
         per_sample = pa.table({"sample_id": pa.array([str(s) for s in rows.sample_ids], pa.string()),
                                "region": pa.array(np.asarray(result.region_of_sample, dtype=np.int32)),
-                               "failed": pa.array(np.asarray(result.failed, dtype=bool))})
+                               "failed": pa.array(np.asarray(result.failed, dtype=bool)),
+                               "map_x": pa.array(layout[:, 0]), "map_y": pa.array(layout[:, 1])})
         progress(0.99, "saving the diagnosis")    # the last point where a cancel still stops it
         self.store.save_diagnosis(DiagnosisRecord(id=diag_id, run_id=run.id, created_at=created, job_id=job_id,
                                                   payload=message.SerializeToString()), per_sample)
@@ -400,13 +407,14 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
         require(run.num_rows > 0, "run_id", f"run {run.id!r} has no predictions yet")
         require(0 <= request.max_points <= MAX_POINTS, "max_points", f"must be between 0 and {MAX_POINTS}")
         require(0 <= request.seed <= MAX_SEED, "seed", f"must be between 0 and {MAX_SEED}")
+        require(request.projection in ("", "pca"), "projection", "must be '' (the clustering space) or 'pca'")
         try:
             diagnosis: Optional[pb.Diagnosis] = self._diagnosis(request.diagnosis_id, run.id, context)
         except NotFound:
             if request.diagnosis_id:
                 raise
             diagnosis = None
-        return run_map_message(self.store, run, diagnosis, request.max_points, request.seed)
+        return run_map_message(self.store, run, diagnosis, request.max_points, request.seed, request.projection)
 
     # ------------------------------------------------------------ region members
     def ListRegionMembers(self, request: pb.ListRegionMembersRequest, context) -> pb.ListRegionMembersResponse:
@@ -417,8 +425,8 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
         except NotFound:
             raise NotFound(missing) from None
         run = self._run(record.run_id, context, missing)     # another project's: as if missing
-        return region_members_page(self.store, run, pb.Diagnosis.FromString(record.payload), request.region_id,
-                                   request.page_size, request.page_token)
+        return self.members.page(run, pb.Diagnosis.FromString(record.payload), request.region_id,
+                                 request.page_size, request.page_token)
 
     # ------------------------------------------------------------ labels
     def _label_target(self, pool_id: str, run_id: str, context) -> tuple[str, str, list[str]]:
@@ -435,6 +443,26 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
     def ListLabels(self, request: pb.ListLabelsRequest, context) -> pb.LabelSet:
         target, target_id, _ = self._label_target(request.pool_id, request.run_id, context)
         return list_labels(self.store, target, target_id)
+
+    # ------------------------------------------------------------ compare
+    def CompareRuns(self, request: pb.CompareRunsRequest, context) -> pb.RunComparison:
+        require(bool(request.run_id_a), "run_id_a", "is required")
+        require(bool(request.run_id_b), "run_id_b", "is required")
+        run_a = self._run(request.run_id_a, context)
+        run_b = self._run(request.run_id_b, context)
+        require(0 <= request.min_overlap <= 1, "min_overlap", "must be in [0, 1]")
+        require(0 <= request.alpha < 1, "alpha", "must be in [0, 1)")
+        diagnoses = []
+        for run, diagnosis_id, field in ((run_a, request.diagnosis_id_a, "run_id_a"),
+                                         (run_b, request.diagnosis_id_b, "run_id_b")):
+            try:
+                diagnoses.append(self._diagnosis(diagnosis_id, run.id, context))
+            except NotFound:
+                if diagnosis_id:
+                    raise
+                raise FailedPrecondition(f"{field}: run {run.id!r} has no diagnosis yet: call Diagnose first") from None
+        return compare_runs(self.store, run_a, run_b, diagnoses[0], diagnoses[1],
+                            request.min_overlap or DEFAULT_MIN_OVERLAP, request.alpha or DEFAULT_ALPHA)
 
     def shutdown(self) -> None:
         self.jobs.shutdown()

@@ -2,13 +2,23 @@
 diagnosis of every other run of the same project and model, newest first."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 from blindspots.v1 import blindspots_pb2 as pb
 
-from ..core.results import Predicate
+from ..core.results import Predicate, slice_name
 from ..storage import NotFound, RunRecord, Store
 from . import convert
 
 MAX_EARLIER_RUNS = 1000
+
+
+def _as_today(p: Predicate, schema: dict[str, str]) -> Predicate:
+    """A range on a timestamp stored before ranges on timestamps had their own op
+    becomes a time_range: the same rows, shown with ISO dates."""
+    if p.op == "range" and schema.get(p.column) == "timestamp":
+        return replace(p, op="time_range")
+    return p
 
 
 def slices_to_track(store: Store, run: RunRecord, per_run: int, limit: int,
@@ -27,10 +37,15 @@ def slices_to_track(store: Store, run: RunRecord, per_run: int, limit: int,
         except NotFound:
             continue
         for s in diagnosis.slices[:per_run]:
-            if s.name in seen:
+            predicates = tuple(_as_today(convert.predicate_from_message(p), other.metadata_schema)
+                               for p in s.predicates)
+            # Named as today: a diagnosis stored before a naming change (e.g. dates shown as
+            # microseconds) still dedupes against this run's slices.
+            name = slice_name(predicates)
+            if name in seen:
                 continue
-            seen.add(s.name)
-            out.append(tuple(convert.predicate_from_message(p) for p in s.predicates))
+            seen.add(name)
+            out.append(predicates)
             if len(out) >= limit:
                 return out
     return out

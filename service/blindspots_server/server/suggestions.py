@@ -113,7 +113,8 @@ class Suggestions:
             regions, labeled_embeddings=run_rows.embeddings, excluded=excluded, index=index,
             seed=request.seed, uncertainty_weight=request.uncertainty_weight or None,
             slice_weight=request.slice_weight or None,
-            progress=lambda f, s: progress(0.2 + 0.75 * f, s))
+            progress=lambda f, s: progress(0.2 + 0.75 * f, s),
+            num_failures=diagnosis.num_failures if diagnosis is not None else None)
         if note:
             picks = [replace(c, reason=note + c.reason) for c in picks]
         if target_notes:   # what the targeting could not use, on every candidate (the set stores reasons)

@@ -5,7 +5,8 @@
     trainer = Trainer(model=model, args=args, eval_dataset=val, callbacks=[callback], ...)
 
 ``pip install 'blindspots[transformers]'``. After every ``every_n_evaluations``-th
-evaluation, and at the end of training for a final version not logged yet, the
+evaluation, and at the end of training for a final version not logged yet (this
+needs the evaluation loader: the Trainer evaluated at least once, or ``dataloader=``), the
 model runs over the evaluation loader (or ``dataloader=``) and its predictions
 and embeddings (by default the input of the last ``nn.Linear``: the pooled
 output for ``*ForSequenceClassification``) go to a run named

@@ -651,19 +651,21 @@ class CandidateBatch(_message.Message):
     def __init__(self, candidates: _Optional[_Iterable[_Union[Candidate, _Mapping]]] = ...) -> None: ...
 
 class GetRunMapRequest(_message.Message):
-    __slots__ = ("run_id", "diagnosis_id", "max_points", "seed")
+    __slots__ = ("run_id", "diagnosis_id", "max_points", "seed", "projection")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     DIAGNOSIS_ID_FIELD_NUMBER: _ClassVar[int]
     MAX_POINTS_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
+    PROJECTION_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     diagnosis_id: str
     max_points: int
     seed: int
-    def __init__(self, run_id: _Optional[str] = ..., diagnosis_id: _Optional[str] = ..., max_points: _Optional[int] = ..., seed: _Optional[int] = ...) -> None: ...
+    projection: str
+    def __init__(self, run_id: _Optional[str] = ..., diagnosis_id: _Optional[str] = ..., max_points: _Optional[int] = ..., seed: _Optional[int] = ..., projection: _Optional[str] = ...) -> None: ...
 
 class RunMap(_message.Message):
-    __slots__ = ("run_id", "diagnosis_id", "num_samples", "coordinates", "sample_ids", "uris", "failed", "region_ids", "labels", "predicted", "explained_variance", "num_not_diagnosed")
+    __slots__ = ("run_id", "diagnosis_id", "num_samples", "coordinates", "sample_ids", "uris", "failed", "region_ids", "labels", "predicted", "explained_variance", "num_not_diagnosed", "projection")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     DIAGNOSIS_ID_FIELD_NUMBER: _ClassVar[int]
     NUM_SAMPLES_FIELD_NUMBER: _ClassVar[int]
@@ -676,6 +678,7 @@ class RunMap(_message.Message):
     PREDICTED_FIELD_NUMBER: _ClassVar[int]
     EXPLAINED_VARIANCE_FIELD_NUMBER: _ClassVar[int]
     NUM_NOT_DIAGNOSED_FIELD_NUMBER: _ClassVar[int]
+    PROJECTION_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     diagnosis_id: str
     num_samples: int
@@ -688,7 +691,8 @@ class RunMap(_message.Message):
     predicted: _containers.RepeatedScalarFieldContainer[int]
     explained_variance: float
     num_not_diagnosed: int
-    def __init__(self, run_id: _Optional[str] = ..., diagnosis_id: _Optional[str] = ..., num_samples: _Optional[int] = ..., coordinates: _Optional[bytes] = ..., sample_ids: _Optional[_Iterable[str]] = ..., uris: _Optional[_Iterable[str]] = ..., failed: _Optional[_Iterable[bool]] = ..., region_ids: _Optional[_Iterable[int]] = ..., labels: _Optional[_Iterable[int]] = ..., predicted: _Optional[_Iterable[int]] = ..., explained_variance: _Optional[float] = ..., num_not_diagnosed: _Optional[int] = ...) -> None: ...
+    projection: str
+    def __init__(self, run_id: _Optional[str] = ..., diagnosis_id: _Optional[str] = ..., num_samples: _Optional[int] = ..., coordinates: _Optional[bytes] = ..., sample_ids: _Optional[_Iterable[str]] = ..., uris: _Optional[_Iterable[str]] = ..., failed: _Optional[_Iterable[bool]] = ..., region_ids: _Optional[_Iterable[int]] = ..., labels: _Optional[_Iterable[int]] = ..., predicted: _Optional[_Iterable[int]] = ..., explained_variance: _Optional[float] = ..., num_not_diagnosed: _Optional[int] = ..., projection: _Optional[str] = ...) -> None: ...
 
 class ListRegionMembersRequest(_message.Message):
     __slots__ = ("diagnosis_id", "region_id", "page_size", "page_token")
@@ -779,3 +783,107 @@ class LabelSet(_message.Message):
     sources: _containers.RepeatedScalarFieldContainer[str]
     labeled_at: _containers.RepeatedScalarFieldContainer[float]
     def __init__(self, sample_ids: _Optional[_Iterable[str]] = ..., uris: _Optional[_Iterable[str]] = ..., labels: _Optional[_Iterable[str]] = ..., sources: _Optional[_Iterable[str]] = ..., labeled_at: _Optional[_Iterable[float]] = ...) -> None: ...
+
+class CompareRunsRequest(_message.Message):
+    __slots__ = ("run_id_a", "run_id_b", "diagnosis_id_a", "diagnosis_id_b", "min_overlap", "alpha")
+    RUN_ID_A_FIELD_NUMBER: _ClassVar[int]
+    RUN_ID_B_FIELD_NUMBER: _ClassVar[int]
+    DIAGNOSIS_ID_A_FIELD_NUMBER: _ClassVar[int]
+    DIAGNOSIS_ID_B_FIELD_NUMBER: _ClassVar[int]
+    MIN_OVERLAP_FIELD_NUMBER: _ClassVar[int]
+    ALPHA_FIELD_NUMBER: _ClassVar[int]
+    run_id_a: str
+    run_id_b: str
+    diagnosis_id_a: str
+    diagnosis_id_b: str
+    min_overlap: float
+    alpha: float
+    def __init__(self, run_id_a: _Optional[str] = ..., run_id_b: _Optional[str] = ..., diagnosis_id_a: _Optional[str] = ..., diagnosis_id_b: _Optional[str] = ..., min_overlap: _Optional[float] = ..., alpha: _Optional[float] = ...) -> None: ...
+
+class RateChange(_message.Message):
+    __slots__ = ("support", "failures_a", "failures_b", "error_rate_a", "error_rate_a_ci", "error_rate_b", "error_rate_b_ci", "difference", "difference_ci", "p_value")
+    SUPPORT_FIELD_NUMBER: _ClassVar[int]
+    FAILURES_A_FIELD_NUMBER: _ClassVar[int]
+    FAILURES_B_FIELD_NUMBER: _ClassVar[int]
+    ERROR_RATE_A_FIELD_NUMBER: _ClassVar[int]
+    ERROR_RATE_A_CI_FIELD_NUMBER: _ClassVar[int]
+    ERROR_RATE_B_FIELD_NUMBER: _ClassVar[int]
+    ERROR_RATE_B_CI_FIELD_NUMBER: _ClassVar[int]
+    DIFFERENCE_FIELD_NUMBER: _ClassVar[int]
+    DIFFERENCE_CI_FIELD_NUMBER: _ClassVar[int]
+    P_VALUE_FIELD_NUMBER: _ClassVar[int]
+    support: int
+    failures_a: int
+    failures_b: int
+    error_rate_a: float
+    error_rate_a_ci: Interval
+    error_rate_b: float
+    error_rate_b_ci: Interval
+    difference: float
+    difference_ci: Interval
+    p_value: float
+    def __init__(self, support: _Optional[int] = ..., failures_a: _Optional[int] = ..., failures_b: _Optional[int] = ..., error_rate_a: _Optional[float] = ..., error_rate_a_ci: _Optional[_Union[Interval, _Mapping]] = ..., error_rate_b: _Optional[float] = ..., error_rate_b_ci: _Optional[_Union[Interval, _Mapping]] = ..., difference: _Optional[float] = ..., difference_ci: _Optional[_Union[Interval, _Mapping]] = ..., p_value: _Optional[float] = ...) -> None: ...
+
+class RegionComparison(_message.Message):
+    __slots__ = ("status", "region_a", "region_b", "jaccard", "rows", "slice_a", "slice_b", "kind_a", "kind_b")
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    REGION_A_FIELD_NUMBER: _ClassVar[int]
+    REGION_B_FIELD_NUMBER: _ClassVar[int]
+    JACCARD_FIELD_NUMBER: _ClassVar[int]
+    ROWS_FIELD_NUMBER: _ClassVar[int]
+    SLICE_A_FIELD_NUMBER: _ClassVar[int]
+    SLICE_B_FIELD_NUMBER: _ClassVar[int]
+    KIND_A_FIELD_NUMBER: _ClassVar[int]
+    KIND_B_FIELD_NUMBER: _ClassVar[int]
+    status: str
+    region_a: int
+    region_b: int
+    jaccard: float
+    rows: RateChange
+    slice_a: str
+    slice_b: str
+    kind_a: RegionKind
+    kind_b: RegionKind
+    def __init__(self, status: _Optional[str] = ..., region_a: _Optional[int] = ..., region_b: _Optional[int] = ..., jaccard: _Optional[float] = ..., rows: _Optional[_Union[RateChange, _Mapping]] = ..., slice_a: _Optional[str] = ..., slice_b: _Optional[str] = ..., kind_a: _Optional[_Union[RegionKind, str]] = ..., kind_b: _Optional[_Union[RegionKind, str]] = ...) -> None: ...
+
+class SliceComparison(_message.Message):
+    __slots__ = ("name", "rows", "q_value")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ROWS_FIELD_NUMBER: _ClassVar[int]
+    Q_VALUE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    rows: RateChange
+    q_value: float
+    def __init__(self, name: _Optional[str] = ..., rows: _Optional[_Union[RateChange, _Mapping]] = ..., q_value: _Optional[float] = ...) -> None: ...
+
+class RunComparison(_message.Message):
+    __slots__ = ("run_id_a", "run_id_b", "diagnosis_id_a", "diagnosis_id_b", "num_shared", "num_only_a", "num_only_b", "overall", "regions", "slices", "min_overlap", "alpha", "model_version_a", "model_version_b")
+    RUN_ID_A_FIELD_NUMBER: _ClassVar[int]
+    RUN_ID_B_FIELD_NUMBER: _ClassVar[int]
+    DIAGNOSIS_ID_A_FIELD_NUMBER: _ClassVar[int]
+    DIAGNOSIS_ID_B_FIELD_NUMBER: _ClassVar[int]
+    NUM_SHARED_FIELD_NUMBER: _ClassVar[int]
+    NUM_ONLY_A_FIELD_NUMBER: _ClassVar[int]
+    NUM_ONLY_B_FIELD_NUMBER: _ClassVar[int]
+    OVERALL_FIELD_NUMBER: _ClassVar[int]
+    REGIONS_FIELD_NUMBER: _ClassVar[int]
+    SLICES_FIELD_NUMBER: _ClassVar[int]
+    MIN_OVERLAP_FIELD_NUMBER: _ClassVar[int]
+    ALPHA_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSION_A_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSION_B_FIELD_NUMBER: _ClassVar[int]
+    run_id_a: str
+    run_id_b: str
+    diagnosis_id_a: str
+    diagnosis_id_b: str
+    num_shared: int
+    num_only_a: int
+    num_only_b: int
+    overall: RateChange
+    regions: _containers.RepeatedCompositeFieldContainer[RegionComparison]
+    slices: _containers.RepeatedCompositeFieldContainer[SliceComparison]
+    min_overlap: float
+    alpha: float
+    model_version_a: str
+    model_version_b: str
+    def __init__(self, run_id_a: _Optional[str] = ..., run_id_b: _Optional[str] = ..., diagnosis_id_a: _Optional[str] = ..., diagnosis_id_b: _Optional[str] = ..., num_shared: _Optional[int] = ..., num_only_a: _Optional[int] = ..., num_only_b: _Optional[int] = ..., overall: _Optional[_Union[RateChange, _Mapping]] = ..., regions: _Optional[_Iterable[_Union[RegionComparison, _Mapping]]] = ..., slices: _Optional[_Iterable[_Union[SliceComparison, _Mapping]]] = ..., min_overlap: _Optional[float] = ..., alpha: _Optional[float] = ..., model_version_a: _Optional[str] = ..., model_version_b: _Optional[str] = ...) -> None: ...

@@ -129,6 +129,11 @@ class BlindspotsStub:
                 request_serializer=blindspots_dot_v1_dot_blindspots__pb2.ListLabelsRequest.SerializeToString,
                 response_deserializer=blindspots_dot_v1_dot_blindspots__pb2.LabelSet.FromString,
                 _registered_method=True)
+        self.CompareRuns = channel.unary_unary(
+                '/blindspots.v1.Blindspots/CompareRuns',
+                request_serializer=blindspots_dot_v1_dot_blindspots__pb2.CompareRunsRequest.SerializeToString,
+                response_deserializer=blindspots_dot_v1_dot_blindspots__pb2.RunComparison.FromString,
+                _registered_method=True)
 
 
 class BlindspotsServicer:
@@ -266,6 +271,15 @@ class BlindspotsServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CompareRuns(self, request, context):
+        """Two model versions on the same test set (rows matched by sample id):
+        which failure regions were fixed, which remain, which are new, and each
+        slice's error rate under both, with a two-proportion test.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_BlindspotsServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -363,6 +377,11 @@ def add_BlindspotsServicer_to_server(servicer, server):
                     servicer.ListLabels,
                     request_deserializer=blindspots_dot_v1_dot_blindspots__pb2.ListLabelsRequest.FromString,
                     response_serializer=blindspots_dot_v1_dot_blindspots__pb2.LabelSet.SerializeToString,
+            ),
+            'CompareRuns': grpc.unary_unary_rpc_method_handler(
+                    servicer.CompareRuns,
+                    request_deserializer=blindspots_dot_v1_dot_blindspots__pb2.CompareRunsRequest.FromString,
+                    response_serializer=blindspots_dot_v1_dot_blindspots__pb2.RunComparison.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -878,6 +897,33 @@ class Blindspots:
             '/blindspots.v1.Blindspots/ListLabels',
             blindspots_dot_v1_dot_blindspots__pb2.ListLabelsRequest.SerializeToString,
             blindspots_dot_v1_dot_blindspots__pb2.LabelSet.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CompareRuns(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/blindspots.v1.Blindspots/CompareRuns',
+            blindspots_dot_v1_dot_blindspots__pb2.CompareRunsRequest.SerializeToString,
+            blindspots_dot_v1_dot_blindspots__pb2.RunComparison.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,114 @@
+"""Choose the targeted strategy's defaults on the dev split only.
+
+Runs a few configurations of the budget rules (share exponent, fragment
+merging, margin fallback basis, representativeness weight) on the dev families
+and seeds, and compares each with the best scikit-activeml baseline from a
+cache written by ``active_learning.py --split dev --cache PATH``.
+
+    .venv/bin/python bench/al_dev_sweep.py --cache /tmp/al_dev.pkl
+
+Prints, per configuration: mean paired Δ vs the best baseline over all dev
+families and budgets, the worst family's Δ, and Δ on the misleading families.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import pickle
+import sys
+import time
+from pathlib import Path
+
+for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_v, "1")
+
+import numpy as np  # noqa: E402
+
+import active_learning as al  # noqa: E402
+from al_baselines import BASELINES  # noqa: E402
+from blindspots_server.core import targeted, targeted_budget  # noqa: E402
+from blindspots_server.core.pool_index import PoolIndex  # noqa: E402
+from blindspots_server.core.suggest import PoolData, suggest_candidates  # noqa: E402
+
+CONFIGS = {
+    # name: (share exponent, merge fragments, fallback basis, representative weight)
+    "proportional, no merge, no fallback": (1.0, False, "none", 0.0),
+    "sqrt+merge+rep": (0.5, True, "none", 0.5),
+    "sqrt+merge+rep+fallback(failures)": (0.5, True, "failures", 0.5),
+    "sqrt+merge+rep+fallback(excess)": (0.5, True, "excess", 0.5),
+}
+
+
+def _apply(config: tuple) -> None:
+    exponent, merge, basis, rep = config
+    targeted_budget.SHARE_EXPONENT = exponent
+    targeted_budget.FALLBACK_BASIS = basis
+    targeted.REPRESENTATIVE_WEIGHT = rep
+    targeted_budget.MERGE_FRAGMENTS = merge
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cache", required=True)
+    parser.add_argument("--draws", type=int, default=2)
+    parser.add_argument("--budgets", type=int, nargs="+", default=[300, 600])
+    parser.add_argument("--suite", nargs="*", default=["latent_six", "cancer_drift", "latent_rare_wide"])
+    parser.add_argument("--out", default=None, help="pickle of the targeted outcomes per configuration")
+    args = parser.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(1)
+    results: dict[str, list] = {name: [] for name in CONFIGS}
+    for draw in range(args.draws):
+        for f in al.families("dev", draw, ["base", *al.VARIANTS], args.suite):
+            t0 = time.perf_counter()
+            model = f.fit(f.train.x, f.train.y, f.seed)
+            test_probs, pool_probs = model.predict_proba(f.test.x), model.predict_proba(f.pool.x)
+            test_emb, pool_emb = model.embed(f.test.x), model.embed(f.pool.x)
+            regions, num_failures = al.diagnose(f, test_emb, test_probs)
+            data = PoolData(pool_emb, pool_probs, f.pool.meta)
+            index = PoolIndex(pool_emb.shape[1]).build(pool_emb)
+            for name, config in CONFIGS.items():
+                _apply(config)
+                for budget in args.budgets:
+                    if regions:
+                        picks = np.array([c.pool_index for c in suggest_candidates(
+                            "targeted", budget, data, regions, index=index, seed=f.seed,
+                            num_failures=num_failures)], dtype=np.int64)
+                    else:
+                        picks = np.argsort(-(1 - np.diff(np.sort(pool_probs, 1)[:, -2:], axis=1)[:, 0]))[:budget]
+                    failing, overall = al._evaluate(f, picks, f.seed)
+                    results[name].append(al.Outcome(f.name, f.kind, f.seed, budget, "targeted", failing,
+                                                    overall, {k: float(v[picks].mean())
+                                                              for k, v in f.pool_tags.items()}, 0.0))
+            print(f"{f.name} seed {f.seed}: {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
+    if args.out:
+        Path(args.out).write_bytes(pickle.dumps(results))
+    cache = pickle.loads(Path(args.cache).read_bytes()) if Path(args.cache).exists() else {}
+    report(results, cache)
+
+
+def report(results: dict[str, list], cache: dict) -> None:
+    """Per configuration: targeted's failing-slice accuracy per family and budget, its mean,
+    and (where the cache holds the dev baselines) the paired Δ vs the best one."""
+    for name, outcomes in results.items():
+        print(f"\n{name}")
+        accs = []
+        for fam in dict.fromkeys(o.family for o in outcomes):
+            for budget in sorted({o.budget for o in outcomes if o.family == fam}):
+                mine = [o for o in outcomes if o.family == fam and o.budget == budget]
+                acc = float(np.mean([o.failing_acc for o in mine]))
+                accs.append(acc)
+                line = f"  {fam:<40} {budget:>4}  targeted {100 * acc:.1f}"
+                base = [cache[(fam, o.seed, budget, st)] for o in mine for st in BASELINES
+                        if (fam, o.seed, budget, st) in cache]
+                if len(base) == len(mine) * len(BASELINES):
+                    r = al.summary_rows(mine + base)[0]
+                    m, lo, hi = (100 * v for v in r["diff"])
+                    line += f"  best {r['best']} {100 * r['mean'][r['best']]:.1f}  Δ {m:+.1f} [{lo:+.1f}, {hi:+.1f}]"
+                print(line)
+        print(f"  mean failing-slice accuracy {100 * np.mean(accs):.2f}, worst {100 * min(accs):.1f}")
+
+
+if __name__ == "__main__":
+    main()

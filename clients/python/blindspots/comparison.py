@@ -1,0 +1,76 @@
+"""Two model versions compared on the same test set (``Client.compare``)."""
+from __future__ import annotations
+
+import pandas as pd
+
+from .results import KIND_NAMES
+from .v1 import blindspots_pb2 as pb
+
+RATE_COLUMNS = ["support", "failures_a", "failures_b", "error_rate_a", "error_rate_b", "difference", "diff_low",
+                "diff_high", "p_value"]
+
+
+def _rate(c: pb.RateChange) -> dict:
+    return {"support": c.support, "failures_a": c.failures_a, "failures_b": c.failures_b,
+            "error_rate_a": c.error_rate_a, "error_rate_b": c.error_rate_b, "difference": c.difference,
+            "diff_low": c.difference_ci.low, "diff_high": c.difference_ci.high, "p_value": c.p_value}
+
+
+class Comparison:
+    """What changed from version A to version B. ``message`` is the API's RunComparison.
+
+    Regions of A are *fixed* (no region of B overlaps them and B's error rate on
+    their rows is significantly lower), *remain*, or regions of B are *new*.
+    Differences are B - A on the same rows, with a two-proportion z-test and a
+    Newcombe 95% interval (conservative for the paired rows).
+    """
+
+    def __init__(self, message: pb.RunComparison):
+        self.message = message
+
+    def regions_frame(self) -> pd.DataFrame:
+        """One row per region: status, ids in A and B, overlap, slices, error rates."""
+        rows = [{"status": r.status, "region_a": r.region_a, "region_b": r.region_b, "jaccard": r.jaccard,
+                 "slice_a": r.slice_a, "slice_b": r.slice_b,
+                 "kind": KIND_NAMES.get(r.kind_a if r.region_a >= 0 else r.kind_b, "unspecified"),
+                 **_rate(r.rows)} for r in self.message.regions]
+        return pd.DataFrame(rows, columns=["status", "region_a", "region_b", "jaccard", "slice_a", "slice_b",
+                                           "kind", *RATE_COLUMNS])
+
+    def slices_frame(self) -> pd.DataFrame:
+        """One row per slice either diagnosis named, largest improvement first."""
+        rows = [{"slice": s.name, **_rate(s.rows), "q_value": s.q_value} for s in self.message.slices]
+        frame = pd.DataFrame(rows, columns=["slice", *RATE_COLUMNS, "q_value"])
+        return frame.sort_values("difference", kind="stable").reset_index(drop=True)
+
+    def status_counts(self) -> dict[str, int]:
+        out = {"fixed": 0, "remains": 0, "new": 0}
+        for r in self.message.regions:
+            out[r.status] = out.get(r.status, 0) + 1
+        return out
+
+    def summary(self, max_slices: int = 8) -> str:
+        m = self.message
+        o = m.overall
+        a, b = m.model_version_a or m.run_id_a, m.model_version_b or m.run_id_b
+        lines = [f"{a} -> {b} on {m.num_shared} shared test rows ({m.num_only_a} only in A, {m.num_only_b} only "
+                 f"in B): error rate {o.error_rate_a:.1%} -> {o.error_rate_b:.1%} ({o.difference:+.1%}, 95% CI "
+                 f"{o.difference_ci.low:+.1%} to {o.difference_ci.high:+.1%}, p={o.p_value:.2g})"]
+        counts = self.status_counts()
+        lines.append(f"failure regions: {counts['fixed']} fixed, {counts['remains']} remain, {counts['new']} new")
+        for r in m.regions:
+            name = f"A:R{r.region_a}" if r.region_a >= 0 else f"B:R{r.region_b}"
+            where = r.slice_a or r.slice_b or "no metadata slice"
+            match = f" = B:R{r.region_b} (overlap {r.jaccard:.2f})" if r.region_a >= 0 and r.region_b >= 0 else ""
+            lines.append(f"  [{r.status:>7}] {name}{match} ({where}): {r.rows.error_rate_a:.0%} -> "
+                         f"{r.rows.error_rate_b:.0%} on {r.rows.support} rows (p={r.rows.p_value:.2g})")
+        if m.slices:
+            lines.append("slices (B - A on the same rows):")
+            for _, s in self.slices_frame().head(max_slices).iterrows():
+                lines.append(f"  {s['slice']}: {s['error_rate_a']:.0%} -> {s['error_rate_b']:.0%} of {s['support']} "
+                             f"({s['difference']:+.0%}, CI {s['diff_low']:+.0%} to {s['diff_high']:+.0%}, "
+                             f"q={s['q_value']:.2g})")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return f"Comparison({self.message.run_id_a!r} -> {self.message.run_id_b!r}, {self.status_counts()})"

@@ -1,0 +1,132 @@
+"""How the targeted strategy splits its budget: by what adding labels can fix.
+
+- Label-noise regions take no collection budget: their failures are wrong test
+  labels, and more pool samples like them fix nothing (relabel them instead).
+- Fragments of one failure (regions with the same explaining slice, or whose
+  failure centroids lie within each other's spread) are merged before the
+  split, so a condition the clustering cut into three pieces gets one share,
+  not three.
+- Shares grow with the square root of a group's excess errors: the first labels
+  in a gap teach the most, so a large gap gets more, but not proportionally
+  more, than a small one.
+- A weak diagnosis falls back to margin sampling, the strongest general
+  baseline: with no region to collect for (none, or label noise only) the whole
+  budget. A blend that gives margin the share of failures the regions do not
+  explain (``FALLBACK_BASIS``) is built but off: on the dev families it cost 4-10
+  points of failing-slice accuracy everywhere (bench/al_dev_sweep.py), because
+  unexplained failures are mostly the model's ordinary error rate, which margin
+  picks do not fix either.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from .pool_index import normalise
+from .suggest_inputs import TargetRegion
+
+# Exponent on a group's excess errors when splitting the budget (1 = proportional).
+SHARE_EXPONENT = 0.5
+# Margin's share of the budget: "none" (chosen on dev), or 1 - the share of failures that the
+# regions' failures ("failures") or excess errors ("excess") explain.
+FALLBACK_BASIS = "none"
+MERGE_FRAGMENTS = True
+
+
+@dataclass(frozen=True)
+class RegionGroup:
+    """One or more regions treated as one failure: merged failures, summed excess errors."""
+
+    region: TargetRegion            # the merged region (id, slice and kind of its largest member)
+    member_ids: tuple[int, ...]
+
+
+def allocate_budget(budget: int, weights: np.ndarray) -> np.ndarray:
+    """Split ``budget`` proportionally to ``weights`` (largest remainder, ties to the first)."""
+    w = np.clip(np.asarray(weights, dtype=np.float64), 0, None)
+    if len(w) == 0:
+        return np.zeros(0, dtype=np.int64)
+    if w.sum() <= 0:
+        w = np.ones_like(w)
+    share = budget * w / w.sum()
+    alloc = np.floor(share).astype(np.int64)
+    rest = budget - alloc.sum()
+    order = np.lexsort((np.arange(len(w)), -(share - alloc)))
+    alloc[order[:rest]] += 1
+    return alloc
+
+
+def _centroid_and_spread(region: TargetRegion) -> tuple[np.ndarray, float]:
+    f = normalise(np.asarray(region.failure_embeddings, dtype=np.float32))
+    if len(f) > 2000:     # the centroid of a seeded sample is as good and O(1) in region size
+        f = f[np.random.default_rng(region.region_id).choice(len(f), 2000, replace=False)]
+    c = f.mean(axis=0)
+    c /= max(float(np.linalg.norm(c)), 1e-12)
+    return c, float(np.median(1.0 - f @ c))
+
+
+def _slice_key(region: TargetRegion) -> tuple:
+    return tuple(sorted((p.column, p.op, str(p.value), p.low, p.high) for p in region.slice_predicates))
+
+
+def collection_groups(regions: list[TargetRegion]) -> list[RegionGroup]:
+    """The regions worth collecting for, fragments merged, largest excess first."""
+    active = [r for r in regions if r.kind != "label_noise" and len(r.failure_embeddings)]
+    if not active:
+        return []
+    stats = [_centroid_and_spread(r) for r in active]
+    parent = list(range(len(active)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i in range(len(active)):
+        for j in range(i + 1, len(active)):
+            same_slice = bool(active[i].slice_predicates) and _slice_key(active[i]) == _slice_key(active[j])
+            close = 1.0 - float(stats[i][0] @ stats[j][0]) < max(stats[i][1], stats[j][1])
+            if MERGE_FRAGMENTS and (same_slice or close):
+                parent[root(j)] = root(i)
+    groups: dict[int, list[TargetRegion]] = {}
+    for i, r in enumerate(active):
+        groups.setdefault(root(i), []).append(r)
+    out = []
+    for members in groups.values():
+        members.sort(key=lambda r: (-r.excess_errors, r.region_id))
+        out.append(RegionGroup(_merge(members), tuple(r.region_id for r in members)))
+    out.sort(key=lambda g: (-g.region.excess_errors, g.region.region_id))
+    return out
+
+
+def _merge(members: list[TargetRegion]) -> TargetRegion:
+    if len(members) == 1:
+        return members[0]
+    head = members[0]
+    ids = [r.failure_ids for r in members]
+    return replace(
+        head, excess_errors=float(sum(r.excess_errors for r in members)),
+        failure_embeddings=np.concatenate([np.asarray(r.failure_embeddings) for r in members]),
+        failure_indices=np.concatenate([np.asarray(r.failure_indices) for r in members]),
+        failure_ids=None if any(i is None for i in ids) else np.concatenate(ids))
+
+
+def group_shares(groups: list[RegionGroup], budget: int) -> np.ndarray:
+    """Picks per group: square-root-of-excess shares of ``budget``."""
+    return allocate_budget(budget, np.array([max(g.region.excess_errors, 0.0) ** SHARE_EXPONENT
+                                             for g in groups]))
+
+
+def fallback_share(groups: list[RegionGroup], num_failures: int | None) -> float:
+    """Share of the budget for margin sampling: the failures the collection regions do not explain."""
+    if not num_failures or num_failures <= 0:
+        return 0.0
+    if FALLBACK_BASIS == "none":
+        return 0.0
+    if FALLBACK_BASIS == "excess":
+        explained = sum(g.region.excess_errors for g in groups) / float(num_failures)
+    else:
+        explained = sum(len(g.region.failure_indices) for g in groups) / float(num_failures)
+    return float(np.clip(1.0 - explained, 0.0, 1.0))

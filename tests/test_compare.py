@@ -1,0 +1,133 @@
+"""Version comparison: v1, then v2 retrained with v1's targeted picks labeled, on the same test set."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from blindspots import Client, FailedPreconditionError, InvalidArgumentError
+from blindspots_server.core.version_comparison import VersionComparer, rate_change
+from blindspots_server.scenario import make_scenario, train_model
+from conftest import start_server
+
+BIN = Path(sys.executable).parent / "blindspots"
+
+
+@pytest.fixture(scope="module")
+def versions(tmp_path_factory):
+    s = make_scenario(n_train=3000, n_test=4000, n_pool=8000, seed=4)
+    v1 = train_model(s.train, seed=4, epochs=20)
+    server = start_server(tmp_path_factory.mktemp("compare") / "data")
+    client = Client(f"127.0.0.1:{server.port}", retries=2, timeout=120)
+
+    def log(version: str, model):
+        run = client.create_run(f"listings-{version}", class_names=s.class_names, embedding_dim=128,
+                                model_name="listings-mlp", model_version=version)
+        run.log_predictions(s.test.ids, s.test.labels, model.predict_proba(s.test.embeddings), s.test.embeddings,
+                            metadata=s.test.metadata, uris=s.test.uris, progress=False)
+        return run, run.diagnose(progress=False)
+
+    run1, diag1 = log("v1", v1)
+    pool = client.create_pool("pool", embedding_dim=128, num_classes=len(s.class_names))
+    pool.add(s.pool.ids, s.pool.embeddings, probabilities=v1.predict_proba(s.pool.embeddings),
+             metadata=s.pool.metadata, progress=False)
+    picks = run1.suggest(pool, budget=600, progress=False)
+    added = s.pool.subset(np.flatnonzero(np.isin(s.pool.ids, picks["sample_id"].to_numpy())))
+    added.labels = added.true_labels
+    run2, diag2 = log("v2", train_model(s.train.concat(added), seed=4, epochs=20))
+    yield {"s": s, "server": server, "client": client, "runs": (run1, run2), "diagnoses": (diag1, diag2)}
+    client.close()
+    server.stop()
+
+
+def test_retraining_on_the_picks_fixes_data_gap_regions(versions):
+    s, client = versions["s"], versions["client"]
+    run1, run2 = versions["runs"]
+    diag1, diag2 = versions["diagnoses"]
+    c = client.compare(run1, run2)
+    m = c.message
+    assert m.num_shared == 4000 and m.num_only_a == 0 and m.diagnosis_id_b == diag2.id
+    assert m.overall.error_rate_a == pytest.approx(diag1.baseline_error_rate)
+    assert m.overall.error_rate_b == pytest.approx(diag2.baseline_error_rate)
+    regions = c.regions_frame()
+    # Every region of either diagnosis is accounted for exactly once.
+    assert sorted(regions.loc[regions.region_a >= 0, "region_a"]) == sorted(r.id for r in diag1.regions)
+    assert sorted(regions.loc[regions.region_b >= 0, "region_b"]) == sorted(r.id for r in diag2.regions)
+    fixed = regions[regions.status == "fixed"]
+    assert len(fixed) >= 1, c.summary()
+    # Fixed means: far fewer errors on the same rows, significantly.
+    assert (fixed.difference < 0).all() and (fixed.p_value < 0.05).all() and (fixed.diff_high < 0).all()
+    # The rows' error rates are what the two per-row diagnosis tables say.
+    per1 = versions["server"].store.diagnosis_rows(diag1.id)
+    per2 = versions["server"].store.diagnosis_rows(diag2.id)
+    r = int(fixed.region_a.iloc[0])
+    rows = per1.column("region").to_numpy() == r
+    f1 = per1.column("failed").to_numpy(zero_copy_only=False)
+    f2 = per2.column("failed").to_numpy(zero_copy_only=False)
+    assert fixed.failures_a.iloc[0] == f1[rows].sum() and fixed.failures_b.iloc[0] == f2[rows].sum()
+    # A planted failing slice's error rate dropped significantly.
+    slices = c.slices_frame()
+    assert len(slices) > 0
+    gap = s.test.in_data_gap
+    assert slices.difference.iloc[0] < 0 and slices.q_value.iloc[0] < 0.05
+    assert (f2[gap].mean() < f1[gap].mean())
+    text = c.summary()
+    assert "fixed" in text and "->" in text
+
+
+def test_compare_cli_and_errors(versions, tmp_path):
+    client = versions["client"]
+    run1, run2 = versions["runs"]
+    done = subprocess.run([str(BIN), "compare", run1.id, run2.id, "-o", str(tmp_path / "regions.csv"),
+                           "--address", f"127.0.0.1:{versions['server'].port}"], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "v1 -> v2 on 4000 shared test rows" in done.stdout and (tmp_path / "regions.csv").exists()
+    report = tmp_path / "report.html"
+    done = subprocess.run([str(BIN), "report", run2.id, "-o", str(report), "--compare-with", run1.id,
+                           "--address", f"127.0.0.1:{versions['server'].port}"], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    html = report.read_text()
+    counts = client.compare(run1, run2).status_counts()
+    assert "<h2>Compared with v1</h2>" in html and f"<b>{counts['fixed']}</b> fixed" in html
+    assert html.count(">fixed</span>") == counts["fixed"] and html.count(">new</span>") == counts["new"]
+    other = client.create_run("other-test-set", class_names=versions["s"].class_names, embedding_dim=128)
+    rng = np.random.default_rng(0)
+    other.log_predictions([f"x{i}" for i in range(300)], rng.integers(0, 3, 300),
+                          rng.dirichlet(np.ones(len(versions["s"].class_names)), 300),
+                          rng.normal(size=(300, 128)), progress=False)
+    with pytest.raises(FailedPreconditionError, match="has no diagnosis yet"):
+        client.compare(run1, other)
+    other.diagnose(progress=False)
+    with pytest.raises(FailedPreconditionError, match="share no sample ids"):
+        client.compare(run1, other)
+    with pytest.raises(InvalidArgumentError, match="min_overlap"):
+        client.compare(run1, run2, min_overlap=2)
+
+
+def test_comparer_statuses_on_constructed_rows():
+    # 1000 rows: region 0 of A is fixed (B fails none of it), region 1 stays (same rows in B),
+    # B has a new region 5 where A was fine.
+    n = 1000
+    region_a = np.full(n, -1)
+    region_a[:100], region_a[100:200] = 0, 1
+    region_b = np.full(n, -1)
+    region_b[100:190], region_b[500:600] = 3, 5
+    failed_a = np.zeros(n, bool)
+    failed_a[:60] = failed_a[100:160] = True
+    failed_b = np.zeros(n, bool)
+    failed_b[100:150] = failed_b[500:560] = True
+    result = VersionComparer().fit(region_a, region_b, failed_a, failed_b, [("s", region_a == 0)])
+    by = {(c.region_a, c.region_b): c for c in result.regions}
+    assert by[(0, -1)].status == "fixed" and by[(0, -1)].rows.error_rate_b == 0
+    assert by[(1, 3)].status == "remains" and by[(1, 3)].jaccard == pytest.approx(0.9)
+    assert by[(-1, 5)].status == "new" and by[(-1, 5)].rows.difference == pytest.approx(0.6)
+    assert result.slices[0].rows.difference == pytest.approx(-0.6)
+    # Equal rates: no difference, p = 1, the interval straddles 0.
+    same = rate_change(failed_a[:200], failed_a[:200])
+    assert same.difference == 0 and same.p_value == pytest.approx(1.0)
+    assert same.difference_ci.low < 0 < same.difference_ci.high

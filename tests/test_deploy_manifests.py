@@ -1,0 +1,77 @@
+"""Static checks of deploy/ for the replicated setup (no Docker daemon or cluster here): the files parse,
+say what the server reads, and hang together (every kustomize resource exists, every Secret and
+volume a pod names is defined, replicas share one catalog and one file root)."""
+from __future__ import annotations
+
+from dataclasses import fields
+from pathlib import Path
+
+import yaml
+
+from blindspots_server.config import ServerConfig
+
+DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
+SETTINGS = {f"BLINDSPOTS_{f.name.upper()}" for f in fields(ServerConfig)}
+
+
+def _docs(path: Path) -> list[dict]:
+    return [d for d in yaml.safe_load_all(path.read_text()) if d]
+
+
+def test_compose_runs_two_replicas_on_one_postgres_and_one_file_volume():
+    compose = yaml.safe_load((DEPLOY / "docker-compose.replicas.yml").read_text())
+    services = compose["services"]
+    replicas = {name: s for name, s in services.items() if name.startswith("blindspots")}
+    assert len(replicas) == 2
+    stores = {s["environment"]["BLINDSPOTS_STORE"] for s in replicas.values()}
+    files = {s["environment"]["BLINDSPOTS_FILES"] for s in replicas.values()}
+    (store,), (root,) = stores, files        # one catalog, one file root
+    assert store.startswith("postgresql://") and "@postgres:5432/" in store
+    for s in replicas.values():
+        assert set(s["environment"]) <= SETTINGS, set(s["environment"]) - SETTINGS
+        assert s["depends_on"]["postgres"]["condition"] == "service_healthy"
+        assert any(v.split(":")[0] in compose["volumes"] and v.split(":")[1] == root for v in s["volumes"])
+        assert "postgres" in s["build"]["args"]["EXTRAS"]
+    host_ports = [p.split(":")[0] for s in replicas.values() for p in s["ports"]]
+    assert len(host_ports) == len(set(host_ports)), "two replicas cannot publish the same host port"
+    assert "healthcheck" in services["postgres"]
+
+
+def test_k8s_scaleout_set_hangs_together():
+    root = DEPLOY / "k8s" / "scaleout"
+    kustomization = yaml.safe_load((root / "kustomization.yaml").read_text())
+    docs = [d for r in kustomization["resources"] for d in _docs(root / r)]
+    by_kind: dict[str, list[dict]] = {}
+    for d in docs:
+        assert d.get("apiVersion") and d.get("kind") and d["metadata"].get("name"), d
+        by_kind.setdefault(d["kind"], []).append(d)
+    (deployment,) = by_kind["Deployment"]
+    assert deployment["spec"]["replicas"] >= 2
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    env = {e["name"]: e for e in container["env"]}
+    assert set(env) - {"HOME"} <= SETTINGS, set(env) - SETTINGS
+    secret_names = {s["metadata"]["name"]: s for s in by_kind["Secret"]}
+    ref = env["BLINDSPOTS_STORE"]["valueFrom"]["secretKeyRef"]
+    assert ref["key"] in secret_names[ref["name"]]["stringData"]
+    assert secret_names[ref["name"]]["stringData"][ref["key"]].startswith("postgresql://")
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    assert mounts["files"] == env["BLINDSPOTS_FILES"]["value"]
+    claims = {v["name"]: v["persistentVolumeClaim"]["claimName"] for v in pod["volumes"] if "persistentVolumeClaim" in v}
+    pvcs = {p["metadata"]["name"]: p for p in by_kind["PersistentVolumeClaim"]}
+    assert pvcs[claims["files"]]["spec"]["accessModes"] == ["ReadWriteMany"], "every replica mounts the files"
+    (service,) = [s for s in by_kind["Service"] if s["metadata"]["name"] == "blindspots"]
+    assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
+    (postgres,) = by_kind["StatefulSet"]
+    assert any(s["metadata"]["name"] == postgres["spec"]["serviceName"] for s in by_kind["Service"])
+    (ray,) = by_kind["RayCluster"]
+    assert ray["apiVersion"] == "ray.io/v1"
+    assert f"{ray['metadata']['name']}-head-svc" in env["BLINDSPOTS_RAY_ADDRESS"]["value"]
+    images = {c["image"] for g in [ray["spec"]["headGroupSpec"], *ray["spec"]["workerGroupSpecs"]]
+              for c in g["template"]["spec"]["containers"]}
+    assert images == {container["image"]}, "Ray workers must run the servers' code"
+
+
+def test_single_server_manifests_still_parse():
+    for path in [DEPLOY / "docker-compose.yml", *sorted((DEPLOY / "k8s").glob("*.yaml"))]:
+        assert _docs(path), path
