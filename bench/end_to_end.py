@@ -86,7 +86,7 @@ def measure(rows: int, model, reps: int, with_peer: bool) -> Outcome:
             pool = client.create_pool("e2e-pool", embedding_dim=s.pool.embeddings.shape[1],
                                       num_classes=len(CLASS_NAMES))
             t0 = time.perf_counter()
-            run.log_predictions(s.test.ids, s.test.labels, test_probs, s.test.embeddings,
+            run.log_predictions(s.test.ids, s.test.embeddings, labels=s.test.labels, probabilities=test_probs,
                                 metadata=s.test.metadata, uris=s.test.uris, progress=False)
             ingest_test_s = time.perf_counter() - t0
             t0 = time.perf_counter()

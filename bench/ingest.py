@@ -80,7 +80,7 @@ def measure(rows: int, reps: int) -> Outcome:
             def ingest():
                 run = server.client.create_run(f"ingest-{next(counter)}", class_names=CLASS_NAMES,
                                                embedding_dim=split.embeddings.shape[1])
-                summary = run.log_predictions(split.ids, split.labels, probs, split.embeddings,
+                summary = run.log_predictions(split.ids, split.embeddings, labels=split.labels, probabilities=probs,
                                               metadata=split.metadata, uris=split.uris, progress=False)
                 assert summary.rows_stored == rows, summary
             ours = repeat(ingest, reps, budget_s=120)

@@ -100,3 +100,22 @@ def test_a_full_disk_is_resource_exhausted_and_nothing_is_half_written(small_dis
         assert reopened.store.read_rows("run", run.id, ["sample_id"]).num_rows == 2300
     finally:
         reopened.stop()
+
+
+def test_every_backends_out_of_space_error_is_resource_exhausted():
+    """The tmpfs test exercises the file system and SQLite for real; PostgreSQL's disk_full
+    (SQLSTATE 53100) is classified by the same rule."""
+    import errno
+    import sqlite3
+
+    from blindspots_server.server.errors import DISK_FULL, client_message, status_for
+
+    cases = [OSError(errno.ENOSPC, "No space left on device"), OSError(errno.EDQUOT, "Disk quota exceeded")]
+    full = sqlite3.OperationalError("database or disk is full")
+    full.sqlite_errorcode = 13
+    cases.append(full)
+    psycopg = pytest.importorskip("psycopg")
+    cases.append(psycopg.errors.DiskFull("could not extend file"))
+    for exc in cases:
+        assert status_for(exc) == grpc.StatusCode.RESOURCE_EXHAUSTED and client_message(exc) == DISK_FULL
+    assert status_for(OSError(errno.EACCES, "Permission denied")) == grpc.StatusCode.INTERNAL

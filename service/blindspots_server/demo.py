@@ -64,7 +64,8 @@ def run_demo(output_dir: str = "demo-output", seed: int = 0, quick: bool = False
             run = client.create_run("listings-eval", class_names=s.class_names,
                                     embedding_dim=s.test.embeddings.shape[1], model_name="listings-mlp",
                                     model_version="v1", dataset_name="listings-test")
-            run.log_predictions(s.test.ids, s.test.labels, probs, s.test.embeddings, metadata=s.test.metadata,
+            run.log_predictions(s.test.ids, s.test.embeddings, labels=s.test.labels, probabilities=probs,
+                                metadata=s.test.metadata,
                                 uris=s.test.uris)
             pool = client.create_pool("listings-unlabeled", embedding_dim=s.pool.embeddings.shape[1],
                                       num_classes=len(s.class_names))

@@ -1,10 +1,10 @@
 """blindspots SDK: log predictions, diagnose failures, pull the data to label next."""
 from .client import Client, IngestSummary, Pool, Run
-from .errors import (BlindspotsError, FailedPreconditionError, InvalidArgumentError, JobFailedError,
-                     NotFoundError, PermissionDeniedError, UnauthenticatedError, UnavailableError)
+from .errors import (BlindspotsError, FailedPreconditionError, InvalidArgumentError, InvalidParameterError,
+                     JobFailedError, NotFoundError, PermissionDeniedError, UnauthenticatedError, UnavailableError)
 from .results import Diagnosis, write_manifest
 
 __version__ = "0.1.0"
 __all__ = ["BlindspotsError", "Client", "Diagnosis", "FailedPreconditionError", "IngestSummary",
-           "InvalidArgumentError", "JobFailedError", "NotFoundError", "PermissionDeniedError", "Pool", "Run",
+           "InvalidArgumentError", "InvalidParameterError", "JobFailedError", "NotFoundError", "PermissionDeniedError", "Pool", "Run",
            "UnauthenticatedError", "UnavailableError", "write_manifest"]

@@ -3,7 +3,7 @@
     from blindspots import Client
     client = Client("localhost:50051")
     run = client.create_run("resnet-v3-eval", class_names=names, embedding_dim=512)
-    run.log_predictions(ids, labels, probs, embeddings, metadata=df, uris=uris)
+    run.log_predictions(ids, embeddings, labels=labels, probabilities=probs, metadata=df, uris=uris)
     diagnosis = run.diagnose()
     print(diagnosis.summary())
     pool = client.create_pool("unlabeled-2026-11", embedding_dim=512)
@@ -12,6 +12,7 @@
 """
 from __future__ import annotations
 
+import difflib
 import random
 import time
 import warnings
@@ -26,7 +27,7 @@ from ._columns import as_matrix, columns_frame, iter_batches
 from ._labels_api import LabelsAPI, LabelsSummary
 from ._progress import ProgressBar
 from .comparison import Comparison
-from .errors import BlindspotsError, JobFailedError, from_rpc_error
+from .errors import BlindspotsError, InvalidParameterError, JobFailedError, from_rpc_error
 from .labeling import export_picks, picks_format
 from .results import Diagnosis, RunMap, candidates_frame, write_manifest
 from .v1 import blindspots_pb2 as pb
@@ -34,6 +35,7 @@ from .v1 import blindspots_pb2_grpc as pb_grpc
 
 T = TypeVar("T")
 RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+_LEGACY_ORDER = ("labels", "probabilities", "embeddings", "metadata", "uris")   # log_predictions before 2026-11
 FILTER_OPS = {"==": "eq", "!=": "ne", "<": "lt", "<=": "le", ">": "gt", ">=": "ge", "in": "in"}
 
 
@@ -368,6 +370,26 @@ def _filter(f) -> pb.MetadataFilter:
     return msg
 
 
+def _diagnosis_params(params: dict) -> pb.DiagnosisParams:
+    """DiagnosisParams from keyword arguments; a name or type the message does not take
+    raises :class:`InvalidParameterError` naming it (protobuf's own error names neither
+    the call nor the valid choices)."""
+    valid = [f.name for f in pb.DiagnosisParams.DESCRIPTOR.fields]
+    for name in params:
+        if name not in valid:
+            close = difflib.get_close_matches(name, valid, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise InvalidParameterError(f"diagnose() got an unknown parameter {name!r}{hint}; "
+                                        f"valid parameters: {', '.join(valid)}")
+    msg = pb.DiagnosisParams()
+    for name, value in params.items():
+        try:
+            setattr(msg, name, value)
+        except (TypeError, ValueError) as exc:
+            raise InvalidParameterError(f"diagnose() parameter {name!r} cannot be {value!r}: {exc}") from None
+    return msg
+
+
 class _Resource:
     """A server-side object: ``message`` is its API message, ``refresh()`` re-reads it."""
 
@@ -400,21 +422,47 @@ class Run(_Resource):
     def _fetch(self) -> "Run":
         return self.client.get_run(self.id)
 
-    def log_predictions(self, sample_ids: Sequence[str], labels, probabilities, embeddings,
-                        metadata: Optional[pd.DataFrame] = None, uris: Optional[Sequence[str]] = None, *,
-                        batch_size: int = 4096, logits: bool = False, batch_id_prefix: str = "",
-                        progress: Union[bool, str] = "auto") -> IngestSummary:
-        """Stream test-set predictions in batches. ``probabilities``: N x C (or raw
-        scores with ``logits=True``); ``embeddings``: N x D; ``metadata``: one row per sample."""
-        return self.client._ingest(self.client.stub.IngestPredictions, "run_id", self.id, sample_ids, embeddings,
-                                   labels, probabilities, metadata, uris, batch_size, logits, batch_id_prefix,
-                                   progress)
+    def log_predictions(self, sample_ids: Sequence[str], *arrays, embeddings=None, labels=None,
+                        probabilities=None, metadata: Optional[pd.DataFrame] = None,
+                        uris: Optional[Sequence[str]] = None, batch_size: int = 4096, logits: bool = False,
+                        batch_id_prefix: str = "", progress: Union[bool, str] = "auto") -> IngestSummary:
+        """Stream test-set predictions in batches, in the order ``Pool.add`` takes them:
+        ``log_predictions(ids, embeddings, labels=y, probabilities=P, metadata=df, uris=u)``
+        (``embeddings`` may be a keyword too). ``embeddings``: N x D; ``labels``: N class
+        indices; ``probabilities``: N x C (or raw scores with ``logits=True``); ``metadata``:
+        one row per sample. The older positional form ``(ids, labels, probabilities,
+        embeddings[, metadata[, uris]])`` still works, with a DeprecationWarning."""
+        given = {"embeddings": embeddings, "labels": labels, "probabilities": probabilities,
+                 "metadata": metadata, "uris": uris}
+        if len(arrays) == 1:
+            names: tuple[str, ...] = ("embeddings",)
+        elif 3 <= len(arrays) <= 5:
+            names = _LEGACY_ORDER[:len(arrays)]
+            warnings.warn("log_predictions(ids, labels, probabilities, embeddings) with positional arrays is "
+                          "deprecated: pass log_predictions(ids, embeddings, labels=..., probabilities=...), "
+                          "the order Pool.add takes", DeprecationWarning, stacklevel=2)
+        elif arrays:
+            raise TypeError(f"log_predictions takes the embeddings positionally and the rest by keyword "
+                            f"(labels=..., probabilities=...); got {len(arrays)} positional arrays")
+        else:
+            names = ()
+        for name, value in zip(names, arrays):
+            if given[name] is not None:
+                raise TypeError(f"log_predictions got multiple values for argument {name!r}")
+            given[name] = value
+        missing = [n for n in ("embeddings", "labels", "probabilities") if given[n] is None]
+        if missing:
+            raise TypeError(f"log_predictions needs {', '.join(missing)} (a run's rows carry embeddings, "
+                            "labels and probabilities)")
+        return self.client._ingest(self.client.stub.IngestPredictions, "run_id", self.id, sample_ids,
+                                   given["embeddings"], given["labels"], given["probabilities"], given["metadata"],
+                                   given["uris"], batch_size, logits, batch_id_prefix, progress)
 
     def diagnose(self, *, wait: bool = True, progress: Union[bool, str] = "auto", **params) -> Union[Diagnosis, pb.Job]:
         """Start a diagnosis; with ``wait`` follow its progress and return the result.
         ``params``: fields of DiagnosisParams (min_cluster_size=..., fdr_alpha=...)."""
         job = self.client._unary(self.client.stub.Diagnose,
-                                 pb.DiagnoseRequest(run_id=self.id, params=pb.DiagnosisParams(**params)))
+                                 pb.DiagnoseRequest(run_id=self.id, params=_diagnosis_params(params)))
         if not wait:
             return job
         job = self.client.wait_job(job.id, progress, label="diagnose")

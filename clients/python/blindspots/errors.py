@@ -17,6 +17,10 @@ class InvalidArgumentError(BlindspotsError):
     pass
 
 
+class InvalidParameterError(ValueError):
+    """An SDK call got a parameter it does not take (raised before anything is sent)."""
+
+
 class NotFoundError(BlindspotsError):
     pass
 

@@ -119,7 +119,8 @@ def log_model_predictions(target: Union[Run, Pool], model: nn.Module, loader: It
             if chunk.labels is None:
                 raise ValueError("a run needs labels: the batches carry none (see the batch format contract "
                                  "in blindspots.torch_capture)")
-            s = target.log_predictions(chunk.sample_ids, chunk.labels, chunk.probabilities, chunk.embeddings,
+            s = target.log_predictions(chunk.sample_ids, chunk.embeddings, labels=chunk.labels,
+                                       probabilities=chunk.probabilities,
                                        metadata=chunk.metadata, uris=chunk.uris, progress=False)
         else:
             s = target.add(chunk.sample_ids, chunk.embeddings,

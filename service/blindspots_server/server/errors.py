@@ -56,9 +56,15 @@ DISK_FULL = ("the server's disk is full; nothing of the failed write was stored 
 _SQLITE_FULL = 13
 
 
+_PG_DISK_FULL = "53100"      # PostgreSQL's disk_full SQLSTATE (psycopg.errors.DiskFull)
+
+
 def is_disk_full(exc: BaseException) -> bool:
-    """An out-of-space error from the file system (ENOSPC, EDQUOT) or from SQLite (SQLITE_FULL)."""
+    """An out-of-space error from the file system (ENOSPC, EDQUOT), SQLite (SQLITE_FULL) or
+    PostgreSQL (disk_full)."""
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    if getattr(exc, "sqlstate", None) == _PG_DISK_FULL:
         return True
     return isinstance(exc, sqlite3.OperationalError) and getattr(exc, "sqlite_errorcode", None) == _SQLITE_FULL
 

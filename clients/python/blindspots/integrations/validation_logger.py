@@ -74,7 +74,8 @@ class ValidationLogger:
                                              embedding_dim=int(chunk.embeddings.shape[1]), project=self.project,
                                              model_name=self.model_name, model_version=model_version,
                                              dataset_name=self.dataset_name)
-            run.log_predictions(chunk.sample_ids, chunk.labels, chunk.probabilities, chunk.embeddings,
+            run.log_predictions(chunk.sample_ids, chunk.embeddings, labels=chunk.labels,
+                                probabilities=chunk.probabilities,
                                 metadata=chunk.metadata, uris=chunk.uris, progress=False)
             rows += len(chunk)
         if run is None:

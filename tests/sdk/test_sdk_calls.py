@@ -1,0 +1,66 @@
+"""The SDK's calling conventions (issue 13, SDK points b and c): runs and pools take their
+arrays in one order, by keyword in both; the older positional form still works with a
+DeprecationWarning; an unknown diagnose parameter is a clear error naming it. Real server."""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+from blindspots import InvalidParameterError
+
+DIM = 4
+
+
+def _arrays(n=12, seed=0):
+    rng = np.random.default_rng(seed)
+    p = rng.uniform(0.1, 0.9, n)
+    return [f"s{i}" for i in range(n)], rng.normal(size=(n, DIM)), rng.integers(0, 2, n), np.stack([p, 1 - p], 1)
+
+
+def test_runs_and_pools_take_arrays_in_one_order(client, server):
+    ids, emb, labels, probs = _arrays()
+    run = client.create_run("r", class_names=["a", "b"], embedding_dim=DIM)
+    pool = client.create_pool("p", embedding_dim=DIM, num_classes=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")          # the new forms warn about nothing
+        assert run.log_predictions(ids[:6], emb[:6], labels=labels[:6], probabilities=probs[:6],
+                                   progress=False).rows_stored == 6
+        assert run.log_predictions(ids[6:], embeddings=emb[6:], labels=labels[6:], probabilities=probs[6:],
+                                   progress=False).rows_stored == 6
+        assert pool.add(ids, emb, probabilities=probs, progress=False).rows_stored == 12
+        assert pool.add([f"q{i}" for i in range(3)], embeddings=emb[:3], probabilities=probs[:3],
+                        progress=False).rows_stored == 3
+    stored = server.store.read_rows("run", run.id)
+    assert stored.column("label").to_pylist() == labels.tolist()
+    np.testing.assert_allclose(np.stack(stored.column("embedding").to_numpy(zero_copy_only=False)), emb, rtol=1e-6)
+
+
+def test_the_older_positional_form_still_works_and_warns(client, server):
+    ids, emb, labels, probs = _arrays()
+    old = client.create_run("old", class_names=["a", "b"], embedding_dim=DIM)
+    with pytest.warns(DeprecationWarning, match=r"log_predictions\(ids, embeddings, labels=\.\.\."):
+        assert old.log_predictions(ids, labels, probs, emb, progress=False).rows_stored == 12
+    new = client.create_run("new", class_names=["a", "b"], embedding_dim=DIM)
+    new.log_predictions(ids, emb, labels=labels, probabilities=probs, progress=False)
+    assert server.store.read_rows("run", old.id).equals(server.store.read_rows("run", new.id))
+    with pytest.raises(TypeError, match="2 positional arrays"):
+        new.log_predictions(ids, emb, labels, progress=False)
+    with pytest.raises(TypeError, match="needs labels, probabilities"):
+        new.log_predictions(ids, emb, progress=False)
+    with pytest.raises(TypeError, match="multiple values for argument 'embeddings'"):
+        new.log_predictions(ids, emb, embeddings=emb, labels=labels, probabilities=probs, progress=False)
+
+
+def test_an_unknown_diagnose_parameter_names_it_and_the_valid_ones(client):
+    ids, emb, labels, probs = _arrays()
+    run = client.create_run("r", class_names=["a", "b"], embedding_dim=DIM)
+    run.log_predictions(ids, emb, labels=labels, probabilities=probs, progress=False)
+    with pytest.raises(InvalidParameterError, match=r"unknown parameter 'min_cluster' \(did you mean "
+                                                    r"'min_cluster_size'\?\); valid parameters: .*fdr_alpha"):
+        run.diagnose(min_cluster=5, progress=False)
+    with pytest.raises(InvalidParameterError, match=r"parameter 'fdr_alpha' cannot be 'low'"):
+        run.diagnose(fdr_alpha="low", progress=False)
+    assert isinstance(InvalidParameterError("x"), ValueError)
+    assert client.stub is not None and run.diagnose(min_cluster_size=5, progress=False).message.num_samples == 12
