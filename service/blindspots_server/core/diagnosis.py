@@ -20,11 +20,12 @@ from .results import (Confusion, DiagnosisResult, Example, FailureRegion, Interv
                       SliceStat, no_progress)
 from .significance import (benjamini_hochberg, enrichment_p_values, excess_error_p_values, interval,
                            wilson_interval)
-from .slice_explanations import Explanation, RegionExplainer
+from .slice_explanations import Explanation, RegionExplainer, same_cause_groups
 from .slice_finder import SliceFinder
 
 NUM_CONFUSIONS = 5
 NUM_TYPICAL_FAILURES = 5
+MIN_EXPLANATION_SUPPORT = 10
 
 
 class Diagnoser:
@@ -79,12 +80,10 @@ class Diagnoser:
         self.clusters_ = clusters          # the space clustering ran in draws the report's map
         progress(0.45, "testing regions")
         space = clusters.local if clusters.local is not None else clusters.reduced
-        cand_support = np.bincount(clusters.region_of_sample[clusters.region_of_sample >= 0],
-                                   minlength=clusters.num_regions)
-        cand_failures = np.bincount(clusters.region_of_sample[(clusters.region_of_sample >= 0) & failed],
-                                    minlength=clusters.num_regions)
-        region_p = excess_error_p_values(cand_failures, cand_support, baseline)
-        excess = cand_failures - cand_support * baseline
+        region_of_sample = clusters.region_of_sample.copy()
+        num = clusters.num_regions
+        cand_support, cand_failures, region_p, excess = _region_tests(
+            region_of_sample, failed, clusters.held_out, baseline, num)
 
         progress(0.5, "searching slices")
         binned = bin_metadata(metadata, self.quantile_bins) if metadata is not None else None
@@ -104,19 +103,24 @@ class Diagnoser:
         explained: dict[int, tuple[list[Explanation], np.ndarray]] = {}
         expl_p_parts = []
         candidates = np.flatnonzero((region_p <= self.fdr_alpha) & (excess > 0))
-        for i, c in enumerate(candidates):
+        can_explain = binned is not None and binned.codes.shape[1] > 0
+        for i, c in enumerate(candidates if can_explain else []):
             progress(0.65 + 0.15 * i / max(len(candidates), 1), "explaining regions")
-            if binned is None or binned.codes.shape[1] == 0:
-                break
-            members = clusters.region_of_sample == c
-            explainer = RegionExplainer(max_predicates=self.max_slice_predicates)
-            found = explainer.fit(binned, members)
-            p_tested = enrichment_p_values(explainer.tested_overlap_, explainer.tested_support_,
-                                           int(members.sum()), n)
-            p_found = enrichment_p_values(np.array([e.overlap for e in found]),
-                                          np.array([e.support for e in found]), int(members.sum()), n)
+            found, p_found, p_tested = self._explain(binned, region_of_sample == c)
             explained[int(c)] = (found, p_found)
             expl_p_parts.append(p_tested)
+        # One cause often shows as several clusters (one per class it confuses):
+        # candidates whose best explanations pick out the same rows become one region.
+        for group in same_cause_groups({c: f[0].mask for c, (f, _) in explained.items() if f}):
+            head = group[0]
+            for other in group[1:]:
+                region_of_sample[region_of_sample == other] = head
+                del explained[other]
+            found, p_found, p_tested = self._explain(binned, region_of_sample == head)
+            explained[head] = (found, p_found)
+            expl_p_parts.append(p_tested)
+        cand_support, cand_failures, region_p, excess = _region_tests(
+            region_of_sample, failed, clusters.held_out, baseline, num)
 
         p_all = np.concatenate([region_p, slice_p, *expl_p_parts])
         q_of = _q_lookup(p_all)
@@ -129,12 +133,12 @@ class Diagnoser:
         progress(0.8, "typing regions")
         typer = RegionTyper(seed=self.seed)
         types = typer.fit(space, labels, outcomes.predicted, outcomes.confidence, failed,
-                          clusters.region_of_sample, [int(c) for c in keep])
+                          region_of_sample, [int(c) for c in keep])
         regions: list[FailureRegion] = []
-        region_of_sample = np.full(n, -1, dtype=np.int64)
+        ranked = np.full(n, -1, dtype=np.int64)
         for rank, c in enumerate(keep):
-            members = clusters.region_of_sample == c
-            region_of_sample[members] = rank
+            members = region_of_sample == c
+            ranked[members] = rank
             lo, hi = wilson_interval(cand_failures[c], cand_support[c])
             rtype = types[int(c)]
             found, p_found = explained.get(int(c), ([], np.zeros(0)))
@@ -155,8 +159,21 @@ class Diagnoser:
             num_samples=n, num_failures=num_failures, baseline_error_rate=baseline,
             baseline_ci=interval(num_failures, n), regions=regions, slices=slices,
             num_hypotheses_tested=int(len(p_all)), num_regions_tested=int(clusters.num_regions),
-            fdr_alpha=self.fdr_alpha, region_of_sample=region_of_sample, failed=failed, params=params)
+            fdr_alpha=self.fdr_alpha, region_of_sample=ranked, failed=failed, params=params)
         return self.result_
+
+    def _explain(self, binned: BinnedMetadata, members: np.ndarray):
+        """A region's explanations, their enrichment p-values, and those of every slice tried."""
+        n = len(members)
+        size = int(members.sum())
+        # Support floor: a slice holding a tenth of the region or less explains little of it.
+        explainer = RegionExplainer(max_predicates=self.max_slice_predicates,
+                                    min_support=max(MIN_EXPLANATION_SUPPORT, int(np.ceil(0.1 * size))))
+        found = explainer.fit(binned, members)
+        p_tested = enrichment_p_values(explainer.tested_overlap_, explainer.tested_support_, size, n)
+        p_found = enrichment_p_values(np.array([e.overlap for e in found]),
+                                      np.array([e.support for e in found]), size, n)
+        return found, p_found, p_tested
 
     def _global_slices(self, finder: SliceFinder, binned: BinnedMetadata | None, failed: np.ndarray,
                        baseline: float, q_of) -> list[SliceStat]:
@@ -215,6 +232,33 @@ class Diagnoser:
                 "max_slice_predicates": int(self.max_slice_predicates),
                 "sliceline_alpha": float(self.sliceline_alpha), "top_slices": int(self.top_slices),
                 "quantile_bins": int(self.quantile_bins), "seed": int(self.seed)}
+
+
+def _region_tests(region_of_sample: np.ndarray, failed: np.ndarray, held: np.ndarray | None,
+                  baseline: float, num_regions: int):
+    """Rows and failures per region, the held-out test's p-value, and the excess errors.
+
+    The test counts held-out rows only: the clustered failures made the regions,
+    so counting them would inflate every region's error rate (on data with no
+    failure pattern a cluster of failures is all failures).
+    """
+    support, failures = _region_counts(region_of_sample, failed, num_regions)
+    if held is None:
+        held = np.ones(len(failed), dtype=bool)
+    held_support, held_failures = _region_counts(region_of_sample[held], failed[held], num_regions)
+    held_baseline = float(failed[held].mean()) if held.any() else baseline
+    p = excess_error_p_values(held_failures, held_support, held_baseline)
+    excess = failures - support * baseline
+    excess = np.where(held_failures > held_support * held_baseline, excess, 0.0)
+    return support, failures, p, excess
+
+
+def _region_counts(region_of_sample: np.ndarray, failed: np.ndarray,
+                   num_regions: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows and failures per region."""
+    inside = region_of_sample >= 0
+    return (np.bincount(region_of_sample[inside], minlength=num_regions),
+            np.bincount(region_of_sample[inside & failed], minlength=num_regions))
 
 
 def _q_lookup(p_all: np.ndarray):

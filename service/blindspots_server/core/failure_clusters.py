@@ -41,6 +41,10 @@ class FailureClusters:
     # float32 rows x dims: PCA of the normalised embeddings with class directions
     # kept, where neighbourhoods (assignment, label agreement, medoids) are taken.
     local: np.ndarray | None = None
+    # bool per row: rows whose region does not depend on their own outcome (every
+    # correct row and the failures held out of clustering); a region's error rate
+    # over these rows is an unbiased test of it (see FailureClusterer).
+    held_out: np.ndarray | None = None
 
 
 def l2_normalise(embeddings: np.ndarray) -> np.ndarray:
@@ -126,18 +130,27 @@ def spectral_embedding(points: np.ndarray, k: int, dims: int, seed: int = 0) -> 
 class FailureClusterer:
     """Clusters failures with HDBSCAN after class-direction removal, PCA and a spectral kNN embedding.
 
-    ``min_cluster_size`` / ``min_samples`` count failures among those clustered
-    (at most ``max_cluster_points``, a random sample beyond that). None
-    parameters are scaled to the data size at fit time; the values used are in
-    ``params_``.
+    Only a random ``fit_share`` of the failures (at most ``max_cluster_points``)
+    is clustered; the other failures, like every correct row, join regions by
+    the vote of their neighbours among the clustered failures and correct rows.
+    Why: regions formed from failures have an error rate inflated by that very
+    selection (on data with no failure pattern at all a cluster of failures is
+    all failures), so a region is tested on the held-out rows only, whose
+    membership does not depend on their own outcome.
+
+    ``min_cluster_size`` / ``min_samples`` count failures among those clustered.
+    None parameters are scaled to the data size at fit time; the values used
+    are in ``params_``.
     """
 
     def __init__(self, min_cluster_size: int | None = None, min_samples: int | None = None,
                  reduce_to: int | None = None, graph_neighbours: int = 30, embed_dims: int = 4,
                  remove_class_directions: bool = True, max_cluster_points: int = 10000,
-                 assign_neighbours: int = 15, assign_share: float = 0.35,
-                 max_reference_points: int = 15000, local_dims: int | None = None, seed: int = 0,
-                 compute: Optional[Any] = None):
+                 assign_neighbours: int = 15, assign_share: float = 0.2,
+                 assign_label_share: float | None = 0.4,
+                 max_reference_points: int = 15000, local_dims: int | None = None,
+                 fit_share: float = 0.5, assign_in: str = "reduced", axes_from: str = "failures",
+                 scale_graph: bool = True, seed: int = 0, compute: Optional[Any] = None):
         self.min_cluster_size = min_cluster_size
         self.min_samples = min_samples
         self.reduce_to = reduce_to
@@ -147,8 +160,13 @@ class FailureClusterer:
         self.max_cluster_points = max_cluster_points
         self.assign_neighbours = assign_neighbours
         self.assign_share = assign_share
+        self.assign_label_share = assign_label_share
         self.max_reference_points = max_reference_points
         self.local_dims = local_dims
+        self.fit_share = fit_share
+        self.assign_in = assign_in
+        self.axes_from = axes_from
+        self.scale_graph = scale_graph
         self.seed = seed
         self.compute = compute      # where the row-level kNN search runs (core/parallel.py); None: here, unchunked
 
@@ -157,7 +175,7 @@ class FailureClusterer:
         # small enough that four or five causes each get their own region.
         mcs = self.min_cluster_size or max(10, int(round(0.05 * n_fit)))
         ms = self.min_samples or max(5, mcs // 4)
-        reduce_to = self.reduce_to or min(dim, 16)
+        reduce_to = self.reduce_to or min(dim, 32)
         return {"min_cluster_size": int(mcs), "min_samples": int(ms), "reduce_to": int(reduce_to)}
 
     def fit(self, embeddings: np.ndarray, failed: np.ndarray, classes: np.ndarray | None = None,
@@ -180,16 +198,17 @@ class FailureClusterer:
         fail_rows = np.flatnonzero(failed)
         # HDBSCAN and the spectral step grow faster than linearly; cluster a sample,
         # every other row joins by nearest neighbour.
-        fitted = fail_rows
-        if len(fail_rows) > self.max_cluster_points:
-            fitted = np.sort(rng.choice(fail_rows, self.max_cluster_points, replace=False))
+        n_fit = int(min(self.max_cluster_points, np.ceil(self.fit_share * len(fail_rows))))
+        fitted = np.sort(rng.choice(fail_rows, n_fit, replace=False))
+        held_out = np.ones(n, dtype=bool)
+        held_out[fitted] = False
         params = self._scaled_params(len(fitted), dim)
         self.params_ = params
-        reduced = self._reduce(x, classes, params["reduce_to"])
+        reduced = self._reduce(x, classes, params["reduce_to"], fitted if self.axes_from == "failures" else None)
         cluster_of_failure = np.full(len(fail_rows), -1, dtype=np.int64)
         region_of_sample = np.full(n, -1, dtype=np.int64)
         local = self._local_space(x, self.local_dims or params["reduce_to"] * 2)
-        empty = FailureClusters(region_of_sample, cluster_of_failure, 0, reduced, params, local)
+        empty = FailureClusters(region_of_sample, cluster_of_failure, 0, reduced, params, local, held_out)
         if len(fitted) < max(2 * params["min_cluster_size"], self.embed_dims + 2, 3):
             self.result_ = empty
             return empty
@@ -205,40 +224,56 @@ class FailureClusterer:
         # Neighbourhoods for assignment are taken with class directions kept:
         # locally, class identity is part of what makes two rows alike.
         progress(0.5, "assigning failures to regions")
+        vote_space = local if self.assign_in == "local" else reduced
         clustered = fitted[labels >= 0]
-        cluster_of_failure = self._vote(local[clustered], labels[labels >= 0], local[fail_rows],
+        cluster_of_failure = self._vote(vote_space[clustered], labels[labels >= 0], vote_space[fail_rows],
                                         np.ones(len(clustered)), num_regions, exclude_self=clustered,
                                         query_rows=fail_rows)
         progress(0.6, "assigning rows to regions")
-        region_of_sample = self._assign_rows(local, failed, fail_rows, cluster_of_failure,
+        region_of_sample = self._assign_rows(vote_space, failed, fail_rows, fitted, cluster_of_failure,
                                              num_regions, rng)
         self.result_ = FailureClusters(region_of_sample, cluster_of_failure, num_regions,
-                                       reduced, params, local)
+                                       reduced, params, local, held_out)
         return self.result_
 
-    def _assign_rows(self, local, failed, fail_rows, cluster_of_failure, num_regions, rng):
+    def _assign_rows(self, local, failed, fail_rows, fitted, cluster_of_failure, num_regions, rng):
         """Region of every row, failed or not, by one rule so error rates stay unbiased.
 
         A row joins region r when r's failures hold at least ``assign_share`` of
-        its nearest rows, correct rows included. Beyond ``max_reference_points``
-        the reference rows are a stratified sample (failures and correct rows at
-        their own rates) weighted back up, which keeps the vote unbiased.
+        its nearest rows, correct rows included. The reference rows are the
+        clustered failures and (a sample of) the correct rows, each weighted
+        back up to its share of the data; held-out failures are never
+        references, so a held-out row's region does not depend on its outcome.
         """
         ok_rows = np.flatnonzero(~failed)
         rate = min(1.0, self.max_reference_points / max(len(local), 1))
-        ref_fail = np.sort(rng.choice(len(fail_rows), int(np.ceil(rate * len(fail_rows))), replace=False))
+        ref_fit = np.sort(rng.choice(fitted, int(np.ceil(rate * len(fitted))), replace=False))
         ref_ok = np.sort(rng.choice(ok_rows, int(np.ceil(rate * len(ok_rows))), replace=False))
-        ref_rows = np.concatenate([fail_rows[ref_fail], ref_ok])
-        ref_labels = np.concatenate([cluster_of_failure[ref_fail], np.full(len(ref_ok), -1)])
-        weights = np.concatenate([np.full(len(ref_fail), len(fail_rows) / max(len(ref_fail), 1)),
+        ref_rows = np.concatenate([ref_fit, ref_ok])
+        label_of_row = np.full(len(local), -1, dtype=np.int64)
+        label_of_row[fail_rows] = cluster_of_failure
+        ref_labels = np.concatenate([label_of_row[ref_fit], np.full(len(ref_ok), -1)])
+        weights = np.concatenate([np.full(len(ref_fit), len(fail_rows) / max(len(ref_fit), 1)),
                                   np.full(len(ref_ok), len(ok_rows) / max(len(ref_ok), 1))])
         return self._vote(local[ref_rows], ref_labels, local, weights, num_regions,
                           exclude_self=ref_rows, query_rows=np.arange(len(local)),
-                          share=self.assign_share, approximate=True)
+                          # Twice the test set's failure rate at least: where a fifth of all
+                          # rows fail, a neighbourhood failing a fifth of the time is ordinary.
+                          share=max(self.assign_share, 2.0 * len(fail_rows) / max(len(local), 1)),
+                          approximate=True,
+                          label_share=self.assign_label_share,
+                          ref_failed=np.arange(len(ref_rows)) < len(ref_fit))
 
     def _vote(self, ref_points, ref_labels, queries, weights, num_regions, exclude_self, query_rows,
-              share: float = 0.5, approximate: bool = False):
-        """Label of each query: the region holding a weighted majority of its neighbours, else -1."""
+              share: float = 0.5, approximate: bool = False, label_share: float | None = None,
+              ref_failed: np.ndarray | None = None):
+        """Label of each query: the region holding a weighted majority of its neighbours, else -1.
+
+        With ``label_share``, two questions instead of one: is the neighbourhood
+        failure-dense (failures of any region, or none, weigh at least ``share``)
+        and does one region hold at least ``label_share`` of those failures? A
+        condition the model gets wrong half the time then still keeps its rows.
+        """
         k = int(min(self.assign_neighbours + 1, len(ref_points)))
         _, idx = nearest(ref_points, queries, k, approximate, compute=self.compute)
         # A query that is itself a reference point does not vote for itself.
@@ -249,12 +284,21 @@ class FailureClusterer:
         votes = np.zeros((len(queries), num_regions + 1))
         np.add.at(votes, (np.repeat(np.arange(len(queries)), k), (lab + 1).ravel()), w.ravel())
         best = votes[:, 1:].argmax(axis=1)
-        best_share = votes[np.arange(len(queries)), best + 1] / np.maximum(totals, 1e-12)
-        return np.where(best_share >= share, best, -1).astype(np.int64)
+        best_votes = votes[np.arange(len(queries)), best + 1]
+        if label_share is None:
+            return np.where(best_votes / np.maximum(totals, 1e-12) >= share, best, -1).astype(np.int64)
+        failures = (w * ref_failed[idx]).sum(axis=1)
+        dense = failures / np.maximum(totals, 1e-12) >= share
+        held = best_votes / np.maximum(failures, 1e-12) >= label_share
+        return np.where(dense & held & (best_votes > 0), best, -1).astype(np.int64)
 
     def _cluster(self, points: np.ndarray, params: dict) -> np.ndarray:
         """HDBSCAN labels of the points, after a spectral embedding of their kNN graph."""
-        embedded = spectral_embedding(points, int(min(self.graph_neighbours, len(points) - 1)),
+        # On a few dozen points 30 neighbours join everything to everything; the graph
+        # needs fewer neighbours than a cause has points.
+        k = self.graph_neighbours if not self.scale_graph else min(self.graph_neighbours,
+                                                                    max(8, int(np.sqrt(len(points)))))
+        embedded = spectral_embedding(points, int(min(k, len(points) - 1)),
                                       self.embed_dims, self.seed)
         clusterer = hdbscan.HDBSCAN(min_cluster_size=params["min_cluster_size"],
                                     min_samples=params["min_samples"])
@@ -267,8 +311,14 @@ class FailureClusterer:
             return np.ascontiguousarray(centred)
         return np.ascontiguousarray(centred @ principal_axes(centred, dims))
 
-    def _reduce(self, x: np.ndarray, classes: np.ndarray | None, reduce_to: int) -> np.ndarray:
-        """Centred rows, minus class-mean directions, projected on the top principal axes."""
+    def _reduce(self, x: np.ndarray, classes: np.ndarray | None, reduce_to: int,
+                axes_rows: np.ndarray | None = None) -> np.ndarray:
+        """Centred rows, minus class-mean directions, projected on the top principal axes.
+
+        With ``axes_rows`` (the clustered failures) the axes are those along which
+        the failures vary: a condition holding 0.5% of the rows is a large share
+        of the failures but too little of all rows' variance to reach the top axes.
+        """
         centred = (x - x.mean(axis=0)).astype(np.float32)
         self.class_basis_ = None
         if self.remove_class_directions and classes is not None:
@@ -283,5 +333,6 @@ class FailureClusterer:
         if reduce_to >= x.shape[1]:
             self.components_ = None
             return np.ascontiguousarray(centred)
-        self.components_ = principal_axes(centred, reduce_to, self.seed)
+        basis_rows = centred if axes_rows is None else centred[axes_rows] - centred[axes_rows].mean(axis=0)
+        self.components_ = principal_axes(basis_rows, reduce_to, self.seed)
         return np.ascontiguousarray(centred @ self.components_)

@@ -38,16 +38,18 @@ class RegionExplainer:
 
     A longer conjunction is kept only when it beats its parent's F1 by
     ``min_gain``, so explanations stay as short as the data allows; a slice is
-    kept only when it holds the region at ``min_enrichment`` times its overall share.
+    kept only when it holds the region at ``min_enrichment`` times its overall share
+    and has at least ``min_support`` rows (a slice of a handful of rows explains nothing).
     """
 
     def __init__(self, max_predicates: int = 3, beam_width: int = 10, top: int = 3,
-                 min_gain: float = 0.05, min_enrichment: float = 2.0):
+                 min_gain: float = 0.05, min_enrichment: float = 2.0, min_support: int = 1):
         self.max_predicates = max_predicates
         self.beam_width = beam_width
         self.top = top
         self.min_gain = min_gain
         self.min_enrichment = min_enrichment
+        self.min_support = min_support
 
     def fit(self, binned: BinnedMetadata, members: np.ndarray) -> list[Explanation]:
         """The best-F1 explanations (at most ``top``), best first; sets ``num_tested_``."""
@@ -80,7 +82,7 @@ class RegionExplainer:
                     # A slice that barely concentrates the region more than the whole
                     # test set does describes nothing, however large the region.
                     enriched = overlap[j] / support[j] >= self.min_enrichment * size / len(members)
-                    if enriched and f1[j] >= parent_f1 + (self.min_gain if chosen else 0.0):
+                    if enriched and support[j] >= self.min_support and f1[j] >= parent_f1 + (self.min_gain if chosen else 0.0):
                         scored.append((float(f1[j]), key, mask & matrix[:, j].astype(bool)))
             scored.sort(key=lambda t: -t[0])
             beam = [(key, mask, f1) for f1, key, mask in scored[: self.beam_width]]
@@ -196,3 +198,28 @@ class RegionExplainer:
             return Predicate(name, op, low=t, high=math.inf)
         t = float(v[cut[int(np.argmax(f1_high))]])
         return Predicate(name, op, low=-math.inf, high=t)
+
+
+def same_cause_groups(masks: dict[int, np.ndarray], min_jaccard: float = 0.5) -> list[list[int]]:
+    """Groups (two or more ids, smallest first) whose row masks overlap by Jaccard >= min_jaccard.
+
+    Linked transitively: a cause split into three clusters is one group.
+    """
+    ids = sorted(masks)
+    parent = {i: i for i in ids}
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            i = parent[i]
+        return i
+
+    for a_pos, a in enumerate(ids):
+        for b in ids[a_pos + 1:]:
+            inter = int((masks[a] & masks[b]).sum())
+            union = int((masks[a] | masks[b]).sum())
+            if union and inter / union >= min_jaccard:
+                parent[root(b)] = root(a)
+    groups: dict[int, list[int]] = {}
+    for i in ids:
+        groups.setdefault(root(i), []).append(i)
+    return [g for g in groups.values() if len(g) > 1]
