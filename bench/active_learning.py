@@ -233,6 +233,7 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--split", choices=sorted(SPLITS), default="heldout")
     parser.add_argument("--quick", action="store_true", help="2 seeds, budget 300, base family only")
     parser.add_argument("--draws", type=int, default=None, help="seeds per family (default: the split's)")
+    parser.add_argument("--first-draw", type=int, default=0, help="skip the split's first seeds (parallel runs)")
     parser.add_argument("--suite", nargs="*", default=None,
                         help="suite families to add (default: every one of the split with failing slices)")
     parser.add_argument("--budgets", type=int, nargs="+", default=None)
@@ -258,7 +259,7 @@ def main(argv: list[str] | None = None) -> str:
         path = Path(args.cache)
         cache = pickle.loads(path.read_bytes()) if path.exists() else {}
     outcomes: list[Outcome] = []
-    for draw in range(draws):
+    for draw in range(args.first_draw, draws):
         for f in families(args.split, draw, kinds, suite):
             seed = f.seed
             t0 = time.perf_counter()

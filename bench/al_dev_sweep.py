@@ -30,6 +30,11 @@ from blindspots_server.core import targeted, targeted_budget  # noqa: E402
 from blindspots_server.core.pool_index import PoolIndex  # noqa: E402
 from blindspots_server.core.suggest import PoolData, suggest_candidates  # noqa: E402
 
+CONFIGS_SUITE = {
+    "sqrt+merge+rep": (0.5, True, "none", 0.5),
+    "sqrt+merge+rep+fallback(failures)": (0.5, True, "failures", 0.5),
+    "sqrt+merge+rep+fallback(weak)": (0.5, True, "weak", 0.5),
+}
 CONFIGS = {
     # name: (share exponent, merge fragments, fallback basis, representative weight)
     "proportional, no merge, no fallback": (1.0, False, "none", 0.0),
@@ -53,14 +58,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--draws", type=int, default=2)
     parser.add_argument("--budgets", type=int, nargs="+", default=[300, 600])
     parser.add_argument("--suite", nargs="*", default=["latent_six", "cancer_drift", "latent_rare_wide"])
+    parser.add_argument("--second", action="store_true",
+                        help="the second sweep: fallback rules, with margin itself as a reference")
+    parser.add_argument("--kinds", nargs="+", default=["base", "ambiguous_pool", "confident_errors", "noisy_test"])
     parser.add_argument("--out", default=None, help="pickle of the targeted outcomes per configuration")
     args = parser.parse_args(argv)
     import torch
 
     torch.set_num_threads(1)
-    results: dict[str, list] = {name: [] for name in CONFIGS}
+    configs = CONFIGS_SUITE if args.second else CONFIGS
+    results: dict[str, list] = {name: [] for name in [*configs, "margin (reference)"]}
     for draw in range(args.draws):
-        for f in al.families("dev", draw, ["base", *al.VARIANTS], args.suite):
+        for f in al.families("dev", draw, args.kinds, args.suite):
             t0 = time.perf_counter()
             model = f.fit(f.train.x, f.train.y, f.seed)
             test_probs, pool_probs = model.predict_proba(f.test.x), model.predict_proba(f.pool.x)
@@ -68,7 +77,13 @@ def main(argv: list[str] | None = None) -> None:
             regions, num_failures = al.diagnose(f, test_emb, test_probs)
             data = PoolData(pool_emb, pool_probs, f.pool.meta)
             index = PoolIndex(pool_emb.shape[1]).build(pool_emb)
-            for name, config in CONFIGS.items():
+            for budget in args.budgets:
+                margin = np.argsort(-(1 - np.diff(np.sort(pool_probs, 1)[:, -2:], axis=1)[:, 0]),
+                                    kind="stable")[:budget]
+                failing, overall = al._evaluate(f, margin, f.seed)
+                results["margin (reference)"].append(al.Outcome(f.name, f.kind, f.seed, budget, "targeted",
+                                                                failing, overall, {}, 0.0))
+            for name, config in configs.items():
                 _apply(config)
                 for budget in args.budgets:
                     if regions:

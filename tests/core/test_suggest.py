@@ -174,23 +174,26 @@ def test_fragments_of_one_failure_share_one_budget(world, keep_slice):
     assert any("merged" in c.reason for c in out if c.region_id >= 10)
 
 
-def test_margin_blend_takes_the_unexplained_share_when_on(world, monkeypatch):
+def test_a_weak_diagnosis_gives_way_to_margin_sampling(world, monkeypatch):
     from blindspots_server.core import targeted_budget
 
     s, pool, regions = world
     in_regions = sum(len(r.failure_indices) for r in regions)
-    default = call(world, "targeted", budget=100, num_failures=4 * in_regions)
-    assert all(c.region_id >= 0 for c in default), "off by default (dev: it cost accuracy)"
-    monkeypatch.setattr(targeted_budget, "FALLBACK_BASIS", "failures")
+    # Regions holding 60% of the failures: a diagnosis strong enough to follow alone.
+    strong = call(world, "targeted", budget=100, num_failures=int(in_regions / 0.6))
+    assert all(c.region_id >= 0 for c in strong)
+    # Holding 25%: margin takes 1 - 0.25 / 0.5 = half of the budget, said per pick.
     out = call(world, "targeted", budget=100, num_failures=4 * in_regions)
     margin_picks = [c for c in out if c.region_id == -1]
-    assert len(margin_picks) == 75
+    assert len(margin_picks) == 50
     assert all("margin" in c.reason and "explain 25%" in c.reason for c in margin_picks)
     # Interleaved: any prefix holds both kinds.
     assert {c.region_id == -1 for c in out[:8]} == {True, False}
     assert len({c.pool_index for c in out}) == 100
-    full = call(world, "targeted", budget=100, num_failures=in_regions)
-    assert all(c.region_id >= 0 for c in full)
+    # The proportional rule gives margin the whole unexplained share.
+    monkeypatch.setattr(targeted_budget, "FALLBACK_BASIS", "failures")
+    assert sum(c.region_id == -1 for c in call(world, "targeted", budget=100,
+                                                num_failures=4 * in_regions)) == 75
 
 
 def test_uncertainty_weight_changes_scores_and_reason(world):

@@ -101,8 +101,8 @@ def suggest_candidates(strategy: str, budget: int, pool: PoolData, regions: list
     ``excluded`` rows (already labeled, filtered out, ...) are never returned.
     ``index`` is the pool's PoolIndex (built over all pool rows); without one the
     targeted strategy builds a temporary index. ``progress`` may raise to cancel.
-    ``num_failures``: the diagnosed test set's failure count, which the targeted
-    strategy's optional margin blend needs (targeted_budget.FALLBACK_BASIS, off by default).
+    ``num_failures``: the diagnosed test set's failure count; with it, regions that hold
+    under half of the failures give part of the budget to margin sampling (targeted).
     """
     progress = progress or no_progress
     allowed = _check(strategy, budget, pool, regions, labeled_embeddings, excluded, index)

@@ -2,7 +2,8 @@
 
 1. Budget (targeted_budget.py): label-noise regions get none, fragments of one
    failure are merged, groups share by the square root of their excess errors;
-   with no region to collect for, margin sampling takes the budget.
+   a weak diagnosis (no region to collect for, or regions holding under half of
+   the failures) gives (part of) the budget to margin sampling.
 2. Candidates per group: each failure's nearest pool rows (kNN via the pool
    index), over-fetched so exclusions and earlier groups' picks leave enough.
 3. Candidate score = closeness to the group's failures
@@ -30,7 +31,7 @@ from .results import ProgressFn, SuggestionCandidate, slice_name
 from .strategies import normalised_entropy, select_margin
 from .suggest_inputs import PoolData, TargetRegion
 from .targeted_budget import allocate_budget  # noqa: F401  (re-exported: callers split budgets too)
-from .targeted_budget import RegionGroup, collection_groups, fallback_share, group_shares
+from .targeted_budget import RegionGroup, collection_groups, fallback_share, group_shares, held_share
 
 # Candidates fetched per pick: room for the diversity step to choose from.
 OVERSAMPLE = 6
@@ -172,8 +173,7 @@ def select_targeted(embeddings: np.ndarray, probabilities: np.ndarray | None, po
             return []
     searcher = _searcher(embeddings, allowed, index)
     uncertainty = normalised_entropy(probabilities) if probabilities is not None else None
-    explained_out = fallback_share(groups, num_failures) if probabilities is not None else 0.0
-    to_margin = int(round(budget * explained_out))
+    to_margin = int(round(budget * fallback_share(groups, num_failures))) if probabilities is not None else 0
     alloc = group_shares(groups, budget - to_margin)
     taken = np.zeros(len(embeddings), dtype=bool)
     per_region: list[list[SuggestionCandidate]] = []
@@ -195,7 +195,7 @@ def select_targeted(embeddings: np.ndarray, probabilities: np.ndarray | None, po
     to_margin += carry
     if to_margin > 0 and probabilities is not None:
         progress(0.92, "margin sampling for the failures no region explains")
-        note = (f"the regions explain {100 * (1 - explained_out):.0f}% of the failures; "
+        note = (f"the regions explain {100 * held_share(groups, num_failures):.0f}% of the failures; "
                 f"the rest of the budget follows margin sampling: ")
         per_region.append([replace(c, reason=note + c.reason)
                            for c in select_margin(probabilities, allowed & ~taken, to_margin)])
