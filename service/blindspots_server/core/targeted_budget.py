@@ -2,9 +2,9 @@
 
 - Label-noise regions take no collection budget: their failures are wrong test
   labels, and more pool samples like them fix nothing (relabel them instead).
-- Fragments of one failure (regions with the same explaining slice, or whose
-  failure centroids lie within each other's spread) are merged before the
-  split, so a condition the clustering cut into three pieces gets one share,
+- Fragments of one failure (regions with the same explaining slice, or, where
+  at least one has no explanation, whose failure centroids lie within each
+  other's spread) are merged before the split, so a condition the clustering cut into three pieces gets one share,
   not three.
 - Shares grow with the square root of a group's excess errors: the first labels
   in a gap teach the most, so a large gap gets more, but not proportionally
@@ -89,9 +89,12 @@ def collection_groups(regions: list[TargetRegion]) -> list[RegionGroup]:
 
     for i in range(len(active)):
         for j in range(i + 1, len(active)):
-            same_slice = bool(active[i].slice_predicates) and _slice_key(active[i]) == _slice_key(active[j])
+            explained = bool(active[i].slice_predicates) and bool(active[j].slice_predicates)
+            same_slice = explained and _slice_key(active[i]) == _slice_key(active[j])
             close = 1.0 - float(stats[i][0] @ stats[j][0]) < max(stats[i][1], stats[j][1])
-            if MERGE_FRAGMENTS and (same_slice or close):
+            # Two different explanations are evidence of two causes: closeness alone (class
+            # spread makes failure centroids look alike) must not merge them.
+            if MERGE_FRAGMENTS and (same_slice or (close and not explained)):
                 parent[root(j)] = root(i)
     groups: dict[int, list[TargetRegion]] = {}
     for i, r in enumerate(active):
