@@ -5,7 +5,7 @@ merging, margin fallback basis, representativeness weight) on the dev families
 and seeds, and compares each with the best scikit-activeml baseline from a
 cache written by ``active_learning.py --split dev --cache PATH``.
 
-    .venv/bin/python bench/al_dev_sweep.py --cache /tmp/al_dev.pkl
+    .venv/bin/python bench/al_dev_sweep.py --cache DEV_CACHE.pkl   # written by active_learning.py --split dev --cache
 
 Prints, per configuration: mean paired Δ vs the best baseline over all dev
 families and budgets, the worst family's Δ, and Δ on the misleading families.
