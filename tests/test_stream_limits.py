@@ -1,6 +1,7 @@
 """Clients that open streams and send nothing cannot starve the server (real servers on loopback)."""
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 
@@ -32,6 +33,20 @@ def _batch(run_id: str, ids: list[str]) -> pb.IngestBatch:
                           embeddings=np.zeros((n, DIM), "<f4").tobytes())
 
 
+@contextlib.contextmanager
+def _served(tmp_path, **overrides):
+    """A real server, a raw stub on its own channel, and the event that ends every silent stream."""
+    server = start_server(tmp_path / "data", **overrides)
+    release = threading.Event()
+    channel = grpc.insecure_channel(f"127.0.0.1:{server.port}")
+    try:
+        yield server, channel, pb_grpc.BlindspotsStub(channel), release
+    finally:
+        release.set()
+        channel.close()
+        server.stop()
+
+
 def _wait_for(predicate, seconds: float = 30.0) -> None:
     end = time.monotonic() + seconds
     while not predicate():
@@ -40,11 +55,7 @@ def _wait_for(predicate, seconds: float = 30.0) -> None:
 
 
 def test_a_hundred_idle_streams_leave_health_and_reads_answering(tmp_path):
-    server = start_server(tmp_path / "data")          # default limits
-    release = threading.Event()
-    channel = grpc.insecure_channel(f"127.0.0.1:{server.port}")
-    try:
-        stub = pb_grpc.BlindspotsStub(channel)
+    with _served(tmp_path) as (server, channel, stub, release):          # default limits
         with Client(f"127.0.0.1:{server.port}") as client:
             run = client.create_run("r", class_names=["a", "b"], embedding_dim=DIM)
         calls = [stub.IngestPredictions.future(_silent(release), timeout=60) for _ in range(100)]
@@ -61,18 +72,10 @@ def test_a_hundred_idle_streams_leave_health_and_reads_answering(tmp_path):
             status = health.Check(health_pb2.HealthCheckRequest(service=""), timeout=1.0).status
             assert status == health_pb2.HealthCheckResponse.SERVING
             assert stub.GetRun(pb.GetRunRequest(run_id=run.id), timeout=1.0).num_rows == 0
-    finally:
-        release.set()
-        channel.close()
-        server.stop()
 
 
 def test_a_stream_that_never_sends_is_closed_and_one_that_goes_quiet_keeps_what_it_sent(tmp_path):
-    server = start_server(tmp_path / "data", stream_first_message_s=1, stream_idle_s=1)
-    release = threading.Event()
-    channel = grpc.insecure_channel(f"127.0.0.1:{server.port}")
-    try:
-        stub = pb_grpc.BlindspotsStub(channel)
+    with _served(tmp_path, stream_first_message_s=1, stream_idle_s=1) as (server, _, stub, release):
         with Client(f"127.0.0.1:{server.port}") as client:
             run = client.create_run("r", class_names=["a", "b"], embedding_dim=DIM)
             with pytest.raises(grpc.RpcError) as silent:
@@ -87,18 +90,10 @@ def test_a_stream_that_never_sends_is_closed_and_one_that_goes_quiet_keeps_what_
             assert "1 message(s) received" in quiet.value.details()
             assert client.get_run(run.id).message.num_rows == 2      # the batch it sent was stored
             _wait_for(lambda: server.streams.open_streams() == 0)
-    finally:
-        release.set()
-        channel.close()
-        server.stop()
 
 
 def test_the_sdk_retries_a_stream_refused_for_the_cap(tmp_path):
-    server = start_server(tmp_path / "data", max_client_streams=2, max_client_streams_per_peer=2)
-    release = threading.Event()
-    channel = grpc.insecure_channel(f"127.0.0.1:{server.port}")
-    try:
-        stub = pb_grpc.BlindspotsStub(channel)
+    with _served(tmp_path, max_client_streams=2, max_client_streams_per_peer=2) as (server, _, stub, release):
         held = [stub.IngestPredictions.future(_silent(release), timeout=60) for _ in range(2)]
         _wait_for(lambda: server.streams.open_streams() == 2)
         threading.Timer(1.0, release.set).start()        # the idle streams end after a second
@@ -109,7 +104,3 @@ def test_the_sdk_retries_a_stream_refused_for_the_cap(tmp_path):
             assert summary.rows_stored == 3
         for call in held:
             call.exception(timeout=30)
-    finally:
-        release.set()
-        channel.close()
-        server.stop()
