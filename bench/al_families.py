@@ -94,7 +94,7 @@ class ListingsHead:
     """The listings scenario's MLP head, with its hidden layer exposed (for BADGE)."""
 
     def __init__(self, num_classes: int, seed: int, epochs: int = 20):
-        from blindspots_server.scenario import ListingsModel
+        from blindspots_scenarios.listings import ListingsModel
 
         self.model = ListingsModel(num_classes, seed=seed, epochs=epochs)
 
@@ -120,7 +120,7 @@ class ListingsHead:
 def listings_family(seed: int, world_seed: int = 7, n_train: int = 2000, n_test: int = 3000,
                     n_pool: int = 8000) -> Family:
     """The project's listings scenario (three data gaps, one label-noise condition)."""
-    from blindspots_server.scenario import make_scenario
+    from blindspots_scenarios.listings import make_scenario
 
     s = make_scenario(n_train=n_train, n_test=n_test, n_pool=n_pool, seed=seed, world_seed=world_seed)
     c = len(s.class_names)

@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT / "service"))
 from blindspots_server.core.pool_index import PoolIndex, normalise  # noqa: E402
 from blindspots_server.core.suggest import (STRATEGIES, PoolData, TargetRegion,  # noqa: E402
                                             suggest_candidates)
-from blindspots_server.scenario import make_scenario, train_model  # noqa: E402
+from blindspots_scenarios.listings import make_scenario, train_model  # noqa: E402
 
 
 @dataclass

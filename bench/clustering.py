@@ -31,7 +31,7 @@ from measure import ROOT, Timing, ratio, repeat, repeat_bounded, write_fragment
 sys.path.insert(0, str(ROOT / "service"))
 
 from blindspots_server.core.failure_clusters import FailureClusterer  # noqa: E402
-from blindspots_server.scenario import make_scenario, train_model  # noqa: E402
+from blindspots_scenarios.listings import make_scenario, train_model  # noqa: E402
 
 CONDITIONS = ("north_cam_e", "luxury", "dark", "watermark")
 

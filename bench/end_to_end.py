@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT / "clients" / "python"))
 
 from blindspots_server.core.pool_index import PoolIndex  # noqa: E402
 from blindspots_server.core.suggest import PoolData, suggest_candidates  # noqa: E402
-from blindspots_server.scenario import CLASS_NAMES, make_scenario, train_model  # noqa: E402
+from blindspots_scenarios.listings import CLASS_NAMES, make_scenario, train_model  # noqa: E402
 
 BUDGET = 1000
 POOL_CAP = 1_000_000

@@ -30,7 +30,7 @@ from measure import ROOT, ServerProcess, Timing, repeat, write_fragment
 sys.path.insert(0, str(ROOT / "service"))
 sys.path.insert(0, str(ROOT / "clients" / "python"))
 
-from blindspots_server.scenario import CLASS_NAMES, make_scenario  # noqa: E402
+from blindspots_scenarios.listings import CLASS_NAMES, make_scenario  # noqa: E402
 
 
 @dataclass

@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT / "service"))
 
 from blindspots_server.core.metadata_bins import bin_metadata  # noqa: E402
 from blindspots_server.core.slice_finder import SliceFinder  # noqa: E402
-from blindspots_server.scenario import make_scenario, train_model  # noqa: E402
+from blindspots_scenarios.listings import make_scenario, train_model  # noqa: E402
 
 ALPHA, TOP_K, MAX_LEVEL = 0.95, 10, 3
 

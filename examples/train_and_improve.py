@@ -25,7 +25,7 @@ from blindspots import Client
 from blindspots.report import write_report
 from blindspots.torch_capture import log_model_predictions
 
-from blindspots_server.scenario import Split, make_scenario
+from blindspots_scenarios.listings import Split, make_scenario
 
 
 class Listings(Dataset):
@@ -97,7 +97,7 @@ def main(argv: Optional[list[str]] = None) -> dict:
 
     s = make_scenario(n_train=args.n_train, n_test=args.n_test, n_pool=args.n_pool, seed=args.seed)
     if args.images:
-        from blindspots_server.scenario_images import attach_images
+        from blindspots_scenarios.listings_images import attach_images
         attach_images(s, args.images)
     k = len(s.class_names)
     failing = s.test.in_data_gap

@@ -9,7 +9,7 @@ import pytest
 
 from blindspots import Client
 from blindspots_server.config import ServerConfig
-from blindspots_server.scenario import Scenario, make_scenario, train_model
+from blindspots_scenarios.listings import Scenario, make_scenario, train_model
 from blindspots_server.server.app import BlindspotsServer
 
 import pgtest

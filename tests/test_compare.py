@@ -10,7 +10,7 @@ import pytest
 
 from blindspots import Client, FailedPreconditionError, InvalidArgumentError
 from blindspots_server.core.version_comparison import VersionComparer, rate_change
-from blindspots_server.scenario import make_scenario, train_model
+from blindspots_scenarios.listings import make_scenario, train_model
 from conftest import start_server
 
 BIN = Path(sys.executable).parent / "blindspots"

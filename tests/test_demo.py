@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from blindspots_server.demo import run_demo
+from blindspots_scenarios.demo import run_demo
 
 
 def test_demo_finds_the_planted_regions_and_its_picks_fix_them(tmp_path, capsys):

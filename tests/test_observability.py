@@ -23,7 +23,7 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoRe
 from blindspots import Client
 from blindspots.v1 import blindspots_pb2 as pb
 from blindspots_server.config import ServerConfig
-from blindspots_server.scenario import make_scenario, train_model
+from blindspots_scenarios.listings import make_scenario, train_model
 from blindspots_server.server.app import BlindspotsServer
 from blindspots_server.server.telemetry import Telemetry
 

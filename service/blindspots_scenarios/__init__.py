@@ -17,6 +17,9 @@ planted condition of every test row and the metadata predicate that caused it.
     model = inst.make_model().fit(*inst.training_set(picked_pool_rows))
     accuracy = (model.predict_proba(inst.test.inputs).argmax(1) == inst.test.true_labels).mean()
 
+The demo's own synthetic listings scenario (``blindspots demo``, examples/, the
+older benches) lives beside them in :mod:`.listings`, with :mod:`.demo` running it.
+
 Defaults are chosen on ``DEV`` with ``seeds("dev", n)``; results are reported
 on ``HELD_OUT`` with ``seeds("held_out", n)`` (other seeds; ``build`` refuses a
 seed from the other half).

@@ -9,7 +9,7 @@ import pytest
 
 from blindspots_server.core.diagnosis import Diagnoser
 from blindspots_server.core.failure_clusters import FailureClusterer
-from blindspots_server.scenario import DATA_GAPS, make_scenario, train_model
+from blindspots_scenarios.listings import DATA_GAPS, make_scenario, train_model
 
 
 @pytest.fixture(scope="session")

@@ -41,7 +41,7 @@ def test_same_top_slices_as_sliceline(alpha, k, max_l, min_sup):
 
 
 def test_same_top_slices_as_sliceline_on_binned_listings():
-    from blindspots_server.scenario import make_scenario
+    from blindspots_scenarios.listings import make_scenario
     s = make_scenario(n_train=100, n_test=3000, n_pool=10, seed=1)
     binned = bin_metadata(s.test.metadata, quantile_bins=5)
     errors = (s.test.conditions.any(axis=1).to_numpy() & (np.arange(3000) % 3 > 0)).astype(float)

@@ -12,7 +12,7 @@ from blindspots_server.core.results import Predicate
 from blindspots_server.core.suggest import (STRATEGIES, MetadataFilterSpec, PoolData, TargetRegion,
                                             filter_mask, predicate_mask, suggest_candidates)
 from blindspots_server.core.targeted import allocate_budget
-from blindspots_server.scenario import DATA_GAPS, make_scenario, train_model
+from blindspots_scenarios.listings import DATA_GAPS, make_scenario, train_model
 
 NORTH_CAM_E = (Predicate("camera", "eq", "cam_e"), Predicate("region", "eq", "north"))
 

@@ -30,7 +30,7 @@ import pytest
 
 from blindspots import Client
 from blindspots.labeling import read_label_studio_export
-from blindspots_server.scenario import make_scenario, train_model
+from blindspots_scenarios.listings import make_scenario, train_model
 from conftest import start_server
 
 pytestmark = pytest.mark.labelstudio

@@ -15,7 +15,7 @@ import pytest
 from blindspots import Client, InvalidArgumentError
 from blindspots.labeling import (coco_classification, label_studio_config, read_label_studio_export,
                                  task_uri)
-from blindspots_server.scenario import make_scenario, train_model
+from blindspots_scenarios.listings import make_scenario, train_model
 from conftest import start_server
 
 BIN = Path(sys.executable).parent / "blindspots"

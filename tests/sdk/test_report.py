@@ -14,8 +14,8 @@ import pytest
 from blindspots import Client, InvalidArgumentError
 from blindspots._report_map import convex_hull
 from blindspots.report import image_data_uri, local_image_path
-from blindspots_server.scenario import make_scenario, train_model
-from blindspots_server.scenario_images import attach_images, encode_png, render_listing
+from blindspots_scenarios.listings import make_scenario, train_model
+from blindspots_scenarios.listings_images import attach_images, encode_png, render_listing
 from conftest import start_server
 
 BIN = Path(sys.executable).parent / "blindspots"

@@ -9,7 +9,7 @@ import pytest
 
 from blindspots import Client
 from blindspots.report import write_report
-from blindspots_server.scenario import make_scenario, train_model
+from blindspots_scenarios.listings import make_scenario, train_model
 from conftest import start_server
 
 POLYGON = re.compile(r'<polygon points="([^"]+)" fill="(#[0-9a-f]{6})"')

@@ -89,7 +89,7 @@ def _cmd_store(args) -> int:
 
 def _cmd_demo(args) -> int:
     try:
-        from blindspots_server.demo import run_demo
+        from blindspots_scenarios.demo import run_demo
     except ImportError:
         print("`blindspots demo` needs the server package: pip install blindspots-server", file=sys.stderr)
         return 2

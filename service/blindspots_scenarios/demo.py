@@ -12,10 +12,10 @@ import numpy as np
 from blindspots import Client
 from blindspots.report import write_report
 
-from .config import ServerConfig
-from .scenario import Scenario, make_scenario, train_model
-from .scenario_images import attach_images
-from .server.app import BlindspotsServer
+from blindspots_server.config import ServerConfig
+from .listings import Scenario, make_scenario, train_model
+from .listings_images import attach_images
+from blindspots_server.server.app import BlindspotsServer
 
 
 def _failing_slice_accuracy(s: Scenario, probs: np.ndarray) -> float:

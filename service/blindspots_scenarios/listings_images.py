@@ -15,7 +15,7 @@ from typing import Iterable
 
 import numpy as np
 
-from .scenario import Scenario, Split
+from .listings import Scenario, Split
 
 # One saturated colour per class (apartment, house, studio, villa, loft).
 CLASS_COLOURS = np.array([[52, 120, 220], [230, 120, 30], [40, 170, 80], [200, 50, 160], [150, 110, 60]],
