@@ -46,6 +46,7 @@ from al_baselines import BASELINES, ModelView, library_version, query  # noqa: E
 from al_families import VARIANTS, Family, Outcome, listings_family  # noqa: E402
 from blindspots_server.core.pool_index import PoolIndex  # noqa: E402
 from blindspots_server.core.suggest import PoolData, TargetRegion, suggest_candidates  # noqa: E402
+from blindspots_server.core.suggest_inputs import target_regions_of  # noqa: E402
 
 SPLITS = {"dev": {"world": 7, "seeds": [100, 101, 102]},
           "heldout": {"world": 13, "seeds": [0, 1, 2, 3, 4]}}
@@ -58,15 +59,7 @@ def diagnose(f: Family, embeddings: np.ndarray, probs: np.ndarray) -> tuple[list
     from blindspots_server.core.diagnosis import Diagnoser
 
     result = Diagnoser().fit(embeddings, f.test.y, probs, f.test.meta, f.test.ids)
-    regions = []
-    for r in result.regions:
-        rows = np.flatnonzero((result.region_of_sample == r.region_id) & result.failed)
-        best = r.explanations[0].predicates if r.explanations else ()
-        regions.append(TargetRegion(region_id=r.region_id, excess_errors=r.excess_errors,
-                                    failure_embeddings=embeddings[rows], failure_indices=rows,
-                                    slice_predicates=tuple(best), kind=r.kind,
-                                    failure_ids=f.test.ids[rows]))
-    return regions, int(result.failed.sum())
+    return target_regions_of(result, embeddings, f.test.ids), int(result.failed.sum())
 
 
 def _evaluate(f: Family, picks: np.ndarray, seed: int) -> tuple[float, float]:

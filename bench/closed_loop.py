@@ -24,6 +24,7 @@ from measure import ROOT, write_fragment
 sys.path.insert(0, str(ROOT / "service"))
 
 from blindspots_server.core.pool_index import PoolIndex, normalise  # noqa: E402
+from blindspots_server.core.suggest_inputs import target_regions_of  # noqa: E402
 from blindspots_server.core.suggest import (STRATEGIES, PoolData, TargetRegion,  # noqa: E402
                                             suggest_candidates)
 from blindspots_scenarios.listings import make_scenario, train_model  # noqa: E402
@@ -47,15 +48,7 @@ def diagnose(embeddings, labels, probs, metadata, ids) -> tuple[list[TargetRegio
     except ImportError:
         return _hdbscan_regions(embeddings, labels, probs, ids), "hdbscan fallback"
     result = Diagnoser().fit(embeddings, labels, probs, metadata, ids)
-    regions = []
-    for r in result.regions:
-        rows = np.flatnonzero((result.region_of_sample == r.region_id) & result.failed)
-        best = r.explanations[0].predicates if r.explanations else ()
-        regions.append(TargetRegion(region_id=r.region_id, excess_errors=r.excess_errors,
-                                    failure_embeddings=embeddings[rows], failure_indices=rows,
-                                    slice_predicates=tuple(best), kind=r.kind,
-                                    failure_ids=np.asarray(ids)[rows]))
-    return regions, "Diagnoser"
+    return target_regions_of(result, embeddings, ids), "Diagnoser"
 
 
 def _hdbscan_regions(embeddings, labels, probs, ids) -> list[TargetRegion]:

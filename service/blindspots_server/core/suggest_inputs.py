@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .results import Predicate
+from .results import DiagnosisResult, Predicate
 
 
 @dataclass(frozen=True)
@@ -33,3 +33,17 @@ class PoolData:
     embeddings: np.ndarray
     probabilities: np.ndarray | None
     metadata: pd.DataFrame
+
+
+def target_regions_of(result: DiagnosisResult, embeddings: np.ndarray, sample_ids: np.ndarray) -> list[TargetRegion]:
+    """The regions of an in-process diagnosis as the targeted strategy takes them (each with its
+    failed rows and best explanation); the server builds the same from a stored diagnosis."""
+    regions = []
+    for r in result.regions:
+        rows = np.flatnonzero((result.region_of_sample == r.region_id) & result.failed)
+        best = r.explanations[0].predicates if r.explanations else ()
+        regions.append(TargetRegion(region_id=r.region_id, excess_errors=r.excess_errors,
+                                    failure_embeddings=embeddings[rows], failure_indices=rows,
+                                    slice_predicates=tuple(best), kind=r.kind,
+                                    failure_ids=np.asarray(sample_ids)[rows]))
+    return regions
