@@ -283,23 +283,18 @@ def _kind(arrow_type) -> str:
 def _create_target(store, target: str, target_id: str, meta: dict, table, report: RecoverReport) -> None:
     """Create the run or pool a batch belongs to, from the record the file carries (or a stand-in)."""
     record = dict(meta.get("record") or {})
-    dim = table.schema.field("embedding").type.list_size if "embedding" in table.column_names else 0
+    names = table.column_names
+    dim = table.schema.field("embedding").type.list_size if "embedding" in names else 0
+    classes = table.schema.field("probabilities").type.list_size if "probabilities" in names else 0
+    stand_in = dict(id=target_id, name=target_id, project="default", embedding_dim=dim, created_at=time.time())
     if target == "run":
-        if not record:
-            classes = table.schema.field("probabilities").type.list_size if "probabilities" in table.column_names else 0
-            record = dict(id=target_id, name=target_id, project="default", model_name="", model_version="",
-                          dataset_name="", class_names=[f"class_{i}" for i in range(classes)],
-                          embedding_dim=dim, created_at=time.time())
-        store.create_run(RunRecord(**record))
+        store.create_run(RunRecord(**(record or dict(
+            stand_in, model_name="", model_version="", dataset_name="",
+            class_names=[f"class_{i}" for i in range(classes)]))))
         report.runs += 1
     else:
-        if not record:
-            classes = table.schema.field("probabilities").type.list_size if "probabilities" in table.column_names else 0
-            record = dict(id=target_id, name=target_id, project="default", embedding_dim=dim, num_classes=classes,
-                          created_at=time.time())
-        store.create_pool(PoolRecord(**record))
+        store.create_pool(PoolRecord(**(record or dict(stand_in, num_classes=classes))))
         report.pools += 1
-
 
 # ------------------------------------------------------------------ backup
 @dataclass
