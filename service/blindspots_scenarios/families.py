@@ -75,6 +75,15 @@ FAMILIES = (
         C("rare_cam", "shift", 0.005, category("device", "d_r"), 1.0),
         C("weekend_site", "shift", 0.01, with_weekdays("site", "s_w", WEEKEND), 0.8)),
         description="synthetic 256-d, rare conditions (0.5%, 1%)"),
+    FamilySpec("digits_pairs", "dev", "digits", 64, 3000, 3000, (
+        C("four_as_nine", "class_pair", 0.03, Cause(), 1.0, classes=(4, 9)),
+        C("one_as_seven", "class_pair", 0.02, Cause(), 1.0, classes=(1, 7)),
+        C("bright_site", "photometric", 0.04, category("site", "s_sun"), 0.8)),
+        description="digits CNN; two class-pair confusions, photometric at one site"),
+    FamilySpec("latent_pair", "dev", "latent", 64, 10000, 8000, (
+        C("pair_0_3", "class_pair", 0.02, Cause(), 0.9, classes=(0, 3)),
+        C("hidden", "shift", 0.03, Cause(), 0.8)),
+        description="synthetic 64-d; a class-pair confusion, a hidden shift"),
     FamilySpec("null_digits", "dev", "digits", 64, 3000, 3000, (), description="digits CNN, nothing planted"),
     # ---- held-out: reported, never tuned on ----
     FamilySpec("digits_geometric", "held_out", "digits", 64, 2500, 2500, (

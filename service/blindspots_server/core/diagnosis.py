@@ -2,7 +2,17 @@
 
 ``Diagnoser(...).fit(embeddings, labels, probabilities, metadata)`` composes the
 findings of the small modules next to it (failures, failure_clusters,
-slice_finder, slice_explanations, region_typing) into one DiagnosisResult.
+label_neighbourhoods, slice_finder, slice_explanations, region_typing) into one
+DiagnosisResult.
+
+Candidate regions come from three places, and one rule tests them all:
+clusters of half the failures (split by class where two confusions share a
+cluster), rows labelled a that sit among rows labelled b (one candidate per
+frequent pair), and the significant metadata slices (which merge the clusters
+lying inside them, grow them to the slice's other rows, or become regions
+where no cluster formed). A region's membership never depends on a held-out
+row's own outcome, so its error rate over the held-out rows is an unbiased
+test, corrected together with every slice and explanation tried.
 """
 from __future__ import annotations
 
@@ -14,7 +24,8 @@ import pandas as pd
 
 from .failure_clusters import FailureClusterer
 from .failures import FAILURE_DEFINITIONS, Outcomes, model_outcomes
-from .metadata_bins import BinnedMetadata, bin_metadata
+from .label_neighbourhoods import disagreement_pairs, neighbourhood_label
+from .metadata_bins import BinnedMetadata, bin_metadata, predicate_mask
 from .region_typing import RegionTyper
 from .results import (Confusion, DiagnosisResult, Example, FailureRegion, Interval, ProgressFn,
                       SliceStat, no_progress)
@@ -26,6 +37,7 @@ from .slice_finder import SliceFinder
 NUM_CONFUSIONS = 5
 NUM_TYPICAL_FAILURES = 5
 MIN_EXPLANATION_SUPPORT = 10
+GROW_MIN_LIFT = 2.0          # a region grows to its cause's rows where clustered failures are this dense
 
 
 class Diagnoser:
@@ -40,7 +52,14 @@ class Diagnoser:
                  reduce_to: int | None = None, max_regions: int = 20, fdr_alpha: float = 0.05,
                  max_slice_predicates: int = 3, min_slice_support: int | None = None,
                  sliceline_alpha: float = 0.95, top_slices: int = 10, quantile_bins: int = 5,
+                 grow_to_cause: bool = True, grow_alpha: float = 0.01, slice_regions: bool = True,
+                 pair_regions: bool = True, split_classes: bool = True,
                  seed: int = 0, compute: Optional[Any] = None):
+        self.grow_to_cause = grow_to_cause
+        self.slice_regions = slice_regions
+        self.pair_regions = pair_regions
+        self.split_classes = split_classes
+        self.grow_alpha = grow_alpha
         self.failure_definition = failure_definition
         self.top_loss_quantile = top_loss_quantile
         self.min_cluster_size = min_cluster_size
@@ -82,12 +101,18 @@ class Diagnoser:
         space = clusters.local if clusters.local is not None else clusters.reduced
         region_of_sample = clusters.region_of_sample.copy()
         num = clusters.num_regions
+        if self.split_classes:
+            num = _split_by_class(region_of_sample, num, labels, failed & ~clusters.held_out,
+                                  clusters.params["min_cluster_size"])
+        if self.pair_regions and clusters.num_regions >= 0 and (failed & ~clusters.held_out).any():
+            num = self._add_pair_regions(region_of_sample, num, clusters, labels, failed)
         cand_support, cand_failures, region_p, excess = _region_tests(
             region_of_sample, failed, clusters.held_out, baseline, num)
 
         progress(0.5, "searching slices")
         binned = bin_metadata(metadata, self.quantile_bins) if metadata is not None else None
         min_support = int(self.min_slice_support or max(10, round(0.01 * n)))
+        min_support_failures = max(MIN_EXPLANATION_SUPPORT, clusters.params["min_cluster_size"])
         finder = SliceFinder(self.sliceline_alpha, self.top_slices, self.max_slice_predicates,
                              min_support)
         if binned is not None and binned.codes.shape[1] > 0:
@@ -119,8 +144,16 @@ class Diagnoser:
             found, p_found, p_tested = self._explain(binned, region_of_sample == head)
             explained[head] = (found, p_found)
             expl_p_parts.append(p_tested)
+        if self.grow_to_cause:
+            _grow_to_causes(region_of_sample, explained, failed & ~clusters.held_out, self.grow_alpha)
         cand_support, cand_failures, region_p, excess = _region_tests(
             region_of_sample, failed, clusters.held_out, baseline, num)
+        if self.slice_regions and can_explain:
+            num = self._follow_slices(finder, binned, metadata, failed, baseline, clusters.held_out,
+                                      region_of_sample, num, region_p, excess, slice_p, expl_p_parts,
+                                      explained, min_support_failures)
+            cand_support, cand_failures, region_p, excess = _region_tests(
+                region_of_sample, failed, clusters.held_out, baseline, num)
 
         p_all = np.concatenate([region_p, slice_p, *expl_p_parts])
         q_of = _q_lookup(p_all)
@@ -161,6 +194,77 @@ class Diagnoser:
             num_hypotheses_tested=int(len(p_all)), num_regions_tested=int(clusters.num_regions),
             fdr_alpha=self.fdr_alpha, region_of_sample=ranked, failed=failed, params=params)
         return self.result_
+
+    def _follow_slices(self, finder, binned, metadata, failed, baseline, held_out, region_of_sample, num,
+                       region_p, excess, slice_p, expl_p_parts, explained, min_failures) -> int:
+        """Let the significant slices of the test set merge, grow and add regions (in place).
+
+        For each slice that survives the correction, best first: regions that lie
+        mostly inside it are one cause seen as several clusters, so they merge;
+        a region inside it grows to its rows that no region holds (when the
+        clustered failures are dense there, as in :func:`_grow_to_causes`); a
+        slice whose failures no region holds becomes a region of its own, since
+        a cause with few failures, or failures spread over the embedding, shows
+        in the metadata even when no cluster forms.
+        """
+        q_pre = _q_lookup(np.concatenate([region_p, slice_p, *expl_p_parts]))
+        live = set(np.flatnonzero((region_p <= self.fdr_alpha) & (excess > 0)).tolist())
+        clustered = failed & ~held_out
+        for stat in self._global_slices(finder, binned, failed, baseline, q_pre):
+            rows = _predicates_mask(stat.predicates, metadata)
+            fails = rows & failed
+            inside = []
+            for c in sorted(live):
+                mine = (region_of_sample == c) & failed
+                if (mine & rows).sum() >= max(1, 0.5 * mine.sum()):
+                    inside.append(c)
+            if inside:
+                head = inside[0]
+                for other in inside[1:]:
+                    region_of_sample[region_of_sample == other] = head
+                    live.discard(other)
+                    explained.pop(other, None)
+                add = rows & (region_of_sample == -1)
+                if _dense(add, clustered, self.grow_alpha):
+                    region_of_sample[add] = head
+                if len(inside) > 1 or head not in explained:
+                    found, p_found, p_tested = self._explain(binned, region_of_sample == head)
+                    explained[head] = (found, p_found)
+                    expl_p_parts.append(p_tested)
+                continue
+            add = rows & (region_of_sample == -1)
+            if int((fails & (region_of_sample >= 0)).sum()) > 0.5 * int(fails.sum()) or \
+                    int((add & failed).sum()) < min_failures:
+                continue
+            region_of_sample[add] = num
+            live.add(num)
+            found, p_found, p_tested = self._explain(binned, add)
+            explained[num] = (found, p_found)
+            expl_p_parts.append(p_tested)
+            num += 1
+        return num
+
+    def _add_pair_regions(self, region_of_sample: np.ndarray, num: int, clusters, labels: np.ndarray,
+                          failed: np.ndarray) -> int:
+        """Candidate regions of rows labelled a among rows labelled b, one per frequent (a, b) pair.
+
+        Pairs are chosen by how many clustered failures they hold (at least
+        a cluster's minimum size); their rows that no cluster holds join.
+        """
+        space = clusters.local if clusters.local is not None else clusters.reduced
+        said = neighbourhood_label(space, labels, seed=self.seed, compute=self.compute)
+        clustered = failed & ~clusters.held_out
+        mcs = clusters.params["min_cluster_size"]
+        for _, _, rows in disagreement_pairs(labels, said, clustered, mcs):
+            add = rows & (region_of_sample == -1)
+            # A cluster already holding most of the pair's clustered failures takes its other rows.
+            held = region_of_sample[rows & clustered & (region_of_sample >= 0)]
+            if len(held) and np.bincount(held).max() >= 0.5 * int((rows & clustered).sum()):
+                region_of_sample[add] = int(np.bincount(held).argmax())
+            elif int((add & clustered).sum()) >= mcs:
+                region_of_sample[add] = num
+                num += 1
+        return num
 
     def _explain(self, binned: BinnedMetadata, members: np.ndarray):
         """A region's explanations, their enrichment p-values, and those of every slice tried."""
@@ -232,6 +336,79 @@ class Diagnoser:
                 "max_slice_predicates": int(self.max_slice_predicates),
                 "sliceline_alpha": float(self.sliceline_alpha), "top_slices": int(self.top_slices),
                 "quantile_bins": int(self.quantile_bins), "seed": int(self.seed)}
+
+
+def _split_by_class(region_of_sample: np.ndarray, num: int, labels: np.ndarray, clustered: np.ndarray,
+                    min_size: int) -> int:
+    """Split a region whose clustered failures come from a few classes into one region per class (in place).
+
+    Two confusions ("4s drawn like 9s", "1s drawn like 7s") look alike once the
+    class directions are projected out and share one cluster. A class is split
+    off when it holds at least ``min_size`` of the cluster's clustered failures,
+    and a quarter of them and twice a class's even share at least (so a binary
+    task is never split);
+    what is left stays one region when it is still big enough, and joins the
+    largest split otherwise. Membership follows the given label, never the
+    outcome, so the held-out test stays unbiased.
+    """
+    classes = int(labels.max()) + 1
+    for c in range(num):
+        rows = region_of_sample == c
+        counts = np.bincount(labels[rows & clustered], minlength=classes)
+        total = counts.sum()
+        if total == 0:
+            continue
+        share = counts / total
+        split = np.flatnonzero((counts >= min_size) & (share >= max(0.25, 2.0 / classes)))
+        rest = total - counts[split].sum()
+        if len(split) == 0 or len(split) == 1 and rest < min_size:
+            continue
+        order = split[np.argsort(-counts[split], kind="stable")]
+        for k, a in enumerate(order):
+            if k == 0 and rest < min_size:
+                continue            # the largest class keeps the region and what is left
+            region_of_sample[rows & (labels == a)] = num
+            num += 1
+    return num
+
+
+def _predicates_mask(predicates, metadata: pd.DataFrame) -> np.ndarray:
+    """Rows matching every predicate of a conjunction."""
+    mask = np.ones(len(metadata), dtype=bool)
+    for p in predicates:
+        mask &= predicate_mask(p, metadata)
+    return mask
+
+
+def _grow_to_causes(region_of_sample: np.ndarray, explained: dict, clustered: np.ndarray,
+                    alpha: float) -> None:
+    """Extend each explained region to the rows of its top explanation that no region holds (in place).
+
+    A cluster holds the part of a cause's rows that sit densely together in
+    the embedding; when its explanation names the cause ("device = cam7"), the
+    cause's other rows fail the same way but were left out. They join when the
+    clustered failures are over-represented among them (one-sided binomial
+    test at ``alpha`` against the clustered failures' share of all rows).
+    Only the clustered failures decide, never the outcome of a held-out row,
+    so the held-out test of the grown region stays unbiased.
+    """
+    for c, (found, _) in sorted(explained.items()):
+        if not found:
+            continue
+        add = found[0].mask & (region_of_sample == -1)
+        if _dense(add, clustered, alpha):
+            region_of_sample[add] = c
+
+
+def _dense(rows: np.ndarray, clustered: np.ndarray, alpha: float) -> bool:
+    """Whether the clustered failures are over-represented among the rows (binomial test, lift >= GROW_MIN_LIFT)."""
+    size = int(rows.sum())
+    if size == 0:
+        return False
+    share = clustered.sum() / max(len(rows), 1)
+    hits = int((rows & clustered).sum())
+    p = excess_error_p_values(np.array([hits]), np.array([size]), share)[0]
+    return bool(p <= alpha and hits >= GROW_MIN_LIFT * share * size)
 
 
 def _region_tests(region_of_sample: np.ndarray, failed: np.ndarray, held: np.ndarray | None,
