@@ -115,3 +115,20 @@ def test_a_metadata_cause_without_a_cluster_becomes_a_region():
         warnings.simplefilter("ignore")
         before = plain.fit(x, labels, probs, meta)
     assert _best_f1(before, bad) < 0.8
+
+
+def test_a_tailored_cut_pays_for_the_cuts_it_was_chosen_from():
+    from blindspots_server.core.metadata_bins import bin_metadata
+    from blindspots_server.core.slice_explanations import RegionExplainer
+
+    rng = np.random.default_rng(6)
+    x = np.round(rng.uniform(0, 1, 2000), 3)
+    meta = pd.DataFrame({"x": x, "device": rng.choice(["a", "b"], 2000)})
+    members = x >= 0.83
+    found = RegionExplainer(min_support=10).fit(bin_metadata(meta, 5), members)
+    best = found[0]
+    assert [p.op for p in best.predicates] == ["range"] and best.f1 > 0.95
+    # The best of every cut in both directions: that many hypotheses, not one.
+    assert best.choices == 2 * (len(np.unique(x)) - 1)
+    fixed = [e for e in found if all(p.op == "eq" for p in e.predicates)]
+    assert all(e.choices == 1 for e in fixed)

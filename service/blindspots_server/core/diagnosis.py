@@ -274,9 +274,12 @@ class Diagnoser:
         explainer = RegionExplainer(max_predicates=self.max_slice_predicates,
                                     min_support=max(MIN_EXPLANATION_SUPPORT, int(np.ceil(0.1 * size))))
         found = explainer.fit(binned, members)
-        p_tested = enrichment_p_values(explainer.tested_overlap_, explainer.tested_support_, size, n)
-        p_found = enrichment_p_values(np.array([e.overlap for e in found]),
-                                      np.array([e.support for e in found]), size, n)
+        # A tailored cut is the best of every cut scanned: its p-value is Bonferroni-corrected
+        # for that choice before it joins the family (otherwise it is optimistic).
+        p_tested = np.minimum(1.0, explainer.tested_choices_ * enrichment_p_values(
+            explainer.tested_overlap_, explainer.tested_support_, size, n))
+        p_found = np.minimum(1.0, np.array([e.choices for e in found], dtype=np.float64) * enrichment_p_values(
+            np.array([e.overlap for e in found]), np.array([e.support for e in found]), size, n))
         return found, p_found, p_tested
 
     def _global_slices(self, finder: SliceFinder, binned: BinnedMetadata | None, failed: np.ndarray,

@@ -31,6 +31,9 @@ class Explanation:
     recall: float
     f1: float
     mask: np.ndarray          # bool per row
+    # Predicates this one was the best of: the product, over its tailored
+    # predicates, of the cuts or windows scanned to choose them (1 when none).
+    choices: int = 1
 
 
 class RegionExplainer:
@@ -57,7 +60,7 @@ class RegionExplainer:
         preds, groups, matrix = self._predicate_matrix(binned, members)
         self.num_tested_ = 0
         size = int(members.sum())
-        self.tested_support_ = self.tested_overlap_ = np.zeros(0, dtype=np.int64)
+        self.tested_support_ = self.tested_overlap_ = self.tested_choices_ = np.zeros(0, dtype=np.int64)
         if size == 0 or matrix.shape[1] == 0:
             self.candidates_ = []
             return []
@@ -78,7 +81,7 @@ class RegionExplainer:
                     if groups[j] in used or key in found or overlap[j] == 0:
                         continue
                     self.num_tested_ += 1
-                    found[key] = (float(f1[j]), int(support[j]), int(overlap[j]))
+                    found[key] = (float(f1[j]), int(support[j]), int(overlap[j]), self._multiplicity(key))
                     # A slice that barely concentrates the region more than the whole
                     # test set does describes nothing, however large the region.
                     enriched = overlap[j] / support[j] >= self.min_enrichment * size / len(members)
@@ -89,22 +92,29 @@ class RegionExplainer:
             if not beam:
                 break
             kept.update({key: (f1, mask) for f1, key, mask in scored})
-        tested = np.array([(sup, ov) for _, sup, ov in found.values()], dtype=np.int64).reshape(-1, 2)
-        self.tested_support_, self.tested_overlap_ = tested[:, 0], tested[:, 1]
+        tested = np.array([(sup, ov, mult) for _, sup, ov, mult in found.values()],
+                          dtype=np.int64).reshape(-1, 3)
+        self.tested_support_, self.tested_overlap_, self.tested_choices_ = tested[:, 0], tested[:, 1], tested[:, 2]
         best = sorted(kept.items(), key=lambda kv: -kv[1][0])[: self.top]
         out = []
         for key, (f1, mask) in best:
             support, overlap = int(mask.sum()), int((mask & members).sum())
             out.append(Explanation(tuple(preds[i] for i in key), support, overlap,
-                                   overlap / support, overlap / size, f1, mask))
+                                   overlap / support, overlap / size, f1, mask, self._multiplicity(key)))
         self.candidates_ = out
         return out
+
+    def _multiplicity(self, key: tuple[int, ...]) -> int:
+        return int(np.prod([self._choices[i] for i in key], dtype=np.float64).clip(1, 2 ** 62))
 
     def _predicate_matrix(self, binned: BinnedMetadata, members: np.ndarray):
         """Dense 0/1 matrix (rows x predicates), the predicates, and each one's metadata column."""
         preds: list[Predicate] = []
         groups: list[str] = []
         cols: list[np.ndarray] = []
+        # How many predicates each one was the best of: 1 for a fixed level, the
+        # number of cuts or windows scanned for a tailored one (see fit).
+        self._choices: list[int] = []
         for j, name in enumerate(binned.columns):
             if binned.search_only and binned.search_only[j]:
                 continue
@@ -115,6 +125,7 @@ class RegionExplainer:
                     preds.append(pred)
                     groups.append(pred.subject)
                     cols.append(mask)
+                    self._choices.append(1)
         for name, values in binned.numbers.items():
             is_time = name in binned.timestamp_columns
             pred = self._tailored_range(name, values, members, is_time)
@@ -124,12 +135,14 @@ class RegionExplainer:
                 preds.append(pred)
                 groups.append(name)
                 cols.append(mask)
+                self._choices.append(self.last_cuts_)
             for part in (PERIODS if is_time else ()):
                 found = self._tailored_window(name, part, part_values(values, part), members)
                 if found is not None and found[0] not in preds:
                     preds.append(found[0])
                     groups.append(found[0].subject)
                     cols.append(found[1])
+                    self._choices.append(PERIODS[part] * (PERIODS[part] - 1))
         # Filled column by column in Fortran order: one pass, no bool copy of the whole matrix.
         matrix = np.empty((len(members), len(cols)), dtype=np.float32, order="F")
         for i, col in enumerate(cols):
@@ -167,8 +180,7 @@ class RegionExplainer:
         mask = np.isin(values, np.asarray(chosen, dtype=np.float64))
         return Predicate(name, part, window_value(chosen)), mask
 
-    @staticmethod
-    def _tailored_range(name: str, values: np.ndarray, members: np.ndarray,
+    def _tailored_range(self, name: str, values: np.ndarray, members: np.ndarray,
                         is_time: bool = False) -> Predicate | None:
         """The one-sided range (value >= t or value < t) with the best F1 for the members.
 
@@ -189,6 +201,7 @@ class RegionExplainer:
         cut = np.flatnonzero(np.diff(v) > 0) + 1
         if len(cut) == 0:
             return None
+        self.last_cuts_ = 2 * len(cut)           # both directions of every cut were scanned
         below = np.cumsum(m)[cut - 1]                 # members with value < v[cut]
         total = len(v)
         f1_low = 2 * (m.sum() - below) / ((total - cut) + size)   # value >= v[cut]
