@@ -53,12 +53,13 @@ class Diagnoser:
                  max_slice_predicates: int = 3, min_slice_support: int | None = None,
                  sliceline_alpha: float = 0.95, top_slices: int = 10, quantile_bins: int = 5,
                  grow_to_cause: bool = True, grow_alpha: float = 0.01, slice_regions: bool = True,
-                 pair_regions: bool = True, split_classes: bool = True,
+                 pair_regions: bool = True, split_classes: bool = True, split_by_cause: bool = True,
                  seed: int = 0, compute: Optional[Any] = None):
         self.grow_to_cause = grow_to_cause
         self.slice_regions = slice_regions
         self.pair_regions = pair_regions
         self.split_classes = split_classes
+        self.split_by_cause = split_by_cause
         self.grow_alpha = grow_alpha
         self.failure_definition = failure_definition
         self.top_loss_quantile = top_loss_quantile
@@ -154,6 +155,12 @@ class Diagnoser:
                                       explained, min_support_failures)
             cand_support, cand_failures, region_p, excess = _region_tests(
                 region_of_sample, failed, clusters.held_out, baseline, num)
+        if self.split_by_cause and can_explain:
+            live = np.flatnonzero((region_p <= self.fdr_alpha) & (excess > 0))
+            num = self._split_by_explanation(binned, region_of_sample, num, live, explained, expl_p_parts,
+                                             failed & ~clusters.held_out, clusters.params["min_cluster_size"])
+            cand_support, cand_failures, region_p, excess = _region_tests(
+                region_of_sample, failed, clusters.held_out, baseline, num)
 
         p_all = np.concatenate([region_p, slice_p, *expl_p_parts])
         q_of = _q_lookup(p_all)
@@ -244,6 +251,35 @@ class Diagnoser:
             num += 1
         return num
 
+    def _split_by_explanation(self, binned, region_of_sample, num, live, explained, expl_p_parts,
+                              clustered, min_size) -> int:
+        """Split a region in two where its explanation is a cause of its own and holds only part of it.
+
+        Two conditions that sit close in the embedding share a cluster; when one
+        of them has a metadata cause the region's explanation names it, and its
+        failures concentrate there (the clustered failures are dense in the
+        explaining slice, as in :func:`_dense`). The region's rows outside the
+        slice then become a region of their own when they hold at least
+        ``min_size`` clustered failures and a third of the region's.
+        """
+        for c in live:
+            found = explained.get(int(c), ([], None))[0]
+            if not found:
+                continue
+            rows = region_of_sample == c
+            inside, outside = rows & found[0].mask, rows & ~found[0].mask
+            n_in, n_out = int((inside & clustered).sum()), int((outside & clustered).sum())
+            if n_in < min_size or n_out < max(min_size, (n_in + n_out) / 3) or \
+                    not _dense(found[0].mask, clustered, self.grow_alpha):
+                continue
+            region_of_sample[outside] = num
+            for r in (int(c), num):
+                found_r, p_found, p_tested = self._explain(binned, region_of_sample == r)
+                explained[r] = (found_r, p_found)
+                expl_p_parts.append(p_tested)
+            num += 1
+        return num
+
     def _add_pair_regions(self, region_of_sample: np.ndarray, num: int, clusters, labels: np.ndarray,
                           failed: np.ndarray) -> int:
         """Candidate regions of rows labelled a among rows labelled b, one per frequent (a, b) pair.
@@ -252,9 +288,15 @@ class Diagnoser:
         a cluster's minimum size); their rows that no cluster holds join.
         """
         space = clusters.local if clusters.local is not None else clusters.reduced
-        said = neighbourhood_label(space, labels, seed=self.seed, compute=self.compute)
         clustered = failed & ~clusters.held_out
         mcs = clusters.params["min_cluster_size"]
+        # Pairs are chosen from the clustered failures' neighbourhoods; only rows with
+        # a chosen pair's given label can join, so only theirs are searched.
+        said = neighbourhood_label(space, labels, clustered, seed=self.seed, compute=self.compute)
+        sources = [a for a, _, _ in disagreement_pairs(labels, said, clustered, mcs)]
+        if not sources:
+            return num
+        said = neighbourhood_label(space, labels, np.isin(labels, sources), seed=self.seed, compute=self.compute)
         for _, _, rows in disagreement_pairs(labels, said, clustered, mcs):
             add = rows & (region_of_sample == -1)
             # A cluster already holding most of the pair's clustered failures takes its other rows.

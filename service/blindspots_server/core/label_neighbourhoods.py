@@ -19,29 +19,34 @@ import numpy as np
 from .failure_clusters import nearest
 
 
-def neighbourhood_label(space: np.ndarray, labels: np.ndarray, k: int = 15, min_share: float = 0.5,
-                        max_reference: int = 20000, seed: int = 0,
+def neighbourhood_label(space: np.ndarray, labels: np.ndarray, rows: np.ndarray | None = None, k: int = 15,
+                        min_share: float = 0.5, max_reference: int = 20000, seed: int = 0,
                         compute: Optional[Any] = None) -> np.ndarray:
     """Per row, the label held by at least ``min_share`` of its k nearest rows (itself excluded), else -1.
 
     Neighbours come from a random sample of at most ``max_reference`` rows, so
-    the cost is one approximate kNN search of every row against that sample.
+    the cost is one approximate kNN search of the asked ``rows`` (default: all;
+    the answer has -1 elsewhere) against that sample.
     """
     n = len(labels)
+    asked = np.arange(n) if rows is None else np.flatnonzero(np.asarray(rows, dtype=bool))
+    out = np.full(n, -1, dtype=np.int64)
+    if len(asked) == 0 or n < 2:
+        return out
     rng = np.random.default_rng(seed)
     ref = np.arange(n) if n <= max_reference else np.sort(rng.choice(n, max_reference, replace=False))
     kk = int(min(k + 1, len(ref)))
-    _, idx = nearest(space[ref], space, kk, approximate=True, compute=compute)
-    rows = ref[idx]
-    own = rows == np.arange(n)[:, None]
-    lab = np.where(own, -1, labels[rows])
+    _, idx = nearest(space[ref], space[asked], kk, approximate=True, compute=compute)
+    near = ref[idx]
+    lab = np.where(near == asked[:, None], -1, labels[near])
     num_classes = int(labels.max()) + 1
-    counts = np.zeros((n, num_classes + 1))
-    np.add.at(counts, (np.repeat(np.arange(n), kk), (lab + 1).ravel()), 1.0)
+    counts = np.zeros((len(asked), num_classes + 1))
+    np.add.at(counts, (np.repeat(np.arange(len(asked)), kk), (lab + 1).ravel()), 1.0)
     counts = counts[:, 1:]
     top = counts.argmax(axis=1)
-    share = counts[np.arange(n), top] / np.maximum(counts.sum(axis=1), 1.0)
-    return np.where(share >= min_share, top, -1).astype(np.int64)
+    share = counts[np.arange(len(asked)), top] / np.maximum(counts.sum(axis=1), 1.0)
+    out[asked] = np.where(share >= min_share, top, -1)
+    return out
 
 
 def disagreement_pairs(labels: np.ndarray, said: np.ndarray, counted: np.ndarray,

@@ -60,7 +60,7 @@ class RegionTyper:
         if k < 1:
             self.result_ = {}
             return self.result_
-        dist, idx = nearest(reduced, reduced[all_rows], k + 1)
+        dist, idx = nearest(reduced, reduced[all_rows], k + 1, approximate=True)
         # Drop each query itself (its nearest neighbour at distance 0, ties aside).
         not_self = idx != all_rows[:, None]
         overall_scale = float(np.median(_kth_other(dist, not_self, k)[: len(background)])) or 1e-12
