@@ -91,6 +91,16 @@ def test_ivfpq_recall_against_flat_on_clustered_data():
         PoolIndex(32, kind="ivfpq", pq_m=5)
 
 
+def test_ivfsq8_recall_against_flat_on_clustered_data():
+    x = clustered(20_000)
+    queries = clustered(200, seed=1)
+    _, exact = PoolIndex(32, kind="flat").build(x).search(queries, 10)
+    sq = PoolIndex(32, kind="ivfsq8").build(x)
+    assert (sq.kind_, sq.description) == ("ivfsq8", f"IVF{pi.default_nlist(20_000)},SQ8")
+    assert faiss.extract_index_ivf(sq._cpu).code_size == 32         # one byte a dimension
+    assert recall(sq.search(queries, 10)[1], exact) >= 0.9
+
+
 @pytest.mark.parametrize("kind", ["flat", "ivf", "ivfpq"])
 def test_build_from_row_ranges_equals_build_and_reads_a_chunk_at_a_time(kind, monkeypatch):
     monkeypatch.setattr(pi, "BUILD_CHUNK", 1000)
@@ -110,7 +120,7 @@ def test_build_from_row_ranges_equals_build_and_reads_a_chunk_at_a_time(kind, mo
         PoolIndex(32, kind=kind).build_from(lambda a, b: x[a:b - 1], len(x))
 
 
-@pytest.mark.parametrize("kind", ["flat", "ivf", "ivfpq", "hnsw"])
+@pytest.mark.parametrize("kind", ["flat", "ivf", "ivfpq", "ivfsq8", "hnsw"])
 def test_bytes_roundtrip_gives_same_answers(kind):
     x = clustered(3000)
     index = PoolIndex(32, kind=kind, nprobe=4).build(x)

@@ -29,7 +29,9 @@ Index type by size (``kind="auto"``):
 
 ``kind="hnsw"`` is available on request: better recall/latency trade-off, but
 slow to build on few cores and no GPU version. ``kind="ivfpq"`` can be asked for
-at any size.
+at any size, and so can ``kind="ivfsq8"`` (``IVF{nlist},SQ8``: one byte per
+dimension, 4x fewer bytes than float32 and twice PQ's, with a recall close to
+IVF-Flat's; measured next to IVF-PQ in bench/results/sharded_search.md).
 
 Memory while building: rows are read, normalised and added in chunks
 (``build_from`` takes a reader of row ranges), so a build needs the index plus
@@ -70,7 +72,8 @@ MAX_NLIST = 1024
 IVF_FLAT_MAX_BYTES = 2 << 30
 # Rows read, normalised and added per step while building.
 BUILD_CHUNK = 65_536
-KINDS = ("auto", "flat", "ivf", "ivfpq", "hnsw")
+KINDS = ("auto", "flat", "ivf", "ivfpq", "ivfsq8", "hnsw")
+IVF_KINDS = ("ivf", "ivfpq", "ivfsq8")
 _MAGIC = b"BSPIDX1\n"
 
 
@@ -174,11 +177,13 @@ class PoolIndex:
             # "np": no polysemous training (a code reordering for Hamming pre-filtering that we do
             # not use, and that takes most of the training time).
             return "ivfpq", f"IVF{nlist},PQ{self.pq_m or default_pq_m(self.dim)}x8np"
+        if kind == "ivfsq8":
+            return "ivfsq8", f"IVF{nlist},SQ8"
         return "ivf", f"IVF{nlist},Flat"
 
     def _configure(self) -> None:
         """Apply search-time parameters (nprobe / efSearch) to the live index."""
-        if self.kind_ in ("ivf", "ivfpq"):
+        if self.kind_ in IVF_KINDS:
             nlist = faiss.extract_index_ivf(self._cpu).nlist
             nprobe = min(self.nprobe or default_nprobe(nlist), nlist)
             faiss.extract_index_ivf(self._cpu).nprobe = nprobe
@@ -237,7 +242,7 @@ class PoolIndex:
             self._cpu.hnsw.efConstruction = max(40, self.hnsw_m * 2)
         self.on_gpu_ = False
         self._index = self._cpu
-        if self.kind_ in ("ivf", "ivfpq") and rows > 0:
+        if self.kind_ in IVF_KINDS and rows > 0:
             nlist = faiss.extract_index_ivf(self._cpu).nlist
             train_n = min(rows, nlist * TRAIN_POINTS_PER_LIST)
             # A fixed-seed sample: the same pool always gives the same quantizer.
@@ -275,7 +280,7 @@ class PoolIndex:
 
     def _all_vectors(self) -> np.ndarray:
         self._sync_cpu()
-        if self.kind_ in ("ivf", "ivfpq"):
+        if self.kind_ in IVF_KINDS:
             faiss.extract_index_ivf(self._cpu).make_direct_map()
         return self._cpu.reconstruct_n(0, self._cpu.ntotal)
 
