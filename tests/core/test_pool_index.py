@@ -63,15 +63,18 @@ def test_hnsw_kind_finds_neighbours():
     assert recall(found, exact) >= 0.95
 
 
-def test_auto_picks_ivfpq_only_past_the_flat_memory_budget(monkeypatch):
+def test_auto_compresses_only_past_the_memory_budget_sq8_first_then_pq(monkeypatch):
     monkeypatch.setattr(pi, "FLAT_MAX_ROWS", 1000)
-    monkeypatch.setattr(pi, "IVF_FLAT_MAX_BYTES", 5000 * 32 * 4)     # 5,000 float32 rows of 32-d
-    below = PoolIndex(32).build(clustered(5000))
-    assert below.kind_ == "ivf"
-    above = PoolIndex(32).build(clustered(6000))
-    assert above.kind_ == "ivfpq"
-    assert above.description == f"IVF{pi.default_nlist(6000)},PQ16x8np"
-    assert faiss.extract_index_ivf(above._cpu).code_size == 16      # bytes per row, against 128 as float32
+    monkeypatch.setattr(pi, "CODES_MAX_BYTES", 2000 * 32 * 4)     # 2,000 float32 rows of 32-d
+    x = clustered(9000)
+    flat = PoolIndex(32).build(x[:2000])
+    assert flat.kind_ == "ivf"
+    sq8 = PoolIndex(32).build(x[:8000])                           # 8,000 one-byte rows fit
+    assert sq8.kind_ == "ivfsq8"
+    pq = PoolIndex(32).build(x)
+    assert pq.kind_ == "ivfpq"
+    assert pq.description == f"IVF{pi.default_nlist(9000)},PQ16x8np"
+    assert faiss.extract_index_ivf(pq._cpu).code_size == 16      # bytes per row, against 128 as float32
 
 
 def test_ivfpq_recall_against_flat_on_clustered_data():

@@ -13,25 +13,29 @@ Index type by size (``kind="auto"``):
 - otherwise ``IVF{nlist},Flat`` with nlist ~ 2 sqrt(rows) rounded to a power
   of two (at most 1024) and ``nprobe`` chosen for recall >= 0.95 on clustered
   embeddings (see bench/pool_search.py);
-- once the float32 vectors themselves would pass ``IVF_FLAT_MAX_BYTES`` (2 GiB:
-  about 4.2M rows at 128-d), ``IVF{nlist},PQ{m}x8``: the same inverted lists,
-  but each row is stored as ``m`` one-byte product-quantizer codes (m = dim / 2
-  by default: 64 bytes for a 128-d row instead of 512) and distances are
-  computed from the codes. Nothing re-ranks the candidates with the exact
-  vectors (the index does not hold them; that is the point), so its recall is
-  lower than IVF-Flat's and is measured, not assumed: bench/sharded_search.py
-  reports recall@10 against exact search (0.74 at 10M rows of its 128-d
-  mixture, where IVF-Flat has 0.999; bench/results/sharded_search.md), and
-  tests/core/test_pool_index.py bounds it on a small set. Fewer codes (dim / 4)
-  halve the memory again but lost a quarter of the recall on the 128-d mixture
-  in a one-off trial (recall@10 0.65 against 0.87 at 300k rows), so they are
-  only on request (``pq_m``).
+- once the float32 vectors themselves would pass ``CODES_MAX_BYTES`` (2 GiB:
+  about 4.2M rows at 128-d), ``IVF{nlist},SQ8``: the same inverted lists with
+  each dimension stored as one byte (4x fewer bytes);
+- once even those one-byte codes would pass ``CODES_MAX_BYTES`` (about 16.8M
+  rows at 128-d), ``IVF{nlist},PQ{m}x8``: each row stored as ``m`` one-byte
+  product-quantizer codes (m = dim / 2 by default: 64 bytes for a 128-d row
+  instead of 512).
+
+Neither compressed kind re-ranks its candidates with the exact vectors (the
+index does not hold them; that is the point), so their recall is lower than
+IVF-Flat's and is measured, not assumed: bench/sharded_search.py reports
+recall@10 against exact search, and at 10M rows of its 128-d mixture
+(bench/results/sharded_search.md) IVF-SQ8 shards found 0.96 of the true top-10
+and IVF-PQ shards 0.74 (one-process IVF-Flat: 0.999), with SQ8 also building and querying
+faster; PQ's only gain is memory (953 against 1,432 MiB per 5M-row shard), hence
+the order above. tests/core/test_pool_index.py bounds both on a small set.
+Fewer PQ codes (dim / 4) halve the memory again but lost a quarter of the
+recall on the 128-d mixture in a one-off trial (recall@10 0.65 against 0.87
+at 300k rows), so they are only on request (``pq_m``).
 
 ``kind="hnsw"`` is available on request: better recall/latency trade-off, but
-slow to build on few cores and no GPU version. ``kind="ivfpq"`` can be asked for
-at any size, and so can ``kind="ivfsq8"`` (``IVF{nlist},SQ8``: one byte per
-dimension, 4x fewer bytes than float32 and twice PQ's, with a recall close to
-IVF-Flat's; measured next to IVF-PQ in bench/results/sharded_search.md).
+slow to build on few cores and no GPU version. ``kind="ivfsq8"`` and
+``kind="ivfpq"`` can be asked for at any size.
 
 Memory while building: rows are read, normalised and added in chunks
 (``build_from`` takes a reader of row ranges), so a build needs the index plus
@@ -42,9 +46,10 @@ quantizer trained on an early, small pool stops describing the data once the
 pool has grown a lot, so ``add`` rebuilds (re-chooses the kind, retrains) when
 the pool has grown to ``REBUILD_GROWTH`` x the rows it was last built on; an
 auto Flat index past ``FLAT_MAX_ROWS`` is rebuilt as IVF by the same rule. An
-IVF-PQ index rebuilt this way is retrained on its reconstructed (quantised)
-rows, since it holds no others; past 262k rows nlist is already at its cap, so
-an auto IVF-PQ index only grows, it is not retrained.
+index of a compressed kind (SQ8, PQ) rebuilt this way is retrained on its
+reconstructed (quantised) rows, since it holds no others, and a rebuild
+reconstructs every row as float32 at once: the growth path, unlike
+``build_from``, holds the whole pool.
 
 GPU: with ``use_gpu="auto"`` the index is cloned to the GPU when faiss was
 built with GPU support and ``faiss.get_num_gpus() > 0`` (HNSW stays on the CPU:
@@ -68,8 +73,9 @@ REBUILD_GROWTH = 4.0
 # quantizer and training time grows linearly.
 TRAIN_POINTS_PER_LIST = 64
 MAX_NLIST = 1024
-# Above this many bytes of float32 vectors, auto picks IVF-PQ over IVF-Flat.
-IVF_FLAT_MAX_BYTES = 2 << 30
+# The most bytes of row codes an auto index holds: past it, auto compresses the rows
+# (float32 -> SQ8 one byte a dimension -> PQ dim/2 bytes a row).
+CODES_MAX_BYTES = 2 << 30
 # Rows read, normalised and added per step while building.
 BUILD_CHUNK = 65_536
 KINDS = ("auto", "flat", "ivf", "ivfpq", "ivfsq8", "hnsw")
@@ -165,7 +171,8 @@ class PoolIndex:
         kind = self.kind
         if kind == "auto":
             kind = ("flat" if rows < FLAT_MAX_ROWS
-                    else "ivfpq" if rows * self.dim * 4 > IVF_FLAT_MAX_BYTES else "ivf")
+                    else "ivf" if rows * self.dim * 4 <= CODES_MAX_BYTES
+                    else "ivfsq8" if rows * self.dim <= CODES_MAX_BYTES else "ivfpq")
         if kind == "flat":
             return "flat", "Flat"
         if kind == "hnsw":
