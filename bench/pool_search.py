@@ -49,7 +49,7 @@ class Timing:
     budget: int
 
 
-def mixture(n: int, seed: int, chunk: int = 200_000) -> np.ndarray:
+def mixture(n: int, seed: int | list[int], chunk: int = 200_000) -> np.ndarray:
     """Embedding-like rows: a gaussian mixture in a LATENT-d space mapped to DIM-d, plus noise.
 
     Like the listings scenario (and real backbones), the data has a low intrinsic
@@ -67,6 +67,36 @@ def mixture(n: int, seed: int, chunk: int = 200_000) -> np.ndarray:
         out[start:start + m] = latent @ backbone
         out[start:start + m] += rng.standard_normal((m, DIM), dtype=np.float32) * 0.05
     return out
+
+
+class MixtureRows:
+    """The mixture as a row source any process can read a range of: block ``b`` of ``BLOCK`` rows is
+    ``mixture(BLOCK, seed=(seed, b))``, so rows a..b come out the same wherever they are generated,
+    and nobody has to hold (or ship) the whole pool. Not the same rows as ``mixture(n, seed)``."""
+
+    BLOCK = 100_000
+
+    def __init__(self, rows: int, seed: int):
+        self.rows, self.seed = int(rows), int(seed)
+        self._cached: tuple[int, np.ndarray] | None = None
+
+    def __len__(self) -> int:
+        return self.rows
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_cached": None}
+
+    def _block(self, b: int) -> np.ndarray:
+        if self._cached is None or self._cached[0] != b:
+            n = min(self.BLOCK, self.rows - b * self.BLOCK)
+            self._cached = (b, mixture(n, seed=[self.seed, b]))
+        return self._cached[1]
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        parts = [self._block(b)[max(start, b * self.BLOCK) - b * self.BLOCK:min(stop, (b + 1) * self.BLOCK)
+                                - b * self.BLOCK]
+                 for b in range(start // self.BLOCK, (stop - 1) // self.BLOCK + 1)] if stop > start else []
+        return np.concatenate(parts) if len(parts) > 1 else parts[0] if parts else np.zeros((0, DIM), np.float32)
 
 
 def targeted_seconds(pool: np.ndarray, index: PoolIndex, budget: int, regions: int = 3,

@@ -59,6 +59,28 @@ def test_sharded_index_on_ray_equals_one_flat_index_and_the_in_process_shards(ra
     assert ivf_ray.ntotal == 60_500 and ivf_ray.search(pool[:1], 1)[1][0, 0] in (0, 60_000)
 
 
+def test_shards_on_ray_read_their_rows_from_the_pool_row_files(ray_cluster, tmp_path):
+    import pyarrow.parquet as pq
+
+    from blindspots_server.storage.rows import ParquetEmbeddings, build_table
+    _, cluster = ray_cluster
+    rng = np.random.default_rng(7)
+    pool = rng.normal(size=(30_000, 24)).astype(np.float32)
+    paths = []
+    for i, (a, b) in enumerate([(0, 12_000), (12_000, 30_000)]):
+        paths.append(str(tmp_path / f"batch-{i}.parquet"))
+        pq.write_table(build_table([str(j) for j in range(a, b)], pool[a:b], None, None, None, {}), paths[-1],
+                       row_group_size=5000)
+    queries = rng.normal(size=(100, 24)).astype(np.float32)
+    on_ray = ShardedPoolIndex(24, shards=2, kind="flat", compute=cluster).build_from(ParquetEmbeddings(paths))
+    d_one, i_one = PoolIndex(24, kind="flat").build(pool).search(queries, 10)
+    np.testing.assert_array_equal(on_ray.search(queries, 10)[1], i_one)
+    d_exact, i_exact = on_ray.exact_search(queries, 10)
+    np.testing.assert_array_equal(i_exact, i_one)
+    np.testing.assert_allclose(d_exact, d_one, atol=1e-5)
+    on_ray.close()
+
+
 def test_knn_assignment_as_ray_tasks_equals_in_process(ray_cluster):
     _, cluster = ray_cluster
     rng = np.random.default_rng(6)

@@ -1,6 +1,7 @@
 """PoolIndex: kinds chosen by size, recall, persistence, growth."""
 from __future__ import annotations
 
+import faiss
 import numpy as np
 import pytest
 
@@ -12,6 +13,10 @@ def clustered(n: int, dim: int = 32, centers: int = 40, seed: int = 0) -> np.nda
     rng = np.random.default_rng(seed)
     means = rng.normal(0, 1, (centers, dim)) * 3
     return (means[rng.integers(0, centers, n)] + rng.normal(0, 1, (n, dim))).astype(np.float32)
+
+
+# IVF-PQ with 16 one-byte codes for these 32-d clustered rows: measured 0.845 (IVF-Flat: 0.96).
+RECALL_IVFPQ = 0.75
 
 
 def recall(found: np.ndarray, exact: np.ndarray) -> float:
@@ -58,7 +63,67 @@ def test_hnsw_kind_finds_neighbours():
     assert recall(found, exact) >= 0.95
 
 
-@pytest.mark.parametrize("kind", ["flat", "ivf", "hnsw"])
+def test_auto_compresses_only_past_the_memory_budget_sq8_first_then_pq(monkeypatch):
+    monkeypatch.setattr(pi, "FLAT_MAX_ROWS", 1000)
+    monkeypatch.setattr(pi, "CODES_MAX_BYTES", 2000 * 32 * 4)     # 2,000 float32 rows of 32-d
+    x = clustered(9000)
+    flat = PoolIndex(32).build(x[:2000])
+    assert flat.kind_ == "ivf"
+    sq8 = PoolIndex(32).build(x[:8000])                           # 8,000 one-byte rows fit
+    assert sq8.kind_ == "ivfsq8"
+    pq = PoolIndex(32).build(x)
+    assert pq.kind_ == "ivfpq"
+    assert pq.description == f"IVF{pi.default_nlist(9000)},PQ16x8np"
+    assert faiss.extract_index_ivf(pq._cpu).code_size == 16      # bytes per row, against 128 as float32
+
+
+def test_ivfpq_recall_against_flat_on_clustered_data():
+    x = clustered(20_000)
+    queries = clustered(200, seed=1)
+    _, exact = PoolIndex(32, kind="flat").build(x).search(queries, 10)
+    pq = PoolIndex(32, kind="ivfpq").build(x)
+    assert (pq.kind_, pq.description) == ("ivfpq", f"IVF{pi.default_nlist(20_000)},PQ16x8np")
+    dist, found = pq.search(queries, 10)
+    # Distances come from the codes, not the vectors: approximate, so recall is bounded, not exact.
+    assert recall(found, exact) >= RECALL_IVFPQ
+    assert (np.diff(dist, axis=1) >= -1e-6).all() and (found >= 0).all()
+    fewer = PoolIndex(32, kind="ivfpq", pq_m=4).build(x)          # 4 bytes a row: worse, and reported
+    assert fewer.description.endswith(",PQ4x8np")
+    assert recall(fewer.search(queries, 10)[1], exact) < recall(found, exact)
+    with pytest.raises(ValueError, match="pq_m"):
+        PoolIndex(32, kind="ivfpq", pq_m=5)
+
+
+def test_ivfsq8_recall_against_flat_on_clustered_data():
+    x = clustered(20_000)
+    queries = clustered(200, seed=1)
+    _, exact = PoolIndex(32, kind="flat").build(x).search(queries, 10)
+    sq = PoolIndex(32, kind="ivfsq8").build(x)
+    assert (sq.kind_, sq.description) == ("ivfsq8", f"IVF{pi.default_nlist(20_000)},SQ8")
+    assert faiss.extract_index_ivf(sq._cpu).code_size == 32         # one byte a dimension
+    assert recall(sq.search(queries, 10)[1], exact) >= 0.9
+
+
+@pytest.mark.parametrize("kind", ["flat", "ivf", "ivfpq"])
+def test_build_from_row_ranges_equals_build_and_reads_a_chunk_at_a_time(kind, monkeypatch):
+    monkeypatch.setattr(pi, "BUILD_CHUNK", 1000)
+    x = clustered(6000)
+    asked = []
+
+    def read(start, stop):
+        asked.append(stop - start)
+        return x[start:stop]
+    streamed = PoolIndex(32, kind=kind).build_from(read, len(x))
+    whole = PoolIndex(32, kind=kind).build(x)
+    assert max(asked) <= 1000 and streamed.description == whole.description
+    d1, i1 = streamed.search(x[:50], 7)
+    d2, i2 = whole.search(x[:50], 7)
+    assert (i1 == i2).all() and np.allclose(d1, d2)
+    with pytest.raises(ValueError, match="read as"):
+        PoolIndex(32, kind=kind).build_from(lambda a, b: x[a:b - 1], len(x))
+
+
+@pytest.mark.parametrize("kind", ["flat", "ivf", "ivfpq", "ivfsq8", "hnsw"])
 def test_bytes_roundtrip_gives_same_answers(kind):
     x = clustered(3000)
     index = PoolIndex(32, kind=kind, nprobe=4).build(x)
@@ -78,7 +143,7 @@ def test_from_bytes_rejects_foreign_data():
         PoolIndex.from_bytes(b"not an index")
 
 
-@pytest.mark.parametrize("kind", ["flat", "ivf"])
+@pytest.mark.parametrize("kind", ["flat", "ivf", "ivfpq"])
 def test_add_after_build_appends_row_ids(kind):
     x = clustered(4000)
     index = PoolIndex(32, kind=kind).build(x[:3000])

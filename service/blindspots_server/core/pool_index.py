@@ -12,14 +12,44 @@ Index type by size (``kind="auto"``):
   and never misses a neighbour);
 - otherwise ``IVF{nlist},Flat`` with nlist ~ 2 sqrt(rows) rounded to a power
   of two (at most 1024) and ``nprobe`` chosen for recall >= 0.95 on clustered
-  embeddings (see bench/pool_search.py). ``kind="hnsw"`` is available on request: better
-  recall/latency trade-off, but slow to build on few cores and no GPU version.
+  embeddings (see bench/pool_search.py);
+- once the float32 vectors themselves would pass ``CODES_MAX_BYTES`` (2 GiB:
+  about 4.2M rows at 128-d), ``IVF{nlist},SQ8``: the same inverted lists with
+  each dimension stored as one byte (4x fewer bytes);
+- once even those one-byte codes would pass ``CODES_MAX_BYTES`` (about 16.8M
+  rows at 128-d), ``IVF{nlist},PQ{m}x8``: each row stored as ``m`` one-byte
+  product-quantizer codes (m = dim / 2 by default: 64 bytes for a 128-d row
+  instead of 512).
+
+Neither compressed kind re-ranks its candidates with the exact vectors (the
+index does not hold them; that is the point), so their recall is lower than
+IVF-Flat's and is measured, not assumed: bench/sharded_search.py reports
+recall@10 against exact search, and at 10M rows of its 128-d mixture
+(bench/results/sharded_search.md) IVF-SQ8 shards found 0.96 of the true top-10
+and IVF-PQ shards 0.74 (one-process IVF-Flat: 0.999), with SQ8 also building and querying
+faster; PQ's only gain is memory (953 against 1,432 MiB per 5M-row shard), hence
+the order above. tests/core/test_pool_index.py bounds both on a small set.
+Fewer PQ codes (dim / 4) halve the memory again but lost a quarter of the
+recall on the 128-d mixture in a one-off trial (recall@10 0.65 against 0.87
+at 300k rows), so they are only on request (``pq_m``).
+
+``kind="hnsw"`` is available on request: better recall/latency trade-off, but
+slow to build on few cores and no GPU version. ``kind="ivfsq8"`` and
+``kind="ivfpq"`` can be asked for at any size.
+
+Memory while building: rows are read, normalised and added in chunks
+(``build_from`` takes a reader of row ranges), so a build needs the index plus
+one chunk and the training sample, never a second copy of the whole pool.
 
 Growing pools: ``add`` appends rows (their ids continue the row order). An IVF
 quantizer trained on an early, small pool stops describing the data once the
 pool has grown a lot, so ``add`` rebuilds (re-chooses the kind, retrains) when
 the pool has grown to ``REBUILD_GROWTH`` x the rows it was last built on; an
-auto Flat index past ``FLAT_MAX_ROWS`` is rebuilt as IVF by the same rule.
+auto Flat index past ``FLAT_MAX_ROWS`` is rebuilt as IVF by the same rule. An
+index of a compressed kind (SQ8, PQ) rebuilt this way is retrained on its
+reconstructed (quantised) rows, since it holds no others, and a rebuild
+reconstructs every row as float32 at once: the growth path, unlike
+``build_from``, holds the whole pool.
 
 GPU: with ``use_gpu="auto"`` the index is cloned to the GPU when faiss was
 built with GPU support and ``faiss.get_num_gpus() > 0`` (HNSW stays on the CPU:
@@ -30,6 +60,7 @@ from __future__ import annotations
 import json
 import math
 import struct
+from typing import Callable
 
 import faiss
 import numpy as np
@@ -42,7 +73,13 @@ REBUILD_GROWTH = 4.0
 # quantizer and training time grows linearly.
 TRAIN_POINTS_PER_LIST = 64
 MAX_NLIST = 1024
-KINDS = ("auto", "flat", "ivf", "hnsw")
+# The most bytes of row codes an auto index holds: past it, auto compresses the rows
+# (float32 -> SQ8 one byte a dimension -> PQ dim/2 bytes a row).
+CODES_MAX_BYTES = 2 << 30
+# Rows read, normalised and added per step while building.
+BUILD_CHUNK = 65_536
+KINDS = ("auto", "flat", "ivf", "ivfpq", "ivfsq8", "hnsw")
+IVF_KINDS = ("ivf", "ivfpq", "ivfsq8")
 _MAGIC = b"BSPIDX1\n"
 
 
@@ -79,6 +116,14 @@ def default_nprobe(nlist: int) -> int:
     return int(min(nlist, max(16, nlist // 64)))
 
 
+def default_pq_m(dim: int) -> int:
+    """Product-quantizer sub-vectors for ``dim``: dim / 2 (a divisor of dim, at least 1).
+
+    One byte per 2 dimensions (PQ64x8 at 128-d, 8x fewer bytes than float32).
+    """
+    return max(m for m in range(1, max(1, dim // 2) + 1) if dim % m == 0)
+
+
 def gpu_available() -> bool:
     """True when this faiss build has GPU support and a GPU is visible."""
     return hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0
@@ -89,7 +134,7 @@ class PoolIndex:
 
     def __init__(self, dim: int, kind: str = "auto", nlist: int | None = None,
                  nprobe: int | None = None, hnsw_m: int = 32, ef_search: int | None = None,
-                 use_gpu: str | bool = "auto"):
+                 use_gpu: str | bool = "auto", pq_m: int | None = None):
         if int(dim) <= 0:
             raise ValueError(f"dim must be positive, got {dim}")
         if kind not in KINDS:
@@ -102,6 +147,8 @@ class PoolIndex:
             raise ValueError(f"hnsw_m must be >= 2, got {hnsw_m}")
         if ef_search is not None and ef_search < 1:
             raise ValueError(f"ef_search must be >= 1, got {ef_search}")
+        if pq_m is not None and (pq_m < 1 or int(dim) % pq_m):
+            raise ValueError(f"pq_m must divide dim={dim}, got {pq_m}")
         if use_gpu not in ("auto", True, False):
             raise ValueError(f"use_gpu must be 'auto', True or False, got {use_gpu!r}")
         self.dim = int(dim)
@@ -111,6 +158,7 @@ class PoolIndex:
         self.hnsw_m = hnsw_m
         self.ef_search = ef_search
         self.use_gpu = use_gpu
+        self.pq_m = pq_m
         self.kind_ = "flat"
         self.description = "Flat"
         self.built_rows_ = 0          # rows the current structure was chosen/trained for
@@ -122,7 +170,9 @@ class PoolIndex:
     def _choose(self, rows: int) -> tuple[str, str]:
         kind = self.kind
         if kind == "auto":
-            kind = "flat" if rows < FLAT_MAX_ROWS else "ivf"
+            kind = ("flat" if rows < FLAT_MAX_ROWS
+                    else "ivf" if rows * self.dim * 4 <= CODES_MAX_BYTES
+                    else "ivfsq8" if rows * self.dim <= CODES_MAX_BYTES else "ivfpq")
         if kind == "flat":
             return "flat", "Flat"
         if kind == "hnsw":
@@ -130,11 +180,17 @@ class PoolIndex:
         nlist = self.nlist or default_nlist(rows)
         # k-means needs more points than centroids; tiny pools get fewer lists.
         nlist = max(1, min(nlist, rows // 4 if rows >= 4 else 1))
+        if kind == "ivfpq":
+            # "np": no polysemous training (a code reordering for Hamming pre-filtering that we do
+            # not use, and that takes most of the training time).
+            return "ivfpq", f"IVF{nlist},PQ{self.pq_m or default_pq_m(self.dim)}x8np"
+        if kind == "ivfsq8":
+            return "ivfsq8", f"IVF{nlist},SQ8"
         return "ivf", f"IVF{nlist},Flat"
 
     def _configure(self) -> None:
         """Apply search-time parameters (nprobe / efSearch) to the live index."""
-        if self.kind_ == "ivf":
+        if self.kind_ in IVF_KINDS:
             nlist = faiss.extract_index_ivf(self._cpu).nlist
             nprobe = min(self.nprobe or default_nprobe(nlist), nlist)
             faiss.extract_index_ivf(self._cpu).nprobe = nprobe
@@ -162,13 +218,30 @@ class PoolIndex:
 
     def build(self, embeddings: np.ndarray, progress: ProgressFn | None = None) -> "PoolIndex":
         """(Re)build the index from all pool rows; returns self."""
-        progress = progress or no_progress
-        x = _normalised(embeddings, "embeddings", self.dim)
-        self._build_normalised(x, progress)
+        x = np.asarray(embeddings)
+        if x.ndim != 2 or x.shape[1] != self.dim:
+            raise ValueError(f"embeddings must have shape (n, {self.dim}), got {x.shape}")
+        return self.build_from(lambda start, stop: x[start:stop], len(x), progress)
+
+    def build_from(self, read: Callable[[int, int], np.ndarray], rows: int,
+                   progress: ProgressFn | None = None) -> "PoolIndex":
+        """(Re)build from ``rows`` rows that ``read(start, stop)`` returns a range at a time; returns self.
+
+        The whole pool is never held at once: the IVF training sample is gathered
+        in one pass over the ranges, and rows are added in a second. The same rows
+        give the same index as ``build``.
+        """
+        self._build(read, int(rows), progress or no_progress, normalised=False)
         return self
 
-    def _build_normalised(self, x: np.ndarray, progress: ProgressFn) -> None:
-        rows = len(x)
+    def _read(self, read: Callable[[int, int], np.ndarray], start: int, stop: int, normalised: bool) -> np.ndarray:
+        x = read(start, stop)
+        if len(x) != stop - start:
+            raise ValueError(f"rows {start}..{stop} read as {len(x)} rows")
+        return np.ascontiguousarray(x, dtype=np.float32) if normalised else _normalised(x, "embeddings", self.dim)
+
+    def _build(self, read: Callable[[int, int], np.ndarray], rows: int, progress: ProgressFn,
+               normalised: bool) -> None:
         self.kind_, self.description = self._choose(rows)
         progress(0.0, f"building {self.description} pool index over {rows} rows")
         self._cpu = faiss.index_factory(self.dim, self.description, faiss.METRIC_INNER_PRODUCT)
@@ -176,29 +249,45 @@ class PoolIndex:
             self._cpu.hnsw.efConstruction = max(40, self.hnsw_m * 2)
         self.on_gpu_ = False
         self._index = self._cpu
-        if self.kind_ == "ivf" and rows > 0:
+        if self.kind_ in IVF_KINDS and rows > 0:
             nlist = faiss.extract_index_ivf(self._cpu).nlist
             train_n = min(rows, nlist * TRAIN_POINTS_PER_LIST)
             # A fixed-seed sample: the same pool always gives the same quantizer.
-            sample = x if train_n == rows else x[np.sort(
-                np.random.default_rng(0).choice(rows, train_n, replace=False))]
+            picks = None if train_n == rows else np.sort(
+                np.random.default_rng(0).choice(rows, train_n, replace=False))
+            progress(0.02, f"reading a training sample of {train_n} rows")
+            sample = self._gather(read, rows, picks, normalised)
             self._to_device()
             progress(0.05, f"training IVF quantizer on {train_n} rows")
             self._index.train(sample)
+            del sample
         else:
             self._to_device()
         self.built_rows_ = rows
         # Add in chunks so a long build reports progress (and can be cancelled).
-        chunk = 65_536
-        for start in range(0, rows, chunk):
-            self._index.add(x[start:start + chunk])
-            progress(0.3 + 0.7 * min(rows, start + chunk) / rows, "adding rows to the pool index")
+        for start in range(0, rows, BUILD_CHUNK):
+            self._index.add(self._read(read, start, min(rows, start + BUILD_CHUNK), normalised))
+            progress(0.3 + 0.7 * min(rows, start + BUILD_CHUNK) / rows, "adding rows to the pool index")
         self._configure()
         progress(1.0, "pool index built")
 
+    def _gather(self, read: Callable[[int, int], np.ndarray], rows: int, picks: np.ndarray | None,
+                normalised: bool) -> np.ndarray:
+        """Rows ``picks`` (sorted; all rows when None), read range by range."""
+        out = np.empty((rows if picks is None else len(picks), self.dim), np.float32)
+        for start in range(0, rows, BUILD_CHUNK):
+            stop = min(rows, start + BUILD_CHUNK)
+            if picks is None:
+                out[start:stop] = self._read(read, start, stop, normalised)
+                continue
+            a, b = np.searchsorted(picks, [start, stop])
+            if b > a:
+                out[a:b] = self._read(read, start, stop, normalised)[picks[a:b] - start]
+        return out
+
     def _all_vectors(self) -> np.ndarray:
         self._sync_cpu()
-        if self.kind_ == "ivf":
+        if self.kind_ in IVF_KINDS:
             faiss.extract_index_ivf(self._cpu).make_direct_map()
         return self._cpu.reconstruct_n(0, self._cpu.ntotal)
 
@@ -211,7 +300,8 @@ class PoolIndex:
         grown = total >= REBUILD_GROWTH * max(self.built_rows_, 1)
         if self.ntotal == 0 or (grown and self._choose(total) != (self.kind_, self.description)):
             previous = self._all_vectors() if self.ntotal else np.zeros((0, self.dim), np.float32)
-            self._build_normalised(np.concatenate([previous, x]), no_progress)
+            rows = np.concatenate([previous, x])
+            self._build(lambda start, stop: rows[start:stop], len(rows), no_progress, normalised=True)
             return
         if grown:
             self.built_rows_ = total   # same structure still right; measure growth from here
@@ -253,7 +343,7 @@ class PoolIndex:
         header = json.dumps({
             "dim": self.dim, "kind": self.kind, "nlist": self.nlist, "nprobe": self.nprobe,
             "hnsw_m": self.hnsw_m, "ef_search": self.ef_search,
-            "use_gpu": self.use_gpu, "kind_": self.kind_, "description": self.description,
+            "use_gpu": self.use_gpu, "pq_m": self.pq_m, "kind_": self.kind_, "description": self.description,
             "built_rows_": self.built_rows_}).encode()
         body = faiss.serialize_index(self._cpu).tobytes()
         return _MAGIC + struct.pack("<Q", len(header)) + header + body
@@ -270,7 +360,8 @@ class PoolIndex:
         # An index written on a GPU host must still load on a CPU-only one.
         use_gpu = "auto" if meta["use_gpu"] is True and not gpu_available() else meta["use_gpu"]
         obj = cls(meta["dim"], kind=meta["kind"], nlist=meta["nlist"], nprobe=meta["nprobe"],
-                  hnsw_m=meta["hnsw_m"], ef_search=meta["ef_search"], use_gpu=use_gpu)
+                  hnsw_m=meta["hnsw_m"], ef_search=meta["ef_search"], use_gpu=use_gpu,
+                  pq_m=meta.get("pq_m"))
         obj.kind_, obj.description = meta["kind_"], meta["description"]
         obj.built_rows_ = meta["built_rows_"]
         obj._cpu = faiss.deserialize_index(np.frombuffer(data, np.uint8, offset=offset + size).copy())

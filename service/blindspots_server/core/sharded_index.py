@@ -10,24 +10,78 @@ its own rows, so recall is per shard, never below a single IVF of that size.
 The workers run where ``compute`` puts them (:mod:`.parallel`): here, or as Ray
 actors spread over a cluster's nodes, so a pool bigger than one process's
 memory is held by several.
+
+Two ways to give the shards their rows: ``build(embeddings)`` slices an array
+the caller holds and ships each shard its slice; ``build_from(source)`` ships
+only a description of where the rows are (a :class:`RowSource`: row files, a
+generator with a seed), and each shard reads its own range, a chunk at a
+time, so neither the caller nor a shard ever holds the whole pool.
 """
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Optional, Protocol
 
+import faiss
 import numpy as np
 
 from .parallel import IN_PROCESS, row_chunks
-from .pool_index import PoolIndex
+from .pool_index import BUILD_CHUNK, PoolIndex, normalise
 from .results import ProgressFn, no_progress
 
 
-class PoolIndexShard:
-    """One shard's index; a worker (an object here, a Ray actor on a cluster)."""
+class RowSource(Protocol):
+    """Pool rows a worker can read by itself: small to pickle (paths, a seed), never the rows."""
 
-    def __init__(self, dim: int, kind: str, embeddings: np.ndarray, offset: int):
+    def __len__(self) -> int: ...
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        """Rows start..stop as a float32 (stop - start, dim) array."""
+
+
+class RowRange:
+    """Rows ``start..stop`` of a :class:`RowSource`, themselves a row source (one shard's rows)."""
+
+    def __init__(self, source: RowSource, start: int, stop: int):
+        self.source, self.start, self.stop = source, int(start), int(stop)
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        return self.source.read(self.start + start, self.start + stop)
+
+
+class PoolIndexShard:
+    """One shard's index; a worker (an object here, a Ray actor on a cluster).
+
+    ``rows`` is the shard's rows as an array, or a :class:`RowSource` it reads a
+    chunk at a time (and again for :meth:`exact_search`).
+    """
+
+    def __init__(self, dim: int, kind: str, rows: "np.ndarray | RowSource", offset: int):
         self.offset = int(offset)
-        self.index = PoolIndex(dim, kind=kind).build(embeddings)
+        self.dim = int(dim)
+        self.source = None if isinstance(rows, np.ndarray) else rows
+        if self.source is None:
+            self.index = PoolIndex(dim, kind=kind).build(rows)
+        else:
+            self.index = PoolIndex(dim, kind=kind).build_from(self.source.read, len(self.source))
+
+    def exact_search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Brute-force top-k over the shard's rows, re-read from its source (for measuring recall)."""
+        if self.source is None or self.index.ntotal != len(self.source):
+            raise ValueError("exact_search needs a shard built from a row source, with no rows added since")
+        q = normalise(queries)
+        dists, ids = [], []
+        rows = len(self.source)
+        for start in range(0, rows, BUILD_CHUNK * 8):
+            chunk = normalise(self.source.read(start, min(rows, start + BUILD_CHUNK * 8)))
+            flat = faiss.IndexFlatIP(self.dim)
+            flat.add(chunk)
+            sims, found = flat.search(q, min(k, len(chunk)))
+            dists.append(np.maximum(1.0 - sims, 0.0).astype(np.float32))
+            ids.append(np.where(found >= 0, found + start + self.offset, -1))
+        return merge_top_k(dists, ids, k)
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         dist, ids = self.index.search(queries, k)
@@ -76,6 +130,26 @@ class ShardedPoolIndex:
         self.kind_, self.description = described[0][1], f"{len(ranges)} shards of {described[0][2]}"
         progress(1.0, "index shards built")
         return self
+
+    def build_from(self, source: RowSource, progress: Optional[ProgressFn] = None) -> "ShardedPoolIndex":
+        """Build with each shard reading its own row range from ``source`` (nothing is shipped but the source)."""
+        progress = progress or no_progress
+        ranges = row_chunks(len(source), self.shards)
+        progress(0.0, f"building {len(ranges)} index shards from their row sources on {self.compute.name}")
+        self.close()
+        self._workers = self.compute.start_workers(
+            PoolIndexShard, [(self.dim, self.kind, RowRange(source, a, b), a) for a, b in ranges])
+        self._sizes = [b - a for a, b in ranges]
+        described = self.compute.call_all(self._workers, "describe")
+        self.kind_, self.description = described[0][1], f"{len(ranges)} shards of {described[0][2]}"
+        progress(1.0, "index shards built")
+        return self
+
+    def exact_search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Brute force over every shard's rows (re-read from their sources), merged: the exact answer."""
+        q = np.asarray(queries, dtype=np.float32)
+        answers = self.compute.call_all(self._workers, "exact_search", q, int(k))
+        return merge_top_k([a[0] for a in answers], [a[1] for a in answers], int(k))
 
     def add(self, embeddings: np.ndarray) -> None:
         """New rows go to the last shard (row ids stay contiguous)."""

@@ -126,3 +126,46 @@ def row_digests(table: pa.Table) -> list[str]:
         parts.append(hashed.view(np.uint8).reshape(n, 8))
     rows = np.hstack(parts) if parts else np.zeros((n, 0), dtype=np.uint8)
     return [hashlib.blake2b(row.tobytes() + salt, digest_size=16).hexdigest() for row in rows]
+
+
+class ParquetEmbeddings:
+    """The ``embedding`` column of a pool's Parquet batch files, in order, as a row source
+    (core.sharded_index.RowSource): ``read(start, stop)`` reads only the row groups holding those
+    rows, so an index shard given this object and a row range reads its own rows from the files
+    (a path every worker sees: a local or shared file root) instead of receiving them."""
+
+    def __init__(self, paths: list[str], column: str = "embedding"):
+        import pyarrow.parquet as pq
+        self.paths, self.column = [str(p) for p in paths], column
+        self._groups: list[tuple[int, int, int, int]] = []     # (file, row group, first row, end row)
+        rows = 0
+        for i, path in enumerate(self.paths):
+            meta = pq.ParquetFile(path).metadata
+            for g in range(meta.num_row_groups):
+                n = meta.row_group(g).num_rows
+                self._groups.append((i, g, rows, rows + n))
+                rows += n
+        self._rows = rows
+        self._cached: Optional[tuple[tuple[int, int], np.ndarray]] = None
+
+    def __len__(self) -> int:
+        return self._rows
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_cached": None}        # ship the description, not a cached group
+
+    def _group(self, i: int, g: int) -> np.ndarray:
+        if self._cached is None or self._cached[0] != (i, g):
+            import pyarrow.parquet as pq
+            table = pq.ParquetFile(self.paths[i]).read_row_group(g, columns=[self.column])
+            self._cached = ((i, g), _matrix(table.column(self.column)))
+        return self._cached[1]
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        if not 0 <= start <= stop <= self._rows:
+            raise IndexError(f"rows {start}..{stop} outside 0..{self._rows}")
+        parts = [self._group(i, g)[max(start, a) - a:min(stop, b) - a]
+                 for i, g, a, b in self._groups if a < stop and b > start]
+        if not parts:
+            return np.zeros((0, self._group(*self._groups[0][:2]).shape[1] if self._groups else 0), np.float32)
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)

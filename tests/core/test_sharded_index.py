@@ -1,0 +1,84 @@
+"""ShardedPoolIndex in one process: shards that read their own rows from a row source answer as
+shards given the rows, and exact_search over the sources is the brute-force answer."""
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from blindspots_server.core.pool_index import PoolIndex
+from blindspots_server.core.sharded_index import RowRange, ShardedPoolIndex
+from blindspots_server.storage.rows import ParquetEmbeddings, build_table
+
+
+def clustered(n: int, dim: int = 16, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    means = rng.normal(0, 1, (30, dim)) * 3
+    return (means[rng.integers(0, 30, n)] + rng.normal(0, 1, (n, dim))).astype(np.float32)
+
+
+class CountingRows:
+    """An in-memory row source that records the largest range it was asked for."""
+
+    def __init__(self, x: np.ndarray):
+        self.x, self.largest = x, 0
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        self.largest = max(self.largest, stop - start)
+        return self.x[start:stop]
+
+
+@pytest.mark.parametrize("kind", ["flat", "ivf"])
+def test_shards_reading_their_rows_answer_as_shards_given_them(kind, monkeypatch):
+    from blindspots_server.core import pool_index as pi
+    monkeypatch.setattr(pi, "BUILD_CHUNK", 2000)
+    x = clustered(12_000)
+    queries = clustered(100, seed=1)
+    source = CountingRows(x)
+    streamed = ShardedPoolIndex(16, shards=3, kind=kind).build_from(source)
+    given = ShardedPoolIndex(16, shards=3, kind=kind).build(x)
+    assert streamed.ntotal == 12_000 and streamed.description == given.description
+    d1, i1 = streamed.search(queries, 10)
+    d2, i2 = given.search(queries, 10)
+    np.testing.assert_array_equal(i1, i2)
+    np.testing.assert_allclose(d1, d2, atol=1e-6)
+    assert source.largest <= 2000        # chunks, never a shard's 4,000 rows at once
+
+
+def test_exact_search_over_the_sources_is_one_flat_index():
+    x = clustered(9000)
+    queries = clustered(50, seed=2)
+    sharded = ShardedPoolIndex(16, shards=2, kind="ivf").build_from(CountingRows(x))
+    d_exact, i_exact = sharded.exact_search(queries, 10)
+    d_flat, i_flat = PoolIndex(16, kind="flat").build(x).search(queries, 10)
+    np.testing.assert_array_equal(i_exact, i_flat)
+    np.testing.assert_allclose(d_exact, d_flat, atol=1e-5)
+    sharded.add(x[:10])                 # rows the sources do not have: no longer an exact answer
+    with pytest.raises(ValueError, match="row source"):
+        sharded.exact_search(queries, 10)
+
+
+def test_parquet_embeddings_read_ranges_across_files_and_row_groups(tmp_path):
+    x = clustered(2500)
+    paths = []
+    for i, (a, b) in enumerate([(0, 1000), (1000, 1700), (1700, 2500)]):
+        table = build_table([f"s{j}" for j in range(a, b)], x[a:b], None, None, None, {})
+        path = tmp_path / f"batch-{i}.parquet"
+        pq.write_table(table, path, row_group_size=300)
+        paths.append(str(path))
+    rows = ParquetEmbeddings(paths)
+    assert len(rows) == 2500
+    for start, stop in [(0, 10), (250, 1350), (999, 1001), (1600, 2500), (0, 2500), (7, 7)]:
+        np.testing.assert_array_equal(rows.read(start, stop), x[start:stop])
+    shard = RowRange(pickle.loads(pickle.dumps(rows)), 1200, 2100)     # what a remote shard gets
+    np.testing.assert_array_equal(shard.read(100, 400), x[1300:1600])
+    assert len(pickle.dumps(rows)) < 2000        # the description travels, not the rows
+    with pytest.raises(IndexError):
+        rows.read(2000, 2600)
+    index = ShardedPoolIndex(16, shards=2, kind="flat").build_from(rows)
+    np.testing.assert_array_equal(index.search(x[:20], 5)[1], PoolIndex(16, kind="flat").build(x).search(x[:20], 5)[1])
