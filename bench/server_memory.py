@@ -19,7 +19,10 @@ with the same driver, for before/after rows from one command.
     .venv/bin/python bench/server_memory.py --test-rows 1000000 --pool-rows 1000000
     .venv/bin/python bench/server_memory.py --test-rows 5000000 --pool-rows 0 --steps diagnose
 
-Prints one JSON line per run (``--json-out`` appends it to a file as well).
+Prints one JSON line per run (``--json-out`` appends it to a file as well);
+``--write`` turns every run in that file into bench/results/server_memory.md
+(per-step peaks per code version, and diagnose time against test rows with its
+log-log slope per way).
 """
 from __future__ import annotations
 
@@ -35,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from measure import ROOT, free_port
+from measure import ROOT, free_port, write_fragment
 
 sys.path.insert(0, str(ROOT / "service"))
 sys.path.insert(0, str(ROOT / "clients" / "python"))
@@ -121,7 +124,7 @@ def run(args) -> dict:
     code_root = Path(args.code_root).resolve() if args.code_root else ROOT
     model = train_model(make_scenario(n_train=8000, n_test=10, n_pool=10, seed=0).train, seed=0)
     ways = [w for w in args.compute.split(",") if w]
-    out: dict = {"code": subprocess.run(["git", "-C", str(code_root), "rev-parse", "--short", "HEAD"],
+    out: dict = {"code": subprocess.run(["git", "-C", str(code_root), "describe", "--always", "--dirty"],
                                         capture_output=True, text=True).stdout.strip(),
                  "test_rows": args.test_rows, "pool_rows": args.pool_rows, "compute": ways, "steps": {}}
     with tempfile.TemporaryDirectory(prefix="blindspots-mem-") as tmp:
@@ -139,7 +142,7 @@ def run(args) -> dict:
     for way in ways:
         prefix = "" if way == ways[0] else f"{way}: "
         mine = {k[len(prefix):]: v for k, v in out["steps"].items()
-                if (k.startswith(prefix) if prefix else ":" not in k)}
+                if (k.startswith(prefix) if prefix else ": " not in k)}
         diag = [s["s"] for k, s in mine.items() if k.startswith("diagnose")]
         out[way] = {"peak_rss_mb": max(s["peak_rss_mb"] for s in mine.values()),
                     "diagnose_s": float(np.median(diag)) if diag else None}
@@ -194,6 +197,59 @@ def _session(args, model, server: "Server", out: dict, ids, prefix: str):
     return run_.id, pool.id if pool is not None else ""
 
 
+def _slope(x: list[float], y: list[float]) -> float:
+    return float(np.polyfit(np.log(x), np.log(y), 1)[0]) if len(set(x)) >= 2 else float("nan")
+
+
+def fragment(runs: list[dict]) -> str:
+    """Markdown: per-step peak server RSS of the runs with a pool, then diagnose time vs test rows."""
+    lines = ["Peak RSS of the server process (VmHWM, reset before each step) through the SDK on loopback; "
+             "listings scenario, 128-d, generated and sent 1M rows at a time. `code` is the commit the "
+             "server ran from. Ray: a throw-away local cluster (2 nodes x 1 CPU) on the same machine, the "
+             "server started with `--ray-address` on the same stored rows (diagnose's kNN search as Ray tasks, "
+             "the pool index in 2 Ray shards); the Ray workers' own memory is not in these figures.", ""]
+    with_pool = [r for r in runs if r["pool_rows"]]
+    if with_pool:
+        cols = [(r, w) for r in with_pool for w in r["compute"]]
+        lines += ["| step | " + " | ".join(f"{r['code']} {w} {r['test_rows'] / 1e6:g}M+{r['pool_rows'] / 1e6:g}M "
+                                             "MB (s)" for r, w in cols) + " |",
+                  "|---|" + "---:|" * len(cols)]
+        names = []
+        for r, w in cols:
+            for k in _steps_of(r, w):
+                if k not in names:
+                    names.append(k)
+        for k in names:
+            cells = []
+            for r, w in cols:
+                st = _steps_of(r, w).get(k)
+                cells.append(f"{st['peak_rss_mb']:,} ({st['s']:.0f})" if st else "–")
+            lines.append(f"| {k} | " + " | ".join(cells) + " |")
+        lines.append("| **peak** | " + " | ".join(f"**{r[w]['peak_rss_mb']:,}**" for r, w in cols) + " |")
+        lines.append("")
+    lines += ["Diagnose (one call through the server, wall s) against test rows:", "",
+              "| code | way | test rows | diagnose s | server peak RSS in diagnose MB |", "|---|---|---:|---:|---:|"]
+    groups: dict = {}
+    for r in runs:
+        for w in r["compute"]:
+            st = _steps_of(r, w).get("diagnose 1")
+            if st:
+                lines.append(f"| {r['code']} | {w} | {r['test_rows']:,} | {st['s']:.0f} | {st['peak_rss_mb']:,} |")
+                groups.setdefault((r["code"], w), []).append((r["test_rows"], st["s"], st["peak_rss_mb"]))
+    slopes = [f"{code} {w}: time {_slope([a for a, _, _ in v], [b for _, b, _ in v]):.2f}, "
+              f"RSS {_slope([a for a, _, _ in v], [c for _, _, c in v]):.2f}"
+              for (code, w), v in groups.items() if len({a for a, _, _ in v}) >= 2]
+    if slopes:
+        lines += ["", "Scaling slope (log-log, vs test rows; 1 = linear): " + "; ".join(slopes) + "."]
+    return "\n".join(lines) + "\n"
+
+
+def _steps_of(run: dict, way: str) -> dict:
+    prefix = "" if way == run["compute"][0] else f"{way}: "
+    return {k[len(prefix):]: v for k, v in run["steps"].items()
+            if (k.startswith(prefix) if prefix else ": " not in k)}
+
+
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--test-rows", type=int, default=1_000_000)
@@ -201,17 +257,31 @@ def main(argv=None) -> dict:
     p.add_argument("--diagnose-reps", type=int, default=1)
     p.add_argument("--steps", default="diagnose,suggest")
     p.add_argument("--compute", default="in-process",
-                   help="comma-separated ways, each a server on the same rows: in-process, ray (a local 2-node cluster)")
+                   help="comma-separated ways, each a server on the same rows: in-process, "
+                        "ray (a local 2-node cluster)")
     p.add_argument("--object-store-mb", type=int, default=1000)
     p.add_argument("--code-root", default="", help="run the server from this checkout (default: this one)")
     p.add_argument("--json-out", default="")
+    p.add_argument("--write", action="store_true",
+                   help="write bench/results/server_memory.md from the runs in --json-out (and this one)")
+    p.add_argument("--write-only", action="store_true", help="only --write, from the runs already in --json-out")
     args = p.parse_args(argv)
+    if args.write_only:
+        runs = [json.loads(line) for line in Path(args.json_out).read_text().splitlines() if line.strip()]
+        text = fragment(runs)
+        write_fragment("server_memory", text)
+        print(text)
+        return {}
     out = run(args)
     line = json.dumps(out)
     print(line)
     if args.json_out:
         with open(args.json_out, "a") as f:
             f.write(line + "\n")
+    if args.write:
+        runs = ([json.loads(x) for x in Path(args.json_out).read_text().splitlines() if x.strip()]
+                if args.json_out else [out])
+        write_fragment("server_memory", fragment(runs))
     return out
 
 

@@ -160,8 +160,8 @@ def test_row_data_read_file_by_file_equals_the_table_read(open_again):
     meta = {"region": ("string", pa.array(["n", "s"]))}
     store.ingest_batch("run", "run_a", "b1", _batch(["a", "b"], meta=meta), {"region": "string"})
     store.ingest_batch("run", "run_a", "b2", _batch(["c"], start=8), {})
-    store.ingest_batch("run", "run_a", "b3", _batch(["d", "e"], start=12, meta={"price": ("number", pa.array([1.0, 2.0]))}),
-                       {"price": "number"})
+    priced = {"price": ("number", pa.array([1.0, 2.0]))}
+    store.ingest_batch("run", "run_a", "b3", _batch(["d", "e"], start=12, meta=priced), {"price": "number"})
     for reader in (store, open_again()):           # warm (a cached table exists) and cold
         whole = to_row_data(reader.read_rows("run", "run_a"))
         rows = reader.read_row_data("run", "run_a")
