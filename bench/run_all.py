@@ -59,6 +59,11 @@ BENCHMARKS = (
     Benchmark("active_learning", "Active learning vs scikit-activeml baselines (held-out families)", 1800,
               7200, "2 seeds, budget 300, listings only", "5 seeds, budgets 300 and 600, every held-out family",
               fragment="active_learning_heldout"),
+    Benchmark("server_memory", "Server memory per step, and diagnose in-process vs Ray", 1200, 3600,
+              "100k test + 100k pool rows", "1M test + 1M pool rows",
+              quick_args=("--test-rows", "100000", "--pool-rows", "100000", "--compute", "in-process,ray", "--write"),
+              full_args=("--test-rows", "1000000", "--pool-rows", "1000000", "--compute", "in-process,ray",
+                         "--write")),
     # Written by the reliability work; run when present.
     Benchmark("load_test", "Load test (concurrent ingest, diagnose, suggest)", 300, 600,
               "10 s, 16 ingest clients", "20 s, 16 ingest clients", fragment="load",

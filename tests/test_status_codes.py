@@ -159,14 +159,17 @@ def test_an_internal_failure_is_internal_not_the_callers_fault(tmp_path):
                             embeddings=np.zeros((5, DIM)), metadata=with_city, progress=False)
         run.log_predictions([f"b{i}" for i in range(5)], labels=[1] * 5, probabilities=np.full((5, 2), 0.5),
                             embeddings=np.ones((5, DIM)), progress=False)
+        # Suggest reads every column of the pool's rows (of the run's, only ids and vectors).
+        pool = client.create_pool("p", embedding_dim=DIM)
+        pool.add(["p0", "p1"], np.zeros((2, DIM)), metadata=pd.DataFrame({"city": [1.0, 2.0]}), progress=False)
+        pool.add(["p2", "p3"], np.ones((2, DIM)), progress=False)
         srv.stop()
         with sqlite3.connect(data / "catalog.sqlite") as db:
             db.execute("UPDATE runs SET metadata_schema=? WHERE id=?", ('{"city": "string"}', run.id))
+            db.execute("UPDATE pools SET metadata_schema=? WHERE id=?", ('{"city": "string"}', pool.id))
         srv = start_server(data)
         client.close()
         client = Client(f"127.0.0.1:{srv.port}", retries=0, timeout=60)
-        pool = client.create_pool("p", embedding_dim=DIM)
-        pool.add(["p0", "p1"], np.zeros((2, DIM)), progress=False)
         code, details = _code_and_details(lambda r: list(client.stub.Suggest(r)), pb.SuggestRequest(
             run_id=run.id, pool_id=pool.id, budget=1, strategy="random"))
         assert code == grpc.StatusCode.INTERNAL, (code, details)

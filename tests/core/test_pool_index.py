@@ -128,14 +128,31 @@ def test_bytes_roundtrip_gives_same_answers(kind):
     x = clustered(3000)
     index = PoolIndex(32, kind=kind, nprobe=4).build(x)
     data = index.to_bytes()
-    assert isinstance(data, bytes)
-    restored = PoolIndex.from_bytes(data)
+    assert isinstance(data, (bytes, bytearray))      # bytes-like: written without an extra copy
+    restored = PoolIndex.from_bytes(bytes(data))     # as a store reads it back
     assert (restored.kind_, restored.description, restored.ntotal) == (
         index.kind_, index.description, 3000)
     assert restored.nprobe == 4
     d1, i1 = index.search(x[:50], 7)
     d2, i2 = restored.search(x[:50], 7)
     assert (i1 == i2).all() and np.allclose(d1, d2)
+
+
+@pytest.mark.parametrize("kind", ["flat", "ivf"])
+def test_build_without_copy_normalises_in_place_with_the_same_answers(kind):
+    x = clustered(3000) * 3.0
+    queries = x[:50].copy()
+    expected = PoolIndex(32, kind=kind, nprobe=4).build(x).search(queries, 5)
+    owned = x.copy()
+    index = PoolIndex(32, kind=kind, nprobe=4).build(owned, copy=False)
+    np.testing.assert_allclose(np.linalg.norm(owned, axis=1), 1.0, rtol=1e-5)   # the caller's array was used
+    dist, ids = index.search(queries, 5)
+    np.testing.assert_array_equal(ids, expected[1])
+    np.testing.assert_allclose(dist, expected[0], atol=1e-6)
+    # A copy is still made where the array is not float32 (nothing of the caller's changes).
+    as_float64 = x.astype(np.float64)
+    PoolIndex(32, kind=kind, nprobe=4).build(as_float64, copy=False)
+    np.testing.assert_array_equal(as_float64, x.astype(np.float64))
 
 
 def test_from_bytes_rejects_foreign_data():

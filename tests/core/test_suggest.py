@@ -55,6 +55,17 @@ def test_contract_budget_ranks_reasons_determinism(world, strategy):
     assert call(world, strategy, seed=5) == out
 
 
+@pytest.mark.parametrize("strategy", ["targeted", "kcenter"])
+def test_rows_normalised_by_the_caller_give_the_same_picks(world, strategy):
+    from dataclasses import replace
+
+    from blindspots_server.core.pool_index import normalise_in_place
+    s, pool, regions = world
+    unit = replace(pool, embeddings=normalise_in_place(pool.embeddings.copy()), unit_rows=True)
+    expected = call(world, strategy, seed=5)
+    assert suggest_candidates(strategy, 120, unit, regions, labeled_embeddings=s.train.embeddings, seed=5) == expected
+
+
 @pytest.mark.parametrize("strategy", STRATEGIES)
 def test_exclusions_are_never_returned(world, strategy):
     n = len(world[1].embeddings)

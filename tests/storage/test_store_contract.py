@@ -154,6 +154,33 @@ def test_column_subsets_read_only_those_columns(open_again):
     assert cold.column_names == ["sample_id", "m.region"] and cold.column("m.region").to_pylist() == ["n", "s", None]
 
 
+def test_row_data_read_file_by_file_equals_the_table_read(open_again):
+    store = open_again()
+    _run(store)
+    meta = {"region": ("string", pa.array(["n", "s"]))}
+    store.ingest_batch("run", "run_a", "b1", _batch(["a", "b"], meta=meta), {"region": "string"})
+    store.ingest_batch("run", "run_a", "b2", _batch(["c"], start=8), {})
+    priced = {"price": ("number", pa.array([1.0, 2.0]))}
+    store.ingest_batch("run", "run_a", "b3", _batch(["d", "e"], start=12, meta=priced), {"price": "number"})
+    for reader in (store, open_again()):           # warm (a cached table exists) and cold
+        whole = to_row_data(reader.read_rows("run", "run_a"))
+        rows = reader.read_row_data("run", "run_a")
+        assert rows.sample_ids.tolist() == ["a", "b", "c", "d", "e"] == whole.sample_ids.tolist()
+        np.testing.assert_array_equal(rows.embeddings, whole.embeddings)
+        assert rows.embeddings.dtype == np.float32 and rows.embeddings.flags.c_contiguous
+        np.testing.assert_array_equal(rows.embeddings[2], [8, 9, 10, 11])
+        np.testing.assert_array_equal(rows.probabilities, whole.probabilities)
+        np.testing.assert_array_equal(rows.labels, whole.labels)
+        assert rows.uris.tolist() == whole.uris.tolist()
+        assert rows.metadata.equals(whole.metadata) and list(rows.metadata.columns) == ["region", "price"]
+    subset = store.read_row_data("run", "run_a", ["sample_id", "embedding", "m.price"])
+    assert subset.probabilities is None and subset.labels is None and list(subset.metadata.columns) == ["price"]
+    assert subset.metadata["price"].tolist()[3:] == [1.0, 2.0] and subset.embeddings.shape == (5, 4)
+    _pool(store)
+    empty = store.read_row_data("pool", "pool_a")
+    assert len(empty) == 0 and len(empty.embeddings) == 0
+
+
 def test_list_runs_filters_by_project_and_pages(store):
     for i, project in enumerate(["p", "q", "p"]):
         _run(store, f"run_{i}", project=project)

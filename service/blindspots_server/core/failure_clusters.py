@@ -95,11 +95,21 @@ def search_serialized(shared: tuple[np.ndarray, int], queries: np.ndarray) -> tu
     return faiss.deserialize_index(blob).search(queries, k)
 
 
-def principal_axes(centred: np.ndarray, dims: int, seed: int = 0, max_rows: int = 20000) -> np.ndarray:
+# Rows per block where a step over every row would otherwise make whole-size temporaries
+# (a 10^6 x 128 float32 matrix is 0.5 GB; a block of it, 32 MB).
+ROW_BLOCK = 65_536
+AXES_SAMPLE_ROWS = 20_000
+
+
+def _row_sample(n: int, seed: int, max_rows: int) -> np.ndarray | None:
+    """The rows principal_axes reads (None: all of them)."""
+    return np.random.default_rng(seed).choice(n, max_rows, replace=False) if n > max_rows else None
+
+
+def principal_axes(centred: np.ndarray, dims: int, seed: int = 0, max_rows: int = AXES_SAMPLE_ROWS) -> np.ndarray:
     """Top principal axes (columns) of centred rows, from a row sample: axes settle long before 100k rows."""
-    rows = centred
-    if len(rows) > max_rows:
-        rows = centred[np.random.default_rng(seed).choice(len(centred), max_rows, replace=False)]
+    pick = _row_sample(len(centred), seed, max_rows)
+    rows = centred if pick is None else centred[pick]
     rows = rows.astype(np.float64)
     _, vectors = np.linalg.eigh(rows.T @ rows / max(len(rows) - 1, 1))
     return vectors[:, ::-1][:, :dims].astype(np.float32)
@@ -187,7 +197,7 @@ class FailureClusterer:
         """
         progress = progress or no_progress
         progress(0.0, "reducing embeddings")
-        x = l2_normalise(embeddings)
+        x = l2_normalise(embeddings)       # our copy: _reduce centres it in place
         failed = np.asarray(failed, dtype=bool)
         if x.ndim != 2 or len(x) != len(failed):
             raise ValueError(f"embeddings has {len(x)} rows but failed has {len(failed)}")
@@ -204,10 +214,11 @@ class FailureClusterer:
         held_out[fitted] = False
         params = self._scaled_params(len(fitted), dim)
         self.params_ = params
+        local = self._local_space(x, self.local_dims or params["reduce_to"] * 2)
         reduced = self._reduce(x, classes, params["reduce_to"], fitted if self.axes_from == "failures" else None)
+        del x                               # centred in place by _reduce
         cluster_of_failure = np.full(len(fail_rows), -1, dtype=np.int64)
         region_of_sample = np.full(n, -1, dtype=np.int64)
-        local = self._local_space(x, self.local_dims or params["reduce_to"] * 2)
         empty = FailureClusters(region_of_sample, cluster_of_failure, 0, reduced, params, local, held_out)
         if len(fitted) < max(2 * params["min_cluster_size"], self.embed_dims + 2, 3):
             self.result_ = empty
@@ -276,21 +287,14 @@ class FailureClusterer:
         """
         k = int(min(self.assign_neighbours + 1, len(ref_points)))
         _, idx = nearest(ref_points, queries, k, approximate, compute=self.compute)
-        # A query that is itself a reference point does not vote for itself.
-        own = exclude_self[idx] == query_rows[:, None]
-        w = np.where(own, 0.0, weights[idx])
-        lab = ref_labels[idx]
-        totals = w.sum(axis=1)
-        votes = np.zeros((len(queries), num_regions + 1))
-        np.add.at(votes, (np.repeat(np.arange(len(queries)), k), (lab + 1).ravel()), w.ravel())
-        best = votes[:, 1:].argmax(axis=1)
-        best_votes = votes[np.arange(len(queries)), best + 1]
-        if label_share is None:
-            return np.where(best_votes / np.maximum(totals, 1e-12) >= share, best, -1).astype(np.int64)
-        failures = (w * ref_failed[idx]).sum(axis=1)
-        dense = failures / np.maximum(totals, 1e-12) >= share
-        held = best_votes / np.maximum(failures, 1e-12) >= label_share
-        return np.where(dense & held & (best_votes > 0), best, -1).astype(np.int64)
+        out = np.empty(len(queries), dtype=np.int64)
+        # Block by block: each row's vote is its own, and the per-neighbour temporaries
+        # (weights, labels, own-row flags) of 10^6 rows would be ~1 GB at once.
+        for a in range(0, len(queries), ROW_BLOCK):
+            b = min(a + ROW_BLOCK, len(queries))
+            out[a:b] = _vote_block(idx[a:b], ref_labels, weights, exclude_self, query_rows[a:b], num_regions,
+                                   share, label_share, ref_failed)
+        return out
 
     def _cluster(self, points: np.ndarray, params: dict) -> np.ndarray:
         """HDBSCAN labels of the points, after a spectral embedding of their kNN graph."""
@@ -306,10 +310,17 @@ class FailureClusterer:
 
     @staticmethod
     def _local_space(x: np.ndarray, dims: int) -> np.ndarray:
-        centred = x - x.mean(axis=0)
+        """Centred rows of ``x`` on their top ``dims`` principal axes, block by block (no centred copy of x)."""
+        mean = x.mean(axis=0)
         if dims >= x.shape[1]:
-            return np.ascontiguousarray(centred)
-        return np.ascontiguousarray(centred @ principal_axes(centred, dims))
+            return np.ascontiguousarray(x - mean)
+        pick = _row_sample(len(x), 0, AXES_SAMPLE_ROWS)
+        sample = (x if pick is None else x[pick]) - mean
+        axes = principal_axes(sample, dims, max_rows=len(sample))
+        out = np.empty((len(x), axes.shape[1]), dtype=np.float32)
+        for a in range(0, len(x), ROW_BLOCK):
+            out[a:a + ROW_BLOCK] = (x[a:a + ROW_BLOCK] - mean) @ axes
+        return out
 
     def _reduce(self, x: np.ndarray, classes: np.ndarray | None, reduce_to: int,
                 axes_rows: np.ndarray | None = None) -> np.ndarray:
@@ -318,8 +329,12 @@ class FailureClusterer:
         With ``axes_rows`` (the clustered failures) the axes are those along which
         the failures vary: a condition holding 0.5% of the rows is a large share
         of the failures but too little of all rows' variance to reach the top axes.
+
+        ``x`` (float32, ours) is centred in place: a 10^6-row test set then holds one
+        full-size matrix here, not three.
         """
-        centred = (x - x.mean(axis=0)).astype(np.float32)
+        centred = x
+        centred -= x.mean(axis=0)
         self.class_basis_ = None
         if self.remove_class_directions and classes is not None:
             values = np.unique(classes)
@@ -329,10 +344,33 @@ class FailureClusterer:
                 means = np.stack([centred[classes == c].mean(axis=0) for c in values])
                 basis, _ = np.linalg.qr(means.T.astype(np.float64))
                 self.class_basis_ = basis.astype(np.float32)
-                centred = centred - (centred @ self.class_basis_) @ self.class_basis_.T
+                along = centred @ self.class_basis_         # rows x classes: small
+                for a in range(0, len(centred), ROW_BLOCK):
+                    centred[a:a + ROW_BLOCK] -= along[a:a + ROW_BLOCK] @ self.class_basis_.T
         if reduce_to >= x.shape[1]:
             self.components_ = None
             return np.ascontiguousarray(centred)
         basis_rows = centred if axes_rows is None else centred[axes_rows] - centred[axes_rows].mean(axis=0)
         self.components_ = principal_axes(basis_rows, reduce_to, self.seed)
         return np.ascontiguousarray(centred @ self.components_)
+
+
+def _vote_block(idx: np.ndarray, ref_labels, weights, exclude_self, query_rows, num_regions: int, share: float,
+                label_share: float | None, ref_failed: np.ndarray | None) -> np.ndarray:
+    """FailureClusterer._vote for the queries whose neighbours (reference positions) are ``idx``."""
+    n, k = idx.shape
+    # A query that is itself a reference point does not vote for itself.
+    own = exclude_self[idx] == query_rows[:, None]
+    w = np.where(own, 0.0, weights[idx])
+    lab = ref_labels[idx]
+    totals = w.sum(axis=1)
+    votes = np.zeros((n, num_regions + 1))
+    np.add.at(votes, (np.repeat(np.arange(n), k), (lab + 1).ravel()), w.ravel())
+    best = votes[:, 1:].argmax(axis=1)
+    best_votes = votes[np.arange(n), best + 1]
+    if label_share is None:
+        return np.where(best_votes / np.maximum(totals, 1e-12) >= share, best, -1).astype(np.int64)
+    failures = (w * ref_failed[idx]).sum(axis=1)
+    dense = failures / np.maximum(totals, 1e-12) >= share
+    held = best_votes / np.maximum(failures, 1e-12) >= label_share
+    return np.where(dense & held & (best_votes > 0), best, -1).astype(np.int64)

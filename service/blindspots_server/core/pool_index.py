@@ -83,11 +83,14 @@ IVF_KINDS = ("ivf", "ivfpq", "ivfsq8")
 _MAGIC = b"BSPIDX1\n"
 
 
-def _normalised(x: np.ndarray, name: str, dim: int) -> np.ndarray:
+def _normalised(x: np.ndarray, name: str, dim: int, copy: bool = True) -> np.ndarray:
+    """Rows scaled to unit L2 norm; ``copy=False`` scales a float32 C-ordered writable ``x`` in place."""
     x = np.asarray(x)
     if x.ndim != 2 or x.shape[1] != dim:
         raise ValueError(f"{name} must have shape (n, {dim}), got {x.shape}")
-    x = np.array(x, dtype=np.float32, order="C", copy=True)
+    in_place = (not copy and x.dtype == np.float32 and x.flags.c_contiguous and x.flags.writeable)
+    if not in_place:
+        x = np.array(x, dtype=np.float32, order="C", copy=True)
     if not np.isfinite(x).all():
         raise ValueError(f"{name} contains NaN or infinite values")
     faiss.normalize_L2(x)
@@ -96,9 +99,16 @@ def _normalised(x: np.ndarray, name: str, dim: int) -> np.ndarray:
 
 def normalise(x: np.ndarray) -> np.ndarray:
     """Rows scaled to unit L2 norm (float32 copy; zero rows stay zero)."""
-    x = np.array(x, dtype=np.float32, order="C", copy=True)
+    return normalise_in_place(np.array(x, dtype=np.float32, order="C", copy=True))
+
+
+def normalise_in_place(x: np.ndarray) -> np.ndarray:
+    """:func:`normalise` without the copy, for a float32 array the caller owns; returns ``x``."""
+    if x.dtype != np.float32:
+        raise ValueError(f"normalise_in_place needs float32 rows, got {x.dtype}")
     norms = np.linalg.norm(x, axis=1, keepdims=True)
-    return x / np.where(norms > 0, norms, 1.0)
+    np.divide(x, np.where(norms > 0, norms, 1.0), out=x)
+    return x
 
 
 def default_nlist(rows: int) -> int:
@@ -216,11 +226,20 @@ class PoolIndex:
         if self.on_gpu_:
             self._cpu = faiss.index_gpu_to_cpu(self._index)
 
-    def build(self, embeddings: np.ndarray, progress: ProgressFn | None = None) -> "PoolIndex":
-        """(Re)build the index from all pool rows; returns self."""
+    def build(self, embeddings: np.ndarray, progress: ProgressFn | None = None, copy: bool = True) -> "PoolIndex":
+        """(Re)build the index from all pool rows; returns self.
+
+        ``copy=False`` lets the build normalise ``embeddings`` in place (when they are
+        float32, C-ordered and writable), for a caller that no longer needs them;
+        either way rows are added a chunk at a time (``build_from``), so the pool is
+        never held twice."""
         x = np.asarray(embeddings)
         if x.ndim != 2 or x.shape[1] != self.dim:
             raise ValueError(f"embeddings must have shape (n, {self.dim}), got {x.shape}")
+        if not copy:
+            x = _normalised(x, "embeddings", self.dim, copy=False)
+            self._build(lambda start, stop: x[start:stop], len(x), progress or no_progress, normalised=True)
+            return self
         return self.build_from(lambda start, stop: x[start:stop], len(x), progress)
 
     def build_from(self, read: Callable[[int, int], np.ndarray], rows: int,
@@ -337,16 +356,20 @@ class PoolIndex:
         return self._cpu
 
     # -- persistence ---------------------------------------------------------
-    def to_bytes(self) -> bytes:
-        """Serialise (always a CPU copy) with our parameters, for an object store."""
+    def to_bytes(self) -> bytearray:
+        """Serialise (always a CPU copy) with our parameters, for an object store (a
+        bytearray: bytes-like, built without an extra copy)."""
         self._sync_cpu()
         header = json.dumps({
             "dim": self.dim, "kind": self.kind, "nlist": self.nlist, "nprobe": self.nprobe,
             "hnsw_m": self.hnsw_m, "ef_search": self.ef_search,
             "use_gpu": self.use_gpu, "pq_m": self.pq_m, "kind_": self.kind_, "description": self.description,
             "built_rows_": self.built_rows_}).encode()
-        body = faiss.serialize_index(self._cpu).tobytes()
-        return _MAGIC + struct.pack("<Q", len(header)) + header + body
+        # Written straight into one growing buffer: serialize_index + tobytes + concatenation
+        # held three copies of the index at once (1.5 GB for a 1M x 128 IVF-Flat pool).
+        out = bytearray(_MAGIC + struct.pack("<Q", len(header)) + header)
+        faiss.write_index(self._cpu, faiss.PyCallbackIOWriter(out.extend))
+        return out
 
     @classmethod
     def from_bytes(cls, data: bytes) -> "PoolIndex":

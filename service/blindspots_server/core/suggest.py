@@ -83,6 +83,11 @@ def _check(strategy: str, budget: int, pool: PoolData, regions: list[TargetRegio
     return ~excluded
 
 
+def _unit(pool: PoolData) -> np.ndarray:
+    """The pool's rows at unit length: as given when the caller normalised them, else a copy."""
+    return np.asarray(pool.embeddings, dtype=np.float32) if pool.unit_rows else normalise(pool.embeddings)
+
+
 def budget_note(budget: int, eligible: int) -> str:
     """The sentence that says a budget exceeds the rows left to pick from."""
     return (f"budget {budget} exceeds the {eligible} eligible pool rows (after exclusions and "
@@ -130,9 +135,9 @@ def suggest_candidates(strategy: str, budget: int, pool: PoolData, regions: list
         out = select_margin(probs, allowed, budget)
     elif strategy == "kcenter":
         labeled = None if labeled_embeddings is None else normalise(labeled_embeddings)
-        out = select_kcenter(normalise(pool.embeddings), labeled, allowed, budget, seed, progress)
+        out = select_kcenter(_unit(pool), labeled, allowed, budget, seed, progress)
     else:
-        out = select_targeted(normalise(pool.embeddings), probs, pool, regions, allowed, budget,
+        out = select_targeted(_unit(pool), probs, pool, regions, allowed, budget,
                               index, uw, sw, progress, num_failures)
     progress(1.0, "done")
     return out

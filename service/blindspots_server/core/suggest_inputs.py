@@ -33,6 +33,9 @@ class PoolData:
     embeddings: np.ndarray
     probabilities: np.ndarray | None
     metadata: pd.DataFrame
+    # True: ``embeddings`` are already unit rows as pool_index.normalise returns them
+    # (e.g. normalised in place by a caller that owns them), used without another copy.
+    unit_rows: bool = False
 
 
 def target_regions_of(result: DiagnosisResult, embeddings: np.ndarray, sample_ids: np.ndarray) -> list[TargetRegion]:

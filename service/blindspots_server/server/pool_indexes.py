@@ -30,8 +30,12 @@ class PoolIndexes:
         with self._guard:
             return self._locks.setdefault(pool_id, threading.Lock())
 
-    def ensure(self, pool_id: str, embeddings: np.ndarray, progress: Optional[ProgressFn] = None) -> PoolIndex:
-        """The pool's index covering every row of ``embeddings`` (all pool rows, in order)."""
+    def ensure(self, pool_id: str, embeddings: np.ndarray, progress: Optional[ProgressFn] = None,
+               owned: bool = False) -> PoolIndex:
+        """The pool's index covering every row of ``embeddings`` (all pool rows, in order).
+
+        ``owned``: the caller no longer needs ``embeddings``, so a build may normalise
+        them in place instead of holding a normalised copy next to them."""
         progress = progress or no_progress
         if self._shards > 1:
             return self._ensure_sharded(pool_id, embeddings, progress)
@@ -50,7 +54,7 @@ class PoolIndexes:
             # structure once the pool has outgrown what it was built for.
             if index is None or built > n:
                 progress(0.0, f"building index over {n} pool rows")
-                index = PoolIndex(embeddings.shape[1]).build(embeddings, progress=progress)
+                index = PoolIndex(embeddings.shape[1]).build(embeddings, progress=progress, copy=not owned)
             else:
                 progress(0.0, f"adding {n - built} rows to the index")
                 index.add(embeddings[built:])

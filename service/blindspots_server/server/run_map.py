@@ -9,7 +9,6 @@ from blindspots.v1 import blindspots_pb2 as pb
 
 from ..core.embedding_map import EmbeddingMapper
 from ..storage import RunRecord, Store
-from ..storage.rows import to_row_data
 from .diagnosed_rows import align
 
 DEFAULT_MAX_POINTS = 3000
@@ -23,8 +22,7 @@ def run_map_message(store: Store, run: RunRecord, diagnosis: Optional[pb.Diagnos
     Points sit where the diagnosis laid out its clustering space, unless ``projection`` is
     "pca", the diagnosis has no layout (none, or one stored before layouts were), or the
     run has rows the diagnosis did not see: then PCA of the embeddings."""
-    table = store.read_rows("run", run.id, ["sample_id", "label", "probabilities", "embedding", "uri"])
-    rows = to_row_data(table)
+    rows = store.read_row_data("run", run.id, ["sample_id", "label", "probabilities", "embedding", "uri"])
     predicted = (rows.probabilities.argmax(axis=1).astype(np.int64) if rows.probabilities is not None
                  else np.full(len(rows), -1, dtype=np.int64))
     failed = predicted != rows.labels

@@ -24,7 +24,6 @@ from ..core.tracked_slices import evaluate_slices
 from ..ray_cluster import connect as connect_compute
 from ..core.suggest import STRATEGIES, MetadataFilterSpec
 from ..storage import DiagnosisRecord, NotFound, PoolRecord, RunRecord, Store, new_id
-from ..storage.rows import to_row_data
 from . import convert
 from .access import AccessPolicy
 from .comparison import DEFAULT_ALPHA, DEFAULT_MIN_OVERLAP, compare_runs
@@ -229,11 +228,13 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
         return self._ingest("pool", request_iterator, context)
 
     def _build_index(self, pool_id: str, progress) -> str:
-        # The whole table, not a column subset: Suggest reads the same one, so the
-        # store's row cache serves both instead of holding the vectors twice.
-        rows = to_row_data(self.store.read_rows(
-            "pool", pool_id, progress=lambda f, stage: progress(0.0, f"loading pool rows: {stage}")))
-        index = self.indexes.ensure(pool_id, rows.embeddings, progress)
+        # Only the vectors, read file by file into one array that the build then
+        # normalises in place (nothing else uses it): the pool's vectors are held once
+        # next to the index, and released when the index is built.
+        rows = self.store.read_row_data(
+            "pool", pool_id, ["embedding"], progress=lambda f, stage: progress(0.0, f"loading pool rows: {stage}"))
+        index = self.indexes.ensure(pool_id, rows.embeddings, progress, owned=True)
+        del rows
         self.telemetry.index_size(pool_id, index.ntotal)
         return pool_id
 
@@ -285,8 +286,8 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
 
     def _diagnose(self, run: RunRecord, kwargs: dict, job_id: str, progress) -> str:
         progress(0.0, "loading predictions")
-        rows = to_row_data(self.store.read_rows(
-            "run", run.id, progress=lambda f, stage: progress(0.04 * f, f"loading predictions: {stage}")))
+        rows = self.store.read_row_data(
+            "run", run.id, progress=lambda f, stage: progress(0.04 * f, f"loading predictions: {stage}"))
         progress(0.04, "loaded predictions")
         diagnoser = Diagnoser(**kwargs, compute=self.compute)
         result = diagnoser.fit(rows.embeddings, rows.labels, rows.probabilities, rows.metadata,

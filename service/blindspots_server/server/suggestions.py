@@ -12,9 +12,9 @@ import pyarrow.compute as pc
 from blindspots.v1 import blindspots_pb2 as pb
 
 from ..core.results import ProgressFn
+from ..core.pool_index import normalise_in_place
 from ..core.suggest import PoolData, budget_note, filter_mask, suggest_candidates
 from ..storage import PoolRecord, RunRecord, Store, SuggestionSetRecord, new_id
-from ..storage.rows import to_row_data
 from . import convert
 from .pool_indexes import PoolIndexes
 from .suggest_inputs import target_regions
@@ -70,17 +70,19 @@ class Suggestions:
     def run(self, run: RunRecord, pool: PoolRecord, diagnosis: Optional[pb.Diagnosis], request: pb.SuggestRequest,
             strategy: str, filters, progress: ProgressFn) -> "SuggestOutcome":
         progress(0.0, "loading pool rows")
-        pool_rows = to_row_data(self.store.read_rows("pool", pool.id))
+        pool_rows = self.store.read_row_data("pool", pool.id)
         try:
             keep = filter_mask(pool_rows.metadata, filters) if filters else np.ones(len(pool_rows), bool)
         except ValueError as exc:
             raise InvalidArgument("filters", str(exc)) from None
         progress(0.05, "loading run rows")
-        run_rows = to_row_data(self.store.read_rows("run", run.id))
+        run_rows = self.store.read_row_data("run", run.id, ["sample_id", "embedding"])
+        run_ids, run_embeddings = run_rows.sample_ids, run_rows.embeddings
+        del run_rows
         # Labeled samples are never picked again, repeats allowed or not: the
         # labeling tool already answered for them.
         earlier = set() if request.allow_repeats else self.store.suggested_ids(run.id, pool.id)
-        excluded, exclusions = _exclusions(pool_rows.sample_ids, keep, set(run_rows.sample_ids.tolist()),
+        excluded, exclusions = _exclusions(pool_rows.sample_ids, keep, set(run_ids.tolist()),
                                            set(request.exclude_ids), earlier,
                                            self.store.labeled_ids("pool", pool.id))
         notes = []
@@ -88,8 +90,8 @@ class Suggestions:
             notes.append(budget_note(request.budget, int(exclusions.eligible)))
         regions, target_notes = [], []
         if diagnosis is not None:
-            regions, target_notes = target_regions(diagnosis, run_rows.embeddings,
-                                                   self.store.diagnosis_rows(diagnosis.id), run_rows.sample_ids,
+            regions, target_notes = target_regions(diagnosis, run_embeddings,
+                                                   self.store.diagnosis_rows(diagnosis.id), run_ids,
                                                    pool_rows.metadata)
             notes += target_notes
         note = ""
@@ -101,16 +103,24 @@ class Suggestions:
                     f"picked by {fallback} instead: ")
             notes.append(note.rstrip(": "))
             strategy = fallback
+        # The run's vectors serve kcenter (distance from what is labeled) only; targeted
+        # regions hold copies of their failure rows. Released before the ranking's own copies.
+        labeled = run_embeddings if strategy == "kcenter" else None
+        del run_embeddings
         index = None
         if strategy == "targeted":
             progress(0.1, "updating the pool index")
             index = self.indexes.ensure(pool.id, pool_rows.embeddings)
         progress(0.2, f"ranking candidates ({strategy})")
+        # The rows were read for this call alone: normalised in place, the ranking needs no copy.
+        unit = strategy in ("targeted", "kcenter")
+        if unit:
+            normalise_in_place(pool_rows.embeddings)
         picks = suggest_candidates(
             strategy, request.budget,
             PoolData(embeddings=pool_rows.embeddings, probabilities=pool_rows.probabilities,
-                     metadata=pool_rows.metadata),
-            regions, labeled_embeddings=run_rows.embeddings, excluded=excluded, index=index,
+                     metadata=pool_rows.metadata, unit_rows=unit),
+            regions, labeled_embeddings=labeled, excluded=excluded, index=index,
             seed=request.seed, uncertainty_weight=request.uncertainty_weight or None,
             slice_weight=request.slice_weight or None,
             progress=lambda f, s: progress(0.2 + 0.75 * f, s),
@@ -122,7 +132,7 @@ class Suggestions:
         candidates = [pb.Candidate(
             rank=i + 1, sample_id=str(pool_rows.sample_ids[c.pool_index]), uri=str(pool_rows.uris[c.pool_index]),
             score=float(c.score), region_id=int(c.region_id), reason=c.reason,
-            nearest_failure_id=(str(run_rows.sample_ids[c.nearest_failure_index])
+            nearest_failure_id=(str(run_ids[c.nearest_failure_index])
                                 if c.nearest_failure_index >= 0 else ""),
             distance=float(c.distance) if np.isfinite(c.distance) else 0.0, slice=c.slice,
             **_prediction(pool_rows.probabilities, c.pool_index))

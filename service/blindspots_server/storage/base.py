@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 import pyarrow as pa
+
+if TYPE_CHECKING:
+    from .rows import RowData
 
 
 class NotFound(KeyError):
@@ -226,6 +229,17 @@ class Store(abc.ABC):
                   progress: Optional[Callable[[float, str], None]] = None) -> pa.Table:
         """All rows of a run or pool in ingestion order. ``progress(fraction, stage)`` is
         called between batch files and may raise to stop (a cancelled job)."""
+
+    def read_row_data(self, target: str, target_id: str, columns: Optional[list[str]] = None,
+                      progress: Optional[Callable[[float, str], None]] = None) -> "RowData":
+        """The rows of :meth:`read_rows` as numpy arrays (:class:`.rows.RowData`).
+
+        Backends read their batch files one at a time into arrays allocated once
+        (:func:`.row_tables.read_target_row_data`) and cache nothing: the analysis
+        steps that need every row (diagnose, index build, suggest) then hold each
+        vector once, not a cached table next to the arrays made from it."""
+        from .rows import to_row_data
+        return to_row_data(self.read_rows(target, target_id, columns, progress))
 
     # ---- pool index blobs
     @abc.abstractmethod

@@ -40,8 +40,8 @@ from .base import (DiagnosisRecord, DuplicateSampleIds, IngestOutcome, JobRecord
                    Store, StoreUnusable, SuggestionSetRecord, merged_schema, rows_not_stored)
 from .files import read_blob, read_parquet, write_blob, write_parquet
 from .embedded_labels import LABELS_SCHEMA, EmbeddedLabels
-from .row_tables import ReadProgress, RowCache, cached_rows, read_target_rows
-from .rows import row_digests
+from .row_tables import ReadProgress, RowCache, cached_rows, read_target_row_data, read_target_rows
+from .rows import RowData, row_digests
 
 log = logging.getLogger("blindspots.store")
 
@@ -320,22 +320,30 @@ class EmbeddedStore(EmbeddedLabels, Store):
                 return next(sid for sid in chunk if sid in found)
         return ""
 
-    def read_rows(self, target: str, target_id: str, columns: Optional[list[str]] = None,
-                  progress: Optional[ReadProgress] = None) -> pa.Table:
+    def _row_source(self, target: str, target_id: str):
+        """(row count, metadata schema, a function listing the batch files, a function reading one)."""
         tname = self._table_name(target)
         rows = self._query(f"SELECT num_rows, metadata_schema FROM {tname} WHERE id=?", (target_id,))
         if not rows:
             raise NotFound(f"{target} {target_id!r} not found")
-        num_rows, schema = rows[0][0], json.loads(rows[0][1])
         what = f"{target} {target_id!r}"
 
-        def read() -> pa.Table:
-            files = self._query("SELECT file FROM batches WHERE target=? AND target_id=? ORDER BY seq",
-                                (target, target_id))
-            return read_target_rows(lambda f, cols: read_parquet(self.root / f, what, cols),
-                                    [f for (f,) in files], schema, columns, progress)
+        def files() -> list[str]:
+            return [f for (f,) in self._query("SELECT file FROM batches WHERE target=? AND target_id=? ORDER BY seq",
+                                              (target, target_id))]
+        return (rows[0][0], json.loads(rows[0][1]), files,
+                lambda f, cols: read_parquet(self.root / f, what, cols))
 
-        return cached_rows(self._cache, target, target_id, num_rows, columns, read)
+    def read_rows(self, target: str, target_id: str, columns: Optional[list[str]] = None,
+                  progress: Optional[ReadProgress] = None) -> pa.Table:
+        num_rows, schema, files, read_file = self._row_source(target, target_id)
+        return cached_rows(self._cache, target, target_id, num_rows, columns,
+                           lambda: read_target_rows(read_file, files(), schema, columns, progress))
+
+    def read_row_data(self, target: str, target_id: str, columns: Optional[list[str]] = None,
+                      progress: Optional[ReadProgress] = None) -> RowData:
+        num_rows, schema, files, read_file = self._row_source(target, target_id)
+        return read_target_row_data(read_file, files(), schema, num_rows, columns, progress)
 
     # ------------------------------------------------------------ index blobs
     def save_index(self, pool_id: str, data: bytes, kind: str, rows: int, description: str) -> None:

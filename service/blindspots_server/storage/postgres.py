@@ -33,8 +33,8 @@ from .base import (DataLoss, DiagnosisRecord, DuplicateSampleIds, IngestOutcome,
 from .file_root import FileRoot
 from .postgres_jobs import JobQueueMixin
 from .postgres_labels import LABELS_SCHEMA, PostgresLabels
-from .row_tables import ReadProgress, RowCache, cached_rows, read_target_rows
-from .rows import row_digests
+from .row_tables import ReadProgress, RowCache, cached_rows, read_target_row_data, read_target_rows
+from .rows import RowData, row_digests
 
 try:
     import psycopg
@@ -252,24 +252,36 @@ class PostgresStore(JobQueueMixin, PostgresLabels, Store):
         found = {r[0] for r in rows}
         return next((sid for sid in ids if sid in found), "")
 
-    def read_rows(self, target: str, target_id: str, columns: Optional[list[str]] = None,
-                  progress: Optional[ReadProgress] = None) -> pa.Table:
+    def _row_source(self, target: str, target_id: str):
+        """(row count, metadata schema, a function listing the batch files, a function reading one)."""
         tname = self._table_name(target)
         rows = self._query(f"SELECT num_rows, metadata_schema FROM {tname} WHERE id=%s", (target_id,))
         if not rows:
             raise NotFound(f"{target} {target_id!r} not found")
-        num_rows, schema = rows[0][0], json.loads(rows[0][1])
         what = f"{target} {target_id!r}"
+
+        def files() -> list[str]:
+            return [f for (f,) in self._query("SELECT file FROM batches WHERE target=%s AND target_id=%s "
+                                              "ORDER BY seq", (target, target_id))]
+        return (rows[0][0], json.loads(rows[0][1]), files,
+                lambda f, cols: self.files.read_parquet(f, what, cols))
+
+    def read_rows(self, target: str, target_id: str, columns: Optional[list[str]] = None,
+                  progress: Optional[ReadProgress] = None) -> pa.Table:
+        num_rows, schema, files, read_file = self._row_source(target, target_id)
 
         def read() -> pa.Table:
             # Batches committed after the row count above are left out: the table matches the key.
-            files = self._query("SELECT file FROM batches WHERE target=%s AND target_id=%s ORDER BY seq",
-                                (target, target_id))
-            table = read_target_rows(lambda f, cols: self.files.read_parquet(f, what, cols),
-                                     [f for (f,) in files], schema, columns, progress)
+            table = read_target_rows(read_file, files(), schema, columns, progress)
             return table.slice(0, num_rows) if table.num_rows > num_rows else table
 
         return cached_rows(self._cache, target, target_id, num_rows, columns, read)
+
+    def read_row_data(self, target: str, target_id: str, columns: Optional[list[str]] = None,
+                      progress: Optional[ReadProgress] = None) -> RowData:
+        # Batches committed after the row count are left out, as in read_rows.
+        num_rows, schema, files, read_file = self._row_source(target, target_id)
+        return read_target_row_data(read_file, files(), schema, num_rows, columns, progress)
 
     # ------------------------------------------------------------ index blobs
     def save_index(self, pool_id: str, data: bytes, kind: str, rows: int, description: str) -> None:

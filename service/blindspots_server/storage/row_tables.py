@@ -12,9 +12,10 @@ import threading
 from collections import OrderedDict
 from typing import Callable, Optional
 
+import numpy as np
 import pyarrow as pa
 
-from .rows import META_PREFIX, unify
+from .rows import META_PREFIX, RowData, fill_vectors, to_row_data, unify
 
 
 class RowCache:
@@ -69,6 +70,39 @@ def read_target_rows(read_file: Callable[[str, Optional[list[str]]], pa.Table], 
     if progress is not None and tables:
         progress(1.0, f"joining {len(tables)} batch files")
     return unify(tables, schema) if tables else pa.table({})
+
+
+def read_target_row_data(read_file: Callable[[str, Optional[list[str]]], pa.Table], files: list[str],
+                         schema: dict[str, str], num_rows: int, columns: Optional[list[str]] = None,
+                         progress: Optional[ReadProgress] = None) -> RowData:
+    """The first ``num_rows`` rows of the batch ``files`` as numpy arrays, read one file at a time.
+
+    Equal to ``to_row_data(read_target_rows(...))`` but without the whole table: each
+    file's vectors go straight into float32 arrays allocated once for all rows, and only
+    the small columns (ids, uris, labels, metadata) are joined. Peak memory is the
+    arrays plus one file, not the table plus the arrays; nothing is cached.
+    """
+    if columns:
+        wanted = set(columns)
+        schema = {n: kind for n, kind in schema.items() if META_PREFIX + n in wanted}
+    vectors: dict[str, np.ndarray] = {}
+    rest: list[pa.Table] = []
+    filled = 0
+    for i, f in enumerate(files):
+        if filled >= num_rows:
+            break           # batches committed after the catalog's row count
+        if progress is not None:
+            progress(i / len(files), f"batch file {i + 1} of {len(files)}")
+        table = read_file(f, columns)
+        table = table.slice(0, min(table.num_rows, num_rows - filled))
+        rest.append(fill_vectors(vectors, table, filled, num_rows))
+        filled += table.num_rows
+        del table
+    if filled < num_rows:
+        vectors = {name: m[:filled].copy() for name, m in vectors.items()}
+    if progress is not None and rest:
+        progress(1.0, f"joining {len(rest)} batch files")
+    return to_row_data(unify(rest, schema) if rest else pa.table({}), vectors)
 
 
 def cached_rows(cache: RowCache, target: str, target_id: str, num_rows: int, columns: Optional[list[str]],

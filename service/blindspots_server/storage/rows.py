@@ -66,17 +66,55 @@ def _matrix(column: pa.ChunkedArray) -> np.ndarray:
     return arr.flatten().to_numpy(zero_copy_only=False).reshape(-1, width).astype(np.float32, copy=False)
 
 
-def to_row_data(table: pa.Table) -> RowData:
+VECTOR_COLUMNS = ("embedding", "probabilities")
+
+
+def to_row_data(table: pa.Table, vectors: Optional[dict[str, np.ndarray]] = None) -> RowData:
+    """Numpy views of a table's rows; ``vectors`` holds matrices already taken out of it
+    (``embedding`` / ``probabilities``, see :func:`fill_vectors`)."""
     names = table.column_names
+    vectors = vectors or {}
     meta = {n[len(META_PREFIX):]: table.column(n).to_pandas() for n in names if n.startswith(META_PREFIX)}
+
+    def matrix(name: str) -> Optional[np.ndarray]:
+        if name in vectors:
+            return vectors[name]
+        return _matrix(table.column(name)) if name in names else None
+
+    embeddings = matrix("embedding")
     return RowData(
-        sample_ids=np.asarray(table.column("sample_id").to_pylist(), dtype=object),
-        embeddings=_matrix(table.column("embedding")),
+        sample_ids=(np.asarray(table.column("sample_id").to_pylist(), dtype=object) if "sample_id" in names
+                    else np.zeros(0, dtype=object)),
+        embeddings=embeddings if embeddings is not None else np.zeros((table.num_rows, 0), np.float32),
         labels=(table.column("label").to_numpy().astype(np.int64) if "label" in names else None),
-        probabilities=(_matrix(table.column("probabilities")) if "probabilities" in names else None),
-        uris=np.asarray(table.column("uri").to_pylist(), dtype=object),
+        probabilities=matrix("probabilities"),
+        uris=(np.asarray(table.column("uri").to_pylist(), dtype=object) if "uri" in names
+              else np.zeros(0, dtype=object)),
         metadata=pd.DataFrame(meta, index=pd.RangeIndex(table.num_rows)),
     )
+
+
+def fill_vectors(vectors: dict[str, np.ndarray], table: pa.Table, start: int, num_rows: int) -> pa.Table:
+    """Copy ``table``'s vector columns into rows ``start:`` of ``vectors`` (float32
+    num_rows x width, allocated at the first table that has the column) and return the
+    table without them: reading batch files one by one this way holds each vector once."""
+    for name in VECTOR_COLUMNS:
+        if name not in table.column_names:
+            continue
+        column = table.column(name)
+        width = column.type.list_size
+        if name not in vectors:
+            # zeros: untouched pages cost nothing, and rows of a batch without the column stay 0
+            vectors[name] = np.zeros((num_rows, width), dtype=np.float32)
+        at = start
+        for chunk in column.chunks:
+            if len(chunk) == 0:
+                continue
+            values = chunk.flatten().to_numpy(zero_copy_only=False).reshape(-1, width)
+            vectors[name][at:at + len(values)] = values
+            at += len(values)
+        table = table.drop_columns([name])
+    return table
 
 
 def unify(tables: list[pa.Table], schema: dict[str, str]) -> pa.Table:
