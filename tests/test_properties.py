@@ -12,7 +12,7 @@ import grpc
 import numpy as np
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from blindspots.v1 import blindspots_pb2 as pb
@@ -82,6 +82,8 @@ class Model:
     batch_ids: set[str] = field(default_factory=set)
     sample_ids: list[str] = field(default_factory=list)
     meta_type: str = ""
+    # What decides a stored row's content in _build: (seed, logits, rows in its batch, its position).
+    content: dict[str, tuple] = field(default_factory=dict)
 
     def apply(self, spec) -> grpc.StatusCode:
         """Expected status of one batch; updates the model when it is stored."""
@@ -92,10 +94,15 @@ class Model:
         kind = "string" if spec["corruption"] == "meta_as_string" else "number"
         if self.meta_type and kind != self.meta_type:
             return grpc.StatusCode.FAILED_PRECONDITION
-        if set(spec["ids"]) & set(self.sample_ids):
+        # Per-row idempotency: an id stored before with the same content is skipped,
+        # with other content the batch is a clash.
+        keys = {sid: (spec["seed"], spec["logits"], len(spec["ids"]), i) for i, sid in enumerate(spec["ids"])}
+        if any(sid in self.content and self.content[sid] != key for sid, key in keys.items()):
             return grpc.StatusCode.INVALID_ARGUMENT
         self.batch_ids.add(spec["batch_id"])
-        self.sample_ids.extend(spec["ids"])
+        new = [sid for sid in spec["ids"] if sid not in self.content]
+        self.sample_ids.extend(new)
+        self.content.update({sid: keys[sid] for sid in new})
         self.meta_type = kind
         return grpc.StatusCode.OK
 
@@ -111,7 +118,8 @@ batch_specs = st.fixed_dictionaries({
 
 
 def _build(run_id: str, spec) -> pb.IngestBatch:
-    rng = np.random.default_rng(spec["seed"])
+    # Logits and probabilities draw from different streams, so rows sent both ways never share content.
+    rng = np.random.default_rng([spec["seed"], int(spec["logits"])])
     ids = list(spec["ids"])
     c = spec["corruption"]
     if c == "dup_in_batch":
@@ -157,7 +165,14 @@ def _build(run_id: str, spec) -> pb.IngestBatch:
 
 
 @SETTINGS
+def _same_rows_twice(seed_again: int) -> list:
+    spec = {"ids": [f"s{i}" for i in range(6)], "batch_id": "b1", "corruption": "none", "seed": 0, "logits": False}
+    return [[spec, {**spec, "batch_id": "b2", "seed": seed_again}]]
+
+
 @given(streams=st.lists(st.lists(batch_specs, min_size=1, max_size=4), min_size=1, max_size=3))
+@example(streams=_same_rows_twice(0))       # re-sent under another batch id: skipped, OK
+@example(streams=_same_rows_twice(1))       # same ids, other content: a clash
 def test_ingest_streams_store_exactly_what_was_accepted(live, streams):
     srv, stub, health = live
     run_id = _new_run(stub)
