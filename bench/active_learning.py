@@ -197,6 +197,8 @@ def summary_rows(outcomes: list[Outcome]) -> list[dict]:
                 continue
             mean = {st: float(np.mean([v[s] for s in seeds])) for st, v in acc.items()}
             baselines = [b for b in BASELINES if b in mean]
+            if not baselines:
+                continue
             best = max(baselines, key=lambda b: mean[b])
             d = np.array([acc["targeted"][s] - acc[best][s] for s in seeds])
             dm = np.array([acc["targeted"][s] - acc["margin"][s] for s in seeds]) if "margin" in acc else d
