@@ -71,6 +71,22 @@ def _evaluate(f: Family, picks: np.ndarray, seed: int) -> tuple[float, float]:
     return float(right[f.failing].mean()), float(right.mean())
 
 
+def _fingerprint(f: Family, seed: int) -> str:
+    """What a baseline's outcome depends on: the training data (hence the model), the pool, the
+    test rows' inputs and true labels, the failing slices and the seed. Two families with the
+    same fingerprint (a variant that changes only the given test labels, ``noisy_test``) get the
+    same baseline picks and scores, so they are computed once."""
+    import hashlib
+
+    h = hashlib.sha1(str(seed).encode())
+    for a in (f.train.x, f.train.y, f.pool.x, f.pool.y_true, f.test.x, f.test.y_true, f.failing):
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()
+
+
+_SAME_INPUTS: dict[tuple, tuple[np.ndarray, float, float, float]] = {}
+
+
 def run_family(f: Family, seed: int, budgets: list[int], strategies: list[str],
                cache: dict | None = None) -> list[Outcome]:
     import torch
@@ -90,11 +106,21 @@ def run_family(f: Family, seed: int, budgets: list[int], strategies: list[str],
     regions, num_failures = diagnose(f, test_emb, test_probs) if "targeted" in strategies else ([], 0)
     data = PoolData(pool_emb, pool_probs, f.pool.meta)
     index = PoolIndex(pool_emb.shape[1]).build(pool_emb) if regions else None
+    fingerprint = _fingerprint(f, seed)
     for budget in budgets:
         for strategy in strategies:
             key = (f.name, seed, budget, strategy)
             if cache is not None and strategy != "targeted" and key in cache:
                 out.append(cache[key])
+                continue
+            same = _SAME_INPUTS.get((fingerprint, budget, strategy)) if strategy != "targeted" else None
+            if same is not None:
+                picks, failing, overall, seconds = same
+                o = Outcome(f.name, f.kind, seed, budget, strategy, failing, overall,
+                            {k: float(v[picks].mean()) for k, v in f.pool_tags.items()}, seconds)
+                out.append(o)
+                if cache is not None:
+                    cache[key] = o
                 continue
             t0 = time.perf_counter()
             if strategy == "targeted" and regions:
@@ -107,6 +133,8 @@ def run_family(f: Family, seed: int, budgets: list[int], strategies: list[str],
                 picks = query(strategy, view, budget, seed)
             seconds = time.perf_counter() - t0
             failing, overall = _evaluate(f, picks, seed)
+            if strategy != "targeted":
+                _SAME_INPUTS[(fingerprint, budget, strategy)] = (picks, failing, overall, seconds)
             o = Outcome(f.name, f.kind, seed, budget, strategy, failing, overall,
                         {k: float(v[picks].mean()) for k, v in f.pool_tags.items()}, seconds)
             out.append(o)
@@ -163,15 +191,20 @@ def summary_rows(outcomes: list[Outcome]) -> list[dict]:
             base = {o.seed: o.failing_acc for o in of if o.budget == 0}
             if "targeted" not in acc:
                 continue
-            seeds = sorted(acc["targeted"])
+            # Seeds every strategy ran (a partial run's caches may lack some).
+            seeds = sorted(set(acc["targeted"]).intersection(*(set(v) for v in acc.values())))
+            if not seeds:
+                continue
             mean = {st: float(np.mean([v[s] for s in seeds])) for st, v in acc.items()}
             baselines = [b for b in BASELINES if b in mean]
+            if not baselines:
+                continue
             best = max(baselines, key=lambda b: mean[b])
             d = np.array([acc["targeted"][s] - acc[best][s] for s in seeds])
             dm = np.array([acc["targeted"][s] - acc["margin"][s] for s in seeds]) if "margin" in acc else d
             picks = {}
             for st in ("targeted", best):
-                shares = [o.pick_shares for o in of if o.budget == budget and o.strategy == st]
+                shares = [o.pick_shares for o in of if o.budget == budget and o.strategy == st and o.seed in seeds]
                 picks[st] = {k: float(np.mean([s[k] for s in shares])) for k in shares[0]} if shares else {}
             rows.append({"family": fam, "kind": of[0].kind, "budget": budget, "seeds": seeds, "mean": mean,
                          "none": float(np.mean([base[s] for s in seeds if s in base] or [np.nan])),

@@ -35,6 +35,16 @@ CONFIGS_SUITE = {
     "sqrt+merge+rep+fallback(failures)": (0.5, True, "failures", 0.5),
     "sqrt+merge+rep+fallback(weak)": (0.5, True, "weak", 0.5),
 }
+CONFIGS_INSIDE = {
+    # name: (..., uncertainty weight inside a region)
+    "weak, uncertainty 0.5": (0.5, True, "weak", 0.5, 0.5),
+    "weak, uncertainty 0.25": (0.5, True, "weak", 0.5, 0.25),
+    "weak, uncertainty 0": (0.5, True, "weak", 0.5, 0.0),
+    "weak, uncertainty 0, representative 1": (0.5, True, "weak", 1.0, 0.0),
+    "weak, uncertainty 0.5, label noise 0.5": (0.5, True, "weak", 0.5, 0.5, None, 0.5),
+    "weak, uncertainty 0, label noise 0.5": (0.5, True, "weak", 0.5, 0.0, None, 0.5),
+    "weak, uncertainty 0, label noise 1": (0.5, True, "weak", 0.5, 0.0, None, 1.0),
+}
 CONFIGS = {
     # name: (share exponent, merge fragments, fallback basis, representative weight)
     "proportional, no merge, no fallback": (1.0, False, "none", 0.0),
@@ -45,7 +55,11 @@ CONFIGS = {
 
 
 def _apply(config: tuple) -> None:
-    exponent, merge, basis, rep = config
+    from blindspots_server.core import suggest
+
+    exponent, merge, basis, rep = config[:4]
+    suggest.DEFAULT_UNCERTAINTY_WEIGHT = config[4] if len(config) > 4 else 0.5
+    targeted_budget.LABEL_NOISE_WEIGHT = config[6] if len(config) > 6 else 0.0
     targeted_budget.SHARE_EXPONENT = exponent
     targeted_budget.FALLBACK_BASIS = basis
     targeted.REPRESENTATIVE_WEIGHT = rep
@@ -62,11 +76,16 @@ def main(argv: list[str] | None = None) -> None:
                         help="the second sweep: fallback rules, with margin itself as a reference")
     parser.add_argument("--kinds", nargs="+", default=["base", "ambiguous_pool", "confident_errors", "noisy_test"])
     parser.add_argument("--out", default=None, help="pickle of the targeted outcomes per configuration")
+    parser.add_argument("--configs", nargs="+", default=None,
+                        help="run only these configurations (names from CONFIGS / CONFIGS_SUITE)")
     args = parser.parse_args(argv)
     import torch
 
     torch.set_num_threads(1)
     configs = CONFIGS_SUITE if args.second else CONFIGS
+    if args.configs:
+        every = {**CONFIGS, **CONFIGS_SUITE, **CONFIGS_INSIDE}
+        configs = {name: every[name] for name in args.configs}
     results: dict[str, list] = {name: [] for name in [*configs, "margin (reference)"]}
     for draw in range(args.draws):
         for f in al.families("dev", draw, args.kinds, args.suite):
@@ -121,6 +140,10 @@ def report(results: dict[str, list], cache: dict) -> None:
                     r = al.summary_rows(mine + base)[0]
                     m, lo, hi = (100 * v for v in r["diff"])
                     line += f"  best {r['best']} {100 * r['mean'][r['best']]:.1f}  Δ {m:+.1f} [{lo:+.1f}, {hi:+.1f}]"
+                shares = {k: float(np.mean([o.pick_shares.get(k, np.nan) for o in mine]))
+                          for k in mine[0].pick_shares}
+                if shares:
+                    line += "  picks: " + ", ".join(f"{k} {100 * v:.0f}%" for k, v in shares.items())
                 print(line)
         print(f"  mean failing-slice accuracy {100 * np.mean(accs):.2f}, worst {100 * min(accs):.1f}")
 

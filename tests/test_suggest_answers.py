@@ -101,16 +101,19 @@ def test_candidate_slice_only_where_the_pick_matches(client, small_scenario):
     assert ((picks["slice"] == "") & picks["region_id"].isin(list(explained))).any()
 
 
-def test_targeted_collects_for_data_gaps_not_label_noise(client, small_scenario):
+def test_targeted_collects_mostly_for_data_gaps(client, small_scenario):
     s = small_scenario.scenario
     run, pool, _ = _log_scenario(client, small_scenario)
     d = run.diagnose().message
     kinds = {r.id: r.kind for r in d.regions}
     picks = run.suggest(pool, budget=200)
     assert len(picks) == 200
-    # Every pick serves a region that more data can fix; none serves a label-noise region.
+    # Most picks serve regions that more data can fix; a label-noise region gets a reduced share,
+    # and its picks say so.
     served = picks[picks["region_id"] >= 0]
-    assert served["region_id"].map(kinds).ne(pb.LABEL_NOISE).all() and len(served) > 100
+    noisy = served["region_id"].map(kinds).eq(pb.LABEL_NOISE)
+    assert len(served) > 100 and noisy.mean() < 0.25
+    assert served[noisy]["reason"].str.contains("typed label noise").all()
     # Picks outside the regions are margin sampling's, and say so.
     assert picks[picks["region_id"] < 0]["reason"].str.contains("follows margin sampling").all()
     gap = dict(zip(s.pool.ids, s.pool.in_data_gap))

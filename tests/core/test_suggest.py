@@ -147,13 +147,22 @@ def test_targeted_picks_are_not_near_duplicates(world):
     assert len(set(rows // 2)) == len(rows)
 
 
-def test_label_noise_regions_get_no_budget_unless_alone(world):
+def test_label_noise_regions_get_a_reduced_share(world, monkeypatch):
+    from blindspots_server.core import targeted_budget
+
     s, pool, regions = world
-    noise = TargetRegion(region_id=9, excess_errors=1e6, failure_embeddings=regions[0].failure_embeddings,
-                         failure_indices=regions[0].failure_indices, kind="label_noise")
-    out = suggest_candidates("targeted", 60, pool, regions + [noise])
-    assert 9 not in {c.region_id for c in out}
-    # Alone, a label-noise region gets no collection either: margin sampling, said so.
+    gaps = [r for r in regions if r.region_id != 1]
+    same = regions[1]
+    noise = TargetRegion(region_id=9, excess_errors=same.excess_errors, failure_embeddings=same.failure_embeddings,
+                         failure_indices=same.failure_indices, failure_ids=same.failure_ids, kind="label_noise")
+    as_gap = sum(c.region_id == 1 for c in suggest_candidates("targeted", 120, pool, regions))
+    as_noise = [c for c in suggest_candidates("targeted", 120, pool, gaps + [noise]) if c.region_id == 9]
+    # Half the weight in the square-root split: fewer picks than as a data gap, but some, and said so.
+    assert 0 < len(as_noise) < as_gap
+    assert all("typed label noise" in c.reason for c in as_noise)
+    # Weight 0: no collection budget at all; alone, the budget goes to margin sampling, said so.
+    monkeypatch.setattr(targeted_budget, "LABEL_NOISE_WEIGHT", 0.0)
+    assert 9 not in {c.region_id for c in suggest_candidates("targeted", 60, pool, gaps + [noise])}
     alone = suggest_candidates("targeted", 60, pool, [noise])
     margin = suggest_candidates("margin", 60, pool, [noise])
     assert [c.pool_index for c in alone] == [c.pool_index for c in margin]

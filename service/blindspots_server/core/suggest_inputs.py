@@ -22,7 +22,7 @@ class TargetRegion:
     failure_embeddings: np.ndarray      # the region's failed test rows
     failure_indices: np.ndarray         # their row indices in the run (for nearest_failure_index)
     slice_predicates: tuple[Predicate, ...] = ()   # best explaining slice, may be empty
-    kind: str = "data_gap"              # label-noise regions get no budget by default (relabel instead)
+    kind: str = "data_gap"              # label-noise regions get half weight by default (relabel them too)
     failure_ids: np.ndarray | None = None          # their sample ids, for readable reasons
 
 

@@ -1,6 +1,6 @@
 """The targeted strategy: pool samples near the failure regions that adding labels can fix.
 
-1. Budget (targeted_budget.py): label-noise regions get none, fragments of one
+1. Budget (targeted_budget.py): label-noise regions get half weight, fragments of one
    failure are merged, groups share by the square root of their excess errors;
    a weak diagnosis (no region to collect for, or regions holding under half of
    the failures) gives (part of) the budget to margin sampling.
@@ -8,7 +8,8 @@
    index), over-fetched so exclusions and earlier groups' picks leave enough.
 3. Candidate score = closeness to the group's failures
    + ``uncertainty_weight`` x model uncertainty (normalised entropy, when pool
-   probabilities are given) + ``slice_weight`` x [row matches the region's slice]
+   probabilities are given; 0 by default, see suggest.DEFAULT_UNCERTAINTY_WEIGHT)
+   + ``slice_weight`` x [row matches the region's slice]
    + REPRESENTATIVE_WEIGHT x how many of the group's failures have the row among
    their nearest pool rows (relative to the best candidate): rows like many
    failures teach more than rows like one.
@@ -242,6 +243,8 @@ def _pick(region: TargetRegion, members: tuple[int, ...], cand: _Candidates, emb
              "regions " + "+".join(map(str, members)) + " (one failure, merged)")
     head = (f"near failure {which} (excess {region.excess_errors:.0f} errors"
             + (f", {name})" if name else ")"))
+    if region.kind == "label_noise":
+        head += " (typed label noise: relabel its test rows; collected at reduced weight)"
     out = []
     for j, g in zip(order, gain):
         f = int(cand.nearest[j])
