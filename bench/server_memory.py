@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from measure import ROOT, free_port, write_fragment
+from measure import ROOT, free_port, stop_process, write_fragment
 
 sys.path.insert(0, str(ROOT / "service"))
 sys.path.insert(0, str(ROOT / "clients" / "python"))
@@ -97,12 +97,7 @@ class Server:
 
     def __exit__(self, *exc) -> None:
         self.client.close()
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_process(self.proc)
         if exc[0] is not None:
             self.log.seek(0)
             print(self.log.read()[-4000:], file=sys.stderr)
