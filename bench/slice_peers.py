@@ -21,21 +21,14 @@ import time
 import warnings
 
 import numpy as np
-import pandas as pd
 
 from blindspots_scenarios import Instance
 from blindspots_scenarios.scoring import Found
 from blindspots_server.core.diagnosis import Diagnoser
-from blindspots_server.core.metadata_bins import bin_metadata, predicate_mask
+from blindspots_server.core.metadata_bins import bin_metadata
+from blindspots_server.core.pool_filters import predicate_mask
 
 MAX_PEER_POINTS = 20000      # peers cluster at most this many failures (a sample beyond)
-
-
-def explanation_mask(predicates, metadata: pd.DataFrame) -> np.ndarray:
-    mask = np.ones(len(metadata), dtype=bool)
-    for p in predicates:
-        mask &= predicate_mask(p, metadata)
-    return mask
 
 
 def ours(inst: Instance, **params) -> Found:
@@ -44,7 +37,7 @@ def ours(inst: Instance, **params) -> Found:
                                      inst.test.metadata)
     seconds = time.perf_counter() - t0
     regions = [result.region_of_sample == r.region_id for r in result.regions]
-    expl = [explanation_mask(r.explanations[0].predicates, inst.test.metadata) if r.explanations else None
+    expl = [predicate_mask(inst.test.metadata, r.explanations[0].predicates) if r.explanations else None
             for r in result.regions]
     return Found("ours", regions, expl, seconds)
 

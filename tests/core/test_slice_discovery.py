@@ -18,7 +18,7 @@ from blindspots_scenarios import BY_NAME, build, seeds
 from blindspots_scenarios.base import Instance
 from blindspots_scenarios.scoring import Found, score
 from blindspots_server.core.diagnosis import Diagnoser
-from blindspots_server.core.metadata_bins import predicate_mask
+from blindspots_server.core.pool_filters import predicate_mask
 
 
 def _diagnose(inst: Instance):
@@ -26,14 +26,8 @@ def _diagnose(inst: Instance):
         warnings.simplefilter("ignore")
         result = Diagnoser().fit(inst.embeddings, inst.test.labels, inst.probabilities, inst.test.metadata)
     regions = [result.region_of_sample == r.region_id for r in result.regions]
-    expl = []
-    for r in result.regions:
-        mask = None
-        if r.explanations:
-            mask = np.ones(len(inst.test), dtype=bool)
-            for p in r.explanations[0].predicates:
-                mask &= predicate_mask(p, inst.test.metadata)
-        expl.append(mask)
+    expl = [predicate_mask(inst.test.metadata, r.explanations[0].predicates) if r.explanations else None
+            for r in result.regions]
     return result, score(inst, Found("ours", regions, expl))
 
 

@@ -25,7 +25,8 @@ import pandas as pd
 from .failure_clusters import FailureClusterer
 from .failures import FAILURE_DEFINITIONS, Outcomes, model_outcomes
 from .label_neighbourhoods import disagreement_pairs, neighbourhood_label
-from .metadata_bins import BinnedMetadata, bin_metadata, predicate_mask
+from .metadata_bins import BinnedMetadata, bin_metadata
+from .pool_filters import predicate_mask
 from .region_typing import RegionTyper
 from .results import (Confusion, DiagnosisResult, Example, FailureRegion, Interval, ProgressFn,
                       SliceStat, no_progress)
@@ -102,11 +103,12 @@ class Diagnoser:
         space = clusters.local if clusters.local is not None else clusters.reduced
         region_of_sample = clusters.region_of_sample.copy()
         num = clusters.num_regions
+        # The failures the clusters were made from: the only outcomes that may decide a region's rows.
+        clustered = failed & ~clusters.held_out
         if self.split_classes:
-            num = _split_by_class(region_of_sample, num, labels, failed & ~clusters.held_out,
-                                  clusters.params["min_cluster_size"])
-        if self.pair_regions and clusters.num_regions >= 0 and (failed & ~clusters.held_out).any():
-            num = self._add_pair_regions(region_of_sample, num, clusters, labels, failed)
+            num = _split_by_class(region_of_sample, num, labels, clustered, clusters.params["min_cluster_size"])
+        if self.pair_regions and clustered.any():
+            num = self._add_pair_regions(region_of_sample, num, clusters, labels, clustered)
         cand_support, cand_failures, region_p, excess = _region_tests(
             region_of_sample, failed, clusters.held_out, baseline, num)
 
@@ -132,9 +134,7 @@ class Diagnoser:
         can_explain = binned is not None and binned.codes.shape[1] > 0
         for i, c in enumerate(candidates if can_explain else []):
             progress(0.65 + 0.15 * i / max(len(candidates), 1), "explaining regions")
-            found, p_found, p_tested = self._explain(binned, region_of_sample == c)
-            explained[int(c)] = (found, p_found)
-            expl_p_parts.append(p_tested)
+            self._explain_into(binned, region_of_sample, int(c), explained, expl_p_parts)
         # One cause often shows as several clusters (one per class it confuses):
         # candidates whose best explanations pick out the same rows become one region.
         for group in same_cause_groups({c: f[0].mask for c, (f, _) in explained.items() if f}):
@@ -142,15 +142,13 @@ class Diagnoser:
             for other in group[1:]:
                 region_of_sample[region_of_sample == other] = head
                 del explained[other]
-            found, p_found, p_tested = self._explain(binned, region_of_sample == head)
-            explained[head] = (found, p_found)
-            expl_p_parts.append(p_tested)
+            self._explain_into(binned, region_of_sample, head, explained, expl_p_parts)
         if self.grow_to_cause:
-            _grow_to_causes(region_of_sample, explained, failed & ~clusters.held_out, self.grow_alpha)
+            _grow_to_causes(region_of_sample, explained, clustered, self.grow_alpha)
         cand_support, cand_failures, region_p, excess = _region_tests(
             region_of_sample, failed, clusters.held_out, baseline, num)
         if self.slice_regions and can_explain:
-            num = self._follow_slices(finder, binned, metadata, failed, baseline, clusters.held_out,
+            num = self._follow_slices(finder, binned, metadata, failed, baseline, clustered,
                                       region_of_sample, num, region_p, excess, slice_p, expl_p_parts,
                                       explained, min_support_failures)
             cand_support, cand_failures, region_p, excess = _region_tests(
@@ -158,7 +156,7 @@ class Diagnoser:
         if self.split_by_cause and can_explain:
             live = np.flatnonzero((region_p <= self.fdr_alpha) & (excess > 0))
             num = self._split_by_explanation(binned, region_of_sample, num, live, explained, expl_p_parts,
-                                             failed & ~clusters.held_out, clusters.params["min_cluster_size"])
+                                             clustered, clusters.params["min_cluster_size"])
             cand_support, cand_failures, region_p, excess = _region_tests(
                 region_of_sample, failed, clusters.held_out, baseline, num)
 
@@ -202,7 +200,7 @@ class Diagnoser:
             fdr_alpha=self.fdr_alpha, region_of_sample=ranked, failed=failed, params=params)
         return self.result_
 
-    def _follow_slices(self, finder, binned, metadata, failed, baseline, held_out, region_of_sample, num,
+    def _follow_slices(self, finder, binned, metadata, failed, baseline, clustered, region_of_sample, num,
                        region_p, excess, slice_p, expl_p_parts, explained, min_failures) -> int:
         """Let the significant slices of the test set merge, grow and add regions (in place).
 
@@ -216,9 +214,8 @@ class Diagnoser:
         """
         q_pre = _q_lookup(np.concatenate([region_p, slice_p, *expl_p_parts]))
         live = set(np.flatnonzero((region_p <= self.fdr_alpha) & (excess > 0)).tolist())
-        clustered = failed & ~held_out
         for stat in self._global_slices(finder, binned, failed, baseline, q_pre):
-            rows = _predicates_mask(stat.predicates, metadata)
+            rows = predicate_mask(metadata, stat.predicates)
             fails = rows & failed
             inside = []
             for c in sorted(live):
@@ -235,9 +232,7 @@ class Diagnoser:
                 if _dense(add, clustered, self.grow_alpha):
                     region_of_sample[add] = head
                 if len(inside) > 1 or head not in explained:
-                    found, p_found, p_tested = self._explain(binned, region_of_sample == head)
-                    explained[head] = (found, p_found)
-                    expl_p_parts.append(p_tested)
+                    self._explain_into(binned, region_of_sample, head, explained, expl_p_parts)
                 continue
             add = rows & (region_of_sample == -1)
             if int((fails & (region_of_sample >= 0)).sum()) > 0.5 * int(fails.sum()) or \
@@ -245,9 +240,7 @@ class Diagnoser:
                 continue
             region_of_sample[add] = num
             live.add(num)
-            found, p_found, p_tested = self._explain(binned, add)
-            explained[num] = (found, p_found)
-            expl_p_parts.append(p_tested)
+            self._explain_into(binned, region_of_sample, num, explained, expl_p_parts)
             num += 1
         return num
 
@@ -274,21 +267,18 @@ class Diagnoser:
                 continue
             region_of_sample[outside] = num
             for r in (int(c), num):
-                found_r, p_found, p_tested = self._explain(binned, region_of_sample == r)
-                explained[r] = (found_r, p_found)
-                expl_p_parts.append(p_tested)
+                self._explain_into(binned, region_of_sample, r, explained, expl_p_parts)
             num += 1
         return num
 
     def _add_pair_regions(self, region_of_sample: np.ndarray, num: int, clusters, labels: np.ndarray,
-                          failed: np.ndarray) -> int:
+                          clustered: np.ndarray) -> int:
         """Candidate regions of rows labelled a among rows labelled b, one per frequent (a, b) pair.
 
         Pairs are chosen by how many clustered failures they hold (at least
         a cluster's minimum size); their rows that no cluster holds join.
         """
         space = clusters.local if clusters.local is not None else clusters.reduced
-        clustered = failed & ~clusters.held_out
         mcs = clusters.params["min_cluster_size"]
         # Pairs are chosen from the clustered failures' neighbourhoods; only rows with
         # a chosen pair's given label can join, so only theirs are searched.
@@ -307,6 +297,13 @@ class Diagnoser:
                 region_of_sample[add] = num
                 num += 1
         return num
+
+    def _explain_into(self, binned: BinnedMetadata, region_of_sample: np.ndarray, region: int,
+                      explained: dict, expl_p_parts: list) -> None:
+        """(Re-)explain one region: its explanations go into ``explained``, every slice tried into the family."""
+        found, p_found, p_tested = self._explain(binned, region_of_sample == region)
+        explained[region] = (found, p_found)
+        expl_p_parts.append(p_tested)
 
     def _explain(self, binned: BinnedMetadata, members: np.ndarray):
         """A region's explanations, their enrichment p-values, and those of every slice tried."""
@@ -391,9 +388,8 @@ def _split_by_class(region_of_sample: np.ndarray, num: int, labels: np.ndarray, 
     class directions are projected out and share one cluster. A class is split
     off when it holds at least ``min_size`` of the cluster's clustered failures,
     and a quarter of them and twice a class's even share at least (so a binary
-    task is never split);
-    what is left stays one region when it is still big enough, and joins the
-    largest split otherwise. Membership follows the given label, never the
+    task is never split); what is left stays one region when it is still big
+    enough, and joins the largest split otherwise. Membership follows the given label, never the
     outcome, so the held-out test stays unbiased.
     """
     classes = int(labels.max()) + 1
@@ -415,14 +411,6 @@ def _split_by_class(region_of_sample: np.ndarray, num: int, labels: np.ndarray, 
             region_of_sample[rows & (labels == a)] = num
             num += 1
     return num
-
-
-def _predicates_mask(predicates, metadata: pd.DataFrame) -> np.ndarray:
-    """Rows matching every predicate of a conjunction."""
-    mask = np.ones(len(metadata), dtype=bool)
-    for p in predicates:
-        mask &= predicate_mask(p, metadata)
-    return mask
 
 
 def _grow_to_causes(region_of_sample: np.ndarray, explained: dict, clustered: np.ndarray,
