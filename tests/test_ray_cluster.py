@@ -125,3 +125,74 @@ def test_a_server_with_ray_address_answers_as_an_in_process_one(ray_cluster, sma
             client.close()
             server.stop()
     assert answers[0][0] and answers[1] == answers[0]
+
+
+def _pool_server_answers(server, s, sm, queries: np.ndarray) -> tuple:
+    """Suggestions of one targeted round and the pool index's neighbours of ``queries``, through ``server``."""
+    client = Client(f"127.0.0.1:{server.port}", retries=2, timeout=300)
+    try:
+        run = client.create_run("eval", class_names=s.class_names, embedding_dim=s.test.embeddings.shape[1])
+        run.log_predictions(s.test.ids, s.test.embeddings, labels=s.test.labels, probabilities=sm.test_probs,
+                            metadata=s.test.metadata)
+        pool = client.create_pool("pool", embedding_dim=s.pool.embeddings.shape[1], num_classes=len(s.class_names))
+        # Several batches, so that the pool's rows span several row files and shards start mid-file.
+        pool.add(s.pool.ids, s.pool.embeddings, probabilities=sm.pool_probs, metadata=s.pool.metadata,
+                 batch_size=1700)
+        run.diagnose(progress=False, seed=3)
+        picks = run.suggest(pool, budget=150)["sample_id"].tolist()
+        index = server.servicer.indexes.loaded_index(pool.id)
+        assert index is not None and index.ntotal == len(s.pool)
+        return picks, index.search(queries, 10), index
+    finally:
+        client.close()
+
+
+def test_a_ray_server_builds_its_shards_from_the_pool_row_files(ray_cluster, small_scenario, tmp_path):
+    """The Ray shards read their rows from the store's row files (Store.row_files), not from the
+    server, and the server answers as one in-process flat index."""
+    address, _ = ray_cluster
+    s, sm = small_scenario.scenario, small_scenario
+    queries = s.test.embeddings[:64]
+    here = start_server(tmp_path / "here")
+    try:
+        picks_here, (d_here, i_here), single = _pool_server_answers(here, s, sm, queries)
+        assert isinstance(single, PoolIndex)
+    finally:
+        here.stop()
+    there = start_server(tmp_path / "ray", ray_address=address)
+    try:
+        picks_ray, (d_ray, i_ray), sharded = _pool_server_answers(there, s, sm, queries)
+        assert isinstance(sharded, ShardedPoolIndex) and sharded.shards == 2
+        # Only shards built from a row source can re-read their rows: exact_search proves the path.
+        d_exact, i_exact = sharded.exact_search(queries, 10)
+    finally:
+        there.stop()
+    assert picks_ray == picks_here
+    np.testing.assert_array_equal(i_ray, i_here)
+    np.testing.assert_allclose(d_ray, d_here, atol=1e-5)
+    np.testing.assert_array_equal(i_exact, i_here)
+
+
+def test_shards_that_cannot_open_the_row_files_get_their_rows_from_the_server(ray_cluster, small_scenario,
+                                                                               postgres_uri, tmp_path):
+    """Row files on a ``memory://`` root exist in the server's process only: the Ray shards cannot read
+    them, so the server reads the rows and ships them (the path before row files), same answers."""
+    import uuid
+    address, _ = ray_cluster
+    s, sm = small_scenario.scenario, small_scenario
+    queries = s.test.embeddings[:64]
+    here = start_server(tmp_path / "here")
+    try:
+        picks_here, (_, i_here), _ = _pool_server_answers(here, s, sm, queries)
+    finally:
+        here.stop()
+    there = start_server(tmp_path / "ray", ray_address=address, store=postgres_uri,
+                         files=f"memory://bs-{uuid.uuid4().hex[:8]}")
+    try:
+        picks_ray, (_, i_ray), sharded = _pool_server_answers(there, s, sm, queries)
+        with pytest.raises(ValueError, match="row source"):      # built from the arrays the server sent
+            sharded.exact_search(queries, 10)
+    finally:
+        there.stop()
+    assert picks_ray == picks_here
+    np.testing.assert_array_equal(i_ray, i_here)

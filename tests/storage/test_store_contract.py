@@ -15,9 +15,11 @@ import pyarrow as pa
 import pytest
 
 from blindspots_server.storage import (MAX_METADATA_COLUMNS, Conflict, DataLoss, DiagnosisRecord, DuplicateSampleIds,
-                                       JobRecord, NotFound, PoolRecord, RunRecord, Store, SuggestionSetRecord,
+                                       JobRecord, NotFound, PoolRecord, RowFile, RunRecord, Store, SuggestionSetRecord,
                                        TooManyColumns, open_store)
-from blindspots_server.storage.rows import build_table, to_row_data
+from blindspots_server.storage.file_root import open_location
+from blindspots_server.storage.files import read_parquet
+from blindspots_server.storage.rows import ParquetEmbeddings, build_table, to_row_data
 
 BACKENDS = ["embedded", "postgres", "postgres+memory"]
 
@@ -179,6 +181,38 @@ def test_row_data_read_file_by_file_equals_the_table_read(open_again):
     _pool(store)
     empty = store.read_row_data("pool", "pool_a")
     assert len(empty) == 0 and len(empty.embeddings) == 0
+
+
+def test_row_files_list_the_batch_files_that_hold_the_rows_in_read_order(open_again):
+    store = open_again()
+    _pool(store)
+    assert store.row_files("pool", "pool_a") == []
+    store.ingest_batch("pool", "pool_a", "b1", _batch(["a", "b", "c"]), {})
+    store.ingest_batch("pool", "pool_a", "b2", _batch(["d"], start=40), {})
+    store.ingest_batch("pool", "pool_a", "b3", _batch(["c", "e", "f"], start=8), {})   # c stored before: skipped
+    assert store.read_rows("pool", "pool_a").column("sample_id").to_pylist() == list("abcdef")
+    for reader in (store, open_again()):            # the catalog's answer, not this process's memory
+        files = reader.row_files("pool", "pool_a")
+        assert [f.rows for f in files] == [3, 1, 2] and all(isinstance(f, RowFile) for f in files)
+        # Opened by location alone, as a worker process does: together they are read_rows, in its order.
+        tables = []
+        for f in files:
+            with open_location(f.location, "pool") as source:
+                tables.append(read_parquet(source, "pool"))
+        from_files = to_row_data(pa.concat_tables(tables))
+        stored = reader.read_row_data("pool", "pool_a")
+        assert from_files.sample_ids.tolist() == stored.sample_ids.tolist() == list("abcdef")
+        np.testing.assert_array_equal(from_files.embeddings, stored.embeddings)
+        np.testing.assert_array_equal(ParquetEmbeddings(files).read(0, 6), stored.embeddings)
+        np.testing.assert_array_equal(ParquetEmbeddings(files).read(2, 5), stored.embeddings[2:5])
+    _run(store)
+    store.ingest_batch("run", "run_a", "r1", _batch(["x", "y"], start=100), {})
+    run_files = store.row_files("run", "run_a")
+    assert [f.rows for f in run_files] == [2] and run_files[0].location not in {f.location for f in files}
+    with pytest.raises(DataLoss, match="catalog recorded 5"):      # a file that is not what the catalog says
+        ParquetEmbeddings([RowFile(files[0].location, 5)])
+    with pytest.raises(NotFound):
+        store.row_files("pool", "missing")
 
 
 def test_list_runs_filters_by_project_and_pages(store):

@@ -3,9 +3,15 @@
 With ``shards`` > 1 a pool's index is a :class:`core.sharded_index.ShardedPoolIndex`
 whose shards live where ``compute`` puts them (Ray actors with --ray-address);
 it is rebuilt from the row files when a server first needs it, not persisted.
+Each shard reads its own rows from the pool's row files (``Store.row_files``),
+so the server never holds the pool's vectors for the build. Where the shards
+cannot open those files (an embedded store on the server's own disk, a Ray node
+without the shared mount), the server reads the rows and ships each shard its
+slice, as before, and says so in its log.
 """
 from __future__ import annotations
 
+import logging
 import threading
 from typing import Optional
 
@@ -13,9 +19,13 @@ import numpy as np
 
 from ..core.parallel import IN_PROCESS
 from ..core.pool_index import PoolIndex
-from ..core.sharded_index import ShardedPoolIndex
+from ..core.sharded_index import RowRange, ShardedPoolIndex
 from ..core.results import ProgressFn, no_progress
-from ..storage import Store
+from ..storage import DataLoss, Store
+from ..storage.rows import ParquetEmbeddings
+from .jobs import JobCancelled
+
+log = logging.getLogger("blindspots.server")
 
 
 class PoolIndexes:
@@ -30,15 +40,31 @@ class PoolIndexes:
         with self._guard:
             return self._locks.setdefault(pool_id, threading.Lock())
 
+    def update(self, pool_id: str, progress: Optional[ProgressFn] = None) -> "PoolIndex | ShardedPoolIndex":
+        """The pool's index over every row the store holds now (the index-build job).
+
+        In one process the pool's vectors are read file by file into one array that the
+        build normalises in place (held once, next to the index, and released after);
+        sharded, nothing is read here: the shards read their rows from the row files."""
+        progress = progress or no_progress
+        if self._shards > 1:
+            return self._ensure_sharded(pool_id, self._store.get_pool(pool_id).num_rows, progress)
+        rows = self._store.read_row_data(
+            "pool", pool_id, ["embedding"], progress=lambda f, stage: progress(0.0, f"loading pool rows: {stage}"))
+        embeddings = rows.embeddings
+        del rows
+        return self.ensure(pool_id, embeddings, progress, owned=True)
+
     def ensure(self, pool_id: str, embeddings: np.ndarray, progress: Optional[ProgressFn] = None,
-               owned: bool = False) -> PoolIndex:
+               owned: bool = False) -> "PoolIndex | ShardedPoolIndex":
         """The pool's index covering every row of ``embeddings`` (all pool rows, in order).
 
         ``owned``: the caller no longer needs ``embeddings``, so a build may normalise
-        them in place instead of holding a normalised copy next to them."""
+        them in place instead of holding a normalised copy next to them. A sharded
+        index takes only the row count from ``embeddings`` (and the rows it adds)."""
         progress = progress or no_progress
         if self._shards > 1:
-            return self._ensure_sharded(pool_id, embeddings, progress)
+            return self._ensure_sharded(pool_id, len(embeddings), progress, embeddings)
         with self._lock(pool_id):
             index = self._loaded.get(pool_id)
             if index is None:
@@ -62,21 +88,59 @@ class PoolIndexes:
             self._loaded[pool_id] = index
             return index
 
-    def _ensure_sharded(self, pool_id: str, embeddings: np.ndarray, progress: ProgressFn) -> ShardedPoolIndex:
+    def _ensure_sharded(self, pool_id: str, n: int, progress: ProgressFn,
+                        embeddings: Optional[np.ndarray] = None) -> ShardedPoolIndex:
+        """The sharded index over the pool's first ``n`` rows (those the caller counted)."""
         with self._lock(pool_id):
             index = self._loaded.get(pool_id)
-            n = len(embeddings)
             if index is not None and index.ntotal == n:
                 return index
             if index is not None and index.ntotal < n:
                 progress(0.0, f"adding {n - index.ntotal} rows to the last index shard")
-                index.add(embeddings[index.ntotal:])
+                # Only the new rows pass through the server.
+                index.add(embeddings[index.ntotal:n] if embeddings is not None
+                          else self._row_source(pool_id, n).read(index.ntotal, n))
                 return index
             if index is not None:
                 index.close()
-            index = ShardedPoolIndex(embeddings.shape[1], self._shards, compute=self._compute)
-            self._loaded[pool_id] = index.build(embeddings, progress)
+                del self._loaded[pool_id]
+            dim = self._store.get_pool(pool_id).embedding_dim
+            index = ShardedPoolIndex(dim, self._shards, compute=self._compute)
+            try:
+                index.build_from(self._row_source(pool_id, n), progress)
+            except (JobCancelled, DataLoss):
+                index.close()
+                raise
+            except Exception as exc:        # e.g. a shard on a node that does not mount the file root
+                index.close()
+                log.warning("pool %s: the index shards could not read the pool's row files (%s); the server "
+                            "reads the rows and sends each shard its slice instead", pool_id,
+                            str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+                rows = self._store.read_row_data("pool", pool_id, ["embedding"])
+                index.build(rows.embeddings[:n], progress)
+                del rows
+            self._loaded[pool_id] = index
             return index
+
+    def _row_source(self, pool_id: str, n: int) -> "ParquetEmbeddings | RowRange":
+        """The pool's first ``n`` rows as a row source over its row files (what a shard is sent)."""
+        files, rows = [], 0
+        for f in self._store.row_files("pool", pool_id):
+            if rows >= n:
+                break           # batches committed after the caller counted
+            files.append(f)
+            rows += f.rows
+        what = f"pool {pool_id!r}"
+        source = ParquetEmbeddings(files, what=what)
+        if len(source) < n:
+            raise DataLoss(f"{what}: stored data is damaged (its row files hold {len(source)} rows, the catalog "
+                           f"counts {n}); nothing was served from it")
+        return source if len(source) == n else RowRange(source, 0, n)
+
+    def loaded_index(self, pool_id: str) -> "Optional[PoolIndex | ShardedPoolIndex]":
+        """The pool's index if this server holds it (None: not built or loaded yet)."""
+        with self._guard:
+            return self._loaded.get(pool_id)
 
     def loaded(self) -> dict[str, int]:
         """Rows per loaded index (for metrics)."""

@@ -228,13 +228,7 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
         return self._ingest("pool", request_iterator, context)
 
     def _build_index(self, pool_id: str, progress) -> str:
-        # Only the vectors, read file by file into one array that the build then
-        # normalises in place (nothing else uses it): the pool's vectors are held once
-        # next to the index, and released when the index is built.
-        rows = self.store.read_row_data(
-            "pool", pool_id, ["embedding"], progress=lambda f, stage: progress(0.0, f"loading pool rows: {stage}"))
-        index = self.indexes.ensure(pool_id, rows.embeddings, progress, owned=True)
-        del rows
+        index = self.indexes.update(pool_id, progress)
         self.telemetry.index_size(pool_id, index.ntotal)
         return pool_id
 

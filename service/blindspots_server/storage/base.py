@@ -97,6 +97,18 @@ def merged_schema(stored: dict[str, str], batch: dict[str, str], target: str) ->
             f"{target} has; the limit is {MAX_METADATA_COLUMNS} per {target} (over all its batches)")
     return merged
 
+@dataclass(frozen=True)
+class RowFile:
+    """One batch file of a run or pool: where a process other than the server can open it, and its rows.
+
+    ``location`` is an absolute local path (the embedded store's directory, or a file root on a
+    mount every node shares) or a URI (``s3://...``, any fsspec scheme) that
+    :func:`.file_root.open_location` opens; the file is Parquet in the canonical row layout."""
+
+    location: str
+    rows: int
+
+
 @dataclass
 class RunRecord:
     id: str
@@ -240,6 +252,13 @@ class Store(abc.ABC):
         vector once, not a cached table next to the arrays made from it."""
         from .rows import to_row_data
         return to_row_data(self.read_rows(target, target_id, columns, progress))
+
+    @abc.abstractmethod
+    def row_files(self, target: str, target_id: str) -> list[RowFile]:
+        """The batch files of a run or pool in row order: concatenated, their rows are those of
+        :meth:`read_rows` (which may stop short of the last file when a batch was committed
+        between the two calls). Lets a worker outside the server read rows by itself
+        (:class:`.rows.ParquetEmbeddings`) instead of receiving them from the server."""
 
     # ---- pool index blobs
     @abc.abstractmethod

@@ -36,8 +36,8 @@ from typing import Optional
 import pyarrow as pa
 
 from . import maintenance
-from .base import (DiagnosisRecord, DuplicateSampleIds, IngestOutcome, JobRecord, NotFound, PoolRecord, RunRecord,
-                   Store, StoreUnusable, SuggestionSetRecord, merged_schema, rows_not_stored)
+from .base import (DiagnosisRecord, DuplicateSampleIds, IngestOutcome, JobRecord, NotFound, PoolRecord, RowFile,
+                   RunRecord, Store, StoreUnusable, SuggestionSetRecord, merged_schema, rows_not_stored)
 from .files import read_blob, read_parquet, write_blob, write_parquet
 from .embedded_labels import LABELS_SCHEMA, EmbeddedLabels
 from .row_tables import ReadProgress, RowCache, cached_rows, read_target_row_data, read_target_rows
@@ -344,6 +344,12 @@ class EmbeddedStore(EmbeddedLabels, Store):
                       progress: Optional[ReadProgress] = None) -> RowData:
         num_rows, schema, files, read_file = self._row_source(target, target_id)
         return read_target_row_data(read_file, files(), schema, num_rows, columns, progress)
+
+    def row_files(self, target: str, target_id: str) -> list[RowFile]:
+        self._row_source(target, target_id)             # NotFound for an unknown id
+        root = self.root.resolve()                      # workers start elsewhere: absolute paths
+        return [RowFile(str(root / f), rows) for f, rows in self._query(
+            "SELECT file, rows FROM batches WHERE target=? AND target_id=? ORDER BY seq", (target, target_id))]
 
     # ------------------------------------------------------------ index blobs
     def save_index(self, pool_id: str, data: bytes, kind: str, rows: int, description: str) -> None:

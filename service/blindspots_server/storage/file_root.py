@@ -48,6 +48,18 @@ def _open_filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
         return PyFileSystem(FSSpecHandler(fs)), rest.rstrip("/") or "/"
 
 
+def open_location(location: str, what: str):
+    """An open pyarrow file for a :class:`.base.RowFile` location (a local path or a URI), from any
+    process: a worker opens it by itself. A missing file raises :class:`DataLoss` naming ``what``."""
+    try:
+        if "://" not in location or location.startswith("file://"):
+            return pa.OSFile(location[len("file://"):] if location.startswith("file://") else location)
+        fs, path = _open_filesystem(location)
+        return fs.open_input_file(path)
+    except (OSError, pa.ArrowException) as exc:
+        raise _damaged(what, exc, Path(location)) from None
+
+
 class FileRoot:
     """Durable writes and checked reads of data files under one root."""
 
@@ -68,6 +80,14 @@ class FileRoot:
 
     def _full(self, rel: str) -> str:
         return posixpath.join(self._base, rel)
+
+    def location(self, rel: str) -> str:
+        """Where another process opens ``rel`` (:func:`open_location`): an absolute path, or the root's URI
+        with ``rel`` appended to its path (a query string, e.g. an endpoint, stays at the end)."""
+        if self.local is not None:
+            return posixpath.join(self._base, rel)
+        base, sep, query = self.uri.partition("?")
+        return f"{base.rstrip('/')}/{rel}{sep}{query}"
 
     # ------------------------------------------------------------ writes
     def write_parquet(self, table: pa.Table, rel: str, meta: Optional[dict] = None) -> tuple[str, int]:

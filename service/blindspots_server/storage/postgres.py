@@ -29,7 +29,7 @@ from typing import Iterator, Optional
 import pyarrow as pa
 
 from .base import (DataLoss, DiagnosisRecord, DuplicateSampleIds, IngestOutcome, JobRecord, NotFound, PoolRecord,
-                   RunRecord, Store, StoreUnavailable, SuggestionSetRecord, merged_schema, rows_not_stored)
+                   RowFile, RunRecord, Store, StoreUnavailable, SuggestionSetRecord, merged_schema, rows_not_stored)
 from .file_root import FileRoot
 from .postgres_jobs import JobQueueMixin
 from .postgres_labels import LABELS_SCHEMA, PostgresLabels
@@ -282,6 +282,11 @@ class PostgresStore(JobQueueMixin, PostgresLabels, Store):
         # Batches committed after the row count are left out, as in read_rows.
         num_rows, schema, files, read_file = self._row_source(target, target_id)
         return read_target_row_data(read_file, files(), schema, num_rows, columns, progress)
+
+    def row_files(self, target: str, target_id: str) -> list[RowFile]:
+        self._row_source(target, target_id)             # NotFound for an unknown id
+        return [RowFile(self.files.location(f), rows) for f, rows in self._query(
+            "SELECT file, rows FROM batches WHERE target=%s AND target_id=%s ORDER BY seq", (target, target_id))]
 
     # ------------------------------------------------------------ index blobs
     def save_index(self, pool_id: str, data: bytes, kind: str, rows: int, description: str) -> None:

@@ -9,11 +9,16 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .base import DataLoss
+from .file_root import open_location
+from .files import _damaged
 
 META_PREFIX = "m."
 COLUMN_TYPES = ("string", "number", "timestamp")
@@ -170,21 +175,36 @@ class ParquetEmbeddings:
     """The ``embedding`` column of a pool's Parquet batch files, in order, as a row source
     (core.sharded_index.RowSource): ``read(start, stop)`` reads only the row groups holding those
     rows, so an index shard given this object and a row range reads its own rows from the files
-    (a path every worker sees: a local or shared file root) instead of receiving them."""
+    instead of receiving them. ``files`` are paths, or the :class:`.base.RowFile` entries of
+    ``Store.row_files`` (local paths or URIs every worker can open: a shared file root or an
+    object store); with RowFiles, a file whose row count differs from the catalog's is
+    :class:`.base.DataLoss`, and page checksums are verified on every read as in the stores."""
 
-    def __init__(self, paths: list[str], column: str = "embedding"):
-        import pyarrow.parquet as pq
-        self.paths, self.column = [str(p) for p in paths], column
+    def __init__(self, files: list, column: str = "embedding", what: str = "pool rows"):
+        self.column, self.what = column, what
+        self.paths = [str(getattr(f, "location", f)) for f in files]
         self._groups: list[tuple[int, int, int, int]] = []     # (file, row group, first row, end row)
         rows = 0
-        for i, path in enumerate(self.paths):
-            meta = pq.ParquetFile(path).metadata
+        for i, f in enumerate(files):
+            meta = self._read(i, lambda parquet: parquet.metadata)
+            expected = getattr(f, "rows", None)
+            if expected is not None and meta.num_rows != expected:
+                raise DataLoss(f"{what}: stored data is damaged (a row file holds {meta.num_rows} rows, the "
+                               f"catalog recorded {expected}); nothing was served from it")
             for g in range(meta.num_row_groups):
                 n = meta.row_group(g).num_rows
                 self._groups.append((i, g, rows, rows + n))
                 rows += n
         self._rows = rows
         self._cached: Optional[tuple[tuple[int, int], np.ndarray]] = None
+
+    def _read(self, i: int, read: Callable[[pq.ParquetFile], Any]) -> Any:
+        """``read`` applied to file ``i``, opened here (in the worker); damage is :class:`.base.DataLoss`."""
+        try:
+            with open_location(self.paths[i], self.what) as source:
+                return read(pq.ParquetFile(source, page_checksum_verification=True))
+        except (OSError, pa.ArrowException) as exc:
+            raise _damaged(self.what, exc, self.paths[i]) from None
 
     def __len__(self) -> int:
         return self._rows
@@ -194,8 +214,7 @@ class ParquetEmbeddings:
 
     def _group(self, i: int, g: int) -> np.ndarray:
         if self._cached is None or self._cached[0] != (i, g):
-            import pyarrow.parquet as pq
-            table = pq.ParquetFile(self.paths[i]).read_row_group(g, columns=[self.column])
+            table = self._read(i, lambda parquet: parquet.read_row_group(g, columns=[self.column]))
             self._cached = ((i, g), _matrix(table.column(self.column)))
         return self._cached[1]
 
