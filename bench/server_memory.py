@@ -14,10 +14,14 @@ starts on the same data directory with ``--ray-address`` of a throw-away local
 Ray cluster (two nodes, one CPU each), where the diagnosis's row-level kNN
 search runs as Ray tasks. Steps of the later servers are prefixed with the way.
 ``--code-root`` runs the server from another checkout (e.g. an older commit)
-with the same driver, for before/after rows from one command.
+with the same driver, for before/after rows from one command. ``--compute ray``
+alone ingests into the Ray server, so its "index build" row is the pool index
+built in Ray shards (from the pool's row files, or, before issue 14, from rows
+the server read and sent).
 
     .venv/bin/python bench/server_memory.py --test-rows 1000000 --pool-rows 1000000
     .venv/bin/python bench/server_memory.py --test-rows 5000000 --pool-rows 0 --steps diagnose
+    .venv/bin/python bench/server_memory.py --test-rows 0 --pool-rows 1000000 --diagnose-reps 0 --steps index --compute ray
 
 Prints one JSON line per run (``--json-out`` appends it to a file as well);
 ``--write`` turns every run in that file into bench/results/server_memory.md
@@ -57,23 +61,19 @@ def _status(pid: int, key: str) -> float:
     return float("nan")
 
 
-def _cpu_s(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _wait_idle(pid: int, quiet_s: float = 3.0, timeout_s: float = 900) -> None:
-    """Until the server spends no CPU for ``quiet_s`` (the pool's index build job has finished)."""
+def _wait_index(metrics_port: int, pool_id: str, rows: int, timeout_s: float = 1800) -> None:
+    """Until the server's /metrics says the pool's index holds ``rows`` rows (its index build job has
+    finished). Not the server's CPU going quiet: with Ray the server waits idle while the shards build."""
+    from urllib.request import urlopen
+    line = f'blindspots_pool_index_rows{{pool_id="{pool_id}"}} '
     t_end = time.time() + timeout_s
-    last, since = _cpu_s(pid), time.time()
     while time.time() < t_end:
+        with urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10) as page:
+            for text in page.read().decode().splitlines():
+                if text.startswith(line) and float(text[len(line):]) >= rows:
+                    return
         time.sleep(0.5)
-        now = _cpu_s(pid)
-        if now - last > 0.05:
-            last, since = now, time.time()
-        elif time.time() - since >= quiet_s:
-            return
+    raise TimeoutError(f"the index of pool {pool_id} did not reach {rows} rows in {timeout_s:.0f} s")
 
 
 class Server:
@@ -84,8 +84,9 @@ class Server:
         env = dict(os.environ, BLINDSPOTS_LOG_LEVEL="WARNING")
         env["PYTHONPATH"] = os.pathsep.join([str(self.code_root / "service"),
                                              str(self.code_root / "clients" / "python")])
-        port = free_port()
-        cmd = [sys.executable, "-m", "blindspots_server", "--data-dir", self.data_dir, "--port", str(port)]
+        port, self.metrics_port = free_port(), free_port()
+        cmd = [sys.executable, "-m", "blindspots_server", "--data-dir", self.data_dir, "--port", str(port),
+               "--metrics-port", str(self.metrics_port)]
         if self.ray_address:
             cmd += ["--ray-address", self.ray_address]
         self.log = tempfile.TemporaryFile("w+")
@@ -94,6 +95,13 @@ class Server:
         self.client = Client(f"127.0.0.1:{port}")
         self.client.wait_ready(timeout=120)
         return self
+
+    def warnings(self) -> list[str]:
+        """The server's log lines at WARNING and above so far (e.g. a fallback it took)."""
+        self.log.seek(0)
+        lines = [line.strip() for line in self.log.read().splitlines() if "WARNING" in line or "ERROR" in line]
+        self.log.seek(0, os.SEEK_END)
+        return lines
 
     def __exit__(self, *exc) -> None:
         self.client.close()
@@ -134,6 +142,7 @@ def run(args) -> dict:
                                                                 object_store_mb=args.object_store_mb))
                 server = stack.enter_context(Server(code_root, data_dir, address))
                 ids = _session(args, model, server, out, ids, prefix="" if i == 0 else f"{way}: ")
+                out.setdefault("server_warnings", {})[way] = server.warnings()
     for way in ways:
         prefix = "" if way == ways[0] else f"{way}: "
         mine = {k[len(prefix):]: v for k, v in out["steps"].items()
@@ -177,7 +186,7 @@ def _session(args, model, server: "Server", out: dict, ids, prefix: str):
         if args.pool_rows:
             pool = client.create_pool("mem-pool", embedding_dim=128, num_classes=len(CLASS_NAMES))
             step("ingest pool", lambda: ingest(pool, args.pool_rows, 104, "pool"))
-            step("index build", lambda: _wait_idle(pid))
+            step("index build", lambda: _wait_index(server.metrics_port, pool.id, args.pool_rows))
     else:
         run_ = client.get_run(ids[0])
         pool = client.get_pool(ids[1]) if ids[1] else None

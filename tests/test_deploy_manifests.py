@@ -70,6 +70,13 @@ def test_k8s_scaleout_set_hangs_together():
     images = {c["image"] for g in [ray["spec"]["headGroupSpec"], *ray["spec"]["workerGroupSpecs"]]
               for c in g["template"]["spec"]["containers"]}
     assert images == {container["image"]}, "Ray workers must run the servers' code"
+    for group in [ray["spec"]["headGroupSpec"], *ray["spec"]["workerGroupSpecs"]]:
+        # Pool index shards (actors, on any Ray pod) read the pool's row files at the servers' path.
+        ray_pod = group["template"]["spec"]
+        (ray_container,) = ray_pod["containers"]
+        ray_mounts = {m["name"]: m["mountPath"] for m in ray_container["volumeMounts"]}
+        ray_claims = {v["name"]: v["persistentVolumeClaim"]["claimName"] for v in ray_pod["volumes"]}
+        assert ray_mounts["files"] == env["BLINDSPOTS_FILES"]["value"] and ray_claims["files"] == claims["files"]
 
 
 def test_single_server_manifests_still_parse():
