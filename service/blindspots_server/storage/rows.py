@@ -16,7 +16,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .base import DataLoss
+from .base import DataLoss, RowFile
 from .file_root import open_location
 from .files import _damaged
 
@@ -180,7 +180,7 @@ class ParquetEmbeddings:
     object store); with RowFiles, a file whose row count differs from the catalog's is
     :class:`.base.DataLoss`, and page checksums are verified on every read as in the stores."""
 
-    def __init__(self, files: list, column: str = "embedding", what: str = "pool rows"):
+    def __init__(self, files: "list[RowFile | str]", column: str = "embedding", what: str = "pool rows"):
         self.column, self.what = column, what
         self.paths = [str(getattr(f, "location", f)) for f in files]
         self._groups: list[tuple[int, int, int, int]] = []     # (file, row group, first row, end row)
