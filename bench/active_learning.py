@@ -155,10 +155,15 @@ def default_suite(split: str) -> list[str]:
 def families(split: str, draw: int, kinds: list[str], suite: list[str]) -> list[Family]:
     """The families of a split for its ``draw``-th seed: listings in the split's world and its
     variants, then the named suite families (``blindspots_scenarios``) of that split."""
-    seed = SPLITS[split]["seeds"][draw]
-    base = listings_family(seed, world_seed=SPLITS[split]["world"])
-    out = [base] if "base" in kinds else []
-    out += [VARIANTS[k](base, seed=seed) for k in kinds if k in VARIANTS]
+    out: list[Family] = []
+    listings = [k for k in kinds if k == "base" or k in VARIANTS]
+    # The listings world has the split's own seeds; past them (more draws for the suite's
+    # families, whose seeds are the suite's halves) only suite families run.
+    if listings and draw < len(SPLITS[split]["seeds"]):
+        seed = SPLITS[split]["seeds"][draw]
+        base = listings_family(seed, world_seed=SPLITS[split]["world"])
+        out += [base] if "base" in kinds else []
+        out += [VARIANTS[k](base, seed=seed) for k in kinds if k in VARIANTS]
     if suite:
         from al_suite import suite_families
 

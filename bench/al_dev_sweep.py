@@ -45,6 +45,17 @@ CONFIGS_INSIDE = {
     "weak, uncertainty 0, label noise 0.5": (0.5, True, "weak", 0.5, 0.0, None, 0.5),
     "weak, uncertainty 0, label noise 1": (0.5, True, "weak", 0.5, 0.0, None, 1.0),
 }
+# Third sweep (dev digits families added): the default of the second sweep, then one change each.
+DEFAULT = {"exponent": 0.5, "merge": True, "basis": "weak", "rep": 0.5, "uncertainty": 0.0,
+           "label_noise": 0.5, "noise_to": "collect", "merge_kinds": True}
+CONFIGS_NOISE = {
+    "default": DEFAULT,
+    "label-noise share to margin": {**DEFAULT, "noise_to": "margin"},
+    "label noise kept apart": {**DEFAULT, "merge_kinds": False},
+    "label-noise share to margin, kept apart": {**DEFAULT, "noise_to": "margin", "merge_kinds": False},
+    "uncertainty 0.25": {**DEFAULT, "uncertainty": 0.25},
+    "label noise 0": {**DEFAULT, "label_noise": 0.0},
+}
 CONFIGS = {
     # name: (share exponent, merge fragments, fallback basis, representative weight)
     "proportional, no merge, no fallback": (1.0, False, "none", 0.0),
@@ -54,9 +65,14 @@ CONFIGS = {
 }
 
 
-def _apply(config: tuple) -> None:
+def _apply(config: tuple | dict) -> None:
     from blindspots_server.core import suggest
 
+    if isinstance(config, dict):
+        config = (config["exponent"], config["merge"], config["basis"], config["rep"], config["uncertainty"],
+                  None, config["label_noise"], config["noise_to"], config["merge_kinds"])
+    targeted_budget.LABEL_NOISE_SHARE_TO = config[7] if len(config) > 7 else "collect"
+    targeted_budget.MERGE_ACROSS_KINDS = config[8] if len(config) > 8 else True
     exponent, merge, basis, rep = config[:4]
     suggest.DEFAULT_UNCERTAINTY_WEIGHT = config[4] if len(config) > 4 else 0.5
     targeted_budget.LABEL_NOISE_WEIGHT = config[6] if len(config) > 6 else 0.0
@@ -77,14 +93,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--kinds", nargs="+", default=["base", "ambiguous_pool", "confident_errors", "noisy_test"])
     parser.add_argument("--out", default=None, help="pickle of the targeted outcomes per configuration")
     parser.add_argument("--configs", nargs="+", default=None,
-                        help="run only these configurations (names from CONFIGS / CONFIGS_SUITE)")
+                        help="run only these configurations (names from CONFIGS / CONFIGS_SUITE / CONFIGS_INSIDE / CONFIGS_NOISE)")
     args = parser.parse_args(argv)
     import torch
 
     torch.set_num_threads(1)
     configs = CONFIGS_SUITE if args.second else CONFIGS
     if args.configs:
-        every = {**CONFIGS, **CONFIGS_SUITE, **CONFIGS_INSIDE}
+        every = {**CONFIGS, **CONFIGS_SUITE, **CONFIGS_INSIDE, **CONFIGS_NOISE}
         configs = {name: every[name] for name in args.configs}
     results: dict[str, list] = {name: [] for name in [*configs, "margin (reference)"]}
     for draw in range(args.draws):

@@ -194,6 +194,30 @@ def test_fragments_of_one_failure_share_one_budget(world, keep_slice):
     assert any("merged" in c.reason for c in out if c.region_id >= 10)
 
 
+def test_fragments_of_different_kinds_are_not_merged(world, monkeypatch):
+    """A label-noise fragment next to a data-gap one stays apart: merged, the group took its
+    head's kind, so a data gap could lose half its weight and get "relabel" advice."""
+    from dataclasses import replace
+
+    from blindspots_server.core import targeted_budget
+
+    s, pool, regions = world
+    gap, noise = _fragments(regions[0], 2, 10, keep_slice=False)
+    noise = replace(noise, kind="label_noise", excess_errors=2 * gap.excess_errors)
+    parts = [gap, noise] + regions[1:]
+    out = suggest_candidates("targeted", 150, pool, parts)
+    assert not any("merged" in c.reason for c in out)
+    assert {10, 11} <= {c.region_id for c in out}
+    assert not any("label noise" in c.reason for c in out if c.region_id == 10)
+    # The same two fragments, both data gaps, are one failure.
+    same = suggest_candidates("targeted", 150, pool, [gap, replace(noise, kind="data_gap")] + regions[1:])
+    assert any("merged" in c.reason for c in same)
+    # The switch the dev sweep compared (bench/al_dev_sweep.py): merging across kinds.
+    monkeypatch.setattr(targeted_budget, "MERGE_ACROSS_KINDS", True)
+    merged = suggest_candidates("targeted", 150, pool, parts)
+    assert all("typed label noise" in c.reason for c in merged if c.region_id in (10, 11))
+
+
 def test_a_weak_diagnosis_gives_way_to_margin_sampling(world, monkeypatch):
     from blindspots_server.core import targeted_budget
 

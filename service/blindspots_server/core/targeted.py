@@ -30,6 +30,7 @@ from .pool_filters import predicate_mask
 from .pool_index import PoolIndex, normalise
 from .results import ProgressFn, SuggestionCandidate, slice_name
 from .strategies import normalised_entropy, select_margin
+from . import targeted_budget
 from .suggest_inputs import PoolData, TargetRegion
 from .targeted_budget import allocate_budget  # noqa: F401  (re-exported: callers split budgets too)
 from .targeted_budget import RegionGroup, collection_groups, fallback_share, group_shares, held_share
@@ -176,6 +177,10 @@ def select_targeted(embeddings: np.ndarray, probabilities: np.ndarray | None, po
     uncertainty = normalised_entropy(probabilities) if probabilities is not None else None
     to_margin = int(round(budget * fallback_share(groups, num_failures))) if probabilities is not None else 0
     alloc = group_shares(groups, budget - to_margin)
+    if targeted_budget.LABEL_NOISE_SHARE_TO == "margin" and probabilities is not None:
+        noise = np.array([g.region.kind == "label_noise" for g in groups])
+        to_margin += int(alloc[noise].sum())
+        alloc[noise] = 0
     taken = np.zeros(len(embeddings), dtype=bool)
     per_region: list[list[SuggestionCandidate]] = []
     carry = 0

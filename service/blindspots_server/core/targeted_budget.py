@@ -46,6 +46,11 @@ MERGE_FRAGMENTS = True
 # Weight of a region typed label noise, in the split and in the share of failures the regions
 # hold (0: no collection budget at all). Chosen on dev (see the module doc).
 LABEL_NOISE_WEIGHT = 0.5
+# Where a label-noise group's share of the budget goes: "collect" (pool rows near its failures)
+# or "margin" (margin sampling: if the typing is right, rows like mislabelled ones teach nothing).
+LABEL_NOISE_SHARE_TO = "collect"
+# Merge a label-noise region with a fragment of another kind (True) or keep kinds apart.
+MERGE_ACROSS_KINDS = False
 
 
 @dataclass(frozen=True)
@@ -106,7 +111,8 @@ def collection_groups(regions: list[TargetRegion]) -> list[RegionGroup]:
             close = 1.0 - float(stats[i][0] @ stats[j][0]) < max(stats[i][1], stats[j][1])
             # Two different explanations are evidence of two causes: closeness alone (class
             # spread makes failure centroids look alike) must not merge them.
-            if MERGE_FRAGMENTS and (same_slice or (close and not explained)):
+            kinds_ok = MERGE_ACROSS_KINDS or ((active[i].kind == "label_noise") == (active[j].kind == "label_noise"))
+            if MERGE_FRAGMENTS and kinds_ok and (same_slice or (close and not explained)):
                 parent[root(j)] = root(i)
     groups: dict[int, list[TargetRegion]] = {}
     for i, r in enumerate(active):
