@@ -147,18 +147,23 @@ def _pool_server_answers(server, s, sm, queries: np.ndarray) -> tuple:
         client.close()
 
 
+def _in_process_answers(s, sm, queries: np.ndarray, root) -> tuple:
+    """The reference: the same round through a server without Ray (one in-process index)."""
+    here = start_server(root)
+    try:
+        return _pool_server_answers(here, s, sm, queries)
+    finally:
+        here.stop()
+
+
 def test_a_ray_server_builds_its_shards_from_the_pool_row_files(ray_cluster, small_scenario, tmp_path):
     """The Ray shards read their rows from the store's row files (Store.row_files), not from the
     server, and the server answers as one in-process flat index."""
     address, _ = ray_cluster
     s, sm = small_scenario.scenario, small_scenario
     queries = s.test.embeddings[:64]
-    here = start_server(tmp_path / "here")
-    try:
-        picks_here, (d_here, i_here), single = _pool_server_answers(here, s, sm, queries)
-        assert isinstance(single, PoolIndex)
-    finally:
-        here.stop()
+    picks_here, (d_here, i_here), single = _in_process_answers(s, sm, queries, tmp_path / "here")
+    assert isinstance(single, PoolIndex)
     there = start_server(tmp_path / "ray", ray_address=address)
     try:
         picks_ray, (d_ray, i_ray), sharded = _pool_server_answers(there, s, sm, queries)
@@ -181,11 +186,7 @@ def test_shards_that_cannot_open_the_row_files_get_their_rows_from_the_server(ra
     address, _ = ray_cluster
     s, sm = small_scenario.scenario, small_scenario
     queries = s.test.embeddings[:64]
-    here = start_server(tmp_path / "here")
-    try:
-        picks_here, (_, i_here), _ = _pool_server_answers(here, s, sm, queries)
-    finally:
-        here.stop()
+    picks_here, (_, i_here), _ = _in_process_answers(s, sm, queries, tmp_path / "here")
     there = start_server(tmp_path / "ray", ray_address=address, store=postgres_uri,
                          files=f"memory://bs-{uuid.uuid4().hex[:8]}")
     try:
