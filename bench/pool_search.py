@@ -49,12 +49,13 @@ class Timing:
     budget: int
 
 
-def mixture(n: int, seed: int | list[int], chunk: int = 200_000) -> np.ndarray:
+def mixture(n: int, seed: int | list[int], chunk: int = 200_000, components=None) -> np.ndarray:
     """Embedding-like rows: a gaussian mixture in a LATENT-d space mapped to DIM-d, plus noise.
 
     Like the listings scenario (and real backbones), the data has a low intrinsic
     dimension; isotropic 128-d blobs would be a worst case no embedding resembles.
     Generated in chunks: a 1M x 128 pool is 512 MB, so no float64 temporaries.
+    ``components``: draw from these mixture components only (e.g. a failure region's rows).
     """
     world = np.random.default_rng(12345)
     means = world.normal(0, 1, (CENTERS, LATENT)).astype(np.float32) * 2.0
@@ -63,7 +64,9 @@ def mixture(n: int, seed: int | list[int], chunk: int = 200_000) -> np.ndarray:
     out = np.empty((n, DIM), dtype=np.float32)
     for start in range(0, n, chunk):
         m = min(chunk, n - start)
-        latent = means[rng.integers(0, CENTERS, m)] + rng.standard_normal((m, LATENT), dtype=np.float32)
+        which = (rng.integers(0, CENTERS, m) if components is None
+                 else np.asarray(components)[rng.integers(0, len(components), m)])
+        latent = means[which] + rng.standard_normal((m, LATENT), dtype=np.float32)
         out[start:start + m] = latent @ backbone
         out[start:start + m] += rng.standard_normal((m, DIM), dtype=np.float32) * 0.05
     return out

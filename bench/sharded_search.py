@@ -26,6 +26,18 @@ peak RSS is read. This is how the 10M-row pool is measured:
 
     .venv/bin/python bench/sharded_search.py --shards-read --rows 10000000
 
+``--suggest BUDGET`` (with ``--shards-read``): after the kNN queries each way
+also times a whole targeted suggestion (``suggest_candidates("targeted",
+BUDGET)``, 3 failure regions of 1,000 failures, each region drawn from 3
+mixture components of its own), twice: first with the rows the ranking scores
+read from the index (``pool.embeddings=None``, ``index.vectors``: the Ray
+driver never holds the pool), then with the whole pool as unit rows in the
+process (what the server's suggest does today). Reports seconds, the picks
+shared between the ways, and the peak RSS per process after each:
+
+    .venv/bin/python bench/sharded_search.py --shards-read --suggest 10000 --rows 10000000 \
+        --shard-kind ivfsq8 --one-process-kinds ivfsq8 ivf
+
 Writes bench/results/sharded_search.md and prints it; ``--shards-read`` keeps
 the fragment's earlier table and replaces only its own section.
 """
@@ -40,14 +52,16 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from measure import ROOT, peak_rss_mb, write_fragment
-from pool_search import DIM, MixtureRows, mixture
+from pool_search import CENTERS, DIM, MixtureRows, mixture
 
 sys.path.insert(0, str(ROOT / "service"))
 
-from blindspots_server.core.pool_index import PoolIndex  # noqa: E402
+from blindspots_server.core.pool_index import PoolIndex, normalise_in_place  # noqa: E402
 from blindspots_server.core.sharded_index import ShardedPoolIndex  # noqa: E402
+from blindspots_server.core.suggest import PoolData, TargetRegion, suggest_candidates  # noqa: E402
 
 
 @dataclass
@@ -57,6 +71,63 @@ class Side:
     query_s: float
     ids: np.ndarray
     rss_mb: list[float]        # driver (or the one process) first, then each shard actor
+
+
+@dataclass
+class Suggested:
+    rows_from: str             # where the ranking's rows come from: "index" or "process"
+    seconds: float
+    picks: np.ndarray          # pool rows, in rank order
+    rss_mb: list[float]        # peak RSS after it: driver (or the one process) first, then each shard
+
+
+def failure_regions(regions: int = 3, per_region: int = 1000) -> list[TargetRegion]:
+    """Failure regions near the mixture's components: region r's failures come from 3 components of its own."""
+    out = []
+    for r in range(regions):
+        components = np.random.default_rng([7, r]).choice(CENTERS, 3, replace=False)
+        failures = mixture(per_region, seed=[8, r], components=components)
+        out.append(TargetRegion(region_id=r, excess_errors=float(100 * (regions - r)),
+                                failure_embeddings=failures,
+                                failure_indices=np.arange(r * per_region, (r + 1) * per_region)))
+    return out
+
+
+def _suggest(index, rows: int, budget: int, pool: np.ndarray | None) -> tuple[float, np.ndarray]:
+    """A whole targeted suggestion over the pool: ``pool`` its unit rows in this process, or None
+    (the ranking reads the rows it scores from ``index``)."""
+    regions = failure_regions()
+    data = PoolData(embeddings=pool, probabilities=None, metadata=pd.DataFrame(index=pd.RangeIndex(rows)),
+                    unit_rows=pool is not None)
+    t0 = time.perf_counter()
+    picks = suggest_candidates("targeted", budget, data, regions, index=index)
+    seconds = time.perf_counter() - t0
+    if len(picks) != budget:
+        raise RuntimeError(f"{len(picks)} picks for a budget of {budget}")
+    return seconds, np.array([c.pool_index for c in picks])
+
+
+def _pool_in_process(rows: int) -> np.ndarray:
+    """The whole pool as unit rows in one array (as the server's suggest reads it), a block at a time."""
+    source = MixtureRows(rows, seed=1)
+    out = np.empty((rows, DIM), np.float32)
+    for start in range(0, rows, source.BLOCK):
+        stop = min(rows, start + source.BLOCK)
+        out[start:stop] = source.read(start, stop)
+    return normalise_in_place(out)
+
+
+def _both_suggestions(index, rows: int, budget: int, rss) -> list[Suggested]:
+    """Rows from the index first (its peak read before the pool is loaded), then the pool in the process."""
+    seconds, picks = _suggest(index, rows, budget, None)
+    done = [Suggested("index", seconds, picks, rss())]
+    print(f"suggest, rows from the index: {seconds:.1f} s, peak RSS {done[-1].rss_mb}", file=sys.stderr, flush=True)
+    pool = _pool_in_process(rows)
+    seconds, picks = _suggest(index, rows, budget, pool)
+    del pool
+    done.append(Suggested("process", seconds, picks, rss()))
+    print(f"suggest, rows in the process: {seconds:.1f} s, peak RSS {done[-1].rss_mb}", file=sys.stderr, flush=True)
+    return done
 
 
 def _one_process(rows: int, queries: int, k: int, out) -> None:
@@ -98,17 +169,20 @@ def _exact(rows: int, queries: int, k: int, out) -> None:
     out.send(Side("Flat (exact)", 0.0, time.perf_counter() - t0, ids, [peak_rss_mb()]))
 
 
-def _one_process_reading(rows: int, queries: int, k: int, kind: str, out) -> None:
+def _one_process_reading(rows: int, queries: int, k: int, kind: str, budget: int, out) -> None:
     q = mixture(queries, seed=2)
     t0 = time.perf_counter()
     index = PoolIndex(DIM, kind=kind).build_from(MixtureRows(rows, seed=1).read, rows)
     build_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     _, ids = index.search(q, k)
-    out.send(Side(index.description, build_s, time.perf_counter() - t0, ids, [peak_rss_mb()]))
+    side = Side(index.description, build_s, time.perf_counter() - t0, ids, [peak_rss_mb()])
+    suggested = _both_suggestions(index, rows, budget, lambda: [peak_rss_mb()]) if budget else []
+    out.send((side, suggested))
 
 
-def _on_ray_reading(address: str, rows: int, queries: int, k: int, shards: int, kind: str, out) -> None:
+def _on_ray_reading(address: str, rows: int, queries: int, k: int, shards: int, kind: str, budget: int,
+                    out) -> None:
     from blindspots_server.ray_cluster import RayCluster
     cluster = RayCluster(address)
     q = mixture(queries, seed=2)
@@ -126,10 +200,12 @@ def _on_ray_reading(address: str, rows: int, queries: int, k: int, shards: int, 
                                     for w in index._workers])
     except Exception:               # an older Ray without __ray_call__: leave it out
         threads = []
+    suggested = _both_suggestions(index, rows, budget, lambda: [
+        peak_rss_mb(), *cluster.call_all(index._workers, "peak_rss_mb")]) if budget else []
     t0 = time.perf_counter()
     _, exact = index.exact_search(q, k)
     exact = Side("Flat (exact, brute force over the shards' rows)", 0.0, time.perf_counter() - t0, exact, [])
-    out.send((Side(index.description, build_s, query_s, ids, [driver, *actors]), exact, threads))
+    out.send((Side(index.description, build_s, query_s, ids, [driver, *actors]), exact, threads, suggested))
     index.close()
     cluster.shutdown()
 
@@ -145,6 +221,10 @@ def _child(target, *args) -> Side:
     result = receive.recv()
     proc.join()
     return result
+
+
+def _shared(picks: np.ndarray, reference: np.ndarray) -> float:
+    return len(np.intersect1d(picks, reference)) / max(len(reference), 1)
 
 
 def _recall(found: np.ndarray, exact: np.ndarray) -> float:
@@ -163,6 +243,8 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--one-process-kinds", nargs="*", default=["auto", "ivf"],
                         help="with --shards-read: the one-process peers' PoolIndex kinds")
     parser.add_argument("--shard-kind", default="auto", help="with --shards-read: the shards' PoolIndex kind")
+    parser.add_argument("--suggest", type=int, default=0, metavar="BUDGET",
+                        help="with --shards-read: also time a whole targeted suggestion of BUDGET rows per way")
     args = parser.parse_args(argv)
     if args.shards_read:
         return main_shards_read(args)
@@ -195,6 +277,16 @@ def main(argv: list[str] | None = None) -> str:
 
 
 SECTION = "### Shards that read their own rows"
+SUGGEST_SECTION = "### A whole targeted suggestion over shards that read their own rows"
+
+
+def _with_section(text: str, header: str, section: str) -> str:
+    """``text`` with its ``header`` section (up to the next ### header) replaced by ``section``, or appended."""
+    if header not in text:
+        return (text.rstrip() + "\n\n" if text.strip() else "") + section
+    before, after = text.split(header, 1)
+    rest = after.split("\n### ", 1)
+    return before + section + ("\n### " + rest[1] if len(rest) > 1 else "")
 
 
 def main_shards_read(args) -> str:
@@ -213,16 +305,30 @@ def main_shards_read(args) -> str:
              "| pool rows | way | index | build s | query s | recall@k | peak RSS MiB per process |",
              "|---:|---|---|---:|---:|---:|---|"]
     notes = []
+    suggest_lines = [SUGGEST_SECTION, "",
+                     f"A whole `suggest_candidates(\"targeted\", {args.suggest:,})` per way, after its kNN queries: "
+                     "3 failure regions of 1,000 failures, each drawn from 3 mixture components of its own "
+                     "(excess errors 300/200/100). `rows from` says where the ranking's rows come from: `index` = "
+                     "`pool.embeddings=None`, the few rows it scores read from the index (`index.vectors`: decoded "
+                     "codes for SQ8), so the process never holds the pool; `process` = the whole pool as unit rows "
+                     "in the process, as the server's suggest reads it today. Picks shared: of the budget, the rows "
+                     "also picked by the reference (the last row's way). Peak RSS (VmHWM) per process after the "
+                     "suggestion (cumulative: it includes the build).", "",
+                     "| pool rows | way | index | kNN recall@k | rows from | suggest s | picks shared with reference "
+                     "| peak RSS MiB per process |", "|---:|---|---|---:|---|---:|---:|---|"]
+    suggest_notes = []
     with local_cluster(nodes=args.nodes, cpus_per_node=1, object_store_mb=args.object_store_mb) as address:
         for rows in args.rows:
-            ray, exact, threads = _child(_on_ray_reading, address, rows, args.queries, args.k, args.nodes,
-                                         args.shard_kind)
+            ray, exact, threads, ray_suggested = _child(_on_ray_reading, address, rows, args.queries, args.k,
+                                                        args.nodes, args.shard_kind, args.suggest)
             print(f"{rows:,} Ray shards done: build {ray.build_s:.1f} s, exact pass {exact.query_s:.1f} s",
                   flush=True)
             sides = [("Ray shards", ray)]
+            suggested = {"Ray shards": ray_suggested}
             for kind in args.one_process_kinds:
-                sides.append((f"one process ({kind})", _child(_one_process_reading, rows, args.queries, args.k,
-                                                              kind)))
+                side, suggested[f"one process ({kind})"] = _child(_one_process_reading, rows, args.queries, args.k,
+                                                                  kind, args.suggest)
+                sides.append((f"one process ({kind})", side))
                 print(f"{rows:,} one process {kind} done", flush=True)
             for name, side in sides:
                 rss = " / ".join(f"{r:,.0f}" for r in side.rss_mb)
@@ -233,11 +339,34 @@ def main_shards_read(args) -> str:
                 print(lines[-1], flush=True)
             notes.append(f"{rows:,} rows: the brute-force pass over the shards took {exact.query_s:.0f} s"
                          + (f"; faiss threads per shard actor: {threads}" if threads else "") + ".")
+            if args.suggest:
+                short = {name: "Ray" if name == "Ray shards" else name[len("one process ("):-1] for name, _ in sides}
+                all_picks = [(f"{short[name]}/{s.rows_from}", s.picks) for name, _ in sides for s in suggested[name]]
+                reference = all_picks[-1][1]
+                for name, side in sides:
+                    for s in suggested[name]:
+                        rss = " / ".join(f"{r:,.0f}" for r in s.rss_mb)
+                        label = "one process" if name.startswith("one") else "driver / " + " / ".join(
+                            f"shard {i}" for i in range(len(s.rss_mb) - 1))
+                        suggest_lines.append(
+                            f"| {rows:,} | {name} | {side.description} | {_recall(side.ids, exact.ids):.3f} | "
+                            f"{s.rows_from} | {s.seconds:.1f} | {_shared(s.picks, reference):.3f} | {rss} ({label}) |")
+                        print(suggest_lines[-1], flush=True)
+                pairs = [f"{a} / {b}: {_shared(pa, pb):.3f}" for i, (a, pa) in enumerate(all_picks)
+                         for b, pb in all_picks[i + 1:]]
+                suggest_notes.append(f"{rows:,} rows, picks shared between every two ways (way/rows from): "
+                                     + "; ".join(pairs) + ".")
     lines += ["", " ".join(notes) + f" Load average {load_start:.1f} at the start, {os.getloadavg()[0]:.1f} at "
               f"the end ({os.cpu_count()} cores, shared with other work: read the ratios)."]
     fragment = ROOT / "bench" / "results" / "sharded_search.md"
-    earlier = fragment.read_text().split(SECTION)[0].rstrip() + "\n\n" if fragment.exists() else ""
-    text = earlier + "\n".join(lines + [""])
+    text = fragment.read_text() if fragment.exists() else ""
+    if args.suggest:
+        suggest_lines += ["", " ".join(suggest_notes) + f" Load average {load_start:.1f} at the start, "
+                          f"{os.getloadavg()[0]:.1f} at the end ({os.cpu_count()} cores, shared with other work).",
+                          "", "Build and kNN queries of the same run:", "", *lines[4:]]
+        text = _with_section(text, SUGGEST_SECTION, "\n".join(suggest_lines + [""]))
+    else:
+        text = _with_section(text, SECTION, "\n".join(lines + [""]))
     write_fragment("sharded_search", text)
     print(text)
     return text

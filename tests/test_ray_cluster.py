@@ -51,6 +51,9 @@ def test_sharded_index_on_ray_equals_one_flat_index_and_the_in_process_shards(ra
     d_ray, i_ray = on_ray.search(queries, 25)
     np.testing.assert_array_equal(i_ray, i_one)
     np.testing.assert_allclose(d_ray, d_one, atol=1e-6)
+    # Rows read back from the actors (targeted suggestion without the pool in the driver).
+    rows = np.array([59_999, 0, 20_000, 19_999, 7])
+    np.testing.assert_allclose(on_ray.vectors(rows), exact.vectors(rows), atol=1e-6)
     # Approximate (IVF) shards: the cluster answers what the same shards answer in one process.
     ivf_ray = ShardedPoolIndex(32, shards=2, kind="ivf", compute=cluster).build(pool)
     ivf_here = ShardedPoolIndex(32, shards=2, kind="ivf", compute=IN_PROCESS).build(pool)

@@ -63,6 +63,30 @@ def test_exact_search_over_the_sources_is_one_flat_index():
         sharded.exact_search(queries, 10)
 
 
+@pytest.mark.parametrize("kind", ["flat", "ivf", "ivfsq8"])
+def test_vectors_are_the_rows_as_the_shards_hold_them(kind):
+    from blindspots_server.core.pool_index import normalise
+    x = clustered(6000)
+    rows = np.array([5999, 0, 3001, 2999, 3000, 17, 17])
+    sharded = ShardedPoolIndex(16, shards=2, kind=kind).build(x)
+    one = PoolIndex(16, kind=kind).build(x)
+    got = sharded.vectors(rows)
+    assert got.shape == (7, 16) and one.vectors(rows).shape == (7, 16)
+    if kind in ("flat", "ivf"):          # exact rows
+        np.testing.assert_allclose(got, normalise(x[rows]), atol=1e-6)
+        np.testing.assert_allclose(one.vectors(rows), normalise(x[rows]), atol=1e-6)
+    else:                                # decoded one-byte codes: close, not equal
+        assert np.abs(got - normalise(x[rows])).max() < 0.05
+        assert not np.allclose(got, normalise(x[rows]), atol=1e-6)
+    assert sharded.vectors(np.zeros(0, np.int64)).shape == (0, 16)
+    sharded.add(x[:3])                   # added rows are readable too
+    np.testing.assert_allclose(sharded.vectors([6001]), normalise(x[1:2]), atol=1e-6 if kind != "ivfsq8" else 0.05)
+    with pytest.raises(IndexError):
+        sharded.vectors([6003])
+    with pytest.raises(IndexError):
+        one.vectors([-1])
+
+
 def test_parquet_embeddings_read_ranges_across_files_and_row_groups(tmp_path):
     x = clustered(2500)
     paths = []

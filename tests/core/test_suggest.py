@@ -137,6 +137,33 @@ def test_targeted_uses_a_given_index_like_its_own(world):
         call(world, "targeted", index=PoolIndex(pool.embeddings.shape[1]).build(pool.embeddings[:10]))
 
 
+def test_targeted_without_the_pool_rows_reads_them_from_the_index(world):
+    from dataclasses import replace
+
+    from blindspots_server.core.sharded_index import ShardedPoolIndex
+    s, pool, regions = world
+    dim = pool.embeddings.shape[1]
+    rowless = replace(pool, embeddings=None)
+    expected = call(world, "targeted")
+    for index in (PoolIndex(dim, kind="flat").build(pool.embeddings),
+                  ShardedPoolIndex(dim, shards=3, kind="flat").build(pool.embeddings)):
+        out = suggest_candidates("targeted", 120, rowless, regions, index=index)
+        # Exact indexes hold the rows themselves: the same picks, in the same order.
+        assert ([(c.pool_index, c.region_id, c.nearest_failure_index) for c in out]
+                == [(c.pool_index, c.region_id, c.nearest_failure_index) for c in expected])
+        np.testing.assert_allclose([c.score for c in out], [c.score for c in expected], rtol=1e-5)
+    # A compressed index gives decoded rows: close to the rows, and the picks stay in the regions.
+    sq8 = ShardedPoolIndex(dim, shards=2, kind="ivfsq8").build(pool.embeddings)
+    out = suggest_candidates("targeted", 120, rowless, regions, index=sq8)
+    assert len(out) == 120 and len({c.pool_index for c in out}) == 120
+    shared = {c.pool_index for c in out} & {c.pool_index for c in expected}
+    assert len(shared) >= 60, len(shared)
+    with pytest.raises(ValueError, match="kcenter"):
+        suggest_candidates("kcenter", 120, rowless, regions, index=sq8)
+    with pytest.raises(ValueError, match="index"):
+        suggest_candidates("targeted", 120, rowless, regions)
+
+
 def test_targeted_picks_are_not_near_duplicates(world):
     s, pool, regions = world
     dup = pool.embeddings.copy()

@@ -350,6 +350,22 @@ class PoolIndex:
             ids = np.hstack([ids, np.full((len(q), pad), -1, np.int64)])
         return dist, ids.astype(np.int64)
 
+    def vectors(self, rows: np.ndarray) -> np.ndarray:
+        """Pool rows ``rows`` as the index holds them, in the given order: unit rows, exact for
+        Flat, IVF-Flat and HNSW, decoded from their codes (close, not equal) for IVF-SQ8 and IVF-PQ.
+        For a caller that does not hold the pool's rows (targeted suggestion over shards)."""
+        rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+        if len(rows) and (rows.min() < 0 or rows.max() >= self.ntotal):
+            raise IndexError(f"rows outside 0..{self.ntotal}")
+        if len(rows) == 0:
+            return np.zeros((0, self.dim), np.float32)
+        self._sync_cpu()
+        if self.kind_ in IVF_KINDS:
+            ivf = faiss.extract_index_ivf(self._cpu)
+            if ivf.direct_map.no():
+                ivf.make_direct_map()       # 8 bytes a row, kept up to date by later adds
+        return self._cpu.reconstruct_batch(rows)
+
     def _cpu_copy(self):
         self._sync_cpu()
         self._configure()

@@ -87,6 +87,12 @@ class PoolIndexShard:
         dist, ids = self.index.search(queries, k)
         return dist, np.where(ids >= 0, ids + self.offset, -1)
 
+    def vectors(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Of global ``rows``, the positions this shard holds and those rows as its index holds them."""
+        rows = np.asarray(rows, dtype=np.int64)
+        mine = np.flatnonzero((rows >= self.offset) & (rows < self.offset + self.index.ntotal))
+        return mine, self.index.vectors(rows[mine] - self.offset)
+
     def add(self, embeddings: np.ndarray) -> int:
         self.index.add(embeddings)
         return self.index.ntotal
@@ -167,6 +173,18 @@ class ShardedPoolIndex:
         q = np.asarray(queries, dtype=np.float32)
         answers = self.compute.call_all(self._workers, "search", q, int(k))
         return merge_top_k([a[0] for a in answers], [a[1] for a in answers], int(k))
+
+    def vectors(self, rows: np.ndarray) -> np.ndarray:
+        """Pool rows ``rows`` as the shards' indexes hold them (see :meth:`PoolIndex.vectors`), in order;
+        each shard sends only its own rows, so the caller never needs the pool."""
+        rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+        if len(rows) and (rows.min() < 0 or rows.max() >= self.ntotal):
+            raise IndexError(f"rows outside 0..{self.ntotal}")
+        out = np.zeros((len(rows), self.dim), np.float32)
+        if len(rows):
+            for at, x in self.compute.call_all(self._workers, "vectors", rows):
+                out[at] = x
+        return out
 
     def close(self) -> None:
         if self._workers:

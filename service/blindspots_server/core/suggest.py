@@ -45,18 +45,26 @@ def _check(strategy: str, budget: int, pool: PoolData, regions: list[TargetRegio
         raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
     if isinstance(budget, bool) or int(budget) != budget or budget < 0:
         raise ValueError(f"budget must be a non-negative integer, got {budget!r}")
-    emb = np.asarray(pool.embeddings)
-    if emb.ndim != 2 or emb.shape[1] == 0:
-        raise ValueError(f"pool.embeddings must be a 2-d array, got shape {emb.shape}")
-    n, dim = emb.shape
-    if not np.isfinite(emb).all():
-        raise ValueError("pool.embeddings contains NaN or infinite values")
+    if pool.embeddings is None:
+        # The rows stay where the index is (shards); the index checked them when it was built.
+        if strategy == "kcenter":
+            raise ValueError("pool.embeddings: the kcenter strategy needs the pool's rows in this process")
+        if index is None or not hasattr(index, "vectors"):
+            raise ValueError("pool.embeddings is None: pass the pool's index, which gives the rows it holds")
+        n, dim = index.ntotal, index.dim
+    else:
+        emb = np.asarray(pool.embeddings)
+        if emb.ndim != 2 or emb.shape[1] == 0:
+            raise ValueError(f"pool.embeddings must be a 2-d array, got shape {emb.shape}")
+        n, dim = emb.shape
+        if not np.isfinite(emb).all():
+            raise ValueError("pool.embeddings contains NaN or infinite values")
     if pool.probabilities is not None:
         p = np.asarray(pool.probabilities)
         if p.ndim != 2 or p.shape[0] != n or p.shape[1] < 1:
             raise ValueError(f"pool.probabilities must have shape ({n}, classes), got {p.shape}")
     if len(pool.metadata) != n:
-        raise ValueError(f"pool.metadata has {len(pool.metadata)} rows, pool.embeddings {n}")
+        raise ValueError(f"pool.metadata has {len(pool.metadata)} rows, the pool {n}")
     if strategy in ("entropy", "margin") and pool.probabilities is None:
         raise ValueError(f"pool.probabilities is required by the {strategy!r} strategy")
     if labeled is not None and (np.ndim(labeled) != 2 or np.shape(labeled)[1] != dim):
@@ -88,8 +96,11 @@ def _check(strategy: str, budget: int, pool: PoolData, regions: list[TargetRegio
     return ~excluded
 
 
-def _unit(pool: PoolData) -> np.ndarray:
-    """The pool's rows at unit length: as given when the caller normalised them, else a copy."""
+def _unit(pool: PoolData) -> np.ndarray | None:
+    """The pool's rows at unit length: as given when the caller normalised them, else a copy
+    (None when the caller does not hold them)."""
+    if pool.embeddings is None:
+        return None
     return np.asarray(pool.embeddings, dtype=np.float32) if pool.unit_rows else normalise(pool.embeddings)
 
 
@@ -109,8 +120,10 @@ def suggest_candidates(strategy: str, budget: int, pool: PoolData, regions: list
     """Up to ``budget`` pool rows to label, in rank order, each with a score and a reason.
 
     ``excluded`` rows (already labeled, filtered out, ...) are never returned.
-    ``index`` is the pool's PoolIndex (built over all pool rows); without one the
-    targeted strategy builds a temporary index. ``progress`` may raise to cancel.
+    ``index`` is the pool's PoolIndex (built over all pool rows), or a ShardedPoolIndex;
+    without one the targeted strategy builds a temporary index. ``pool.embeddings`` may be
+    None when ``index`` is given (all strategies but kcenter): targeted then reads the rows it
+    scores from the index (``index.vectors``), and this process never holds the pool. ``progress`` may raise to cancel.
     ``num_failures``: the diagnosed test set's failure count; with it, regions that hold
     under half of the failures give part of the budget to margin sampling (targeted).
     """

@@ -30,7 +30,7 @@ class TargetRegion:
 class PoolData:
     """The unlabeled pool: one row per sample, in the pool index's row order."""
 
-    embeddings: np.ndarray
+    embeddings: np.ndarray | None      # None: the rows stay with the index (suggest_candidates' doc)
     probabilities: np.ndarray | None
     metadata: pd.DataFrame
     # True: ``embeddings`` are already unit rows as pool_index.normalise returns them

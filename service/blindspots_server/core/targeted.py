@@ -155,11 +155,16 @@ def _diverse_order(x: np.ndarray, score: np.ndarray, picks: int,
     return np.asarray(order), np.asarray(gains)
 
 
-def select_targeted(embeddings: np.ndarray, probabilities: np.ndarray | None, pool: PoolData,
+def select_targeted(embeddings: np.ndarray | None, probabilities: np.ndarray | None, pool: PoolData,
                     regions: list[TargetRegion], allowed: np.ndarray, budget: int,
                     index: PoolIndex | None, uncertainty_weight: float, slice_weight: float,
                     progress: ProgressFn, num_failures: int | None = None) -> list[SuggestionCandidate]:
-    """Ranked candidates near the failure regions; see the module doc for the recipe."""
+    """Ranked candidates near the failure regions; see the module doc for the recipe.
+
+    ``embeddings``: the pool's unit rows, or None when this process does not hold them; then
+    ``index`` (a PoolIndex or a ShardedPoolIndex) gives the few rows the ranking scores
+    (candidates and picks, ``index.vectors``), as it holds them (decoded, for compressed kinds).
+    """
     groups = collection_groups(regions)
     if not groups:
         if probabilities is not None:
@@ -174,6 +179,7 @@ def select_targeted(embeddings: np.ndarray, probabilities: np.ndarray | None, po
         if not groups:
             return []
     searcher = _searcher(embeddings, allowed, index)
+    rows_of = index.vectors if embeddings is None else embeddings.__getitem__
     uncertainty = normalised_entropy(probabilities) if probabilities is not None else None
     to_margin = int(round(budget * fallback_share(groups, num_failures))) if probabilities is not None else 0
     alloc = group_shares(groups, budget - to_margin)
@@ -181,7 +187,7 @@ def select_targeted(embeddings: np.ndarray, probabilities: np.ndarray | None, po
         noise = np.array([g.region.kind == "label_noise" for g in groups])
         to_margin += int(alloc[noise].sum())
         alloc[noise] = 0
-    taken = np.zeros(len(embeddings), dtype=bool)
+    taken = np.zeros(len(allowed), dtype=bool)
     per_region: list[list[SuggestionCandidate]] = []
     carry = 0
     for n, (group, share) in enumerate(zip(groups, alloc)):
@@ -193,8 +199,8 @@ def select_targeted(embeddings: np.ndarray, probabilities: np.ndarray | None, po
             continue
         query = _query_failures(region, want)
         cand = _region_candidates(query, want, searcher, allowed, taken)
-        picked = _pick(query, group.member_ids, cand, embeddings, uncertainty, pool, want,
-                       uncertainty_weight, slice_weight, embeddings[taken])
+        picked = _pick(query, group.member_ids, cand, rows_of(cand.rows), uncertainty, pool, want,
+                       uncertainty_weight, slice_weight, rows_of(np.flatnonzero(taken)))
         taken[[c.pool_index for c in picked]] = True
         carry = want - len(picked)   # a region short of candidates passes its share on
         per_region.append(picked)
@@ -224,7 +230,7 @@ def _query_failures(region: TargetRegion, want: int) -> TargetRegion:
                    failure_ids=None if ids is None else np.asarray(ids)[keep])
 
 
-def _pick(region: TargetRegion, members: tuple[int, ...], cand: _Candidates, embeddings: np.ndarray,
+def _pick(region: TargetRegion, members: tuple[int, ...], cand: _Candidates, x: np.ndarray,
           uncertainty: np.ndarray | None, pool: PoolData, want: int,
           uncertainty_weight: float, slice_weight: float,
           earlier: np.ndarray) -> list[SuggestionCandidate]:
@@ -242,7 +248,7 @@ def _pick(region: TargetRegion, members: tuple[int, ...], cand: _Candidates, emb
         in_slice = predicate_mask(pool.metadata.iloc[cand.rows], region.slice_predicates)
         score += slice_weight * in_slice
     score += REPRESENTATIVE_WEIGHT * cand.hits / max(int(cand.hits.max()), 1)
-    order, gain = _diverse_order(embeddings[cand.rows], score, want, earlier)
+    order, gain = _diverse_order(x, score, want, earlier)
     name = slice_name(region.slice_predicates)
     which = (f"region {region.region_id}" if len(members) == 1 else
              "regions " + "+".join(map(str, members)) + " (one failure, merged)")
@@ -278,10 +284,12 @@ def _interleave(per_region: list[list[SuggestionCandidate]]) -> list[SuggestionC
     return [t[3] for t in keyed]
 
 
-def _searcher(embeddings: np.ndarray, allowed: np.ndarray, index: PoolIndex | None):
-    """search(queries, k) -> (distances, pool rows) over the pool, honouring sparsity of ``allowed``."""
-    n = len(embeddings)
-    if index is not None and allowed.sum() >= MIN_ALLOWED_SHARE * n:
+def _searcher(embeddings: np.ndarray | None, allowed: np.ndarray, index: PoolIndex | None):
+    """search(queries, k) -> (distances, pool rows) over the pool, honouring sparsity of ``allowed``.
+    Without the rows in this process the index answers however few rows are allowed
+    (_region_candidates drops the others and asks for more neighbours)."""
+    n = len(allowed)
+    if index is not None and (embeddings is None or allowed.sum() >= MIN_ALLOWED_SHARE * n):
         return index.search
     rows = np.flatnonzero(allowed)
     local = PoolIndex(embeddings.shape[1]).build(embeddings[rows])
