@@ -36,6 +36,15 @@ class PoolIndexes:
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
 
+    @property
+    def sharded(self) -> bool:
+        """Whether pool indexes are sharded (their shards hold the pool's vectors, not this process)."""
+        return self._shards > 1
+
+    def ensure_sharded(self, pool_id: str, n: int, progress: Optional[ProgressFn] = None) -> ShardedPoolIndex:
+        """The sharded index over the pool's first ``n`` rows; the shards read the rows themselves."""
+        return self._ensure_sharded(pool_id, n, progress or no_progress)
+
     def _lock(self, pool_id: str) -> threading.Lock:
         with self._guard:
             return self._locks.setdefault(pool_id, threading.Lock())

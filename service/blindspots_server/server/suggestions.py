@@ -15,6 +15,7 @@ from ..core.results import ProgressFn
 from ..core.pool_index import normalise_in_place
 from ..core.suggest import PoolData, budget_note, filter_mask, suggest_candidates
 from ..storage import PoolRecord, RunRecord, Store, SuggestionSetRecord, new_id
+from ..storage.rows import META_PREFIX
 from . import convert
 from .pool_indexes import PoolIndexes
 from .suggest_inputs import target_regions
@@ -70,7 +71,13 @@ class Suggestions:
     def run(self, run: RunRecord, pool: PoolRecord, diagnosis: Optional[pb.Diagnosis], request: pb.SuggestRequest,
             strategy: str, filters, progress: ProgressFn) -> "SuggestOutcome":
         progress(0.0, "loading pool rows")
-        pool_rows = self.store.read_row_data("pool", pool.id)
+        # With sharded indexes the shards hold the pool's vectors: a targeted ranking reads the few
+        # rows it scores from them (core.suggest, pool.embeddings=None), so this process reads the
+        # small columns only, not the vectors (5 GB at 10M x 128-d).
+        rows_at_index = self.indexes.sharded and strategy == "targeted"
+        columns = (["sample_id", "uri", "probabilities", *(META_PREFIX + c for c in pool.metadata_schema)]
+                   if rows_at_index else None)
+        pool_rows = self.store.read_row_data("pool", pool.id, columns)
         try:
             keep = filter_mask(pool_rows.metadata, filters) if filters else np.ones(len(pool_rows), bool)
         except ValueError as exc:
@@ -107,18 +114,24 @@ class Suggestions:
         # regions hold copies of their failure rows. Released before the ranking's own copies.
         labeled = run_embeddings if strategy == "kcenter" else None
         del run_embeddings
+        embeddings = pool_rows.embeddings
+        if rows_at_index and strategy == "kcenter":    # no region, no probabilities: kcenter needs the rows
+            embeddings = self.store.read_row_data("pool", pool.id, ["embedding"]).embeddings[:len(pool_rows)]
+        elif rows_at_index:
+            embeddings = None
         index = None
         if strategy == "targeted":
             progress(0.1, "updating the pool index")
-            index = self.indexes.ensure(pool.id, pool_rows.embeddings)
+            index = (self.indexes.ensure_sharded(pool.id, len(pool_rows)) if embeddings is None
+                     else self.indexes.ensure(pool.id, embeddings))
         progress(0.2, f"ranking candidates ({strategy})")
         # The rows were read for this call alone: normalised in place, the ranking needs no copy.
         unit = strategy in ("targeted", "kcenter")
-        if unit:
-            normalise_in_place(pool_rows.embeddings)
+        if unit and embeddings is not None:
+            normalise_in_place(embeddings)
         picks = suggest_candidates(
             strategy, request.budget,
-            PoolData(embeddings=pool_rows.embeddings, probabilities=pool_rows.probabilities,
+            PoolData(embeddings=embeddings, probabilities=pool_rows.probabilities,
                      metadata=pool_rows.metadata, unit_rows=unit),
             regions, labeled_embeddings=labeled, excluded=excluded, index=index,
             seed=request.seed, uncertainty_weight=request.uncertainty_weight or None,
