@@ -200,3 +200,39 @@ def test_shards_that_cannot_open_the_row_files_get_their_rows_from_the_server(ra
         there.stop()
     assert picks_ray == picks_here
     np.testing.assert_array_equal(i_ray, i_here)
+
+
+def _unscored_pool_picks(server, s, sm) -> tuple[list[str], str]:
+    """Targeted on a pool without probabilities and no diagnosis: the server falls back to kcenter,
+    which needs the pool's vectors in the server even when its index is sharded."""
+    client = Client(f"127.0.0.1:{server.port}", retries=2, timeout=300)
+    try:
+        run = client.create_run("eval", class_names=s.class_names, embedding_dim=s.test.embeddings.shape[1])
+        # Labels the model always gets right: no failure, so no region to target.
+        run.log_predictions(s.test.ids, s.test.embeddings, labels=np.asarray(sm.test_probs).argmax(1),
+                            probabilities=sm.test_probs, metadata=s.test.metadata)
+        pool = client.create_pool("pool", embedding_dim=s.pool.embeddings.shape[1])    # no model scores
+        pool.add(s.pool.ids, s.pool.embeddings, metadata=s.pool.metadata)
+        run.diagnose(progress=False, seed=3)
+        picks = run.suggest(pool, budget=40, strategy="targeted")
+        return picks["sample_id"].tolist(), " ".join(picks["reason"].tolist()[:1])
+    finally:
+        client.close()
+
+
+def test_a_ray_server_without_regions_or_probabilities_falls_back_to_kcenter_like_one_process(
+        ray_cluster, small_scenario, tmp_path):
+    address, _ = ray_cluster
+    s, sm = small_scenario.scenario, small_scenario
+    here = start_server(tmp_path / "here")
+    try:
+        picks_here, reason_here = _unscored_pool_picks(here, s, sm)
+    finally:
+        here.stop()
+    there = start_server(tmp_path / "ray", ray_address=address)
+    try:
+        picks_ray, reason_ray = _unscored_pool_picks(there, s, sm)
+    finally:
+        there.stop()
+    assert "kcenter" in reason_here and "kcenter" in reason_ray
+    assert len(picks_ray) == 40 and picks_ray == picks_here
