@@ -1,0 +1,36 @@
+"""Whole targeted suggestion at ROWS (default 1M) pool rows, timed alone (bench/pool_search.py's targeted_seconds).
+
+Run from a worktree root with PYTHONPATH=service; LN=1 types region 2 of 3 label_noise. Prints one RESULT line.
+"""
+import os, sys, time
+sys.path.insert(0, "bench")
+import numpy as np, pandas as pd
+import pool_search as p
+from blindspots_server.core.pool_index import PoolIndex
+from blindspots_server.core.suggest import PoolData, TargetRegion, suggest_candidates
+import blindspots_server
+rows = int(os.environ.get("ROWS", 1_000_000))
+pool = p.mixture(rows, seed=1)
+t0 = time.perf_counter()
+idx = PoolIndex(p.DIM).build(pool)
+build = time.perf_counter() - t0
+if os.environ.get("LN"):
+    regions, budget = 3, 10_000
+    failures = p.mixture(regions * 1000, seed=3)
+    targets = [TargetRegion(region_id=r, excess_errors=float(100 * (regions - r)),
+                            failure_embeddings=failures[r::regions],
+                            failure_indices=np.arange(r, len(failures), regions),
+                            kind="label_noise" if r == 2 else "data_gap")
+               for r in range(regions)]
+    data = PoolData(embeddings=pool, probabilities=None, metadata=pd.DataFrame(index=pd.RangeIndex(len(pool))))
+    t0 = time.perf_counter()
+    picks = suggest_candidates("targeted", budget, data, targets, index=idx)
+    s = time.perf_counter() - t0
+    assert len(picks) == budget
+    from collections import Counter
+    extra = " regions_of_picks=" + str(sorted(Counter(getattr(c, "region_id", None) for c in picks).items()))
+else:
+    s = p.targeted_seconds(pool, idx, budget=10_000)
+    extra = ""
+print(f"RESULT cwd={os.getcwd()} pkg={os.path.dirname(blindspots_server.__file__)} index={idx.description} "
+      f"ln={bool(os.environ.get('LN'))} build_s={build:.2f} targeted_s={s:.2f} load={os.getloadavg()}{extra}", flush=True)
