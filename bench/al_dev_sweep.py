@@ -56,6 +56,17 @@ CONFIGS_NOISE = {
     "uncertainty 0.25": {**DEFAULT, "uncertainty": 0.25},
     "label noise 0": {**DEFAULT, "label_noise": 0.0},
 }
+# Fourth sweep: how regions are typed (region_typing.py), the third sweep's default first.
+# name: (LABEL_LIFT_MAX, LABEL_CONCENTRATION_MAX, LABEL_NOISE_MAX_DENSITY)
+TYPING = {"neighbours": (None, 1.0, None), "label test": (0.05, 0.7, None), "label test + density": (0.05, 0.7, 1.3)}
+DEFAULT_4 = {**DEFAULT, "merge_kinds": False, "typing": "neighbours"}
+CONFIGS_TYPING = {
+    "neighbour typing (third sweep's default)": DEFAULT_4,
+    "label test": {**DEFAULT_4, "typing": "label test"},
+    "label test + density": {**DEFAULT_4, "typing": "label test + density"},
+    "label test, label noise 0": {**DEFAULT_4, "typing": "label test", "label_noise": 0.0},
+    "label test + density, label noise 0": {**DEFAULT_4, "typing": "label test + density", "label_noise": 0.0},
+}
 CONFIGS = {
     # name: (share exponent, merge fragments, fallback basis, representative weight)
     "proportional, no merge, no fallback": (1.0, False, "none", 0.0),
@@ -63,6 +74,17 @@ CONFIGS = {
     "sqrt+merge+rep+fallback(failures)": (0.5, True, "failures", 0.5),
     "sqrt+merge+rep+fallback(excess)": (0.5, True, "excess", 0.5),
 }
+
+
+def _typing(config: tuple | dict) -> str:
+    return config.get("typing", "neighbours") if isinstance(config, dict) else "neighbours"
+
+
+def _apply_typing(name: str) -> None:
+    from blindspots_server.core import region_typing
+
+    (region_typing.LABEL_LIFT_MAX, region_typing.LABEL_CONCENTRATION_MAX,
+     region_typing.LABEL_NOISE_MAX_DENSITY) = TYPING[name]
 
 
 def _apply(config: tuple | dict) -> None:
@@ -100,7 +122,7 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(1)
     configs = CONFIGS_SUITE if args.second else CONFIGS
     if args.configs:
-        every = {**CONFIGS, **CONFIGS_SUITE, **CONFIGS_INSIDE, **CONFIGS_NOISE}
+        every = {**CONFIGS, **CONFIGS_SUITE, **CONFIGS_INSIDE, **CONFIGS_NOISE, **CONFIGS_TYPING}
         configs = {name: every[name] for name in args.configs}
     results: dict[str, list] = {name: [] for name in [*configs, "margin (reference)"]}
     for draw in range(args.draws):
@@ -109,7 +131,11 @@ def main(argv: list[str] | None = None) -> None:
             model = f.fit(f.train.x, f.train.y, f.seed)
             test_probs, pool_probs = model.predict_proba(f.test.x), model.predict_proba(f.pool.x)
             test_emb, pool_emb = model.embed(f.test.x), model.embed(f.pool.x)
-            regions, num_failures = al.diagnose(f, test_emb, test_probs)
+            diagnosed = {}
+            for typing in dict.fromkeys(_typing(c) for c in configs.values()):
+                _apply_typing(typing)
+                diagnosed[typing] = al.diagnose(f, test_emb, test_probs)
+            retrained: dict[tuple, tuple[float, float]] = {}   # same picks in the same order: train once
             data = PoolData(pool_emb, pool_probs, f.pool.meta)
             index = PoolIndex(pool_emb.shape[1]).build(pool_emb)
             for budget in args.budgets:
@@ -120,6 +146,7 @@ def main(argv: list[str] | None = None) -> None:
                                                                 failing, overall, {}, 0.0))
             for name, config in configs.items():
                 _apply(config)
+                regions, num_failures = diagnosed[_typing(config)]
                 for budget in args.budgets:
                     if regions:
                         picks = np.array([c.pool_index for c in suggest_candidates(
@@ -127,7 +154,10 @@ def main(argv: list[str] | None = None) -> None:
                             num_failures=num_failures)], dtype=np.int64)
                     else:
                         picks = np.argsort(-(1 - np.diff(np.sort(pool_probs, 1)[:, -2:], axis=1)[:, 0]))[:budget]
-                    failing, overall = al._evaluate(f, picks, f.seed)
+                    key = tuple(picks.tolist())
+                    if key not in retrained:
+                        retrained[key] = al._evaluate(f, picks, f.seed)
+                    failing, overall = retrained[key]
                     results[name].append(al.Outcome(f.name, f.kind, f.seed, budget, "targeted", failing,
                                                     overall, {k: float(v[picks].mean())
                                                               for k, v in f.pool_tags.items()}, 0.0))

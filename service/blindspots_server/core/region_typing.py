@@ -4,6 +4,16 @@ The evidence is local: how confident the model is on the region's failures and
 whose side their embedding-space neighbours take: the prediction's (the given
 labels are likely wrong) or the given label's (the model has not learned this
 part of the space).
+
+Neighbours alone cannot tell a confidently wrong data gap from label noise: in
+both the failures sit among correctly predicted rows of the predicted class. What
+differs is the given labels. Wrong labels are drawn without regard to the input,
+so among failures the model reads as the same class, a failure's nearest fellow
+failures carry its given label no more often than chance. In a data gap the given
+labels are the true ones and follow the input: nearby failures share them (a
+class shifted onto another), or all carry one label (a systematic confusion).
+With two classes every failure of one prediction has the same given label, so
+the test says nothing and the neighbour rule decides alone.
 """
 from __future__ import annotations
 
@@ -15,6 +25,17 @@ from .failure_clusters import nearest
 from .results import RegionEvidence
 
 DATA_GAP, LABEL_NOISE, MIXED = "data_gap", "label_noise", "mixed"
+# The label test (None: off, the neighbour rule alone). A region is typed label noise only
+# when, among its failures of the same prediction, a failure's nearest fellow failures carry
+# its given label at most LABEL_LIFT_MAX more often than two failures drawn at random do, and
+# two failures drawn at random carry the same label at most LABEL_CONCENTRATION_MAX of the
+# time (random wrong labels spread over the classes; a shifted class keeps one). Chosen on
+# the dev families (bench/region_typing.py, bench/al_dev_sweep.py).
+LABEL_LIFT_MAX: float | None = 0.05
+LABEL_CONCENTRATION_MAX: float = 0.7
+# A region whose failures sit this much sparser than the test set's typical row is off the
+# data's usual inputs (blur, occlusion): not label noise. None: no density rule.
+LABEL_NOISE_MAX_DENSITY: float | None = None
 
 
 @dataclass
@@ -66,15 +87,18 @@ class RegionTyper:
         overall_scale = float(np.median(_kth_other(dist, not_self, k)[: len(background)])) or 1e-12
         result: dict[int, RegionType] = {}
         start = len(background)
+        num_classes = len(np.union1d(labels, predicted))
         for r in region_ids:
             rows = queries[r]
             d, i, ns = dist[start:start + len(rows)], idx[start:start + len(rows)], not_self[start:start + len(rows)]
             start += len(rows)
-            result[r] = self._type(rows, d, i, ns, k, labels, predicted, confidence, overall_scale)
+            result[r] = self._type(rows, d, i, ns, k, labels, predicted, confidence, overall_scale,
+                                   reduced, num_classes)
         self.result_ = result
         return result
 
-    def _type(self, rows, dist, idx, not_self, k, labels, predicted, confidence, scale) -> RegionType:
+    def _type(self, rows, dist, idx, not_self, k, labels, predicted, confidence, scale,
+              reduced, num_classes) -> RegionType:
         if len(rows) == 0:
             ev = RegionEvidence(float("nan"), float("nan"), float("nan"), float("nan"), "no failures")
             return RegionType(DATA_GAP, ev)
@@ -87,11 +111,19 @@ class RegionTyper:
         density = float(np.median(_kth_other(dist, not_self, k)) / scale)
         noisy = (agree_pred >= self.noise_agreement and agree_pred >= agree_label + self.margin
                  and conf >= self.noise_confidence)
+        if LABEL_NOISE_MAX_DENSITY is not None and density > LABEL_NOISE_MAX_DENSITY:
+            noisy = False
         gap = agree_label >= agree_pred or conf < self.noise_confidence
-        kind = LABEL_NOISE if noisy else (DATA_GAP if gap else MIXED)
+        lift = given_label_lift(reduced[rows], labels[rows], predicted[rows], num_classes)
+        systematic = (noisy and LABEL_LIFT_MAX is not None and lift is not None
+                      and (lift[0] - lift[1] > LABEL_LIFT_MAX or lift[1] > LABEL_CONCENTRATION_MAX))
+        kind = DATA_GAP if systematic else LABEL_NOISE if noisy else (DATA_GAP if gap else MIXED)
         summary = (f"failures' neighbours share the prediction {agree_pred:.0%} vs the given label "
                    f"{agree_label:.0%}; mean confidence {conf:.2f}; "
                    f"neighbourhood {density:.2f}x the typical kNN distance")
+        if lift is not None:
+            summary += (f"; nearby failures of the same prediction share the given label {lift[0]:.0%} "
+                        f"(two at random {lift[1]:.0%})")
         if kind == LABEL_NOISE:
             summary = "likely mislabelled (relabel): " + summary
         elif kind == DATA_GAP:
@@ -102,6 +134,39 @@ class RegionTyper:
                             neighbour_agreement_with_label=agree_label, relative_density=density,
                             summary=summary)
         return RegionType(kind, ev)
+
+
+def given_label_lift(points: np.ndarray, labels: np.ndarray, predicted: np.ndarray, num_classes: int,
+                     k: int = 5, min_rows: int = 10) -> tuple[float, float] | None:
+    """Among failures of the same prediction: how often a failure's ``k`` nearest fellow failures
+    carry its given label, and how often two distinct failures drawn at random do (the chance
+    level, without bias at any size), each averaged over failures.
+
+    None when it cannot say: two classes (one possible wrong label), or under ``min_rows``
+    failures in predictions held by three or more of them.
+    """
+    if num_classes < 3:
+        return None
+    agree = chance = 0.0
+    weight = 0
+    for p in np.unique(predicted):
+        sel = np.flatnonzero(predicted == p)
+        n = len(sel)
+        if n < 3:
+            continue
+        _, counts = np.unique(labels[sel], return_counts=True)
+        kk = min(k, n - 1)
+        _, idx = nearest(points[sel], points[sel], kk + 1)
+        not_self = idx != np.arange(n)[:, None]
+        # Each row's kk nearest others (itself dropped wherever duplicates put it).
+        others = np.where(not_self.all(axis=1)[:, None], idx[:, :kk],
+                          idx[np.arange(n)[:, None], np.argsort(~not_self, axis=1, kind="stable")[:, :kk]])
+        agree += float(np.mean(labels[sel][others] == labels[sel][:, None])) * n
+        chance += float((counts * (counts - 1)).sum() / (n * (n - 1))) * n
+        weight += n
+    if weight < min_rows:
+        return None
+    return agree / weight, chance / weight
 
 
 def _kth_other(dist: np.ndarray, not_self: np.ndarray, k: int) -> np.ndarray:
