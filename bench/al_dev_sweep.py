@@ -66,6 +66,11 @@ CONFIGS_TYPING = {
     "label test + density": {**DEFAULT_4, "typing": "label test + density"},
     "label test, label noise 0": {**DEFAULT_4, "typing": "label test", "label_noise": 0.0},
     "label test + density, label noise 0": {**DEFAULT_4, "typing": "label test + density", "label_noise": 0.0},
+    "label test, margin takes the unexplained failures": {**DEFAULT_4, "typing": "label test", "basis": "failures"},
+    "label test, margin takes the unexplained excess": {**DEFAULT_4, "typing": "label test", "basis": "excess"},
+    "label test, unpredictable labels 0.5": {**DEFAULT_4, "typing": "label test", "unpredictable": 0.5},
+    "label test, unpredictable labels 0.25": {**DEFAULT_4, "typing": "label test", "unpredictable": 0.25},
+    "label test, unpredictable labels 0": {**DEFAULT_4, "typing": "label test", "unpredictable": 0.0},
 }
 CONFIGS = {
     # name: (share exponent, merge fragments, fallback basis, representative weight)
@@ -90,6 +95,7 @@ def _apply_typing(name: str) -> None:
 def _apply(config: tuple | dict) -> None:
     from blindspots_server.core import suggest
 
+    targeted_budget.UNPREDICTABLE_WEIGHT = config.get("unpredictable") if isinstance(config, dict) else None
     if isinstance(config, dict):
         config = (config["exponent"], config["merge"], config["basis"], config["rep"], config["uncertainty"],
                   None, config["label_noise"], config["noise_to"], config["merge_kinds"])

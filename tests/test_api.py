@@ -56,6 +56,10 @@ def test_full_path_through_the_sdk(client, small_scenario, tmp_path):
     assert top.error_rate > d.baseline_error_rate and top.excess_errors > 0
     assert top.error_rate_ci.low <= top.error_rate <= top.error_rate_ci.high
     assert top.typical_failures and top.typical_failures[0].uri.startswith("synthetic://")
+    # The label test's two numbers travel where they were measured (three or more classes).
+    measured = [r.evidence for r in d.regions if r.evidence.HasField("failure_label_agreement")]
+    assert measured and all(0 <= e.failure_label_agreement <= 1 and 0 <= e.failure_label_chance <= 1
+                            and e.HasField("failure_label_chance") for e in measured)
     frame = diagnosis.to_frame()
     assert list(frame["region"]) == [r.id for r in d.regions]
     assert "region" in diagnosis.summary()

@@ -436,3 +436,24 @@ def test_diverse_order_on_many_candidates_stays_close_to_exact_greedy():
         picked[j] = True
         damp = np.minimum(damp, np.clip((1.0 - x @ x[j]) / radius, 0.0, 1.0))
     assert len(set(order.tolist()) & set(expected)) >= 0.95 * 400
+
+
+def test_regions_whose_labels_do_not_follow_their_inputs_get_a_smaller_share(world, monkeypatch):
+    """Two equal regions: the one whose failures' labels the label test found unpredictable
+    gets a quarter of the weight (its picks say why); with the rule off they get equal shares."""
+    from collections import Counter
+    from dataclasses import replace
+
+    from blindspots_server.core import targeted_budget
+
+    s, pool, regions = world
+    a = replace(regions[0], region_id=20, labels_predictable=True)
+    b = replace(regions[1], region_id=21, labels_predictable=False, excess_errors=a.excess_errors)
+    out = suggest_candidates("targeted", 100, pool, [a, b])
+    per = Counter(c.region_id for c in out)
+    assert per[20] == 80 and per[21] == 20
+    assert all("do not follow their inputs" in c.reason for c in out if c.region_id == 21)
+    assert not any("do not follow their inputs" in c.reason for c in out if c.region_id == 20)
+    monkeypatch.setattr(targeted_budget, "UNPREDICTABLE_WEIGHT", None)
+    per = Counter(c.region_id for c in suggest_candidates("targeted", 100, pool, [a, b]))
+    assert per[20] == per[21] == 50

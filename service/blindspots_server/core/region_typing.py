@@ -115,8 +115,7 @@ class RegionTyper:
             noisy = False
         gap = agree_label >= agree_pred or conf < self.noise_confidence
         lift = given_label_lift(reduced[rows], labels[rows], predicted[rows], num_classes)
-        systematic = (noisy and LABEL_LIFT_MAX is not None and lift is not None
-                      and (lift[0] - lift[1] > LABEL_LIFT_MAX or lift[1] > LABEL_CONCENTRATION_MAX))
+        systematic = noisy and LABEL_LIFT_MAX is not None and labels_predictable(*(lift or (np.nan, np.nan))) is True
         kind = DATA_GAP if systematic else LABEL_NOISE if noisy else (DATA_GAP if gap else MIXED)
         summary = (f"failures' neighbours share the prediction {agree_pred:.0%} vs the given label "
                    f"{agree_label:.0%}; mean confidence {conf:.2f}; "
@@ -132,8 +131,18 @@ class RegionTyper:
             summary = "mixed evidence: " + summary
         ev = RegionEvidence(mean_failure_confidence=conf, neighbour_agreement_with_prediction=agree_pred,
                             neighbour_agreement_with_label=agree_label, relative_density=density,
-                            summary=summary)
+                            summary=summary,
+                            failure_label_agreement=lift[0] if lift is not None else float("nan"),
+                            failure_label_chance=lift[1] if lift is not None else float("nan"))
         return RegionType(kind, ev)
+
+
+def labels_predictable(agreement: float, chance: float) -> bool | None:
+    """Do a region's failures' given labels follow their inputs (the label test)? None when
+    not measured (NaN) or the test is off."""
+    if LABEL_LIFT_MAX is None or not (np.isfinite(agreement) and np.isfinite(chance)):
+        return None
+    return bool(agreement - chance > LABEL_LIFT_MAX or chance > LABEL_CONCENTRATION_MAX)
 
 
 def given_label_lift(points: np.ndarray, labels: np.ndarray, predicted: np.ndarray, num_classes: int,

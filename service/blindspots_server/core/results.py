@@ -119,6 +119,12 @@ class RegionEvidence:
     neighbour_agreement_with_label: float
     relative_density: float
     summary: str
+    # Among the region's failures of one prediction: how often a failure's nearest fellow
+    # failures carry its given label, and how often two at random do (NaN: not measurable,
+    # e.g. two classes). Labels no more predictable than chance: more data like them teaches
+    # little (label noise, or inputs that do not show their class).
+    failure_label_agreement: float = math.nan
+    failure_label_chance: float = math.nan
 
 
 @dataclass

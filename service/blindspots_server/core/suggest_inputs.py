@@ -24,6 +24,9 @@ class TargetRegion:
     slice_predicates: tuple[Predicate, ...] = ()   # best explaining slice, may be empty
     kind: str = "data_gap"              # label-noise regions get half weight by default (relabel them too)
     failure_ids: np.ndarray | None = None          # their sample ids, for readable reasons
+    # Do the failures' given labels follow their inputs (region_typing.labels_predictable)?
+    # False: more data like them teaches little; None: not measured.
+    labels_predictable: bool | None = None
 
 
 @dataclass
@@ -38,6 +41,14 @@ class PoolData:
     unit_rows: bool = False
 
 
+def _predictable(evidence) -> bool | None:
+    from .region_typing import labels_predictable
+
+    if evidence is None:
+        return None
+    return labels_predictable(evidence.failure_label_agreement, evidence.failure_label_chance)
+
+
 def target_regions_of(result: DiagnosisResult, embeddings: np.ndarray, sample_ids: np.ndarray) -> list[TargetRegion]:
     """The regions of an in-process diagnosis as the targeted strategy takes them (each with its
     failed rows and best explanation); the server builds the same from a stored diagnosis."""
@@ -48,5 +59,6 @@ def target_regions_of(result: DiagnosisResult, embeddings: np.ndarray, sample_id
         regions.append(TargetRegion(region_id=r.region_id, excess_errors=r.excess_errors,
                                     failure_embeddings=embeddings[rows], failure_indices=rows,
                                     slice_predicates=tuple(best), kind=r.kind,
-                                    failure_ids=np.asarray(sample_ids)[rows]))
+                                    failure_ids=np.asarray(sample_ids)[rows],
+                                    labels_predictable=_predictable(r.evidence)))
     return regions

@@ -1,6 +1,7 @@
 """The targeted strategy: pool samples near the failure regions that adding labels can fix.
 
-1. Budget (targeted_budget.py): label-noise regions get half weight, fragments of one
+1. Budget (targeted_budget.py): label-noise regions get half weight, regions whose
+   failures' labels do not follow their inputs a quarter, fragments of one
    failure are merged, groups share by the square root of their excess errors;
    a weak diagnosis (no region to collect for, or regions holding under half of
    the failures) gives (part of) the budget to margin sampling.
@@ -33,6 +34,7 @@ from .strategies import normalised_entropy, select_margin
 from . import targeted_budget
 from .suggest_inputs import PoolData, TargetRegion
 from .targeted_budget import allocate_budget  # noqa: F401  (re-exported: callers split budgets too)
+from . import targeted_budget
 from .targeted_budget import RegionGroup, collection_groups, fallback_share, group_shares, held_share
 
 # Candidates fetched per pick: room for the diversity step to choose from.
@@ -256,6 +258,9 @@ def _pick(region: TargetRegion, members: tuple[int, ...], cand: _Candidates, x: 
             + (f", {name})" if name else ")"))
     if region.kind == "label_noise":
         head += " (typed label noise: relabel its test rows; collected at reduced weight)"
+    elif region.labels_predictable is False and targeted_budget.UNPREDICTABLE_WEIGHT is not None:
+        head += (" (its failures' labels do not follow their inputs: more like them teach little;"
+                 " collected at reduced weight)")
     out = []
     for j, g in zip(order, gain):
         f = int(cand.nearest[j])

@@ -80,6 +80,14 @@ def params_message(used: dict[str, Any]) -> pb.DiagnosisParams:
     return msg
 
 
+def _label_test(ev) -> dict:
+    """The label test's two numbers, only where they were measured (absent otherwise)."""
+    if math.isfinite(ev.failure_label_agreement) and math.isfinite(ev.failure_label_chance):
+        return {"failure_label_agreement": float(ev.failure_label_agreement),
+                "failure_label_chance": float(ev.failure_label_chance)}
+    return {}
+
+
 def _f(x: float) -> float:
     return float(x) if x is not None and not (isinstance(x, float) and math.isnan(x)) else 0.0
 
@@ -140,7 +148,8 @@ def diagnosis_message(result: core.DiagnosisResult, diagnosis_id: str, run: RunR
                 mean_failure_confidence=_f(ev.mean_failure_confidence),
                 neighbour_agreement_with_prediction=_f(ev.neighbour_agreement_with_prediction),
                 neighbour_agreement_with_label=_f(ev.neighbour_agreement_with_label),
-                relative_density=_f(ev.relative_density), summary=ev.summary) if ev else None),
+                relative_density=_f(ev.relative_density), summary=ev.summary,
+                **_label_test(ev)) if ev else None),
         ))
     return pb.Diagnosis(
         id=diagnosis_id, run_id=run.id, created_at=timestamp(created_at),

@@ -10,6 +10,7 @@ import pyarrow as pa
 
 from blindspots.v1 import blindspots_pb2 as pb
 
+from ..core.region_typing import labels_predictable
 from ..core.suggest import predicate_mask
 from ..core.suggest_inputs import TargetRegion
 from . import convert
@@ -32,6 +33,16 @@ def _usable_on_pool(regions: list[TargetRegion], pool_metadata: pd.DataFrame) ->
     return out, notes
 
 
+def _predictable(region: pb.Region) -> bool | None:
+    """The label test on a stored region (None where a diagnosis did not measure it, e.g. one
+    stored before the test existed)."""
+    ev = region.evidence
+    if not (region.HasField("evidence") and ev.HasField("failure_label_agreement")
+            and ev.HasField("failure_label_chance")):
+        return None
+    return labels_predictable(ev.failure_label_agreement, ev.failure_label_chance)
+
+
 def target_regions(diagnosis: pb.Diagnosis, run_embeddings: np.ndarray, per_sample: pa.Table,
                    run_ids: np.ndarray, pool_metadata: Optional[pd.DataFrame] = None
                    ) -> tuple[list[TargetRegion], list[str]]:
@@ -50,7 +61,7 @@ def target_regions(diagnosis: pb.Diagnosis, run_embeddings: np.ndarray, per_samp
             region_id=r.id, excess_errors=r.excess_errors, failure_embeddings=run_embeddings[idx],
             failure_indices=idx, failure_ids=run_ids[idx],
             slice_predicates=tuple(convert.predicate_from_message(p) for p in best.predicates) if best else (),
-            kind=convert.KIND_NAMES.get(r.kind, "data_gap")))
+            kind=convert.KIND_NAMES.get(r.kind, "data_gap"), labels_predictable=_predictable(r)))
     if pool_metadata is not None:
         out, slice_notes = _usable_on_pool(out, pool_metadata)
         notes += slice_notes
