@@ -32,6 +32,7 @@ for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 import numpy as np  # noqa: E402
 
 import active_learning as al  # noqa: E402
+from measure import write_fragment  # noqa: E402
 from blindspots_server.core import region_typing  # noqa: E402
 from blindspots_server.core.diagnosis import Diagnoser  # noqa: E402
 
@@ -81,7 +82,7 @@ def main(argv: list[str] | None = None) -> str:
     import torch
 
     torch.set_num_threads(1)
-    draws = args.draws or len(al.SPLITS[args.split]["seeds"])
+    draws = args.draws or al.SPLITS[args.split]["draws"]
     typed: dict[str, list] = {name: [] for name in rules}
     per_family: dict[tuple[str, str], list] = {}
     for draw in range(draws):
@@ -108,6 +109,8 @@ def main(argv: list[str] | None = None) -> str:
                          f" of {s['label noise']}")
         lines.append(f"- {fam}: " + " → ".join(parts))
     text = "\n".join(lines)
+    if not args.grid:
+        write_fragment("region_typing" if args.split == "heldout" else f"region_typing_{args.split}", text)
     print(text)
     return text
 

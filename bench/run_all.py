@@ -59,6 +59,8 @@ BENCHMARKS = (
     Benchmark("active_learning", "Active learning vs scikit-activeml baselines (held-out families)", 1800,
               7200, "2 seeds, budget 300, listings only", "5 seeds, budgets 300 and 600, every held-out family",
               fragment="active_learning_heldout"),
+    Benchmark("region_typing", "Region typing (label noise vs data gap) on held-out families", 900, 1800,
+              "2 seeds per family", "5 seeds per family", quick_args=("--draws", "2"), full_args=()),
     Benchmark("server_memory", "Server memory per step, and diagnose in-process vs Ray", 1200, 3600,
               "100k test + 100k pool rows", "1M test + 1M pool rows",
               quick_args=("--test-rows", "100000", "--pool-rows", "100000", "--compute", "in-process,ray", "--write"),
