@@ -457,3 +457,22 @@ def test_regions_whose_labels_do_not_follow_their_inputs_get_a_smaller_share(wor
     monkeypatch.setattr(targeted_budget, "UNPREDICTABLE_WEIGHT", None)
     per = Counter(c.region_id for c in suggest_candidates("targeted", 100, pool, [a, b]))
     assert per[20] == per[21] == 50
+
+
+@pytest.mark.parametrize("excluded_share", [0.0, 0.97])
+def test_targeted_with_an_index_normalises_only_the_rows_it_reads_and_picks_the_same(world, excluded_share):
+    """Raw pool rows plus an index (normalised where read) give the picks and scores of rows
+    the caller normalised up front, with the index answering or, when most rows are excluded,
+    a local index over the allowed ones."""
+    from dataclasses import replace
+
+    from blindspots_server.core.pool_index import normalise
+
+    s, pool, regions = world
+    index = PoolIndex(pool.embeddings.shape[1]).build(pool.embeddings)
+    excluded = np.random.default_rng(0).random(len(pool.embeddings)) < excluded_share
+    lazy = suggest_candidates("targeted", 60, pool, regions, index=index, excluded=excluded)
+    eager = suggest_candidates("targeted", 60, replace(pool, embeddings=normalise(pool.embeddings), unit_rows=True),
+                               regions, index=index, excluded=excluded)
+    assert [(c.pool_index, c.score) for c in lazy] == [(c.pool_index, c.score) for c in eager]
+    assert len(lazy) == 60 and not excluded[[c.pool_index for c in lazy]].any()

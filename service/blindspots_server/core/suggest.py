@@ -104,6 +104,22 @@ def _unit(pool: PoolData) -> np.ndarray | None:
     return np.asarray(pool.embeddings, dtype=np.float32) if pool.unit_rows else normalise(pool.embeddings)
 
 
+class _UnitRowsWhereRead:
+    """The pool's rows at unit length, normalised only where read: with an index, targeted
+    reads a few thousand of a million rows, and normalising them all cost half its time
+    (2.2 of 4.6 s at 1M x 128-d)."""
+
+    def __init__(self, rows: np.ndarray):
+        self._rows = rows
+        self.shape = rows.shape
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def __getitem__(self, which) -> np.ndarray:
+        return normalise(np.asarray(self._rows[which], dtype=np.float32).reshape(-1, self.shape[1]))
+
+
 def budget_note(budget: int, eligible: int) -> str:
     """The sentence that says a budget exceeds the rows left to pick from."""
     return (f"budget {budget} exceeds the {eligible} eligible pool rows (after exclusions and "
@@ -155,7 +171,9 @@ def suggest_candidates(strategy: str, budget: int, pool: PoolData, regions: list
         labeled = None if labeled_embeddings is None else normalise(labeled_embeddings)
         out = select_kcenter(_unit(pool), labeled, allowed, budget, seed, progress)
     else:
-        out = select_targeted(_unit(pool), probs, pool, regions, allowed, budget,
+        rows = (_UnitRowsWhereRead(pool.embeddings)
+                if index is not None and pool.embeddings is not None and not pool.unit_rows else _unit(pool))
+        out = select_targeted(rows, probs, pool, regions, allowed, budget,
                               index, uw, sw, progress, num_failures)
     progress(1.0, "done")
     return out
