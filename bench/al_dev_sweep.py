@@ -57,15 +57,13 @@ CONFIGS_NOISE = {
     "label noise 0": {**DEFAULT, "label_noise": 0.0},
 }
 # Fourth sweep: how regions are typed (region_typing.py), the third sweep's default first.
-# name: (LABEL_LIFT_MAX, LABEL_CONCENTRATION_MAX, LABEL_NOISE_MAX_DENSITY)
-TYPING = {"neighbours": (None, 1.0, None), "label test": (0.05, 0.7, None), "label test + density": (0.05, 0.7, 1.3)}
+# name: (LABEL_LIFT_MAX, LABEL_CONCENTRATION_MAX)
+TYPING = {"neighbours": (None, 1.0), "label test": (0.05, 0.7)}
 DEFAULT_4 = {**DEFAULT, "merge_kinds": False, "typing": "neighbours"}
 CONFIGS_TYPING = {
     "neighbour typing (third sweep's default)": DEFAULT_4,
     "label test": {**DEFAULT_4, "typing": "label test"},
-    "label test + density": {**DEFAULT_4, "typing": "label test + density"},
     "label test, label noise 0": {**DEFAULT_4, "typing": "label test", "label_noise": 0.0},
-    "label test + density, label noise 0": {**DEFAULT_4, "typing": "label test + density", "label_noise": 0.0},
     "label test, margin takes the unexplained failures": {**DEFAULT_4, "typing": "label test", "basis": "failures"},
     "label test, margin takes the unexplained excess": {**DEFAULT_4, "typing": "label test", "basis": "excess"},
     "label test, unpredictable labels 0.5": {**DEFAULT_4, "typing": "label test", "unpredictable": 0.5},
@@ -88,8 +86,7 @@ def _typing(config: tuple | dict) -> str:
 def _apply_typing(name: str) -> None:
     from blindspots_server.core import region_typing
 
-    (region_typing.LABEL_LIFT_MAX, region_typing.LABEL_CONCENTRATION_MAX,
-     region_typing.LABEL_NOISE_MAX_DENSITY) = TYPING[name]
+    region_typing.LABEL_LIFT_MAX, region_typing.LABEL_CONCENTRATION_MAX = TYPING[name]
 
 
 def _apply(config: tuple | dict) -> None:

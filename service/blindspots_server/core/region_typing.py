@@ -33,9 +33,6 @@ DATA_GAP, LABEL_NOISE, MIXED = "data_gap", "label_noise", "mixed"
 # the dev families (bench/region_typing.py, bench/al_dev_sweep.py).
 LABEL_LIFT_MAX: float | None = 0.05
 LABEL_CONCENTRATION_MAX: float = 0.7
-# A region whose failures sit this much sparser than the test set's typical row is off the
-# data's usual inputs (blur, occlusion): not label noise. None: no density rule.
-LABEL_NOISE_MAX_DENSITY: float | None = None
 
 
 @dataclass
@@ -111,8 +108,6 @@ class RegionTyper:
         density = float(np.median(_kth_other(dist, not_self, k)) / scale)
         noisy = (agree_pred >= self.noise_agreement and agree_pred >= agree_label + self.margin
                  and conf >= self.noise_confidence)
-        if LABEL_NOISE_MAX_DENSITY is not None and density > LABEL_NOISE_MAX_DENSITY:
-            noisy = False
         gap = agree_label >= agree_pred or conf < self.noise_confidence
         lift = given_label_lift(reduced[rows], labels[rows], predicted[rows], num_classes)
         systematic = noisy and LABEL_LIFT_MAX is not None and labels_predictable(*(lift or (np.nan, np.nan))) is True
