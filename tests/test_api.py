@@ -62,6 +62,7 @@ def test_full_path_through_the_sdk(client, small_scenario, tmp_path):
                             and e.HasField("failure_label_chance") for e in measured)
     frame = diagnosis.to_frame()
     assert list(frame["region"]) == [r.id for r in d.regions]
+    assert frame["failure_label_agreement"].notna().sum() == len(measured)
     assert "region" in diagnosis.summary()
     assert run.latest_diagnosis().id == diagnosis.id
 

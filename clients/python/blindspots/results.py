@@ -63,10 +63,17 @@ class Diagnosis:
                 "explanation_f1": top.f1 if top else float("nan"),
                 "top_confusion": f"{conf.true_name} -> {conf.predicted_name}" if conf else "",
                 "mean_failure_confidence": r.mean_failure_confidence,
+                # The label test (NaN where not measured): nearby failures of one prediction share
+                # the given label this often, against two failures at random.
+                "failure_label_agreement": (r.evidence.failure_label_agreement
+                                            if r.evidence.HasField("failure_label_agreement") else float("nan")),
+                "failure_label_chance": (r.evidence.failure_label_chance
+                                         if r.evidence.HasField("failure_label_chance") else float("nan")),
             })
         return pd.DataFrame(rows, columns=["region", "kind", "support", "failures", "error_rate", "ci_low",
                                            "ci_high", "lift", "excess_errors", "q_value", "explanation",
-                                           "explanation_f1", "top_confusion", "mean_failure_confidence"])
+                                           "explanation_f1", "top_confusion", "mean_failure_confidence",
+                                           "failure_label_agreement", "failure_label_chance"])
 
     @property
     def tracked_slices(self):
