@@ -110,7 +110,7 @@ class RegionTyper:
                  and conf >= self.noise_confidence)
         gap = agree_label >= agree_pred or conf < self.noise_confidence
         lift = given_label_lift(reduced[rows], labels[rows], predicted[rows], num_classes)
-        systematic = noisy and LABEL_LIFT_MAX is not None and labels_predictable(*(lift or (np.nan, np.nan))) is True
+        systematic = noisy and lift is not None and labels_predictable(*lift) is True
         kind = DATA_GAP if systematic else LABEL_NOISE if noisy else (DATA_GAP if gap else MIXED)
         summary = (f"failures' neighbours share the prediction {agree_pred:.0%} vs the given label "
                    f"{agree_label:.0%}; mean confidence {conf:.2f}; "

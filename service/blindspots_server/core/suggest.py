@@ -113,9 +113,6 @@ class _UnitRowsWhereRead:
         self._rows = rows
         self.shape = rows.shape
 
-    def __len__(self) -> int:
-        return len(self._rows)
-
     def __getitem__(self, which) -> np.ndarray:
         return normalise(np.asarray(self._rows[which], dtype=np.float32).reshape(-1, self.shape[1]))
 

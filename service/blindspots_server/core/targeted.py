@@ -34,7 +34,6 @@ from .strategies import normalised_entropy, select_margin
 from . import targeted_budget
 from .suggest_inputs import PoolData, TargetRegion
 from .targeted_budget import allocate_budget  # noqa: F401  (re-exported: callers split budgets too)
-from . import targeted_budget
 from .targeted_budget import RegionGroup, collection_groups, fallback_share, group_shares, held_share
 
 # Candidates fetched per pick: room for the diversity step to choose from.

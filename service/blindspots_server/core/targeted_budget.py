@@ -14,11 +14,12 @@
   label test: nearby failures of one prediction share a label no more often than
   chance) take a quarter of the weight, whatever their kind: more labels like
   them teach little, whether the labels are wrong (label noise) or the inputs do
-  not show their class (heavy blur: on the held-out digits_small, 70-220 picks
-  in its night-blur region moved its accuracy by 0-10 points while 50-80 picks
-  fixed a 3-vs-8 confusion). Dev sweep (al_dev_sweep.py CONFIGS_TYPING, 3 seeds,
-  20 family-budgets): off 66.6, 0.5 66.8, 0.25 67.1, 0 66.8 (listings +0.7 to
-  +0.9, digits_capture +0.8 / +3.8, digits_relabel at 600 -1.1).
+  not show their class (heavy blur: on the held-out digits_small, where the idea
+  came from, its night-blur accuracy rose 3-15 points whether 70 or 220 picks
+  went there, while 53-84 margin picks fixed a 3-vs-8 confusion). Chosen on dev
+  (al_dev_sweep.py CONFIGS_TYPING, 3 seeds, 20 family-budgets): off 66.6, 0.5
+  66.8, 0.25 67.1, 0 66.8; at 0.25 against off: listings +0.1 to +1.2,
+  digits_capture +0.8 / +3.8, digits_relabel +2.1 / -1.1, the rest +-0.1.
 - Fragments of one failure (regions with the same explaining slice, or, where
   at least one has no explanation, whose failure centroids lie within each
   other's spread) are merged before the split, so a condition the clustering cut into three pieces gets one share,
