@@ -42,6 +42,7 @@ from .files import read_blob, read_parquet, write_blob, write_parquet
 from .embedded_labels import LABELS_SCHEMA, EmbeddedLabels
 from .row_tables import ReadProgress, RowCache, cached_rows, read_target_row_data, read_target_rows
 from .rows import RowData, row_digests
+from .sql_catalog import SqlCatalog
 
 log = logging.getLogger("blindspots.store")
 
@@ -81,7 +82,7 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex[:16]}"
 
 
-class EmbeddedStore(EmbeddedLabels, Store):
+class EmbeddedStore(SqlCatalog, EmbeddedLabels, Store):
     def __init__(self, data_dir: str | os.PathLike, cache_tables: int = 4, cache_bytes: int = 2 << 30, *,
                  catalog_rebuild: bool = False):
         """Open (or create) the store in ``data_dir``.
@@ -183,25 +184,6 @@ class EmbeddedStore(EmbeddedLabels, Store):
         return self.get_run(run.id)
 
     @staticmethod
-    def _run(row: tuple) -> RunRecord:
-        return RunRecord(id=row[0], name=row[1], project=row[2], model_name=row[3],
-                         model_version=row[4], dataset_name=row[5], class_names=json.loads(row[6]),
-                         embedding_dim=row[7], created_at=row[8], num_rows=row[9],
-                         metadata_schema=json.loads(row[10]))
-
-    def get_run(self, run_id: str) -> RunRecord:
-        rows = self._query("SELECT * FROM runs WHERE id=?", (run_id,))
-        if not rows:
-            raise NotFound(f"run {run_id!r} not found")
-        return self._run(rows[0])
-
-    def list_runs(self, projects: Optional[list[str]], limit: int, offset: int) -> list[RunRecord]:
-        where, args = self._project_filter(projects)
-        rows = self._query(f"SELECT * FROM runs {where} ORDER BY created_at, id LIMIT ? OFFSET ?",
-                           (*args, limit, offset))
-        return [self._run(r) for r in rows]
-
-    @staticmethod
     def _project_filter(projects: Optional[list[str]]) -> tuple[str, tuple]:
         if projects is None:
             return "", ()
@@ -212,25 +194,6 @@ class EmbeddedStore(EmbeddedLabels, Store):
                      (pool.id, pool.name, pool.project, pool.embedding_dim, pool.num_classes,
                       pool.created_at, 0, "{}", "", 0, ""))])
         return self.get_pool(pool.id)
-
-    @staticmethod
-    def _pool(row: tuple) -> PoolRecord:
-        return PoolRecord(id=row[0], name=row[1], project=row[2], embedding_dim=row[3],
-                          num_classes=row[4], created_at=row[5], num_rows=row[6],
-                          metadata_schema=json.loads(row[7]), index_kind=row[8],
-                          index_rows=row[9], index_description=row[10])
-
-    def get_pool(self, pool_id: str) -> PoolRecord:
-        rows = self._query("SELECT * FROM pools WHERE id=?", (pool_id,))
-        if not rows:
-            raise NotFound(f"pool {pool_id!r} not found")
-        return self._pool(rows[0])
-
-    def list_pools(self, projects: Optional[list[str]], limit: int, offset: int) -> list[PoolRecord]:
-        where, args = self._project_filter(projects)
-        rows = self._query(f"SELECT * FROM pools {where} ORDER BY created_at, id LIMIT ? OFFSET ?",
-                           (*args, limit, offset))
-        return [self._pool(r) for r in rows]
 
     # ------------------------------------------------------------ rows
     def _table_name(self, target: str) -> str:

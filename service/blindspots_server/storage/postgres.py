@@ -35,6 +35,7 @@ from .postgres_jobs import JobQueueMixin
 from .postgres_labels import LABELS_SCHEMA, PostgresLabels
 from .row_tables import ReadProgress, RowCache, cached_rows, read_target_row_data, read_target_rows
 from .rows import RowData, row_digests
+from .sql_catalog import POOL_COLUMNS, RUN_COLUMNS, SqlCatalog
 
 try:
     import psycopg
@@ -75,15 +76,12 @@ CREATE TABLE IF NOT EXISTS suggested (set_id TEXT, run_id TEXT, pool_id TEXT, sa
 CREATE INDEX IF NOT EXISTS suggested_target ON suggested (run_id, pool_id);
 CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY, sha256 TEXT, bytes BIGINT);
 """
-_RUN_COLUMNS = ("id, name, project, model_name, model_version, dataset_name, class_names, embedding_dim, "
-                "created_at, num_rows, metadata_schema")
-_POOL_COLUMNS = ("id, name, project, embedding_dim, num_classes, created_at, num_rows, metadata_schema, "
-                 "index_kind, index_rows, index_description")
 _FILE_ROW = ("INSERT INTO files VALUES (%s, %s, %s) ON CONFLICT (path) DO UPDATE "
              "SET sha256 = EXCLUDED.sha256, bytes = EXCLUDED.bytes")
 
 
-class PostgresStore(JobQueueMixin, PostgresLabels, Store):
+class PostgresStore(SqlCatalog, JobQueueMixin, PostgresLabels, Store):
+    PLACEHOLDER = "%s"
     shared = True
 
     def __init__(self, catalog: str, files: str, cache_tables: int = 4, cache_bytes: int = 2 << 30,
@@ -138,28 +136,10 @@ class PostgresStore(JobQueueMixin, PostgresLabels, Store):
     # ------------------------------------------------------------ runs / pools
     def create_run(self, run: RunRecord) -> RunRecord:
         with self._tx() as cur:
-            cur.execute(f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,0,'{{}}')",
+            cur.execute(f"INSERT INTO runs ({RUN_COLUMNS}) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,0,'{{}}')",
                         (run.id, run.name, run.project, run.model_name, run.model_version, run.dataset_name,
                          json.dumps(run.class_names), run.embedding_dim, run.created_at))
         return self.get_run(run.id)
-
-    @staticmethod
-    def _run(row: tuple) -> RunRecord:
-        return RunRecord(id=row[0], name=row[1], project=row[2], model_name=row[3], model_version=row[4],
-                         dataset_name=row[5], class_names=json.loads(row[6]), embedding_dim=row[7],
-                         created_at=row[8], num_rows=row[9], metadata_schema=json.loads(row[10]))
-
-    def get_run(self, run_id: str) -> RunRecord:
-        rows = self._query(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id=%s", (run_id,))
-        if not rows:
-            raise NotFound(f"run {run_id!r} not found")
-        return self._run(rows[0])
-
-    def list_runs(self, projects: Optional[list[str]], limit: int, offset: int) -> list[RunRecord]:
-        where, args = self._project_filter(projects)
-        rows = self._query(f"SELECT {_RUN_COLUMNS} FROM runs {where} ORDER BY created_at, id LIMIT %s OFFSET %s",
-                           (*args, limit, offset))
-        return [self._run(r) for r in rows]
 
     @staticmethod
     def _project_filter(projects: Optional[list[str]]) -> tuple[str, tuple]:
@@ -169,27 +149,9 @@ class PostgresStore(JobQueueMixin, PostgresLabels, Store):
 
     def create_pool(self, pool: PoolRecord) -> PoolRecord:
         with self._tx() as cur:
-            cur.execute(f"INSERT INTO pools ({_POOL_COLUMNS}) VALUES (%s,%s,%s,%s,%s,%s,0,'{{}}','',0,'')",
+            cur.execute(f"INSERT INTO pools ({POOL_COLUMNS}) VALUES (%s,%s,%s,%s,%s,%s,0,'{{}}','',0,'')",
                         (pool.id, pool.name, pool.project, pool.embedding_dim, pool.num_classes, pool.created_at))
         return self.get_pool(pool.id)
-
-    @staticmethod
-    def _pool_record(row: tuple) -> PoolRecord:
-        return PoolRecord(id=row[0], name=row[1], project=row[2], embedding_dim=row[3], num_classes=row[4],
-                          created_at=row[5], num_rows=row[6], metadata_schema=json.loads(row[7]),
-                          index_kind=row[8], index_rows=row[9], index_description=row[10])
-
-    def get_pool(self, pool_id: str) -> PoolRecord:
-        rows = self._query(f"SELECT {_POOL_COLUMNS} FROM pools WHERE id=%s", (pool_id,))
-        if not rows:
-            raise NotFound(f"pool {pool_id!r} not found")
-        return self._pool_record(rows[0])
-
-    def list_pools(self, projects: Optional[list[str]], limit: int, offset: int) -> list[PoolRecord]:
-        where, args = self._project_filter(projects)
-        rows = self._query(f"SELECT {_POOL_COLUMNS} FROM pools {where} ORDER BY created_at, id LIMIT %s OFFSET %s",
-                           (*args, limit, offset))
-        return [self._pool_record(r) for r in rows]
 
     # ------------------------------------------------------------ rows
     def ingest_batch(self, target: str, target_id: str, batch_id: str, table: pa.Table,

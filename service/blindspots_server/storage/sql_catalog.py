@@ -1,0 +1,65 @@
+"""Runs and pools as the two SQL catalogs (embedded SQLite, PostgreSQL) read them: one copy
+of the queries and the row mapping; each store gives its driver's placeholder and its
+project filter (SQLite has no arrays, PostgreSQL takes one)."""
+from __future__ import annotations
+
+import json
+from typing import Optional
+
+from .base import NotFound, PoolRecord, RunRecord
+
+RUN_COLUMNS = ("id, name, project, model_name, model_version, dataset_name, class_names, embedding_dim, "
+               "created_at, num_rows, metadata_schema")
+POOL_COLUMNS = ("id, name, project, embedding_dim, num_classes, created_at, num_rows, metadata_schema, "
+                "index_kind, index_rows, index_description")
+
+
+class SqlCatalog:
+    """get/list for runs and pools over ``self._query(sql, args)``; ``PLACEHOLDER`` is the
+    driver's parameter marker and ``_project_filter`` gives a WHERE clause and its arguments."""
+
+    PLACEHOLDER = "?"
+
+    def _query(self, sql: str, args: tuple = ()) -> list[tuple]:
+        raise NotImplementedError
+
+    @staticmethod
+    def _project_filter(projects: Optional[list[str]]) -> tuple[str, tuple]:
+        raise NotImplementedError
+
+    @staticmethod
+    def _run_record(row: tuple) -> RunRecord:
+        return RunRecord(id=row[0], name=row[1], project=row[2], model_name=row[3], model_version=row[4],
+                         dataset_name=row[5], class_names=json.loads(row[6]), embedding_dim=row[7],
+                         created_at=row[8], num_rows=row[9], metadata_schema=json.loads(row[10]))
+
+    @staticmethod
+    def _pool_record(row: tuple) -> PoolRecord:
+        return PoolRecord(id=row[0], name=row[1], project=row[2], embedding_dim=row[3], num_classes=row[4],
+                          created_at=row[5], num_rows=row[6], metadata_schema=json.loads(row[7]),
+                          index_kind=row[8], index_rows=row[9], index_description=row[10])
+
+    def get_run(self, run_id: str) -> RunRecord:
+        return self._run_record(self._one("runs", RUN_COLUMNS, run_id, "run"))
+
+    def list_runs(self, projects: Optional[list[str]], limit: int, offset: int) -> list[RunRecord]:
+        return [self._run_record(r) for r in self._listed("runs", RUN_COLUMNS, projects, limit, offset)]
+
+    def get_pool(self, pool_id: str) -> PoolRecord:
+        return self._pool_record(self._one("pools", POOL_COLUMNS, pool_id, "pool"))
+
+    def list_pools(self, projects: Optional[list[str]], limit: int, offset: int) -> list[PoolRecord]:
+        return [self._pool_record(r) for r in self._listed("pools", POOL_COLUMNS, projects, limit, offset)]
+
+    def _one(self, table: str, columns: str, key: str, what: str) -> tuple:
+        rows = self._query(f"SELECT {columns} FROM {table} WHERE id={self.PLACEHOLDER}", (key,))
+        if not rows:
+            raise NotFound(f"{what} {key!r} not found")
+        return rows[0]
+
+    def _listed(self, table: str, columns: str, projects: Optional[list[str]], limit: int,
+                offset: int) -> list[tuple]:
+        where, args = self._project_filter(projects)
+        p = self.PLACEHOLDER
+        return self._query(f"SELECT {columns} FROM {table} {where} ORDER BY created_at, id LIMIT {p} OFFSET {p}",
+                           (*args, limit, offset))
