@@ -337,28 +337,6 @@ class EmbeddedStore(SqlCatalog, EmbeddedLabels, Store):
         self._exec([("INSERT INTO diagnoses VALUES (?,?,?,?,?)",
                      (record.id, record.run_id, record.created_at, record.job_id, record.payload)), file_row])
 
-    @staticmethod
-    def _diag(row: tuple) -> DiagnosisRecord:
-        return DiagnosisRecord(id=row[0], run_id=row[1], created_at=row[2], job_id=row[3],
-                               payload=bytes(row[4]))
-
-    def get_diagnosis(self, diagnosis_id: str) -> DiagnosisRecord:
-        rows = self._query("SELECT * FROM diagnoses WHERE id=?", (diagnosis_id,))
-        if not rows:
-            raise NotFound(f"diagnosis {diagnosis_id!r} not found")
-        return self._diag(rows[0])
-
-    def latest_diagnosis(self, run_id: str) -> DiagnosisRecord:
-        rows = self._query("SELECT * FROM diagnoses WHERE run_id=? ORDER BY created_at DESC LIMIT 1",
-                           (run_id,))
-        if not rows:
-            raise NotFound(f"run {run_id!r} has no diagnosis yet")
-        return self._diag(rows[0])
-
-    def list_diagnoses(self, run_id: str) -> list[DiagnosisRecord]:
-        return [self._diag(r) for r in
-                self._query("SELECT * FROM diagnoses WHERE run_id=? ORDER BY created_at", (run_id,))]
-
     def diagnosis_rows(self, diagnosis_id: str) -> pa.Table:
         self.get_diagnosis(diagnosis_id)
         return read_parquet(self.root / "diagnoses" / f"{diagnosis_id}.parquet", f"diagnosis {diagnosis_id!r}")

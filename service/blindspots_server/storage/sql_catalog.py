@@ -1,4 +1,4 @@
-"""Runs and pools as the two SQL catalogs (embedded SQLite, PostgreSQL) read them: one copy
+"""Runs, pools and diagnoses as the two SQL catalogs (embedded SQLite, PostgreSQL) read them: one copy
 of the queries and the row mapping; each store gives its driver's placeholder and its
 project filter (SQLite has no arrays, PostgreSQL takes one)."""
 from __future__ import annotations
@@ -6,16 +6,17 @@ from __future__ import annotations
 import json
 from typing import Optional
 
-from .base import NotFound, PoolRecord, RunRecord
+from .base import DiagnosisRecord, NotFound, PoolRecord, RunRecord
 
 RUN_COLUMNS = ("id, name, project, model_name, model_version, dataset_name, class_names, embedding_dim, "
                "created_at, num_rows, metadata_schema")
+DIAGNOSIS_COLUMNS = "id, run_id, created_at, job_id, payload"
 POOL_COLUMNS = ("id, name, project, embedding_dim, num_classes, created_at, num_rows, metadata_schema, "
                 "index_kind, index_rows, index_description")
 
 
 class SqlCatalog:
-    """get/list for runs and pools over ``self._query(sql, args)``; ``PLACEHOLDER`` is the
+    """get/list for runs, pools and diagnoses over ``self._query(sql, args)``; ``PLACEHOLDER`` is the
     driver's parameter marker and ``_project_filter`` gives a WHERE clause and its arguments."""
 
     PLACEHOLDER = "?"
@@ -50,6 +51,25 @@ class SqlCatalog:
 
     def list_pools(self, projects: Optional[list[str]], limit: int, offset: int) -> list[PoolRecord]:
         return [self._pool_record(r) for r in self._listed("pools", POOL_COLUMNS, projects, limit, offset)]
+
+    @staticmethod
+    def _diagnosis_record(row: tuple) -> DiagnosisRecord:
+        return DiagnosisRecord(id=row[0], run_id=row[1], created_at=row[2], job_id=row[3], payload=bytes(row[4]))
+
+    def get_diagnosis(self, diagnosis_id: str) -> DiagnosisRecord:
+        return self._diagnosis_record(self._one("diagnoses", DIAGNOSIS_COLUMNS, diagnosis_id, "diagnosis"))
+
+    def latest_diagnosis(self, run_id: str) -> DiagnosisRecord:
+        rows = self._query(f"SELECT {DIAGNOSIS_COLUMNS} FROM diagnoses WHERE run_id={self.PLACEHOLDER} "
+                           "ORDER BY created_at DESC LIMIT 1", (run_id,))
+        if not rows:
+            raise NotFound(f"run {run_id!r} has no diagnosis yet")
+        return self._diagnosis_record(rows[0])
+
+    def list_diagnoses(self, run_id: str) -> list[DiagnosisRecord]:
+        return [self._diagnosis_record(r) for r in self._query(
+            f"SELECT {DIAGNOSIS_COLUMNS} FROM diagnoses WHERE run_id={self.PLACEHOLDER} ORDER BY created_at",
+            (run_id,))]
 
     def _one(self, table: str, columns: str, key: str, what: str) -> tuple:
         rows = self._query(f"SELECT {columns} FROM {table} WHERE id={self.PLACEHOLDER}", (key,))
