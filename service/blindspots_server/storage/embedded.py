@@ -196,11 +196,6 @@ class EmbeddedStore(SqlCatalog, EmbeddedLabels, Store):
         return self.get_pool(pool.id)
 
     # ------------------------------------------------------------ rows
-    def _table_name(self, target: str) -> str:
-        if target not in ("run", "pool"):
-            raise ValueError(f"target must be 'run' or 'pool', not {target!r}")
-        return target + "s"
-
     def ingest_batch(self, target: str, target_id: str, batch_id: str, table: pa.Table,
                      schema: dict[str, str]) -> IngestOutcome:
         tname = self._table_name(target)
@@ -283,19 +278,8 @@ class EmbeddedStore(SqlCatalog, EmbeddedLabels, Store):
                 return next(sid for sid in chunk if sid in found)
         return ""
 
-    def _row_source(self, target: str, target_id: str):
-        """(row count, metadata schema, a function listing the batch files, a function reading one)."""
-        tname = self._table_name(target)
-        rows = self._query(f"SELECT num_rows, metadata_schema FROM {tname} WHERE id=?", (target_id,))
-        if not rows:
-            raise NotFound(f"{target} {target_id!r} not found")
-        what = f"{target} {target_id!r}"
-
-        def files() -> list[str]:
-            return [f for (f,) in self._query("SELECT file FROM batches WHERE target=? AND target_id=? ORDER BY seq",
-                                              (target, target_id))]
-        return (rows[0][0], json.loads(rows[0][1]), files,
-                lambda f, cols: read_parquet(self.root / f, what, cols))
+    def _read_batch_file(self, rel: str, what: str, columns: Optional[list[str]]) -> pa.Table:
+        return read_parquet(self.root / rel, what, columns)
 
     def read_rows(self, target: str, target_id: str, columns: Optional[list[str]] = None,
                   progress: Optional[ReadProgress] = None) -> pa.Table:

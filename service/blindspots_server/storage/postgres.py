@@ -127,12 +127,6 @@ class PostgresStore(SqlCatalog, JobQueueMixin, PostgresLabels, Store):
         rows = self._query("SELECT sha256 FROM files WHERE path=%s", (rel,))
         return rows[0][0] if rows else ""
 
-    @staticmethod
-    def _table_name(target: str) -> str:
-        if target not in ("run", "pool"):
-            raise ValueError(f"target must be 'run' or 'pool', not {target!r}")
-        return target + "s"
-
     # ------------------------------------------------------------ runs / pools
     def create_run(self, run: RunRecord) -> RunRecord:
         with self._tx() as cur:
@@ -214,19 +208,8 @@ class PostgresStore(SqlCatalog, JobQueueMixin, PostgresLabels, Store):
         found = {r[0] for r in rows}
         return next((sid for sid in ids if sid in found), "")
 
-    def _row_source(self, target: str, target_id: str):
-        """(row count, metadata schema, a function listing the batch files, a function reading one)."""
-        tname = self._table_name(target)
-        rows = self._query(f"SELECT num_rows, metadata_schema FROM {tname} WHERE id=%s", (target_id,))
-        if not rows:
-            raise NotFound(f"{target} {target_id!r} not found")
-        what = f"{target} {target_id!r}"
-
-        def files() -> list[str]:
-            return [f for (f,) in self._query("SELECT file FROM batches WHERE target=%s AND target_id=%s "
-                                              "ORDER BY seq", (target, target_id))]
-        return (rows[0][0], json.loads(rows[0][1]), files,
-                lambda f, cols: self.files.read_parquet(f, what, cols))
+    def _read_batch_file(self, rel: str, what: str, columns: Optional[list[str]]) -> pa.Table:
+        return self.files.read_parquet(rel, what, columns)
 
     def read_rows(self, target: str, target_id: str, columns: Optional[list[str]] = None,
                   progress: Optional[ReadProgress] = None) -> pa.Table:

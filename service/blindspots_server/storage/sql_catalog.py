@@ -1,4 +1,4 @@
-"""Runs, pools and diagnoses as the two SQL catalogs (embedded SQLite, PostgreSQL) read them: one copy
+"""Runs, pools, diagnoses and batch files as the two SQL catalogs (embedded SQLite, PostgreSQL) read them: one copy
 of the queries and the row mapping; each store gives its driver's placeholder and its
 project filter (SQLite has no arrays, PostgreSQL takes one)."""
 from __future__ import annotations
@@ -70,6 +70,31 @@ class SqlCatalog:
         return [self._diagnosis_record(r) for r in self._query(
             f"SELECT {DIAGNOSIS_COLUMNS} FROM diagnoses WHERE run_id={self.PLACEHOLDER} ORDER BY created_at",
             (run_id,))]
+
+    # ------------------------------------------------------------ rows
+    @staticmethod
+    def _table_name(target: str) -> str:
+        if target not in ("run", "pool"):
+            raise ValueError(f"target must be 'run' or 'pool', not {target!r}")
+        return target + "s"
+
+    def _read_batch_file(self, rel: str, what: str, columns: Optional[list[str]]):
+        """One batch file of a run or pool as a table (the store knows where its files live)."""
+        raise NotImplementedError
+
+    def _row_source(self, target: str, target_id: str):
+        """(row count, metadata schema, a function listing the batch files, a function reading one)."""
+        p = self.PLACEHOLDER
+        rows = self._query(f"SELECT num_rows, metadata_schema FROM {self._table_name(target)} WHERE id={p}",
+                           (target_id,))
+        if not rows:
+            raise NotFound(f"{target} {target_id!r} not found")
+        what = f"{target} {target_id!r}"
+
+        def files() -> list[str]:
+            return [f for (f,) in self._query(f"SELECT file FROM batches WHERE target={p} AND target_id={p} "
+                                              "ORDER BY seq", (target, target_id))]
+        return rows[0][0], json.loads(rows[0][1]), files, lambda f, cols: self._read_batch_file(f, what, cols)
 
     def _one(self, table: str, columns: str, key: str, what: str) -> tuple:
         rows = self._query(f"SELECT {columns} FROM {table} WHERE id={self.PLACEHOLDER}", (key,))
