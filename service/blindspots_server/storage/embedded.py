@@ -278,7 +278,7 @@ class EmbeddedStore(SqlCatalog, EmbeddedLabels, Store):
                 return next(sid for sid in chunk if sid in found)
         return ""
 
-    def _read_batch_file(self, rel: str, what: str, columns: Optional[list[str]]) -> pa.Table:
+    def _read_stored_file(self, rel: str, what: str, columns: Optional[list[str]]) -> pa.Table:
         return read_parquet(self.root / rel, what, columns)
 
     def read_rows(self, target: str, target_id: str, columns: Optional[list[str]] = None,
@@ -347,17 +347,6 @@ class EmbeddedStore(SqlCatalog, EmbeddedLabels, Store):
                       record.budget, record.num_candidates, record.created_at, record.name)), file_row]
                    + [("INSERT INTO suggested VALUES (?,?,?,?)",
                        (record.id, record.run_id, record.pool_id, sid)) for sid in ids])
-
-    def suggested_ids(self, run_id: str, pool_id: str) -> set[str]:
-        return {r[0] for r in self._query("SELECT sample_id FROM suggested WHERE run_id=? AND pool_id=?",
-                                          (run_id, pool_id))}
-
-    def read_suggestion_set(self, set_id: str) -> tuple[SuggestionSetRecord, pa.Table]:
-        rows = self._query("SELECT * FROM suggestion_sets WHERE id=?", (set_id,))
-        if not rows:
-            raise NotFound(f"suggestion set {set_id!r} not found")
-        table = read_parquet(self.root / "suggestions" / f"{set_id}.parquet", f"suggestion set {set_id!r}")
-        return SuggestionSetRecord(*rows[0]), table
 
     # ------------------------------------------------------------ housekeeping
     def size_bytes(self) -> int:

@@ -208,7 +208,7 @@ class PostgresStore(SqlCatalog, JobQueueMixin, PostgresLabels, Store):
         found = {r[0] for r in rows}
         return next((sid for sid in ids if sid in found), "")
 
-    def _read_batch_file(self, rel: str, what: str, columns: Optional[list[str]]) -> pa.Table:
+    def _read_stored_file(self, rel: str, what: str, columns: Optional[list[str]]) -> pa.Table:
         return self.files.read_parquet(rel, what, columns)
 
     def read_rows(self, target: str, target_id: str, columns: Optional[list[str]] = None,
@@ -294,17 +294,6 @@ class PostgresStore(SqlCatalog, JobQueueMixin, PostgresLabels, Store):
             with cur.copy("COPY suggested (set_id, run_id, pool_id, sample_id) FROM STDIN") as copy:
                 for sid in candidates.column("sample_id").to_pylist():
                     copy.write_row((record.id, record.run_id, record.pool_id, sid))
-
-    def suggested_ids(self, run_id: str, pool_id: str) -> set[str]:
-        return {r[0] for r in self._query("SELECT sample_id FROM suggested WHERE run_id=%s AND pool_id=%s",
-                                          (run_id, pool_id))}
-
-    def read_suggestion_set(self, set_id: str) -> tuple[SuggestionSetRecord, pa.Table]:
-        rows = self._query("SELECT * FROM suggestion_sets WHERE id=%s", (set_id,))
-        if not rows:
-            raise NotFound(f"suggestion set {set_id!r} not found")
-        table = self.files.read_parquet(f"suggestions/{set_id}.parquet", f"suggestion set {set_id!r}")
-        return SuggestionSetRecord(*rows[0]), table
 
     # ------------------------------------------------------------ jobs (plain records; the queue is in the mixin)
     def save_job(self, job: JobRecord) -> None:

@@ -6,11 +6,14 @@ from __future__ import annotations
 import json
 from typing import Optional
 
-from .base import DiagnosisRecord, NotFound, PoolRecord, RunRecord
+import pyarrow as pa
+
+from .base import DiagnosisRecord, NotFound, PoolRecord, RunRecord, SuggestionSetRecord
 
 RUN_COLUMNS = ("id, name, project, model_name, model_version, dataset_name, class_names, embedding_dim, "
                "created_at, num_rows, metadata_schema")
 DIAGNOSIS_COLUMNS = "id, run_id, created_at, job_id, payload"
+SUGGESTION_SET_COLUMNS = "id, run_id, pool_id, diagnosis_id, strategy, budget, num_candidates, created_at, name"
 POOL_COLUMNS = ("id, name, project, embedding_dim, num_classes, created_at, num_rows, metadata_schema, "
                 "index_kind, index_rows, index_description")
 
@@ -71,6 +74,17 @@ class SqlCatalog:
             f"SELECT {DIAGNOSIS_COLUMNS} FROM diagnoses WHERE run_id={self.PLACEHOLDER} ORDER BY created_at",
             (run_id,))]
 
+    # ------------------------------------------------------------ suggestion sets
+    def suggested_ids(self, run_id: str, pool_id: str) -> set[str]:
+        p = self.PLACEHOLDER
+        return {r[0] for r in self._query(f"SELECT sample_id FROM suggested WHERE run_id={p} AND pool_id={p}",
+                                          (run_id, pool_id))}
+
+    def read_suggestion_set(self, set_id: str) -> tuple[SuggestionSetRecord, pa.Table]:
+        row = self._one("suggestion_sets", SUGGESTION_SET_COLUMNS, set_id, "suggestion set")
+        return (SuggestionSetRecord(*row),
+                self._read_stored_file(f"suggestions/{set_id}.parquet", f"suggestion set {set_id!r}", None))
+
     # ------------------------------------------------------------ rows
     @staticmethod
     def _table_name(target: str) -> str:
@@ -78,8 +92,8 @@ class SqlCatalog:
             raise ValueError(f"target must be 'run' or 'pool', not {target!r}")
         return target + "s"
 
-    def _read_batch_file(self, rel: str, what: str, columns: Optional[list[str]]):
-        """One batch file of a run or pool as a table (the store knows where its files live)."""
+    def _read_stored_file(self, rel: str, what: str, columns: Optional[list[str]]):
+        """A stored Parquet file (a batch, a suggestion set) by its path under the store's file root."""
         raise NotImplementedError
 
     def _row_source(self, target: str, target_id: str):
@@ -94,7 +108,7 @@ class SqlCatalog:
         def files() -> list[str]:
             return [f for (f,) in self._query(f"SELECT file FROM batches WHERE target={p} AND target_id={p} "
                                               "ORDER BY seq", (target, target_id))]
-        return rows[0][0], json.loads(rows[0][1]), files, lambda f, cols: self._read_batch_file(f, what, cols)
+        return rows[0][0], json.loads(rows[0][1]), files, lambda f, cols: self._read_stored_file(f, what, cols)
 
     def _one(self, table: str, columns: str, key: str, what: str) -> tuple:
         rows = self._query(f"SELECT {columns} FROM {table} WHERE id={self.PLACEHOLDER}", (key,))
