@@ -36,12 +36,12 @@ from typing import Optional
 import pyarrow as pa
 
 from . import maintenance
-from .base import (DiagnosisRecord, DuplicateSampleIds, IngestOutcome, JobRecord, NotFound, PoolRecord, RowFile,
+from .base import (DiagnosisRecord, DuplicateSampleIds, IngestOutcome, JobRecord, NotFound, PoolRecord,
                    RunRecord, Store, StoreUnusable, SuggestionSetRecord, merged_schema, rows_not_stored)
 from .files import read_blob, read_parquet, write_blob, write_parquet
 from .embedded_labels import LABELS_SCHEMA, EmbeddedLabels
-from .row_tables import ReadProgress, RowCache, cached_rows, read_target_row_data, read_target_rows
-from .rows import RowData, row_digests
+from .row_tables import RowCache
+from .rows import row_digests
 from .sql_catalog import SqlCatalog
 
 log = logging.getLogger("blindspots.store")
@@ -281,22 +281,8 @@ class EmbeddedStore(SqlCatalog, EmbeddedLabels, Store):
     def _read_stored_file(self, rel: str, what: str, columns: Optional[list[str]]) -> pa.Table:
         return read_parquet(self.root / rel, what, columns)
 
-    def read_rows(self, target: str, target_id: str, columns: Optional[list[str]] = None,
-                  progress: Optional[ReadProgress] = None) -> pa.Table:
-        num_rows, schema, files, read_file = self._row_source(target, target_id)
-        return cached_rows(self._cache, target, target_id, num_rows, columns,
-                           lambda: read_target_rows(read_file, files(), schema, columns, progress))
-
-    def read_row_data(self, target: str, target_id: str, columns: Optional[list[str]] = None,
-                      progress: Optional[ReadProgress] = None) -> RowData:
-        num_rows, schema, files, read_file = self._row_source(target, target_id)
-        return read_target_row_data(read_file, files(), schema, num_rows, columns, progress)
-
-    def row_files(self, target: str, target_id: str) -> list[RowFile]:
-        self._row_source(target, target_id)             # NotFound for an unknown id
-        root = self.root.resolve()                      # workers start elsewhere: absolute paths
-        return [RowFile(str(root / f), rows) for f, rows in self._query(
-            "SELECT file, rows FROM batches WHERE target=? AND target_id=? ORDER BY seq", (target, target_id))]
+    def _file_location(self, rel: str) -> str:
+        return str(self.root.resolve() / rel)          # workers start elsewhere: absolute paths
 
     # ------------------------------------------------------------ index blobs
     def save_index(self, pool_id: str, data: bytes, kind: str, rows: int, description: str) -> None:

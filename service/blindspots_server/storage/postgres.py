@@ -29,12 +29,12 @@ from typing import Iterator, Optional
 import pyarrow as pa
 
 from .base import (DataLoss, DiagnosisRecord, DuplicateSampleIds, IngestOutcome, JobRecord, NotFound, PoolRecord,
-                   RowFile, RunRecord, Store, StoreUnavailable, SuggestionSetRecord, merged_schema, rows_not_stored)
+                   RunRecord, Store, StoreUnavailable, SuggestionSetRecord, merged_schema, rows_not_stored)
 from .file_root import FileRoot
 from .postgres_jobs import JobQueueMixin
 from .postgres_labels import LABELS_SCHEMA, PostgresLabels
-from .row_tables import ReadProgress, RowCache, cached_rows, read_target_row_data, read_target_rows
-from .rows import RowData, row_digests
+from .row_tables import RowCache
+from .rows import row_digests
 from .sql_catalog import POOL_COLUMNS, RUN_COLUMNS, SqlCatalog
 
 try:
@@ -211,27 +211,8 @@ class PostgresStore(SqlCatalog, JobQueueMixin, PostgresLabels, Store):
     def _read_stored_file(self, rel: str, what: str, columns: Optional[list[str]]) -> pa.Table:
         return self.files.read_parquet(rel, what, columns)
 
-    def read_rows(self, target: str, target_id: str, columns: Optional[list[str]] = None,
-                  progress: Optional[ReadProgress] = None) -> pa.Table:
-        num_rows, schema, files, read_file = self._row_source(target, target_id)
-
-        def read() -> pa.Table:
-            # Batches committed after the row count above are left out: the table matches the key.
-            table = read_target_rows(read_file, files(), schema, columns, progress)
-            return table.slice(0, num_rows) if table.num_rows > num_rows else table
-
-        return cached_rows(self._cache, target, target_id, num_rows, columns, read)
-
-    def read_row_data(self, target: str, target_id: str, columns: Optional[list[str]] = None,
-                      progress: Optional[ReadProgress] = None) -> RowData:
-        # Batches committed after the row count are left out, as in read_rows.
-        num_rows, schema, files, read_file = self._row_source(target, target_id)
-        return read_target_row_data(read_file, files(), schema, num_rows, columns, progress)
-
-    def row_files(self, target: str, target_id: str) -> list[RowFile]:
-        self._row_source(target, target_id)             # NotFound for an unknown id
-        return [RowFile(self.files.location(f), rows) for f, rows in self._query(
-            "SELECT file, rows FROM batches WHERE target=%s AND target_id=%s ORDER BY seq", (target, target_id))]
+    def _file_location(self, rel: str) -> str:
+        return self.files.location(rel)
 
     # ------------------------------------------------------------ index blobs
     def save_index(self, pool_id: str, data: bytes, kind: str, rows: int, description: str) -> None:

@@ -8,7 +8,9 @@ from typing import Optional
 
 import pyarrow as pa
 
-from .base import DiagnosisRecord, NotFound, PoolRecord, RunRecord, SuggestionSetRecord
+from .base import DiagnosisRecord, NotFound, PoolRecord, RowFile, RunRecord, SuggestionSetRecord
+from .row_tables import ReadProgress, cached_rows, read_target_row_data, read_target_rows
+from .rows import RowData
 
 RUN_COLUMNS = ("id, name, project, model_name, model_version, dataset_name, class_names, embedding_dim, "
                "created_at, num_rows, metadata_schema")
@@ -109,6 +111,33 @@ class SqlCatalog:
             return [f for (f,) in self._query(f"SELECT file FROM batches WHERE target={p} AND target_id={p} "
                                               "ORDER BY seq", (target, target_id))]
         return rows[0][0], json.loads(rows[0][1]), files, lambda f, cols: self._read_stored_file(f, what, cols)
+
+    def _file_location(self, rel: str) -> str:
+        """Where a stored file can be opened by location alone (Store.row_files)."""
+        raise NotImplementedError
+
+    def read_rows(self, target: str, target_id: str, columns: Optional[list[str]] = None,
+                  progress: Optional[ReadProgress] = None) -> pa.Table:
+        num_rows, schema, files, read_file = self._row_source(target, target_id)
+
+        def read() -> pa.Table:
+            # Batches committed after the row count above are left out: the table matches the key.
+            table = read_target_rows(read_file, files(), schema, columns, progress)
+            return table.slice(0, num_rows) if table.num_rows > num_rows else table
+
+        return cached_rows(self._cache, target, target_id, num_rows, columns, read)
+
+    def read_row_data(self, target: str, target_id: str, columns: Optional[list[str]] = None,
+                      progress: Optional[ReadProgress] = None) -> RowData:
+        # Batches committed after the row count are left out, as in read_rows.
+        num_rows, schema, files, read_file = self._row_source(target, target_id)
+        return read_target_row_data(read_file, files(), schema, num_rows, columns, progress)
+
+    def row_files(self, target: str, target_id: str) -> list[RowFile]:
+        self._row_source(target, target_id)             # NotFound for an unknown id
+        p = self.PLACEHOLDER
+        return [RowFile(self._file_location(f), rows) for f, rows in self._query(
+            f"SELECT file, rows FROM batches WHERE target={p} AND target_id={p} ORDER BY seq", (target, target_id))]
 
     def _one(self, table: str, columns: str, key: str, what: str) -> tuple:
         rows = self._query(f"SELECT {columns} FROM {table} WHERE id={self.PLACEHOLDER}", (key,))
