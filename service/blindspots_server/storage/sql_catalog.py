@@ -1,6 +1,7 @@
-"""Runs, pools, diagnoses and batch files as the two SQL catalogs (embedded SQLite, PostgreSQL) read them: one copy
-of the queries and the row mapping; each store gives its driver's placeholder and its
-project filter (SQLite has no arrays, PostgreSQL takes one)."""
+"""What the two SQL catalogs (embedded SQLite, PostgreSQL) read alike, written once: runs,
+pools, diagnoses, suggestion sets, and a run's or pool's rows from its batch files.
+
+Writes stay with each store (transactions, locking and file handling differ)."""
 from __future__ import annotations
 
 import json
@@ -21,8 +22,10 @@ POOL_COLUMNS = ("id, name, project, embedding_dim, num_classes, created_at, num_
 
 
 class SqlCatalog:
-    """get/list for runs, pools and diagnoses over ``self._query(sql, args)``; ``PLACEHOLDER`` is the
-    driver's parameter marker and ``_project_filter`` gives a WHERE clause and its arguments."""
+    """The shared reads, over ``self._query(sql, args)``. A store gives ``PLACEHOLDER`` (its
+    driver's parameter marker), ``_project_filter`` (a WHERE clause and its arguments: SQLite
+    has no arrays, PostgreSQL takes one), ``_read_stored_file`` and ``_file_location`` (where
+    its files live), and ``_cache`` (a RowCache)."""
 
     PLACEHOLDER = "?"
 
