@@ -5,7 +5,7 @@ helpers), kept apart so the store's row and catalog code stays one concept.
 """
 from __future__ import annotations
 
-from .base import LabelRecord, LabelsOutcome
+from .base import LabelsOutcome
 
 LABELS_SCHEMA = """
 CREATE TABLE IF NOT EXISTS labels (
@@ -17,7 +17,7 @@ _CHUNK = 500
 
 
 class EmbeddedLabels:
-    """Label methods of the Store interface over the catalog's ``labels`` table."""
+    """Label writes and sample-id checks of the Store interface (label reads: sql_catalog.SqlCatalog)."""
 
     def unknown_sample_ids(self, target: str, target_id: str, sample_ids: list[str]) -> list[str]:
         self._table_name(target)
@@ -50,14 +50,3 @@ class EmbeddedLabels:
                 f"SELECT sample_id FROM labels WHERE target=? AND target_id=? AND sample_id IN "
                 f"({','.join('?' * len(chunk))})", (target, target_id, *chunk)))
         return out
-
-    def read_labels(self, target: str, target_id: str) -> list[LabelRecord]:
-        self._table_name(target)
-        rows = self._query("SELECT sample_id, label, source, labeled_at FROM labels WHERE target=? AND target_id=? "
-                           "ORDER BY labeled_at, sample_id", (target, target_id))
-        return [LabelRecord(*r) for r in rows]
-
-    def labeled_ids(self, target: str, target_id: str) -> set[str]:
-        self._table_name(target)
-        return {r[0] for r in self._query("SELECT sample_id FROM labels WHERE target=? AND target_id=?",
-                                          (target, target_id))}

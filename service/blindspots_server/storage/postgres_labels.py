@@ -7,7 +7,7 @@ label given for an id wins.
 """
 from __future__ import annotations
 
-from .base import LabelRecord, LabelsOutcome
+from .base import LabelsOutcome
 
 LABELS_SCHEMA = """
 CREATE TABLE IF NOT EXISTS labels (
@@ -17,7 +17,7 @@ CREATE TABLE IF NOT EXISTS labels (
 
 
 class PostgresLabels:
-    """Label methods of the Store interface over the catalog's ``labels`` table."""
+    """Label writes and sample-id checks of the Store interface (label reads: sql_catalog.SqlCatalog)."""
 
     def unknown_sample_ids(self, target: str, target_id: str, sample_ids: list[str]) -> list[str]:
         self._table_name(target)
@@ -43,14 +43,3 @@ class PostgresLabels:
             cur.execute("SELECT count(*) FROM labels WHERE target=%s AND target_id=%s", (target, target_id))
             total = cur.fetchone()[0]
         return LabelsOutcome(stored=len(latest), replaced=int(replaced), total=int(total))
-
-    def read_labels(self, target: str, target_id: str) -> list[LabelRecord]:
-        self._table_name(target)
-        rows = self._query("SELECT sample_id, label, source, labeled_at FROM labels WHERE target=%s AND "
-                           "target_id=%s ORDER BY labeled_at, sample_id", (target, target_id))
-        return [LabelRecord(*r) for r in rows]
-
-    def labeled_ids(self, target: str, target_id: str) -> set[str]:
-        self._table_name(target)
-        return {r[0] for r in self._query("SELECT sample_id FROM labels WHERE target=%s AND target_id=%s",
-                                          (target, target_id))}

@@ -1,5 +1,5 @@
 """What the two SQL catalogs (embedded SQLite, PostgreSQL) read alike, written once: runs,
-pools, diagnoses, suggestion sets, and a run's or pool's rows from its batch files.
+pools, diagnoses, suggestion sets, labels, and a run's or pool's rows from its batch files.
 
 Writes stay with each store (transactions, locking and file handling differ)."""
 from __future__ import annotations
@@ -9,7 +9,7 @@ from typing import Optional
 
 import pyarrow as pa
 
-from .base import DiagnosisRecord, NotFound, PoolRecord, RowFile, RunRecord, SuggestionSetRecord
+from .base import DiagnosisRecord, LabelRecord, NotFound, PoolRecord, RowFile, RunRecord, SuggestionSetRecord
 from .row_tables import ReadProgress, cached_rows, read_target_row_data, read_target_rows
 from .rows import RowData
 
@@ -89,6 +89,20 @@ class SqlCatalog:
         row = self._one("suggestion_sets", SUGGESTION_SET_COLUMNS, set_id, "suggestion set")
         return (SuggestionSetRecord(*row),
                 self._read_stored_file(f"suggestions/{set_id}.parquet", f"suggestion set {set_id!r}", None))
+
+    # ------------------------------------------------------------ labels (written by each store's labels mixin)
+    def read_labels(self, target: str, target_id: str) -> list[LabelRecord]:
+        self._table_name(target)
+        p = self.PLACEHOLDER
+        rows = self._query(f"SELECT sample_id, label, source, labeled_at FROM labels WHERE target={p} AND "
+                           f"target_id={p} ORDER BY labeled_at, sample_id", (target, target_id))
+        return [LabelRecord(*r) for r in rows]
+
+    def labeled_ids(self, target: str, target_id: str) -> set[str]:
+        self._table_name(target)
+        p = self.PLACEHOLDER
+        return {r[0] for r in self._query(f"SELECT sample_id FROM labels WHERE target={p} AND target_id={p}",
+                                          (target, target_id))}
 
     # ------------------------------------------------------------ rows
     @staticmethod
