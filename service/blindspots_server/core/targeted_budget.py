@@ -15,8 +15,8 @@
   chance) take a quarter of the weight, whatever their kind: more labels like
   them teach little, whether the labels are wrong (label noise) or the inputs do
   not show their class (heavy blur: on the held-out digits_small, where the idea
-  came from, its night-blur accuracy rose 3-15 points whether 70 or 220 picks
-  went there, while 53-84 margin picks fixed a 3-vs-8 confusion). Chosen on dev
+  came from, bench/al_per_condition.py shows its night-blur accuracy at 0.30-0.42
+  after 68 or 229 picks alike, while margin's picks fix its 3-vs-8 confusion). Chosen on dev
   (al_dev_sweep.py CONFIGS_TYPING, 3 seeds, 20 family-budgets): off 66.6, 0.5
   66.8, 0.25 67.1, 0 66.8; at 0.25 against off: listings +0.1 to +1.2,
   digits_capture +0.8 / +3.8, digits_relabel +2.1 / -1.1, the rest +-0.1.
