@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from blindspots_server.storage import Conflict, EmbeddedStore, RunRecord
+from blindspots_server.storage import EmbeddedStore, RunRecord
 from blindspots_server.storage.rows import build_table, to_row_data
 
 
@@ -23,18 +23,6 @@ def _batch(ids, dim=4, meta=None):
     n = len(ids)
     return build_table(list(ids), np.arange(n * dim, dtype=np.float32).reshape(n, dim), np.zeros(n),
                        np.full((n, 2), 0.5, np.float32), None, meta or {})
-
-
-def test_type_conflict_is_rejected_and_nothing_written(tmp_path):
-    store = EmbeddedStore(tmp_path)
-    _run(store)
-    store.ingest_batch("run", "run_a", "b1", _batch(["a"], meta={"price": ("number", pa.array([1.0]))}),
-                       {"price": "number"})
-    with pytest.raises(Conflict, match="price"):
-        store.ingest_batch("run", "run_a", "b2", _batch(["b"], meta={"price": ("string", pa.array(["x"]))}),
-                           {"price": "string"})
-    assert store.get_run("run_a").num_rows == 1
-    assert len(list((tmp_path / "runs" / "run_a").glob("*.parquet"))) == 1
 
 
 def test_reopen_quarantines_uncommitted_files_and_keeps_committed(tmp_path):

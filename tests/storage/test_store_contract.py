@@ -86,7 +86,8 @@ def test_batches_roundtrip_in_order_and_dedupe(store):
     assert run.num_rows == 3 and run.metadata_schema == {"region": "string"}
 
 
-def test_type_conflict_is_rejected_and_nothing_stored(store):
+def test_type_conflict_is_rejected_and_nothing_stored(open_again, tmp_path):
+    store = open_again()
     _run(store)
     store.ingest_batch("run", "run_a", "b1", _batch(["a"], meta={"price": ("number", pa.array([1.0]))}),
                        {"price": "number"})
@@ -95,6 +96,11 @@ def test_type_conflict_is_rejected_and_nothing_stored(store):
                            {"price": "string"})
     assert store.get_run("run_a").num_rows == 1
     assert store.read_rows("run", "run_a").column("sample_id").to_pylist() == ["a"]
+    assert [f.rows for f in store.row_files("run", "run_a")] == [1]
+    # Nor is a file left behind where the files live on a local disk.
+    root = {"embedded": tmp_path / "data", "postgres": tmp_path / "files"}.get(open_again.backend)
+    if root is not None:
+        assert len(list(root.rglob("*.parquet"))) == 1
 
 
 def test_a_sample_id_stored_before_with_other_content_rejects_the_whole_batch(store):
