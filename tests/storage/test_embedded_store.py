@@ -6,8 +6,6 @@ from __future__ import annotations
 import time
 
 import numpy as np
-import pyarrow as pa
-import pytest
 
 from blindspots_server.storage import EmbeddedStore, RunRecord
 from blindspots_server.storage.rows import build_table, to_row_data
