@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from .region_typing import labels_predictable
 from .results import DiagnosisResult, Predicate
 
 
@@ -42,8 +43,6 @@ class PoolData:
 
 
 def _predictable(evidence) -> bool | None:
-    from .region_typing import labels_predictable
-
     if evidence is None:
         return None
     return labels_predictable(evidence.failure_label_agreement, evidence.failure_label_chance)

@@ -307,10 +307,6 @@ class EmbeddedStore(SqlCatalog, EmbeddedLabels, Store):
         self._exec([("INSERT INTO diagnoses VALUES (?,?,?,?,?)",
                      (record.id, record.run_id, record.created_at, record.job_id, record.payload)), file_row])
 
-    def diagnosis_rows(self, diagnosis_id: str) -> pa.Table:
-        self.get_diagnosis(diagnosis_id)
-        return read_parquet(self.root / "diagnoses" / f"{diagnosis_id}.parquet", f"diagnosis {diagnosis_id!r}")
-
     # ------------------------------------------------------------ jobs
     def save_job(self, job: JobRecord) -> None:
         self._exec([("INSERT OR REPLACE INTO jobs VALUES (?,?,?,?,?,?,?,?,?,?)",

@@ -259,10 +259,6 @@ class PostgresStore(SqlCatalog, JobQueueMixin, PostgresLabels, Store):
                         (record.id, record.run_id, record.created_at, record.job_id, record.payload))
             cur.execute(_FILE_ROW, (rel, digest, size))
 
-    def diagnosis_rows(self, diagnosis_id: str) -> pa.Table:
-        self.get_diagnosis(diagnosis_id)
-        return self.files.read_parquet(f"diagnoses/{diagnosis_id}.parquet", f"diagnosis {diagnosis_id!r}")
-
     # ------------------------------------------------------------ suggestion sets
     def save_suggestion_set(self, record: SuggestionSetRecord, candidates: pa.Table) -> None:
         rel = f"suggestions/{record.id}.parquet"

@@ -79,6 +79,10 @@ class SqlCatalog:
             f"SELECT {DIAGNOSIS_COLUMNS} FROM diagnoses WHERE run_id={self.PLACEHOLDER} ORDER BY created_at",
             (run_id,))]
 
+    def diagnosis_rows(self, diagnosis_id: str) -> pa.Table:
+        self.get_diagnosis(diagnosis_id)             # NotFound for an unknown id
+        return self._read_stored_file(f"diagnoses/{diagnosis_id}.parquet", f"diagnosis {diagnosis_id!r}", None)
+
     # ------------------------------------------------------------ suggestion sets
     def suggested_ids(self, run_id: str, pool_id: str) -> set[str]:
         p = self.PLACEHOLDER
