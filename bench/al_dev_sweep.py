@@ -57,8 +57,9 @@ CONFIGS_NOISE = {
     "label noise 0": {**DEFAULT, "label_noise": 0.0},
 }
 # Fourth sweep: how regions are typed (region_typing.py), the third sweep's default first.
-# name: (LABEL_LIFT_MAX, LABEL_CONCENTRATION_MAX)
-TYPING = {"neighbours": (None, 1.0), "label test": (0.05, 0.7)}
+# name: (LABEL_LIFT_MAX, LABEL_CONCENTRATION_MAX, FAILURE_LIFT_MAX)
+TYPING = {"neighbours": (None, 1.0, None), "label test": (0.05, 0.7, None),
+          "label test + failure lift": (0.05, 0.7, 0.2)}
 DEFAULT_4 = {**DEFAULT, "merge_kinds": False, "typing": "neighbours"}
 CONFIGS_TYPING = {
     "neighbour typing (third sweep's default)": DEFAULT_4,
@@ -69,6 +70,20 @@ CONFIGS_TYPING = {
     "label test, unpredictable labels 0.5": {**DEFAULT_4, "typing": "label test", "unpredictable": 0.5},
     "label test, unpredictable labels 0.25": {**DEFAULT_4, "typing": "label test", "unpredictable": 0.25},
     "label test, unpredictable labels 0": {**DEFAULT_4, "typing": "label test", "unpredictable": 0.0},
+}
+# Fifth sweep: a least margin share (a hedge against regions the diagnosis misses), the fourth's default first.
+DEFAULT_5 = {**DEFAULT_4, "typing": "label test", "unpredictable": 0.25}
+CONFIGS_HEDGE = {
+    "fourth sweep's default": DEFAULT_5,
+    "margin at least 0.1": {**DEFAULT_5, "margin_min": 0.1},
+    "margin at least 0.2": {**DEFAULT_5, "margin_min": 0.2},
+    "margin at least 0.3": {**DEFAULT_5, "margin_min": 0.3},
+}
+# Sixth sweep: two-class typing (region_typing.FAILURE_LIFT_MAX); only two-class families change.
+CONFIGS_TWO_CLASS = {
+    "fourth sweep's default": DEFAULT_5,
+    "failure lift": {**DEFAULT_5, "typing": "label test + failure lift"},
+    "failure lift, label noise 0": {**DEFAULT_5, "typing": "label test + failure lift", "label_noise": 0.0},
 }
 CONFIGS = {
     # name: (share exponent, merge fragments, fallback basis, representative weight)
@@ -86,13 +101,15 @@ def _typing(config: tuple | dict) -> str:
 def _apply_typing(name: str) -> None:
     from blindspots_server.core import region_typing
 
-    region_typing.LABEL_LIFT_MAX, region_typing.LABEL_CONCENTRATION_MAX = TYPING[name]
+    (region_typing.LABEL_LIFT_MAX, region_typing.LABEL_CONCENTRATION_MAX,
+     region_typing.FAILURE_LIFT_MAX) = TYPING[name]
 
 
 def _apply(config: tuple | dict) -> None:
     from blindspots_server.core import suggest
 
     targeted_budget.UNPREDICTABLE_WEIGHT = config.get("unpredictable") if isinstance(config, dict) else None
+    targeted_budget.MARGIN_SHARE_MIN = config.get("margin_min", 0.0) if isinstance(config, dict) else 0.0
     if isinstance(config, dict):
         config = (config["exponent"], config["merge"], config["basis"], config["rep"], config["uncertainty"],
                   None, config["label_noise"], config["noise_to"], config["merge_kinds"])
@@ -118,14 +135,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--kinds", nargs="+", default=["base", "ambiguous_pool", "confident_errors", "noisy_test"])
     parser.add_argument("--out", default=None, help="pickle of the targeted outcomes per configuration")
     parser.add_argument("--configs", nargs="+", default=None,
-                        help="run only these configurations (names from CONFIGS / CONFIGS_SUITE / CONFIGS_INSIDE / CONFIGS_NOISE)")
+                        help="run only these configurations (names from CONFIGS / CONFIGS_SUITE / CONFIGS_INSIDE / CONFIGS_NOISE / CONFIGS_TYPING / CONFIGS_HEDGE / CONFIGS_TWO_CLASS)")
     args = parser.parse_args(argv)
     import torch
 
     torch.set_num_threads(1)
     configs = CONFIGS_SUITE if args.second else CONFIGS
     if args.configs:
-        every = {**CONFIGS, **CONFIGS_SUITE, **CONFIGS_INSIDE, **CONFIGS_NOISE, **CONFIGS_TYPING}
+        every = {**CONFIGS, **CONFIGS_SUITE, **CONFIGS_INSIDE, **CONFIGS_NOISE, **CONFIGS_TYPING, **CONFIGS_HEDGE, **CONFIGS_TWO_CLASS}
         configs = {name: every[name] for name in args.configs}
     results: dict[str, list] = {name: [] for name in [*configs, "margin (reference)"]}
     for draw in range(args.draws):

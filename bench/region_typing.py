@@ -9,10 +9,13 @@ inputs:
 
 - ``neighbours``: the failures' neighbours take the prediction's side and the
   model is confident (the rule before the label test);
-- ``label test`` (the default): the same, and the failures' given labels are
+- ``label test``: the same, and the failures' given labels are
   spread over the classes and no more predictable from their fellow failures
   than chance (``region_typing.LABEL_LIFT_MAX`` and ``LABEL_CONCENTRATION_MAX``,
-  chosen on the dev half with ``--grid``).
+  chosen on the dev half with ``--grid``);
+- ``label test + failure lift`` (the default): with two classes, where the label
+  test cannot look, the failures' neighbours also fail no more often than rows of
+  their prediction (``region_typing.FAILURE_LIFT_MAX``, chosen on the dev half).
 
     .venv/bin/python bench/region_typing.py --split dev --draws 3 --grid
     .venv/bin/python bench/region_typing.py --split heldout --draws 5
@@ -36,22 +39,27 @@ from measure import write_fragment  # noqa: E402
 from blindspots_server.core import region_typing  # noqa: E402
 from blindspots_server.core.diagnosis import Diagnoser  # noqa: E402
 
-# name: (LABEL_LIFT_MAX, LABEL_CONCENTRATION_MAX); None: the neighbour rule alone.
-DEFAULT_RULE = (region_typing.LABEL_LIFT_MAX, region_typing.LABEL_CONCENTRATION_MAX)
-RULES = {"neighbours": (None, 1.0), "label test": DEFAULT_RULE}
-GRID = {f"lift {a}, concentration {c}": (a, c) for a in (0.0, 0.05, 0.1) for c in (0.5, 0.7, 0.9)}
+# name: (LABEL_LIFT_MAX, LABEL_CONCENTRATION_MAX, FAILURE_LIFT_MAX); None: that test off.
+_KNOBS = ("LABEL_LIFT_MAX", "LABEL_CONCENTRATION_MAX", "FAILURE_LIFT_MAX")
+DEFAULT_RULE = tuple(getattr(region_typing, k) for k in _KNOBS)
+RULES = {"neighbours": (None, 1.0, None), "label test": (*DEFAULT_RULE[:2], None),
+         "label test + failure lift": DEFAULT_RULE}
+GRID = {**{f"lift {a}, concentration {c}": (a, c, None) for a in (0.0, 0.05, 0.1) for c in (0.5, 0.7, 0.9)},
+        **{f"label test, failure lift {b}": (*DEFAULT_RULE[:2], b) for b in (0.1, 0.15, 0.25, 0.3)}}
 
 
 def typed_regions(f, rule: tuple) -> list[tuple[str, float]]:
     """(kind, share of failures with a wrong given label) per region of one family."""
     model = f.trained or f.fit(f.train.x, f.train.y, f.seed)
     emb, probs = model.embed(f.test.x), model.predict_proba(f.test.x)
-    saved = region_typing.LABEL_LIFT_MAX, region_typing.LABEL_CONCENTRATION_MAX
-    region_typing.LABEL_LIFT_MAX, region_typing.LABEL_CONCENTRATION_MAX = rule
+    saved = tuple(getattr(region_typing, k) for k in _KNOBS)
+    for k, v in zip(_KNOBS, rule):
+        setattr(region_typing, k, v)
     try:
         res = Diagnoser().fit(emb, f.test.y, probs, f.test.meta, f.test.ids)
     finally:
-        region_typing.LABEL_LIFT_MAX, region_typing.LABEL_CONCENTRATION_MAX = saved
+        for k, v in zip(_KNOBS, saved):
+            setattr(region_typing, k, v)
     out = []
     for rank, r in enumerate(res.regions):
         rows = np.flatnonzero((res.region_of_sample == rank) & res.failed)
@@ -76,6 +84,7 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--split", choices=sorted(al.SPLITS), default="heldout")
     parser.add_argument("--draws", type=int, default=None)
     parser.add_argument("--kinds", nargs="+", default=["base", "confident_errors", "noisy_test"])
+    parser.add_argument("--suite", nargs="*", default=None, help="suite families (default: the split's all)")
     parser.add_argument("--grid", action="store_true", help="also the grid the default was chosen from (dev)")
     args = parser.parse_args(argv)
     rules = {**RULES, **(GRID if args.grid else {})}
@@ -86,7 +95,7 @@ def main(argv: list[str] | None = None) -> str:
     typed: dict[str, list] = {name: [] for name in rules}
     per_family: dict[tuple[str, str], list] = {}
     for draw in range(draws):
-        for f in al.families(args.split, draw, args.kinds, al.default_suite(args.split)):
+        for f in al.families(args.split, draw, args.kinds, al.default_suite(args.split) if args.suite is None else args.suite):
             for name, rule in rules.items():
                 t = typed_regions(f, rule)
                 typed[name] += t
@@ -100,7 +109,7 @@ def main(argv: list[str] | None = None) -> str:
         s = scores(t)
         lines.append(f"| {name} | {s['regions']} | {s['label noise']} | {s['typed label noise']} | "
                      f"{s['precision']:.2f} | {s['recall']:.2f} | {s['f1']:.2f} | {s['data gaps typed label noise']} |")
-    lines += ["", "Per family (data gaps typed label noise / label-noise regions found of all), neighbours → label test:", ""]
+    lines += ["", "Per family (data gaps typed label noise / label-noise regions found of all), " + " → ".join(RULES) + ":", ""]
     for fam in dict.fromkeys(k[0] for k in per_family):
         parts = []
         for name in RULES:
@@ -109,7 +118,7 @@ def main(argv: list[str] | None = None) -> str:
                          f" of {s['label noise']}")
         lines.append(f"- {fam}: " + " → ".join(parts))
     text = "\n".join(lines)
-    if not args.grid:
+    if not args.grid and args.suite is None:
         write_fragment("region_typing" if args.split == "heldout" else f"region_typing_{args.split}", text)
     print(text)
     return text

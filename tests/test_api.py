@@ -63,6 +63,9 @@ def test_full_path_through_the_sdk(client, small_scenario, tmp_path):
     frame = diagnosis.to_frame()
     assert list(frame["region"]) == [r.id for r in d.regions]
     assert frame["failure_label_agreement"].notna().sum() == len(measured)
+    # The two-class pair is absent with three or more classes.
+    assert not any(r.evidence.HasField("failure_neighbour_failures") for r in d.regions)
+    assert frame["failure_neighbour_failures"].isna().all()
     assert "region" in diagnosis.summary()
     assert run.latest_diagnosis().id == diagnosis.id
 

@@ -75,3 +75,36 @@ def test_lift_says_nothing_for_two_classes_or_few_rows(num_classes, rows, expect
     rng = np.random.default_rng(1)
     x = rng.normal(size=(rows, 4)).astype(np.float32)
     assert given_label_lift(x, rng.integers(0, 2, rows), np.zeros(rows, int), num_classes) is expected
+
+
+def _two_class_world(seed: int = 0):
+    """Two classes. Region 0: 90 rows of class 1 whose given label was flipped to 0 (label
+    noise, spread over class 1 like its other rows). Region 1: 90 rows of class 0 lying together
+    inside class 1's territory, read as 1 (a data gap), among enough class-1 rows that most of
+    each failure's neighbours are correct rows of the prediction, as with label noise."""
+    rng = np.random.default_rng(seed)
+    centres = np.stack([np.zeros(DIM), np.full(DIM, 3.0)])
+    true = rng.integers(0, 2, 3000)
+    x = centres[true] + rng.normal(size=(3000, DIM))
+    labels, predicted, region = true.copy(), true.copy(), np.full(3000, -1)
+    noisy = rng.choice(np.flatnonzero(true == 1), 90, replace=False)
+    labels[noisy], region[noisy] = 0, 0
+    gap = centres[1] + 0.8 * np.eye(DIM)[0] + 0.6 * rng.normal(size=(90, DIM))
+    x = np.concatenate([x, gap]).astype(np.float32)
+    labels = np.concatenate([labels, np.zeros(90, int)])
+    predicted = np.concatenate([predicted, np.ones(90, int)])
+    region = np.concatenate([region, np.ones(90, int)])
+    return x, labels, predicted, np.full(len(x), 0.95), labels != predicted, region
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_two_classes_failures_lying_together_are_a_data_gap(seed, monkeypatch):
+    world = _two_class_world(seed)
+    monkeypatch.setattr(region_typing, "FAILURE_LIFT_MAX", None)
+    before = RegionTyper(seed=0).fit(*world, [0, 1])
+    # Without the failure lift the neighbour rule calls both label noise (the reason for it).
+    assert {r: t.kind for r, t in before.items()} == {0: "label_noise", 1: "label_noise"}
+    monkeypatch.undo()
+    after = RegionTyper(seed=0).fit(*world, [0, 1])
+    assert {r: t.kind for r, t in after.items()} == {0: "label_noise", 1: "data_gap"}
+    assert "neighbours fail" in after[1].evidence.summary

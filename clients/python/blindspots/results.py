@@ -69,11 +69,16 @@ class Diagnosis:
                                             if r.evidence.HasField("failure_label_agreement") else float("nan")),
                 "failure_label_chance": (r.evidence.failure_label_chance
                                          if r.evidence.HasField("failure_label_chance") else float("nan")),
+                # Two classes (NaN otherwise): the failures' neighbours fail this often, against
+                # rows of their prediction.
+                **{name: getattr(r.evidence, name) if r.evidence.HasField(name) else float("nan")
+                   for name in ("failure_neighbour_failures", "prediction_failure_rate")},
             })
         return pd.DataFrame(rows, columns=["region", "kind", "support", "failures", "error_rate", "ci_low",
                                            "ci_high", "lift", "excess_errors", "q_value", "explanation",
                                            "explanation_f1", "top_confusion", "mean_failure_confidence",
-                                           "failure_label_agreement", "failure_label_chance"])
+                                           "failure_label_agreement", "failure_label_chance",
+                                           "failure_neighbour_failures", "prediction_failure_rate"])
 
     @property
     def tracked_slices(self):

@@ -13,7 +13,11 @@ failures carry its given label no more often than chance. In a data gap the give
 labels are the true ones and follow the input: nearby failures share them (a
 class shifted onto another), or all carry one label (a systematic confusion).
 With two classes every failure of one prediction has the same given label, so
-the test says nothing and the neighbour rule decides alone.
+that test says nothing. There the evidence is where the failures sit: wrong labels
+fall on rows like any other of their prediction, so a failure's neighbours fail
+about as often as rows of that prediction do; a data gap's failures lie together,
+so its failures' neighbours fail far more often. A region the neighbour rule calls
+label noise is a data gap when that lift is above FAILURE_LIFT_MAX.
 """
 from __future__ import annotations
 
@@ -33,6 +37,10 @@ DATA_GAP, LABEL_NOISE, MIXED = "data_gap", "label_noise", "mixed"
 # the dev families (bench/region_typing.py, bench/al_dev_sweep.py).
 LABEL_LIFT_MAX: float | None = 0.05
 LABEL_CONCENTRATION_MAX: float = 0.7
+# Two classes (None: off): a region is label noise only when its failures' neighbours fail at
+# most FAILURE_LIFT_MAX more often than the rows of the failures' prediction do. Chosen on the
+# dev half's two-class family (cancer_drift, 24 seeds; bench/region_typing.py --grid).
+FAILURE_LIFT_MAX: float | None = 0.2
 
 
 @dataclass
@@ -111,6 +119,11 @@ class RegionTyper:
         gap = agree_label >= agree_pred or conf < self.noise_confidence
         lift = given_label_lift(reduced[rows], labels[rows], predicted[rows], num_classes)
         systematic = noisy and lift is not None and labels_predictable(*lift) is True
+        clustered = None
+        if lift is None and num_classes < 3:
+            clustered = failure_lift(rows, idx, not_self, labels, predicted)
+            systematic = systematic or (noisy and FAILURE_LIFT_MAX is not None
+                                        and clustered[0] - clustered[1] > FAILURE_LIFT_MAX)
         kind = DATA_GAP if systematic else LABEL_NOISE if noisy else (DATA_GAP if gap else MIXED)
         summary = (f"failures' neighbours share the prediction {agree_pred:.0%} vs the given label "
                    f"{agree_label:.0%}; mean confidence {conf:.2f}; "
@@ -118,6 +131,9 @@ class RegionTyper:
         if lift is not None:
             summary += (f"; nearby failures of the same prediction share the given label {lift[0]:.0%} "
                         f"(two at random {lift[1]:.0%})")
+        if clustered is not None:
+            summary += (f"; the failures' neighbours fail {clustered[0]:.0%} of the time, rows of their "
+                        f"prediction {clustered[1]:.0%}")
         if kind == LABEL_NOISE:
             summary = "likely mislabelled (relabel): " + summary
         elif kind == DATA_GAP:
@@ -128,7 +144,9 @@ class RegionTyper:
                             neighbour_agreement_with_label=agree_label, relative_density=density,
                             summary=summary,
                             failure_label_agreement=lift[0] if lift is not None else float("nan"),
-                            failure_label_chance=lift[1] if lift is not None else float("nan"))
+                            failure_label_chance=lift[1] if lift is not None else float("nan"),
+                            failure_neighbour_failures=clustered[0] if clustered is not None else float("nan"),
+                            prediction_failure_rate=clustered[1] if clustered is not None else float("nan"))
         return RegionType(kind, ev)
 
 
@@ -138,6 +156,20 @@ def labels_predictable(agreement: float, chance: float) -> bool | None:
     if LABEL_LIFT_MAX is None or not (np.isfinite(agreement) and np.isfinite(chance)):
         return None
     return bool(agreement - chance > LABEL_LIFT_MAX or chance > LABEL_CONCENTRATION_MAX)
+
+
+def failure_lift(rows: np.ndarray, idx: np.ndarray, not_self: np.ndarray, labels: np.ndarray,
+                 predicted: np.ndarray) -> tuple[float, float]:
+    """How often a failure's neighbours (``idx``, self masked by ``not_self``) fail, and how often
+    rows of the failure's prediction fail (the level if the failures were scattered over them
+    as wrong labels are), each averaged over the failures ``rows``."""
+    w = not_self.astype(np.float64)
+    nb_failed = labels[idx] != predicted[idx]
+    near = float(np.mean((nb_failed * w).sum(1) / np.maximum(w.sum(1), 1.0)))
+    classes, inverse = np.unique(predicted, return_inverse=True)
+    rate = np.bincount(inverse, weights=labels != predicted) / np.bincount(inverse)
+    chance = float(np.mean(rate[np.searchsorted(classes, predicted[rows])]))
+    return near, chance
 
 
 def given_label_lift(points: np.ndarray, labels: np.ndarray, predicted: np.ndarray, num_classes: int,

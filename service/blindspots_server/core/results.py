@@ -125,6 +125,11 @@ class RegionEvidence:
     # little (label noise, or inputs that do not show their class).
     failure_label_agreement: float = math.nan
     failure_label_chance: float = math.nan
+    # With two classes (NaN otherwise): how often the failures' nearest neighbours fail, and how
+    # often rows of the failures' prediction do. Far above: the failures lie together (a data
+    # gap), where wrong labels would be scattered over the prediction's rows.
+    failure_neighbour_failures: float = math.nan
+    prediction_failure_rate: float = math.nan
 
 
 @dataclass

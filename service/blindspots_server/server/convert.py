@@ -80,12 +80,18 @@ def params_message(used: dict[str, Any]) -> pb.DiagnosisParams:
     return msg
 
 
+_MEASURED_PAIRS = (("failure_label_agreement", "failure_label_chance"),
+                   ("failure_neighbour_failures", "prediction_failure_rate"))
+
+
 def _label_test(ev) -> dict:
-    """The label test's two numbers, only where they were measured (absent otherwise)."""
-    if math.isfinite(ev.failure_label_agreement) and math.isfinite(ev.failure_label_chance):
-        return {"failure_label_agreement": float(ev.failure_label_agreement),
-                "failure_label_chance": float(ev.failure_label_chance)}
-    return {}
+    """The typing tests' numbers, each pair only where it was measured (absent otherwise)."""
+    out = {}
+    for pair in _MEASURED_PAIRS:
+        values = [getattr(ev, name) for name in pair]
+        if all(math.isfinite(v) for v in values):
+            out.update({name: float(v) for name, v in zip(pair, values)})
+    return out
 
 
 def _f(x: float) -> float:

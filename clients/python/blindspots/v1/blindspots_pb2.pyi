@@ -415,7 +415,7 @@ class Example(_message.Message):
     def __init__(self, sample_id: _Optional[str] = ..., uri: _Optional[str] = ..., label: _Optional[int] = ..., predicted: _Optional[int] = ..., confidence: _Optional[float] = ..., failed: _Optional[bool] = ...) -> None: ...
 
 class RegionEvidence(_message.Message):
-    __slots__ = ("mean_failure_confidence", "neighbour_agreement_with_prediction", "neighbour_agreement_with_label", "relative_density", "summary", "failure_label_agreement", "failure_label_chance")
+    __slots__ = ("mean_failure_confidence", "neighbour_agreement_with_prediction", "neighbour_agreement_with_label", "relative_density", "summary", "failure_label_agreement", "failure_label_chance", "failure_neighbour_failures", "prediction_failure_rate")
     MEAN_FAILURE_CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
     NEIGHBOUR_AGREEMENT_WITH_PREDICTION_FIELD_NUMBER: _ClassVar[int]
     NEIGHBOUR_AGREEMENT_WITH_LABEL_FIELD_NUMBER: _ClassVar[int]
@@ -423,6 +423,8 @@ class RegionEvidence(_message.Message):
     SUMMARY_FIELD_NUMBER: _ClassVar[int]
     FAILURE_LABEL_AGREEMENT_FIELD_NUMBER: _ClassVar[int]
     FAILURE_LABEL_CHANCE_FIELD_NUMBER: _ClassVar[int]
+    FAILURE_NEIGHBOUR_FAILURES_FIELD_NUMBER: _ClassVar[int]
+    PREDICTION_FAILURE_RATE_FIELD_NUMBER: _ClassVar[int]
     mean_failure_confidence: float
     neighbour_agreement_with_prediction: float
     neighbour_agreement_with_label: float
@@ -430,7 +432,9 @@ class RegionEvidence(_message.Message):
     summary: str
     failure_label_agreement: float
     failure_label_chance: float
-    def __init__(self, mean_failure_confidence: _Optional[float] = ..., neighbour_agreement_with_prediction: _Optional[float] = ..., neighbour_agreement_with_label: _Optional[float] = ..., relative_density: _Optional[float] = ..., summary: _Optional[str] = ..., failure_label_agreement: _Optional[float] = ..., failure_label_chance: _Optional[float] = ...) -> None: ...
+    failure_neighbour_failures: float
+    prediction_failure_rate: float
+    def __init__(self, mean_failure_confidence: _Optional[float] = ..., neighbour_agreement_with_prediction: _Optional[float] = ..., neighbour_agreement_with_label: _Optional[float] = ..., relative_density: _Optional[float] = ..., summary: _Optional[str] = ..., failure_label_agreement: _Optional[float] = ..., failure_label_chance: _Optional[float] = ..., failure_neighbour_failures: _Optional[float] = ..., prediction_failure_rate: _Optional[float] = ...) -> None: ...
 
 class Region(_message.Message):
     __slots__ = ("id", "support", "failures", "error_rate", "error_rate_ci", "lift", "excess_errors", "p_value", "q_value", "explanations", "confusions", "typical_failures", "mean_failure_confidence", "kind", "evidence")
