@@ -190,11 +190,31 @@ class ServerProcess:
             self._tmp.cleanup()
 
 
+# Packages whose versions move analysis results (the dependencies are not pinned): every
+# fragment names the ones it ran with, so a rerun elsewhere can tell code from environment.
+RESULT_PACKAGES = ("numpy", "scipy", "scikit-learn", "hdbscan", "faiss-cpu", "faiss-gpu", "torch",
+                   "scikit-activeml", "umap-learn")
+
+
+def environment_line() -> str:
+    """"Packages: numpy 2.4.6, ..." for the installed ones of RESULT_PACKAGES."""
+    from importlib import metadata
+
+    found = []
+    for name in RESULT_PACKAGES:
+        try:
+            found.append(f"{name} {metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            continue
+    return "Packages: " + ", ".join(found) + "."
+
+
 def write_fragment(name: str, text: str) -> Path:
-    """bench/results/<name>.md, which run_all.py merges into RESULTS.md."""
+    """bench/results/<name>.md, which run_all.py merges into RESULTS.md, ending with the
+    versions of the packages that move results (``environment_line``)."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.md"
-    path.write_text(text)
+    path.write_text(text.rstrip("\n") + "\n\n" + environment_line() + "\n")
     return path
 
 
