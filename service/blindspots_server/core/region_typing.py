@@ -120,7 +120,7 @@ class RegionTyper:
         lift = given_label_lift(reduced[rows], labels[rows], predicted[rows], num_classes)
         systematic = noisy and lift is not None and labels_predictable(*lift) is True
         clustered = None
-        if lift is None and num_classes < 3:
+        if num_classes < 3:
             clustered = failure_lift(rows, idx, not_self, labels, predicted)
             systematic = systematic or (noisy and FAILURE_LIFT_MAX is not None
                                         and clustered[0] - clustered[1] > FAILURE_LIFT_MAX)
