@@ -85,15 +85,6 @@ CONFIGS_TWO_CLASS = {
     "failure lift": {**DEFAULT_5, "typing": "label test + failure lift"},
     "failure lift, label noise 0": {**DEFAULT_5, "typing": "label test + failure lift", "label_noise": 0.0},
 }
-# Seventh sweep: a region's share only as far as pool rows lie within its reach
-# (targeted.REACH_QUANTILE); what they cannot fill goes on to the next region, then to margin.
-DEFAULT_7 = {**DEFAULT_5, "typing": "label test + failure lift"}
-CONFIGS_REACH = {
-    "sixth sweep's default": DEFAULT_7,
-    "reach 0.5": {**DEFAULT_7, "reach": 0.5},
-    "reach 0.9": {**DEFAULT_7, "reach": 0.9},
-    "reach 1.0": {**DEFAULT_7, "reach": 1.0},
-}
 CONFIGS = {
     # name: (share exponent, merge fragments, fallback basis, representative weight)
     "proportional, no merge, no fallback": (1.0, False, "none", 0.0),
@@ -119,7 +110,6 @@ def _apply(config: tuple | dict) -> None:
 
     targeted_budget.UNPREDICTABLE_WEIGHT = config.get("unpredictable") if isinstance(config, dict) else None
     targeted_budget.MARGIN_SHARE_MIN = config.get("margin_min", 0.0) if isinstance(config, dict) else 0.0
-    targeted.REACH_QUANTILE = config.get("reach") if isinstance(config, dict) else None
     if isinstance(config, dict):
         config = (config["exponent"], config["merge"], config["basis"], config["rep"], config["uncertainty"],
                   None, config["label_noise"], config["noise_to"], config["merge_kinds"])
@@ -145,14 +135,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--kinds", nargs="+", default=["base", "ambiguous_pool", "confident_errors", "noisy_test"])
     parser.add_argument("--out", default=None, help="pickle of the targeted outcomes per configuration")
     parser.add_argument("--configs", nargs="+", default=None,
-                        help="run only these configurations (names from CONFIGS / CONFIGS_SUITE / CONFIGS_INSIDE / CONFIGS_NOISE / CONFIGS_TYPING / CONFIGS_HEDGE / CONFIGS_TWO_CLASS / CONFIGS_REACH)")
+                        help="run only these configurations (names from CONFIGS / CONFIGS_SUITE / CONFIGS_INSIDE / CONFIGS_NOISE / CONFIGS_TYPING / CONFIGS_HEDGE / CONFIGS_TWO_CLASS)")
     args = parser.parse_args(argv)
     import torch
 
     torch.set_num_threads(1)
     configs = CONFIGS_SUITE if args.second else CONFIGS
     if args.configs:
-        every = {**CONFIGS, **CONFIGS_SUITE, **CONFIGS_INSIDE, **CONFIGS_NOISE, **CONFIGS_TYPING, **CONFIGS_HEDGE, **CONFIGS_TWO_CLASS, **CONFIGS_REACH}
+        every = {**CONFIGS, **CONFIGS_SUITE, **CONFIGS_INSIDE, **CONFIGS_NOISE, **CONFIGS_TYPING, **CONFIGS_HEDGE, **CONFIGS_TWO_CLASS}
         configs = {name: every[name] for name in args.configs}
     results: dict[str, list] = {name: [] for name in [*configs, "margin (reference)"]}
     for draw in range(args.draws):

@@ -46,11 +46,6 @@ MIN_QUERY_FAILURES = 2000
 
 
 REPRESENTATIVE_WEIGHT = 0.5
-# A candidate is within a region's reach when it lies as close to one of its failures as the
-# failures lie to each other (this quantile of their nearest-other-failure distances); a share
-# the rows within reach cannot fill passes on (to the next region, then to margin sampling).
-# None: every candidate counts, however far.
-REACH_QUANTILE: float | None = None
 
 
 @dataclass
@@ -84,19 +79,6 @@ def _region_candidates(region: TargetRegion, want: int, searcher, allowed: np.nd
         if len(found.rows) >= min(OVERSAMPLE * want, want * 2) or exhausted:
             return found
         k = min(MAX_K_PER_FAILURE, k * 2)
-
-
-def _within_reach(region: TargetRegion, cand: _Candidates) -> _Candidates:
-    """The candidates within the region's reach (see REACH_QUANTILE)."""
-    f = np.ascontiguousarray(region.failure_embeddings, dtype=np.float32)
-    if REACH_QUANTILE is None or len(f) < 3:
-        return cand
-    index = faiss.IndexFlatIP(f.shape[1])
-    index.add(f)
-    sim, _ = index.search(f, 2)
-    radius = float(np.quantile(1.0 - sim[:, 1], REACH_QUANTILE))
-    keep = cand.distance <= radius
-    return _Candidates(cand.rows[keep], cand.distance[keep], cand.nearest[keep], cand.hits[keep])
 
 
 EXACT_PAIRS_MAX_ROWS = 8_000
@@ -217,7 +199,7 @@ def select_targeted(embeddings: np.ndarray | None, probabilities: np.ndarray | N
             per_region.append([])
             continue
         query = _query_failures(region, want)
-        cand = _within_reach(query, _region_candidates(query, want, searcher, allowed, taken))
+        cand = _region_candidates(query, want, searcher, allowed, taken)
         picked = _pick(query, group.member_ids, cand, rows_of(cand.rows), uncertainty, pool, want,
                        uncertainty_weight, slice_weight, rows_of(np.flatnonzero(taken)))
         taken[[c.pool_index for c in picked]] = True
