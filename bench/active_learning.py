@@ -261,6 +261,13 @@ def table(outcomes: list[Outcome], split: str) -> str:
     return "\n".join(lines)
 
 
+def _write(outcomes: list[Outcome], args, text: str) -> None:
+    """The split's fragment, unless told not to or there is no targeted row to put in it (a
+    baselines-only run fills caches; its table would be empty)."""
+    if not args.no_write and any(o.strategy == "targeted" for o in outcomes):
+        write_fragment(f"active_learning_{args.split}", text)
+
+
 def main(argv: list[str] | None = None) -> str:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--split", choices=sorted(SPLITS), default="heldout")
@@ -276,11 +283,13 @@ def main(argv: list[str] | None = None) -> str:
                         help="pickle of baseline outcomes reused across runs (dev iterations)")
     parser.add_argument("--report", nargs="+", default=None,
                         help="write the table from these caches (no new runs)")
+    parser.add_argument("--no-write", action="store_true",
+                        help="print only, keeping bench/results/ as it is (e.g. a report over some families)")
     args = parser.parse_args(argv)
     if args.report:
         outcomes = [o for path in args.report for o in pickle.loads(Path(path).read_bytes()).values()]
         text = table(outcomes, args.split)
-        write_fragment(f"active_learning_{args.split}", text)
+        _write(outcomes, args, text)
         print(text)
         return text
     draws = args.draws or (2 if args.quick else SPLITS[args.split]["draws"])
@@ -301,7 +310,7 @@ def main(argv: list[str] | None = None) -> str:
             if cache is not None:
                 Path(args.cache).write_bytes(pickle.dumps(cache))
     text = table(outcomes, args.split)
-    write_fragment(f"active_learning_{args.split}", text)
+    _write(outcomes, args, text)
     print(text)
     return text
 
