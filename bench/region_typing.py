@@ -4,7 +4,7 @@ A region's truth is known where the scenario knows each test row's true label:
 a region is label noise when most of its failures carry a wrong given label.
 Every family of the active-learning bench that has test rows with wrong labels
 or confidently wrong regions is run (the listings world and its variants, the
-suite's families), with two typing rules side by side on the same diagnosis
+suite's families), with three typing rules side by side on the same diagnosis
 inputs:
 
 - ``neighbours``: the failures' neighbours take the prediction's side and the
@@ -18,6 +18,7 @@ inputs:
   their prediction (``region_typing.FAILURE_LIFT_MAX``, chosen on the dev half).
 
     .venv/bin/python bench/region_typing.py --split dev --draws 3 --grid
+    .venv/bin/python bench/region_typing.py --split dev --suite cancer_drift --kinds none --draws 24 --grid
     .venv/bin/python bench/region_typing.py --split heldout --draws 5
 
 Prints, per rule: regions typed label noise that are (precision), label-noise
