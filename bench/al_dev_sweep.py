@@ -71,14 +71,8 @@ CONFIGS_TYPING = {
     "label test, unpredictable labels 0.25": {**DEFAULT_4, "typing": "label test", "unpredictable": 0.25},
     "label test, unpredictable labels 0": {**DEFAULT_4, "typing": "label test", "unpredictable": 0.0},
 }
-# Fifth sweep: a least margin share (a hedge against regions the diagnosis misses), the fourth's default first.
+# The fifth sweep (a least margin share, CONFIGS_HEDGE) ran at commit 5be47ad; not adopted, removed.
 DEFAULT_5 = {**DEFAULT_4, "typing": "label test", "unpredictable": 0.25}
-CONFIGS_HEDGE = {
-    "fourth sweep's default": DEFAULT_5,
-    "margin at least 0.1": {**DEFAULT_5, "margin_min": 0.1},
-    "margin at least 0.2": {**DEFAULT_5, "margin_min": 0.2},
-    "margin at least 0.3": {**DEFAULT_5, "margin_min": 0.3},
-}
 # Sixth sweep: two-class typing (region_typing.FAILURE_LIFT_MAX); only two-class families change.
 CONFIGS_TWO_CLASS = {
     "fourth sweep's default": DEFAULT_5,
@@ -109,7 +103,6 @@ def _apply(config: tuple | dict) -> None:
     from blindspots_server.core import suggest
 
     targeted_budget.UNPREDICTABLE_WEIGHT = config.get("unpredictable") if isinstance(config, dict) else None
-    targeted_budget.MARGIN_SHARE_MIN = config.get("margin_min", 0.0) if isinstance(config, dict) else 0.0
     if isinstance(config, dict):
         config = (config["exponent"], config["merge"], config["basis"], config["rep"], config["uncertainty"],
                   None, config["label_noise"], config["noise_to"], config["merge_kinds"])
@@ -135,14 +128,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--kinds", nargs="+", default=["base", "ambiguous_pool", "confident_errors", "noisy_test"])
     parser.add_argument("--out", default=None, help="pickle of the targeted outcomes per configuration")
     parser.add_argument("--configs", nargs="+", default=None,
-                        help="run only these configurations (names from CONFIGS / CONFIGS_SUITE / CONFIGS_INSIDE / CONFIGS_NOISE / CONFIGS_TYPING / CONFIGS_HEDGE / CONFIGS_TWO_CLASS)")
+                        help="run only these configurations (names from CONFIGS / CONFIGS_SUITE / CONFIGS_INSIDE / CONFIGS_NOISE / CONFIGS_TYPING / CONFIGS_TWO_CLASS)")
     args = parser.parse_args(argv)
     import torch
 
     torch.set_num_threads(1)
     configs = CONFIGS_SUITE if args.second else CONFIGS
     if args.configs:
-        every = {**CONFIGS, **CONFIGS_SUITE, **CONFIGS_INSIDE, **CONFIGS_NOISE, **CONFIGS_TYPING, **CONFIGS_HEDGE, **CONFIGS_TWO_CLASS}
+        every = {**CONFIGS, **CONFIGS_SUITE, **CONFIGS_INSIDE, **CONFIGS_NOISE, **CONFIGS_TYPING, **CONFIGS_TWO_CLASS}
         configs = {name: every[name] for name in args.configs}
     results: dict[str, list] = {name: [] for name in [*configs, "margin (reference)"]}
     for draw in range(args.draws):

@@ -70,9 +70,6 @@ MERGE_ACROSS_KINDS = False
 # region_typing, whatever the region's kind): more labels like them teach little. None: off.
 # Chosen on dev (see the module doc).
 UNPREDICTABLE_WEIGHT: float | None = 0.25
-# Least share of the budget for margin sampling, however strong the diagnosis (a hedge against
-# a region it missed). 0: margin only as the weak-diagnosis fallback.
-MARGIN_SHARE_MIN = 0.0
 
 
 @dataclass(frozen=True)
@@ -184,11 +181,7 @@ def held_share(groups: list[RegionGroup], num_failures: int | None) -> float:
 
 
 def fallback_share(groups: list[RegionGroup], num_failures: int | None) -> float:
-    """Share of the budget for margin sampling, by ``FALLBACK_BASIS``, at least ``MARGIN_SHARE_MIN``."""
-    return max(MARGIN_SHARE_MIN, _fallback_share(groups, num_failures))
-
-
-def _fallback_share(groups: list[RegionGroup], num_failures: int | None) -> float:
+    """Share of the budget for margin sampling, by ``FALLBACK_BASIS``."""
     if not num_failures or num_failures <= 0 or FALLBACK_BASIS == "none":
         return 0.0
     if FALLBACK_BASIS == "excess":
