@@ -93,17 +93,24 @@ class RegionTyper:
         result: dict[int, RegionType] = {}
         start = len(background)
         num_classes = len(np.union1d(labels, predicted))
+        # Two classes: whether each row is mispredicted, and how often rows of its prediction are
+        # (the failure lift's inputs, once for every region).
+        wrong = rate_of_prediction = None
+        if num_classes < 3:
+            wrong = labels != predicted
+            _, inverse = np.unique(predicted, return_inverse=True)
+            rate_of_prediction = (np.bincount(inverse, weights=wrong) / np.bincount(inverse))[inverse]
         for r in region_ids:
             rows = queries[r]
             d, i, ns = dist[start:start + len(rows)], idx[start:start + len(rows)], not_self[start:start + len(rows)]
             start += len(rows)
             result[r] = self._type(rows, d, i, ns, k, labels, predicted, confidence, overall_scale,
-                                   reduced, num_classes)
+                                   reduced, num_classes, wrong, rate_of_prediction)
         self.result_ = result
         return result
 
     def _type(self, rows, dist, idx, not_self, k, labels, predicted, confidence, scale,
-              reduced, num_classes) -> RegionType:
+              reduced, num_classes, wrong, rate_of_prediction) -> RegionType:
         if len(rows) == 0:
             ev = RegionEvidence(float("nan"), float("nan"), float("nan"), float("nan"), "no failures")
             return RegionType(DATA_GAP, ev)
@@ -120,8 +127,8 @@ class RegionTyper:
         lift = given_label_lift(reduced[rows], labels[rows], predicted[rows], num_classes)
         systematic = noisy and lift is not None and labels_predictable(*lift) is True
         clustered = None
-        if num_classes < 3:
-            clustered = failure_lift(rows, idx, not_self, labels, predicted)
+        if wrong is not None:
+            clustered = failure_lift(rows, idx, not_self, wrong, rate_of_prediction)
             systematic = systematic or (noisy and FAILURE_LIFT_MAX is not None
                                         and clustered[0] - clustered[1] > FAILURE_LIFT_MAX)
         kind = DATA_GAP if systematic else LABEL_NOISE if noisy else (DATA_GAP if gap else MIXED)
@@ -158,18 +165,15 @@ def labels_predictable(agreement: float, chance: float) -> bool | None:
     return bool(agreement - chance > LABEL_LIFT_MAX or chance > LABEL_CONCENTRATION_MAX)
 
 
-def failure_lift(rows: np.ndarray, idx: np.ndarray, not_self: np.ndarray, labels: np.ndarray,
-                 predicted: np.ndarray) -> tuple[float, float]:
-    """How often a failure's neighbours (``idx``, self masked by ``not_self``) fail, and how often
-    rows of the failure's prediction fail (the level if the failures were scattered over them
-    as wrong labels are), each averaged over the failures ``rows``."""
+def failure_lift(rows: np.ndarray, idx: np.ndarray, not_self: np.ndarray, wrong: np.ndarray,
+                 rate_of_prediction: np.ndarray) -> tuple[float, float]:
+    """How often a failure's neighbours (``idx``, self masked by ``not_self``) are mispredicted
+    (``wrong``), and how often rows of the failure's prediction are (``rate_of_prediction``, per
+    row: the level if the failures were scattered over them as wrong labels are), each averaged
+    over the failures ``rows``."""
     w = not_self.astype(np.float64)
-    nb_failed = labels[idx] != predicted[idx]
-    near = float(np.mean((nb_failed * w).sum(1) / np.maximum(w.sum(1), 1.0)))
-    classes, inverse = np.unique(predicted, return_inverse=True)
-    rate = np.bincount(inverse, weights=labels != predicted) / np.bincount(inverse)
-    chance = float(np.mean(rate[np.searchsorted(classes, predicted[rows])]))
-    return near, chance
+    near = float(np.mean((wrong[idx] * w).sum(1) / np.maximum(w.sum(1), 1.0)))
+    return near, float(np.mean(rate_of_prediction[rows]))
 
 
 def given_label_lift(points: np.ndarray, labels: np.ndarray, predicted: np.ndarray, num_classes: int,
