@@ -14,6 +14,14 @@ KIND_NAMES = {pb.DATA_GAP: "data_gap", pb.LABEL_NOISE: "label_noise", pb.MIXED: 
               pb.REGION_KIND_UNSPECIFIED: "unspecified"}
 
 
+# Region evidence that is measured only sometimes: the label test (nearby failures of one
+# prediction share the given label this often, against two failures at random; three or more
+# classes) and, with two classes, the failure lift (the failures' neighbours fail this often,
+# against rows of their prediction).
+_TYPING_TESTS = ("failure_label_agreement", "failure_label_chance",
+                 "failure_neighbour_failures", "prediction_failure_rate")
+
+
 class Diagnosis:
     """A finished diagnosis. ``message`` is the full API message
     (``blindspots.v1.Diagnosis``); the properties and frames cover common use."""
@@ -63,22 +71,14 @@ class Diagnosis:
                 "explanation_f1": top.f1 if top else float("nan"),
                 "top_confusion": f"{conf.true_name} -> {conf.predicted_name}" if conf else "",
                 "mean_failure_confidence": r.mean_failure_confidence,
-                # The label test (NaN where not measured): nearby failures of one prediction share
-                # the given label this often, against two failures at random.
-                "failure_label_agreement": (r.evidence.failure_label_agreement
-                                            if r.evidence.HasField("failure_label_agreement") else float("nan")),
-                "failure_label_chance": (r.evidence.failure_label_chance
-                                         if r.evidence.HasField("failure_label_chance") else float("nan")),
-                # Two classes (NaN otherwise): the failures' neighbours fail this often, against
-                # rows of their prediction.
+                # The region typing's tests, NaN where not measured (see _TYPING_TESTS).
                 **{name: getattr(r.evidence, name) if r.evidence.HasField(name) else float("nan")
-                   for name in ("failure_neighbour_failures", "prediction_failure_rate")},
+                   for name in _TYPING_TESTS},
             })
         return pd.DataFrame(rows, columns=["region", "kind", "support", "failures", "error_rate", "ci_low",
                                            "ci_high", "lift", "excess_errors", "q_value", "explanation",
                                            "explanation_f1", "top_confusion", "mean_failure_confidence",
-                                           "failure_label_agreement", "failure_label_chance",
-                                           "failure_neighbour_failures", "prediction_failure_rate"])
+                                           *_TYPING_TESTS])
 
     @property
     def tracked_slices(self):

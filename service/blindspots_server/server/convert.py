@@ -84,7 +84,7 @@ _MEASURED_PAIRS = (("failure_label_agreement", "failure_label_chance"),
                    ("failure_neighbour_failures", "prediction_failure_rate"))
 
 
-def _label_test(ev) -> dict:
+def _typing_tests(ev) -> dict:
     """The typing tests' numbers, each pair only where it was measured (absent otherwise)."""
     out = {}
     for pair in _MEASURED_PAIRS:
@@ -155,7 +155,7 @@ def diagnosis_message(result: core.DiagnosisResult, diagnosis_id: str, run: RunR
                 neighbour_agreement_with_prediction=_f(ev.neighbour_agreement_with_prediction),
                 neighbour_agreement_with_label=_f(ev.neighbour_agreement_with_label),
                 relative_density=_f(ev.relative_density), summary=ev.summary,
-                **_label_test(ev)) if ev else None),
+                **_typing_tests(ev)) if ev else None),
         ))
     return pb.Diagnosis(
         id=diagnosis_id, run_id=run.id, created_at=timestamp(created_at),
