@@ -56,12 +56,13 @@ MISLEADING = ("ambiguous_pool", "confident_errors")
 
 
 def diagnose(f: Family, embeddings: np.ndarray, probs: np.ndarray) -> tuple[list[TargetRegion], int]:
-    """Failure regions of the test set as the server would hand them to Suggest, and the
-    number of failures."""
+    """Failure regions of the test set as the server would hand them to Suggest (with the
+    confusions no region holds), and the number of failures."""
     from blindspots_server.core.diagnosis import Diagnoser
 
     result = Diagnoser().fit(embeddings, f.test.y, probs, f.test.meta, f.test.ids)
-    return target_regions_of(result, embeddings, f.test.ids), int(result.failed.sum())
+    return (target_regions_of(result, embeddings, f.test.ids, f.test.y, probs),
+            int(result.failed.sum()))
 
 
 def _evaluate(f: Family, picks: np.ndarray, seed: int) -> tuple[float, float]:

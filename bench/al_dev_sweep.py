@@ -79,6 +79,14 @@ CONFIGS_TWO_CLASS = {
     "failure lift": {**DEFAULT_5, "typing": "label test + failure lift"},
     "failure lift, label noise 0": {**DEFAULT_5, "typing": "label test + failure lift", "label_noise": 0.0},
 }
+# Eighth sweep: collect near the confusions no region holds (unheld_confusions.py).
+DEFAULT_8 = {**DEFAULT_5, "typing": "label test + failure lift"}
+CONFIGS_UNHELD = {
+    "sixth sweep's default": DEFAULT_8,
+    "unheld confusions, all": {**DEFAULT_8, "unheld": "all"},
+    "unheld confusions, gaps only": {**DEFAULT_8, "unheld": "gaps"},
+    "unheld confusions, gaps only, weight 0.5": {**DEFAULT_8, "unheld": "gaps", "unheld_weight": 0.5},
+}
 CONFIGS = {
     # name: (share exponent, merge fragments, fallback basis, representative weight)
     "proportional, no merge, no fallback": (1.0, False, "none", 0.0),
@@ -103,6 +111,8 @@ def _apply(config: tuple | dict) -> None:
     from blindspots_server.core import suggest
 
     targeted_budget.UNPREDICTABLE_WEIGHT = config.get("unpredictable") if isinstance(config, dict) else None
+    targeted_budget.UNHELD_CONFUSIONS = config.get("unheld", "off") if isinstance(config, dict) else "off"
+    targeted_budget.UNHELD_WEIGHT = config.get("unheld_weight", 1.0) if isinstance(config, dict) else 1.0
     if isinstance(config, dict):
         config = (config["exponent"], config["merge"], config["basis"], config["rep"], config["uncertainty"],
                   None, config["label_noise"], config["noise_to"], config["merge_kinds"])
@@ -128,14 +138,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--kinds", nargs="+", default=["base", "ambiguous_pool", "confident_errors", "noisy_test"])
     parser.add_argument("--out", default=None, help="pickle of the targeted outcomes per configuration")
     parser.add_argument("--configs", nargs="+", default=None,
-                        help="run only these configurations (names from CONFIGS / CONFIGS_SUITE / CONFIGS_INSIDE / CONFIGS_NOISE / CONFIGS_TYPING / CONFIGS_TWO_CLASS)")
+                        help="run only these configurations (names from CONFIGS / CONFIGS_SUITE / CONFIGS_INSIDE / CONFIGS_NOISE / CONFIGS_TYPING / CONFIGS_TWO_CLASS / CONFIGS_UNHELD)")
     args = parser.parse_args(argv)
     import torch
 
     torch.set_num_threads(1)
     configs = CONFIGS_SUITE if args.second else CONFIGS
     if args.configs:
-        every = {**CONFIGS, **CONFIGS_SUITE, **CONFIGS_INSIDE, **CONFIGS_NOISE, **CONFIGS_TYPING, **CONFIGS_TWO_CLASS}
+        every = {**CONFIGS, **CONFIGS_SUITE, **CONFIGS_INSIDE, **CONFIGS_NOISE, **CONFIGS_TYPING, **CONFIGS_TWO_CLASS,
+                 **CONFIGS_UNHELD}
         configs = {name: every[name] for name in args.configs}
     results: dict[str, list] = {name: [] for name in [*configs, "margin (reference)"]}
     for draw in range(args.draws):

@@ -21,7 +21,7 @@ import numpy as np  # noqa: E402
 
 import active_learning as al  # noqa: E402
 from al_baselines import BASELINES, ModelView, query  # noqa: E402
-from al_suite import suite_family  # noqa: E402
+from al_suite import sized, suite_family  # noqa: E402
 from blindspots_server.core.pool_index import PoolIndex  # noqa: E402
 from blindspots_server.core.suggest import PoolData, suggest_candidates  # noqa: E402
 
@@ -29,7 +29,8 @@ from blindspots_server.core.suggest import PoolData, suggest_candidates  # noqa:
 def per_condition(name: str, seed: int, budgets: list[int], strategies: list[str]) -> list[str]:
     from blindspots_scenarios import build
 
-    inst = build(name, seed, quick=True)
+    family, n_test = sized(name)
+    inst = build(family, seed, quick=True, n_test=n_test)
     f = suite_family(name, seed)
     m = f.trained
     test_emb, test_probs = m.embed(f.test.x), m.predict_proba(f.test.x)
@@ -45,7 +46,8 @@ def per_condition(name: str, seed: int, budgets: list[int], strategies: list[str
 
     before = m.predict_proba(f.test.x).argmax(1) == f.test.y_true
     lines = [f"{name} seed {seed}: regions "
-             + "; ".join(f"{r.kind} {len(r.failure_indices)} failures"
+             + "; ".join(f"{r.kind if r.confusion is None else 'confusion %d->%d' % r.confusion} "
+                         f"{len(r.failure_indices)} failures"
                          + (" (labels do not follow inputs)" if r.labels_predictable is False else "")
                          for r in regions),
              f"  before: failing {before[f.failing].mean():.3f}; {accuracy(before)}"]

@@ -37,11 +37,19 @@ def _part(split, prefix: str) -> Part:
     return Part(split.inputs, split.labels, split.true_labels, split.metadata, ids)
 
 
+def sized(name: str) -> tuple[str, int | None]:
+    """``"digits_pairs@2000"`` -> ("digits_pairs", 2000): a family drawn at another test size
+    (the same half: a dev family at a held-out family's size is still dev); no suffix: quick size."""
+    family, _, size = name.partition("@")
+    return family, int(size) if size else None
+
+
 def suite_family(name: str, seed: int) -> Family | None:
-    """One suite family at one seed (quick test sizes), or None when nothing in it is fixable."""
+    """One suite family at one seed (quick test sizes, or ``name@size``), or None when nothing in it is fixable."""
     from blindspots_scenarios import build
 
-    inst = build(name, seed, quick=True)
+    family, n_test = sized(name)
+    inst = build(family, seed, quick=True, n_test=n_test)
     fixable = [k for k, c in enumerate(inst.conditions) if c.fixable_by_data]
     failing = np.isin(inst.test.condition, fixable)
     if not failing.any():

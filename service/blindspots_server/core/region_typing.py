@@ -59,13 +59,16 @@ class RegionTyper:
 
     def __init__(self, n_neighbours: int = 10, max_queries_per_region: int = 500,
                  noise_agreement: float = 0.4, noise_confidence: float = 0.6,
-                 margin: float = 0.15, seed: int = 0):
+                 margin: float = 0.15, seed: int = 0, label_test: bool = True):
         self.n_neighbours = n_neighbours
         self.max_queries_per_region = max_queries_per_region
         self.noise_agreement = noise_agreement
         self.noise_confidence = noise_confidence
         self.margin = margin
         self.seed = seed
+        # False for groups whose failures share one given label by construction (a confusion):
+        # the label test would find their labels predictable every time.
+        self.label_test = label_test
 
     def fit(self, reduced: np.ndarray, labels: np.ndarray, predicted: np.ndarray,
             confidence: np.ndarray, failed: np.ndarray, region_of_sample: np.ndarray,
@@ -124,7 +127,8 @@ class RegionTyper:
         noisy = (agree_pred >= self.noise_agreement and agree_pred >= agree_label + self.margin
                  and conf >= self.noise_confidence)
         gap = agree_label >= agree_pred or conf < self.noise_confidence
-        lift = given_label_lift(reduced[rows], labels[rows], predicted[rows], num_classes)
+        lift = (given_label_lift(reduced[rows], labels[rows], predicted[rows], num_classes)
+                if self.label_test else None)
         systematic = noisy and lift is not None and labels_predictable(*lift) is True
         clustered = None
         if wrong is not None:

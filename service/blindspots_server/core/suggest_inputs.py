@@ -10,8 +10,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .region_typing import labels_predictable
+from .pool_index import normalise
+from .region_typing import RegionTyper, labels_predictable
 from .results import DiagnosisResult, Predicate
+from .unheld_confusions import unheld_confusions
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,8 @@ class TargetRegion:
     # Do the failures' given labels follow their inputs (region_typing.labels_predictable)?
     # False: more data like them teaches little; None: not measured.
     labels_predictable: bool | None = None
+    # (given, predicted) for a confusion no region holds (unheld_confusions.py); region_id is -1.
+    confusion: tuple[int, int] | None = None
 
 
 @dataclass
@@ -48,9 +52,38 @@ def _predictable(evidence) -> bool | None:
     return labels_predictable(evidence.failure_label_agreement, evidence.failure_label_chance)
 
 
-def target_regions_of(result: DiagnosisResult, embeddings: np.ndarray, sample_ids: np.ndarray) -> list[TargetRegion]:
+def confusion_targets(labels: np.ndarray, probabilities: np.ndarray, failed: np.ndarray,
+                      region_of_sample: np.ndarray, embeddings: np.ndarray, sample_ids: np.ndarray,
+                      seed: int = 0) -> list[TargetRegion]:
+    """The confusions no region holds (unheld_confusions.py) as targets with region id -1.
+
+    Each is typed like a region, without the label test (its failures share one given
+    label by construction, so the test would find them predictable every time).
+    """
+    predicted = np.asarray(probabilities).argmax(axis=1)
+    found = unheld_confusions(labels, predicted, failed, region_of_sample, np.asarray(probabilities).shape[1])
+    if not found:
+        return []
+    ids = np.full(len(labels), -1, dtype=np.int64)
+    for i, c in enumerate(found):
+        ids[c.rows] = i
+    types = RegionTyper(seed=seed, label_test=False).fit(
+        normalise(np.asarray(embeddings, dtype=np.float32)), np.asarray(labels), predicted,
+        np.asarray(probabilities).max(axis=1), np.asarray(failed, dtype=bool), ids, list(range(len(found))))
+    out = []
+    for i, c in enumerate(found):
+        out.append(TargetRegion(region_id=-1, excess_errors=c.excess_errors, failure_embeddings=embeddings[c.rows],
+                                failure_indices=c.rows, failure_ids=np.asarray(sample_ids)[c.rows],
+                                kind=types[i].kind, confusion=(c.given, c.predicted)))
+    return out
+
+
+def target_regions_of(result: DiagnosisResult, embeddings: np.ndarray, sample_ids: np.ndarray,
+                      labels: np.ndarray | None = None, probabilities: np.ndarray | None = None
+                      ) -> list[TargetRegion]:
     """The regions of an in-process diagnosis as the targeted strategy takes them (each with its
-    failed rows and best explanation); the server builds the same from a stored diagnosis."""
+    failed rows and best explanation), then, given the test labels and probabilities, the
+    confusions no region holds; the server builds the same from a stored diagnosis."""
     regions = []
     for r in result.regions:
         rows = np.flatnonzero((result.region_of_sample == r.region_id) & result.failed)
@@ -60,4 +93,7 @@ def target_regions_of(result: DiagnosisResult, embeddings: np.ndarray, sample_id
                                     slice_predicates=tuple(best), kind=r.kind,
                                     failure_ids=np.asarray(sample_ids)[rows],
                                     labels_predictable=_predictable(r.evidence)))
+    if labels is not None and probabilities is not None:
+        regions += confusion_targets(labels, probabilities, result.failed, result.region_of_sample, embeddings,
+                                     sample_ids)
     return regions

@@ -3,7 +3,8 @@
 1. Budget (targeted_budget.py): label-noise regions get half weight, regions whose
    failures' labels do not follow their inputs a quarter, fragments of one
    failure are merged, groups share by the square root of their excess errors;
-   a weak diagnosis (no region to collect for, or regions holding under half of
+   confusions no region holds (unheld_confusions.py) are groups of their own; a
+   weak diagnosis (no region to collect for, or regions holding under half of
    the failures) gives (part of) the budget to margin sampling.
 2. Candidates per group: each failure's nearest pool rows (kNN via the pool
    index), over-fetched so exclusions and earlier groups' picks leave enough.
@@ -174,7 +175,7 @@ def select_targeted(embeddings: np.ndarray | None, probabilities: np.ndarray | N
             note = "the diagnosed regions are label noise (relabel them, don't collect); "
             return [replace(c, reason=note + c.reason)
                     for c in select_margin(probabilities, allowed, budget)]
-        noise = [r for r in regions if len(r.failure_embeddings)]
+        noise = [r for r in regions if len(r.failure_embeddings) and r.confusion is None]
         groups = [RegionGroup(r, (r.region_id,)) for r in
                   sorted(noise, key=lambda r: (-r.excess_errors, r.region_id))]
         if not groups:
@@ -224,7 +225,7 @@ def _query_failures(region: TargetRegion, want: int) -> TargetRegion:
     cap = max(MIN_QUERY_FAILURES, 2 * want)
     keep = slice(None)
     if m > cap:
-        keep = np.sort(np.random.default_rng(region.region_id).choice(m, cap, replace=False))
+        keep = np.sort(np.random.default_rng(abs(region.region_id)).choice(m, cap, replace=False))
     ids = region.failure_ids
     return replace(region, failure_embeddings=normalise(region.failure_embeddings[keep]),
                    failure_indices=np.asarray(region.failure_indices)[keep],
@@ -255,6 +256,10 @@ def _pick(region: TargetRegion, members: tuple[int, ...], cand: _Candidates, x: 
              "regions " + "+".join(map(str, members)) + " (one failure, merged)")
     head = (f"near failure {which} (excess {region.excess_errors:.0f} errors"
             + (f", {name})" if name else ")"))
+    if region.confusion is not None:
+        given, predicted = region.confusion
+        head = (f"near the failures labelled {given} and predicted {predicted} that no region holds"
+                f" (excess {region.excess_errors:.0f} errors)")
     if region.kind == "label_noise":
         head += " (typed label noise: relabel its test rows; collected at reduced weight)"
     elif region.labels_predictable is False and targeted_budget.UNPREDICTABLE_WEIGHT is not None:

@@ -30,6 +30,15 @@
 - Shares grow with the square root of a group's excess errors: the first labels
   in a gap teach the most, so a large gap gets more, but not proportionally
   more, than a small one.
+- Confusions no region holds (unheld_confusions.py: failures outside every
+  region, grouped by given label and prediction, at least 5% of the failures and
+  more than ordinary errors would give) are groups of their own next to the
+  regions, at half weight, typed by the neighbour rule; those typed label noise
+  are not collected for ("gaps"). A class-pair confusion often forms no significant region (its rows
+  sit among each other, labelled alike), and without this its failures got no
+  picks while margin sampling found its boundary. They complement a diagnosis,
+  never replace one: with no region the budget goes to margin as before. Chosen
+  on dev (al_dev_sweep.py CONFIGS_UNHELD; see bench/RESULTS.md#active-learning).
 - A weak diagnosis gives way to margin sampling, the strongest general
   baseline: with no region to collect for (none, or label noise only) the whole
   budget goes to margin; when the collection regions hold under half of the
@@ -70,6 +79,13 @@ MERGE_ACROSS_KINDS = False
 # region_typing, whatever the region's kind): more labels like them teach little. None: off.
 # Chosen on dev (see the module doc).
 UNPREDICTABLE_WEIGHT: float | None = 0.25
+# Collect near the confusions no region holds (unheld_confusions.py), each a group of its own:
+# "off", "gaps" (those the neighbour rule does not call label noise) or "all" (label noise at
+# LABEL_NOISE_WEIGHT).
+UNHELD_CONFUSIONS = "gaps"
+# Weight of such a confusion in the split (a region's is 1): it is no tested region, so it
+# hedges like label noise. Chosen on dev (0.5 over 1.0: +0.1 points over 20 family-budgets).
+UNHELD_WEIGHT = 0.5
 
 
 @dataclass(frozen=True)
@@ -98,7 +114,7 @@ def allocate_budget(budget: int, weights: np.ndarray) -> np.ndarray:
 def _centroid_and_spread(region: TargetRegion) -> tuple[np.ndarray, float]:
     f = normalise(np.asarray(region.failure_embeddings, dtype=np.float32))
     if len(f) > 2000:     # the centroid of a seeded sample is as good and O(1) in region size
-        f = f[np.random.default_rng(region.region_id).choice(len(f), 2000, replace=False)]
+        f = f[np.random.default_rng(abs(region.region_id)).choice(len(f), 2000, replace=False)]
     c = f.mean(axis=0)
     c /= max(float(np.linalg.norm(c)), 1e-12)
     return c, float(np.median(1.0 - f @ c))
@@ -109,11 +125,12 @@ def _slice_key(region: TargetRegion) -> tuple:
 
 
 def collection_groups(regions: list[TargetRegion]) -> list[RegionGroup]:
-    """The regions worth collecting for, fragments merged, largest excess first."""
+    """The regions worth collecting for, fragments merged, largest excess first (with the
+    confusions no region holds, each a group of its own)."""
     active = [r for r in regions if (r.kind != "label_noise" or LABEL_NOISE_WEIGHT > 0)
-              and len(r.failure_embeddings)]
-    if not active:
-        return []
+              and len(r.failure_embeddings) and _collects_confusion(r)]
+    if not any(r.confusion is None for r in active):
+        return []           # confusions no region holds complement a diagnosis, never replace one
     stats = [_centroid_and_spread(r) for r in active]
     parent = list(range(len(active)))
 
@@ -130,7 +147,10 @@ def collection_groups(regions: list[TargetRegion]) -> list[RegionGroup]:
             close = 1.0 - float(stats[i][0] @ stats[j][0]) < max(stats[i][1], stats[j][1])
             # Two different explanations are evidence of two causes: closeness alone (class
             # spread makes failure centroids look alike) must not merge them.
-            kinds_ok = MERGE_ACROSS_KINDS or ((active[i].kind == "label_noise") == (active[j].kind == "label_noise"))
+            # A confusion no region holds is outside every region by definition: never merged.
+            apart = active[i].confusion is not None or active[j].confusion is not None
+            kinds_ok = not apart and (MERGE_ACROSS_KINDS or
+                                      (active[i].kind == "label_noise") == (active[j].kind == "label_noise"))
             if MERGE_FRAGMENTS and kinds_ok and (same_slice or (close and not explained)):
                 parent[root(j)] = root(i)
     groups: dict[int, list[TargetRegion]] = {}
@@ -142,6 +162,12 @@ def collection_groups(regions: list[TargetRegion]) -> list[RegionGroup]:
         out.append(RegionGroup(_merge(members), tuple(r.region_id for r in members)))
     out.sort(key=lambda g: (-g.region.excess_errors, g.region.region_id))
     return out
+
+
+def _collects_confusion(r: TargetRegion) -> bool:
+    """True for a region, and for a confusion no region holds that UNHELD_CONFUSIONS collects for."""
+    return r.confusion is None or UNHELD_CONFUSIONS == "all" or (
+        UNHELD_CONFUSIONS == "gaps" and r.kind != "label_noise")
 
 
 def _merge(members: list[TargetRegion]) -> TargetRegion:
@@ -160,6 +186,8 @@ def _weight(group: RegionGroup) -> float:
     """A group's weight: LABEL_NOISE_WEIGHT for label noise, UNPREDICTABLE_WEIGHT where the
     failures' labels do not follow their inputs, 1 otherwise (the lowest that applies)."""
     w = LABEL_NOISE_WEIGHT if group.region.kind == "label_noise" else 1.0
+    if group.region.confusion is not None:
+        w *= UNHELD_WEIGHT
     if UNPREDICTABLE_WEIGHT is not None and group.region.labels_predictable is False:
         w = min(w, UNPREDICTABLE_WEIGHT)
     return w

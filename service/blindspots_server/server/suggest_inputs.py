@@ -12,7 +12,7 @@ from blindspots.v1 import blindspots_pb2 as pb
 
 from ..core.region_typing import labels_predictable
 from ..core.suggest import predicate_mask
-from ..core.suggest_inputs import TargetRegion
+from ..core.suggest_inputs import TargetRegion, confusion_targets
 from . import convert
 from .diagnosed_rows import align
 
@@ -44,11 +44,13 @@ def _predictable(region: pb.Region) -> bool | None:
 
 
 def target_regions(diagnosis: pb.Diagnosis, run_embeddings: np.ndarray, per_sample: pa.Table,
-                   run_ids: np.ndarray, pool_metadata: Optional[pd.DataFrame] = None
+                   run_ids: np.ndarray, pool_metadata: Optional[pd.DataFrame] = None,
+                   run_labels: Optional[np.ndarray] = None, run_probabilities: Optional[np.ndarray] = None
                    ) -> tuple[list[TargetRegion], list[str]]:
-    """One TargetRegion per diagnosed region (its failed test rows and best slice), and
-    notes for the caller on what the targeting could not use (rows logged after the
-    diagnosis, which it did not see; slices on metadata the pool lacks)."""
+    """One TargetRegion per diagnosed region (its failed test rows and best slice), then, given
+    the run's labels and probabilities, the confusions no region holds
+    (core/unheld_confusions.py); and notes for the caller on what the targeting could not use
+    (rows logged after the diagnosis, which it did not see; slices on metadata the pool lacks)."""
     seen = align(per_sample, run_ids, diagnosis.id)
     notes = [seen.note(diagnosis.id)] if seen.num_not_diagnosed else []
     out = []
@@ -62,6 +64,8 @@ def target_regions(diagnosis: pb.Diagnosis, run_embeddings: np.ndarray, per_samp
             failure_indices=idx, failure_ids=run_ids[idx],
             slice_predicates=tuple(convert.predicate_from_message(p) for p in best.predicates) if best else (),
             kind=convert.KIND_NAMES.get(r.kind, "data_gap"), labels_predictable=_predictable(r)))
+    if run_labels is not None and run_probabilities is not None:
+        out += confusion_targets(run_labels, run_probabilities, seen.failed, seen.region, run_embeddings, run_ids)
     if pool_metadata is not None:
         out, slice_notes = _usable_on_pool(out, pool_metadata)
         notes += slice_notes

@@ -83,8 +83,11 @@ class Suggestions:
         except ValueError as exc:
             raise InvalidArgument("filters", str(exc)) from None
         progress(0.05, "loading run rows")
-        run_rows = self.store.read_row_data("run", run.id, ["sample_id", "embedding"])
+        # Labels and probabilities find the confusions no region holds (targeted only).
+        wanted = ["sample_id", "embedding"] + (["label", "probabilities"] if strategy == "targeted" else [])
+        run_rows = self.store.read_row_data("run", run.id, wanted)
         run_ids, run_embeddings = run_rows.sample_ids, run_rows.embeddings
+        run_labels, run_probabilities = run_rows.labels, run_rows.probabilities
         del run_rows
         # Labeled samples are never picked again, repeats allowed or not: the
         # labeling tool already answered for them.
@@ -99,10 +102,11 @@ class Suggestions:
         if diagnosis is not None:
             regions, target_notes = target_regions(diagnosis, run_embeddings,
                                                    self.store.diagnosis_rows(diagnosis.id), run_ids,
-                                                   pool_rows.metadata)
+                                                   pool_rows.metadata, run_labels, run_probabilities)
             notes += target_notes
+        del run_labels, run_probabilities
         note = ""
-        if strategy == "targeted" and not regions:
+        if strategy == "targeted" and not any(r.confusion is None for r in regions):
             # A model without significant failure regions still gets a labeling queue
             # (a daily pipeline should not break); the reasons and the set say what ran.
             fallback = "margin" if pool_rows.probabilities is not None else "kcenter"
