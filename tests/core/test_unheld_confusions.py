@@ -77,3 +77,16 @@ def test_confusions_alone_do_not_replace_a_diagnosis():
     pool = PoolData(w["pool"], w["rng"].dirichlet(np.ones(K), len(w["pool"])), pd.DataFrame(index=range(len(w["pool"]))))
     picks = suggest_candidates("targeted", 20, pool, targets, num_failures=int(w["failed"].sum()))
     assert len(picks) == 20 and all(PAIR_REASON not in c.reason for c in picks)
+
+
+@pytest.mark.parametrize("flipped", [False, True])
+def test_typing_on_a_sample_of_a_large_run_gives_the_same_kind(flipped, monkeypatch):
+    from blindspots_server.core import suggest_inputs
+
+    w = confusion_world(0, flipped=flipped)
+    args = (w["labels"], w["probs"], w["failed"], w["region"], w["x"], w["ids"])
+    (whole,) = confusion_targets(*args)
+    monkeypatch.setattr(suggest_inputs, "MAX_TYPING_ROWS", 1000)
+    (sampled,) = confusion_targets(*args)
+    assert sampled.kind == whole.kind and (whole.kind == "label_noise") == flipped
+    assert list(sampled.failure_indices) == list(whole.failure_indices)

@@ -52,6 +52,10 @@ def _predictable(evidence) -> bool | None:
     return labels_predictable(evidence.failure_label_agreement, evidence.failure_label_chance)
 
 
+# Rows (besides the confusions' failures) that type the confusions no region holds.
+MAX_TYPING_ROWS = 50_000
+
+
 def confusion_targets(labels: np.ndarray, probabilities: np.ndarray, failed: np.ndarray,
                       region_of_sample: np.ndarray, embeddings: np.ndarray, sample_ids: np.ndarray,
                       seed: int = 0) -> list[TargetRegion]:
@@ -67,9 +71,16 @@ def confusion_targets(labels: np.ndarray, probabilities: np.ndarray, failed: np.
     ids = np.full(len(labels), -1, dtype=np.int64)
     for i, c in enumerate(found):
         ids[c.rows] = i
+    # Typing reads each failure's neighbours: a sample of the other rows is enough, and keeps a
+    # 10^6-row run from costing a full-size normalised copy and index here.
+    keep = np.arange(len(labels))
+    if len(keep) > MAX_TYPING_ROWS:
+        rng = np.random.default_rng(seed)
+        keep = np.union1d(rng.choice(len(labels), MAX_TYPING_ROWS, replace=False), np.flatnonzero(ids >= 0))
+    probabilities = np.asarray(probabilities)
     types = RegionTyper(seed=seed, label_test=False).fit(
-        normalise(np.asarray(embeddings, dtype=np.float32)), np.asarray(labels), predicted,
-        np.asarray(probabilities).max(axis=1), np.asarray(failed, dtype=bool), ids, list(range(len(found))))
+        normalise(np.asarray(embeddings[keep], dtype=np.float32)), np.asarray(labels)[keep], predicted[keep],
+        probabilities[keep].max(axis=1), np.asarray(failed, dtype=bool)[keep], ids[keep], list(range(len(found))))
     out = []
     for i, c in enumerate(found):
         out.append(TargetRegion(region_id=-1, excess_errors=c.excess_errors, failure_embeddings=embeddings[c.rows],
