@@ -80,6 +80,7 @@ def render_report(run, diagnosis: Diagnosis, run_map: RunMap, suggestions: Optio
             _summary(d),
             _map_section(run_map, names),
             _regions_section(d, names, max_thumbnails),
+            _unheld_section(d),
             _slices_section(d)]
     if comparison is not None:
         body.append(comparison_section(comparison))
@@ -161,6 +162,18 @@ def _conf_text(e, names: list[str]) -> str:
     def name(i: int) -> str:
         return names[i] if 0 <= i < len(names) else str(i)
     return f"{name(e.label)} → {name(e.predicted)} ({e.confidence:.2f})"
+
+
+def _unheld_section(d) -> str:
+    """Confusions among the failures no region holds (empty when there are none)."""
+    if not d.unheld_confusions:
+        return ""
+    rows = "".join(f"<tr><td>{escape(c.true_name)} → {escape(c.predicted_name)}</td><td class=num>{c.failures}</td>"
+                   f"<td class=num>{c.excess_errors:.0f}</td></tr>" for c in d.unheld_confusions)
+    return ("<h2>Confusions outside every region</h2><p class=muted>Failures no region holds, by given label and "
+            "prediction, where one pair stands out. Not tested like a region (a class-pair confusion often forms "
+            "none); targeted suggestions collect near those not typed label noise.</p><table><tr><th>given → "
+            f"predicted</th><th class=num>failures</th><th class=num>excess errors</th></tr>{rows}</table>")
 
 
 def _slices_section(d) -> str:

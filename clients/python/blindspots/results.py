@@ -80,6 +80,15 @@ class Diagnosis:
                                            "explanation_f1", "top_confusion", "mean_failure_confidence",
                                            *_TYPING_TESTS])
 
+    def unheld_confusions_frame(self) -> pd.DataFrame:
+        """Confusions among the failures no region holds (given label, prediction), largest excess
+        first: not tested like regions; targeted suggestions collect near them."""
+        return pd.DataFrame([{
+            "given": c.true_name, "predicted": c.predicted_name, "given_label": c.true_label,
+            "predicted_label": c.predicted_label, "failures": c.failures, "excess_errors": c.excess_errors}
+            for c in self.message.unheld_confusions],
+            columns=["given", "predicted", "given_label", "predicted_label", "failures", "excess_errors"])
+
     @property
     def tracked_slices(self):
         """Top slices of other versions of this model, measured on this run."""
@@ -120,6 +129,11 @@ class Diagnosis:
                 lines.append(f"        mostly: {c.true_name} -> {c.predicted_name} ({c.count}x)")
             if r.evidence.summary:
                 lines.append(f"        evidence: {r.evidence.summary}")
+        if d.unheld_confusions:
+            lines.append("confusions outside every region (not tested like regions):")
+            for c in d.unheld_confusions[:5]:
+                lines.append(f"  {c.true_name} -> {c.predicted_name}: {c.failures} failures, "
+                             f"+{c.excess_errors:.0f} excess errors")
         if d.slices:
             lines.append("high-error slices over the whole test set:")
             for s in d.slices[:5]:

@@ -25,6 +25,7 @@ import pandas as pd
 from .failure_clusters import FailureClusterer
 from .failures import FAILURE_DEFINITIONS, Outcomes, model_outcomes
 from .label_neighbourhoods import disagreement_pairs, neighbourhood_label
+from .unheld_confusions import unheld_confusions
 from .metadata_bins import BinnedMetadata, bin_metadata
 from .pool_filters import predicate_mask
 from .region_typing import RegionTyper
@@ -197,7 +198,9 @@ class Diagnoser:
             num_samples=n, num_failures=num_failures, baseline_error_rate=baseline,
             baseline_ci=interval(num_failures, n), regions=regions, slices=slices,
             num_hypotheses_tested=int(len(p_all)), num_regions_tested=int(clusters.num_regions),
-            fdr_alpha=self.fdr_alpha, region_of_sample=ranked, failed=failed, params=params)
+            fdr_alpha=self.fdr_alpha, region_of_sample=ranked, failed=failed, params=params,
+            unheld_confusions=unheld_confusions(labels, outcomes.predicted, failed, ranked,
+                                                probabilities.shape[1]))
         return self.result_
 
     def _follow_slices(self, finder, binned, metadata, failed, baseline, clustered, region_of_sample, num,

@@ -168,6 +168,8 @@ class DiagnosisResult:
     region_of_sample: np.ndarray
     failed: np.ndarray                     # bool per test row
     params: dict[str, float | int | str] = field(default_factory=dict)
+    # Confusions among the failures no region holds (unheld_confusions.UnheldConfusion).
+    unheld_confusions: list = field(default_factory=list)
 
 
 @dataclass(frozen=True)

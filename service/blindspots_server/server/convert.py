@@ -164,4 +164,8 @@ def diagnosis_message(result: core.DiagnosisResult, diagnosis_id: str, run: RunR
         regions=regions, slices=[slice_message(s) for s in result.slices],
         num_hypotheses_tested=int(result.num_hypotheses_tested), fdr_alpha=_f(result.fdr_alpha),
         params=params_message(result.params), num_regions_tested=int(result.num_regions_tested),
-        job_id=job_id)
+        job_id=job_id,
+        unheld_confusions=[pb.UnheldConfusion(true_label=c.given, predicted_label=c.predicted,
+                                              failures=len(c.rows), excess_errors=_f(c.excess_errors),
+                                              true_name=name_of(c.given), predicted_name=name_of(c.predicted))
+                           for c in result.unheld_confusions])
