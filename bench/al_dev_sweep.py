@@ -87,6 +87,13 @@ CONFIGS_UNHELD = {
     "unheld confusions, gaps only": {**DEFAULT_8, "unheld": "gaps"},
     "unheld confusions, gaps only, weight 0.5": {**DEFAULT_8, "unheld": "gaps", "unheld_weight": 0.5},
 }
+# Ninth sweep: which weights count in the held share (the weak-diagnosis fallback).
+DEFAULT_9 = {**DEFAULT_8, "unheld": "gaps", "unheld_weight": 0.5}
+CONFIGS_HELD = {
+    "eighth sweep's default": DEFAULT_9,
+    "held share: unpredictable labels count in full": {**DEFAULT_9, "held": "label_noise"},
+    "held share: every region counts in full": {**DEFAULT_9, "held": "full"},
+}
 CONFIGS = {
     # name: (share exponent, merge fragments, fallback basis, representative weight)
     "proportional, no merge, no fallback": (1.0, False, "none", 0.0),
@@ -113,6 +120,7 @@ def _apply(config: tuple | dict) -> None:
     targeted_budget.UNPREDICTABLE_WEIGHT = config.get("unpredictable") if isinstance(config, dict) else None
     targeted_budget.UNHELD_CONFUSIONS = config.get("unheld", "off") if isinstance(config, dict) else "off"
     targeted_budget.UNHELD_WEIGHT = config.get("unheld_weight", 1.0) if isinstance(config, dict) else 1.0
+    targeted_budget.HELD_WEIGHTS = config.get("held", "collection") if isinstance(config, dict) else "collection"
     if isinstance(config, dict):
         config = (config["exponent"], config["merge"], config["basis"], config["rep"], config["uncertainty"],
                   None, config["label_noise"], config["noise_to"], config["merge_kinds"])
@@ -138,7 +146,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--kinds", nargs="+", default=["base", "ambiguous_pool", "confident_errors", "noisy_test"])
     parser.add_argument("--out", default=None, help="pickle of the targeted outcomes per configuration")
     parser.add_argument("--configs", nargs="+", default=None,
-                        help="run only these configurations (names from CONFIGS / CONFIGS_SUITE / CONFIGS_INSIDE / CONFIGS_NOISE / CONFIGS_TYPING / CONFIGS_TWO_CLASS / CONFIGS_UNHELD)")
+                        help="run only these configurations (names from CONFIGS / CONFIGS_SUITE / CONFIGS_INSIDE / CONFIGS_NOISE / CONFIGS_TYPING / CONFIGS_TWO_CLASS / CONFIGS_UNHELD / CONFIGS_HELD)")
     args = parser.parse_args(argv)
     import torch
 
@@ -146,7 +154,7 @@ def main(argv: list[str] | None = None) -> None:
     configs = CONFIGS_SUITE if args.second else CONFIGS
     if args.configs:
         every = {**CONFIGS, **CONFIGS_SUITE, **CONFIGS_INSIDE, **CONFIGS_NOISE, **CONFIGS_TYPING, **CONFIGS_TWO_CLASS,
-                 **CONFIGS_UNHELD}
+                 **CONFIGS_UNHELD, **CONFIGS_HELD}
         configs = {name: every[name] for name in args.configs}
     results: dict[str, list] = {name: [] for name in [*configs, "margin (reference)"]}
     for draw in range(args.draws):

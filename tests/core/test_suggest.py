@@ -476,3 +476,21 @@ def test_targeted_with_an_index_normalises_only_the_rows_it_reads_and_picks_the_
                                regions, index=index, excluded=excluded)
     assert [(c.pool_index, c.score) for c in lazy] == [(c.pool_index, c.score) for c in eager]
     assert len(lazy) == 60 and not excluded[[c.pool_index for c in lazy]].any()
+
+
+def test_unpredictable_labels_weigh_down_a_share_not_the_diagnosis(world, monkeypatch):
+    """Regions whose labels the label test found unpredictable get a quarter of the split, but
+    their failures still count as explained: a diagnosis holding most failures in such regions
+    is not "weak", so margin sampling does not take the budget."""
+    from dataclasses import replace
+
+    from blindspots_server.core import targeted_budget
+
+    s, pool, regions = world
+    hard = [replace(r, labels_predictable=False) for r in regions]
+    held = sum(len(r.failure_indices) for r in hard)
+    out = suggest_candidates("targeted", 100, pool, hard, num_failures=held + held // 4)
+    assert not any("margin sampling" in c.reason for c in out)
+    monkeypatch.setattr(targeted_budget, "HELD_WEIGHTS", "collection")
+    out = suggest_candidates("targeted", 100, pool, hard, num_failures=held + held // 4)
+    assert sum("margin sampling" in c.reason for c in out) >= 50
