@@ -25,7 +25,6 @@ import pandas as pd
 from .failure_clusters import FailureClusterer
 from .failures import FAILURE_DEFINITIONS, Outcomes, model_outcomes
 from .label_neighbourhoods import disagreement_pairs, neighbourhood_label
-from .unheld_confusions import unheld_confusions
 from .metadata_bins import BinnedMetadata, bin_metadata
 from .pool_filters import predicate_mask
 from .region_typing import RegionTyper
@@ -35,6 +34,7 @@ from .significance import (benjamini_hochberg, enrichment_p_values, excess_error
                            wilson_interval)
 from .slice_explanations import Explanation, RegionExplainer, same_cause_groups
 from .slice_finder import SliceFinder
+from .unheld_confusions import unheld_confusions
 
 NUM_CONFUSIONS = 5
 NUM_TYPICAL_FAILURES = 5

@@ -64,8 +64,9 @@ def confusion_targets(labels: np.ndarray, probabilities: np.ndarray, failed: np.
     Each is typed like a region, without the label test (its failures share one given
     label by construction, so the test would find them predictable every time).
     """
-    predicted = np.asarray(probabilities).argmax(axis=1)
-    found = unheld_confusions(labels, predicted, failed, region_of_sample, np.asarray(probabilities).shape[1])
+    probabilities = np.asarray(probabilities)
+    predicted = probabilities.argmax(axis=1)
+    found = unheld_confusions(labels, predicted, failed, region_of_sample, probabilities.shape[1])
     if not found:
         return []
     ids = np.full(len(labels), -1, dtype=np.int64)
@@ -77,7 +78,6 @@ def confusion_targets(labels: np.ndarray, probabilities: np.ndarray, failed: np.
     if len(keep) > MAX_TYPING_ROWS:
         rng = np.random.default_rng(seed)
         keep = np.union1d(rng.choice(len(labels), MAX_TYPING_ROWS, replace=False), np.flatnonzero(ids >= 0))
-    probabilities = np.asarray(probabilities)
     types = RegionTyper(seed=seed, label_test=False).fit(
         normalise(np.asarray(embeddings[keep], dtype=np.float32)), np.asarray(labels)[keep], predicted[keep],
         probabilities[keep].max(axis=1), np.asarray(failed, dtype=bool)[keep], ids[keep], list(range(len(found))))

@@ -192,13 +192,14 @@ def _merge(members: list[TargetRegion]) -> TargetRegion:
         failure_ids=None if any(i is None for i in ids) else np.concatenate(ids))
 
 
-def _weight(group: RegionGroup) -> float:
-    """A group's weight: LABEL_NOISE_WEIGHT for label noise, UNPREDICTABLE_WEIGHT where the
-    failures' labels do not follow their inputs, 1 otherwise (the lowest that applies)."""
+def _weight(group: RegionGroup, unpredictable: bool = True) -> float:
+    """A group's weight: LABEL_NOISE_WEIGHT for label noise (times UNHELD_WEIGHT for a confusion
+    no region holds), UNPREDICTABLE_WEIGHT where the failures' labels do not follow their inputs
+    (unless ``unpredictable`` is False), 1 otherwise (the lowest that applies)."""
     w = LABEL_NOISE_WEIGHT if group.region.kind == "label_noise" else 1.0
     if group.region.confusion is not None:
         w *= UNHELD_WEIGHT
-    if UNPREDICTABLE_WEIGHT is not None and group.region.labels_predictable is False:
+    if unpredictable and UNPREDICTABLE_WEIGHT is not None and group.region.labels_predictable is False:
         w = min(w, UNPREDICTABLE_WEIGHT)
     return w
 
@@ -211,12 +212,7 @@ def group_shares(groups: list[RegionGroup], budget: int) -> np.ndarray:
 
 def _held_weight(group: RegionGroup) -> float:
     """How much of a group's failures count as held (HELD_WEIGHTS)."""
-    if HELD_WEIGHTS == "full":
-        return 1.0
-    if HELD_WEIGHTS == "label_noise":
-        w = LABEL_NOISE_WEIGHT if group.region.kind == "label_noise" else 1.0
-        return w * (UNHELD_WEIGHT if group.region.confusion is not None else 1.0)
-    return _weight(group)
+    return 1.0 if HELD_WEIGHTS == "full" else _weight(group, unpredictable=HELD_WEIGHTS != "label_noise")
 
 
 def held_share(groups: list[RegionGroup], num_failures: int | None) -> float:

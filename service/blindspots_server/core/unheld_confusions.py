@@ -13,7 +13,8 @@ rate spread evenly over the wrong classes would give, becomes a target: its
 failures are the ones to collect near, its excess errors (failures minus that
 expectation) size its share like a region's. These targets are descriptive, not
 tested regions (the grouping reads the model's predictions, which define the
-failures), so they are never reported as regions; a pick made for one says so.
+failures): the diagnosis lists them apart from its regions, and a pick made for
+one says so.
 """
 from __future__ import annotations
 

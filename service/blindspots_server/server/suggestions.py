@@ -84,7 +84,8 @@ class Suggestions:
             raise InvalidArgument("filters", str(exc)) from None
         progress(0.05, "loading run rows")
         # Labels and probabilities find the confusions no region holds (targeted only).
-        wanted = ["sample_id", "embedding"] + (["label", "probabilities"] if strategy == "targeted" else [])
+        targeting = strategy == "targeted" and diagnosis is not None
+        wanted = ["sample_id", "embedding"] + (["label", "probabilities"] if targeting else [])
         run_rows = self.store.read_row_data("run", run.id, wanted)
         run_ids, run_embeddings = run_rows.sample_ids, run_rows.embeddings
         run_labels, run_probabilities = run_rows.labels, run_rows.probabilities
