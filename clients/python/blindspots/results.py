@@ -82,7 +82,8 @@ class Diagnosis:
 
     def unheld_confusions_frame(self) -> pd.DataFrame:
         """Confusions among the failures no region holds (given label, prediction), largest excess
-        first: not tested like regions; targeted suggestions collect near them."""
+        first: not tested like regions; targeted suggestions collect near those they do not type
+        label noise."""
         return pd.DataFrame([{
             "given": c.true_name, "predicted": c.predicted_name, "given_label": c.true_label,
             "predicted_label": c.predicted_label, "failures": c.failures, "excess_errors": c.excess_errors}
