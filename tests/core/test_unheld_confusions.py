@@ -90,3 +90,15 @@ def test_typing_on_a_sample_of_a_large_run_gives_the_same_kind(flipped, monkeypa
     (sampled,) = confusion_targets(*args)
     assert sampled.kind == whole.kind and (whole.kind == "label_noise") == flipped
     assert list(sampled.failure_indices) == list(whole.failure_indices)
+
+
+def test_many_classes_cost_the_pairs_that_occur_only():
+    """200k classes: a k x k count table would need 4 * 10^10 counters."""
+    k = 200_000
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, k, 5000)
+    predicted = labels.copy()
+    predicted[:40] = (labels[:40] + 1) % k                 # ordinary errors
+    labels[100:160], predicted[100:160] = 7, 123_456        # one confusion
+    found = unheld_confusions(labels, predicted, labels != predicted, np.full(5000, -1), k)
+    assert [(c.given, c.predicted, len(c.rows)) for c in found] == [(7, 123_456, 60)]

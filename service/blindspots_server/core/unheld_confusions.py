@@ -55,11 +55,12 @@ def unheld_confusions(labels: np.ndarray, predicted: np.ndarray, failed: np.ndar
     floor = max(min_failures, int(np.ceil(min_share * failed.sum())))
     rate = float(loose.sum()) / max(int(outside.sum()), 1)
     per_class = np.bincount(labels[outside], minlength=k)
-    pairs = np.bincount(labels[loose] * k + predicted[loose], minlength=k * k)
+    # Pairs that occur, not a k x k table: with 10^5 classes that would be 10^10 counters.
+    codes, counts = np.unique(labels[loose] * k + predicted[loose], return_counts=True)
     out = []
-    for code in np.flatnonzero(pairs >= floor):
+    for code, count in zip(codes[counts >= floor].tolist(), counts[counts >= floor].tolist()):
         a, b = divmod(int(code), k)
-        excess = float(pairs[code]) - per_class[a] * rate / (k - 1)
+        excess = float(count) - per_class[a] * rate / (k - 1)
         if excess > 0:
             rows = np.flatnonzero(loose & (labels == a) & (predicted == b))
             out.append(UnheldConfusion(a, b, rows, excess))
