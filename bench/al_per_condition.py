@@ -31,7 +31,7 @@ def per_condition(name: str, seed: int, budgets: list[int], strategies: list[str
 
     family, n_test = sized(name)
     inst = build(family, seed, quick=True, n_test=n_test)
-    f = suite_family(name, seed)
+    f = suite_family(name, seed, inst)
     m = f.trained
     test_emb, test_probs = m.embed(f.test.x), m.predict_proba(f.test.x)
     pool_emb, pool_probs = m.embed(f.pool.x), m.predict_proba(f.pool.x)

@@ -44,12 +44,14 @@ def sized(name: str) -> tuple[str, int | None]:
     return family, int(size) if size else None
 
 
-def suite_family(name: str, seed: int) -> Family | None:
-    """One suite family at one seed (quick test sizes, or ``name@size``), or None when nothing in it is fixable."""
+def suite_family(name: str, seed: int, inst=None) -> Family | None:
+    """One suite family at one seed (quick test sizes, or ``name@size``), or None when nothing in it is
+    fixable. ``inst``: that family and seed already built (``blindspots_scenarios.build``)."""
     from blindspots_scenarios import build
 
-    family, n_test = sized(name)
-    inst = build(family, seed, quick=True, n_test=n_test)
+    if inst is None:
+        family, n_test = sized(name)
+        inst = build(family, seed, quick=True, n_test=n_test)
     fixable = [k for k, c in enumerate(inst.conditions) if c.fixable_by_data]
     failing = np.isin(inst.test.condition, fixable)
     if not failing.any():

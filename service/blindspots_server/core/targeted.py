@@ -254,9 +254,10 @@ def _pick(region: TargetRegion, members: tuple[int, ...], cand: _Candidates, x: 
     name = slice_name(region.slice_predicates)
     which = (f"region {region.region_id}" if len(members) == 1 else
              "regions " + "+".join(map(str, members)) + " (one failure, merged)")
-    head = (f"near failure {which} (excess {region.excess_errors:.0f} errors"
-            + (f", {name})" if name else ")"))
-    if region.confusion is not None:
+    if region.confusion is None:
+        head = (f"near failure {which} (excess {region.excess_errors:.0f} errors"
+                + (f", {name})" if name else ")"))
+    else:
         given, predicted = region.confusion
         head = (f"near the failures labelled {given} and predicted {predicted} that no region holds"
                 f" (excess {region.excess_errors:.0f} errors)")
