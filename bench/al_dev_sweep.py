@@ -94,14 +94,7 @@ CONFIGS_HELD = {
     "held share: unpredictable labels count in full": {**DEFAULT_9, "held": "label_noise"},
     "held share: every region counts in full": {**DEFAULT_9, "held": "full"},
 }
-# Tenth sweep: a cap on a group's picks per failure it holds, the rest to margin sampling.
-DEFAULT_10 = {**DEFAULT_9, "held": "label_noise"}
-CONFIGS_CAP = {
-    "ninth sweep's default": DEFAULT_10,
-    "at most 2 picks per failure": {**DEFAULT_10, "cap": 2.0},
-    "at most 4 picks per failure": {**DEFAULT_10, "cap": 4.0},
-    "at most 8 picks per failure": {**DEFAULT_10, "cap": 8.0},
-}
+# The tenth sweep (a cap on a group's picks per failure, CONFIGS_CAP) ran at commit fd2e767; not adopted, removed.
 CONFIGS = {
     # name: (share exponent, merge fragments, fallback basis, representative weight)
     "proportional, no merge, no fallback": (1.0, False, "none", 0.0),
@@ -129,7 +122,6 @@ def _apply(config: tuple | dict) -> None:
     targeted_budget.UNHELD_CONFUSIONS = config.get("unheld", "off") if isinstance(config, dict) else "off"
     targeted_budget.UNHELD_WEIGHT = config.get("unheld_weight", 1.0) if isinstance(config, dict) else 1.0
     targeted_budget.HELD_WEIGHTS = config.get("held", "collection") if isinstance(config, dict) else "collection"
-    targeted_budget.PICKS_PER_FAILURE_MAX = config.get("cap") if isinstance(config, dict) else None
     if isinstance(config, dict):
         config = (config["exponent"], config["merge"], config["basis"], config["rep"], config["uncertainty"],
                   None, config["label_noise"], config["noise_to"], config["merge_kinds"])
@@ -155,7 +147,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--kinds", nargs="+", default=["base", "ambiguous_pool", "confident_errors", "noisy_test"])
     parser.add_argument("--out", default=None, help="pickle of the targeted outcomes per configuration")
     parser.add_argument("--configs", nargs="+", default=None,
-                        help="run only these configurations (names from CONFIGS / CONFIGS_SUITE / CONFIGS_INSIDE / CONFIGS_NOISE / CONFIGS_TYPING / CONFIGS_TWO_CLASS / CONFIGS_UNHELD / CONFIGS_HELD / CONFIGS_CAP)")
+                        help="run only these configurations (names from CONFIGS / CONFIGS_SUITE / CONFIGS_INSIDE / CONFIGS_NOISE / CONFIGS_TYPING / CONFIGS_TWO_CLASS / CONFIGS_UNHELD / CONFIGS_HELD)")
     args = parser.parse_args(argv)
     import torch
 
@@ -163,7 +155,7 @@ def main(argv: list[str] | None = None) -> None:
     configs = CONFIGS_SUITE if args.second else CONFIGS
     if args.configs:
         every = {**CONFIGS, **CONFIGS_SUITE, **CONFIGS_INSIDE, **CONFIGS_NOISE, **CONFIGS_TYPING, **CONFIGS_TWO_CLASS,
-                 **CONFIGS_UNHELD, **CONFIGS_HELD, **CONFIGS_CAP}
+                 **CONFIGS_UNHELD, **CONFIGS_HELD}
         configs = {name: every[name] for name in args.configs}
     results: dict[str, list] = {name: [] for name in [*configs, "margin (reference)"]}
     for draw in range(args.draws):

@@ -35,8 +35,7 @@ from .strategies import normalised_entropy, select_margin
 from . import targeted_budget
 from .suggest_inputs import PoolData, TargetRegion
 from .targeted_budget import allocate_budget  # noqa: F401  (re-exported: callers split budgets too)
-from .targeted_budget import (RegionGroup, capped_shares, collection_groups, fallback_share, group_shares,
-                              held_share)
+from .targeted_budget import RegionGroup, collection_groups, fallback_share, group_shares, held_share
 
 # Candidates fetched per pick: room for the diversity step to choose from.
 OVERSAMPLE = 6
@@ -186,10 +185,6 @@ def select_targeted(embeddings: np.ndarray | None, probabilities: np.ndarray | N
     uncertainty = normalised_entropy(probabilities) if probabilities is not None else None
     to_margin = int(round(budget * fallback_share(groups, num_failures))) if probabilities is not None else 0
     alloc = group_shares(groups, budget - to_margin)
-    if probabilities is not None:
-        capped = capped_shares(groups, alloc)
-        to_margin += int((alloc - capped).sum())
-        alloc = capped
     if targeted_budget.LABEL_NOISE_SHARE_TO == "margin" and probabilities is not None:
         noise = np.array([g.region.kind == "label_noise" for g in groups])
         to_margin += int(alloc[noise].sum())

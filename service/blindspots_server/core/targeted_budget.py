@@ -96,9 +96,6 @@ UNHELD_CONFUSIONS = "gaps"
 # Weight of such a confusion in the split (a region's is 1): it is no tested region, so it
 # hedges like label noise. Chosen on dev (0.5 over 1.0: +0.1 points over 20 family-budgets).
 UNHELD_WEIGHT = 0.5
-# At most this many picks per failure of a group (its failures in the test set); what a group
-# cannot take goes to margin sampling. None: no cap.
-PICKS_PER_FAILURE_MAX: float | None = None
 
 
 @dataclass(frozen=True)
@@ -211,15 +208,6 @@ def group_shares(groups: list[RegionGroup], budget: int) -> np.ndarray:
     """Picks per group: square-root-of-excess shares of ``budget``, label noise weighted down."""
     return allocate_budget(budget, np.array([_weight(g) * max(g.region.excess_errors, 0.0) ** SHARE_EXPONENT
                                              for g in groups]))
-
-
-def capped_shares(groups: list[RegionGroup], alloc: np.ndarray) -> np.ndarray:
-    """``alloc`` with each group's share cut to PICKS_PER_FAILURE_MAX per failure it holds."""
-    if PICKS_PER_FAILURE_MAX is None:
-        return alloc
-    cap = np.array([int(np.ceil(PICKS_PER_FAILURE_MAX * len(g.region.failure_indices))) for g in groups],
-                   dtype=np.int64)
-    return np.minimum(alloc, cap)
 
 
 def _held_weight(group: RegionGroup) -> float:
