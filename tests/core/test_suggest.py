@@ -267,6 +267,26 @@ def test_a_weak_diagnosis_gives_way_to_margin_sampling(world, monkeypatch):
                                                 num_failures=4 * in_regions)) == 75
 
 
+def test_a_pool_without_probabilities_still_fills_the_budget(world, monkeypatch):
+    from dataclasses import replace
+
+    from blindspots_server.core import targeted
+
+    s, pool, regions = world
+    bare = replace(pool, probabilities=None)
+    small = [replace(regions[0], failure_embeddings=regions[0].failure_embeddings[:2],
+                     failure_indices=regions[0].failure_indices[:2], failure_ids=regions[0].failure_ids[:2])]
+    # Two failures with at most 8 neighbours each: the neighbourhood holds at most 16 rows.
+    monkeypatch.setattr(targeted, "MAX_K_PER_FAILURE", 8)
+    out = suggest_candidates("targeted", 40, bare, small, seed=2)
+    assert len(out) == 40 and len({c.pool_index for c in out}) == 40
+    near = [c for c in out if c.region_id == 0]
+    rest = [c for c in out if c.region_id == -1]
+    assert 0 < len(near) <= 16 and len(near) + len(rest) == 40
+    assert all("used up" in c.reason and "random sample" in c.reason for c in rest)
+    assert suggest_candidates("targeted", 40, bare, small, seed=2) == out
+
+
 def test_uncertainty_weight_changes_scores_and_reason(world):
     s, pool, regions = world
     plain = suggest_candidates("targeted", 50, PoolData(pool.embeddings, None, pool.metadata), regions)

@@ -171,6 +171,6 @@ def suggest_candidates(strategy: str, budget: int, pool: PoolData, regions: list
         rows = (_UnitRowsWhereRead(pool.embeddings)
                 if index is not None and pool.embeddings is not None and not pool.unit_rows else _unit(pool))
         out = select_targeted(rows, probs, pool, regions, allowed, budget,
-                              index, uw, sw, progress, num_failures)
+                              index, uw, sw, progress, num_failures, seed)
     progress(1.0, "done")
     return out

@@ -31,7 +31,7 @@ import numpy as np
 from .pool_filters import predicate_mask
 from .pool_index import PoolIndex, normalise
 from .results import ProgressFn, SuggestionCandidate, slice_name
-from .strategies import normalised_entropy, select_margin
+from .strategies import normalised_entropy, select_margin, select_random
 from . import targeted_budget
 from .suggest_inputs import PoolData, TargetRegion
 from .targeted_budget import allocate_budget  # noqa: F401  (re-exported: callers split budgets too)
@@ -160,8 +160,13 @@ def _diverse_order(x: np.ndarray, score: np.ndarray, picks: int,
 def select_targeted(embeddings: np.ndarray | None, probabilities: np.ndarray | None, pool: PoolData,
                     regions: list[TargetRegion], allowed: np.ndarray, budget: int,
                     index: PoolIndex | None, uncertainty_weight: float, slice_weight: float,
-                    progress: ProgressFn, num_failures: int | None = None) -> list[SuggestionCandidate]:
+                    progress: ProgressFn, num_failures: int | None = None,
+                    seed: int = 0) -> list[SuggestionCandidate]:
     """Ranked candidates near the failure regions; see the module doc for the recipe.
+
+    The budget is always filled while allowed rows remain: what the regions' neighbourhoods
+    cannot take follows margin sampling, or, for a pool without probabilities, a random
+    sample (``seed``), each pick's reason saying so.
 
     ``embeddings``: the pool's unit rows, or None when this process does not hold them; then
     ``index`` (a PoolIndex or a ShardedPoolIndex) gives the few rows the ranking scores
@@ -179,7 +184,8 @@ def select_targeted(embeddings: np.ndarray | None, probabilities: np.ndarray | N
         groups = [RegionGroup(r, (r.region_id,)) for r in
                   sorted(noise, key=lambda r: (-r.excess_errors, r.region_id))]
         if not groups:
-            return []
+            note = "no region has failures to search near, and the pool has no probabilities: "
+            return [replace(c, reason=note + c.reason) for c in select_random(allowed, budget, seed)]
     searcher = _searcher(embeddings, allowed, index)
     rows_of = index.vectors if embeddings is None else embeddings.__getitem__
     uncertainty = normalised_entropy(probabilities) if probabilities is not None else None
@@ -213,6 +219,13 @@ def select_targeted(embeddings: np.ndarray | None, probabilities: np.ndarray | N
                 f"the rest of the budget follows margin sampling: ")
         per_region.append([replace(c, reason=note + c.reason)
                            for c in select_margin(probabilities, allowed & ~taken, to_margin)])
+    elif to_margin > 0:
+        # Only a share the regions' neighbourhoods could not fill gets here (no probabilities,
+        # no margin share): the budget is still filled, and the reasons say how.
+        note = (f"the pool rows near the regions' failures are used up ({int(taken.sum())} picked) and the "
+                f"pool has no probabilities for margin sampling; the rest of the budget is a ")
+        per_region.append([replace(c, reason=note + c.reason)
+                           for c in select_random(allowed & ~taken, to_margin, seed)])
     progress(0.97, "ranking candidates")
     return _interleave(per_region)
 

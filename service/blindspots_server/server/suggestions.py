@@ -155,7 +155,7 @@ class Suggestions:
             distance=float(c.distance) if np.isfinite(c.distance) else 0.0, slice=c.slice,
             **_prediction(pool_rows.probabilities, c.pool_index))
             for i, c in enumerate(picks)]
-        if len(candidates) < request.budget and not notes:
+        if len(candidates) < min(request.budget, exclusions.eligible):   # said, never silent
             notes.append(f"{len(candidates)} of {request.budget} candidates found")
         record = SuggestionSetRecord(
             id=new_id("sugg"), run_id=run.id, pool_id=pool.id, diagnosis_id=diagnosis.id if diagnosis else "",
