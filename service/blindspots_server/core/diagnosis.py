@@ -197,7 +197,7 @@ class Diagnoser:
         self.result_ = DiagnosisResult(
             num_samples=n, num_failures=num_failures, baseline_error_rate=baseline,
             baseline_ci=interval(num_failures, n), regions=regions, slices=slices,
-            num_hypotheses_tested=int(len(p_all)), num_regions_tested=int(clusters.num_regions),
+            num_hypotheses_tested=int(len(p_all)), num_regions_tested=int(len(region_p)),
             fdr_alpha=self.fdr_alpha, region_of_sample=ranked, failed=failed, params=params,
             unheld_confusions=unheld_confusions(labels, outcomes.predicted, failed, ranked,
                                                 probabilities.shape[1]))
