@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from blindspots import Client, FailedPreconditionError, InvalidArgumentError
 from blindspots_server.core.version_comparison import VersionComparer, rate_change
@@ -131,3 +133,26 @@ def test_comparer_statuses_on_constructed_rows():
     same = rate_change(failed_a[:200], failed_a[:200])
     assert same.difference == 0 and same.p_value == pytest.approx(1.0)
     assert same.difference_ci.low < 0 < same.difference_ci.high
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.booleans(), st.booleans(), st.integers(-1, 3), st.integers(-1, 3)),
+                min_size=1, max_size=300))
+def test_comparison_numbers_agree_whatever_the_rows(rows):
+    failed_a, failed_b, region_a, region_b = (np.array(c) for c in zip(*rows))
+    change = rate_change(failed_a, failed_b)
+    assert change.ci_a.low <= change.error_rate_a <= change.ci_a.high
+    assert change.ci_b.low <= change.error_rate_b <= change.ci_b.high
+    assert change.difference_ci.low <= change.difference <= change.difference_ci.high
+    assert 0.0 <= change.p_value <= 1.0
+    back = rate_change(failed_b, failed_a)          # B vs A mirrors A vs B
+    assert back.difference == -change.difference and back.p_value == pytest.approx(change.p_value)
+    assert back.difference_ci.low == pytest.approx(-change.difference_ci.high)
+    result = VersionComparer().fit(region_a, region_b, failed_a, failed_b)
+    # Every region of A is reported once; every region of B once at most, matched or new.
+    assert sorted(c.region_a for c in result.regions if c.region_a >= 0) == sorted(set(region_a[region_a >= 0]))
+    b_ids = [c.region_b for c in result.regions if c.region_b >= 0]
+    assert sorted(b_ids) == sorted(set(region_b[region_b >= 0]))
+    for c in result.regions:
+        assert (c.status == "new") == (c.region_a == -1)
+        assert c.status != "fixed" or (c.rows.difference < 0 and c.rows.p_value < 0.05)
