@@ -17,7 +17,7 @@ def _log_scenario(client: Client, sm, *, pool_probs: bool = True):
     s = sm.scenario
     run = client.create_run("eval", class_names=s.class_names, embedding_dim=s.test.embeddings.shape[1],
                             model_name="mlp", model_version="v1", project="listings")
-    summary = run.log_predictions(s.test.ids, s.test.labels, sm.test_probs, s.test.embeddings,
+    summary = run.log_predictions(s.test.ids, s.test.embeddings, labels=s.test.labels, probabilities=sm.test_probs,
                                   metadata=s.test.metadata, uris=s.test.uris, batch_size=1000)
     pool = client.create_pool("unlabeled", embedding_dim=s.pool.embeddings.shape[1],
                               num_classes=len(s.class_names) if pool_probs else 0, project="listings")
@@ -124,9 +124,10 @@ def test_retried_batch_is_stored_once(client, small_scenario):
     s = small_scenario.scenario
     run = client.create_run("retry", class_names=s.class_names, embedding_dim=s.test.embeddings.shape[1])
     n = 100
-    args = (s.test.ids[:n], s.test.labels[:n], small_scenario.test_probs[:n], s.test.embeddings[:n])
-    first = run.log_predictions(*args, metadata=s.test.metadata.iloc[:n], batch_size=50)
-    second = run.log_predictions(*args, metadata=s.test.metadata.iloc[:n], batch_size=50)
+    args = dict(labels=s.test.labels[:n], probabilities=small_scenario.test_probs[:n],
+                metadata=s.test.metadata.iloc[:n], batch_size=50)
+    first = run.log_predictions(s.test.ids[:n], s.test.embeddings[:n], **args)
+    second = run.log_predictions(s.test.ids[:n], s.test.embeddings[:n], **args)
     assert (first.rows_stored, first.total_rows) == (n, n)
     assert (second.rows_stored, second.duplicate_batches, second.total_rows) == (0, 2, n)
 
@@ -180,7 +181,7 @@ def test_bad_input_gets_a_clear_status_and_nothing_is_stored(client):
     with pytest.raises(FailedPreconditionError, match="no diagnosis"):
         pool = client.create_pool("p", embedding_dim=8)
         pool.add(["p1"], np.zeros((1, 8), "<f4"))
-        run.log_predictions(["s0"], [0], [[0.9, 0.1]], np.zeros((1, 8)))   # ids are unique per run
+        run.log_predictions(["s0"], np.zeros((1, 8)), labels=[0], probabilities=[[0.9, 0.1]])   # ids are unique per run
         run.suggest(pool, budget=1)
 
     # Only the one good row above was stored; the server is still up.
@@ -209,8 +210,8 @@ def test_targeted_without_failure_regions_falls_back_and_says_so(client):
     run = client.create_run("no-regions", class_names=["a", "b"], embedding_dim=dim)
     probs = rng.dirichlet([1, 1], n)
     # Errors spread uniformly: labels independent of everything, so no region stands out.
-    run.log_predictions([f"t{i}" for i in range(n)], rng.integers(0, 2, n), probs,
-                        rng.normal(size=(n, dim)))
+    run.log_predictions([f"t{i}" for i in range(n)], rng.normal(size=(n, dim)), labels=rng.integers(0, 2, n),
+                        probabilities=probs)
     diagnosis = run.diagnose()
     assert len(diagnosis.regions) == 0
     pool = client.create_pool("p", embedding_dim=dim, num_classes=2)

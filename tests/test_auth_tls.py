@@ -41,7 +41,8 @@ def _client(server, token=None) -> Client:
 
 
 def _fill(run) -> None:
-    run.log_predictions(["a", "b"], [0, 1], [[0.9, 0.1], [0.2, 0.8]], np.zeros((2, 4)), progress=False)
+    run.log_predictions(["a", "b"], np.zeros((2, 4)), labels=[0, 1], probabilities=[[0.9, 0.1], [0.2, 0.8]],
+                        progress=False)
 
 
 def test_token_reads_its_projects_and_nothing_else(auth_server):
@@ -84,7 +85,8 @@ def test_token_reads_its_projects_and_nothing_else(auth_server):
             assert info.value.details == missing
         # Writing into another team's run is refused before anything is stored.
         with pytest.raises(NotFoundError):
-            Run(b, run_a.message).log_predictions(["c"], [0], [[1.0, 0.0]], np.zeros((1, 4)), progress=False)
+            Run(b, run_a.message).log_predictions(["c"], np.zeros((1, 4)), labels=[0], probabilities=[[1.0, 0.0]],
+                                                  progress=False)
         assert admin.get_run(run_a.id).message.num_rows == 2
 
         # A job belongs to its run's project: team b can neither watch nor cancel team a's diagnosis,

@@ -20,7 +20,7 @@ def test_runs_diagnose_suggest(server, client, small_scenario, tmp_path):
     s = small_scenario.scenario
     address = f"127.0.0.1:{server.port}"
     run = client.create_run("cli-eval", class_names=s.class_names, embedding_dim=128)
-    run.log_predictions(s.test.ids, s.test.labels, small_scenario.test_probs, s.test.embeddings,
+    run.log_predictions(s.test.ids, s.test.embeddings, labels=s.test.labels, probabilities=small_scenario.test_probs,
                         metadata=s.test.metadata)
     pool = client.create_pool("cli-pool", embedding_dim=128)
     pool.add(s.pool.ids, s.pool.embeddings, metadata=s.pool.metadata)

@@ -28,7 +28,8 @@ def versions(tmp_path_factory):
     def log(version: str, model):
         run = client.create_run(f"listings-{version}", class_names=s.class_names, embedding_dim=128,
                                 model_name="listings-mlp", model_version=version)
-        run.log_predictions(s.test.ids, s.test.labels, model.predict_proba(s.test.embeddings), s.test.embeddings,
+        run.log_predictions(s.test.ids, s.test.embeddings, labels=s.test.labels,
+                            probabilities=model.predict_proba(s.test.embeddings),
                             metadata=s.test.metadata, uris=s.test.uris, progress=False)
         return run, run.diagnose(progress=False)
 
@@ -99,9 +100,8 @@ def test_compare_cli_and_errors(versions, tmp_path):
     assert html.count(">fixed</span>") == counts["fixed"] and html.count(">new</span>") == counts["new"]
     other = client.create_run("other-test-set", class_names=versions["s"].class_names, embedding_dim=128)
     rng = np.random.default_rng(0)
-    other.log_predictions([f"x{i}" for i in range(300)], rng.integers(0, 3, 300),
-                          rng.dirichlet(np.ones(len(versions["s"].class_names)), 300),
-                          rng.normal(size=(300, 128)), progress=False)
+    other.log_predictions([f"x{i}" for i in range(300)], rng.normal(size=(300, 128)), labels=rng.integers(0, 3, 300),
+                          probabilities=rng.dirichlet(np.ones(len(versions["s"].class_names)), 300), progress=False)
     with pytest.raises(FailedPreconditionError, match="has no diagnosis yet"):
         client.compare(run1, other)
     other.diagnose(progress=False)

@@ -12,7 +12,7 @@ def _walk(client: Client, sm) -> tuple:
     s = sm.scenario
     run = client.create_run("eval", class_names=s.class_names, embedding_dim=s.test.embeddings.shape[1],
                             project="listings")
-    run.log_predictions(s.test.ids, s.test.labels, sm.test_probs, s.test.embeddings,
+    run.log_predictions(s.test.ids, s.test.embeddings, labels=s.test.labels, probabilities=sm.test_probs,
                         metadata=s.test.metadata, uris=s.test.uris, batch_size=1000)
     pool = client.create_pool("unlabeled", embedding_dim=s.pool.embeddings.shape[1],
                               num_classes=len(s.class_names), project="listings")

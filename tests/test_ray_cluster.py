@@ -116,7 +116,8 @@ def test_a_server_with_ray_address_answers_as_an_in_process_one(ray_cluster, sma
         client = Client(f"127.0.0.1:{server.port}", retries=2, timeout=300)
         try:
             run = client.create_run("eval", class_names=s.class_names, embedding_dim=s.test.embeddings.shape[1])
-            run.log_predictions(s.test.ids, s.test.labels, sm.test_probs, s.test.embeddings, metadata=s.test.metadata)
+            run.log_predictions(s.test.ids, s.test.embeddings, labels=s.test.labels, probabilities=sm.test_probs,
+                                metadata=s.test.metadata)
             pool = client.create_pool("pool", embedding_dim=s.pool.embeddings.shape[1], num_classes=len(s.class_names))
             pool.add(s.pool.ids, s.pool.embeddings, probabilities=sm.pool_probs, metadata=s.pool.metadata)
             diagnosis = run.diagnose(progress=False, seed=3).message

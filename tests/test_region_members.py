@@ -49,6 +49,11 @@ def _rows(n: int, seed: int, prefix: str = "s"):
     return ids, labels, probs, emb.astype(np.float32), meta, uris
 
 
+def _log(run, rows) -> None:
+    ids, labels, probs, emb, meta, uris = rows
+    run.log_predictions(ids, emb, labels=labels, probabilities=probs, metadata=meta, uris=uris, progress=False)
+
+
 @pytest.fixture(scope="module")
 def diagnosed(tmp_path_factory):
     root = tmp_path_factory.mktemp("members")
@@ -56,11 +61,11 @@ def diagnosed(tmp_path_factory):
     client = Client(f"127.0.0.1:{server.port}", retries=2, timeout=300)
     ids, labels, probs, emb, meta, uris = _rows(N, seed=5)
     run = client.create_run("big", class_names=["a", "b", "c"], embedding_dim=16)
-    run.log_predictions(ids, labels, probs, emb, metadata=meta, uris=uris, progress=False)
+    run.log_predictions(ids, emb, labels=labels, probabilities=probs, metadata=meta, uris=uris, progress=False)
     diagnosis = run.diagnose(progress=False)
     # Rows that arrive after the diagnosis: never members of its regions.
     late = _rows(1500, seed=6, prefix="late")
-    run.log_predictions(*late[:5], uris=late[5], progress=False)
+    _log(run, late)
     yield {"root": root, "server": server, "client": client, "run": run, "diagnosis": diagnosis,
            "rows": (ids, labels, probs, meta, uris)}
     client.close()
@@ -156,7 +161,7 @@ def test_members_respect_the_access_policy(tmp_path):
                 Client(f"127.0.0.1:{server.port}", token="token-team-b-0123456789", retries=0) as b:
             run = a.create_run("a-run", class_names=["a", "b", "c"], embedding_dim=16, project="alpha")
             ids, labels, probs, emb, meta, uris = _rows(3000, seed=7)
-            run.log_predictions(ids, labels, probs, emb, metadata=meta, progress=False)
+            run.log_predictions(ids, emb, labels=labels, probabilities=probs, metadata=meta, progress=False)
             diagnosis = run.diagnose(progress=False)
             assert diagnosis.regions
             assert len(a.region_members(diagnosis.id, diagnosis.regions[0].id)) == diagnosis.regions[0].support
@@ -182,7 +187,7 @@ def test_raw_stub_status_codes(diagnosed):
 def test_rows_added_between_pages_change_nothing_in_the_region(server, client):
     ids, labels, probs, emb, meta, uris = _rows(4000, seed=8)
     run = client.create_run("growing", class_names=["a", "b", "c"], embedding_dim=16)
-    run.log_predictions(ids, labels, probs, emb, metadata=meta, progress=False)
+    run.log_predictions(ids, emb, labels=labels, probabilities=probs, metadata=meta, progress=False)
     diagnosis = run.diagnose(progress=False)
     region = max(diagnosis.regions, key=lambda r: r.support)
 
@@ -192,7 +197,7 @@ def test_rows_added_between_pages_change_nothing_in_the_region(server, client):
 
     first = page("")
     late = _rows(2000, seed=9, prefix="late")        # the same kinds of rows, some in the region's place
-    run.log_predictions(*late[:5], uris=late[5], progress=False)
+    _log(run, late)
     second = page(first.next_page_token)
     assert not second.next_page_token and second.num_rows_in_run == 6000 and second.num_rows_diagnosed == 4000
     got = list(first.sample_ids) + list(second.sample_ids)

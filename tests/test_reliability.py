@@ -58,26 +58,27 @@ def test_relogging_rows_with_another_batch_size_stores_nothing_twice(client, ser
     (another batch_size) are skipped; a re-sent id with other content is a conflict."""
     run = client.create_run("dups", class_names=["a", "b"], embedding_dim=DIM)
     ids, labels, probs, emb = _rows(10)
-    first = run.log_predictions(ids, labels, probs, emb, batch_size=4, progress=False)
+    first = run.log_predictions(ids, emb, labels=labels, probabilities=probs, batch_size=4, progress=False)
     assert (first.rows_stored, first.total_rows) == (10, 10)
-    again = run.log_predictions(ids, labels, probs, emb, batch_size=3, progress=False)
+    again = run.log_predictions(ids, emb, labels=labels, probabilities=probs, batch_size=3, progress=False)
     assert (again.rows_stored, again.rows_already_stored, again.total_rows) == (0, 10, 10)
-    more = run.log_predictions(ids + ["new1"], np.append(labels, 0), np.vstack([probs, [[0.5, 0.5]]]),
-                               np.vstack([emb, np.zeros((1, DIM))]), batch_size=7, progress=False)
+    more = run.log_predictions(ids + ["new1"], np.vstack([emb, np.zeros((1, DIM))]), labels=np.append(labels, 0),
+                               probabilities=np.vstack([probs, [[0.5, 0.5]]]), batch_size=7, progress=False)
     assert (more.rows_stored, more.rows_already_stored, more.total_rows) == (1, 10, 11)
     # The same id with another label: nothing of that batch is stored, the error names the id.
     flipped = labels.copy()
     flipped[2] = 1 - flipped[2]
     with pytest.raises(InvalidArgumentError,
                        match=r"^INVALID_ARGUMENT: sample_ids: id 's2' is already stored with other content"):
-        run.log_predictions(ids[:4] + ["new2"], np.append(flipped[:4], 0), np.vstack([probs[:4], [[0.5, 0.5]]]),
-                            np.vstack([emb[:4], np.zeros((1, DIM))]), batch_size=5, progress=False)
+        run.log_predictions(ids[:4] + ["new2"], np.vstack([emb[:4], np.zeros((1, DIM))]),
+                            labels=np.append(flipped[:4], 0), probabilities=np.vstack([probs[:4], [[0.5, 0.5]]]),
+                            batch_size=5, progress=False)
     assert client.get_run(run.id).message.num_rows == 11
     stored = server.store.read_rows("run", run.id, ["sample_id"]).column("sample_id").to_pylist()
     assert stored == ids + ["new1"]                        # "new2" of the rejected batch is not there
     # Ids are unique per run, not globally: another run takes the same ids.
     other = client.create_run("dups2", class_names=["a", "b"], embedding_dim=DIM)
-    assert other.log_predictions(ids, labels, probs, emb, progress=False).rows_stored == 10
+    assert other.log_predictions(ids, emb, labels=labels, probabilities=probs, progress=False).rows_stored == 10
 
 
 def test_validation_names_the_field(client):
@@ -135,13 +136,14 @@ def test_sdk_retries_until_the_server_is_up_and_after_a_restart(tmp_path):
     try:
         run = client.create_run("early", class_names=["a", "b"], embedding_dim=DIM)   # sent before the server runs
         ids, labels, probs, emb = _rows(300)
-        first = run.log_predictions(ids[:200], labels[:200], probs[:200], emb[:200], batch_size=50, progress=False)
+        first = run.log_predictions(ids[:200], emb[:200], labels=labels[:200], probabilities=probs[:200],
+                                    batch_size=50, progress=False)
         assert first.rows_stored == 200
         starter.join()
         holder["srv"].stop()
         # Restart on the same store and port; the pipeline re-sends everything with the same batch ids.
         holder["srv"] = _server_on(tmp_path / "data", port)
-        again = run.log_predictions(ids, labels, probs, emb, batch_size=50, progress=False)
+        again = run.log_predictions(ids, emb, labels=labels, probabilities=probs, batch_size=50, progress=False)
         assert (again.rows_stored, again.duplicate_batches, again.total_rows) == (100, 4, 300)
     finally:
         starter.join()
@@ -158,7 +160,7 @@ def _big_run(client, n=6000, seed=1):
     emb = rng.normal(size=(n, 32))
     labels = rng.integers(0, 3, n)
     probs = rng.dirichlet(np.ones(3), n)
-    run.log_predictions([f"r{i}" for i in range(n)], labels, probs, emb, progress=False)
+    run.log_predictions([f"r{i}" for i in range(n)], emb, labels=labels, probabilities=probs, progress=False)
     return run
 
 
@@ -225,8 +227,8 @@ def test_oversized_message_gets_resource_exhausted_and_nothing_is_stored(tmp_pat
         assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
         assert client.get_run(run.id).message.num_rows == 0
         # Smaller batches of the same rows go through: the SDK's batch_size is the remedy.
-        summary = run.log_predictions([f"s{i}" for i in range(n)], [0] * n, np.full((n, 2), 0.5),
-                                      np.zeros((n, 256)), batch_size=500)
+        summary = run.log_predictions([f"s{i}" for i in range(n)], np.zeros((n, 256)), labels=[0] * n,
+                                      probabilities=np.full((n, 2), 0.5), batch_size=500)
         assert summary.rows_stored == n
         client.close()
     finally:

@@ -41,7 +41,7 @@ def test_two_class_typing_numbers_travel_to_the_sdk(client):
     predicted = np.concatenate([true, np.ones(90, int)])
     probs = np.where(predicted[:, None] == np.arange(2), 0.95, 0.05)
     run = client.create_run("binary", class_names=["neg", "pos"], embedding_dim=dim)
-    run.log_predictions([f"r{i}" for i in range(len(x))], labels, probs, x,
+    run.log_predictions([f"r{i}" for i in range(len(x))], x, labels=labels, probabilities=probs,
                         metadata=pd.DataFrame({"site": rng.choice(["a", "b"], len(x))}))
     diagnosis = run.diagnose(progress=False)
     regions = diagnosis.message.regions

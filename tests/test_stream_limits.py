@@ -99,7 +99,8 @@ def test_the_sdk_retries_a_stream_refused_for_the_cap(tmp_path):
         threading.Timer(1.0, release.set).start()        # the idle streams end after a second
         with Client(f"127.0.0.1:{server.port}", retries=8) as client:
             run = client.create_run("r", class_names=["a", "b"], embedding_dim=DIM)
-            summary = run.log_predictions(["a", "b", "c"], [0, 1, 0], np.full((3, 2), 0.5), np.zeros((3, DIM)),
+            summary = run.log_predictions(["a", "b", "c"], np.zeros((3, DIM)), labels=[0, 1, 0],
+                                          probabilities=np.full((3, 2), 0.5),
                                           progress=False)
             assert summary.rows_stored == 3
         for call in held:

@@ -51,7 +51,8 @@ def test_seasons_and_dates_read_as_dates_everywhere(server, client, tmp_path):
     for version, wrong in (("v1", noise | ((season | recent) & hit)), ("v2", noise | (recent & hit))):
         run = client.create_run(f"eval-{version}", class_names=["a", "b", "c"], embedding_dim=16,
                                 model_name="seasonal", model_version=version, project="time")
-        run.log_predictions([f"r{i}" for i in range(len(labels))], labels, _probs(labels, wrong, rng), emb,
+        run.log_predictions([f"r{i}" for i in range(len(labels))], emb, labels=labels,
+                            probabilities=_probs(labels, wrong, rng),
                             metadata=meta, progress=False)
         runs[version], diagnoses[version] = run, run.diagnose(progress=False)
     v1, v2 = diagnoses["v1"], diagnoses["v2"]

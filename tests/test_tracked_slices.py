@@ -19,7 +19,8 @@ def test_a_fixed_slice_is_tracked_into_the_version_that_fixed_it(server, client,
     for version, probs in (("v1", probs_v1), ("v2", probs_v2)):
         run = client.create_run(f"eval-{version}", class_names=s.class_names, embedding_dim=128,
                                 model_name="listings-mlp", model_version=version, project="listings")
-        run.log_predictions(s.test.ids, s.test.labels, probs, s.test.embeddings, metadata=s.test.metadata)
+        run.log_predictions(s.test.ids, s.test.embeddings, labels=s.test.labels, probabilities=probs,
+                            metadata=s.test.metadata)
         diagnoses[version] = run.diagnose()
 
     v1, v2 = diagnoses["v1"], diagnoses["v2"]

@@ -34,7 +34,8 @@ def loop(tmp_path_factory):
     client = Client(address, retries=2, timeout=120)
     run = client.create_run("labeling-eval", class_names=s.class_names, embedding_dim=128, model_name="mlp",
                             model_version="v1")
-    run.log_predictions(s.test.ids, s.test.labels, model.predict_proba(s.test.embeddings), s.test.embeddings,
+    run.log_predictions(s.test.ids, s.test.embeddings, labels=s.test.labels,
+                        probabilities=model.predict_proba(s.test.embeddings),
                         metadata=s.test.metadata, uris=s.test.uris, progress=False)
     pool_probs = model.predict_proba(s.pool.embeddings)
     pool = client.create_pool("labeling-pool", embedding_dim=128, num_classes=len(s.class_names))

@@ -33,7 +33,8 @@ def diagnosed(tmp_path_factory):
     server = start_server(root / "data")
     client = Client(f"127.0.0.1:{server.port}", retries=2, timeout=120)
     run = client.create_run("report-eval", class_names=s.class_names, embedding_dim=128, model_name="mlp")
-    run.log_predictions(s.test.ids, s.test.labels, model.predict_proba(s.test.embeddings), s.test.embeddings,
+    run.log_predictions(s.test.ids, s.test.embeddings, labels=s.test.labels,
+                        probabilities=model.predict_proba(s.test.embeddings),
                         metadata=s.test.metadata, uris=s.test.uris, progress=False)
     pool = client.create_pool("report-pool", embedding_dim=128, num_classes=len(s.class_names))
     pool.add(s.pool.ids, s.pool.embeddings, probabilities=model.predict_proba(s.pool.embeddings),
@@ -89,7 +90,8 @@ def test_run_map_without_a_diagnosis_marks_mispredictions(diagnosed):
     s, client = diagnosed["scenario"], diagnosed["client"]
     probs = diagnosed["model"].predict_proba(s.test.embeddings[:300])
     run = client.create_run("undiagnosed", class_names=s.class_names, embedding_dim=128)
-    run.log_predictions(s.test.ids[:300], s.test.labels[:300], probs, s.test.embeddings[:300], progress=False)
+    run.log_predictions(s.test.ids[:300], s.test.embeddings[:300], labels=s.test.labels[:300], probabilities=probs,
+                        progress=False)
     m = client.get_run_map(run.id)
     assert m.diagnosis_id == "" and len(m.points) == 300 and (m.points["region"] == -1).all()
     assert m.projection == "pca"

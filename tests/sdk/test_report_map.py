@@ -46,7 +46,8 @@ def demo(tmp_path_factory):
     server = start_server(root / "data")
     client = Client(f"127.0.0.1:{server.port}", retries=2, timeout=120)
     run = client.create_run("demo-eval", class_names=s.class_names, embedding_dim=128, model_name="listings-mlp")
-    run.log_predictions(s.test.ids, s.test.labels, model.predict_proba(s.test.embeddings), s.test.embeddings,
+    run.log_predictions(s.test.ids, s.test.embeddings, labels=s.test.labels,
+                        probabilities=model.predict_proba(s.test.embeddings),
                         metadata=s.test.metadata, uris=s.test.uris, progress=False)
     diagnosis = run.diagnose(progress=False)
     yield root, client, run, diagnosis

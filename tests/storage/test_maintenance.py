@@ -29,8 +29,8 @@ def _fill(client: Client, n_run: int = 400, n_pool: int = 300, seed: int = 0):
     run = client.create_run("r", class_names=["a", "b"], embedding_dim=DIM, model_name="m", model_version="v1")
     labels = rng.integers(0, 2, n_run)
     p = rng.uniform(0.05, 0.95, n_run)
-    run.log_predictions([f"t{i}" for i in range(n_run)], labels, np.stack([p, 1 - p], 1),
-                        rng.normal(size=(n_run, DIM)), progress=False, batch_size=100)
+    run.log_predictions([f"t{i}" for i in range(n_run)], rng.normal(size=(n_run, DIM)), labels=labels,
+                        probabilities=np.stack([p, 1 - p], 1), progress=False, batch_size=100)
     pool = client.create_pool("p", embedding_dim=DIM, num_classes=2)
     q = rng.uniform(0.05, 0.95, n_pool)
     pool.add([f"u{i}" for i in range(n_pool)], rng.normal(size=(n_pool, DIM)),
@@ -165,7 +165,8 @@ def test_online_backup_restores_to_a_working_server(tmp_path):
             run, pool, diagnosis, _ = _fill(client)
             assert cli(["store", "backup", str(backup), "--data-dir", str(data)]) == 0    # server running
             rng = np.random.default_rng(5)
-            run.log_predictions(["late0", "late1"], [0, 1], np.full((2, 2), 0.5), rng.normal(size=(2, DIM)),
+            run.log_predictions(["late0", "late1"], rng.normal(size=(2, DIM)), labels=[0, 1],
+                                probabilities=np.full((2, 2), 0.5),
                                 progress=False)
     finally:
         srv.stop()
