@@ -147,6 +147,7 @@ def test_top_loss_failures_and_no_metadata(diagnosed):
     (dict(labels=np.full(100, 7)), "labels must lie in"),
     (dict(metadata=pd.DataFrame({"a": range(5)})), "metadata has 5 rows"),
     (dict(uris=np.array(["x"])), "uris has 1"),
+    (dict(metadata=pd.DataFrame({"price": [1.0] * 99 + [np.inf]})), "column 'price' has infinite"),
 ])
 def test_invalid_input_names_the_argument(kwargs, message):
     rng = np.random.default_rng(0)
@@ -160,3 +161,21 @@ def test_invalid_input_names_the_argument(kwargs, message):
 def test_invalid_parameters_rejected():
     with pytest.raises(ValueError, match="failure_definition"):
         Diagnoser(failure_definition="wrong").fit(np.zeros((3, 2)), np.zeros(3, int), np.ones((3, 1)))
+
+
+def test_explanation_precision_and_recall_describe_the_region_reported(diagnosed):
+    # Regions grow into their top slice after they are explained: the numbers a report
+    # shows must be those of the rows the region holds in the end.
+    from blindspots_server.core.pool_filters import predicate_mask
+
+    s, _, result, _ = diagnosed
+    checked = 0
+    for r in result.regions:
+        members = result.region_of_sample == r.region_id
+        for e in r.explanations:
+            rows = predicate_mask(s.test.metadata, e.predicates)
+            both = int((rows & members).sum())
+            assert e.support == int(rows.sum())
+            assert (e.precision, e.recall) == pytest.approx((both / rows.sum(), both / members.sum()))
+            checked += 1
+    assert checked >= 3

@@ -10,6 +10,7 @@ import math
 
 import numpy as np
 import pandas as pd
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -79,8 +80,12 @@ def test_diagnosis_of_any_valid_test_set_is_consistent(data):
         assert r.ci.low <= r.error_rate <= r.ci.high
         assert all(0 <= c.true_label < probs.shape[1] and c.count > 0 for c in r.confusions)
         assert all(res.failed[e.index] == e.failed for e in r.typical_failures)
-        for s in r.explanations:
+        for s in r.explanations:           # a region's slice: its numbers are the slice's on the test set
             assert 0.0 <= s.p_value <= 1.0 and 0 <= s.failures <= s.support
+            rows = predicate_mask(meta, s.predicates)
+            assert int(rows.sum()) == s.support and int(res.failed[rows].sum()) == s.failures
+            assert s.recall == pytest.approx((rows & members).sum() / r.support)
+            assert s.precision == pytest.approx((rows & members).sum() / s.support)
     for s in res.slices:
         assert 0.0 <= s.p_value <= 1.0 and 0 <= s.failures <= s.support <= n
         if meta is not None:

@@ -186,7 +186,7 @@ class Diagnoser:
                 error_rate=float(cand_failures[c] / cand_support[c]), ci=Interval(float(lo), float(hi)),
                 lift=_lift(cand_failures[c] / cand_support[c], baseline), excess_errors=float(excess[c]),
                 p_value=float(region_p[c]), q_value=float(region_q[c]),
-                explanations=self._explanations(found, p_found, failed, baseline, q_of),
+                explanations=self._explanations(found, p_found, failed, baseline, q_of, members),
                 confusions=_confusions(labels, outcomes.predicted, members & failed),
                 typical_failures=_typical_failures(space, members & failed, outcomes,
                                                    labels, sample_ids, uris),
@@ -345,20 +345,27 @@ class Diagnoser:
                                           for p in out)]
 
     def _explanations(self, found: list[Explanation], p_found: np.ndarray, failed: np.ndarray,
-                      baseline: float, q_of) -> list[SliceStat]:
-        """A region's explaining slices that survive the correction, best F1 first.
+                      baseline: float, q_of, members: np.ndarray) -> list[SliceStat]:
+        """A region's explaining slices that survive the correction, in the order the
+        search ranked them (best F1 when the region was explained).
 
         Error statistics are the slice's over the whole test set; p_value is the
-        enrichment test (is the region over-represented in the slice?).
+        enrichment test (is the region over-represented in the slice?), made on the
+        region's rows when it was explained. Precision, recall and F1 describe the
+        region as reported: it may have grown into its top slice since.
         """
         out = []
         q_found = q_of(p_found) if len(p_found) else p_found
+        size = int(members.sum())
         for e, p, q in zip(found, p_found, q_found):
             if q > self.fdr_alpha:
                 continue
             stat = _slice_stat(e.predicates, e.support, int((failed & e.mask).sum()), baseline)
             stat.p_value, stat.q_value = float(p), float(q)
-            stat.precision, stat.recall, stat.f1 = e.precision, e.recall, e.f1
+            overlap = int((e.mask & members).sum())
+            stat.precision = overlap / e.support if e.support else 0.0
+            stat.recall = overlap / size if size else 0.0
+            stat.f1 = 2 * overlap / (e.support + size) if e.support + size else 0.0
             out.append(stat)
         return out
 
@@ -560,6 +567,11 @@ def _validated(embeddings, labels, probabilities, metadata, sample_ids, uris):
             raise ValueError(f"metadata must be a pandas DataFrame, got {type(metadata).__name__}")
         if len(metadata) != n:
             raise ValueError(f"metadata has {len(metadata)} rows but labels has {n}")
+        for name in metadata.columns:      # as the server refuses them: no slice can name an infinity
+            col = metadata[name]
+            if (pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col)
+                    and np.isinf(col.to_numpy(dtype=np.float64, na_value=np.nan)).any()):
+                raise ValueError(f"metadata column {name!r} has infinite values")
         metadata = metadata.reset_index(drop=True)
     if sample_ids is None:
         sample_ids = np.array([str(i) for i in range(n)])
