@@ -1,0 +1,102 @@
+"""The whole loop through a real server on generated small runs and pools.
+
+Degenerate data a pipeline may send (two classes, no failure or all, duplicate or
+constant embeddings, a pool without probabilities, a pool smaller than the budget)
+goes through ingest, diagnose, summary, region members, the run map, every
+Suggest strategy, compare and the HTML report: each answer is OK or a definite
+client status, never a server fault, and the answers agree with each other.
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+from blindspots import Client, InvalidArgumentError
+from blindspots.report import write_report
+
+from conftest import start_server
+
+DIM = 6
+SETTINGS = settings(max_examples=25, deadline=None,
+                    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory):
+    srv = start_server(tmp_path_factory.mktemp("loop") / "data")
+    with Client(f"127.0.0.1:{srv.port}") as client:
+        yield client, tmp_path_factory.mktemp("reports")
+    srv.stop()
+
+
+def _rows(rng, n: int, classes: int, shape: str, error: float):
+    emb = rng.normal(size=(n, DIM)).astype(np.float32)
+    if shape == "constant":
+        emb[:] = 1.0
+    elif shape == "duplicates":
+        emb[: n // 2] = emb[0]
+    labels = rng.integers(0, classes, n)
+    wrong = rng.random(n) < error
+    if shape == "clusters":                 # a group apart that fails: a region to find
+        group = rng.random(n) < 0.15
+        emb[group] += 8.0
+        wrong |= group & (rng.random(n) < 0.8)
+    predicted = np.where(wrong, (labels + 1) % classes, labels)
+    probs = np.full((n, classes), 0.2 / classes, dtype=np.float32)
+    probs[np.arange(n), predicted] += 0.8
+    probs /= probs.sum(1, keepdims=True)
+    meta = pd.DataFrame({"site": rng.choice(["a", "b"], n), "hour": rng.integers(0, 24, n).astype(float)})
+    return emb, labels, probs, meta
+
+
+@SETTINGS
+@given(seed=st.integers(0, 2**31 - 1), n=st.sampled_from([1, 7, 60, 400, 1500, 1500]), classes=st.sampled_from([2, 3]),
+       shape=st.sampled_from(["spread", "constant", "duplicates", "clusters", "clusters", "clusters"]), error=st.sampled_from([0.0, 0.1, 1.0]),
+       pool_n=st.sampled_from([1, 30, 300]), pool_probs=st.booleans(), budget=st.sampled_from([1, 25, 500]))
+def test_any_small_run_goes_through_the_loop(live, seed, n, classes, shape, error, pool_n, pool_probs, budget):
+    client, reports = live
+    rng = np.random.default_rng(seed)
+    names = [f"c{i}" for i in range(classes)]
+    run = client.create_run(f"r{seed}", class_names=names, embedding_dim=DIM)
+    emb, labels, probs, meta = _rows(rng, n, classes, shape, error)
+    ids = [f"t{i}" for i in range(n)]
+    run.log_predictions(ids, emb, labels=labels, probabilities=probs, metadata=meta, progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")          # the SDK warns of notes (fallbacks, short pools)
+        d = run.diagnose(progress=False)
+        m = d.message
+        event(f"regions: {min(len(m.regions), 2)}")
+        assert m.num_samples == n and m.num_failures == int((probs.argmax(1) != labels).sum())
+        assert len(m.regions) <= m.num_regions_tested
+        d.summary()
+        frame = d.to_frame()
+        assert len(frame) == len(d.regions)
+        for r in m.regions:
+            members = d.region_members(r.id)
+            assert len(members) == r.support and int(members["failed"].sum()) == r.failures
+        run_map = client.get_run_map(run.id)
+        assert run_map.num_samples == n
+        pemb, _, pprobs, pmeta = _rows(rng, pool_n, classes, "spread", 0.3)
+        pool = client.create_pool(f"p{seed}", embedding_dim=DIM, num_classes=classes if pool_probs else 0)
+        pool.add([f"p{i}" for i in range(pool_n)], pemb, probabilities=pprobs if pool_probs else None,
+                 metadata=pmeta, progress=False)
+        for strategy in ("targeted", "margin", "entropy", "kcenter", "random"):
+            try:
+                picks = run.suggest(pool, budget, strategy=strategy, allow_repeats=True)
+            except InvalidArgumentError as err:      # a definite client status, naming the field
+                assert strategy in ("margin", "entropy") and not pool_probs and "strategy" in str(err), err
+                continue
+            assert len(picks) == min(budget, pool_n)
+            assert picks["sample_id"].is_unique
+        other = client.create_run(f"r{seed}b", class_names=names, embedding_dim=DIM)
+        other.log_predictions(ids, emb, labels=labels, probabilities=probs[:, ::-1].copy(), metadata=meta,
+                              progress=False)
+        other.diagnose(progress=False)
+        comparison = client.compare(run, other)
+        assert comparison.message.num_shared == n
+        write_report(client, run.id, reports / f"{seed}.html", compare_with=other.id)
