@@ -135,8 +135,9 @@ def observed(tmp_path_factory):
             run = client.create_run(f"eval-{version}", class_names=s.class_names,
                                     embedding_dim=s.test.embeddings.shape[1], model_name=MODEL,
                                     model_version=version, dataset_name="listings-test")
-            run.log_predictions(s.test.ids, s.test.labels, model.predict_proba(s.test.embeddings),
-                                s.test.embeddings, metadata=s.test.metadata, uris=s.test.uris)
+            run.log_predictions(s.test.ids, s.test.embeddings, labels=s.test.labels,
+                                probabilities=model.predict_proba(s.test.embeddings), metadata=s.test.metadata,
+                                uris=s.test.uris)
             if seed == 0:
                 pool.add(s.pool.ids, s.pool.embeddings, probabilities=model.predict_proba(s.pool.embeddings),
                          metadata=s.pool.metadata, uris=s.pool.uris)
