@@ -34,8 +34,8 @@ class MetadataFilterSpec:
 
 def _column(metadata: pd.DataFrame, column: str, what: str) -> pd.Series:
     if column not in metadata.columns:
-        raise ValueError(f"{what}: unknown metadata column {column!r} "
-                         f"(have {', '.join(map(str, metadata.columns))})")
+        have = ", ".join(map(str, metadata.columns)) or "no metadata columns"
+        raise ValueError(f"{what}: unknown metadata column {column!r} (have {have})")
     return metadata[column]
 
 
