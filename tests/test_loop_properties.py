@@ -50,7 +50,11 @@ def _rows(rng, n: int, classes: int, shape: str, error: float):
     probs = np.full((n, classes), 0.2 / classes, dtype=np.float32)
     probs[np.arange(n), predicted] += 0.8
     probs /= probs.sum(1, keepdims=True)
-    meta = pd.DataFrame({"site": rng.choice(["a", "b"], n), "hour": rng.integers(0, 24, n).astype(float)})
+    meta = pd.DataFrame({
+        "site": pd.Series(rng.choice(["a", "b", None], n), dtype=object),
+        "hour": np.where(rng.random(n) < 0.1, np.nan, rng.integers(0, 24, n).astype(float)),
+        "at": pd.Series(pd.Timestamp("1969-12-01") + pd.to_timedelta(rng.integers(0, 90 * 86400, n), unit="s"))
+        .where(rng.random(n) > 0.1)})
     return emb, labels, probs, meta
 
 
