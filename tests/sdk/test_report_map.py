@@ -76,3 +76,16 @@ def test_layout_is_deterministic_and_bounded(demo):
     assert first.projection == "clustering_space"
     assert np.array_equal(first.points[["x", "y"]].to_numpy(), second.points[["x", "y"]].to_numpy())
     assert len(first.points) <= 1000 + 30 * 10 and np.isfinite(first.points[["x", "y"]].to_numpy()).all()
+
+
+@pytest.mark.parametrize("rows", [1, 2, 3, 4, 5, 12, 40])
+def test_a_run_of_a_few_rows_gets_a_map(rows):
+    # Three rows once asked Lanczos for as many vectors as rows, and the diagnosis job failed INTERNAL.
+    from blindspots_server.core.embedding_map import ClusteringSpaceLayout
+
+    space = np.random.default_rng(rows).normal(size=(rows, 4))
+    coords = ClusteringSpaceLayout().fit(space)
+    assert coords.shape == (rows, 2) and np.isfinite(coords).all()
+    assert np.array_equal(coords, ClusteringSpaceLayout().fit(space))
+    if rows >= 3:                    # distinct rows get distinct places, not one averaged point
+        assert len(np.unique(coords.round(6), axis=0)) > 1

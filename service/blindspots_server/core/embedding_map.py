@@ -107,9 +107,10 @@ class ClusteringSpaceLayout:
 
     The graph is built on a seeded sample of at most ``max_fit_rows`` rows (the
     eigen-solve grows faster than linearly); every row, sampled or not, is then
-    placed at the mean position of its ``place_neighbours`` nearest sampled rows,
-    so all rows follow one rule and the cost stays linear in n. Deterministic
-    for a given input and seed.
+    placed at the mean position of its ``place_neighbours`` nearest sampled rows
+    (at most a tenth of them, so a run of a few rows keeps its shape), so all rows
+    follow one rule and the cost stays linear in n. Deterministic for a given
+    input and seed.
     """
 
     def __init__(self, max_fit_rows: int = 5000, neighbours: int = 15, place_neighbours: int = 10, seed: int = 0):
@@ -134,9 +135,14 @@ class ClusteringSpaceLayout:
         index.add(x[fit_rows])
         _, idx = index.search(x[fit_rows], k + 1)
         fitted = _spectral_2d(idx, rng)
-        _, near = index.search(x, int(min(self.place_neighbours, len(fit_rows))))
+        # At most a tenth of the sampled rows: a run of a few rows is not averaged into one point.
+        _, near = index.search(x, int(min(self.place_neighbours, max(1, len(fit_rows) // 10))))
         self.coordinates_ = fitted[near].mean(axis=1).astype(np.float32)
         return self.coordinates_
+
+
+# Below this many sampled rows the eigenvectors come from the dense solver.
+DENSE_MAX_ROWS = 200
 
 
 def _spectral_2d(knn: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -148,7 +154,10 @@ def _spectral_2d(knn: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     graph = ((graph + graph.T) > 0).astype(np.float64)
     scale = 1.0 / np.sqrt(np.asarray(graph.sum(axis=1)).ravel())
     normalised = graph.multiply(scale[:, None]).multiply(scale[None, :]).tocsr()
-    _, vectors = eigsh(normalised, k=3, which="LA", v0=rng.uniform(-1, 1, m), tol=1e-6)
+    if m > DENSE_MAX_ROWS:
+        _, vectors = eigsh(normalised, k=3, which="LA", v0=rng.uniform(-1, 1, m), tol=1e-6)
+    else:   # exact and repeatable; Lanczos also needs more rows than the 3 vectors asked
+        vectors = np.linalg.eigh(normalised.toarray())[1][:, -3:]
     vectors = vectors[:, ::-1][:, 1:] * scale[:, None]        # drop the trivial (degree) vector
     vectors -= vectors.mean(axis=0)
     # Each eigenvector's sign is arbitrary: fix it so the layout does not flip between runs.
