@@ -64,3 +64,13 @@ def test_an_unknown_diagnose_parameter_names_it_and_the_valid_ones(client):
         run.diagnose(fdr_alpha="low", progress=False)
     assert isinstance(InvalidParameterError("x"), ValueError)
     assert client.stub is not None and run.diagnose(min_cluster_size=5, progress=False).message.num_samples == 12
+
+
+def test_no_rows_is_an_error_naming_the_argument_before_any_call(client):
+    run = client.create_run("empty", class_names=["a", "b"], embedding_dim=DIM)
+    pool = client.create_pool("empty", embedding_dim=DIM)
+    with pytest.raises(ValueError, match="sample_ids is empty"):
+        run.log_predictions([], np.zeros((0, DIM)), labels=[], probabilities=np.zeros((0, 2)), progress=False)
+    with pytest.raises(ValueError, match="sample_ids is empty"):
+        pool.add([], np.zeros((0, DIM)), progress=False)
+    assert client.get_run(run.id).message.num_rows == 0

@@ -176,6 +176,8 @@ class Client(LabelsAPI):
                 progress: Union[bool, str]) -> IngestSummary:
         ids = [str(s) for s in sample_ids]
         n = len(ids)
+        if n == 0:   # said here, by name: the server would only see a stream without a batch
+            raise ValueError("sample_ids is empty: there are no rows to send")
         emb = as_matrix(embeddings, "embeddings", n)
         lab = None if labels is None else np.asarray(labels, dtype=np.int64).reshape(-1)
         if lab is not None and len(lab) != n:
