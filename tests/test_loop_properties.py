@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from blindspots import Client, InvalidArgumentError
+from blindspots import Client, FailedPreconditionError, InvalidArgumentError
 from blindspots.report import write_report
 
 from conftest import start_server
@@ -97,10 +97,22 @@ def test_any_small_run_goes_through_the_loop(live, seed, n, classes, shape, erro
                 continue
             assert len(picks) == min(budget, pool_n)
             assert picks["sample_id"].is_unique
+        # The next version, evaluated on part of the same test set and on rows of its own.
         other = client.create_run(f"r{seed}b", class_names=names, embedding_dim=DIM)
-        other.log_predictions(ids, emb, labels=labels, probabilities=probs[:, ::-1].copy(), metadata=meta,
+        keep = rng.random(n) < 0.7
+        extra = int(rng.integers(0 if keep.any() else 1, 20))      # a run holds one row at least
+        other.log_predictions([i for i, k in zip(ids, keep) if k] + [f"x{i}" for i in range(extra)],
+                              np.vstack([emb[keep], np.zeros((extra, DIM), np.float32)]),
+                              labels=np.concatenate([labels[keep], np.zeros(extra, np.int64)]),
+                              probabilities=np.vstack([probs[keep][:, ::-1], np.full((extra, classes), 1 / classes)]),
+                              metadata=pd.concat([meta[keep], meta.iloc[:0].reindex(range(extra))], ignore_index=True),
                               progress=False)
         other.diagnose(progress=False)
-        comparison = client.compare(run, other)
-        assert comparison.message.num_shared == n
-        write_report(client, run.id, reports / f"{seed}.html", compare_with=other.id)
+        if keep.any():
+            comparison = client.compare(run, other)
+            m = comparison.message
+            assert (m.num_shared, m.num_only_a, m.num_only_b) == (int(keep.sum()), int((~keep).sum()), extra)
+        else:
+            with pytest.raises(FailedPreconditionError, match="share no sample ids"):
+                client.compare(run, other)
+        write_report(client, run.id, reports / f"{seed}.html", compare_with=other.id if keep.any() else "")
