@@ -97,6 +97,16 @@ def test_any_small_run_goes_through_the_loop(live, seed, n, classes, shape, erro
                 continue
             assert len(picks) == min(budget, pool_n)
             assert picks["sample_id"].is_unique
+        # Label the first picks: the next Suggest leaves them out and counts them.
+        labelled = picks["sample_id"].head(max(1, len(picks) // 2))
+        pool.import_labels(pd.DataFrame({"sample_id": labelled, "label": names[0]}))
+        assert set(pool.labels()["sample_id"]) == set(labelled)
+        again = run.suggest(pool, budget, strategy="random", allow_repeats=True)
+        assert not set(again["sample_id"]) & set(labelled)
+        assert len(again) == min(budget, pool_n - len(labelled))
+        assert again.attrs["exclusions"]["labeled"] == len(labelled)
+        pca = client.get_run_map(run.id, projection="pca", max_points=50)
+        assert len(pca.points) <= n and np.isfinite(pca.points[["x", "y"]].to_numpy()).all()
         # The next version, evaluated on part of the same test set and on rows of its own.
         other = client.create_run(f"r{seed}b", class_names=names, embedding_dim=DIM)
         keep = rng.random(n) < 0.7
