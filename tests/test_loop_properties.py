@@ -105,6 +105,14 @@ def test_any_small_run_goes_through_the_loop(live, seed, n, classes, shape, erro
         assert not set(again["sample_id"]) & set(labelled)
         assert len(again) == min(budget, pool_n - len(labelled))
         assert again.attrs["exclusions"]["labeled"] == len(labelled)
+        # Metadata filters: every pick satisfies them, and the eligible count is the rows that do.
+        pids = np.array([f"p{i}" for i in range(pool_n)])
+        wanted = (pmeta["site"] == "a").to_numpy() & (pmeta["hour"] < 12).to_numpy()
+        wanted &= ~np.isin(pids, labelled.to_numpy())
+        kept = run.suggest(pool, budget, strategy="random", allow_repeats=True,
+                           filters=[("site", "==", "a"), ("hour", "<", 12)])
+        assert set(kept["sample_id"]) <= set(pids[wanted]) and len(kept) == min(budget, int(wanted.sum()))
+        assert kept.attrs["exclusions"]["eligible"] == int(wanted.sum())
         pca = client.get_run_map(run.id, projection="pca", max_points=50)
         assert len(pca.points) <= n and np.isfinite(pca.points[["x", "y"]].to_numpy()).all()
         # The next version, evaluated on part of the same test set and on rows of its own.
