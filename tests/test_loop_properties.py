@@ -18,6 +18,8 @@ from hypothesis import strategies as st
 
 from blindspots import Client, FailedPreconditionError, InvalidArgumentError
 from blindspots.report import write_report
+from blindspots_server.core.pool_filters import predicate_mask
+from blindspots_server.core.results import Predicate
 
 from conftest import start_server
 
@@ -42,7 +44,8 @@ def _rows(rng, n: int, classes: int, shape: str, error: float):
         emb[: n // 2] = emb[0]
     labels = rng.integers(0, classes, n)
     wrong = rng.random(n) < error
-    if shape == "clusters":                 # a group apart that fails: a region to find
+    group = np.zeros(n, dtype=bool)
+    if shape == "clusters":                 # a group apart that fails, on one site: a region and a slice
         group = rng.random(n) < 0.15
         emb[group] += 8.0
         wrong |= group & (rng.random(n) < 0.8)
@@ -51,7 +54,7 @@ def _rows(rng, n: int, classes: int, shape: str, error: float):
     probs[np.arange(n), predicted] += 0.8
     probs /= probs.sum(1, keepdims=True)
     meta = pd.DataFrame({
-        "site": pd.Series(rng.choice(["a", "b", None], n), dtype=object),
+        "site": pd.Series(np.where(group, "c", rng.choice(["a", "b", None], n)), dtype=object),
         "hour": np.where(rng.random(n) < 0.1, np.nan, rng.integers(0, 24, n).astype(float)),
         "at": pd.Series(pd.Timestamp("1969-12-01") + pd.to_timedelta(rng.integers(0, 90 * 86400, n), unit="s"))
         .where(rng.random(n) > 0.1)})
@@ -66,7 +69,9 @@ def test_any_small_run_goes_through_the_loop(live, seed, n, classes, shape, erro
     client, reports = live
     rng = np.random.default_rng(seed)
     names = [f"c{i}" for i in range(classes)]
-    run = client.create_run(f"r{seed}", class_names=names, embedding_dim=DIM)
+    project = f"p{seed}x{n}"             # tracked slices stay within one example
+    run = client.create_run(f"r{seed}", class_names=names, embedding_dim=DIM, project=project,
+                            model_name="m", model_version="v1")
     emb, labels, probs, meta = _rows(rng, n, classes, shape, error)
     ids = [f"t{i}" for i in range(n)]
     run.log_predictions(ids, emb, labels=labels, probabilities=probs, metadata=meta, progress=False)
@@ -86,7 +91,8 @@ def test_any_small_run_goes_through_the_loop(live, seed, n, classes, shape, erro
         run_map = client.get_run_map(run.id)
         assert run_map.num_samples == n
         pemb, _, pprobs, pmeta = _rows(rng, pool_n, classes, "spread", 0.3)
-        pool = client.create_pool(f"p{seed}", embedding_dim=DIM, num_classes=classes if pool_probs else 0)
+        pool = client.create_pool(f"p{seed}", embedding_dim=DIM, num_classes=classes if pool_probs else 0,
+                                  project=project)
         pool.add([f"p{i}" for i in range(pool_n)], pemb, probabilities=pprobs if pool_probs else None,
                  metadata=pmeta, progress=False)
         for strategy in ("targeted", "margin", "entropy", "kcenter", "random"):
@@ -116,16 +122,22 @@ def test_any_small_run_goes_through_the_loop(live, seed, n, classes, shape, erro
         pca = client.get_run_map(run.id, projection="pca", max_points=50)
         assert len(pca.points) <= n and np.isfinite(pca.points[["x", "y"]].to_numpy()).all()
         # The next version, evaluated on part of the same test set and on rows of its own.
-        other = client.create_run(f"r{seed}b", class_names=names, embedding_dim=DIM)
+        other = client.create_run(f"r{seed}b", class_names=names, embedding_dim=DIM, project=project,
+                                  model_name="m", model_version="v2")
         keep = rng.random(n) < 0.7
         extra = int(rng.integers(0 if keep.any() else 1, 20))      # a run holds one row at least
+        other_meta = pd.concat([meta[keep], meta.iloc[:0].reindex(range(extra))], ignore_index=True)
         other.log_predictions([i for i, k in zip(ids, keep) if k] + [f"x{i}" for i in range(extra)],
                               np.vstack([emb[keep], np.zeros((extra, DIM), np.float32)]),
                               labels=np.concatenate([labels[keep], np.zeros(extra, np.int64)]),
                               probabilities=np.vstack([probs[keep][:, ::-1], np.full((extra, classes), 1 / classes)]),
-                              metadata=pd.concat([meta[keep], meta.iloc[:0].reindex(range(extra))], ignore_index=True),
-                              progress=False)
-        other.diagnose(progress=False)
+                              metadata=other_meta, progress=False)
+        tracked = other.diagnose(progress=False).message.tracked_slices
+        event(f"tracked slices: {min(len(tracked), 1)}")
+        for t in tracked:      # v1's slices measured on v2's rows
+            rows = predicate_mask(other_meta, tuple(Predicate(q.column, q.op, q.value, q.low, q.high)
+                                                    for q in t.predicates))
+            assert t.support == int(rows.sum()) and 0 <= t.failures <= t.support
         if keep.any():
             comparison = client.compare(run, other)
             m = comparison.message
