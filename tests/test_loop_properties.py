@@ -28,9 +28,15 @@ SETTINGS = settings(max_examples=25, deadline=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
 
-@pytest.fixture(scope="module")
-def live(tmp_path_factory):
-    srv = start_server(tmp_path_factory.mktemp("loop") / "data")
+@pytest.fixture(scope="module", params=["embedded", "postgres"])
+def live(request, tmp_path_factory):
+    root = tmp_path_factory.mktemp("loop")
+    overrides = {}
+    if request.param == "postgres":            # the same loop on the PostgreSQL store
+        import pgtest
+        overrides = {"store": pgtest.fresh_schema(request.getfixturevalue("postgres_database")),
+                     "files": str(root / "files")}
+    srv = start_server(root / "data", **overrides)
     with Client(f"127.0.0.1:{srv.port}") as client:
         yield client, tmp_path_factory.mktemp("reports")
     srv.stop()
