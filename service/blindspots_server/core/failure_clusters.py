@@ -350,9 +350,9 @@ class FailureClusterer:
         if reduce_to >= x.shape[1]:
             self.components_ = None
             return np.ascontiguousarray(centred)
-        basis_rows = centred if axes_rows is None else centred[axes_rows]
-        if axes_rows is not None:   # fewer than 2 failures span no axes: those of all rows serve
-            basis_rows = centred if len(basis_rows) < 2 else basis_rows - basis_rows.mean(axis=0)
+        rows = None if axes_rows is None else centred[axes_rows]
+        # Fewer than 2 failures span no axes: those of all rows serve.
+        basis_rows = centred if rows is None or len(rows) < 2 else rows - rows.mean(axis=0)
         self.components_ = principal_axes(basis_rows, reduce_to, self.seed)
         return np.ascontiguousarray(centred @ self.components_)
 
