@@ -1,13 +1,16 @@
 """The whole loop through a real server on generated small runs and pools.
 
 Degenerate data a pipeline may send (two classes, no failure or all, duplicate or
-constant embeddings, a pool without probabilities, a pool smaller than the budget)
-goes through ingest, diagnose, summary, region members, the run map, every
-Suggest strategy, compare and the HTML report: each answer is OK or a definite
+constant embeddings, missing metadata, a pool without probabilities, a pool smaller
+than the budget) goes through ingest, diagnose, summary, region members, both maps,
+every Suggest strategy, labels imported and left out, metadata filters, a second
+model version on part of the same test set (compare, tracked slices) and the HTML
+report, on the embedded store and on PostgreSQL: each answer is OK or a definite
 client status, never a server fault, and the answers agree with each other.
 """
 from __future__ import annotations
 
+import itertools
 import warnings
 
 import numpy as np
@@ -24,6 +27,7 @@ from blindspots_server.core.results import Predicate
 from conftest import start_server
 
 DIM = 6
+EXAMPLES = itertools.count()     # one project per example: tracked slices stay within it
 SETTINGS = settings(max_examples=25, deadline=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
@@ -68,14 +72,16 @@ def _rows(rng, n: int, classes: int, shape: str, error: float):
 
 
 @SETTINGS
-@given(seed=st.integers(0, 2**31 - 1), n=st.sampled_from([1, 7, 60, 400, 1500, 1500]), classes=st.sampled_from([2, 3]),
-       shape=st.sampled_from(["spread", "constant", "duplicates", "clusters", "clusters", "clusters"]), error=st.sampled_from([0.0, 0.1, 1.0]),
-       pool_n=st.sampled_from([1, 30, 300]), pool_probs=st.booleans(), budget=st.sampled_from([1, 25, 500]))
+@given(seed=st.integers(0, 2**31 - 1), n=st.sampled_from([1, 7, 60, 400, 1500, 1500]),
+       classes=st.sampled_from([2, 3]),
+       shape=st.sampled_from(["spread", "constant", "duplicates", "clusters", "clusters", "clusters"]),
+       error=st.sampled_from([0.0, 0.1, 1.0]), pool_n=st.sampled_from([1, 30, 300]), pool_probs=st.booleans(),
+       budget=st.sampled_from([1, 25, 500]))
 def test_any_small_run_goes_through_the_loop(live, seed, n, classes, shape, error, pool_n, pool_probs, budget):
     client, reports = live
     rng = np.random.default_rng(seed)
     names = [f"c{i}" for i in range(classes)]
-    project = f"p{seed}x{n}"             # tracked slices stay within one example
+    project = f"loop{next(EXAMPLES)}"
     run = client.create_run(f"r{seed}", class_names=names, embedding_dim=DIM, project=project,
                             model_name="m", model_version="v1")
     emb, labels, probs, meta = _rows(rng, n, classes, shape, error)
