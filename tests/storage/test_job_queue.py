@@ -84,3 +84,123 @@ def test_cancel_ends_a_pending_job_and_flags_a_running_one(store):
     store.renew_leases("r1", ["job_r"], 0.0)                  # r1 dies before stopping it
     assert store.claim_job("r2", 30, 3) is None
     assert store.get_job("job_r").state == "CANCELLED"
+
+
+class _QueueModel:
+    """What the queue's contract says of one job."""
+
+    def __init__(self, created_at: float) -> None:
+        self.created_at = created_at
+        self.state, self.owner, self.expired = "PENDING", "", False
+        self.attempts, self.cancel_requested = 0, False
+
+
+OWNERS = ("r1", "r2", "r3")
+MAX_ATTEMPTS = 3
+DIED = -1.0          # a lease that ran out already: the replica holding it died
+
+
+def _queue_machine(open_store_fn):
+    from hypothesis import strategies as st
+    from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+    class QueueMachine(RuleBasedStateMachine):
+        """Random enqueues, claims, heartbeats, writes and cancels from three replicas against a model.
+
+        Leases are either long (the replica is alive) or already run out (it died), so the model
+        needs no clock; every transition of the queue's docstrings is reachable."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.store = open_store_fn()
+            self.jobs: dict[str, _QueueModel] = {}
+
+        def teardown(self):
+            self.store.close()
+
+        @rule()
+        def enqueue(self):
+            job_id = f"job_{len(self.jobs):02d}"
+            _enqueue(self.store, job_id, 1000.0 + len(self.jobs))
+            self.jobs[job_id] = _QueueModel(1000.0 + len(self.jobs))
+
+        @rule(owner=st.sampled_from(OWNERS), dies=st.booleans())
+        def claim(self, owner, dies):
+            want = None
+            for job_id, m in sorted(self.jobs.items(), key=lambda kv: kv[1].created_at):
+                if not (m.state == "PENDING" or (m.state == "RUNNING" and m.expired)):
+                    continue
+                if m.cancel_requested:
+                    m.state, m.owner = "CANCELLED", ""
+                    continue
+                if m.attempts >= MAX_ATTEMPTS:
+                    m.state, m.owner = "FAILED", ""
+                    continue
+                was = m.state
+                m.state, m.owner, m.expired, m.attempts = "RUNNING", owner, dies, m.attempts + 1
+                want = (job_id, was)
+                break
+            got = self.store.claim_job(owner, DIED if dies else 3600.0, MAX_ATTEMPTS)
+            if want is None:
+                assert got is None
+                return
+            job, params = got
+            assert job.id == want[0] and job.state == "RUNNING" and job.fraction_done == 0
+            assert ("restarting" in job.stage) == (want[1] == "RUNNING")
+            assert params == {"run_id": "run_a", "kwargs": {"seed": 3}}
+
+        @precondition(lambda self: self.jobs)
+        @rule(data=st.data(), owner=st.sampled_from(OWNERS), dies=st.booleans(),
+              state=st.sampled_from(["RUNNING", "SUCCEEDED", "FAILED", "CANCELLED"]))
+        def write(self, data, owner, dies, state):
+            job_id = data.draw(st.sampled_from(sorted(self.jobs)))
+            m = self.jobs[job_id]
+            job = self.store.get_job(job_id)
+            job.state, job.fraction_done, job.stage = state, 0.5, "working"
+            held = m.state == "RUNNING" and m.owner == owner
+            assert self.store.update_claimed_job(job, owner, DIED if dies else 3600.0) == held
+            if held:
+                m.state, m.expired = state, dies
+
+        @precondition(lambda self: self.jobs)
+        @rule(data=st.data(), owner=st.sampled_from(OWNERS), lease=st.sampled_from([DIED, 0.0, 3600.0]))
+        def heartbeat(self, data, owner, lease):
+            ids = data.draw(st.lists(st.sampled_from(sorted(self.jobs)), unique=True))
+            want = {j: self.jobs[j].cancel_requested for j in ids
+                    if self.jobs[j].state == "RUNNING" and self.jobs[j].owner == owner}
+            assert self.store.renew_leases(owner, ids, lease) == want
+            for j in want:
+                self.jobs[j].expired = lease <= 0
+            if lease == 0.0:
+                time.sleep(0.002)        # "lease 0": run out by the next statement on the database's clock
+
+        @precondition(lambda self: self.jobs)
+        @rule(data=st.data())
+        def cancel(self, data):
+            job_id = data.draw(st.sampled_from(sorted(self.jobs)))
+            m = self.jobs[job_id]
+            if m.state == "PENDING":
+                m.state = "CANCELLED"
+            elif m.state == "RUNNING":
+                m.cancel_requested = True
+            assert self.store.request_cancel(job_id).state == m.state
+
+        @invariant()
+        def states_are_the_models(self):
+            for job_id, m in self.jobs.items():
+                assert self.store.get_job(job_id).state == m.state, job_id
+
+    return QueueMachine
+
+
+def test_random_sequences_of_replica_calls_keep_the_queue_contract(postgres_database, tmp_path):
+    """The queue's contract as a state machine (three replicas, deaths, cancels, fenced writes)."""
+    import pgtest
+    from hypothesis import HealthCheck, settings
+    from hypothesis.stateful import run_state_machine_as_test
+
+    def fresh() -> object:
+        return open_store(pgtest.fresh_schema(postgres_database), files=str(tmp_path / "files"))
+
+    run_state_machine_as_test(_queue_machine(fresh), settings=settings(
+        max_examples=40, stateful_step_count=30, deadline=None, suppress_health_check=list(HealthCheck)))
