@@ -74,3 +74,48 @@ def test_no_rows_is_an_error_naming_the_argument_before_any_call(client):
     with pytest.raises(ValueError, match="sample_ids is empty"):
         pool.add([], np.zeros((0, DIM)), progress=False)
     assert client.get_run(run.id).message.num_rows == 0
+
+
+def test_metadata_comes_as_a_frame_a_mapping_or_a_table_and_keeps_its_types(client, server):
+    """What pipelines hold metadata in: a DataFrame (any index), a dict of columns, a pyarrow table;
+    nullable, boolean, categorical, time-zoned and duration columns arrive with the values they mean."""
+    import pandas as pd
+    import pyarrow as pa
+
+    ids, emb, labels, probs = _arrays(n=4)
+    columns = {
+        "count": pd.array([1, None, 3, 4], dtype="Int64"),
+        "flagged": pd.array([True, None, False, True], dtype="boolean"),
+        "camera": pd.Categorical(["a", None, "b", "a"]),
+        "seen": pd.to_datetime(["2026-03-01 12:00", None, "2026-03-02 00:30", "2026-03-03 00:00"]).tz_localize(
+            "Europe/Berlin"),
+        "exposure": pd.to_timedelta([1.5, None, 60, 3600], unit="s"),
+    }
+    want = {"count": [1.0, None, 3.0, 4.0], "flagged": [1.0, None, 0.0, 1.0], "camera": ["a", None, "b", "a"],
+            "seen": [pd.Timestamp("2026-03-01 11:00"), None, pd.Timestamp("2026-03-01 23:30"),
+                     pd.Timestamp("2026-03-02 23:00")],
+            "exposure": [1.5, None, 60.0, 3600.0]}
+    types = {"count": "number", "flagged": "number", "camera": "string", "seen": "timestamp",
+             "exposure": "number"}
+    forms = {"mapping": columns, "frame": pd.DataFrame(columns, index=[10, 11, 12, 13]),
+             "table": pa.Table.from_pandas(pd.DataFrame(columns), preserve_index=False)}
+    for name, metadata in forms.items():
+        run = client.create_run(f"meta-{name}", class_names=["a", "b"], embedding_dim=DIM)
+        run.log_predictions(ids, emb, labels=labels, probabilities=probs, metadata=metadata, progress=False)
+        stored = server.store.read_rows("run", run.id)
+        assert server.store.get_run(run.id).metadata_schema == types, name
+        for column, values in want.items():
+            got = [None if v is None or v != v else v for v in stored.column(f"m.{column}").to_pylist()]
+            assert got == values, (name, column, got)
+
+
+def test_metadata_of_the_wrong_shape_or_kind_is_an_error_naming_it(client):
+    ids, emb, labels, probs = _arrays(n=4)
+    run = client.create_run("meta-bad", class_names=["a", "b"], embedding_dim=DIM)
+    for metadata, error, words in (({"site": ["a", "b"]}, ValueError, "'site' has 2 values but sample_ids has 4"),
+                                   ({"site": "north"}, ValueError, "'site' has a single value"),
+                                   ([("site", "a")] * 4, TypeError, "metadata must be"),
+                                   (np.zeros((4, 2)), TypeError, "got ndarray")):
+        with pytest.raises(error, match=words):
+            run.log_predictions(ids, emb, labels=labels, probabilities=probs, metadata=metadata, progress=False)
+    assert client.get_run(run.id).message.num_rows == 0

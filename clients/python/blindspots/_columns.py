@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import hashlib
-from typing import Iterator, Optional, Sequence
+from typing import Iterator, Mapping, Optional, Sequence
 
 import numpy as np
 import pandas as pd
@@ -17,6 +17,30 @@ def as_matrix(values, name: str, rows: int) -> np.ndarray:
     if m.shape[0] != rows:
         raise ValueError(f"{name} has {m.shape[0]} rows but sample_ids has {rows}")
     return np.ascontiguousarray(m, dtype="<f4")
+
+
+def as_frame(metadata, rows: int) -> Optional[pd.DataFrame]:
+    """Metadata as a DataFrame with a 0..n-1 index: a DataFrame, a mapping of column name to
+    values, or a table with ``to_pandas()`` (pyarrow, polars); anything else is a TypeError."""
+    if metadata is None or (isinstance(metadata, Mapping) and not metadata):
+        return None
+    if isinstance(metadata, pd.Series):
+        metadata = metadata.to_frame()
+    elif not isinstance(metadata, pd.DataFrame) and hasattr(metadata, "to_pandas"):
+        metadata = metadata.to_pandas()
+    elif isinstance(metadata, Mapping):
+        for name, values in metadata.items():
+            got = len(values) if hasattr(values, "__len__") and not isinstance(values, (str, bytes)) else None
+            if got != rows:
+                raise ValueError(f"metadata column {str(name)!r} has {'a single value' if got is None else f'{got} values'} "
+                                 f"but sample_ids has {rows} rows: give one value per sample")
+        metadata = pd.DataFrame(dict(metadata))
+    if not isinstance(metadata, pd.DataFrame):
+        raise TypeError(f"metadata must be a pandas DataFrame, a mapping of column name to values, or a table "
+                        f"with to_pandas(); got {type(metadata).__name__}")
+    if len(metadata) != rows:
+        raise ValueError(f"metadata has {len(metadata)} rows but sample_ids has {rows}")
+    return metadata.reset_index(drop=True)
 
 
 def metadata_columns(frame: Optional[pd.DataFrame], start: int, stop: int) -> list[pb.Column]:
@@ -37,6 +61,8 @@ def metadata_columns(frame: Optional[pd.DataFrame], start: int, stop: int) -> li
             col.timestamps.unix_micros.extend(micros.tolist())
             if null.any():
                 col.is_null.extend(null.tolist())
+        elif pd.api.types.is_timedelta64_dtype(series.dtype):       # durations: seconds
+            col.numbers.values.extend(series.dt.total_seconds().astype("float64").to_numpy().tolist())
         elif pd.api.types.is_bool_dtype(series.dtype) or pd.api.types.is_numeric_dtype(series.dtype):
             col.numbers.values.extend(series.astype("float64").to_numpy().tolist())
         else:

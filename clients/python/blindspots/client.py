@@ -23,7 +23,7 @@ import grpc
 import numpy as np
 import pandas as pd
 
-from ._columns import as_matrix, columns_frame, iter_batches
+from ._columns import as_frame, as_matrix, columns_frame, iter_batches
 from ._labels_api import LabelsAPI, LabelsSummary
 from ._progress import ProgressBar
 from .comparison import Comparison
@@ -35,6 +35,11 @@ from .v1 import blindspots_pb2_grpc as pb_grpc
 
 T = TypeVar("T")
 RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+METADATA = """Metadata, one row per sample: a pandas DataFrame (any index; rows are taken in order),
+a mapping of column name to values, or a table with ``to_pandas()`` (pyarrow, polars). Numbers,
+booleans (1/0) and durations (seconds) become number columns; datetimes become timestamp columns
+(naive ones are read as UTC, zoned ones converted to UTC); anything else becomes strings. Missing
+values (None, NaN, NaT, pd.NA) stay missing."""
 _LEGACY_ORDER = ("labels", "probabilities", "embeddings", "metadata", "uris")   # log_predictions before 2026-11
 FILTER_OPS = {"==": "eq", "!=": "ne", "<": "lt", "<=": "le", ">": "gt", ">=": "ge", "in": "in"}
 
@@ -183,12 +188,9 @@ class Client(LabelsAPI):
         if lab is not None and len(lab) != n:
             raise ValueError(f"labels has {len(lab)} values but sample_ids has {n}")
         prob = None if probabilities is None else as_matrix(probabilities, "probabilities", n)
-        if metadata is not None and len(metadata) != n:
-            raise ValueError(f"metadata has {len(metadata)} rows but sample_ids has {n}")
+        metadata = as_frame(metadata, n)
         if uris is not None and len(uris) != n:
             raise ValueError(f"uris has {len(uris)} values but sample_ids has {n}")
-        if metadata is not None:
-            metadata = metadata.reset_index(drop=True)
         bar = ProgressBar(f"ingest {target_id}", progress)
 
         def stream() -> Iterable[pb.IngestBatch]:
@@ -425,14 +427,14 @@ class Run(_Resource):
         return self.client.get_run(self.id)
 
     def log_predictions(self, sample_ids: Sequence[str], *arrays, embeddings=None, labels=None,
-                        probabilities=None, metadata: Optional[pd.DataFrame] = None,
+                        probabilities=None, metadata=None,
                         uris: Optional[Sequence[str]] = None, batch_size: int = 4096, logits: bool = False,
                         batch_id_prefix: str = "", progress: Union[bool, str] = "auto") -> IngestSummary:
         """Stream test-set predictions in batches, in the order ``Pool.add`` takes them:
         ``log_predictions(ids, embeddings, labels=y, probabilities=P, metadata=df, uris=u)``
         (``embeddings`` may be a keyword too). ``embeddings``: N x D; ``labels``: N class
         indices; ``probabilities``: N x C (or raw scores with ``logits=True``); ``metadata``:
-        one row per sample. The older positional form ``(ids, labels, probabilities,
+        one row per sample (see :data:`METADATA`). The older positional form ``(ids, labels, probabilities,
         embeddings[, metadata[, uris]])`` still works, with a DeprecationWarning."""
         given = {"embeddings": embeddings, "labels": labels, "probabilities": probabilities,
                  "metadata": metadata, "uris": uris}
@@ -485,10 +487,11 @@ class Pool(_Resource):
         return self.client.get_pool(self.id)
 
     def add(self, sample_ids: Sequence[str], embeddings, *, probabilities=None,
-            metadata: Optional[pd.DataFrame] = None, uris: Optional[Sequence[str]] = None,
+            metadata=None, uris: Optional[Sequence[str]] = None,
             batch_size: int = 4096, logits: bool = False, batch_id_prefix: str = "",
             progress: Union[bool, str] = "auto") -> IngestSummary:
-        """Stream pool rows; ``probabilities`` only if the pool has num_classes."""
+        """Stream pool rows; ``probabilities`` only if the pool has num_classes; ``metadata`` as
+        in :meth:`Run.log_predictions` (see :data:`METADATA`)."""
         return self.client._ingest(self.client.stub.IngestPool, "pool_id", self.id, sample_ids, embeddings,
                                    None, probabilities, metadata, uris, batch_size, logits, batch_id_prefix,
                                    progress)
