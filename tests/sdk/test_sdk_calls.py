@@ -119,3 +119,20 @@ def test_metadata_of_the_wrong_shape_or_kind_is_an_error_naming_it(client):
         with pytest.raises(error, match=words):
             run.log_predictions(ids, emb, labels=labels, probabilities=probs, metadata=metadata, progress=False)
     assert client.get_run(run.id).message.num_rows == 0
+
+
+def test_labels_may_be_class_names_and_fractions_or_unknown_names_are_errors(client, server):
+    ids, emb, labels, probs = _arrays(n=6)
+    run = client.create_run("names", class_names=["cat", "dog"], embedding_dim=DIM)
+    names = np.array(["cat", "dog"])[labels]
+    run.log_predictions(ids[:3], emb[:3], labels=list(names[:3]), probabilities=probs[:3], progress=False)
+    import pandas as pd
+    run.log_predictions(ids[3:], emb[3:], labels=pd.Categorical(names[3:]), probabilities=probs[3:], progress=False)
+    assert server.store.read_rows("run", run.id).column("label").to_pylist() == labels.tolist()
+    other = client.create_run("bad-labels", class_names=["cat", "dog"], embedding_dim=DIM)
+    for bad, words in ((["cat", "cow", "dog", "emu", "cat", "cat"], r"2 name\(s\) are not among .*'cow', 'emu'"),
+                       ([0, 1, 0.5, 1, 0, 1], "got 0.5 at row 2"), ([0, 1, np.nan, 1, 0, 1], "got nan at row 2")):
+        with pytest.raises(ValueError, match=words):
+            other.log_predictions(ids, emb, labels=bad, probabilities=probs, progress=False)
+    other.log_predictions(ids, emb, labels=labels.astype(float), probabilities=probs, progress=False)
+    assert server.store.read_rows("run", other.id).column("label").to_pylist() == labels.tolist()

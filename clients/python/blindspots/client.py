@@ -184,7 +184,7 @@ class Client(LabelsAPI):
         if n == 0:   # said here, by name: the server would only see a stream without a batch
             raise ValueError("sample_ids is empty: there are no rows to send")
         emb = as_matrix(embeddings, "embeddings", n)
-        lab = None if labels is None else np.asarray(labels, dtype=np.int64).reshape(-1)
+        lab = None if labels is None else _class_indices(labels)
         if lab is not None and len(lab) != n:
             raise ValueError(f"labels has {len(lab)} values but sample_ids has {n}")
         prob = None if probabilities is None else as_matrix(probabilities, "probabilities", n)
@@ -394,6 +394,30 @@ def _diagnosis_params(params: dict) -> pb.DiagnosisParams:
     return msg
 
 
+def _class_indices(labels, class_names: Optional[list[str]] = None) -> np.ndarray:
+    """Labels as class indices: integers (or whole floats) as they are, class names through
+    ``class_names``; fractional numbers and unknown names are a ValueError naming them."""
+    arr = np.asarray(labels).reshape(-1)
+    if arr.dtype.kind in "iub":
+        return arr.astype(np.int64)
+    if arr.dtype.kind == "f":
+        whole = np.isfinite(arr) & (arr == np.round(arr))
+        if not whole.all():
+            raise ValueError(f"labels must be class indices or class names; got {float(arr[~whole][0])!r} at row "
+                             f"{int(np.flatnonzero(~whole)[0])}")
+        return arr.astype(np.int64)
+    if class_names is None:
+        raise ValueError(f"labels must be class indices (integers); got {arr.dtype} values")
+    index = {name: i for i, name in enumerate(class_names)}
+    names = [str(v) for v in arr]
+    unknown = sorted({n for n in names if n not in index})
+    if unknown:
+        raise ValueError(f"labels: {len(unknown)} name(s) are not among the run's class_names "
+                         f"({', '.join(map(repr, unknown[:5]))}{', ...' if len(unknown) > 5 else ''}); "
+                         f"class_names are {class_names[:20]}")
+    return np.fromiter((index[n] for n in names), dtype=np.int64, count=len(names))
+
+
 class _Resource:
     """A server-side object: ``message`` is its API message, ``refresh()`` re-reads it."""
 
@@ -433,8 +457,9 @@ class Run(_Resource):
         """Stream test-set predictions in batches, in the order ``Pool.add`` takes them:
         ``log_predictions(ids, embeddings, labels=y, probabilities=P, metadata=df, uris=u)``
         (``embeddings`` may be a keyword too). ``embeddings``: N x D; ``labels``: N class
-        indices; ``probabilities``: N x C (or raw scores with ``logits=True``); ``metadata``:
-        one row per sample (see :data:`METADATA`). The older positional form ``(ids, labels, probabilities,
+        indices, or class names as in the run's ``class_names``; ``probabilities``: N x C (or
+        raw scores with ``logits=True``); ``metadata``: one row per sample (see :data:`METADATA`).
+        The older positional form ``(ids, labels, probabilities,
         embeddings[, metadata[, uris]])`` still works, with a DeprecationWarning."""
         given = {"embeddings": embeddings, "labels": labels, "probabilities": probabilities,
                  "metadata": metadata, "uris": uris}
@@ -458,8 +483,9 @@ class Run(_Resource):
         if missing:
             raise TypeError(f"log_predictions needs {', '.join(missing)} (a run's rows carry embeddings, "
                             "labels and probabilities)")
+        labels = _class_indices(given["labels"], list(self.message.class_names))
         return self.client._ingest(self.client.stub.IngestPredictions, "run_id", self.id, sample_ids,
-                                   given["embeddings"], given["labels"], given["probabilities"], given["metadata"],
+                                   given["embeddings"], labels, given["probabilities"], given["metadata"],
                                    given["uris"], batch_size, logits, batch_id_prefix, progress)
 
     def diagnose(self, *, wait: bool = True, progress: Union[bool, str] = "auto", **params) -> Union[Diagnosis, pb.Job]:
