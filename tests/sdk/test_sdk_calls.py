@@ -136,3 +136,24 @@ def test_labels_may_be_class_names_and_fractions_or_unknown_names_are_errors(cli
             other.log_predictions(ids, emb, labels=bad, probabilities=probs, progress=False)
     other.log_predictions(ids, emb, labels=labels.astype(float), probabilities=probs, progress=False)
     assert server.store.read_rows("run", other.id).column("label").to_pylist() == labels.tolist()
+
+
+def test_torch_tensors_go_in_as_they_come_out_of_a_model(client, server):
+    """Embeddings and probabilities straight from a forward pass (still needing grad) and labels
+    as a tensor: no .detach().numpy() by hand."""
+    torch = pytest.importorskip("torch")
+    ids, emb, labels, probs = _arrays(n=5)
+    layer = torch.nn.Linear(DIM, DIM)
+    with torch.no_grad():
+        layer.weight.copy_(torch.eye(DIM))
+        layer.bias.zero_()
+    out = layer(torch.tensor(emb, dtype=torch.float32))
+    assert out.requires_grad
+    logits = torch.log(torch.tensor(probs, dtype=torch.float32)).requires_grad_()
+    run = client.create_run("tensors", class_names=["a", "b"], embedding_dim=DIM)
+    run.log_predictions(ids, out, labels=torch.tensor(labels), probabilities=logits, logits=True, progress=False)
+    stored = server.store.read_rows("run", run.id)
+    np.testing.assert_allclose(np.stack(stored.column("embedding").to_numpy(zero_copy_only=False)), emb, rtol=1e-6)
+    np.testing.assert_allclose(np.stack(stored.column("probabilities").to_numpy(zero_copy_only=False)), probs,
+                               rtol=1e-5)
+    assert stored.column("label").to_pylist() == labels.tolist()

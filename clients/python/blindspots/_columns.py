@@ -10,8 +10,16 @@ import pandas as pd
 from .v1 import blindspots_pb2 as pb
 
 
+def as_array(values) -> np.ndarray:
+    """A numpy view of array-likes, tensors included (a torch tensor that needs grad, or lives on
+    a GPU, is detached and copied to host memory first)."""
+    if hasattr(values, "detach") and hasattr(values, "cpu"):
+        values = values.detach().cpu()
+    return np.asarray(values)
+
+
 def as_matrix(values, name: str, rows: int) -> np.ndarray:
-    m = np.asarray(values)
+    m = as_array(values)
     if m.ndim != 2:
         raise ValueError(f"{name} must be a 2-D array (rows x columns), got shape {m.shape}")
     if m.shape[0] != rows:

@@ -23,7 +23,7 @@ import grpc
 import numpy as np
 import pandas as pd
 
-from ._columns import as_frame, as_matrix, columns_frame, iter_batches
+from ._columns import as_array, as_frame, as_matrix, columns_frame, iter_batches
 from ._labels_api import LabelsAPI, LabelsSummary
 from ._progress import ProgressBar
 from .comparison import Comparison
@@ -397,7 +397,7 @@ def _diagnosis_params(params: dict) -> pb.DiagnosisParams:
 def _class_indices(labels, class_names: Optional[list[str]] = None) -> np.ndarray:
     """Labels as class indices: integers (or whole floats) as they are, class names through
     ``class_names``; fractional numbers and unknown names are a ValueError naming them."""
-    arr = np.asarray(labels).reshape(-1)
+    arr = as_array(labels).reshape(-1)
     if arr.dtype.kind in "iub":
         return arr.astype(np.int64)
     if arr.dtype.kind == "f":
