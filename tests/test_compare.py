@@ -111,6 +111,33 @@ def test_compare_cli_and_errors(versions, tmp_path):
         client.compare(run1, run2, min_overlap=2)
 
 
+def test_the_regression_gate_flags_the_reverse_change_and_exits_3(versions):
+    """Compared backwards (v2 -> v1) the planted data gap is a regression: the gate finds it
+    (its region, its slice, the overall rate) and the CLI exits 3; forwards, what the gate
+    lists is exactly the findings whose rate rose with q <= alpha."""
+    client, port = versions["client"], versions["server"].port
+    run1, run2 = versions["runs"]
+    forward, backward = client.compare(run1, run2), client.compare(run2, run1)
+    worse = backward.regressions()
+    assert {"overall", "region", "slice"} <= set(worse.scope), worse
+    assert (worse.difference > 0).all() and (worse.q_value <= 0.05).all()
+    assert worse.difference.is_monotonic_decreasing
+    fixed_slices = forward.slices_frame()
+    fixed_slices = fixed_slices[(fixed_slices.difference < 0) & (fixed_slices.q_value <= 0.05)]
+    assert set(fixed_slices.slice) <= set(worse.loc[worse.scope == "slice", "name"])
+    ahead = forward.regressions()
+    slices = forward.slices_frame()
+    assert set(ahead.loc[ahead.scope == "slice", "name"]) == set(
+        slices.loc[(slices.difference > 0) & (slices.q_value <= 0.05), "slice"])
+    assert "overall" not in set(ahead.scope)
+    assert len(backward.regressions(alpha=1e-300)) < len(worse)
+    for a, b, code in ((run2, run1, 3), (run1, run2, 3 if len(ahead) else 0)):
+        done = subprocess.run([str(BIN), "compare", a.id, b.id, "--fail-on-regression", "--address",
+                               f"127.0.0.1:{port}"], capture_output=True, text=True, timeout=120)
+        assert done.returncode == code, done.stdout + done.stderr
+        assert ("REGRESSED" in done.stdout) == (code == 3)
+
+
 def test_comparer_statuses_on_constructed_rows():
     # 1000 rows: region 0 of A is fixed (B fails none of it), region 1 stays (same rows in B),
     # B has a new region 5 where A was fine.

@@ -12,7 +12,7 @@
     blindspots labels import EXPORT.json --pool POOL [-o labels.parquet]
     blindspots labels export --pool POOL -o labels.parquet
     blindspots relabel RUN -o tasks.json
-    blindspots compare RUN_A RUN_B [-o regions.csv]
+    blindspots compare RUN_A RUN_B [-o regions.csv] [--fail-on-regression]   (exit 3: B got worse)
     blindspots report RUN -o report.html [--suggestions FILE] [--diagnosis ID]
     blindspots region-members RUN --region N -o FILE [--diagnosis ID]
 
@@ -28,6 +28,10 @@ import sys
 from typing import Optional
 
 from .errors import BlindspotsError
+
+# Exit codes: 0 done, 1 a server error, 2 bad arguments (argparse's too), 3 `compare
+# --fail-on-regression` found B significantly worse (a pipeline gate).
+REGRESSED = 3
 
 
 def _client(args):
@@ -198,6 +202,16 @@ def _cmd_compare(args) -> int:
     if args.slices_output:
         from .results import write_manifest
         write_manifest(comparison.slices_frame(), args.slices_output)
+    if args.fail_on_regression:
+        worse = comparison.regressions(alpha=args.alpha)
+        if len(worse):
+            print(f"REGRESSED: {len(worse)} finding(s) significantly worse in B:")
+            for _, r in worse.iterrows():
+                print(f"  [{r['scope']}] {r['name']}: {r['error_rate_a']:.1%} -> {r['error_rate_b']:.1%} of "
+                      f"{r['support']} rows ({r['difference']:+.1%}, CI {r['diff_low']:+.1%} to "
+                      f"{r['diff_high']:+.1%}, q={r['q_value']:.2g})")
+            return REGRESSED
+        print("no significant regression")
     return 0
 
 
@@ -331,6 +345,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max-slices", type=int, default=8)
     s.add_argument("-o", "--output", default="", help="write the regions table (.csv/.parquet)")
     s.add_argument("--slices-output", default="", help="write the slices table (.csv/.parquet)")
+    s.add_argument("--fail-on-regression", action="store_true",
+                   help=f"exit {REGRESSED} when B is significantly worse overall, on a region or on a slice")
+    s.add_argument("--alpha", type=float, default=0.0, help="level for --fail-on-regression (default: 0.05)")
     s.set_defaults(fn=_cmd_compare)
 
     s = sub.add_parser("report", help="write a self-contained HTML report of a run's diagnosis")

@@ -16,6 +16,19 @@ def _rate(c: pb.RateChange) -> dict:
             "diff_low": c.difference_ci.low, "diff_high": c.difference_ci.high, "p_value": c.p_value}
 
 
+def _bh(p_values: list[float]) -> list[float]:
+    """Benjamini-Hochberg adjusted p-values, in the given order."""
+    n = len(p_values)
+    order = sorted(range(n), key=lambda i: p_values[i])
+    out = [1.0] * n
+    running = 1.0
+    for rank in range(n, 0, -1):
+        i = order[rank - 1]
+        running = min(running, p_values[i] * n / rank)
+        out[i] = min(running, 1.0)
+    return out
+
+
 class Comparison:
     """What changed from version A to version B. ``message`` is the API's RunComparison.
 
@@ -42,6 +55,35 @@ class Comparison:
         rows = [{"slice": s.name, **_rate(s.rows), "q_value": s.q_value} for s in self.message.slices]
         frame = pd.DataFrame(rows, columns=["slice", *RATE_COLUMNS, "q_value"])
         return frame.sort_values("difference", kind="stable").reset_index(drop=True)
+
+    def regressions(self, alpha: float = 0.0) -> pd.DataFrame:
+        """What got significantly worse from A to B: a gate for a training pipeline.
+
+        One row per finding (``scope`` overall, region or slice; ``name``), worst first: the
+        overall error rate if B's is higher with p <= alpha; each region (of either version,
+        on the rows it is measured on) whose error rate rose with a Benjamini-Hochberg adjusted
+        p <= alpha over all compared regions; each slice whose rate rose with its q-value (BH
+        over the compared slices) <= alpha. ``alpha`` 0 takes the comparison's own (0.05 unless
+        set). Empty when nothing got worse."""
+        alpha = alpha or self.message.alpha or 0.05
+        m = self.message
+        rows = []
+        if m.overall.difference > 0 and m.overall.p_value <= alpha:
+            rows.append({"scope": "overall", "name": "all shared rows", **_rate(m.overall),
+                         "q_value": m.overall.p_value})
+        regions = list(m.regions)
+        q = _bh([r.rows.p_value for r in regions])
+        for r, qv in zip(regions, q):
+            if r.rows.difference > 0 and qv <= alpha:
+                name = f"A:R{r.region_a}" if r.region_a >= 0 else f"B:R{r.region_b}"
+                where = r.slice_a or r.slice_b
+                rows.append({"scope": "region", "name": f"{name} ({where})" if where else name,
+                             **_rate(r.rows), "q_value": qv})
+        for s in m.slices:
+            if s.rows.difference > 0 and s.q_value <= alpha:
+                rows.append({"scope": "slice", "name": s.name, **_rate(s.rows), "q_value": s.q_value})
+        frame = pd.DataFrame(rows, columns=["scope", "name", *RATE_COLUMNS, "q_value"])
+        return frame.sort_values("difference", ascending=False, kind="stable").reset_index(drop=True)
 
     def status_counts(self) -> dict[str, int]:
         out = {"fixed": 0, "remains": 0, "new": 0}
