@@ -183,3 +183,12 @@ def test_comparison_numbers_agree_whatever_the_rows(rows):
     for c in result.regions:
         assert (c.status == "new") == (c.region_a == -1)
         assert c.status != "fixed" or (c.rows.difference < 0 and c.rows.p_value < 0.05)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.floats(0, 1), min_size=1, max_size=40))
+def test_the_gates_adjusted_p_values_are_scipys_benjamini_hochberg(p_values):
+    from scipy.stats import false_discovery_control
+
+    from blindspots.comparison import _bh
+    np.testing.assert_allclose(_bh(p_values), false_discovery_control(p_values, method="bh"), rtol=1e-12, atol=0)
