@@ -77,9 +77,7 @@ class PoolIndexes:
         with self._lock(pool_id):
             index = self._loaded.get(pool_id)
             if index is None:
-                blob = self._store.load_index(pool_id)
-                if blob is not None:
-                    index = PoolIndex.from_bytes(blob)
+                index = self._stored(pool_id)
             n = len(embeddings)
             if index is not None and index.ntotal == n:
                 self._loaded[pool_id] = index
@@ -96,6 +94,18 @@ class PoolIndexes:
             self._store.save_index(pool_id, index.to_bytes(), index.kind_, index.ntotal, index.description)
             self._loaded[pool_id] = index
             return index
+
+    def _stored(self, pool_id: str) -> Optional[PoolIndex]:
+        """The pool's persisted index; None when there is none, or when it is damaged or
+        unreadable (a checksum mismatch, a faiss build that cannot read it): an index is derived
+        from the pool's rows, so the caller rebuilds it from them and the rebuilt one replaces it."""
+        try:
+            blob = self._store.load_index(pool_id)
+            return PoolIndex.from_bytes(blob) if blob is not None else None
+        except Exception as exc:        # DataLoss, or faiss refusing the blob
+            log.warning("pool %s: its stored index cannot be used (%s: %s); rebuilding it from the pool's rows",
+                        pool_id, type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
+            return None
 
     def _ensure_sharded(self, pool_id: str, n: int, progress: ProgressFn,
                         embeddings: Optional[np.ndarray] = None) -> ShardedPoolIndex:
