@@ -3,7 +3,8 @@
     blindspots serve [--data-dir DIR] [--port N] [--metrics-port N]
     blindspots serve --store postgresql://USER@HOST/DB --files SHARED_DIR_OR_URI   (several replicas)
     blindspots serve ... --ray-address auto     (heavy steps on a Ray cluster)
-    blindspots store check|recover [--data-dir DIR];  blindspots store backup DEST [--data-dir DIR]
+    blindspots store check [--data-dir DIR | --store postgresql://... --files ROOT]
+    blindspots store recover [--data-dir DIR];  blindspots store backup DEST [--data-dir DIR]
     blindspots demo [--output-dir DIR]
     blindspots runs [--project P]
     blindspots pools [--project P]
@@ -58,22 +59,41 @@ def _cmd_serve(args) -> int:
 
 
 def _cmd_store(args) -> int:
-    """Maintenance of an embedded data directory (check needs no server; recover needs it stopped)."""
+    """Maintenance of a store: `check` an embedded data directory or a PostgreSQL store (no
+    server needed); `recover` and `backup` an embedded data directory (recover with it stopped)."""
     try:
         from blindspots_server.config import ServerConfig
         from blindspots_server.storage import maintenance
     except ImportError:
         print("`blindspots store` needs the server package: pip install blindspots-server", file=sys.stderr)
         return 2
-    data_dir = ServerConfig.from_env(data_dir=args.data_dir).data_dir
+    config = ServerConfig.from_env(data_dir=args.data_dir, store=args.store, files=args.files)
+    catalog = config.store if "://" in config.store and not config.store.startswith("file://") else ""
+    data_dir = config.store.removeprefix("file://") if config.store and not catalog else config.data_dir
     if args.action == "check":
-        report = maintenance.check_store(data_dir)
+        if catalog:
+            from blindspots_server.storage import StoreUnavailable, open_store
+            try:
+                store = open_store(catalog, files=config.files)
+            except (StoreUnavailable, ValueError) as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return 2
+            try:
+                report = store.check()
+            finally:
+                store.close()
+        else:
+            report = maintenance.check_store(data_dir)
         for line in report.problems:
             print(f"DAMAGE  {line}")
         for line in report.notes:
             print(f"note    {line}")
         print(f"{report.files_checked} file(s) checked: " + ("ok" if report.ok else f"{len(report.problems)} problem(s)"))
         return 0 if report.ok else 1
+    if catalog:
+        print(f"error: store {args.action} covers the embedded store; for a PostgreSQL store back up the database "
+              "with pg_dump and copy the file root (--files)", file=sys.stderr)
+        return 2
     if args.action == "recover":
         rec = maintenance.recover_store(data_dir)
         print(f"catalog rebuilt from the data files: {rec.runs} run(s), {rec.pools} pool(s), {rec.batches} batch(es), "
@@ -266,10 +286,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--tls-key", dest="tls_key")
     s.set_defaults(fn=_cmd_serve)
 
-    s = sub.add_parser("store", help="check, recover or back up a data directory (embedded store)")
+    s = sub.add_parser("store", help="check a store; recover or back up a data directory (embedded store)")
     s.add_argument("action", choices=["check", "recover", "backup"])
     s.add_argument("destination", nargs="?", default="", help="backup: an empty or new directory")
     s.add_argument("--data-dir", dest="data_dir")
+    s.add_argument("--store", help="check a postgresql:// store (with --files) instead of a data directory")
+    s.add_argument("--files", help="the postgresql store's file root")
     s.set_defaults(fn=_cmd_store)
 
     s = sub.add_parser("demo", help="start a server on a temporary store and run the demo pipeline")

@@ -141,5 +141,26 @@ class FileRoot:
                            "at write); nothing was served from it")
         return data
 
+    def sha256(self, rel: str) -> str:
+        """SHA-256 of a stored file, read in 1 MiB pieces (a missing file raises FileNotFoundError)."""
+        digest = hashlib.sha256()
+        with self._fs.open_input_stream(self._full(rel)) as source:
+            while piece := source.read(1 << 20):
+                digest.update(piece)
+        return digest.hexdigest()
+
+    def listing(self) -> list[str]:
+        """Every file under the root (relative paths), the root's own tmp/ left out."""
+        selector = pafs.FileSelector(self._base, recursive=True, allow_not_found=True)
+        base = self._base.strip("/") + "/"       # filesystems differ on a leading slash
+        out = []
+        for info in self._fs.get_file_info(selector):
+            if info.type == pafs.FileType.File:
+                path = info.path.lstrip("/")
+                rel = path[len(base):] if path.startswith(base) else path
+                if not rel.startswith("tmp/"):
+                    out.append(rel)
+        return sorted(out)
+
     def exists(self, rel: str) -> bool:
         return self._fs.get_file_info(self._full(rel)).type == pafs.FileType.File

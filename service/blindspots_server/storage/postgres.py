@@ -283,6 +283,42 @@ class PostgresStore(SqlCatalog, JobQueueMixin, PostgresLabels, Store):
                          job.error, job.created_at, job.updated_at))
 
     # ------------------------------------------------------------ housekeeping
+    def check(self) -> "CheckReport":
+        """Verify every data file the catalog names, without changing anything: present, the size
+        and SHA-256 recorded at write, Parquet pages readable; and that every batch, diagnosis and
+        suggestion set has its file row. Files under the root that no row names are notes, not
+        damage: a replica may be between writing a file and committing it."""
+        from .maintenance import CheckReport
+        report = CheckReport()
+        recorded = {path: (digest, size) for path, digest, size in self._query("SELECT path, sha256, bytes FROM files")}
+        named = [r[0] for r in self._query("SELECT file FROM batches")]
+        named += [f"diagnoses/{r[0]}.parquet" for r in self._query("SELECT id FROM diagnoses")]
+        named += [f"suggestions/{r[0]}.parquet" for r in self._query("SELECT id FROM suggestion_sets")]
+        named += [r[0] for r in self._query("SELECT index_file FROM pools WHERE index_file <> ''")]
+        for rel in sorted(set(named) - set(recorded)):
+            report.problems.append(f"{rel}: the catalog names it but has no hash or size for it")
+        for rel, (digest, size) in sorted(recorded.items()):
+            report.files_checked += 1
+            try:
+                actual = self.files.sha256(rel)
+            except (FileNotFoundError, OSError) as exc:
+                report.problems.append(f"{rel}: missing or unreadable ({type(exc).__name__})")
+                continue
+            if digest and actual != digest:
+                report.problems.append(f"{rel}: SHA-256 differs from the one recorded at write")
+            elif rel.endswith(".parquet"):
+                try:
+                    self.files.read_parquet(rel, rel)
+                except DataLoss as exc:
+                    report.problems.append(f"{rel}: {exc}")
+            if not digest:
+                report.notes.append(f"{rel}: no hash recorded (written before hashes were kept)")
+        stray = [rel for rel in self.files.listing() if rel not in recorded]
+        if stray:
+            report.notes.append(f"{len(stray)} file(s) under the file root that no catalog row names (a write "
+                                f"in flight, or one whose commit failed), e.g. {stray[0]}")
+        return report
+
     def size_bytes(self) -> int:
         """Bytes of the data files the catalog names (the database's own size is PostgreSQL's to report)."""
         return int(self._query("SELECT COALESCE(SUM(bytes), 0) FROM files")[0][0])
