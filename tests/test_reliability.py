@@ -233,3 +233,25 @@ def test_oversized_message_gets_resource_exhausted_and_nothing_is_stored(tmp_pat
         client.close()
     finally:
         srv.stop()
+
+
+def test_suggest_reports_row_loading_per_batch_file_without_a_message_per_file(tmp_path):
+    """A pool of many batch files: Suggest says it is loading them (and checks for a cancel
+    between files) in a few messages, not one per file."""
+    srv = start_server(tmp_path / "data")
+    client = Client(f"127.0.0.1:{srv.port}", retries=0, timeout=120)
+    try:
+        run = _big_run(client, n=200)
+        rng = np.random.default_rng(3)
+        pool = client.create_pool("pool", embedding_dim=32)
+        files = 400
+        pool.add([f"p{i}" for i in range(files * 10)], rng.normal(size=(files * 10, 32)), batch_size=10,
+                 progress=False)
+        stages = [resp.progress.stage for resp in client.stub.Suggest(pb.SuggestRequest(
+            run_id=run.id, pool_id=pool.id, budget=50, strategy="kcenter")) if resp.WhichOneof("payload") == "progress"]
+        loading = [s for s in stages if s.startswith("loading pool rows: batch file")]
+        assert loading and len(loading) < files // 2, stages[:20]
+        assert any(s.startswith("loading run rows") for s in stages) and any("k-center" in s for s in stages)
+    finally:
+        client.close()
+        srv.stop()

@@ -44,6 +44,7 @@ log = logging.getLogger("blindspots.server")
 DEFAULT_PROJECT = "default"
 MAX_PAGE = 1000
 CANDIDATE_BATCH = 500
+PROGRESS_EVERY_S = 0.25      # Suggest's progress messages within one step
 MAX_OFFSET = 1 << 53           # far beyond any listing, and inside SQLite's 64-bit OFFSET
 
 
@@ -368,10 +369,17 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
         cancelled = threading.Event()
         context.add_callback(cancelled.set)
 
+        last = {"step": "", "at": 0.0}
+
         def progress(fraction: float, stage: str) -> None:
             if cancelled.is_set():
                 raise RuntimeError("the client cancelled the call")
-            progress_q.put((fraction, stage))
+            # Every step is sent; within one (a file of thousands, "loading pool rows: batch
+            # file i of n") at most one message per PROGRESS_EVERY_S.
+            step, now = stage.split(":", 1)[0], time.monotonic()
+            if step != last["step"] or now - last["at"] >= PROGRESS_EVERY_S:
+                last.update(step=step, at=now)
+                progress_q.put((fraction, stage))
 
         def work() -> None:
             try:

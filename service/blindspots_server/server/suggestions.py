@@ -77,7 +77,9 @@ class Suggestions:
         rows_at_index = self.indexes.sharded and strategy == "targeted"
         columns = (["sample_id", "uri", "probabilities", *(META_PREFIX + c for c in pool.metadata_schema)]
                    if rows_at_index else None)
-        pool_rows = self.store.read_row_data("pool", pool.id, columns)
+        # Checked between batch files: a cancelled call stops reading (progress raises).
+        pool_rows = self.store.read_row_data("pool", pool.id, columns, progress=lambda f, stage: progress(
+            0.04 * f, f"loading pool rows: {stage}"))
         try:
             keep = filter_mask(pool_rows.metadata, filters) if filters else np.ones(len(pool_rows), bool)
         except ValueError as exc:
@@ -86,7 +88,8 @@ class Suggestions:
         # Labels and probabilities find the confusions no region holds (targeted only).
         targeting = strategy == "targeted" and diagnosis is not None
         wanted = ["sample_id", "embedding"] + (["label", "probabilities"] if targeting else [])
-        run_rows = self.store.read_row_data("run", run.id, wanted)
+        run_rows = self.store.read_row_data("run", run.id, wanted, progress=lambda f, stage: progress(
+            0.05 + 0.04 * f, f"loading run rows: {stage}"))
         run_ids, run_embeddings = run_rows.sample_ids, run_rows.embeddings
         run_labels, run_probabilities = run_rows.labels, run_rows.probabilities
         del run_rows
