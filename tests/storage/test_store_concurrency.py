@@ -1,0 +1,119 @@
+"""Writers racing on one run: pipeline workers (or replicas) sending overlapping batches at once.
+
+Each worker holds its own store (PostgreSQL: its own connection pool, as a replica does; embedded:
+threads of one process sharing the store, as the server's handlers do). Batches overlap: the same
+rows under other batch ids, the same batch ids again, and rows some worker sends with other
+content. Whatever the interleaving, the result must be one the serial contract allows: every
+sample id stored once with the content of the batch that stored it, each batch all-or-nothing, the
+row count equal to the rows read back, and every refusal a DuplicateSampleIds naming a real clash.
+"""
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+
+import numpy as np
+import pytest
+
+import pgtest
+from blindspots_server.storage import DuplicateSampleIds, RunRecord, open_store
+from blindspots_server.storage.rows import build_table, to_row_data
+
+WORKERS, BATCHES, IDS, DIM = 4, 30, 60, 2
+
+
+def _plan(seed: int) -> list[list[tuple[str, list[int], int]]]:
+    """Per worker: (batch id, sample numbers, content variant) in sending order."""
+    rng = np.random.default_rng(seed)
+    plan = []
+    for w in range(WORKERS):
+        batches = []
+        for b in range(BATCHES):
+            ids = sorted(rng.choice(IDS, size=int(rng.integers(1, 8)), replace=False).tolist())
+            variant = 1 if (w == WORKERS - 1 and rng.random() < 0.3) else 0    # one worker sometimes clashes
+            # Half the batch ids are shared between workers (a retried step), half are the worker's own.
+            batch_id = f"shared-{b}" if rng.random() < 0.5 else f"w{w}-{b}"
+            batches.append((batch_id, ids, variant))
+        plan.append(batches)
+    return plan
+
+
+def _table(ids: list[int], variant: int):
+    emb = np.array([[i, variant] for i in ids], np.float32)
+    return build_table([f"s{i}" for i in ids], emb, np.zeros(len(ids)), np.full((len(ids), 2), 0.5, np.float32),
+                       None, {})
+
+
+@pytest.mark.parametrize("backend", ["embedded", "postgres"])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_racing_writers_leave_a_state_the_serial_contract_allows(backend, seed, tmp_path, request):
+    if backend == "embedded":
+        shared = open_store(str(tmp_path / "data"))
+        stores = [shared] * WORKERS
+    else:
+        catalog = pgtest.fresh_schema(request.getfixturevalue("postgres_database"))
+        stores = [open_store(catalog, files=str(tmp_path / "files")) for _ in range(WORKERS)]
+    run_id = f"run_{uuid.uuid4().hex[:8]}"
+    stores[0].create_run(RunRecord(id=run_id, name="r", project="p", model_name="m", model_version="1",
+                                   dataset_name="d", class_names=["x", "y"], embedding_dim=DIM,
+                                   created_at=time.time()))
+    plan = _plan(seed)
+    outcomes: list[list[tuple]] = [[] for _ in range(WORKERS)]
+    errors: list[BaseException] = []
+    start = threading.Barrier(WORKERS)
+
+    def work(w: int) -> None:
+        try:
+            start.wait()
+            for batch_id, ids, variant in plan[w]:
+                try:
+                    out = stores[w].ingest_batch("run", run_id, batch_id, _table(ids, variant), {})
+                    outcomes[w].append(("ok", batch_id, ids, variant, out))
+                except DuplicateSampleIds as err:
+                    outcomes[w].append(("clash", batch_id, ids, variant, err))
+        except BaseException as exc:          # anything else fails the test below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(w,)) for w in range(WORKERS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    try:
+        assert not errors, errors
+        rows = to_row_data(stores[0].read_rows("run", run_id))
+        stored = {sid: int(e[1]) for sid, e in zip(rows.sample_ids.tolist(), rows.embeddings.tolist())}
+        assert len(stored) == len(rows) == stores[0].get_run(run_id).num_rows, "every id once"
+        for sid, e in zip(rows.sample_ids.tolist(), rows.embeddings.tolist()):
+            assert f"s{int(e[0])}" == sid
+        stored_by: dict[str, tuple] = {}
+        replays = []
+        for w in range(WORKERS):
+            for kind, batch_id, ids, variant, what in outcomes[w]:
+                names = [f"s{i}" for i in ids]
+                if kind == "clash":
+                    # A real clash: the named id is stored with the other content.
+                    assert what.sample_id in names and stored[what.sample_id] != variant, (what, stored)
+                elif what.stored:
+                    assert batch_id not in stored_by, f"batch id {batch_id} stored twice"
+                    stored_by[batch_id] = (names, variant)
+                    # Its rows are all there with its content (a row stored before with other
+                    # content would have been a clash), and it added at least one.
+                    assert all(stored[n] == variant for n in names) and what.rows_already_stored < len(names)
+                elif what.rows_already_stored:
+                    # Every row was stored before, with this content.
+                    assert what.rows_already_stored == len(names) and all(stored[n] == variant for n in names)
+                else:
+                    replays.append(batch_id)
+        # A batch answered "nothing new" without rows already stored is a batch id stored before.
+        assert set(replays) <= set(stored_by), set(replays) - set(stored_by)
+        # Every stored id came from a batch that reports having stored something.
+        assert set(stored) <= {n for names, _ in stored_by.values() for n in names}
+        # Read back from the files as a worker outside the server would: the same rows, in order.
+        again = to_row_data(open_store(str(tmp_path / "data")).read_rows("run", run_id) if backend == "embedded"
+                            else stores[1].read_rows("run", run_id))
+        assert again.sample_ids.tolist() == rows.sample_ids.tolist()
+    finally:
+        for s in set(map(id, stores)):
+            next(x for x in stores if id(x) == s).close()
