@@ -117,3 +117,39 @@ def test_racing_writers_leave_a_state_the_serial_contract_allows(backend, seed, 
     finally:
         for s in set(map(id, stores)):
             next(x for x in stores if id(x) == s).close()
+
+
+@pytest.mark.parametrize("backend", ["embedded", "postgres"])
+def test_racing_label_imports_count_each_new_label_once(backend, tmp_path, request):
+    """Labeling-tool webhooks and imports arriving together: each import's `replaced` is its own,
+    so over all imports the labels counted as new add up to the labels stored."""
+    if backend == "embedded":
+        shared = open_store(str(tmp_path / "data"))
+        stores = [shared] * WORKERS
+    else:
+        catalog = pgtest.fresh_schema(request.getfixturevalue("postgres_database"))
+        stores = [open_store(catalog, files=str(tmp_path / "files")) for _ in range(WORKERS)]
+    rng = np.random.default_rng(7)
+    imports = [[sorted(rng.choice(IDS, size=int(rng.integers(1, 20)), replace=False).tolist()) for _ in range(25)]
+               for _ in range(WORKERS)]
+    counted: list[int] = []
+    start = threading.Barrier(WORKERS)
+
+    def work(w: int) -> None:
+        start.wait()
+        for k, ids in enumerate(imports[w]):
+            out = stores[w].save_labels("pool", "pool_a", [f"s{i}" for i in ids], ["x"] * len(ids), f"w{w}", float(k))
+            counted.append(out.stored - out.replaced)
+
+    threads = [threading.Thread(target=work, args=(w,)) for w in range(WORKERS)]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=300)
+        labeled = stores[0].labeled_ids("pool", "pool_a")
+        assert labeled == {f"s{i}" for batches in imports for ids in batches for i in ids}
+        assert len(counted) == WORKERS * 25 and sum(counted) == len(labeled)
+    finally:
+        for s in set(map(id, stores)):
+            next(x for x in stores if id(x) == s).close()

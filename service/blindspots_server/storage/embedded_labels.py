@@ -36,10 +36,12 @@ class EmbeddedLabels:
             raise ValueError(f"labels has {len(labels)} values but sample_ids has {len(sample_ids)}")
         # Repeated ids in one import: the last one wins, as a later import would.
         latest = dict(zip(sample_ids, labels))
-        before = set(self._labeled_among(target, target_id, list(latest)))
-        self._exec([("INSERT OR REPLACE INTO labels VALUES (?,?,?,?,?,?)",
-                     (target, target_id, sid, label, source, labeled_at)) for sid, label in latest.items()])
-        total = self._query("SELECT COUNT(*) FROM labels WHERE target=? AND target_id=?", (target, target_id))[0][0]
+        with self._lock:        # the counts describe this import, not one racing it
+            before = set(self._labeled_among(target, target_id, list(latest)))
+            self._exec([("INSERT OR REPLACE INTO labels VALUES (?,?,?,?,?,?)",
+                         (target, target_id, sid, label, source, labeled_at)) for sid, label in latest.items()])
+            total = self._query("SELECT COUNT(*) FROM labels WHERE target=? AND target_id=?",
+                                (target, target_id))[0][0]
         return LabelsOutcome(stored=len(latest), replaced=len(before), total=int(total))
 
     def _labeled_among(self, target: str, target_id: str, sample_ids: list[str]) -> list[str]:

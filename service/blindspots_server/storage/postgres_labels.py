@@ -33,6 +33,8 @@ class PostgresLabels:
             raise ValueError(f"labels has {len(labels)} values but sample_ids has {len(sample_ids)}")
         latest = dict(zip(sample_ids, labels))
         with self._tx() as cur:
+            # One import per run or pool at a time (replicas included), so that its counts are its own.
+            cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"labels/{target}/{target_id}",))
             cur.execute("SELECT count(*) FROM labels WHERE target=%s AND target_id=%s AND sample_id = ANY(%s)",
                         (target, target_id, list(latest)))
             replaced = cur.fetchone()[0]
