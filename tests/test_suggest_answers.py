@@ -118,3 +118,64 @@ def test_targeted_collects_mostly_for_data_gaps(client, small_scenario):
     assert picks[picks["region_id"] < 0]["reason"].str.contains("follows margin sampling").all()
     gap = dict(zip(s.pool.ids, s.pool.in_data_gap))
     assert np.mean([gap[i] for i in picks["sample_id"]]) > 0.8
+
+
+def _race(clients, run_id: str, pool_id: str, budget: int, allow_repeats: bool = False) -> list[list[str]]:
+    """The picks of Suggest calls made at the same moment, one per client."""
+    import threading
+
+    picks: list[list[str]] = [[] for _ in clients]
+    start = threading.Barrier(len(clients))
+
+    def call(i: int) -> None:
+        start.wait()
+        frame = clients[i].suggest(run_id, pool_id, budget, strategy="margin", allow_repeats=allow_repeats,
+                                   progress=False)
+        picks[i] = frame["sample_id"].tolist()
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(len(clients))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    return picks
+
+
+def _margin_world(client, n_pool: int = 3000):
+    rng = np.random.default_rng(5)
+    run = client.create_run("race", class_names=["a", "b"], embedding_dim=8)
+    p = rng.uniform(0.05, 0.95, 200)
+    run.log_predictions([f"t{i}" for i in range(200)], rng.normal(size=(200, 8)), labels=rng.integers(0, 2, 200),
+                        probabilities=np.stack([p, 1 - p], 1), progress=False)
+    pool = client.create_pool("race-pool", embedding_dim=8, num_classes=2)
+    q = rng.uniform(0.05, 0.95, n_pool)
+    pool.add([f"u{i}" for i in range(n_pool)], rng.normal(size=(n_pool, 8)), probabilities=np.stack([q, 1 - q], 1),
+             batch_size=100, progress=False)
+    return run, pool
+
+
+def test_rounds_asked_for_at_once_get_disjoint_picks(client):
+    """Two labeling queues requested together for one run and pool: the second leaves out the
+    first's picks, as if asked after it (with allow_repeats, both may hold the same rows)."""
+    run, pool = _margin_world(client)
+    first, second = _race([client, client], run.id, pool.id, 100)
+    assert len(first) == len(second) == 100 and not set(first) & set(second)
+    again = _race([client, client], run.id, pool.id, 100, allow_repeats=True)
+    assert again[0] == again[1]          # margin is deterministic: the same rows when repeats are allowed
+
+
+def test_rounds_asked_of_two_replicas_at_once_get_disjoint_picks(postgres_uri, tmp_path):
+    from blindspots import Client
+    from conftest import start_server
+
+    servers = [start_server(tmp_path / f"r{i}", store=postgres_uri, files=str(tmp_path / "files")) for i in range(2)]
+    clients = [Client(f"127.0.0.1:{s.port}", retries=0, timeout=120) for s in servers]
+    try:
+        run, pool = _margin_world(clients[0])
+        picks = _race(clients, run.id, pool.id, 100)
+        assert all(len(p) == 100 for p in picks) and not set(picks[0]) & set(picks[1])
+    finally:
+        for c in clients:
+            c.close()
+        for s in servers:
+            s.stop()

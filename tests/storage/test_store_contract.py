@@ -307,3 +307,44 @@ def test_metadata_columns_are_limited_per_target_over_all_batches(store):
     with pytest.raises(TooManyColumns, match="per run"):
         store.ingest_batch("run", "run_a", "b2", _batch(["b"], meta=more), {k: "number" for k in more})
     assert store.get_run("run_a").num_rows == 1
+
+
+def test_a_named_lock_excludes_its_holders_and_no_other_name(open_again):
+    """Store.exclusive: a second holder of the same name waits (a replica too, on a shared
+    store: another store object on the same location); another name does not wait."""
+    import threading
+
+    first = open_again()
+    second = open_again() if open_again.backend != "embedded" else first   # embedded: one process, one store
+    order: list[str] = []
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with first.exclusive("k"):
+            order.append("first in")
+            holding.set()
+            release.wait(30)
+            order.append("first out")
+
+    t = threading.Thread(target=hold)
+    t.start()
+    assert holding.wait(30)
+    with second.exclusive("other name"):
+        order.append("other name")
+    with second.exclusive("unrelated"):
+        pass
+    done = threading.Event()
+
+    def wait_for_k() -> None:
+        with second.exclusive("k"):
+            order.append("second in")
+        done.set()
+
+    waiter = threading.Thread(target=wait_for_k)
+    waiter.start()
+    assert not done.wait(0.5), "the second holder got the lock while the first held it"
+    release.set()
+    t.join(30)
+    assert done.wait(30)
+    waiter.join(30)
+    assert order == ["first in", "other name", "first out", "second in"], order

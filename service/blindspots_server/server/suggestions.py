@@ -70,6 +70,15 @@ class Suggestions:
 
     def run(self, run: RunRecord, pool: PoolRecord, diagnosis: Optional[pb.Diagnosis], request: pb.SuggestRequest,
             strategy: str, filters, progress: ProgressFn) -> "SuggestOutcome":
+        if request.allow_repeats:
+            return self._run(run, pool, diagnosis, request, strategy, filters, progress)
+        # Rounds that leave out earlier picks run one at a time per run and pool (across replicas
+        # too): two labeling queues asked for at once get disjoint picks, as if asked one after the other.
+        with self.store.exclusive(f"suggest/{run.id}/{pool.id}"):
+            return self._run(run, pool, diagnosis, request, strategy, filters, progress)
+
+    def _run(self, run: RunRecord, pool: PoolRecord, diagnosis: Optional[pb.Diagnosis], request: pb.SuggestRequest,
+             strategy: str, filters, progress: ProgressFn) -> "SuggestOutcome":
         progress(0.0, "loading pool rows")
         # With sharded indexes the shards hold the pool's vectors: a targeted ranking reads the few
         # rows it scores from them (core.suggest, pool.embeddings=None), so this process reads the

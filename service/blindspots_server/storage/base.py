@@ -9,8 +9,10 @@ by :mod:`blindspots_server.storage.rows`.
 from __future__ import annotations
 
 import abc
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Optional
+from typing import TYPE_CHECKING, Callable, Iterator, Optional
 
 import pyarrow as pa
 
@@ -198,6 +200,9 @@ class IngestOutcome:
     rows_already_stored: int = 0      # rows skipped: their ids were stored with the same content
 
 
+_NAMED_LOCKS_GUARD = threading.Lock()     # creates a store's named locks (Store.exclusive)
+
+
 class Store(abc.ABC):
     """What the server needs from persistence. Methods are thread-safe."""
 
@@ -352,6 +357,18 @@ class Store(abc.ABC):
     def request_cancel(self, job_id: str) -> JobRecord:
         """Cancel a PENDING job now; ask the replica running a RUNNING one to stop."""
         raise NotImplementedError(f"{type(self).__name__} runs jobs in-process")
+
+    # ---- mutual exclusion
+    @contextmanager
+    def exclusive(self, key: str) -> Iterator[None]:
+        """Hold the lock named ``key`` for the block, against every holder of the same name that
+        uses this store: this process's threads here; a shared store (PostgreSQL) reaches every
+        replica. For work that reads and then writes what another call must not read in
+        between (a suggestion round and the earlier picks it leaves out)."""
+        with _NAMED_LOCKS_GUARD:
+            lock = self.__dict__.setdefault("_named_locks", {}).setdefault(key, threading.Lock())
+        with lock:
+            yield
 
     # ---- housekeeping
     @abc.abstractmethod

@@ -44,6 +44,7 @@ except ImportError:  # the optional extra: pip install 'blindspots-server[postgr
     psycopg = None
 
 _SCHEMA_LOCK = 0x626C696E64   # advisory lock: replicas starting together create the tables once
+_NAMED_LOCK_CLASS = 0x626C73  # the first key of Store.exclusive's advisory locks (the second: the name's hash)
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
   id TEXT PRIMARY KEY, name TEXT, project TEXT, model_name TEXT, model_version TEXT,
@@ -117,6 +118,23 @@ class PostgresStore(SqlCatalog, JobQueueMixin, PostgresLabels, Store):
                     yield cur
         except psycopg.OperationalError as exc:
             raise StoreUnavailable(f"the PostgreSQL catalog is unavailable ({exc})") from None
+
+    @contextmanager
+    def exclusive(self, key: str) -> Iterator[None]:
+        """The named lock across replicas: a PostgreSQL session advisory lock, held on one pooled
+        connection for the block (released by the database if this process dies)."""
+        with super().exclusive(key):            # this process's threads queue here, not on connections
+            try:
+                with self._pool.connection() as conn:
+                    conn.execute("SELECT pg_advisory_lock(%s, hashtext(%s))", (_NAMED_LOCK_CLASS, key))
+                    conn.commit()
+                    try:
+                        yield
+                    finally:
+                        conn.execute("SELECT pg_advisory_unlock(%s, hashtext(%s))", (_NAMED_LOCK_CLASS, key))
+                        conn.commit()
+            except psycopg.OperationalError as exc:
+                raise StoreUnavailable(f"the PostgreSQL catalog is unavailable ({exc})") from None
 
     def _query(self, sql: str, args: tuple = ()) -> list[tuple]:
         with self._tx() as cur:
