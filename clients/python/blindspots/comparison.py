@@ -16,19 +16,6 @@ def _rate(c: pb.RateChange) -> dict:
             "diff_low": c.difference_ci.low, "diff_high": c.difference_ci.high, "p_value": c.p_value}
 
 
-def _bh(p_values: list[float]) -> list[float]:
-    """Benjamini-Hochberg adjusted p-values, in the given order."""
-    n = len(p_values)
-    order = sorted(range(n), key=lambda i: p_values[i])
-    out = [1.0] * n
-    running = 1.0
-    for rank in range(n, 0, -1):
-        i = order[rank - 1]
-        running = min(running, p_values[i] * n / rank)
-        out[i] = min(running, 1.0)
-    return out
-
-
 class Comparison:
     """What changed from version A to version B. ``message`` is the API's RunComparison.
 
@@ -46,9 +33,9 @@ class Comparison:
         rows = [{"status": r.status, "region_a": r.region_a, "region_b": r.region_b, "jaccard": r.jaccard,
                  "slice_a": r.slice_a, "slice_b": r.slice_b,
                  "kind": KIND_NAMES.get(r.kind_a if r.region_a >= 0 else r.kind_b, "unspecified"),
-                 **_rate(r.rows)} for r in self.message.regions]
+                 **_rate(r.rows), "q_value": r.q_value} for r in self.message.regions]
         return pd.DataFrame(rows, columns=["status", "region_a", "region_b", "jaccard", "slice_a", "slice_b",
-                                           "kind", *RATE_COLUMNS])
+                                           "kind", *RATE_COLUMNS, "q_value"])
 
     def slices_frame(self) -> pd.DataFrame:
         """One row per slice either diagnosis named, largest improvement first."""
@@ -61,8 +48,8 @@ class Comparison:
 
         One row per finding (``scope`` overall, region or slice; ``name``), worst first: the
         overall error rate if B's is higher with p <= alpha; each region (of either version,
-        on the rows it is measured on) whose error rate rose with a Benjamini-Hochberg adjusted
-        p <= alpha over all compared regions; each slice whose rate rose with its q-value (BH
+        on the rows it is measured on) whose error rate rose with its q-value (Benjamini-Hochberg
+        over the compared regions) <= alpha; each slice whose rate rose with its q-value (BH
         over the compared slices) <= alpha. ``alpha`` 0 takes the comparison's own (0.05 unless
         set). Empty when nothing got worse."""
         alpha = alpha or self.message.alpha or 0.05
@@ -71,14 +58,12 @@ class Comparison:
         if m.overall.difference > 0 and m.overall.p_value <= alpha:
             rows.append({"scope": "overall", "name": "all shared rows", **_rate(m.overall),
                          "q_value": m.overall.p_value})
-        regions = list(m.regions)
-        q = _bh([r.rows.p_value for r in regions])
-        for r, qv in zip(regions, q):
-            if r.rows.difference > 0 and qv <= alpha:
+        for r in m.regions:
+            if r.rows.difference > 0 and r.q_value <= alpha:
                 name = f"A:R{r.region_a}" if r.region_a >= 0 else f"B:R{r.region_b}"
                 where = r.slice_a or r.slice_b
                 rows.append({"scope": "region", "name": f"{name} ({where})" if where else name,
-                             **_rate(r.rows), "q_value": qv})
+                             **_rate(r.rows), "q_value": r.q_value})
         for s in m.slices:
             if s.rows.difference > 0 and s.q_value <= alpha:
                 rows.append({"scope": "slice", "name": s.name, **_rate(s.rows), "q_value": s.q_value})

@@ -53,6 +53,7 @@ class RegionChange:
     region_b: int                      # -1 when no region of B matches
     jaccard: float
     rows: RateChange                   # on region_a's rows (region_b's for a new region)
+    q_value: float = 1.0               # Benjamini-Hochberg over the compared regions
 
 
 @dataclass
@@ -126,10 +127,11 @@ class VersionComparer:
                 regions.append(RegionChange(NEW, -1, b, 0.0, rate_change(failed_a[rows], failed_b[rows])))
         changes = [SliceChange(name, rate_change(failed_a[mask], failed_b[mask])) for name, mask in slices
                    if mask.any()]
-        if changes:
-            q = benjamini_hochberg(np.array([c.rows.p_value for c in changes]))
-            for c, qv in zip(changes, q):
-                c.q_value = float(qv)
+        for family in (regions, changes):       # each its own family: regions, slices
+            if family:
+                q = benjamini_hochberg(np.array([c.rows.p_value for c in family]))
+                for c, qv in zip(family, q):
+                    c.q_value = float(qv)
         self.result_ = VersionComparison(n, rate_change(failed_a, failed_b), regions, changes)
         return self.result_
 

@@ -74,7 +74,8 @@ def compare_runs(store: Store, run_a: RunRecord, run_b: RunRecord, diag_a: pb.Di
             status=change.status, region_a=change.region_a, region_b=change.region_b, jaccard=change.jaccard,
             rows=_rate(change.rows), slice_a=ra.explanations[0].name if ra and ra.explanations else "",
             slice_b=rb.explanations[0].name if rb and rb.explanations else "",
-            kind_a=ra.kind if ra else pb.REGION_KIND_UNSPECIFIED, kind_b=rb.kind if rb else pb.REGION_KIND_UNSPECIFIED)
+            kind_a=ra.kind if ra else pb.REGION_KIND_UNSPECIFIED, kind_b=rb.kind if rb else pb.REGION_KIND_UNSPECIFIED,
+            q_value=change.q_value)
 
     return pb.RunComparison(
         run_id_a=run_a.id, run_id_b=run_b.id, diagnosis_id_a=diag_a.id, diagnosis_id_b=diag_b.id,

@@ -102,7 +102,7 @@ class PoolIndexes:
         try:
             blob = self._store.load_index(pool_id)
             return PoolIndex.from_bytes(blob) if blob is not None else None
-        except Exception as exc:        # DataLoss, or faiss refusing the blob
+        except (DataLoss, RuntimeError, ValueError) as exc:     # a checksum mismatch, or faiss refusing the blob
             log.warning("pool %s: its stored index cannot be used (%s: %s); rebuilding it from the pool's rows",
                         pool_id, type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
             return None

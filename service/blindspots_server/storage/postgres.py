@@ -302,20 +302,20 @@ class PostgresStore(SqlCatalog, JobQueueMixin, PostgresLabels, Store):
 
     # ------------------------------------------------------------ housekeeping
     def check(self) -> "CheckReport":
-        """Verify every data file the catalog names, without changing anything: present, the size
-        and SHA-256 recorded at write, Parquet pages readable; and that every batch, diagnosis and
-        suggestion set has its file row. Files under the root that no row names are notes, not
+        """Verify every data file the catalog names, without changing anything: present, the
+        SHA-256 recorded at write, Parquet pages readable; and that every batch, diagnosis,
+        suggestion set and pool index has its file row. Files under the root that no row names are notes, not
         damage: a replica may be between writing a file and committing it."""
         from .maintenance import CheckReport
         report = CheckReport()
-        recorded = {path: (digest, size) for path, digest, size in self._query("SELECT path, sha256, bytes FROM files")}
+        recorded = dict(self._query("SELECT path, sha256 FROM files"))
         named = [r[0] for r in self._query("SELECT file FROM batches")]
         named += [f"diagnoses/{r[0]}.parquet" for r in self._query("SELECT id FROM diagnoses")]
         named += [f"suggestions/{r[0]}.parquet" for r in self._query("SELECT id FROM suggestion_sets")]
         named += [r[0] for r in self._query("SELECT index_file FROM pools WHERE index_file <> ''")]
         for rel in sorted(set(named) - set(recorded)):
             report.problems.append(f"{rel}: the catalog names it but has no hash or size for it")
-        for rel, (digest, size) in sorted(recorded.items()):
+        for rel, digest in sorted(recorded.items()):
             report.files_checked += 1
             try:
                 actual = self.files.sha256(rel)

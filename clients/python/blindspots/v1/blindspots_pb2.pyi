@@ -851,7 +851,7 @@ class RateChange(_message.Message):
     def __init__(self, support: _Optional[int] = ..., failures_a: _Optional[int] = ..., failures_b: _Optional[int] = ..., error_rate_a: _Optional[float] = ..., error_rate_a_ci: _Optional[_Union[Interval, _Mapping]] = ..., error_rate_b: _Optional[float] = ..., error_rate_b_ci: _Optional[_Union[Interval, _Mapping]] = ..., difference: _Optional[float] = ..., difference_ci: _Optional[_Union[Interval, _Mapping]] = ..., p_value: _Optional[float] = ...) -> None: ...
 
 class RegionComparison(_message.Message):
-    __slots__ = ("status", "region_a", "region_b", "jaccard", "rows", "slice_a", "slice_b", "kind_a", "kind_b")
+    __slots__ = ("status", "region_a", "region_b", "jaccard", "rows", "slice_a", "slice_b", "kind_a", "kind_b", "q_value")
     STATUS_FIELD_NUMBER: _ClassVar[int]
     REGION_A_FIELD_NUMBER: _ClassVar[int]
     REGION_B_FIELD_NUMBER: _ClassVar[int]
@@ -861,6 +861,7 @@ class RegionComparison(_message.Message):
     SLICE_B_FIELD_NUMBER: _ClassVar[int]
     KIND_A_FIELD_NUMBER: _ClassVar[int]
     KIND_B_FIELD_NUMBER: _ClassVar[int]
+    Q_VALUE_FIELD_NUMBER: _ClassVar[int]
     status: str
     region_a: int
     region_b: int
@@ -870,7 +871,8 @@ class RegionComparison(_message.Message):
     slice_b: str
     kind_a: RegionKind
     kind_b: RegionKind
-    def __init__(self, status: _Optional[str] = ..., region_a: _Optional[int] = ..., region_b: _Optional[int] = ..., jaccard: _Optional[float] = ..., rows: _Optional[_Union[RateChange, _Mapping]] = ..., slice_a: _Optional[str] = ..., slice_b: _Optional[str] = ..., kind_a: _Optional[_Union[RegionKind, str]] = ..., kind_b: _Optional[_Union[RegionKind, str]] = ...) -> None: ...
+    q_value: float
+    def __init__(self, status: _Optional[str] = ..., region_a: _Optional[int] = ..., region_b: _Optional[int] = ..., jaccard: _Optional[float] = ..., rows: _Optional[_Union[RateChange, _Mapping]] = ..., slice_a: _Optional[str] = ..., slice_b: _Optional[str] = ..., kind_a: _Optional[_Union[RegionKind, str]] = ..., kind_b: _Optional[_Union[RegionKind, str]] = ..., q_value: _Optional[float] = ...) -> None: ...
 
 class SliceComparison(_message.Message):
     __slots__ = ("name", "rows", "q_value")
