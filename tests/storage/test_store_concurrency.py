@@ -45,15 +45,23 @@ def _table(ids: list[int], variant: int):
                        None, {})
 
 
-@pytest.mark.parametrize("backend", ["embedded", "postgres"])
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_racing_writers_leave_a_state_the_serial_contract_allows(backend, seed, tmp_path, request):
-    if backend == "embedded":
-        shared = open_store(str(tmp_path / "data"))
-        stores = [shared] * WORKERS
+@pytest.fixture(params=["embedded", "postgres"])
+def stores(request, tmp_path):
+    """One store per worker: PostgreSQL, a store (connection pool) each, as replicas hold; embedded,
+    the one store of the process shared by the workers' threads, as the server's handlers share it."""
+    if request.param == "embedded":
+        opened = [open_store(str(tmp_path / "data"))]
+        yield opened * WORKERS
     else:
         catalog = pgtest.fresh_schema(request.getfixturevalue("postgres_database"))
-        stores = [open_store(catalog, files=str(tmp_path / "files")) for _ in range(WORKERS)]
+        opened = [open_store(catalog, files=str(tmp_path / "files")) for _ in range(WORKERS)]
+        yield opened
+    for store in opened:
+        store.close()
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_racing_writers_leave_a_state_the_serial_contract_allows(stores, seed):
     run_id = f"run_{uuid.uuid4().hex[:8]}"
     stores[0].create_run(RunRecord(id=run_id, name="r", project="p", model_name="m", model_version="1",
                                    dataset_name="d", class_names=["x", "y"], embedding_dim=DIM,
@@ -80,55 +88,43 @@ def test_racing_writers_leave_a_state_the_serial_contract_allows(backend, seed, 
         t.start()
     for t in threads:
         t.join(timeout=300)
-    try:
-        assert not errors, errors
-        rows = to_row_data(stores[0].read_rows("run", run_id))
-        stored = {sid: int(e[1]) for sid, e in zip(rows.sample_ids.tolist(), rows.embeddings.tolist())}
-        assert len(stored) == len(rows) == stores[0].get_run(run_id).num_rows, "every id once"
-        for sid, e in zip(rows.sample_ids.tolist(), rows.embeddings.tolist()):
-            assert f"s{int(e[0])}" == sid
-        stored_by: dict[str, tuple] = {}
-        replays = []
-        for w in range(WORKERS):
-            for kind, batch_id, ids, variant, what in outcomes[w]:
-                names = [f"s{i}" for i in ids]
-                if kind == "clash":
-                    # A real clash: the named id is stored with the other content.
-                    assert what.sample_id in names and stored[what.sample_id] != variant, (what, stored)
-                elif what.stored:
-                    assert batch_id not in stored_by, f"batch id {batch_id} stored twice"
-                    stored_by[batch_id] = (names, variant)
-                    # Its rows are all there with its content (a row stored before with other
-                    # content would have been a clash), and it added at least one.
-                    assert all(stored[n] == variant for n in names) and what.rows_already_stored < len(names)
-                elif what.rows_already_stored:
-                    # Every row was stored before, with this content.
-                    assert what.rows_already_stored == len(names) and all(stored[n] == variant for n in names)
-                else:
-                    replays.append(batch_id)
-        # A batch answered "nothing new" without rows already stored is a batch id stored before.
-        assert set(replays) <= set(stored_by), set(replays) - set(stored_by)
-        # Every stored id came from a batch that reports having stored something.
-        assert set(stored) <= {n for names, _ in stored_by.values() for n in names}
-        # Read back from the files as a worker outside the server would: the same rows, in order.
-        again = to_row_data(open_store(str(tmp_path / "data")).read_rows("run", run_id) if backend == "embedded"
-                            else stores[1].read_rows("run", run_id))
-        assert again.sample_ids.tolist() == rows.sample_ids.tolist()
-    finally:
-        for s in set(map(id, stores)):
-            next(x for x in stores if id(x) == s).close()
+    assert not errors, errors
+    rows = to_row_data(stores[0].read_rows("run", run_id))
+    stored = {sid: int(e[1]) for sid, e in zip(rows.sample_ids.tolist(), rows.embeddings.tolist())}
+    assert len(stored) == len(rows) == stores[0].get_run(run_id).num_rows, "every id once"
+    for sid, e in zip(rows.sample_ids.tolist(), rows.embeddings.tolist()):
+        assert f"s{int(e[0])}" == sid
+    stored_by: dict[str, tuple] = {}
+    replays = []
+    for w in range(WORKERS):
+        for kind, batch_id, ids, variant, what in outcomes[w]:
+            names = [f"s{i}" for i in ids]
+            if kind == "clash":
+                # A real clash: the named id is stored with the other content.
+                assert what.sample_id in names and stored[what.sample_id] != variant, (what, stored)
+            elif what.stored:
+                assert batch_id not in stored_by, f"batch id {batch_id} stored twice"
+                stored_by[batch_id] = (names, variant)
+                # Its rows are all there with its content (a row stored before with other
+                # content would have been a clash), and it added at least one.
+                assert all(stored[n] == variant for n in names) and what.rows_already_stored < len(names)
+            elif what.rows_already_stored:
+                # Every row was stored before, with this content.
+                assert what.rows_already_stored == len(names) and all(stored[n] == variant for n in names)
+            else:
+                replays.append(batch_id)
+    # A batch answered "nothing new" without rows already stored is a batch id stored before.
+    assert set(replays) <= set(stored_by), set(replays) - set(stored_by)
+    # Every stored id came from a batch that reports having stored something.
+    assert set(stored) <= {n for names, _ in stored_by.values() for n in names}
+    # Another worker's store (another replica's, on PostgreSQL) reads the same rows, in order.
+    again = to_row_data(stores[-1].read_rows("run", run_id))
+    assert again.sample_ids.tolist() == rows.sample_ids.tolist()
 
 
-@pytest.mark.parametrize("backend", ["embedded", "postgres"])
-def test_racing_label_imports_count_each_new_label_once(backend, tmp_path, request):
+def test_racing_label_imports_count_each_new_label_once(stores):
     """Labeling-tool webhooks and imports arriving together: each import's `replaced` is its own,
     so over all imports the labels counted as new add up to the labels stored."""
-    if backend == "embedded":
-        shared = open_store(str(tmp_path / "data"))
-        stores = [shared] * WORKERS
-    else:
-        catalog = pgtest.fresh_schema(request.getfixturevalue("postgres_database"))
-        stores = [open_store(catalog, files=str(tmp_path / "files")) for _ in range(WORKERS)]
     rng = np.random.default_rng(7)
     imports = [[sorted(rng.choice(IDS, size=int(rng.integers(1, 20)), replace=False).tolist()) for _ in range(25)]
                for _ in range(WORKERS)]
@@ -142,14 +138,10 @@ def test_racing_label_imports_count_each_new_label_once(backend, tmp_path, reque
             counted.append(out.stored - out.replaced)
 
     threads = [threading.Thread(target=work, args=(w,)) for w in range(WORKERS)]
-    try:
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=300)
-        labeled = stores[0].labeled_ids("pool", "pool_a")
-        assert labeled == {f"s{i}" for batches in imports for ids in batches for i in ids}
-        assert len(counted) == WORKERS * 25 and sum(counted) == len(labeled)
-    finally:
-        for s in set(map(id, stores)):
-            next(x for x in stores if id(x) == s).close()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    labeled = stores[0].labeled_ids("pool", "pool_a")
+    assert labeled == {f"s{i}" for batches in imports for ids in batches for i in ids}
+    assert len(counted) == WORKERS * 25 and sum(counted) == len(labeled)
