@@ -164,6 +164,13 @@ def _big_run(client, n=6000, seed=1):
     return run
 
 
+def _big_pool(client, n: int, seed: int, batch_size: int = 4096):
+    rng = np.random.default_rng(seed)
+    pool = client.create_pool("pool", embedding_dim=32)
+    pool.add([f"p{i}" for i in range(n)], rng.normal(size=(n, 32)), batch_size=batch_size, progress=False)
+    return pool
+
+
 def test_cancel_job_stops_running_and_queued_diagnoses(tmp_path):
     config = ServerConfig(data_dir=str(tmp_path / "data"), host="127.0.0.1", port=0, job_workers=1)
     srv = BlindspotsServer(config).start()
@@ -193,9 +200,7 @@ def test_cancelling_a_suggest_stream_stops_the_work(tmp_path):
     client = Client(f"127.0.0.1:{srv.port}", retries=0, timeout=120)
     try:
         run = _big_run(client, n=500)
-        rng = np.random.default_rng(2)
-        pool = client.create_pool("pool", embedding_dim=32)
-        pool.add([f"p{i}" for i in range(30000)], rng.normal(size=(30000, 32)), progress=False)
+        pool = _big_pool(client, n=30000, seed=2)
         call = client.stub.Suggest(pb.SuggestRequest(run_id=run.id, pool_id=pool.id, budget=20000,
                                                      strategy="kcenter"))
         for resp in call:
@@ -242,11 +247,8 @@ def test_suggest_reports_row_loading_per_batch_file_without_a_message_per_file(t
     client = Client(f"127.0.0.1:{srv.port}", retries=0, timeout=120)
     try:
         run = _big_run(client, n=200)
-        rng = np.random.default_rng(3)
-        pool = client.create_pool("pool", embedding_dim=32)
         files = 400
-        pool.add([f"p{i}" for i in range(files * 10)], rng.normal(size=(files * 10, 32)), batch_size=10,
-                 progress=False)
+        pool = _big_pool(client, n=files * 10, seed=3, batch_size=10)
         stages = [resp.progress.stage for resp in client.stub.Suggest(pb.SuggestRequest(
             run_id=run.id, pool_id=pool.id, budget=50, strategy="kcenter")) if resp.WhichOneof("payload") == "progress"]
         loading = [s for s in stages if s.startswith("loading pool rows: batch file")]
