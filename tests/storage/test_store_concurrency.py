@@ -145,3 +145,29 @@ def test_racing_label_imports_count_each_new_label_once(stores):
     labeled = stores[0].labeled_ids("pool", "pool_a")
     assert labeled == {f"s{i}" for batches in imports for ids in batches for i in ids}
     assert len(counted) == WORKERS * 25 and sum(counted) == len(labeled)
+
+
+def test_named_locks_held_by_more_holders_than_pooled_connections_leave_their_queries_room(
+        postgres_database, tmp_path):
+    """Suggest rounds of different runs hold their locks while they query the catalog: more such
+    rounds than the pool has connections must still finish (each lock has a connection of its own)."""
+    from blindspots_server.storage.postgres import PostgresStore
+
+    store = PostgresStore(pgtest.fresh_schema(postgres_database), str(tmp_path / "files"), max_connections=2)
+    holders, done = 4, []
+    inside = threading.Barrier(holders, timeout=60)
+
+    def hold(i: int) -> None:
+        with store.exclusive(f"suggest/run_{i}/pool"):
+            inside.wait()                       # every lock held at once
+            done.append(store.suggested_ids(f"run_{i}", "pool"))
+
+    threads = [threading.Thread(target=hold, args=(i,)) for i in range(holders)]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+        assert done == [set()] * holders
+    finally:
+        store.close()

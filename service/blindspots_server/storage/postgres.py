@@ -93,6 +93,7 @@ class PostgresStore(SqlCatalog, JobQueueMixin, PostgresLabels, Store):
             raise ValueError("the postgresql store needs a file root for row files: --files DIR or URI "
                              "(a directory every replica mounts, or s3://..., gs://...)")
         self.files = FileRoot(files)
+        self._catalog = catalog
         self._pool = ConnectionPool(catalog, min_size=1, max_size=max_connections, open=False,
                                     kwargs={"autocommit": False}, name="blindspots-catalog")
         try:
@@ -121,20 +122,20 @@ class PostgresStore(SqlCatalog, JobQueueMixin, PostgresLabels, Store):
 
     @contextmanager
     def exclusive(self, key: str) -> Iterator[None]:
-        """The named lock across replicas: a PostgreSQL session advisory lock, held on one pooled
-        connection for the block (released by the database if this process dies)."""
+        """The named lock across replicas: a PostgreSQL session advisory lock on a connection of
+        its own, outside the pool (the block's own queries need the pool's connections: holders
+        taking pooled ones could leave none). Closing the session releases the lock, also when
+        this process dies."""
         with super().exclusive(key):            # this process's threads queue here, not on connections
             try:
-                with self._pool.connection() as conn:
-                    conn.execute("SELECT pg_advisory_lock(%s, hashtext(%s))", (_NAMED_LOCK_CLASS, key))
-                    conn.commit()
-                    try:
-                        yield
-                    finally:
-                        conn.execute("SELECT pg_advisory_unlock(%s, hashtext(%s))", (_NAMED_LOCK_CLASS, key))
-                        conn.commit()
+                conn = psycopg.connect(self._catalog, autocommit=True)
             except psycopg.OperationalError as exc:
                 raise StoreUnavailable(f"the PostgreSQL catalog is unavailable ({exc})") from None
+            try:
+                conn.execute("SELECT pg_advisory_lock(%s, hashtext(%s))", (_NAMED_LOCK_CLASS, key))
+                yield
+            finally:
+                conn.close()
 
     def _query(self, sql: str, args: tuple = ()) -> list[tuple]:
         with self._tx() as cur:
