@@ -311,7 +311,8 @@ def test_metadata_columns_are_limited_per_target_over_all_batches(store):
 
 def test_a_named_lock_excludes_its_holders_and_no_other_name(open_again):
     """Store.exclusive: a second holder of the same name waits (a replica too, on a shared
-    store: another store object on the same location); another name does not wait."""
+    store: another store object on the same location) and is told so before it waits; another
+    name does not wait."""
     import threading
 
     first = open_again()
@@ -329,14 +330,15 @@ def test_a_named_lock_excludes_its_holders_and_no_other_name(open_again):
     t = threading.Thread(target=hold)
     t.start()
     assert holding.wait(30)
-    with second.exclusive("other name"):
+    told: list[str] = []
+    with second.exclusive("other name", waiting=lambda: told.append("other name")):
         order.append("other name")
     with second.exclusive("unrelated"):
         pass
     done = threading.Event()
 
     def wait_for_k() -> None:
-        with second.exclusive("k"):
+        with second.exclusive("k", waiting=lambda: told.append("k")):
             order.append("second in")
         done.set()
 
@@ -348,3 +350,4 @@ def test_a_named_lock_excludes_its_holders_and_no_other_name(open_again):
     assert done.wait(30)
     waiter.join(30)
     assert order == ["first in", "other name", "first out", "second in"], order
+    assert told == ["k"], "told of the wait once, and only where there was one"

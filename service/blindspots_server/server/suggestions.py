@@ -74,7 +74,8 @@ class Suggestions:
             return self._run(run, pool, diagnosis, request, strategy, filters, progress)
         # Rounds that leave out earlier picks run one at a time per run and pool (across replicas
         # too): two labeling queues asked for at once get disjoint picks, as if asked one after the other.
-        with self.store.exclusive(f"suggest/{run.id}/{pool.id}"):
+        with self.store.exclusive(f"suggest/{run.id}/{pool.id}", waiting=lambda: progress(
+                0.0, "waiting for the round asked for before this one (same run and pool) to finish")):
             return self._run(run, pool, diagnosis, request, strategy, filters, progress)
 
     def _run(self, run: RunRecord, pool: PoolRecord, diagnosis: Optional[pb.Diagnosis], request: pb.SuggestRequest,

@@ -360,15 +360,22 @@ class Store(abc.ABC):
 
     # ---- mutual exclusion
     @contextmanager
-    def exclusive(self, key: str) -> Iterator[None]:
+    def exclusive(self, key: str, waiting: Optional[Callable[[], None]] = None) -> Iterator[None]:
         """Hold the lock named ``key`` for the block, against every holder of the same name that
         uses this store: this process's threads here; a shared store (PostgreSQL) reaches every
         replica. For work that reads and then writes what another call must not read in
-        between (a suggestion round and the earlier picks it leaves out)."""
+        between (a suggestion round and the earlier picks it leaves out). ``waiting`` is called
+        once, before blocking, when another holder has the lock (to say so)."""
         with _NAMED_LOCKS_GUARD:
             lock = self.__dict__.setdefault("_named_locks", {}).setdefault(key, threading.Lock())
-        with lock:
+        if not lock.acquire(blocking=False):
+            if waiting is not None:
+                waiting()
+            lock.acquire()
+        try:
             yield
+        finally:
+            lock.release()
 
     # ---- housekeeping
     @abc.abstractmethod

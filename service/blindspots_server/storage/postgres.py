@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import uuid
 from contextlib import contextmanager
-from typing import Iterator, Optional
+from typing import Callable, Iterator, Optional
 
 import pyarrow as pa
 
@@ -121,18 +121,22 @@ class PostgresStore(SqlCatalog, JobQueueMixin, PostgresLabels, Store):
             raise StoreUnavailable(f"the PostgreSQL catalog is unavailable ({exc})") from None
 
     @contextmanager
-    def exclusive(self, key: str) -> Iterator[None]:
+    def exclusive(self, key: str, waiting: Optional[Callable[[], None]] = None) -> Iterator[None]:
         """The named lock across replicas: a PostgreSQL session advisory lock on a connection of
         its own, outside the pool (the block's own queries need the pool's connections: holders
         taking pooled ones could leave none). Closing the session releases the lock, also when
         this process dies."""
-        with super().exclusive(key):            # this process's threads queue here, not on connections
+        with super().exclusive(key, waiting):   # this process's threads queue here, not on connections
             try:
                 conn = psycopg.connect(self._catalog, autocommit=True)
             except psycopg.OperationalError as exc:
                 raise StoreUnavailable(f"the PostgreSQL catalog is unavailable ({exc})") from None
             try:
-                conn.execute("SELECT pg_advisory_lock(%s, hashtext(%s))", (_NAMED_LOCK_CLASS, key))
+                args = (_NAMED_LOCK_CLASS, key)
+                if not conn.execute("SELECT pg_try_advisory_lock(%s, hashtext(%s))", args).fetchone()[0]:
+                    if waiting is not None:     # another replica holds it
+                        waiting()
+                    conn.execute("SELECT pg_advisory_lock(%s, hashtext(%s))", args)
                 yield
             finally:
                 conn.close()
