@@ -126,7 +126,14 @@ class PostgresStore(SqlCatalog, JobQueueMixin, PostgresLabels, Store):
         its own, outside the pool (the block's own queries need the pool's connections: holders
         taking pooled ones could leave none). Closing the session releases the lock, also when
         this process dies."""
-        with super().exclusive(key, waiting):   # this process's threads queue here, not on connections
+        told: list[bool] = []
+
+        def tell_once() -> None:               # a wait here and then on another replica is one wait to say
+            if waiting is not None and not told:
+                told.append(True)
+                waiting()
+
+        with super().exclusive(key, tell_once):  # this process's threads queue here, not on connections
             try:
                 conn = psycopg.connect(self._catalog, autocommit=True)
             except psycopg.OperationalError as exc:
@@ -134,8 +141,7 @@ class PostgresStore(SqlCatalog, JobQueueMixin, PostgresLabels, Store):
             try:
                 args = (_NAMED_LOCK_CLASS, key)
                 if not conn.execute("SELECT pg_try_advisory_lock(%s, hashtext(%s))", args).fetchone()[0]:
-                    if waiting is not None:     # another replica holds it
-                        waiting()
+                    tell_once()                 # another replica holds it
                     conn.execute("SELECT pg_advisory_lock(%s, hashtext(%s))", args)
                 yield
             finally:
