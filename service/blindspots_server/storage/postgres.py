@@ -315,8 +315,8 @@ class PostgresStore(SqlCatalog, JobQueueMixin, PostgresLabels, Store):
     def check(self) -> "CheckReport":
         """Verify every data file the catalog names, without changing anything: present, the
         SHA-256 recorded at write, Parquet pages readable; and that every batch, diagnosis,
-        suggestion set and pool index has its file row. Files under the root that no row names are notes, not
-        damage: a replica may be between writing a file and committing it."""
+        suggestion set and pool index has its file row. Files under the root that no row names
+        are notes, not damage: a replica may be between writing a file and committing it."""
         from .maintenance import CheckReport
         report = CheckReport()
         recorded = dict(self._query("SELECT path, sha256 FROM files"))
@@ -325,7 +325,7 @@ class PostgresStore(SqlCatalog, JobQueueMixin, PostgresLabels, Store):
         named += [f"suggestions/{r[0]}.parquet" for r in self._query("SELECT id FROM suggestion_sets")]
         named += [r[0] for r in self._query("SELECT index_file FROM pools WHERE index_file <> ''")]
         for rel in sorted(set(named) - set(recorded)):
-            report.problems.append(f"{rel}: the catalog names it but has no hash or size for it")
+            report.problems.append(f"{rel}: the catalog names it but has no file row (no hash) for it")
         for rel, digest in sorted(recorded.items()):
             report.files_checked += 1
             try:
