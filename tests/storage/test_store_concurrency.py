@@ -14,10 +14,12 @@ import time
 import uuid
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
 import pgtest
-from blindspots_server.storage import DuplicateSampleIds, RunRecord, open_store
+from blindspots_server.storage import (DiagnosisRecord, DuplicateSampleIds, NotFound, PoolRecord, RunRecord,
+                                       SuggestionSetRecord, open_store)
 from blindspots_server.storage.rows import build_table, to_row_data
 
 WORKERS, BATCHES, IDS, DIM = 4, 30, 60, 2
@@ -130,6 +132,8 @@ def test_racing_label_imports_count_each_new_label_once(stores):
                for _ in range(WORKERS)]
     counted: list[int] = []
     start = threading.Barrier(WORKERS)
+    stores[0].create_pool(PoolRecord(id="pool_a", name="p", project="p", embedding_dim=DIM, num_classes=0,
+                                     created_at=time.time()))
 
     def work(w: int) -> None:
         start.wait()
@@ -171,3 +175,74 @@ def test_named_locks_held_by_more_holders_than_pooled_connections_leave_their_qu
         assert done == [set()] * holders
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("round_", range(3))
+def test_writes_racing_a_delete_land_before_it_or_find_it_gone(stores, tmp_path, round_):
+    """Workers keep writing batches, labels, diagnoses and suggestion sets for a run and a pool
+    while another worker deletes both. Each write either landed before the delete (and went with
+    it) or raised NotFound; afterwards the store holds nothing of either, not a file or a row."""
+    tag = uuid.uuid4().hex[:6]
+    run_id, pool_id = f"run_{tag}", f"pool_{tag}"
+    stores[0].create_run(RunRecord(id=run_id, name="r", project="p", model_name="m", model_version="1",
+                                   dataset_name="d", class_names=["a", "b"], embedding_dim=DIM,
+                                   created_at=time.time()))
+    stores[0].create_pool(PoolRecord(id=pool_id, name="p", project="p", embedding_dim=DIM, num_classes=0,
+                                     created_at=time.time()))
+    stores[0].ingest_batch("pool", pool_id, "first", _table([0], 0), {})
+    refused: list[str] = []
+    unexpected: list[BaseException] = []
+    start = threading.Barrier(WORKERS)
+    landed = threading.Event()
+
+    def writer(w: int) -> None:
+        store = stores[w]
+        start.wait()
+        for i in range(25):
+            step = (w + i) % 4
+            try:
+                if step == 0:
+                    store.ingest_batch("run", run_id, f"w{w}-{i}", _table([1000 * w + i], 0), {})
+                elif step == 1:
+                    store.save_labels("pool", pool_id, ["s0"], [f"l{w}"], "tool", float(i))
+                elif step == 2:
+                    store.save_diagnosis(DiagnosisRecord(id=f"diag_{tag}_{w}_{i}", run_id=run_id,
+                                                         created_at=time.time(), job_id="", payload=b""),
+                                         pa.table({"region": [0]}))
+                else:
+                    store.save_suggestion_set(SuggestionSetRecord(
+                        id=f"set_{tag}_{w}_{i}", run_id=run_id, pool_id=pool_id, diagnosis_id="",
+                        strategy="margin", budget=1, num_candidates=1, created_at=time.time(), name=""),
+                        pa.table({"sample_id": ["s0"]}))
+                landed.set()
+            except NotFound:
+                refused.append(f"{w}/{i}")
+            except BaseException as exc:      # anything else is a defect
+                unexpected.append(exc)
+
+    def deleter() -> None:
+        start.wait()
+        landed.wait(timeout=60)                  # some writes land first, the rest race the delete
+        time.sleep(0.005 * round_)
+        for target, target_id in (("run", run_id), ("pool", pool_id)):
+            try:
+                stores[-1].delete(target, target_id)
+            except BaseException as exc:
+                unexpected.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(w,)) for w in range(WORKERS - 1)]
+    threads.append(threading.Thread(target=deleter))
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not unexpected, unexpected
+    assert refused, "no write came after the delete: the race was not exercised"
+    store = stores[0]
+    assert not [r for r in store.list_runs(None, 100, 0) if r.id == run_id]
+    assert not [p for p in store.list_pools(None, 100, 0) if p.id == pool_id]
+    assert store.list_diagnoses(run_id) == [] and store.suggested_ids(run_id, pool_id) == set()
+    assert store.read_labels("pool", pool_id) == []
+    root = tmp_path / ("data" if hasattr(store, "root") else "files")
+    left = [p for p in root.rglob("*") if p.is_file() and tag in str(p)]
+    assert left == []

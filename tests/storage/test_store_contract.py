@@ -7,6 +7,8 @@ from tests/pgtest.py; these tests fail, not skip, when there is none.
 """
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 import uuid
 
@@ -29,14 +31,13 @@ def open_again(request, tmp_path):
     """A function opening the backend's store on the same location each call (a restart, or a replica)."""
     opened: list[Store] = []
     if request.param == "embedded":
-        def factory() -> Store:
-            return open_store(str(tmp_path / "data"))
+        location, files = str(tmp_path / "data"), None
     else:
-        catalog = request.getfixturevalue("postgres_uri")
+        location = request.getfixturevalue("postgres_uri")
         files = str(tmp_path / "files") if request.param == "postgres" else f"memory://bs-{uuid.uuid4().hex[:8]}"
 
-        def factory() -> Store:
-            return open_store(catalog, files=files)
+    def factory() -> Store:
+        return open_store(location, files=files) if files else open_store(location)
 
     def tracked() -> Store:
         store = factory()
@@ -44,6 +45,7 @@ def open_again(request, tmp_path):
         return store
 
     tracked.backend = request.param
+    tracked.location, tracked.files = location, files
     yield tracked
     for store in opened:
         store.close()
@@ -351,3 +353,148 @@ def test_a_named_lock_excludes_its_holders_and_no_other_name(open_again):
     waiter.join(30)
     assert order == ["first in", "other name", "first out", "second in"], order
     assert told == ["k"], "told of the wait once, and only where there was one"
+
+
+def _stored_files(store: Store) -> list[str]:
+    """Every data file the backend holds (relative paths; catalogs and tmp/ left out)."""
+    if hasattr(store, "files"):
+        return store.files.listing()
+    return sorted(str(p.relative_to(store.root)) for p in store.root.rglob("*")
+                  if p.is_file() and p.parts[len(store.root.parts)] in ("runs", "pools", "diagnoses", "suggestions"))
+
+
+def _fill(store: Store, run_id: str, pool_id: str, set_id: str) -> None:
+    """A run and a pool with rows, a diagnosis, labels, an index and a suggestion set joining them."""
+    _run(store, run_id)
+    _pool(store, pool_id)
+    for b in range(2):
+        store.ingest_batch("run", run_id, f"b{b}", _batch([f"{run_id}-{b}-{i}" for i in range(5)]), {})
+        store.ingest_batch("pool", pool_id, f"b{b}", _batch([f"{pool_id}-{b}-{i}" for i in range(5)]), {})
+    store.save_diagnosis(DiagnosisRecord(id=f"diag_{run_id}", run_id=run_id, created_at=time.time(), job_id="",
+                                         payload=b"d"), pa.table({"region": pa.array([0] * 10, pa.int32())}))
+    store.save_index(pool_id, b"index" * 10, "flat", 10, "Flat")
+    store.save_labels("pool", pool_id, [f"{pool_id}-0-0"], ["x"], "tool", 1.0)
+    store.save_labels("run", run_id, [f"{run_id}-0-0"], ["y"], "tool", 1.0)
+    store.save_suggestion_set(SuggestionSetRecord(id=set_id, run_id=run_id, pool_id=pool_id, diagnosis_id="",
+                                                  strategy="margin", budget=1, num_candidates=1,
+                                                  created_at=time.time(), name=""),
+                              pa.table({"sample_id": [f"{pool_id}-1-0"]}))
+
+
+def test_deleting_a_run_removes_it_and_all_it_owns_and_nothing_else(open_again):
+    store = open_again()
+    _fill(store, "run_a", "pool_a", "set_a")
+    _fill(store, "run_b", "pool_b", "set_b")
+    before = _stored_files(store)
+    out = store.delete("run", "run_a")
+    assert (out.rows, out.diagnoses, out.suggestion_sets, out.labels) == (10, 1, 1, 1)
+    gone = sorted(set(before) - set(_stored_files(store)))
+    assert out.files == len(gone) == 4 and out.bytes > 0        # 2 batches, the diagnosis, the set
+    assert all(p.startswith(("runs/run_a/", "diagnoses/diag_run_a", "suggestions/set_a")) for p in gone)
+    again = open_again()                                        # a restart (another replica) agrees
+    for s in (store, again):
+        with pytest.raises(NotFound):
+            s.get_run("run_a")
+        with pytest.raises(NotFound):
+            s.read_rows("run", "run_a")
+        with pytest.raises(NotFound):
+            s.get_diagnosis("diag_run_a")
+        with pytest.raises(NotFound):
+            s.read_suggestion_set("set_a")
+        assert [r.id for r in s.list_runs(None, 10, 0)] == ["run_b"]
+        assert s.suggested_ids("run_a", "pool_a") == set() and s.read_labels("run", "run_a") == []
+        # The pool it was suggested from keeps its rows, labels and index.
+        assert s.read_rows("pool", "pool_a").num_rows == 10 and s.labeled_ids("pool", "pool_a") == {"pool_a-0-0"}
+        assert s.load_index("pool_a") == b"index" * 10
+        assert s.read_rows("run", "run_b").num_rows == 10 and s.get_diagnosis("diag_run_b").run_id == "run_b"
+        assert s.suggested_ids("run_b", "pool_b") == {"pool_b-1-0"}
+    with pytest.raises(NotFound):
+        store.delete("run", "run_a")
+    # The same id can be created again, empty.
+    _run(store, "run_a")
+    store.ingest_batch("run", "run_a", "b0", _batch(["n1"]), {})
+    assert store.read_rows("run", "run_a").column("sample_id").to_pylist() == ["n1"]
+
+
+def test_deleting_a_pool_removes_its_rows_index_labels_and_suggestion_sets(open_again):
+    store = open_again()
+    _fill(store, "run_a", "pool_a", "set_a")
+    out = store.delete("pool", "pool_a")
+    assert (out.rows, out.diagnoses, out.suggestion_sets, out.labels) == (10, 0, 1, 1)
+    assert not [p for p in _stored_files(store) if p.startswith(("pools/", "suggestions/"))]
+    for s in (store, open_again()):
+        with pytest.raises(NotFound):
+            s.get_pool("pool_a")
+        assert s.load_index("pool_a") is None
+        assert s.suggested_ids("run_a", "pool_a") == set() and s.labeled_ids("pool", "pool_a") == set()
+        assert s.read_rows("run", "run_a").num_rows == 10 and s.labeled_ids("run", "run_a") == {"run_a-0-0"}
+        assert s.latest_diagnosis("run_a").id == "diag_run_a"
+
+
+def test_a_run_with_an_unfinished_job_is_not_deleted(store):
+    _fill(store, "run_a", "pool_a", "set_a")
+    t0 = time.time()
+    job = JobRecord(id="job_r", kind="diagnose", run_id="run_a", state="RUNNING", fraction_done=0.5, stage="fit",
+                    result_id="", error="", created_at=t0, updated_at=t0)
+    store.save_job(job)
+    with pytest.raises(Conflict, match="job_r"):
+        store.delete("run", "run_a")
+    assert store.read_rows("run", "run_a").num_rows == 10       # nothing of it was removed
+    job.state = "CANCELLED"
+    store.save_job(job)
+    store.delete("run", "run_a")
+    with pytest.raises(NotFound):
+        store.get_job("job_r")                                   # its finished jobs go with it
+
+
+def test_writes_for_a_deleted_run_or_pool_fail_and_leave_no_file(open_again):
+    store = open_again()
+    _fill(store, "run_a", "pool_a", "set_a")
+    store.delete("run", "run_a")
+    store.delete("pool", "pool_a")
+    t0 = time.time()
+    with pytest.raises(NotFound):
+        store.save_diagnosis(DiagnosisRecord(id="diag_late", run_id="run_a", created_at=t0, job_id="", payload=b""),
+                             pa.table({"region": pa.array([0], pa.int32())}))
+    with pytest.raises(NotFound):
+        store.save_suggestion_set(SuggestionSetRecord(id="set_late", run_id="run_a", pool_id="pool_a",
+                                                      diagnosis_id="", strategy="margin", budget=1,
+                                                      num_candidates=1, created_at=t0, name=""),
+                                  pa.table({"sample_id": ["x"]}))
+    with pytest.raises(NotFound):
+        store.save_index("pool_a", b"late", "flat", 1, "Flat")
+    with pytest.raises(NotFound):
+        store.save_labels("pool", "pool_a", ["pool_a-0-0"], ["x"], "tool", 2.0)
+    with pytest.raises(NotFound):
+        store.ingest_batch("run", "run_a", "late", _batch(["z"]), {})
+    assert _stored_files(store) == []
+    assert open_again().list_runs(None, 10, 0) == [] and open_again().list_pools(None, 10, 0) == []
+
+
+_DIES_AFTER_COMMIT = """
+import os, sys
+from blindspots_server.storage import open_store
+store = open_store(sys.argv[1], files=sys.argv[2]) if sys.argv[2] else open_store(sys.argv[1])
+type(store)._finish_deletions = lambda self: os._exit(9)      # the process dies right after the commit
+store.delete("run", "run_a")
+"""
+
+
+def test_a_deletion_cut_short_after_its_commit_is_finished_when_the_store_opens(open_again):
+    """The files of a committed deletion are removed by the next open, not kept as debris or
+    quarantined: the catalog recorded them (``deleting``) in the deletion's transaction."""
+    if open_again.backend == "postgres+memory":
+        pytest.skip("a memory:// file root lives in one process")
+    store = open_again()
+    _fill(store, "run_a", "pool_a", "set_a")
+    files = _stored_files(store)
+    store.close()
+    died = subprocess.run([sys.executable, "-c", _DIES_AFTER_COMMIT, open_again.location, open_again.files or ""],
+                          capture_output=True, text=True, timeout=120)
+    assert died.returncode == 9, died.stderr
+    assert _stored_files(store) == files                          # still there
+    again = open_again()
+    left = _stored_files(again)
+    assert not [p for p in left if p.startswith(("runs/", "diagnoses/", "suggestions/"))]
+    assert sorted(left) == sorted(p for p in files if p.startswith("pools/"))
+    assert not getattr(again, "quarantined", [])

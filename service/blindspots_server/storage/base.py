@@ -200,6 +200,20 @@ class IngestOutcome:
     rows_already_stored: int = 0      # rows skipped: their ids were stored with the same content
 
 
+@dataclass
+class DeleteOutcome:
+    """What deleting a run or pool removed (its catalog rows at once, its files right after)."""
+
+    target: str                       # "run" or "pool"
+    id: str
+    rows: int                         # its stored rows
+    diagnoses: int                    # of the run (0 for a pool)
+    suggestion_sets: int              # made for the run, or from the pool
+    labels: int                       # labels stored for its samples
+    files: int                        # data files removed
+    bytes: int                        # their size, as recorded at write
+
+
 _NAMED_LOCKS_GUARD = threading.Lock()     # creates a store's named locks (Store.exclusive)
 
 
@@ -224,6 +238,20 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def list_pools(self, projects: Optional[list[str]], limit: int, offset: int) -> list[PoolRecord]: ...
+
+    @abc.abstractmethod
+    def delete(self, target: str, target_id: str) -> DeleteOutcome:
+        """Delete a run or pool ("run" / "pool") with everything stored for it: its rows, and
+        for a run its diagnoses; the suggestion sets made for the run or from the pool, with
+        the picks they hold (a later round may pick those pool rows again); its labels; a
+        pool's index. Finished jobs of a run are forgotten with it.
+
+        Atomic in the catalog: one transaction removes the rows and records the files to
+        remove, which go next (a store that stops before they are gone removes them when it
+        opens again). A write racing the delete either lands before it (and is deleted) or
+        raises :class:`NotFound` and leaves no file. A run with a PENDING or RUNNING job raises
+        :class:`Conflict` naming the job (cancel it first); an unknown id :class:`NotFound`.
+        """
 
     # ---- rows
     @abc.abstractmethod

@@ -8,6 +8,10 @@
     <data_dir>/suggestions/<id>.parquet  the candidates of one suggestion set
     <data_dir>/quarantine/<time>/...     files found without a catalog row (never deleted)
 
+Deleting a run or pool (``delete``) removes its catalog rows and records its files in
+``deleting`` in one transaction, then removes the files; ``open`` finishes what a stopped
+process left in ``deleting``, so its files are neither debris nor kept.
+
 Durability: a batch's Parquet file is written to tmp/, fsynced, renamed into
 place and the directory fsynced (:mod:`.files`); then its catalog row is
 committed (SQLite WAL, synchronous=FULL, so the commit is on disk) together
@@ -36,13 +40,13 @@ from typing import Optional
 import pyarrow as pa
 
 from . import maintenance
-from .base import (DiagnosisRecord, DuplicateSampleIds, IngestOutcome, JobRecord, NotFound, PoolRecord,
+from .base import (DeleteOutcome, DiagnosisRecord, DuplicateSampleIds, IngestOutcome, JobRecord, NotFound, PoolRecord,
                    RunRecord, Store, StoreUnusable, SuggestionSetRecord, merged_schema, rows_not_stored)
-from .files import read_blob, read_parquet, write_blob, write_parquet
+from .files import fsync_dir, read_blob, read_parquet, write_blob, write_parquet
 from .embedded_labels import LABELS_SCHEMA, EmbeddedLabels
 from .row_tables import RowCache
 from .rows import row_digests
-from .sql_catalog import SqlCatalog
+from .sql_catalog import DELETING_SCHEMA, SqlCatalog, deletion_plan
 
 log = logging.getLogger("blindspots.store")
 
@@ -73,9 +77,10 @@ CREATE TABLE IF NOT EXISTS suggestion_sets (
 CREATE TABLE IF NOT EXISTS suggested (
   set_id TEXT, run_id TEXT, pool_id TEXT, sample_id TEXT);
 CREATE INDEX IF NOT EXISTS suggested_target ON suggested (run_id, pool_id);
+CREATE INDEX IF NOT EXISTS suggested_pool ON suggested (pool_id);
 CREATE TABLE IF NOT EXISTS files (
   path TEXT PRIMARY KEY, sha256 TEXT, bytes INTEGER);
-"""
+""" + DELETING_SCHEMA
 
 
 def new_id(prefix: str) -> str:
@@ -118,9 +123,11 @@ class EmbeddedStore(SqlCatalog, EmbeddedLabels, Store):
 
     # ------------------------------------------------------------ helpers
     def _recover(self) -> None:
-        """Clear tmp/ (never acknowledged) and quarantine files no committed catalog row names."""
+        """Clear tmp/ (never acknowledged), finish committed deletions, and quarantine files no
+        committed catalog row names."""
         for f in (self.root / "tmp").iterdir():
             f.unlink(missing_ok=True)
+        self._finish_deletions()
         orphans = maintenance.unaccounted_files(self.root, self.known_files())
         if orphans:
             self.quarantined = maintenance.quarantine(self.root, orphans)
@@ -136,10 +143,16 @@ class EmbeddedStore(SqlCatalog, EmbeddedLabels, Store):
         with self._lock:
             return self._db.execute(sql, args).fetchall()
 
-    def _exec(self, statements: list[tuple[str, tuple]]) -> None:
+    def _exec(self, statements: list[tuple[str, tuple]], exists: tuple[tuple[str, str], ...] = ()) -> None:
+        """The statements in one transaction, after checking inside it that every (target, id) of
+        ``exists`` is still there (NotFound if one was deleted: nothing is written for it)."""
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
+                for target, target_id in exists:
+                    if not self._db.execute(f"SELECT 1 FROM {self._table_name(target)} WHERE id=?",
+                                            (target_id,)).fetchone():
+                        raise NotFound(f"{target} {target_id!r} not found (deleted)")
                 for sql, args in statements:
                     self._db.execute(sql, args)
                 self._db.execute("COMMIT")
@@ -163,7 +176,61 @@ class EmbeddedStore(SqlCatalog, EmbeddedLabels, Store):
         known |= {row[0] for row in self._query("SELECT path FROM files")}
         known |= {f"diagnoses/{row[0]}.parquet" for row in self._query("SELECT id FROM diagnoses")}
         known |= {f"suggestions/{row[0]}.parquet" for row in self._query("SELECT id FROM suggestion_sets")}
+        known |= {row[0] for row in self._query("SELECT path FROM deleting")}
         return known
+
+    def _commit_new_file(self, rel: Path, statements: list[tuple[str, tuple]],
+                         exists: tuple[tuple[str, str], ...]) -> None:
+        """Commit the catalog rows of a file just written under a new name; remove it if that fails."""
+        try:
+            self._exec(statements, exists)
+        except BaseException:
+            (self.root / rel).unlink(missing_ok=True)
+            raise
+
+    # ------------------------------------------------------------ deletion
+    def delete(self, target: str, target_id: str) -> DeleteOutcome:
+        with self._target_lock(target, target_id):      # ingest into it holds this lock too
+            with self._lock:
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    outcome, paths, statements = deletion_plan(
+                        lambda sql, args: self._db.execute(sql, args).fetchall(), "?", target, target_id)
+                    for sql, args in statements:
+                        self._db.execute(sql, args)
+                    self._db.executemany("DELETE FROM files WHERE path=?", ((rel,) for rel in paths))
+                    self._db.executemany("INSERT INTO deleting (path) VALUES (?) ON CONFLICT DO NOTHING",
+                                         ((rel,) for rel in paths))
+                    self._db.execute("COMMIT")
+                except BaseException:
+                    self._rollback()
+                    raise
+            self._cache.forget(target, target_id)
+        with self._lock:
+            self._target_locks.pop((target, target_id), None)
+        self._finish_deletions()
+        return outcome
+
+    def _finish_deletions(self) -> None:
+        """Remove the files of committed deletions (and the run's or pool's emptied directory)."""
+        paths = [r[0] for r in self._query("SELECT path FROM deleting")]
+        parents = set()
+        for rel in paths:
+            (self.root / rel).unlink(missing_ok=True)
+            parents.add((self.root / rel).parent)
+        for parent in sorted(parents, reverse=True):
+            if parent.parent.name in ("runs", "pools") and parent.parent.parent == self.root:
+                try:
+                    parent.rmdir()                       # only if empty
+                except OSError:
+                    pass
+            if parent.exists():
+                fsync_dir(parent)
+        for top in {p.parent for p in parents if p.parent.exists()}:
+            fsync_dir(top)
+        for start in range(0, len(paths), 500):
+            chunk = paths[start:start + 500]
+            self._exec([(f"DELETE FROM deleting WHERE path IN ({','.join('?' * len(chunk))})", tuple(chunk))])
 
     def _write_parquet(self, table: pa.Table, rel: Path, meta: dict) -> tuple[str, tuple]:
         """Write a data file; the catalog statement recording its hash, for the caller's transaction."""
@@ -289,9 +356,18 @@ class EmbeddedStore(SqlCatalog, EmbeddedLabels, Store):
         self.get_pool(pool_id)
         rel = f"pools/{pool_id}/index.faiss"
         digest = write_blob(data, self.root / "tmp", self.root / rel)
-        self._exec([("UPDATE pools SET index_kind=?, index_rows=?, index_description=? WHERE id=?",
-                     (kind, rows, description, pool_id)),
-                    ("INSERT OR REPLACE INTO files VALUES (?,?,?)", (rel, digest, len(data)))])
+        try:
+            self._exec([("UPDATE pools SET index_kind=?, index_rows=?, index_description=? WHERE id=?",
+                         (kind, rows, description, pool_id)),
+                        ("INSERT OR REPLACE INTO files VALUES (?,?,?)", (rel, digest, len(data)))],
+                       exists=(("pool", pool_id),))
+        except NotFound:                 # the pool was deleted meanwhile: leave nothing of it
+            (self.root / rel).unlink(missing_ok=True)
+            try:
+                (self.root / rel).parent.rmdir()
+            except OSError:
+                pass
+            raise
 
     def load_index(self, pool_id: str) -> Optional[bytes]:
         rel = f"pools/{pool_id}/index.faiss"
@@ -302,10 +378,11 @@ class EmbeddedStore(SqlCatalog, EmbeddedLabels, Store):
     # ------------------------------------------------------------ diagnoses
     def save_diagnosis(self, record: DiagnosisRecord, per_sample: pa.Table) -> None:
         fields = {**dataclasses.asdict(record), "payload": base64.b64encode(record.payload).decode()}
-        file_row = self._write_parquet(per_sample, Path("diagnoses") / f"{record.id}.parquet",
-                                       {"kind": "diagnosis", "record": fields})
-        self._exec([("INSERT INTO diagnoses VALUES (?,?,?,?,?)",
-                     (record.id, record.run_id, record.created_at, record.job_id, record.payload)), file_row])
+        rel = Path("diagnoses") / f"{record.id}.parquet"
+        file_row = self._write_parquet(per_sample, rel, {"kind": "diagnosis", "record": fields})
+        self._commit_new_file(rel, [("INSERT INTO diagnoses VALUES (?,?,?,?,?)",
+                                     (record.id, record.run_id, record.created_at, record.job_id, record.payload)),
+                                    file_row], exists=(("run", record.run_id),))
 
     # ------------------------------------------------------------ jobs
     def save_job(self, job: JobRecord) -> None:
@@ -321,14 +398,15 @@ class EmbeddedStore(SqlCatalog, EmbeddedLabels, Store):
 
     # ------------------------------------------------------------ suggestion sets
     def save_suggestion_set(self, record: SuggestionSetRecord, candidates: pa.Table) -> None:
-        file_row = self._write_parquet(candidates, Path("suggestions") / f"{record.id}.parquet",
-                                       {"kind": "suggestion_set", "record": dataclasses.asdict(record)})
+        rel = Path("suggestions") / f"{record.id}.parquet"
+        file_row = self._write_parquet(candidates, rel, {"kind": "suggestion_set", "record": dataclasses.asdict(record)})
         ids = candidates.column("sample_id").to_pylist()
-        self._exec([("INSERT INTO suggestion_sets VALUES (?,?,?,?,?,?,?,?,?)",
-                     (record.id, record.run_id, record.pool_id, record.diagnosis_id, record.strategy,
-                      record.budget, record.num_candidates, record.created_at, record.name)), file_row]
-                   + [("INSERT INTO suggested VALUES (?,?,?,?)",
-                       (record.id, record.run_id, record.pool_id, sid)) for sid in ids])
+        self._commit_new_file(rel, [("INSERT INTO suggestion_sets VALUES (?,?,?,?,?,?,?,?,?)",
+                                     (record.id, record.run_id, record.pool_id, record.diagnosis_id, record.strategy,
+                                      record.budget, record.num_candidates, record.created_at, record.name)), file_row]
+                              + [("INSERT INTO suggested VALUES (?,?,?,?)",
+                                  (record.id, record.run_id, record.pool_id, sid)) for sid in ids],
+                              exists=(("run", record.run_id), ("pool", record.pool_id)))
 
     # ------------------------------------------------------------ housekeeping
     def size_bytes(self) -> int:

@@ -39,7 +39,8 @@ class EmbeddedLabels:
         with self._lock:        # the counts describe this import, not one racing it
             before = set(self._labeled_among(target, target_id, list(latest)))
             self._exec([("INSERT OR REPLACE INTO labels VALUES (?,?,?,?,?,?)",
-                         (target, target_id, sid, label, source, labeled_at)) for sid, label in latest.items()])
+                         (target, target_id, sid, label, source, labeled_at)) for sid, label in latest.items()],
+                       exists=((target, target_id),))
             total = self._query("SELECT COUNT(*) FROM labels WHERE target=? AND target_id=?",
                                 (target, target_id))[0][0]
         return LabelsOutcome(stored=len(latest), replaced=len(before), total=int(total))

@@ -117,6 +117,15 @@ class FileRoot:
         except (FileNotFoundError, OSError):
             pass
 
+    def remove_empty_dir(self, rel: str) -> None:
+        """Remove a directory of a local root if it is empty (object stores have no directories to
+        leave behind: a prefix with no objects is gone)."""
+        if self.local is not None:
+            try:
+                (self.local / rel).rmdir()
+            except OSError:
+                pass
+
     # ------------------------------------------------------------ reads
     def read_parquet(self, rel: str, what: str, columns: Optional[list[str]] = None) -> pa.Table:
         if self.local is not None:

@@ -134,6 +134,7 @@ def check_store(root: str | Path) -> CheckReport:
             named = [r[0] for r in db.execute("SELECT file FROM batches")]
             named += [f"diagnoses/{r[0]}.parquet" for r in db.execute("SELECT id FROM diagnoses")]
             named += [f"suggestions/{r[0]}.parquet" for r in db.execute("SELECT id FROM suggestion_sets")]
+            deleting = {r[0] for r in db.execute("SELECT path FROM deleting")} if _table(db, "deleting") else set()
         except sqlite3.DatabaseError as exc:
             report.problems.append(f"the catalog is damaged: {exc}")
             return report
@@ -153,8 +154,11 @@ def check_store(root: str | Path) -> CheckReport:
                 report.problems.append(f"{rel}: {exc}")
         if rel not in hashes:
             report.notes.append(f"{rel}: no hash recorded (written before hashes were kept)")
-    stray = unaccounted_files(root, set(named) | set(hashes))
+    stray = unaccounted_files(root, set(named) | set(hashes) | deleting)
     report.problems += [f"{p.relative_to(root)}: no catalog row names it" for p in stray]
+    if deleting:
+        report.notes.append(f"{len(deleting)} file(s) of a deleted run or pool still to remove (the server "
+                            "removes them when it opens the store)")
     held = sorted(p for p in (root / QUARANTINE).rglob("*") if p.is_file()) if (root / QUARANTINE).exists() else []
     if held:
         report.notes.append(f"{len(held)} file(s) in {QUARANTINE}/ (moved aside at an earlier start; "

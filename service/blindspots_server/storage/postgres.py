@@ -17,7 +17,13 @@ Several servers may open the same catalog and file root at once (``shared``):
 - nothing is deleted at start-up: a file without a catalog row may be another
   replica's write in flight (its commit is still to come);
 - jobs are a queue claimed with ``FOR UPDATE SKIP LOCKED`` under a lease on the
-  database's clock (:mod:`.postgres_jobs`).
+  database's clock (:mod:`.postgres_jobs`);
+- deleting a run or pool takes its row lock ``FOR UPDATE``, removes its catalog
+  rows and records its files in ``deleting`` in one transaction, then removes
+  the files; writes for a run or pool (batches, diagnoses, suggestion sets,
+  labels, index) hold its row lock too, so a write racing a delete either lands
+  first or finds it gone. Any replica that opens the store finishes the
+  deletions a stopped one left in ``deleting`` (recorded, so never a guess).
 """
 from __future__ import annotations
 
@@ -28,14 +34,14 @@ from typing import Callable, Iterator, Optional
 
 import pyarrow as pa
 
-from .base import (DataLoss, DiagnosisRecord, DuplicateSampleIds, IngestOutcome, JobRecord, NotFound, PoolRecord,
+from .base import (DataLoss, DeleteOutcome, DiagnosisRecord, DuplicateSampleIds, IngestOutcome, JobRecord, NotFound, PoolRecord,
                    RunRecord, Store, StoreUnavailable, SuggestionSetRecord, merged_schema, rows_not_stored)
 from .file_root import FileRoot
 from .postgres_jobs import JobQueueMixin
 from .postgres_labels import LABELS_SCHEMA, PostgresLabels
 from .row_tables import RowCache
 from .rows import row_digests
-from .sql_catalog import POOL_COLUMNS, RUN_COLUMNS, SqlCatalog
+from .sql_catalog import DELETING_SCHEMA, POOL_COLUMNS, RUN_COLUMNS, SqlCatalog, deletion_plan
 
 try:
     import psycopg
@@ -75,8 +81,9 @@ CREATE TABLE IF NOT EXISTS suggestion_sets (
   budget INTEGER, num_candidates INTEGER, created_at DOUBLE PRECISION, name TEXT);
 CREATE TABLE IF NOT EXISTS suggested (set_id TEXT, run_id TEXT, pool_id TEXT, sample_id TEXT);
 CREATE INDEX IF NOT EXISTS suggested_target ON suggested (run_id, pool_id);
+CREATE INDEX IF NOT EXISTS suggested_pool ON suggested (pool_id);
 CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY, sha256 TEXT, bytes BIGINT);
-"""
+""" + DELETING_SCHEMA
 _FILE_ROW = ("INSERT INTO files VALUES (%s, %s, %s) ON CONFLICT (path) DO UPDATE "
              "SET sha256 = EXCLUDED.sha256, bytes = EXCLUDED.bytes")
 
@@ -108,6 +115,7 @@ class PostgresStore(SqlCatalog, JobQueueMixin, PostgresLabels, Store):
             cur.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
             cur.execute(_SCHEMA + LABELS_SCHEMA)
         self._cache = RowCache(cache_tables, cache_bytes)
+        self._finish_deletions()
 
     # ------------------------------------------------------------ helpers
     @contextmanager
@@ -147,6 +155,13 @@ class PostgresStore(SqlCatalog, JobQueueMixin, PostgresLabels, Store):
             finally:
                 conn.close()
 
+    def _hold(self, cur, target: str, target_id: str) -> None:
+        """Share-lock a run's or pool's row for a write that belongs to it (a delete waits for the
+        write, or the write finds it gone: NotFound)."""
+        cur.execute(f"SELECT 1 FROM {self._table_name(target)} WHERE id=%s FOR SHARE", (target_id,))
+        if cur.fetchone() is None:
+            raise NotFound(f"{target} {target_id!r} not found")
+
     def _query(self, sql: str, args: tuple = ()) -> list[tuple]:
         with self._tx() as cur:
             cur.execute(sql, args)
@@ -175,6 +190,36 @@ class PostgresStore(SqlCatalog, JobQueueMixin, PostgresLabels, Store):
             cur.execute(f"INSERT INTO pools ({POOL_COLUMNS}) VALUES (%s,%s,%s,%s,%s,%s,0,'{{}}','',0,'')",
                         (pool.id, pool.name, pool.project, pool.embedding_dim, pool.num_classes, pool.created_at))
         return self.get_pool(pool.id)
+
+    # ------------------------------------------------------------ deletion
+    def delete(self, target: str, target_id: str) -> DeleteOutcome:
+        with self._tx() as cur:
+            # Its row lock: writes for it (which share-lock the row) finish first, or find it gone.
+            cur.execute(f"SELECT 1 FROM {self._table_name(target)} WHERE id=%s FOR UPDATE", (target_id,))
+
+            def query(sql: str, args: tuple) -> list[tuple]:
+                cur.execute(sql, args)
+                return cur.fetchall()
+
+            outcome, paths, statements = deletion_plan(query, "%s", target, target_id)
+            for sql, args in statements:
+                cur.execute(sql, args)
+            cur.execute("DELETE FROM files WHERE path = ANY(%s)", (paths,))
+            cur.execute("INSERT INTO deleting (path) SELECT unnest(%s::text[]) ON CONFLICT DO NOTHING", (paths,))
+        self._cache.forget(target, target_id)
+        self._finish_deletions()
+        return outcome
+
+    def _finish_deletions(self) -> None:
+        """Remove the files of committed deletions, this replica's or a stopped one's."""
+        paths = [r[0] for r in self._query("SELECT path FROM deleting")]
+        for rel in paths:
+            self.files.delete(rel)
+        for folder in sorted({rel.rsplit("/", 1)[0] for rel in paths if rel.startswith(("runs/", "pools/"))}):
+            self.files.remove_empty_dir(folder)
+        if paths:
+            with self._tx() as cur:
+                cur.execute("DELETE FROM deleting WHERE path = ANY(%s)", (paths,))
 
     # ------------------------------------------------------------ rows
     def ingest_batch(self, target: str, target_id: str, batch_id: str, table: pa.Table,
@@ -251,7 +296,10 @@ class PostgresStore(SqlCatalog, JobQueueMixin, PostgresLabels, Store):
         try:
             with self._tx() as cur:
                 cur.execute("SELECT index_file FROM pools WHERE id=%s FOR UPDATE", (pool_id,))
-                previous = cur.fetchone()[0]
+                found = cur.fetchone()
+                if found is None:
+                    raise NotFound(f"pool {pool_id!r} not found")
+                previous = found[0]
                 cur.execute("UPDATE pools SET index_kind=%s, index_rows=%s, index_description=%s, index_file=%s "
                             "WHERE id=%s", (kind, rows, description, rel, pool_id))
                 cur.execute(_FILE_ROW, (rel, digest, size))
@@ -283,23 +331,34 @@ class PostgresStore(SqlCatalog, JobQueueMixin, PostgresLabels, Store):
     def save_diagnosis(self, record: DiagnosisRecord, per_sample: pa.Table) -> None:
         rel = f"diagnoses/{record.id}.parquet"
         digest, size = self.files.write_parquet(per_sample, rel, {"kind": "diagnosis", "run_id": record.run_id})
-        with self._tx() as cur:
-            cur.execute("INSERT INTO diagnoses VALUES (%s,%s,%s,%s,%s)",
-                        (record.id, record.run_id, record.created_at, record.job_id, record.payload))
-            cur.execute(_FILE_ROW, (rel, digest, size))
+        try:
+            with self._tx() as cur:
+                self._hold(cur, "run", record.run_id)
+                cur.execute("INSERT INTO diagnoses VALUES (%s,%s,%s,%s,%s)",
+                            (record.id, record.run_id, record.created_at, record.job_id, record.payload))
+                cur.execute(_FILE_ROW, (rel, digest, size))
+        except BaseException:
+            self.files.delete(rel)
+            raise
 
     # ------------------------------------------------------------ suggestion sets
     def save_suggestion_set(self, record: SuggestionSetRecord, candidates: pa.Table) -> None:
         rel = f"suggestions/{record.id}.parquet"
         digest, size = self.files.write_parquet(candidates, rel, {"kind": "suggestion_set", "run_id": record.run_id})
-        with self._tx() as cur:
-            cur.execute("INSERT INTO suggestion_sets VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s)",
-                        (record.id, record.run_id, record.pool_id, record.diagnosis_id, record.strategy,
-                         record.budget, record.num_candidates, record.created_at, record.name))
-            cur.execute(_FILE_ROW, (rel, digest, size))
-            with cur.copy("COPY suggested (set_id, run_id, pool_id, sample_id) FROM STDIN") as copy:
-                for sid in candidates.column("sample_id").to_pylist():
-                    copy.write_row((record.id, record.run_id, record.pool_id, sid))
+        try:
+            with self._tx() as cur:
+                self._hold(cur, "run", record.run_id)
+                self._hold(cur, "pool", record.pool_id)
+                cur.execute("INSERT INTO suggestion_sets VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s)",
+                            (record.id, record.run_id, record.pool_id, record.diagnosis_id, record.strategy,
+                             record.budget, record.num_candidates, record.created_at, record.name))
+                cur.execute(_FILE_ROW, (rel, digest, size))
+                with cur.copy("COPY suggested (set_id, run_id, pool_id, sample_id) FROM STDIN") as copy:
+                    for sid in candidates.column("sample_id").to_pylist():
+                        copy.write_row((record.id, record.run_id, record.pool_id, sid))
+        except BaseException:
+            self.files.delete(rel)
+            raise
 
     # ------------------------------------------------------------ jobs (plain records; the queue is in the mixin)
     def save_job(self, job: JobRecord) -> None:

@@ -35,6 +35,7 @@ class PostgresLabels:
         with self._tx() as cur:
             # One import per run or pool at a time (replicas included), so that its counts are its own.
             cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"labels/{target}/{target_id}",))
+            self._hold(cur, target, target_id)
             cur.execute("SELECT count(*) FROM labels WHERE target=%s AND target_id=%s AND sample_id = ANY(%s)",
                         (target, target_id, list(latest)))
             replaced = cur.fetchone()[0]

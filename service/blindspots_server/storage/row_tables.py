@@ -41,6 +41,12 @@ class RowCache:
                     return hit if k == key else hit.select([c for c in columns if c in hit.column_names])
         return None
 
+    def forget(self, target: str, target_id: str) -> None:
+        """Drop every cached table of a run or pool (deleted)."""
+        with self._lock:
+            for key in [k for k in self._tables if k[:2] == (target, target_id)]:
+                del self._tables[key]
+
     def put(self, target: str, target_id: str, num_rows: int, columns: Optional[list[str]], table: pa.Table) -> None:
         with self._lock:
             if table.nbytes <= self._max_bytes:

@@ -5,11 +5,12 @@ Writes stay with each store (transactions, locking and file handling differ)."""
 from __future__ import annotations
 
 import json
-from typing import Optional
+from typing import Callable, Optional
 
 import pyarrow as pa
 
-from .base import DiagnosisRecord, LabelRecord, NotFound, PoolRecord, RowFile, RunRecord, SuggestionSetRecord
+from .base import (Conflict, DataLoss, DeleteOutcome, DiagnosisRecord, LabelRecord, NotFound, PoolRecord, RowFile,
+                   RunRecord, SuggestionSetRecord)
 from .row_tables import ReadProgress, cached_rows, read_target_row_data, read_target_rows
 from .rows import RowData
 
@@ -19,6 +20,60 @@ DIAGNOSIS_COLUMNS = "id, run_id, created_at, job_id, payload"
 SUGGESTION_SET_COLUMNS = "id, run_id, pool_id, diagnosis_id, strategy, budget, num_candidates, created_at, name"
 POOL_COLUMNS = ("id, name, project, embedding_dim, num_classes, created_at, num_rows, metadata_schema, "
                 "index_kind, index_rows, index_description")
+
+
+# Files a deletion committed and has still to remove (Store.delete): a store that stops between
+# the commit and the last removal finishes them when it opens again. Both catalogs.
+DELETING_SCHEMA = "CREATE TABLE IF NOT EXISTS deleting (path TEXT PRIMARY KEY);"
+_CHUNK = 500
+
+
+def deletion_plan(query: Callable[[str, tuple], list[tuple]], p: str, target: str,
+                  target_id: str) -> tuple[DeleteOutcome, list[str], list[tuple[str, tuple]]]:
+    """What deleting a run or pool removes, read inside the caller's transaction (which holds
+    the target's lock): the outcome to report, the files to remove, and the catalog statements
+    (in ``p``, the driver's parameter marker) that remove its rows. The file rows and the
+    ``deleting`` rows are the caller's to write (each driver batches them its own way)."""
+    tname = SqlCatalog._table_name(target)
+    found = query(f"SELECT num_rows FROM {tname} WHERE id={p}", (target_id,))
+    if not found:
+        raise NotFound(f"{target} {target_id!r} not found")
+    key = "run_id" if target == "run" else "pool_id"
+    if target == "run":
+        busy = query(f"SELECT id, state FROM jobs WHERE run_id={p} AND state IN ('PENDING', 'RUNNING') "
+                     "ORDER BY created_at", (target_id,))
+        if busy:
+            raise Conflict(f"run {target_id!r} has a {busy[0][1].lower()} job {busy[0][0]!r}: cancel it "
+                           "(CancelJob) or let it finish, then delete the run")
+        diagnoses = [r[0] for r in query(f"SELECT id FROM diagnoses WHERE run_id={p}", (target_id,))]
+    else:
+        diagnoses = []
+    sets = [r[0] for r in query(f"SELECT id FROM suggestion_sets WHERE {key}={p}", (target_id,))]
+    labels = query(f"SELECT COUNT(*) FROM labels WHERE target={p} AND target_id={p}", (target, target_id))[0][0]
+    prefix = f"{tname}/{target_id}/"
+    sizes = dict(query(f"SELECT path, bytes FROM files WHERE substr(path, 1, {len(prefix)})={p}", (prefix,)))
+    paths = {r[0] for r in query(f"SELECT file FROM batches WHERE target={p} AND target_id={p}",
+                                 (target, target_id))}
+    paths |= {f"diagnoses/{d}.parquet" for d in diagnoses} | {f"suggestions/{x}.parquet" for x in sets}
+    named = sorted(paths - set(sizes))
+    for start in range(0, len(named), _CHUNK):
+        chunk = named[start:start + _CHUNK]
+        sizes.update(query(f"SELECT path, bytes FROM files WHERE path IN ({','.join([p] * len(chunk))})",
+                           tuple(chunk)))
+    paths |= set(sizes)
+    statements = [(f"DELETE FROM {tname} WHERE id={p}", (target_id,)),
+                  (f"DELETE FROM batches WHERE target={p} AND target_id={p}", (target, target_id)),
+                  (f"DELETE FROM sample_ids WHERE target={p} AND target_id={p}", (target, target_id)),
+                  (f"DELETE FROM labels WHERE target={p} AND target_id={p}", (target, target_id)),
+                  (f"DELETE FROM suggested WHERE {key}={p}", (target_id,)),
+                  (f"DELETE FROM suggestion_sets WHERE {key}={p}", (target_id,))]
+    if target == "run":
+        statements += [(f"DELETE FROM diagnoses WHERE run_id={p}", (target_id,)),
+                       (f"DELETE FROM jobs WHERE run_id={p}", (target_id,))]
+    outcome = DeleteOutcome(target=target, id=target_id, rows=int(found[0][0]), diagnoses=len(diagnoses),
+                            suggestion_sets=len(sets), labels=int(labels), files=len(paths),
+                            bytes=int(sum(b or 0 for b in sizes.values())))
+    return outcome, sorted(paths), statements
 
 
 class SqlCatalog:
@@ -81,7 +136,8 @@ class SqlCatalog:
 
     def diagnosis_rows(self, diagnosis_id: str) -> pa.Table:
         self.get_diagnosis(diagnosis_id)             # NotFound for an unknown id
-        return self._read_stored_file(f"diagnoses/{diagnosis_id}.parquet", f"diagnosis {diagnosis_id!r}", None)
+        return self._read_unless_deleted(f"diagnoses/{diagnosis_id}.parquet", f"diagnosis {diagnosis_id!r}", None,
+                                         "diagnoses", diagnosis_id)
 
     # ------------------------------------------------------------ suggestion sets
     def suggested_ids(self, run_id: str, pool_id: str) -> set[str]:
@@ -91,8 +147,8 @@ class SqlCatalog:
 
     def read_suggestion_set(self, set_id: str) -> tuple[SuggestionSetRecord, pa.Table]:
         row = self._one("suggestion_sets", SUGGESTION_SET_COLUMNS, set_id, "suggestion set")
-        return (SuggestionSetRecord(*row),
-                self._read_stored_file(f"suggestions/{set_id}.parquet", f"suggestion set {set_id!r}", None))
+        return (SuggestionSetRecord(*row), self._read_unless_deleted(
+            f"suggestions/{set_id}.parquet", f"suggestion set {set_id!r}", None, "suggestion_sets", set_id))
 
     # ------------------------------------------------------------ labels (written by each store's labels mixin)
     def read_labels(self, target: str, target_id: str) -> list[LabelRecord]:
@@ -131,7 +187,20 @@ class SqlCatalog:
         def files() -> list[str]:
             return [f for (f,) in self._query(f"SELECT file FROM batches WHERE target={p} AND target_id={p} "
                                               "ORDER BY seq", (target, target_id))]
-        return rows[0][0], json.loads(rows[0][1]), files, lambda f, cols: self._read_stored_file(f, what, cols)
+
+        def read(f: str, cols):
+            return self._read_unless_deleted(f, what, cols, self._table_name(target), target_id)
+        return rows[0][0], json.loads(rows[0][1]), files, read
+
+    def _read_unless_deleted(self, rel: str, what: str, columns: Optional[list[str]], table: str, key: str):
+        """A stored file; NotFound rather than DataLoss when the row owning it (``key`` in
+        ``table``) was deleted while it was being read: a deletion, not damage."""
+        try:
+            return self._read_stored_file(rel, what, columns)
+        except DataLoss:
+            if not self._query(f"SELECT 1 FROM {table} WHERE id={self.PLACEHOLDER}", (key,)):
+                raise NotFound(f"{what} was deleted while it was being read") from None
+            raise
 
     def _file_location(self, rel: str) -> str:
         """Where a stored file can be opened by location alone (Store.row_files)."""
