@@ -50,3 +50,29 @@ def test_walking_path_on_postgres_matches_the_embedded_store(small_scenario, pos
     assert p_p["sample_id"].tolist() == p_e["sample_id"].tolist()
     np.testing.assert_allclose(p_p["score"], p_e["score"])
     assert a_p["sample_id"].tolist() == a_e["sample_id"].tolist()
+
+
+def test_a_run_and_pool_deleted_through_one_replica_are_gone_for_the_other(small_scenario, postgres_uri, tmp_path):
+    from blindspots import NotFoundError
+    import pytest
+    files = tmp_path / "files"
+    a = start_server(tmp_path / "a", store=postgres_uri, files=str(files))
+    b = start_server(tmp_path / "b", store=postgres_uri, files=str(files))
+    ca, cb = (Client(f"127.0.0.1:{s.port}", retries=2, timeout=120) for s in (a, b))
+    try:
+        run, pool, _, picks, _ = _walk(ca, small_scenario)
+        assert len(cb.get_run(run.id).suggest(pool.id, budget=30)) == 30     # B loads the pool's index too
+        gone = ca.delete_pool(pool.id)
+        assert (gone.rows, gone.suggestion_sets) == (len(small_scenario.scenario.pool), 3)
+        with pytest.raises(NotFoundError):
+            cb.get_run(run.id).suggest(pool.id, budget=5)
+        gone = cb.delete_run(run.id)                                      # through the other replica
+        assert (gone.rows, gone.diagnoses) == (len(small_scenario.scenario.test), 1)
+        for c in (ca, cb):
+            assert c.list_runs() == [] and c.list_pools() == []
+        assert [p for p in files.rglob("*") if p.is_file() and "tmp" not in p.parts] == []
+    finally:
+        for c in (ca, cb):
+            c.close()
+        a.stop()
+        b.stop()

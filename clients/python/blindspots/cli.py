@@ -16,6 +16,8 @@
     blindspots compare RUN_A RUN_B [-o regions.csv] [--fail-on-regression]   (exit 3: B got worse)
     blindspots report RUN -o report.html [--suggestions FILE] [--diagnosis ID]
     blindspots region-members RUN --region N -o FILE [--diagnosis ID]
+    blindspots delete run RUN [RUN ...] [--missing-ok];  blindspots delete pool POOL [POOL ...]
+    blindspots prune --keep N [--project P] [--model M] [--older-than-days D] [--dry-run]
 
 Client commands read the server address from --address or BLINDSPOTS_ADDRESS,
 a token from --token or BLINDSPOTS_TOKEN, a CA file from --ca or BLINDSPOTS_CA.
@@ -263,6 +265,48 @@ def _cmd_region_members(args) -> int:
     return 0
 
 
+def _size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return ""
+
+
+def _cmd_delete(args) -> int:
+    with _client(args) as client:
+        delete = client.delete_run if args.target == "run" else client.delete_pool
+        for target_id in args.ids:
+            out = delete(target_id, missing_ok=args.missing_ok)
+            if out is None:
+                print(f"{target_id}: not there (nothing deleted)")
+                continue
+            what = [f"{out.rows} rows"] + ([f"{out.diagnoses} diagnoses"] if args.target == "run" else [])
+            what += [f"{out.suggestion_sets} suggestion sets", f"{out.labels} labels",
+                     f"{out.files} files ({_size(out.bytes)})"]
+            print(f"deleted {args.target} {out.id}: {', '.join(what)}")
+    return 0
+
+
+def _cmd_prune(args) -> int:
+    with _client(args) as client:
+        frame = client.prune_runs(args.keep, project=args.project, model_name=args.model,
+                                  older_than=args.older_than_days, dry_run=args.dry_run)
+    if not len(frame):
+        print("nothing to prune")
+        return 0
+    shown = frame.assign(created_at=frame["created_at"].dt.strftime("%Y-%m-%d %H:%M"),
+                         bytes=frame["bytes"].map(_size))
+    print(shown.drop(columns=["files"]).to_string(index=False))
+    kept = frame["action"].str.startswith("kept")
+    if args.dry_run:
+        print(f"{len(frame)} run(s) would be deleted (--dry-run: nothing was)")
+    else:
+        print(f"{int((frame['action'] == 'deleted').sum())} run(s) deleted, {_size(int(frame['bytes'].sum()))} "
+              f"freed" + (f"; {int(kept.sum())} kept (an unfinished job)" if kept.any() else ""))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="blindspots", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -392,6 +436,23 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-o", "--output", required=True, help=".parquet or .csv")
     s.add_argument("--diagnosis", default="", help="diagnosis id (default: the run's latest)")
     s.set_defaults(fn=_cmd_region_members)
+
+    s = sub.add_parser("delete", help="delete runs or pools with everything stored for them")
+    s.add_argument("target", choices=["run", "pool"])
+    s.add_argument("ids", nargs="+", metavar="ID")
+    s.add_argument("--missing-ok", action="store_true", help="an id that is not there is not an error")
+    client_args(s)
+    s.set_defaults(fn=_cmd_delete)
+
+    s = sub.add_parser("prune", help="retention: keep the newest runs of each model, delete the rest")
+    s.add_argument("--keep", type=int, required=True, help="newest runs to keep per project and model name")
+    s.add_argument("--project", default="", help="only this project's runs")
+    s.add_argument("--model", default=None, help="only this model name's runs")
+    s.add_argument("--older-than-days", type=float, default=None,
+                   help="delete only runs older than this (still keeping the --keep newest)")
+    s.add_argument("--dry-run", action="store_true", help="list what would be deleted, delete nothing")
+    client_args(s)
+    s.set_defaults(fn=_cmd_prune)
     return p
 
 

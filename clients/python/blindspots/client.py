@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from ._columns import as_array, as_frame, as_matrix, columns_frame, iter_batches
+from ._delete_api import DeleteAPI, DeleteSummary
 from ._labels_api import LabelsAPI, LabelsSummary
 from ._progress import ProgressBar
 from .comparison import Comparison
@@ -69,7 +70,7 @@ def _pushback_seconds(err: grpc.RpcError) -> Optional[float]:
     return None
 
 
-class Client(LabelsAPI):
+class Client(LabelsAPI, DeleteAPI):
     """A connection to a blindspots server.
 
     ``token``: bearer token sent with every call (servers with auth enabled).
@@ -209,6 +210,14 @@ class Client(LabelsAPI):
                              resp.batches_duplicate, resp.total_rows, resp.rows_already_stored)
 
     # ------------------------------------------------------------ jobs
+    def get_job(self, job_id: str) -> pb.Job:
+        return self._unary(self.stub.GetJob, pb.GetJobRequest(job_id=job_id))
+
+    def cancel_job(self, job_id: str) -> pb.Job:
+        """Cancel a job: a pending one at once, a running one at its next progress step
+        (``wait_job`` then raises JobFailedError saying it ended CANCELLED)."""
+        return self._unary(self.stub.CancelJob, pb.GetJobRequest(job_id=job_id))
+
     def wait_job(self, job_id: str, progress: Union[bool, str] = "auto", label: str = "job") -> pb.Job:
         """Follow a job until it ends; raise JobFailedError unless it succeeded."""
         bar = ProgressBar(label, progress)
@@ -505,6 +514,10 @@ class Run(_Resource):
         pool_id = pool.id if isinstance(pool, Pool) else pool
         return self.client.suggest(self.id, pool_id, budget, **kwargs)
 
+    def delete(self, *, missing_ok: bool = False) -> Optional[DeleteSummary]:
+        """Delete this run on the server (see :meth:`Client.delete_run`)."""
+        return self.client.delete_run(self.id, missing_ok=missing_ok)
+
 
 class Pool(_Resource):
     """An unlabeled pool on the server; ``message`` is the API's Pool."""
@@ -521,6 +534,10 @@ class Pool(_Resource):
         return self.client._ingest(self.client.stub.IngestPool, "pool_id", self.id, sample_ids, embeddings,
                                    None, probabilities, metadata, uris, batch_size, logits, batch_id_prefix,
                                    progress)
+
+    def delete(self, *, missing_ok: bool = False) -> Optional[DeleteSummary]:
+        """Delete this pool on the server (see :meth:`Client.delete_pool`)."""
+        return self.client.delete_pool(self.id, missing_ok=missing_ok)
 
     def import_labels(self, labels: pd.DataFrame, source: str = "") -> LabelsSummary:
         """Store labels (sample_id, label) for this pool's samples; see Client.import_labels."""

@@ -156,6 +156,14 @@ class PoolIndexes:
                            f"counts {n}); nothing was served from it")
         return source if len(source) == n else RowRange(source, 0, n)
 
+    def forget(self, pool_id: str) -> None:
+        """Drop a deleted pool's index from memory (a sharded one's shards are closed)."""
+        with self._guard:
+            index = self._loaded.pop(pool_id, None)
+            self._locks.pop(pool_id, None)
+        if isinstance(index, ShardedPoolIndex):
+            index.close()
+
     def loaded_index(self, pool_id: str) -> "Optional[PoolIndex | ShardedPoolIndex]":
         """The pool's index if this server holds it (None: not built or loaded yet)."""
         with self._guard:

@@ -171,6 +171,23 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
         return pb.ListPoolsResponse(pools=[convert.pool_message(p) for p in pools[:limit]],
                                     next_page_token=token)
 
+    # ------------------------------------------------------------ deletion
+    def DeleteRun(self, request: pb.DeleteRunRequest, context) -> pb.DeleteResponse:
+        return self._delete("run", self._run(request.run_id, context).id)
+
+    def DeletePool(self, request: pb.DeletePoolRequest, context) -> pb.DeleteResponse:
+        return self._delete("pool", self._pool(request.pool_id, context).id)
+
+    def _delete(self, target: str, target_id: str) -> pb.DeleteResponse:
+        out = self.store.delete(target, target_id)
+        if target == "pool":
+            self.indexes.forget(target_id)
+        self.telemetry.deleted(target, target_id)
+        log.info("deleted %s %s: %d rows, %d files (%d bytes)", target, target_id, out.rows, out.files, out.bytes)
+        return pb.DeleteResponse(id=out.id, rows=out.rows, diagnoses=out.diagnoses,
+                                 suggestion_sets=out.suggestion_sets, labels=out.labels, files=out.files,
+                                 bytes=out.bytes)
+
     # ------------------------------------------------------------ ingest
     def _ingest(self, target: str, requests: Iterator[pb.IngestBatch], context) -> pb.IngestResponse:
         response = pb.IngestResponse()

@@ -170,6 +170,17 @@ class Telemetry:
     def index_size(self, pool_id: str, rows: int) -> None:
         self.index_rows.labels(pool_id).set(rows)
 
+    def deleted(self, target: str, target_id: str) -> None:
+        """A deleted run's quality series, or a deleted pool's index size, leave the exposition."""
+        with self._lock:
+            if target == "run":
+                self._retire(target_id)
+            else:
+                try:
+                    self.index_rows.remove(target_id)
+                except KeyError:
+                    pass
+
     def suggestions_served(self, strategy: str, n: int) -> None:
         self.suggestions_total.labels(strategy).inc(n)
 

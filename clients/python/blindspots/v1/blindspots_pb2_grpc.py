@@ -134,6 +134,16 @@ class BlindspotsStub:
                 request_serializer=blindspots_dot_v1_dot_blindspots__pb2.CompareRunsRequest.SerializeToString,
                 response_deserializer=blindspots_dot_v1_dot_blindspots__pb2.RunComparison.FromString,
                 _registered_method=True)
+        self.DeleteRun = channel.unary_unary(
+                '/blindspots.v1.Blindspots/DeleteRun',
+                request_serializer=blindspots_dot_v1_dot_blindspots__pb2.DeleteRunRequest.SerializeToString,
+                response_deserializer=blindspots_dot_v1_dot_blindspots__pb2.DeleteResponse.FromString,
+                _registered_method=True)
+        self.DeletePool = channel.unary_unary(
+                '/blindspots.v1.Blindspots/DeletePool',
+                request_serializer=blindspots_dot_v1_dot_blindspots__pb2.DeletePoolRequest.SerializeToString,
+                response_deserializer=blindspots_dot_v1_dot_blindspots__pb2.DeleteResponse.FromString,
+                _registered_method=True)
 
 
 class BlindspotsServicer:
@@ -280,6 +290,23 @@ class BlindspotsServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DeleteRun(self, request, context):
+        """Delete a run (its rows, diagnoses, labels, the suggestion sets made for
+        it) or a pool (its rows, index, labels, the suggestion sets made from it).
+        The catalog forgets it at once, in one transaction; its files are removed
+        right after (by the next start if the server stops first). A run with a
+        pending or running job is FAILED_PRECONDITION: cancel the job first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeletePool(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_BlindspotsServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -382,6 +409,16 @@ def add_BlindspotsServicer_to_server(servicer, server):
                     servicer.CompareRuns,
                     request_deserializer=blindspots_dot_v1_dot_blindspots__pb2.CompareRunsRequest.FromString,
                     response_serializer=blindspots_dot_v1_dot_blindspots__pb2.RunComparison.SerializeToString,
+            ),
+            'DeleteRun': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteRun,
+                    request_deserializer=blindspots_dot_v1_dot_blindspots__pb2.DeleteRunRequest.FromString,
+                    response_serializer=blindspots_dot_v1_dot_blindspots__pb2.DeleteResponse.SerializeToString,
+            ),
+            'DeletePool': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeletePool,
+                    request_deserializer=blindspots_dot_v1_dot_blindspots__pb2.DeletePoolRequest.FromString,
+                    response_serializer=blindspots_dot_v1_dot_blindspots__pb2.DeleteResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -924,6 +961,60 @@ class Blindspots:
             '/blindspots.v1.Blindspots/CompareRuns',
             blindspots_dot_v1_dot_blindspots__pb2.CompareRunsRequest.SerializeToString,
             blindspots_dot_v1_dot_blindspots__pb2.RunComparison.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteRun(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/blindspots.v1.Blindspots/DeleteRun',
+            blindspots_dot_v1_dot_blindspots__pb2.DeleteRunRequest.SerializeToString,
+            blindspots_dot_v1_dot_blindspots__pb2.DeleteResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeletePool(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/blindspots.v1.Blindspots/DeletePool',
+            blindspots_dot_v1_dot_blindspots__pb2.DeletePoolRequest.SerializeToString,
+            blindspots_dot_v1_dot_blindspots__pb2.DeleteResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,101 @@
+"""Client methods that delete runs and pools, one at a time or by a retention rule."""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Optional, Union
+
+import pandas as pd
+
+from .errors import FailedPreconditionError, NotFoundError
+from .v1 import blindspots_pb2 as pb
+
+
+@dataclass(frozen=True)
+class DeleteSummary:
+    """What the server removed with a run or pool."""
+
+    id: str
+    rows: int
+    diagnoses: int
+    suggestion_sets: int            # made for the run or from the pool; their picks may be picked again
+    labels: int
+    files: int
+    bytes: int
+
+    @classmethod
+    def from_message(cls, m: pb.DeleteResponse) -> "DeleteSummary":
+        return cls(id=m.id, rows=m.rows, diagnoses=m.diagnoses, suggestion_sets=m.suggestion_sets,
+                   labels=m.labels, files=m.files, bytes=m.bytes)
+
+
+PRUNE_COLUMNS = ["id", "name", "project", "model", "version", "created_at", "rows", "action", "files", "bytes"]
+
+
+class DeleteAPI:
+    """Mixed into :class:`blindspots.Client`."""
+
+    def delete_run(self, run, *, missing_ok: bool = False) -> Optional[DeleteSummary]:
+        """Delete a run (``Run`` or id) with its rows, diagnoses, labels and the suggestion sets
+        made for it. ``missing_ok``: a run that is not there (deleted before, or by a retried
+        call whose first answer was lost) returns None instead of raising NotFoundError. A run
+        with a pending or running job raises FailedPreconditionError: cancel the job first."""
+        return self._delete(self.stub.DeleteRun, pb.DeleteRunRequest(run_id=_id(run)), missing_ok)
+
+    def delete_pool(self, pool, *, missing_ok: bool = False) -> Optional[DeleteSummary]:
+        """Delete a pool (``Pool`` or id) with its rows, index, labels and the suggestion sets made
+        from it (see :meth:`delete_run` for ``missing_ok``). Export its labels first if the next
+        training run needs them (``Pool.labels()``)."""
+        return self._delete(self.stub.DeletePool, pb.DeletePoolRequest(pool_id=_id(pool)), missing_ok)
+
+    def _delete(self, method, request, missing_ok: bool) -> Optional[DeleteSummary]:
+        try:
+            return DeleteSummary.from_message(self._unary(method, request))
+        except NotFoundError:
+            if missing_ok:
+                return None
+            raise
+
+    def prune_runs(self, keep: int, *, project: str = "", model_name: Optional[str] = None,
+                   older_than: Union[dt.timedelta, float, None] = None, dry_run: bool = False) -> pd.DataFrame:
+        """Retention: keep the ``keep`` newest runs of each model (runs grouped by project and
+        model name) and delete the rest; with ``older_than`` (a timedelta, or days) only those
+        older than that. ``project`` / ``model_name`` narrow which runs are looked at. Returns one
+        row per run it deleted (``dry_run``: would delete), oldest first; a run with an unfinished
+        job is left and says so in ``action``."""
+        if keep < 0:
+            raise ValueError(f"keep must be 0 or more, not {keep}")
+        if older_than is not None and not isinstance(older_than, dt.timedelta):
+            older_than = dt.timedelta(days=float(older_than))
+        now = dt.datetime.now(dt.timezone.utc)
+        groups: dict[tuple[str, str], list] = {}
+        for run in self.list_runs(project):
+            if model_name is None or run.message.model_name == model_name:
+                groups.setdefault((run.message.project, run.message.model_name), []).append(run)
+        rows = []
+        for runs in groups.values():
+            runs.sort(key=lambda r: (r.message.created_at.ToNanoseconds(), r.id), reverse=True)
+            for run in runs[keep:]:
+                created = run.message.created_at.ToDatetime(tzinfo=dt.timezone.utc)
+                if older_than is not None and now - created < older_than:
+                    continue
+                row = {"id": run.id, "name": run.name, "project": run.message.project,
+                       "model": run.message.model_name, "version": run.message.model_version,
+                       "created_at": created, "rows": run.message.num_rows,
+                       "action": "would delete", "files": 0, "bytes": 0}
+                if not dry_run:
+                    try:
+                        out = self.delete_run(run.id, missing_ok=True)
+                    except FailedPreconditionError as exc:
+                        row["action"] = f"kept: {exc.details}"
+                    else:
+                        row["action"] = "deleted" if out is not None else "already gone"
+                        if out is not None:
+                            row["files"], row["bytes"] = out.files, out.bytes
+                rows.append(row)
+        frame = pd.DataFrame(rows, columns=PRUNE_COLUMNS)
+        return frame.sort_values(["created_at", "id"], ignore_index=True) if len(frame) else frame
+
+
+def _id(obj) -> str:
+    return obj if isinstance(obj, str) else obj.id

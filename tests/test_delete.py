@@ -1,0 +1,150 @@
+"""Deleting runs and pools through a real server: what goes, what stays, what refuses."""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import grpc
+import pandas as pd
+import pytest
+
+from blindspots import Client, FailedPreconditionError, JobFailedError, NotFoundError
+from blindspots.v1 import blindspots_pb2 as pb
+
+from conftest import start_server
+
+BIN = Path(sys.executable).parent / "blindspots"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _metrics(server) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{server.metrics_port}/metrics", timeout=5) as response:
+        return response.read().decode()
+
+
+def _files_of(data_dir: Path, object_id: str) -> list[Path]:
+    return [p for p in data_dir.rglob("*") if p.is_file() and object_id in str(p)]
+
+
+def _log(client: Client, sm, name: str, version: str):
+    s = sm.scenario
+    run = client.create_run(name, class_names=s.class_names, embedding_dim=s.test.embeddings.shape[1],
+                            model_name="mlp", model_version=version, project="listings")
+    run.log_predictions(s.test.ids, s.test.embeddings, labels=s.test.labels, probabilities=sm.test_probs,
+                        metadata=s.test.metadata, batch_size=1000)
+    return run
+
+
+def test_deleting_a_pool_then_a_run_removes_them_their_files_and_their_series(tmp_path, small_scenario):
+    sm, s = small_scenario, small_scenario.scenario
+    data = tmp_path / "data"
+    server = start_server(data, metrics_port=_free_port())
+    client = Client(f"127.0.0.1:{server.port}", timeout=120)
+    try:
+        run = _log(client, sm, "eval", "v1")
+        other = _log(client, sm, "eval", "v2")
+        pool = client.create_pool("unlabeled", embedding_dim=128, num_classes=len(s.class_names), project="listings")
+        pool.add(s.pool.ids, s.pool.embeddings, probabilities=sm.pool_probs, metadata=s.pool.metadata)
+        run.diagnose(progress=False)
+        other.diagnose(progress=False)
+        picks = run.suggest(pool, budget=40)
+        client.import_labels(pd.DataFrame({"sample_id": picks["sample_id"][:10], "label": s.class_names[0]}),
+                             pool_id=pool.id)
+        assert f'run_id="{run.id}"' in _metrics(server) and f'pool_id="{pool.id}"' in _metrics(server)
+        assert _files_of(data, pool.id)
+
+        gone = pool.delete()
+        assert (gone.id, gone.rows, gone.suggestion_sets, gone.labels) == (pool.id, len(s.pool.ids), 1, 10)
+        assert gone.files >= 2 and gone.bytes > 0
+        with pytest.raises(NotFoundError, match=pool.id):
+            client.get_pool(pool.id)
+        with pytest.raises(NotFoundError):
+            run.suggest(pool.id, budget=5)
+        assert _files_of(data, pool.id) == [] and f'pool_id="{pool.id}"' not in _metrics(server)
+        assert len(run.latest_diagnosis().regions) > 0             # the run keeps its diagnosis
+
+        gone = run.delete()
+        assert (gone.rows, gone.diagnoses, gone.suggestion_sets) == (len(s.test.ids), 1, 0)
+        with pytest.raises(NotFoundError):
+            client.get_run(run.id)
+        with pytest.raises(NotFoundError):
+            client.get_diagnosis(run_id=run.id)
+        assert [r.id for r in client.list_runs()] == [other.id]
+        assert _files_of(data, run.id) == []
+        exposed = _metrics(server)
+        assert f'run_id="{run.id}"' not in exposed and f'run_id="{other.id}"' in exposed
+        with pytest.raises(NotFoundError):
+            run.delete()
+        assert run.delete(missing_ok=True) is None
+    finally:
+        client.close()
+        server.stop()
+    # A restart neither brings them back nor takes their files for debris.
+    again = start_server(data)
+    try:
+        with Client(f"127.0.0.1:{again.port}", timeout=60) as c:
+            assert [r.id for r in c.list_runs()] == [other.id] and c.list_pools() == []
+            assert len(c.get_diagnosis(run_id=other.id).regions) > 0
+        assert not (data / "quarantine").exists()
+    finally:
+        again.stop()
+
+
+def test_a_run_with_a_job_in_flight_is_kept_until_the_job_ends(client, small_scenario):
+    run = _log(client, small_scenario, "busy", "v1")
+    job = run.diagnose(wait=False)
+    with pytest.raises(FailedPreconditionError, match=job.id):
+        run.delete()
+    client.cancel_job(job.id)
+    with pytest.raises(JobFailedError, match="CANCELLED"):
+        client.wait_job(job.id, progress=False)
+    assert run.delete().rows == len(small_scenario.scenario.test.ids)
+    assert client.list_runs() == []
+
+
+def test_bad_ids_get_a_status_naming_the_field(client):
+    for method, request, field in ((client.stub.DeleteRun, pb.DeleteRunRequest(), "run_id"),
+                                   (client.stub.DeletePool, pb.DeletePoolRequest(), "pool_id")):
+        with pytest.raises(grpc.RpcError) as err:
+            method(request, timeout=10)
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and field in err.value.details()
+        with pytest.raises(grpc.RpcError) as err:
+            method(type(request)(**{field: "nope"}), timeout=10)
+        assert err.value.code() == grpc.StatusCode.NOT_FOUND and "'nope'" in err.value.details()
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(BIN), *args], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "BLINDSPOTS_ADDRESS": ""})
+
+
+def test_prune_keeps_the_newest_runs_of_each_model(server, client, small_scenario):
+    address = f"127.0.0.1:{server.port}"
+    runs = [_log(client, small_scenario, "eval", f"v{i}") for i in range(4)]
+    solo = client.create_run("other-model", class_names=["a", "b"], embedding_dim=4, model_name="cnn",
+                             project="listings")
+    dry = _cli("prune", "--keep", "2", "--dry-run", "--address", address)
+    assert dry.returncode == 0, dry.stderr
+    assert "2 run(s) would be deleted" in dry.stdout
+    assert len(client.list_runs()) == 5
+    done = _cli("prune", "--keep", "2", "--address", address)
+    assert done.returncode == 0 and "2 run(s) deleted" in done.stdout, done.stdout + done.stderr
+    left = {r.id for r in client.list_runs()}
+    assert left == {runs[2].id, runs[3].id, solo.id}           # the newest two of "mlp"; "cnn"'s only run
+    assert _cli("prune", "--keep", "2", "--address", address).stdout.strip() == "nothing to prune"
+    deleted = _cli("delete", "run", runs[2].id, "--address", address)
+    assert deleted.returncode == 0 and f"deleted run {runs[2].id}: {len(small_scenario.scenario.test.ids)} rows" \
+        in deleted.stdout
+    missing = _cli("delete", "run", runs[2].id, "--address", address)
+    assert missing.returncode == 1 and "NOT_FOUND" in missing.stderr
+    ok = _cli("delete", "run", runs[2].id, "--missing-ok", "--address", address)
+    assert ok.returncode == 0 and "not there" in ok.stdout
