@@ -4,8 +4,8 @@ every backend, checked after each step against a plain-Python model of what the 
 The example-based tests in test_store_contract.py pin one case each; this one lets Hypothesis
 interleave them: batches re-sent under old and new ids, rows re-sent inside new batches with
 the same or other content, metadata columns that come and go or change type, labels imported
-again, suggestion sets and index blobs, and the store closed and opened again between any two
-steps. Backends as in test_store_contract.py (PostgreSQL: a fresh schema per example).
+again, suggestion sets and index blobs, the run or pool deleted and created again under its id,
+and the store closed and opened again between any two steps. Backends as in test_store_contract.py (PostgreSQL: a fresh schema per example).
 """
 from __future__ import annotations
 
@@ -76,6 +76,7 @@ def machine(location: Callable[[], Callable[[], Store]]) -> type:
                                               num_classes=0, created_at=now))
             self.model = {"run": _Target(), "pool": _Target()}
             self.suggested: set[str] = set()
+            self.sets = 0
             self.index: Optional[tuple[bytes, str, int]] = None
             self.clock = 1000.0
 
@@ -164,6 +165,7 @@ def machine(location: Callable[[], Callable[[], Store]]) -> type:
             self.store.save_suggestion_set(record, pa.table({"sample_id": picks,
                                                              "score": [float(i) for i in range(len(picks))]}))
             self.suggested.update(picks)
+            self.sets += 1
             got, table = self.store.read_suggestion_set(set_id)
             assert got == record and table.column("sample_id").to_pylist() == picks
 
@@ -172,6 +174,28 @@ def machine(location: Callable[[], Callable[[], Store]]) -> type:
             blob = bytes((size + i) % 256 for i in range(size))
             self.store.save_index(self.pool_id, blob, kind, size, kind.upper())
             self.index = (blob, kind, size)
+
+        @rule(which=st.sampled_from(["run", "pool"]))
+        def delete_and_create_again(self, which):
+            """Delete the run or pool, then create one under the same id: it starts empty (no rows,
+            labels, sets or index of the old one, from any cache)."""
+            target, m = which, self.model[which]
+            out = self.store.delete(target, self._id(target))
+            assert (out.rows, out.labels, out.suggestion_sets, out.diagnoses) == (len(m.rows), len(m.labels),
+                                                                                 self.sets, 0)
+            assert out.files == len({b for b in m.batch_ids}) + self.sets + (
+                1 if target == "pool" and self.index is not None else 0)
+            now = time.time()
+            if target == "run":
+                self.store.create_run(RunRecord(id=self.run_id, name="r", project="p", model_name="m",
+                                                model_version="1", dataset_name="d", class_names=["x", "y"],
+                                                embedding_dim=DIM, created_at=now))
+            else:
+                self.store.create_pool(PoolRecord(id=self.pool_id, name="q", project="p", embedding_dim=DIM,
+                                                  num_classes=0, created_at=now))
+                self.index = None
+            self.model[target] = _Target()
+            self.suggested, self.sets = set(), 0
 
         @rule()
         def reopen(self):
