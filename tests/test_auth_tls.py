@@ -7,6 +7,7 @@ import subprocess
 
 import grpc
 import numpy as np
+import pandas as pd
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
@@ -25,12 +26,14 @@ from conftest import start_server
 TOKEN_A = "token-for-team-a-0123456789"
 TOKEN_B = "token-for-team-b-0123456789"
 TOKEN_ADMIN = "token-for-the-admins-012345"
+TOKEN_READER = "token-for-a-dashboard-0123"
 
 
 @pytest.fixture
 def auth_server(tmp_path):
     tokens = tmp_path / "tokens.json"
-    tokens.write_text(json.dumps({TOKEN_A: ["alpha"], TOKEN_B: ["beta", "gamma"], TOKEN_ADMIN: ["*"]}))
+    tokens.write_text(json.dumps({TOKEN_A: ["alpha"], TOKEN_B: ["beta", "gamma"], TOKEN_ADMIN: ["*"],
+                                  TOKEN_READER: {"projects": ["alpha"], "access": "read"}}))
     srv = start_server(tmp_path / "data", auth_tokens_file=str(tokens))
     yield srv
     srv.stop()
@@ -146,8 +149,55 @@ def test_tokens_from_the_environment_setting(tmp_path):
         srv.stop()
 
 
+def test_a_read_only_token_reads_its_projects_and_writes_nothing(auth_server):
+    with _client(auth_server, TOKEN_A) as a, _client(auth_server, TOKEN_READER) as reader, \
+            _client(auth_server, TOKEN_B) as b:
+        run = a.create_run("ra", class_names=["x", "y"], embedding_dim=4, project="alpha")
+        _fill(run)
+        diagnosis = run.diagnose(progress=False)
+        pool = a.create_pool("pa", embedding_dim=4, project="alpha")
+        pool.add(["p1", "p2"], np.zeros((2, 4)), progress=False)
+        other = b.create_run("rb", class_names=["x", "y"], embedding_dim=4, project="beta")
+        # Reads of its project work; another project's ids are missing, as for any token.
+        assert [r.id for r in reader.list_runs()] == [run.id]
+        assert reader.get_diagnosis(run_id=run.id).id == diagnosis.id
+        assert reader.labels_frame(pool_id=pool.id).empty
+        assert reader.get_run_map(run.id) is not None
+        with pytest.raises(NotFoundError):
+            reader.get_run(other.id)
+        # Every write is PERMISSION_DENIED naming the method, before anything happens.
+        writes = {
+            "CreateRun": lambda: reader.create_run("r", class_names=["x", "y"], embedding_dim=4, project="alpha"),
+            "IngestPredictions": lambda: Run(reader, run.message).log_predictions(
+                ["c"], np.zeros((1, 4)), labels=[0], probabilities=[[1.0, 0.0]], progress=False),
+            "Diagnose": lambda: reader.get_run(run.id).diagnose(wait=False),
+            "Suggest": lambda: reader.suggest(run.id, pool.id, budget=1, strategy="random", progress=False),
+            "ImportLabels": lambda: reader.import_labels(pd.DataFrame({"sample_id": ["p1"], "label": ["x"]}),
+                                                         pool_id=pool.id),
+            "CancelJob": lambda: reader.cancel_job("job_0000000000000000"),
+            "DeleteRun": lambda: reader.delete_run(run.id),
+            "DeletePool": lambda: reader.delete_pool(pool.id)}
+        for method, call in writes.items():
+            with pytest.raises(PermissionDeniedError, match=f"read-only; {method} needs"):
+                call()
+        assert a.get_run(run.id).message.num_rows == 2 and a.labels_frame(pool_id=pool.id).empty
+        assert [p.id for p in a.list_pools()] == [pool.id]
+
+
+def test_every_method_is_a_read_or_needs_write_access():
+    """A new RPC is a write for read-only tokens until it is listed as a read: this test names
+    both lists, so adding a method means deciding which it is."""
+    from blindspots_server.server.auth import READ_METHODS
+    methods = set(pb.DESCRIPTOR.services_by_name["Blindspots"].methods_by_name)
+    assert READ_METHODS <= methods
+    assert methods - READ_METHODS == {"CreateRun", "IngestPredictions", "CreatePool", "IngestPool", "Diagnose",
+                                      "CancelJob", "Suggest", "ImportLabels", "DeleteRun", "DeletePool"}
+
+
 def test_bad_token_tables_fail_at_start(tmp_path):
-    for text in ("not json", "{}", json.dumps({"short": ["a"]}), json.dumps({TOKEN_A: []})):
+    for text in ("not json", "{}", json.dumps({"short": ["a"]}), json.dumps({TOKEN_A: []}),
+                 json.dumps({TOKEN_A: {"projects": ["a"], "access": "admin"}}),
+                 json.dumps({TOKEN_A: {"projects": ["a"], "role": "read"}}), json.dumps({TOKEN_A: {"access": "read"}})):
         path = tmp_path / "t.json"
         path.write_text(text)
         with pytest.raises(ValueError):

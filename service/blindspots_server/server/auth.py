@@ -2,7 +2,11 @@
 
 Tokens come from a JSON file (``auth_tokens_file``) or the ``tokens`` setting
 (env BLINDSPOTS_TOKENS), both shaped ``{"<token>": ["projectA", ...]}``; the
-project ``"*"`` grants every project. Only SHA-256 digests of the tokens are
+project ``"*"`` grants every project. A token may instead be given
+``{"projects": [...], "access": "read"}``: a read-only token (dashboards,
+reports, people browsing) may call the methods of READ_METHODS only, and gets
+PERMISSION_DENIED for the rest; ``"access": "write"`` (the default) may call
+every method. Only SHA-256 digests of the tokens are
 kept in memory, and a presented token is compared against every digest with
 :func:`hmac.compare_digest`, so neither the lookup's timing nor a memory dump
 reveals a token.
@@ -31,6 +35,13 @@ from .handler_wrapping import wrap_handler
 
 ALL_PROJECTS = "*"
 OPEN_SERVICES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
+SERVICE = "/blindspots.v1.Blindspots/"
+# The methods a read-only token may call: they change nothing stored. Every other method (and any
+# method added later until it is listed here) needs write access. Suggest is a write: it stores its
+# picks, which later rounds leave out.
+READ_METHODS = frozenset({"GetRun", "ListRuns", "GetPool", "ListPools", "GetDiagnosis", "ListDiagnoses", "GetJob",
+                          "WatchJob", "GetRunMap", "ListRegionMembers", "ListLabels", "CompareRuns"})
+ACCESS_LEVELS = ("read", "write")
 
 # The caller's grant while its call runs: None outside an authenticated call.
 _caller: contextvars.ContextVar[Optional["Grant"]] = contextvars.ContextVar("blindspots_caller", default=None)
@@ -38,10 +49,11 @@ _caller: contextvars.ContextVar[Optional["Grant"]] = contextvars.ContextVar("bli
 
 @dataclass(frozen=True)
 class Grant:
-    """What one token may access: every project, or the listed ones."""
+    """What one token may access: every project, or the listed ones; read-only or not."""
 
     all_projects: bool
     projects: tuple[str, ...]
+    read_only: bool = False
 
 
 def _digest(token: str) -> bytes:
@@ -49,22 +61,32 @@ def _digest(token: str) -> bytes:
 
 
 class TokenTable:
-    """Token digests and their grants, parsed from ``{"token": ["project", ...]}``."""
+    """Token digests and their grants, parsed from ``{"token": ["project", ...]}`` or
+    ``{"token": {"projects": [...], "access": "read" | "write"}}``."""
 
-    def __init__(self, tokens: dict[str, list[str]]):
+    def __init__(self, tokens: dict[str, list[str] | dict]):
         if not isinstance(tokens, dict) or not tokens:
             raise ValueError("the token table must be a non-empty JSON object {token: [projects]}")
         self._entries: list[tuple[bytes, Grant]] = []
-        for token, projects in tokens.items():
+        for token, given in tokens.items():
             if not isinstance(token, str) or len(token) < 16:
                 raise ValueError("every token must be a string of at least 16 characters")
+            access = "write"
+            projects = given
+            if isinstance(given, dict):
+                unknown = set(given) - {"projects", "access"}
+                access = given.get("access", "write")
+                if unknown or access not in ACCESS_LEVELS:
+                    raise ValueError("a token given as an object takes \"projects\" and \"access\" "
+                                     f"({' or '.join(ACCESS_LEVELS)}) only")
+                projects = given.get("projects")
             if isinstance(projects, str):
                 projects = [projects]
             if (not isinstance(projects, list) or not projects
                     or not all(isinstance(p, str) and p for p in projects)):
                 raise ValueError("every token needs a non-empty list of project names (or \"*\")")
             grant = Grant(all_projects=ALL_PROJECTS in projects,
-                          projects=tuple(sorted(set(projects) - {ALL_PROJECTS})))
+                          projects=tuple(sorted(set(projects) - {ALL_PROJECTS})), read_only=access == "read")
             self._entries.append((_digest(token), grant))
 
     @classmethod
@@ -118,11 +140,17 @@ class TokenAuthInterceptor(grpc.ServerInterceptor):
         grant = self._table.lookup(token) if token else None
         problem = ("missing bearer token: send metadata 'authorization: Bearer <token>'" if token is None
                    else "unknown bearer token" if grant is None else "")
+        method = handler_call_details.method
+        name = method[len(SERVICE):] if method.startswith(SERVICE) else method
+        denied = (f"the caller's token is read-only; {name} needs a token with write access"
+                  if grant is not None and grant.read_only and name not in READ_METHODS else "")
 
         def unary(fn, _streaming_request):
             def call(request, context):
                 if problem:
                     context.abort(grpc.StatusCode.UNAUTHENTICATED, problem)
+                if denied:
+                    context.abort(grpc.StatusCode.PERMISSION_DENIED, denied)
                 reset = _caller.set(grant)
                 try:
                     return fn(request, context)
@@ -134,6 +162,8 @@ class TokenAuthInterceptor(grpc.ServerInterceptor):
             def call(request, context):
                 if problem:
                     context.abort(grpc.StatusCode.UNAUTHENTICATED, problem)
+                if denied:
+                    context.abort(grpc.StatusCode.PERMISSION_DENIED, denied)
                 # The generator runs on the same worker thread between yields,
                 # so setting the variable around each step keeps it scoped.
                 gen = fn(request, context)
