@@ -353,6 +353,8 @@ def test_a_named_lock_excludes_its_holders_and_no_other_name(open_again):
     waiter.join(30)
     assert order == ["first in", "other name", "first out", "second in"], order
     assert told == ["k"], "told of the wait once, and only where there was one"
+    for store in {id(first): first, id(second): second}.values():   # names no caller uses are let go
+        assert store.__dict__.get("_named_locks") == {}
 
 
 def _stored_files(store: Store) -> list[str]:

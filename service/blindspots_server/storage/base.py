@@ -395,15 +395,25 @@ class Store(abc.ABC):
         between (a suggestion round and the earlier picks it leaves out). ``waiting`` is called
         once, before blocking, when another holder has the lock (to say so)."""
         with _NAMED_LOCKS_GUARD:
-            lock = self.__dict__.setdefault("_named_locks", {}).setdefault(key, threading.Lock())
-        if not lock.acquire(blocking=False):
-            if waiting is not None:
-                waiting()
-            lock.acquire()
+            # name -> [lock, callers holding or waiting]: a name no caller uses is dropped (one name
+            # per run and pool would otherwise stay for the life of the server).
+            entry = self.__dict__.setdefault("_named_locks", {}).setdefault(key, [threading.Lock(), 0])
+            entry[1] += 1
+        lock = entry[0]
         try:
-            yield
+            if not lock.acquire(blocking=False):
+                if waiting is not None:
+                    waiting()
+                lock.acquire()
+            try:
+                yield
+            finally:
+                lock.release()
         finally:
-            lock.release()
+            with _NAMED_LOCKS_GUARD:
+                entry[1] -= 1
+                if entry[1] == 0:
+                    del self.__dict__["_named_locks"][key]
 
     # ---- housekeeping
     @abc.abstractmethod
