@@ -272,6 +272,23 @@ def test_cli_uses_ca_and_token(tls_server, certs, capsys):
     assert "UNAUTHENTICATED" in capsys.readouterr().err
 
 
+def test_the_sdk_reads_the_clis_environment_and_explicit_arguments_win(tls_server, certs, monkeypatch):
+    monkeypatch.setenv("BLINDSPOTS_ADDRESS", f"localhost:{tls_server.port}")
+    monkeypatch.setenv("BLINDSPOTS_TOKEN", TOKEN_A)
+    monkeypatch.setenv("BLINDSPOTS_CA", str(certs / "ca.pem"))
+    with Client(retries=0, timeout=60) as c:                  # a pipeline step configured like the CLI
+        assert c.create_run("from-env", class_names=["x", "y"], embedding_dim=4, project="alpha").id
+    with Client(token=TOKEN_B, retries=0, timeout=10) as c:
+        with pytest.raises(UnauthenticatedError):
+            c.list_runs()
+    with Client(root_certificates=str(certs / "other.pem"), retries=0, timeout=10) as c:
+        with pytest.raises(UnavailableError):
+            c.list_runs()
+    monkeypatch.setenv("BLINDSPOTS_ADDRESS", "127.0.0.1:1")   # nothing listens there
+    with Client(f"localhost:{tls_server.port}", retries=0, timeout=60) as c:
+        assert [r.name for r in c.list_runs()] == ["from-env"]
+
+
 def test_tls_needs_both_files(tmp_path, certs):
     srv = BlindspotsServer(ServerConfig(data_dir=str(tmp_path / "d"), port=0, tls_cert=str(certs / "server.pem")))
     try:

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import difflib
+import os
 import random
 import time
 import warnings
@@ -73,18 +74,26 @@ def _pushback_seconds(err: grpc.RpcError) -> Optional[float]:
 class Client(LabelsAPI, DeleteAPI):
     """A connection to a blindspots server.
 
-    ``token``: bearer token sent with every call (servers with auth enabled).
+    ``address``: host:port; unset, ``BLINDSPOTS_ADDRESS`` or localhost:50051.
+    ``token``: bearer token sent with every call (servers with auth enabled);
+    unset, ``BLINDSPOTS_TOKEN``.
     ``root_certificates``: PEM bytes or a file path of the CA that signed the
-    server's certificate; set it (or ``tls=True`` for system roots) to use TLS.
+    server's certificate; set it (or ``tls=True`` for system roots) to use TLS;
+    unset, ``BLINDSPOTS_CA``. The variables are the CLI's, so a pipeline step
+    and the command line reach the same server the same way.
     Calls failing with UNAVAILABLE or DEADLINE_EXCEEDED, or refused with a retry
     pushback (too many open streams), are retried with exponential backoff up to
     ``retries`` times; ingest retries re-send the same
     batch ids, so nothing is stored twice.
     """
 
-    def __init__(self, address: str = "localhost:50051", *, token: Optional[str] = None,
+    def __init__(self, address: Optional[str] = None, *, token: Optional[str] = None,
                  root_certificates: Union[bytes, str, None] = None, tls: bool = False,
                  timeout: float = 600.0, retries: int = 5, max_message_mb: int = 64):
+        address = address or os.environ.get("BLINDSPOTS_ADDRESS") or "localhost:50051"
+        token = token if token is not None else (os.environ.get("BLINDSPOTS_TOKEN") or None)
+        if root_certificates is None:
+            root_certificates = os.environ.get("BLINDSPOTS_CA") or None
         self.address = address
         self.timeout = timeout
         self.retries = retries
