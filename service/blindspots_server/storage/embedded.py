@@ -213,10 +213,15 @@ class EmbeddedStore(SqlCatalog, EmbeddedLabels, Store):
 
     def _finish_deletions(self) -> None:
         """Remove the files of committed deletions (and the run's or pool's emptied directory)."""
-        paths = [r[0] for r in self._query("SELECT path FROM deleting")]
-        parents = set()
-        for rel in paths:
-            (self.root / rel).unlink(missing_ok=True)
+        paths, parents = [], set()
+        for (rel,) in self._query("SELECT path FROM deleting"):
+            try:
+                (self.root / rel).unlink(missing_ok=True)
+            except OSError as exc:                   # kept in `deleting`: tried again at the next open
+                log.warning("could not remove %s of a deleted run or pool (%s); the next start tries again",
+                            rel, exc)
+                continue
+            paths.append(rel)
             parents.add((self.root / rel).parent)
         for parent in sorted(parents, reverse=True):
             if parent.parent.name in ("runs", "pools") and parent.parent.parent == self.root:

@@ -28,6 +28,7 @@ Several servers may open the same catalog and file root at once (``shared``):
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from contextlib import contextmanager
 from typing import Callable, Iterator, Optional
@@ -49,6 +50,7 @@ try:
 except ImportError:  # the optional extra: pip install 'blindspots-server[postgres]'
     psycopg = None
 
+log = logging.getLogger("blindspots.store")
 _SCHEMA_LOCK = 0x626C696E64   # advisory lock: replicas starting together create the tables once
 _NAMED_LOCK_CLASS = 0x626C73  # the first key of Store.exclusive's advisory locks (the second: the name's hash)
 _SCHEMA = """
@@ -212,9 +214,13 @@ class PostgresStore(SqlCatalog, JobQueueMixin, PostgresLabels, Store):
 
     def _finish_deletions(self) -> None:
         """Remove the files of committed deletions, this replica's or a stopped one's."""
-        paths = [r[0] for r in self._query("SELECT path FROM deleting")]
-        for rel in paths:
+        paths = []
+        for (rel,) in self._query("SELECT path FROM deleting"):
             self.files.delete(rel)
+            if self.files.exists(rel):                # kept in `deleting`: tried again at the next open
+                log.warning("could not remove %s of a deleted run or pool; the next start tries again", rel)
+                continue
+            paths.append(rel)
         for folder in sorted({rel.rsplit("/", 1)[0] for rel in paths if rel.startswith(("runs/", "pools/"))}):
             self.files.remove_empty_dir(folder)
         if paths:
