@@ -31,6 +31,12 @@ def _metrics(server) -> str:
         return response.read().decode()
 
 
+def _sample(exposition: str, name: str, **labels) -> float:
+    from prometheus_client.parser import text_string_to_metric_families
+    return next(s.value for family in text_string_to_metric_families(exposition) for s in family.samples
+                if s.name == name and s.labels == labels)
+
+
 def _files_of(data_dir: Path, object_id: str) -> list[Path]:
     return [p for p in data_dir.rglob("*") if p.is_file() and object_id in str(p)]
 
@@ -64,6 +70,7 @@ def test_deleting_a_pool_then_a_run_removes_them_their_files_and_their_series(tm
 
         gone = pool.delete()
         assert (gone.id, gone.rows, gone.suggestion_sets, gone.labels) == (pool.id, len(s.pool.ids), 1, 10)
+        assert _sample(_metrics(server), "blindspots_deleted_bytes_total", target="pool") == gone.bytes
         assert gone.files >= 2 and gone.bytes > 0
         with pytest.raises(NotFoundError, match=pool.id):
             client.get_pool(pool.id)
@@ -82,6 +89,7 @@ def test_deleting_a_pool_then_a_run_removes_them_their_files_and_their_series(tm
         assert _files_of(data, run.id) == []
         exposed = _metrics(server)
         assert f'run_id="{run.id}"' not in exposed and f'run_id="{other.id}"' in exposed
+        assert _sample(exposed, "blindspots_deleted_total", target="run") == 1
         with pytest.raises(NotFoundError):
             run.delete()
         assert run.delete(missing_ok=True) is None

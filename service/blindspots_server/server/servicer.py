@@ -182,7 +182,7 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
         out = self.store.delete(target, target_id)
         if target == "pool":
             self.indexes.forget(target_id)
-        self.telemetry.deleted(target, target_id)
+        self.telemetry.deleted(target, target_id, out.bytes)
         log.info("deleted %s %s: %d rows, %d files (%d bytes)", target, target_id, out.rows, out.files, out.bytes)
         return pb.DeleteResponse(id=out.id, rows=out.rows, diagnoses=out.diagnoses,
                                  suggestion_sets=out.suggestion_sets, labels=out.labels, files=out.files,

@@ -95,6 +95,9 @@ class Telemetry:
                                             ["target"], registry=r)
         self.job_duration_seconds = Histogram("blindspots_job_duration_seconds", "Job wall time",
                                               ["kind", "state"], buckets=_LATENCY_BUCKETS, registry=r)
+        self.deleted_total = Counter("blindspots_deleted_total", "Runs and pools deleted", ["target"], registry=r)
+        self.deleted_bytes_total = Counter("blindspots_deleted_bytes_total", "Bytes of data files removed by "
+                                           "deletions (as recorded at write)", ["target"], registry=r)
         self.index_rows = Gauge("blindspots_pool_index_rows", "Rows in a pool's faiss index", ["pool_id"],
                                 registry=r)
         self.suggestions_total = Counter("blindspots_suggestions_served_total", "Candidates returned",
@@ -102,6 +105,8 @@ class Telemetry:
         for target in _INGEST_TARGETS:
             self.rows_ingested_total.labels(target)
             self.bytes_ingested_total.labels(target)
+            self.deleted_total.labels(target)
+            self.deleted_bytes_total.labels(target)
         for kind in _JOB_KINDS:
             for state in _JOB_STATES:
                 self.job_duration_seconds.labels(kind, state)
@@ -170,8 +175,11 @@ class Telemetry:
     def index_size(self, pool_id: str, rows: int) -> None:
         self.index_rows.labels(pool_id).set(rows)
 
-    def deleted(self, target: str, target_id: str) -> None:
-        """A deleted run's quality series, or a deleted pool's index size, leave the exposition."""
+    def deleted(self, target: str, target_id: str, nbytes: int) -> None:
+        """Count a deletion; a deleted run's quality series, or a deleted pool's index size, leave
+        the exposition."""
+        self.deleted_total.labels(target).inc()
+        self.deleted_bytes_total.labels(target).inc(nbytes)
         with self._lock:
             if target == "run":
                 self._retire(target_id)
