@@ -156,3 +156,53 @@ def test_prune_keeps_the_newest_runs_of_each_model(server, client, small_scenari
     assert missing.returncode == 1 and "NOT_FOUND" in missing.stderr
     ok = _cli("delete", "run", runs[2].id, "--missing-ok", "--address", address)
     assert ok.returncode == 0 and "not there" in ok.stdout
+
+
+@pytest.mark.parametrize("target", ["pool", "run"])
+def test_a_suggest_in_flight_when_its_pool_or_run_is_deleted_ends_ok_or_not_found(tmp_path, small_scenario, target):
+    """Suggest reads the run's and pool's rows and writes a suggestion set; deleting either
+    meanwhile must end the call OK (it finished first) or NOT_FOUND (never DATA_LOSS or
+    INTERNAL), leave no file of it, and leave the server serving."""
+    import threading
+    import time
+    sm, s = small_scenario, small_scenario.scenario
+    data = tmp_path / "data"
+    server = start_server(data)
+    client = Client(f"127.0.0.1:{server.port}", timeout=120, retries=0)
+    outcomes = []
+    try:
+        for delay in (0.0, 0.05, 0.2, 0.5):
+            run = _log(client, sm, "eval", "v1")
+            pool = client.create_pool("unlabeled", embedding_dim=128, num_classes=len(s.class_names),
+                                      project="listings")
+            pool.add(s.pool.ids, s.pool.embeddings, probabilities=sm.pool_probs, metadata=s.pool.metadata)
+            run.diagnose(progress=False)
+            result: list = []
+
+            def suggest() -> None:
+                try:
+                    result.append(len(run.suggest(pool, budget=300, progress=False)))
+                except Exception as exc:       # the status is checked below
+                    result.append(exc)
+
+            t = threading.Thread(target=suggest)
+            t.start()
+            time.sleep(delay)
+            (pool if target == "pool" else run).delete()
+            t.join(120)
+            assert len(result) == 1
+            if isinstance(result[0], int):
+                outcomes.append("ok")
+                assert result[0] == 300
+            else:
+                assert isinstance(result[0], NotFoundError), repr(result[0])
+                outcomes.append("not found")
+            gone = pool.id if target == "pool" else run.id
+            assert _files_of(data, gone) == []
+            (run if target == "pool" else pool).delete()
+        assert [r.id for r in client.list_runs()] == [] and client.list_pools() == []
+        assert not [p for p in data.rglob("*.parquet")], "a suggestion set or row file was left"
+    finally:
+        client.close()
+        server.stop()
+    print(target, outcomes)
