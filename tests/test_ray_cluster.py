@@ -8,7 +8,7 @@ import os
 import numpy as np
 import pytest
 
-from blindspots import Client
+from blindspots import Client, NotFoundError
 from blindspots_server.core.diagnosis import Diagnoser
 from blindspots_server.core.failure_clusters import nearest
 from blindspots_server.core.parallel import IN_PROCESS
@@ -237,3 +237,24 @@ def test_a_ray_server_without_regions_or_probabilities_falls_back_to_kcenter_lik
         there.stop()
     assert "kcenter" in reason_here and "kcenter" in reason_ray
     assert len(picks_ray) == 40 and picks_ray == picks_here
+
+
+def test_deleting_a_pool_on_a_ray_server_stops_its_shards(ray_cluster, small_scenario, tmp_path):
+    address, _ = ray_cluster
+    s, sm = small_scenario.scenario, small_scenario
+    there = start_server(tmp_path / "ray", ray_address=address)
+    client = Client(f"127.0.0.1:{there.port}", retries=2, timeout=300)
+    try:
+        _pool_server_answers(there, s, sm, s.test.embeddings[:4])
+        (pool,), (run,) = client.list_pools(), client.list_runs()
+        index = there.servicer.indexes.loaded_index(pool.id)
+        assert isinstance(index, ShardedPoolIndex) and index.ntotal == len(s.pool)
+        assert client.delete_pool(pool.id).rows == len(s.pool)
+        assert there.servicer.indexes.loaded_index(pool.id) is None and index.ntotal == 0   # shards stopped
+        with pytest.raises(NotFoundError):
+            run.suggest(pool.id, budget=5)
+        assert not [p for p in (tmp_path / "ray").rglob("*") if pool.id in str(p)]
+        assert run.diagnose(progress=False).id                     # the server still serves through Ray
+    finally:
+        client.close()
+        there.stop()

@@ -14,7 +14,7 @@ from blindspots.v1 import blindspots_pb2 as pb
 from ..core.results import ProgressFn
 from ..core.pool_index import normalise_in_place
 from ..core.suggest import PoolData, budget_note, filter_mask, suggest_candidates
-from ..storage import PoolRecord, RunRecord, Store, SuggestionSetRecord, new_id
+from ..storage import DataLoss, NotFound, PoolRecord, RunRecord, Store, SuggestionSetRecord, new_id
 from ..storage.rows import META_PREFIX
 from . import convert
 from .pool_indexes import PoolIndexes
@@ -70,13 +70,24 @@ class Suggestions:
 
     def run(self, run: RunRecord, pool: PoolRecord, diagnosis: Optional[pb.Diagnosis], request: pb.SuggestRequest,
             strategy: str, filters, progress: ProgressFn) -> "SuggestOutcome":
-        if request.allow_repeats:
-            return self._run(run, pool, diagnosis, request, strategy, filters, progress)
-        # Rounds that leave out earlier picks run one at a time per run and pool (across replicas
-        # too): two labeling queues asked for at once get disjoint picks, as if asked one after the other.
-        with self.store.exclusive(f"suggest/{run.id}/{pool.id}", waiting=lambda: progress(
-                0.0, "waiting for the round asked for before this one (same run and pool) to finish")):
-            return self._run(run, pool, diagnosis, request, strategy, filters, progress)
+        try:
+            if request.allow_repeats:
+                return self._run(run, pool, diagnosis, request, strategy, filters, progress)
+            # Rounds that leave out earlier picks run one at a time per run and pool (across replicas
+            # too): two labeling queues asked for at once get disjoint picks, as if asked one after the other.
+            with self.store.exclusive(f"suggest/{run.id}/{pool.id}", waiting=lambda: progress(
+                    0.0, "waiting for the round asked for before this one (same run and pool) to finish")):
+                return self._run(run, pool, diagnosis, request, strategy, filters, progress)
+        except DataLoss:
+            # Files that vanished under a read (Ray shards open them by themselves) are a deletion,
+            # not damage, when the run or pool is gone: NOT_FOUND, as for a call made after it.
+            for target, target_id, get in (("run", run.id, self.store.get_run),
+                                           ("pool", pool.id, self.store.get_pool)):
+                try:
+                    get(target_id)
+                except NotFound:
+                    raise NotFound(f"{target} {target_id!r} was deleted while the suggestion was made") from None
+            raise
 
     def _run(self, run: RunRecord, pool: PoolRecord, diagnosis: Optional[pb.Diagnosis], request: pb.SuggestRequest,
              strategy: str, filters, progress: ProgressFn) -> "SuggestOutcome":
