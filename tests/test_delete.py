@@ -68,7 +68,10 @@ def test_deleting_a_pool_then_a_run_removes_them_their_files_and_their_series(tm
         assert f'run_id="{run.id}"' in _metrics(server) and f'pool_id="{pool.id}"' in _metrics(server)
         assert _files_of(data, pool.id)
 
-        gone = pool.delete()
+        with pytest.raises(FailedPreconditionError, match="10 label"):
+            pool.delete()                                  # labels cost money: export them first
+        assert len(client.labels_frame(pool_id=pool.id)) == 10
+        gone = pool.delete(force=True)
         assert (gone.id, gone.rows, gone.suggestion_sets, gone.labels) == (pool.id, len(s.pool.ids), 1, 10)
         assert _sample(_metrics(server), "blindspots_deleted_bytes_total", target="pool") == gone.bytes
         assert gone.files >= 2 and gone.bytes > 0

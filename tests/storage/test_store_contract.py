@@ -388,7 +388,10 @@ def test_deleting_a_run_removes_it_and_all_it_owns_and_nothing_else(open_again):
     _fill(store, "run_a", "pool_a", "set_a")
     _fill(store, "run_b", "pool_b", "set_b")
     before = _stored_files(store)
-    out = store.delete("run", "run_a")
+    with pytest.raises(Conflict, match="1 label"):
+        store.delete("run", "run_a")                     # labels cost money: not without force
+    assert store.read_rows("run", "run_a").num_rows == 10 and _stored_files(store) == before
+    out = store.delete("run", "run_a", force=True)
     assert (out.rows, out.diagnoses, out.suggestion_sets, out.labels) == (10, 1, 1, 1)
     gone = sorted(set(before) - set(_stored_files(store)))
     assert out.files == len(gone) == 4 and out.bytes > 0        # 2 batches, the diagnosis, the set
@@ -411,7 +414,7 @@ def test_deleting_a_run_removes_it_and_all_it_owns_and_nothing_else(open_again):
         assert s.read_rows("run", "run_b").num_rows == 10 and s.get_diagnosis("diag_run_b").run_id == "run_b"
         assert s.suggested_ids("run_b", "pool_b") == {"pool_b-1-0"}
     with pytest.raises(NotFound):
-        store.delete("run", "run_a")
+        store.delete("run", "run_a", force=True)
     # The same id can be created again, empty.
     _run(store, "run_a")
     store.ingest_batch("run", "run_a", "b0", _batch(["n1"]), {})
@@ -421,7 +424,7 @@ def test_deleting_a_run_removes_it_and_all_it_owns_and_nothing_else(open_again):
 def test_deleting_a_pool_removes_its_rows_index_labels_and_suggestion_sets(open_again):
     store = open_again()
     _fill(store, "run_a", "pool_a", "set_a")
-    out = store.delete("pool", "pool_a")
+    out = store.delete("pool", "pool_a", force=True)
     assert (out.rows, out.diagnoses, out.suggestion_sets, out.labels) == (10, 0, 1, 1)
     assert not [p for p in _stored_files(store) if p.startswith(("pools/", "suggestions/"))]
     for s in (store, open_again()):
@@ -440,11 +443,11 @@ def test_a_run_with_an_unfinished_job_is_not_deleted(store):
                     result_id="", error="", created_at=t0, updated_at=t0)
     store.save_job(job)
     with pytest.raises(Conflict, match="job_r"):
-        store.delete("run", "run_a")
+        store.delete("run", "run_a", force=True)
     assert store.read_rows("run", "run_a").num_rows == 10       # nothing of it was removed
     job.state = "CANCELLED"
     store.save_job(job)
-    store.delete("run", "run_a")
+    store.delete("run", "run_a", force=True)
     with pytest.raises(NotFound):
         store.get_job("job_r")                                   # its finished jobs go with it
 
@@ -452,8 +455,8 @@ def test_a_run_with_an_unfinished_job_is_not_deleted(store):
 def test_writes_for_a_deleted_run_or_pool_fail_and_leave_no_file(open_again):
     store = open_again()
     _fill(store, "run_a", "pool_a", "set_a")
-    store.delete("run", "run_a")
-    store.delete("pool", "pool_a")
+    store.delete("run", "run_a", force=True)
+    store.delete("pool", "pool_a", force=True)
     t0 = time.time()
     with pytest.raises(NotFound):
         store.save_diagnosis(DiagnosisRecord(id="diag_late", run_id="run_a", created_at=t0, job_id="", payload=b""),
@@ -478,7 +481,7 @@ import os, sys
 from blindspots_server.storage import open_store
 store = open_store(sys.argv[1], files=sys.argv[2]) if sys.argv[2] else open_store(sys.argv[1])
 type(store)._finish_deletions = lambda self: os._exit(9)      # the process dies right after the commit
-store.delete("run", "run_a")
+store.delete("run", "run_a", force=True)
 """
 
 

@@ -180,7 +180,10 @@ def machine(location: Callable[[], Callable[[], Store]]) -> type:
             """Delete the run or pool, then create one under the same id: it starts empty (no rows,
             labels, sets or index of the old one, from any cache)."""
             target, m = which, self.model[which]
-            out = self.store.delete(target, self._id(target))
+            if m.labels:
+                with pytest.raises(Conflict, match="label"):
+                    self.store.delete(target, self._id(target))
+            out = self.store.delete(target, self._id(target), force=True)
             assert (out.rows, out.labels, out.suggestion_sets, out.diagnoses) == (len(m.rows), len(m.labels),
                                                                                  self.sets, 0)
             assert out.files == len({b for b in m.batch_ids}) + self.sets + (

@@ -35,18 +35,21 @@ PRUNE_COLUMNS = ["id", "name", "project", "model", "version", "created_at", "row
 class DeleteAPI:
     """Mixed into :class:`blindspots.Client`."""
 
-    def delete_run(self, run, *, missing_ok: bool = False) -> Optional[DeleteSummary]:
+    def delete_run(self, run, *, missing_ok: bool = False, force: bool = False) -> Optional[DeleteSummary]:
         """Delete a run (``Run`` or id) with its rows, diagnoses, labels and the suggestion sets
         made for it. ``missing_ok``: a run that is not there (deleted before, or by a retried
         call whose first answer was lost) returns None instead of raising NotFoundError. A run
-        with a pending or running job raises FailedPreconditionError: cancel the job first."""
-        return self._delete(self.stub.DeleteRun, pb.DeleteRunRequest(run_id=_id(run)), missing_ok)
+        with a pending or running job raises FailedPreconditionError: cancel the job first; so
+        does one holding labels (relabeled test rows) unless ``force``."""
+        return self._delete(self.stub.DeleteRun, pb.DeleteRunRequest(run_id=_id(run), force=force), missing_ok)
 
-    def delete_pool(self, pool, *, missing_ok: bool = False) -> Optional[DeleteSummary]:
+    def delete_pool(self, pool, *, missing_ok: bool = False, force: bool = False) -> Optional[DeleteSummary]:
         """Delete a pool (``Pool`` or id) with its rows, index, labels and the suggestion sets made
-        from it (see :meth:`delete_run` for ``missing_ok``). Export its labels first if the next
-        training run needs them (``Pool.labels()``)."""
-        return self._delete(self.stub.DeletePool, pb.DeletePoolRequest(pool_id=_id(pool)), missing_ok)
+        from it (see :meth:`delete_run` for ``missing_ok``). A pool holding labels raises
+        FailedPreconditionError unless ``force``: export them first if the next training run needs
+        them (``Pool.labels()``)."""
+        return self._delete(self.stub.DeletePool, pb.DeletePoolRequest(pool_id=_id(pool), force=force),
+                            missing_ok)
 
     def _delete(self, method, request, missing_ok: bool) -> Optional[DeleteSummary]:
         try:
@@ -57,12 +60,13 @@ class DeleteAPI:
             raise
 
     def prune_runs(self, keep: int, *, project: str = "", model_name: Optional[str] = None,
-                   older_than: Union[dt.timedelta, float, None] = None, dry_run: bool = False) -> pd.DataFrame:
+                   older_than: Union[dt.timedelta, float, None] = None, dry_run: bool = False,
+                   force: bool = False) -> pd.DataFrame:
         """Retention: keep the ``keep`` newest runs of each model (runs grouped by project and
         model name) and delete the rest; with ``older_than`` (a timedelta, or days) only those
         older than that. ``project`` / ``model_name`` narrow which runs are looked at. Returns one
         row per run it deleted (``dry_run``: would delete), oldest first; a run with an unfinished
-        job is left and says so in ``action``."""
+        job, or with labels unless ``force``, is left and says why in ``action``."""
         if keep < 0:
             raise ValueError(f"keep must be 0 or more, not {keep}")
         if older_than is not None and not isinstance(older_than, dt.timedelta):
@@ -85,7 +89,7 @@ class DeleteAPI:
                        "action": "would delete", "files": 0, "bytes": 0}
                 if not dry_run:
                     try:
-                        out = self.delete_run(run.id, missing_ok=True)
+                        out = self.delete_run(run.id, missing_ok=True, force=force)
                     except FailedPreconditionError as exc:
                         row["action"] = f"kept: {exc.details}"
                     else:

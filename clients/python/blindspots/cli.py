@@ -16,7 +16,7 @@
     blindspots compare RUN_A RUN_B [-o regions.csv] [--fail-on-regression]   (exit 3: B got worse)
     blindspots report RUN -o report.html [--suggestions FILE] [--diagnosis ID]
     blindspots region-members RUN --region N -o FILE [--diagnosis ID]
-    blindspots delete run RUN [RUN ...] [--missing-ok];  blindspots delete pool POOL [POOL ...]
+    blindspots delete run RUN [RUN ...] [--missing-ok] [--force];  blindspots delete pool POOL [POOL ...]
     blindspots prune --keep N [--project P] [--model M] [--older-than-days D] [--dry-run]
 
 Client commands read the server address from --address or BLINDSPOTS_ADDRESS,
@@ -277,7 +277,7 @@ def _cmd_delete(args) -> int:
     with _client(args) as client:
         delete = client.delete_run if args.target == "run" else client.delete_pool
         for target_id in args.ids:
-            out = delete(target_id, missing_ok=args.missing_ok)
+            out = delete(target_id, missing_ok=args.missing_ok, force=args.force)
             if out is None:
                 print(f"{target_id}: not there (nothing deleted)")
                 continue
@@ -291,7 +291,7 @@ def _cmd_delete(args) -> int:
 def _cmd_prune(args) -> int:
     with _client(args) as client:
         frame = client.prune_runs(args.keep, project=args.project, model_name=args.model,
-                                  older_than=args.older_than_days, dry_run=args.dry_run)
+                                  older_than=args.older_than_days, dry_run=args.dry_run, force=args.force)
     if not len(frame):
         print("nothing to prune")
         return 0
@@ -303,7 +303,8 @@ def _cmd_prune(args) -> int:
         print(f"{len(frame)} run(s) would be deleted (--dry-run: nothing was)")
     else:
         print(f"{int((frame['action'] == 'deleted').sum())} run(s) deleted, {_size(int(frame['bytes'].sum()))} "
-              f"freed" + (f"; {int(kept.sum())} kept (an unfinished job)" if kept.any() else ""))
+              f"freed" + (f"; {int(kept.sum())} kept (an unfinished job, or labels without --force)"
+                          if kept.any() else ""))
     return 0
 
 
@@ -441,6 +442,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("target", choices=["run", "pool"])
     s.add_argument("ids", nargs="+", metavar="ID")
     s.add_argument("--missing-ok", action="store_true", help="an id that is not there is not an error")
+    s.add_argument("--force", action="store_true", help="delete even if it holds labels from a labeling tool")
     client_args(s)
     s.set_defaults(fn=_cmd_delete)
 
@@ -451,6 +453,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--older-than-days", type=float, default=None,
                    help="delete only runs older than this (still keeping the --keep newest)")
     s.add_argument("--dry-run", action="store_true", help="list what would be deleted, delete nothing")
+    s.add_argument("--force", action="store_true", help="delete runs that hold labels (relabeled test rows) too")
     client_args(s)
     s.set_defaults(fn=_cmd_prune)
     return p

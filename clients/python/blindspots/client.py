@@ -523,9 +523,9 @@ class Run(_Resource):
         pool_id = pool.id if isinstance(pool, Pool) else pool
         return self.client.suggest(self.id, pool_id, budget, **kwargs)
 
-    def delete(self, *, missing_ok: bool = False) -> Optional[DeleteSummary]:
+    def delete(self, *, missing_ok: bool = False, force: bool = False) -> Optional[DeleteSummary]:
         """Delete this run on the server (see :meth:`Client.delete_run`)."""
-        return self.client.delete_run(self.id, missing_ok=missing_ok)
+        return self.client.delete_run(self.id, missing_ok=missing_ok, force=force)
 
 
 class Pool(_Resource):
@@ -544,9 +544,9 @@ class Pool(_Resource):
                                    None, probabilities, metadata, uris, batch_size, logits, batch_id_prefix,
                                    progress)
 
-    def delete(self, *, missing_ok: bool = False) -> Optional[DeleteSummary]:
+    def delete(self, *, missing_ok: bool = False, force: bool = False) -> Optional[DeleteSummary]:
         """Delete this pool on the server (see :meth:`Client.delete_pool`)."""
-        return self.client.delete_pool(self.id, missing_ok=missing_ok)
+        return self.client.delete_pool(self.id, missing_ok=missing_ok, force=force)
 
     def import_labels(self, labels: pd.DataFrame, source: str = "") -> LabelsSummary:
         """Store labels (sample_id, label) for this pool's samples; see Client.import_labels."""

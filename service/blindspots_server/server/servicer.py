@@ -173,13 +173,13 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
 
     # ------------------------------------------------------------ deletion
     def DeleteRun(self, request: pb.DeleteRunRequest, context) -> pb.DeleteResponse:
-        return self._delete("run", self._run(request.run_id, context).id)
+        return self._delete("run", self._run(request.run_id, context).id, request.force)
 
     def DeletePool(self, request: pb.DeletePoolRequest, context) -> pb.DeleteResponse:
-        return self._delete("pool", self._pool(request.pool_id, context).id)
+        return self._delete("pool", self._pool(request.pool_id, context).id, request.force)
 
-    def _delete(self, target: str, target_id: str) -> pb.DeleteResponse:
-        out = self.store.delete(target, target_id)
+    def _delete(self, target: str, target_id: str, force: bool) -> pb.DeleteResponse:
+        out = self.store.delete(target, target_id, force=force)
         if target == "pool":
             self.indexes.forget(target_id)
         self.telemetry.deleted(target, target_id, out.bytes)
@@ -375,6 +375,7 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
         except NotFound:
             if request.diagnosis_id:
                 raise
+            self._run(run.id, context)         # NOT_FOUND if the run itself went (deleted meanwhile)
             if strategy == "targeted":
                 raise FailedPrecondition(f"run {run.id!r} has no diagnosis yet: call Diagnose first "
                                          "(strategy 'targeted' needs failure regions)") from None
@@ -480,6 +481,7 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
             except NotFound:
                 if diagnosis_id:
                     raise
+                self._run(run.id, context)     # NOT_FOUND if the run itself went (deleted meanwhile)
                 raise FailedPrecondition(f"{field}: run {run.id!r} has no diagnosis yet: call Diagnose first") from None
         return compare_runs(self.store, run_a, run_b, diagnoses[0], diagnoses[1],
                             request.min_overlap or DEFAULT_MIN_OVERLAP, request.alpha or DEFAULT_ALPHA)

@@ -240,7 +240,7 @@ class Store(abc.ABC):
     def list_pools(self, projects: Optional[list[str]], limit: int, offset: int) -> list[PoolRecord]: ...
 
     @abc.abstractmethod
-    def delete(self, target: str, target_id: str) -> DeleteOutcome:
+    def delete(self, target: str, target_id: str, force: bool = False) -> DeleteOutcome:
         """Delete a run or pool ("run" / "pool") with everything stored for it: its rows, and
         for a run its diagnoses; the suggestion sets made for the run or from the pool, with
         the picks they hold (a later round may pick those pool rows again); its labels; a
@@ -250,7 +250,9 @@ class Store(abc.ABC):
         remove, which go next (a store that stops before they are gone removes them when it
         opens again). A write racing the delete either lands before it (and is deleted) or
         raises :class:`NotFound` and leaves no file. A run with a PENDING or RUNNING job raises
-        :class:`Conflict` naming the job (cancel it first); an unknown id :class:`NotFound`.
+        :class:`Conflict` naming the job (cancel it first), and so does one holding labels from a
+        labeling tool unless ``force`` (labels cost money: export them first); an unknown id
+        :class:`NotFound`.
         """
 
     # ---- rows

@@ -189,13 +189,13 @@ class EmbeddedStore(SqlCatalog, EmbeddedLabels, Store):
             raise
 
     # ------------------------------------------------------------ deletion
-    def delete(self, target: str, target_id: str) -> DeleteOutcome:
+    def delete(self, target: str, target_id: str, force: bool = False) -> DeleteOutcome:
         with self._target_lock(target, target_id):      # ingest into it holds this lock too
             with self._lock:
                 self._db.execute("BEGIN IMMEDIATE")
                 try:
                     outcome, paths, statements = deletion_plan(
-                        lambda sql, args: self._db.execute(sql, args).fetchall(), "?", target, target_id)
+                        lambda sql, args: self._db.execute(sql, args).fetchall(), "?", target, target_id, force)
                     for sql, args in statements:
                         self._db.execute(sql, args)
                     self._db.executemany("DELETE FROM files WHERE path=?", ((rel,) for rel in paths))

@@ -194,7 +194,7 @@ class PostgresStore(SqlCatalog, JobQueueMixin, PostgresLabels, Store):
         return self.get_pool(pool.id)
 
     # ------------------------------------------------------------ deletion
-    def delete(self, target: str, target_id: str) -> DeleteOutcome:
+    def delete(self, target: str, target_id: str, force: bool = False) -> DeleteOutcome:
         with self._tx() as cur:
             # Its row lock: writes for it (which share-lock the row) finish first, or find it gone.
             cur.execute(f"SELECT 1 FROM {self._table_name(target)} WHERE id=%s FOR UPDATE", (target_id,))
@@ -203,7 +203,7 @@ class PostgresStore(SqlCatalog, JobQueueMixin, PostgresLabels, Store):
                 cur.execute(sql, args)
                 return cur.fetchall()
 
-            outcome, paths, statements = deletion_plan(query, "%s", target, target_id)
+            outcome, paths, statements = deletion_plan(query, "%s", target, target_id, force)
             for sql, args in statements:
                 cur.execute(sql, args)
             cur.execute("DELETE FROM files WHERE path = ANY(%s)", (paths,))

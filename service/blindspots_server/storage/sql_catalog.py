@@ -28,8 +28,8 @@ DELETING_SCHEMA = "CREATE TABLE IF NOT EXISTS deleting (path TEXT PRIMARY KEY);"
 _CHUNK = 500
 
 
-def deletion_plan(query: Callable[[str, tuple], list[tuple]], p: str, target: str,
-                  target_id: str) -> tuple[DeleteOutcome, list[str], list[tuple[str, tuple]]]:
+def deletion_plan(query: Callable[[str, tuple], list[tuple]], p: str, target: str, target_id: str,
+                  force: bool) -> tuple[DeleteOutcome, list[str], list[tuple[str, tuple]]]:
     """What deleting a run or pool removes, read inside the caller's transaction (which holds
     the target's lock): the outcome to report, the files to remove, and the catalog statements
     (in ``p``, the driver's parameter marker) that remove its rows. The file rows and the
@@ -50,6 +50,9 @@ def deletion_plan(query: Callable[[str, tuple], list[tuple]], p: str, target: st
         diagnoses = []
     sets = [r[0] for r in query(f"SELECT id FROM suggestion_sets WHERE {key}={p}", (target_id,))]
     labels = query(f"SELECT COUNT(*) FROM labels WHERE target={p} AND target_id={p}", (target, target_id))[0][0]
+    if labels and not force:
+        raise Conflict(f"{target} {target_id!r} holds {labels} label(s) from a labeling tool: export them first "
+                       f"(ListLabels; `blindspots labels export --{target} {target_id}`), then delete it with force")
     prefix = f"{tname}/{target_id}/"
     sizes = dict(query(f"SELECT path, bytes FROM files WHERE substr(path, 1, {len(prefix)})={p}", (prefix,)))
     paths = {r[0] for r in query(f"SELECT file FROM batches WHERE target={p} AND target_id={p}",

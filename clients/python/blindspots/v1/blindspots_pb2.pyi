@@ -83,16 +83,20 @@ class GetRunRequest(_message.Message):
     def __init__(self, run_id: _Optional[str] = ...) -> None: ...
 
 class DeleteRunRequest(_message.Message):
-    __slots__ = ("run_id",)
+    __slots__ = ("run_id", "force")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    FORCE_FIELD_NUMBER: _ClassVar[int]
     run_id: str
-    def __init__(self, run_id: _Optional[str] = ...) -> None: ...
+    force: bool
+    def __init__(self, run_id: _Optional[str] = ..., force: _Optional[bool] = ...) -> None: ...
 
 class DeletePoolRequest(_message.Message):
-    __slots__ = ("pool_id",)
+    __slots__ = ("pool_id", "force")
     POOL_ID_FIELD_NUMBER: _ClassVar[int]
+    FORCE_FIELD_NUMBER: _ClassVar[int]
     pool_id: str
-    def __init__(self, pool_id: _Optional[str] = ...) -> None: ...
+    force: bool
+    def __init__(self, pool_id: _Optional[str] = ..., force: _Optional[bool] = ...) -> None: ...
 
 class DeleteResponse(_message.Message):
     __slots__ = ("id", "rows", "diagnoses", "suggestion_sets", "labels", "files", "bytes")
