@@ -71,7 +71,10 @@ def test_deleting_a_pool_then_a_run_removes_them_their_files_and_their_series(tm
         with pytest.raises(FailedPreconditionError, match="10 label"):
             pool.delete()                                  # labels cost money: export them first
         assert len(client.labels_frame(pool_id=pool.id)) == 10
+        size = client.get_pool(pool.id).message.stored_bytes
+        assert [p.message.stored_bytes for p in client.list_pools()] == [size]
         gone = pool.delete(force=True)
+        assert gone.bytes == size
         assert (gone.id, gone.rows, gone.suggestion_sets, gone.labels) == (pool.id, len(s.pool.ids), 1, 10)
         assert _sample(_metrics(server), "blindspots_deleted_bytes_total", target="pool") == gone.bytes
         assert gone.files >= 2 and gone.bytes > 0
@@ -82,7 +85,9 @@ def test_deleting_a_pool_then_a_run_removes_them_their_files_and_their_series(tm
         assert _files_of(data, pool.id) == [] and f'pool_id="{pool.id}"' not in _metrics(server)
         assert len(run.latest_diagnosis().regions) > 0             # the run keeps its diagnosis
 
+        size = run.refresh().message.stored_bytes
         gone = run.delete()
+        assert gone.bytes == size > 0
         assert (gone.rows, gone.diagnoses, gone.suggestion_sets) == (len(s.test.ids), 1, 0)
         with pytest.raises(NotFoundError):
             client.get_run(run.id)
@@ -145,7 +150,7 @@ def test_prune_keeps_the_newest_runs_of_each_model(server, client, small_scenari
                              project="listings")
     dry = _cli("prune", "--keep", "2", "--dry-run", "--address", address)
     assert dry.returncode == 0, dry.stderr
-    assert "2 run(s) would be deleted" in dry.stdout
+    assert "2 run(s) would be deleted, freeing" in dry.stdout
     assert len(client.list_runs()) == 5
     done = _cli("prune", "--keep", "2", "--address", address)
     assert done.returncode == 0 and "2 run(s) deleted" in done.stdout, done.stdout + done.stderr

@@ -391,8 +391,10 @@ def test_deleting_a_run_removes_it_and_all_it_owns_and_nothing_else(open_again):
     with pytest.raises(Conflict, match="1 label"):
         store.delete("run", "run_a")                     # labels cost money: not without force
     assert store.read_rows("run", "run_a").num_rows == 10 and _stored_files(store) == before
+    sizes = store.stored_bytes("run", ["run_a", "run_b", "run_none"])
     out = store.delete("run", "run_a", force=True)
     assert (out.rows, out.diagnoses, out.suggestion_sets, out.labels) == (10, 1, 1, 1)
+    assert sizes["run_a"] == out.bytes and sizes["run_b"] > 0 and sizes["run_none"] == 0
     gone = sorted(set(before) - set(_stored_files(store)))
     assert out.files == len(gone) == 4 and out.bytes > 0        # 2 batches, the diagnosis, the set
     assert all(p.startswith(("runs/run_a/", "diagnoses/diag_run_a", "suggestions/set_a")) for p in gone)
@@ -424,7 +426,9 @@ def test_deleting_a_run_removes_it_and_all_it_owns_and_nothing_else(open_again):
 def test_deleting_a_pool_removes_its_rows_index_labels_and_suggestion_sets(open_again):
     store = open_again()
     _fill(store, "run_a", "pool_a", "set_a")
+    size = store.stored_bytes("pool", ["pool_a"])["pool_a"]
     out = store.delete("pool", "pool_a", force=True)
+    assert size == out.bytes > 0
     assert (out.rows, out.diagnoses, out.suggestion_sets, out.labels) == (10, 0, 1, 1)
     assert not [p for p in _stored_files(store) if p.startswith(("pools/", "suggestions/"))]
     for s in (store, open_again()):

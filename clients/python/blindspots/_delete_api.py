@@ -65,8 +65,9 @@ class DeleteAPI:
         """Retention: keep the ``keep`` newest runs of each model (runs grouped by project and
         model name) and delete the rest; with ``older_than`` (a timedelta, or days) only those
         older than that. ``project`` / ``model_name`` narrow which runs are looked at. Returns one
-        row per run it deleted (``dry_run``: would delete), oldest first; a run with an unfinished
-        job, or with labels unless ``force``, is left and says why in ``action``."""
+        row per run it deleted (``dry_run``: would delete, with the bytes that would free), oldest
+        first; a run with an unfinished job, or with labels unless ``force``, is left and says why
+        in ``action``."""
         if keep < 0:
             raise ValueError(f"keep must be 0 or more, not {keep}")
         if older_than is not None and not isinstance(older_than, dt.timedelta):
@@ -86,7 +87,7 @@ class DeleteAPI:
                 row = {"id": run.id, "name": run.name, "project": run.message.project,
                        "model": run.message.model_name, "version": run.message.model_version,
                        "created_at": created, "rows": run.message.num_rows,
-                       "action": "would delete", "files": 0, "bytes": 0}
+                       "action": "would delete", "files": 0, "bytes": run.message.stored_bytes}
                 if not dry_run:
                     try:
                         out = self.delete_run(run.id, missing_ok=True, force=force)
@@ -94,8 +95,7 @@ class DeleteAPI:
                         row["action"] = f"kept: {exc.details}"
                     else:
                         row["action"] = "deleted" if out is not None else "already gone"
-                        if out is not None:
-                            row["files"], row["bytes"] = out.files, out.bytes
+                        row["files"], row["bytes"] = (out.files, out.bytes) if out is not None else (0, 0)
                 rows.append(row)
         frame = pd.DataFrame(rows, columns=PRUNE_COLUMNS)
         return frame.sort_values(["created_at", "id"], ignore_index=True) if len(frame) else frame

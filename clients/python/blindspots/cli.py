@@ -126,7 +126,8 @@ def _cmd_demo(args) -> int:
 def _cmd_runs(args) -> int:
     with _client(args) as client:
         frame = client.runs_frame(args.project)
-    print(frame.to_string(index=False) if len(frame) else "no runs")
+    frame["bytes"] = frame["bytes"].map(_size)
+    print(frame.rename(columns={"bytes": "size"}).to_string(index=False) if len(frame) else "no runs")
     return 0
 
 
@@ -136,7 +137,7 @@ def _cmd_pools(args) -> int:
     for p in pools:
         m = p.message
         print(f"{m.id}  {m.name}  project={m.project}  rows={m.num_rows}  dim={m.embedding_dim}  "
-              f"index={m.index.kind or '-'}({m.index.num_indexed})")
+              f"index={m.index.kind or '-'}({m.index.num_indexed})  size={_size(m.stored_bytes)}")
     if not pools:
         print("no pools")
     return 0
@@ -300,7 +301,8 @@ def _cmd_prune(args) -> int:
     print(shown.drop(columns=["files"]).to_string(index=False))
     kept = frame["action"].str.startswith("kept")
     if args.dry_run:
-        print(f"{len(frame)} run(s) would be deleted (--dry-run: nothing was)")
+        print(f"{len(frame)} run(s) would be deleted, freeing {_size(int(frame['bytes'].sum()))} "
+              "(--dry-run: nothing was)")
     else:
         print(f"{int((frame['action'] == 'deleted').sum())} run(s) deleted, {_size(int(frame['bytes'].sum()))} "
               f"freed" + (f"; {int(kept.sum())} kept (an unfinished job, or labels without --force)"

@@ -164,9 +164,10 @@ class Client(LabelsAPI, DeleteAPI):
     def runs_frame(self, project: str = "") -> pd.DataFrame:
         return pd.DataFrame([{"id": r.id, "name": r.name, "project": r.message.project,
                               "model": r.message.model_name, "version": r.message.model_version,
-                              "rows": r.message.num_rows, "created_at": r.message.created_at.ToDatetime()}
+                              "rows": r.message.num_rows, "bytes": r.message.stored_bytes,
+                              "created_at": r.message.created_at.ToDatetime()}
                              for r in self.list_runs(project)],
-                            columns=["id", "name", "project", "model", "version", "rows", "created_at"])
+                            columns=["id", "name", "project", "model", "version", "rows", "bytes", "created_at"])
 
     # ------------------------------------------------------------ pools
     def create_pool(self, name: str, embedding_dim: int, *, num_classes: int = 0, project: str = "") -> "Pool":

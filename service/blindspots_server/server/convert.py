@@ -27,19 +27,20 @@ def _schema(schema: dict[str, str]) -> list[pb.ColumnSchema]:
     return [pb.ColumnSchema(name=k, type=_TYPES[v]) for k, v in sorted(schema.items())]
 
 
-def run_message(r: RunRecord) -> pb.Run:
+def run_message(r: RunRecord, stored_bytes: int = 0) -> pb.Run:
     return pb.Run(id=r.id, name=r.name, project=r.project, model_name=r.model_name,
                   model_version=r.model_version, dataset_name=r.dataset_name,
                   class_names=r.class_names, embedding_dim=r.embedding_dim, num_rows=r.num_rows,
-                  created_at=timestamp(r.created_at), metadata_schema=_schema(r.metadata_schema))
+                  created_at=timestamp(r.created_at), metadata_schema=_schema(r.metadata_schema),
+                  stored_bytes=stored_bytes)
 
 
-def pool_message(p: PoolRecord) -> pb.Pool:
+def pool_message(p: PoolRecord, stored_bytes: int = 0) -> pb.Pool:
     return pb.Pool(id=p.id, name=p.name, project=p.project, embedding_dim=p.embedding_dim,
                    num_classes=p.num_classes, num_rows=p.num_rows, created_at=timestamp(p.created_at),
                    metadata_schema=_schema(p.metadata_schema),
                    index=pb.PoolIndexInfo(kind=p.index_kind, num_indexed=p.index_rows,
-                                          description=p.index_description))
+                                          description=p.index_description), stored_bytes=stored_bytes)
 
 
 def job_message(j: JobRecord) -> pb.Job:

@@ -132,14 +132,17 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
         return convert.run_message(self.store.create_run(run))
 
     def GetRun(self, request: pb.GetRunRequest, context) -> pb.Run:
-        return convert.run_message(self._run(request.run_id, context))
+        run = self._run(request.run_id, context)
+        return convert.run_message(run, self.store.stored_bytes("run", [run.id])[run.id])
 
     def ListRuns(self, request: pb.ListRunsRequest, context) -> pb.ListRunsResponse:
         limit, offset = self._page(request.page_size, request.page_token)
         projects = self._visible(request.project, context)
         runs = self.store.list_runs(projects, limit + 1, offset)
         token = str(offset + limit) if len(runs) > limit else ""
-        return pb.ListRunsResponse(runs=[convert.run_message(r) for r in runs[:limit]], next_page_token=token)
+        sizes = self.store.stored_bytes("run", [r.id for r in runs[:limit]])
+        return pb.ListRunsResponse(runs=[convert.run_message(r, sizes.get(r.id, 0)) for r in runs[:limit]],
+                                   next_page_token=token)
 
     def _visible(self, project: str, context) -> Optional[list[str]]:
         if project:
@@ -162,13 +165,15 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
         return convert.pool_message(self.store.create_pool(pool))
 
     def GetPool(self, request: pb.GetPoolRequest, context) -> pb.Pool:
-        return convert.pool_message(self._pool(request.pool_id, context))
+        pool = self._pool(request.pool_id, context)
+        return convert.pool_message(pool, self.store.stored_bytes("pool", [pool.id])[pool.id])
 
     def ListPools(self, request: pb.ListPoolsRequest, context) -> pb.ListPoolsResponse:
         limit, offset = self._page(request.page_size, request.page_token)
         pools = self.store.list_pools(self._visible(request.project, context), limit + 1, offset)
         token = str(offset + limit) if len(pools) > limit else ""
-        return pb.ListPoolsResponse(pools=[convert.pool_message(p) for p in pools[:limit]],
+        sizes = self.store.stored_bytes("pool", [p.id for p in pools[:limit]])
+        return pb.ListPoolsResponse(pools=[convert.pool_message(p, sizes.get(p.id, 0)) for p in pools[:limit]],
                                     next_page_token=token)
 
     # ------------------------------------------------------------ deletion

@@ -255,6 +255,11 @@ class Store(abc.ABC):
         :class:`NotFound`.
         """
 
+    @abc.abstractmethod
+    def stored_bytes(self, target: str, target_ids: list[str]) -> dict[str, int]:
+        """Bytes of the data files each run or pool owns (as recorded at write): what deleting it
+        would free. Ids the store does not hold count 0."""
+
     # ---- rows
     @abc.abstractmethod
     def ingest_batch(self, target: str, target_id: str, batch_id: str, table: pa.Table,

@@ -28,6 +28,32 @@ DELETING_SCHEMA = "CREATE TABLE IF NOT EXISTS deleting (path TEXT PRIMARY KEY);"
 _CHUNK = 500
 
 
+def owned_files(query: Callable[[str, tuple], list[tuple]], p: str, target: str, target_id: str,
+                diagnoses: list[str], sets: list[str]) -> dict[str, int]:
+    """The data files a run or pool owns, with their recorded sizes (0 where none was recorded):
+    its row files, a pool's index, and the files of the given diagnoses and suggestion sets."""
+    prefix = f"{SqlCatalog._table_name(target)}/{target_id}/"
+    sizes = dict(query(f"SELECT path, bytes FROM files WHERE substr(path, 1, {len(prefix)})={p}", (prefix,)))
+    paths = {r[0] for r in query(f"SELECT file FROM batches WHERE target={p} AND target_id={p}",
+                                 (target, target_id))}
+    paths |= {f"diagnoses/{d}.parquet" for d in diagnoses} | {f"suggestions/{x}.parquet" for x in sets}
+    named = sorted(paths - set(sizes))
+    for start in range(0, len(named), _CHUNK):
+        chunk = named[start:start + _CHUNK]
+        sizes.update(query(f"SELECT path, bytes FROM files WHERE path IN ({','.join([p] * len(chunk))})",
+                           tuple(chunk)))
+    return {path: int(sizes.get(path) or 0) for path in paths | set(sizes)}
+
+
+def _owned_records(query, p: str, target: str, target_id: str) -> tuple[list[str], list[str]]:
+    """The ids of a run's diagnoses (none for a pool) and of the suggestion sets made for the run
+    or from the pool."""
+    key = "run_id" if target == "run" else "pool_id"
+    diagnoses = ([r[0] for r in query(f"SELECT id FROM diagnoses WHERE run_id={p}", (target_id,))]
+                 if target == "run" else [])
+    return diagnoses, [r[0] for r in query(f"SELECT id FROM suggestion_sets WHERE {key}={p}", (target_id,))]
+
+
 def deletion_plan(query: Callable[[str, tuple], list[tuple]], p: str, target: str, target_id: str,
                   force: bool) -> tuple[DeleteOutcome, list[str], list[tuple[str, tuple]]]:
     """What deleting a run or pool removes, read inside the caller's transaction (which holds
@@ -45,25 +71,12 @@ def deletion_plan(query: Callable[[str, tuple], list[tuple]], p: str, target: st
         if busy:
             raise Conflict(f"run {target_id!r} has a {busy[0][1].lower()} job {busy[0][0]!r}: cancel it "
                            "(CancelJob) or let it finish, then delete the run")
-        diagnoses = [r[0] for r in query(f"SELECT id FROM diagnoses WHERE run_id={p}", (target_id,))]
-    else:
-        diagnoses = []
-    sets = [r[0] for r in query(f"SELECT id FROM suggestion_sets WHERE {key}={p}", (target_id,))]
     labels = query(f"SELECT COUNT(*) FROM labels WHERE target={p} AND target_id={p}", (target, target_id))[0][0]
     if labels and not force:
         raise Conflict(f"{target} {target_id!r} holds {labels} label(s) from a labeling tool: export them first "
                        f"(ListLabels; `blindspots labels export --{target} {target_id}`), then delete it with force")
-    prefix = f"{tname}/{target_id}/"
-    sizes = dict(query(f"SELECT path, bytes FROM files WHERE substr(path, 1, {len(prefix)})={p}", (prefix,)))
-    paths = {r[0] for r in query(f"SELECT file FROM batches WHERE target={p} AND target_id={p}",
-                                 (target, target_id))}
-    paths |= {f"diagnoses/{d}.parquet" for d in diagnoses} | {f"suggestions/{x}.parquet" for x in sets}
-    named = sorted(paths - set(sizes))
-    for start in range(0, len(named), _CHUNK):
-        chunk = named[start:start + _CHUNK]
-        sizes.update(query(f"SELECT path, bytes FROM files WHERE path IN ({','.join([p] * len(chunk))})",
-                           tuple(chunk)))
-    paths |= set(sizes)
+    diagnoses, sets = _owned_records(query, p, target, target_id)
+    sizes = owned_files(query, p, target, target_id, diagnoses, sets)
     statements = [(f"DELETE FROM {tname} WHERE id={p}", (target_id,)),
                   (f"DELETE FROM batches WHERE target={p} AND target_id={p}", (target, target_id)),
                   (f"DELETE FROM sample_ids WHERE target={p} AND target_id={p}", (target, target_id)),
@@ -74,9 +87,9 @@ def deletion_plan(query: Callable[[str, tuple], list[tuple]], p: str, target: st
         statements += [(f"DELETE FROM diagnoses WHERE run_id={p}", (target_id,)),
                        (f"DELETE FROM jobs WHERE run_id={p}", (target_id,))]
     outcome = DeleteOutcome(target=target, id=target_id, rows=int(found[0][0]), diagnoses=len(diagnoses),
-                            suggestion_sets=len(sets), labels=int(labels), files=len(paths),
-                            bytes=int(sum(b or 0 for b in sizes.values())))
-    return outcome, sorted(paths), statements
+                            suggestion_sets=len(sets), labels=int(labels), files=len(sizes),
+                            bytes=sum(sizes.values()))
+    return outcome, sorted(sizes), statements
 
 
 class SqlCatalog:
@@ -141,6 +154,16 @@ class SqlCatalog:
         self.get_diagnosis(diagnosis_id)             # NotFound for an unknown id
         return self._read_unless_deleted(f"diagnoses/{diagnosis_id}.parquet", f"diagnosis {diagnosis_id!r}", None,
                                          "diagnoses", diagnosis_id)
+
+    def stored_bytes(self, target: str, target_ids: list[str]) -> dict[str, int]:
+        """Bytes of the data files each run or pool owns, as recorded at write: what deleting it
+        would free (row files, a pool's index, a run's diagnoses, the suggestion sets of either)."""
+        p = self.PLACEHOLDER
+        out = {}
+        for target_id in target_ids:
+            diagnoses, sets = _owned_records(self._query, p, target, target_id)
+            out[target_id] = sum(owned_files(self._query, p, target, target_id, diagnoses, sets).values())
+        return out
 
     # ------------------------------------------------------------ suggestion sets
     def suggested_ids(self, run_id: str, pool_id: str) -> set[str]:
@@ -216,6 +239,8 @@ class SqlCatalog:
         def read() -> pa.Table:
             # Batches committed after the row count above are left out: the table matches the key.
             table = read_target_rows(read_file, files(), schema, columns, progress)
+            if table.num_rows < num_rows:
+                self._unless_deleted(target, target_id)
             return table.slice(0, num_rows) if table.num_rows > num_rows else table
 
         return cached_rows(self._cache, target, target_id, num_rows, columns, read)
@@ -224,7 +249,16 @@ class SqlCatalog:
                       progress: Optional[ReadProgress] = None) -> RowData:
         # Batches committed after the row count are left out, as in read_rows.
         num_rows, schema, files, read_file = self._row_source(target, target_id)
-        return read_target_row_data(read_file, files(), schema, num_rows, columns, progress)
+        data = read_target_row_data(read_file, files(), schema, num_rows, columns, progress)
+        if len(data) < num_rows:
+            self._unless_deleted(target, target_id)
+        return data
+
+    def _unless_deleted(self, target: str, target_id: str) -> None:
+        """NotFound if the run or pool was deleted while its rows were read (its batch files were
+        listed after the delete, or gone under the read)."""
+        if not self._query(f"SELECT 1 FROM {self._table_name(target)} WHERE id={self.PLACEHOLDER}", (target_id,)):
+            raise NotFound(f"{target} {target_id!r} was deleted while it was being read")
 
     def row_files(self, target: str, target_id: str) -> list[RowFile]:
         self._row_source(target, target_id)             # NotFound for an unknown id

@@ -51,7 +51,7 @@ class CreateRunRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ..., project: _Optional[str] = ..., model_name: _Optional[str] = ..., model_version: _Optional[str] = ..., dataset_name: _Optional[str] = ..., class_names: _Optional[_Iterable[str]] = ..., embedding_dim: _Optional[int] = ...) -> None: ...
 
 class Run(_message.Message):
-    __slots__ = ("id", "name", "project", "model_name", "model_version", "dataset_name", "class_names", "embedding_dim", "num_rows", "created_at", "metadata_schema")
+    __slots__ = ("id", "name", "project", "model_name", "model_version", "dataset_name", "class_names", "embedding_dim", "num_rows", "created_at", "metadata_schema", "stored_bytes")
     ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     PROJECT_FIELD_NUMBER: _ClassVar[int]
@@ -63,6 +63,7 @@ class Run(_message.Message):
     NUM_ROWS_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     METADATA_SCHEMA_FIELD_NUMBER: _ClassVar[int]
+    STORED_BYTES_FIELD_NUMBER: _ClassVar[int]
     id: str
     name: str
     project: str
@@ -74,7 +75,8 @@ class Run(_message.Message):
     num_rows: int
     created_at: _timestamp_pb2.Timestamp
     metadata_schema: _containers.RepeatedCompositeFieldContainer[ColumnSchema]
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., project: _Optional[str] = ..., model_name: _Optional[str] = ..., model_version: _Optional[str] = ..., dataset_name: _Optional[str] = ..., class_names: _Optional[_Iterable[str]] = ..., embedding_dim: _Optional[int] = ..., num_rows: _Optional[int] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., metadata_schema: _Optional[_Iterable[_Union[ColumnSchema, _Mapping]]] = ...) -> None: ...
+    stored_bytes: int
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., project: _Optional[str] = ..., model_name: _Optional[str] = ..., model_version: _Optional[str] = ..., dataset_name: _Optional[str] = ..., class_names: _Optional[_Iterable[str]] = ..., embedding_dim: _Optional[int] = ..., num_rows: _Optional[int] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., metadata_schema: _Optional[_Iterable[_Union[ColumnSchema, _Mapping]]] = ..., stored_bytes: _Optional[int] = ...) -> None: ...
 
 class GetRunRequest(_message.Message):
     __slots__ = ("run_id",)
@@ -147,7 +149,7 @@ class CreatePoolRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ..., project: _Optional[str] = ..., embedding_dim: _Optional[int] = ..., num_classes: _Optional[int] = ...) -> None: ...
 
 class Pool(_message.Message):
-    __slots__ = ("id", "name", "project", "embedding_dim", "num_classes", "num_rows", "created_at", "metadata_schema", "index")
+    __slots__ = ("id", "name", "project", "embedding_dim", "num_classes", "num_rows", "created_at", "metadata_schema", "index", "stored_bytes")
     ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     PROJECT_FIELD_NUMBER: _ClassVar[int]
@@ -157,6 +159,7 @@ class Pool(_message.Message):
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     METADATA_SCHEMA_FIELD_NUMBER: _ClassVar[int]
     INDEX_FIELD_NUMBER: _ClassVar[int]
+    STORED_BYTES_FIELD_NUMBER: _ClassVar[int]
     id: str
     name: str
     project: str
@@ -166,7 +169,8 @@ class Pool(_message.Message):
     created_at: _timestamp_pb2.Timestamp
     metadata_schema: _containers.RepeatedCompositeFieldContainer[ColumnSchema]
     index: PoolIndexInfo
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., project: _Optional[str] = ..., embedding_dim: _Optional[int] = ..., num_classes: _Optional[int] = ..., num_rows: _Optional[int] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., metadata_schema: _Optional[_Iterable[_Union[ColumnSchema, _Mapping]]] = ..., index: _Optional[_Union[PoolIndexInfo, _Mapping]] = ...) -> None: ...
+    stored_bytes: int
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., project: _Optional[str] = ..., embedding_dim: _Optional[int] = ..., num_classes: _Optional[int] = ..., num_rows: _Optional[int] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., metadata_schema: _Optional[_Iterable[_Union[ColumnSchema, _Mapping]]] = ..., index: _Optional[_Union[PoolIndexInfo, _Mapping]] = ..., stored_bytes: _Optional[int] = ...) -> None: ...
 
 class PoolIndexInfo(_message.Message):
     __slots__ = ("kind", "num_indexed", "description")
