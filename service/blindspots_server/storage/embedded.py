@@ -78,6 +78,8 @@ CREATE TABLE IF NOT EXISTS suggested (
   set_id TEXT, run_id TEXT, pool_id TEXT, sample_id TEXT);
 CREATE INDEX IF NOT EXISTS suggested_target ON suggested (run_id, pool_id);
 CREATE INDEX IF NOT EXISTS suggested_pool ON suggested (pool_id);
+CREATE INDEX IF NOT EXISTS suggestion_sets_run ON suggestion_sets (run_id);
+CREATE INDEX IF NOT EXISTS suggestion_sets_pool ON suggestion_sets (pool_id);
 CREATE TABLE IF NOT EXISTS files (
   path TEXT PRIMARY KEY, sha256 TEXT, bytes INTEGER);
 """ + DELETING_SCHEMA
@@ -195,7 +197,8 @@ class EmbeddedStore(SqlCatalog, EmbeddedLabels, Store):
                 self._db.execute("BEGIN IMMEDIATE")
                 try:
                     outcome, paths, statements = deletion_plan(
-                        lambda sql, args: self._db.execute(sql, args).fetchall(), "?", target, target_id, force)
+                        lambda sql, args: self._db.execute(sql, args).fetchall(), "?", target, target_id, force,
+                        self._index_files(None, target_id) if target == "pool" else [])
                     for sql, args in statements:
                         self._db.execute(sql, args)
                     self._db.executemany("DELETE FROM files WHERE path=?", ((rel,) for rel in paths))
@@ -352,6 +355,9 @@ class EmbeddedStore(SqlCatalog, EmbeddedLabels, Store):
 
     def _read_stored_file(self, rel: str, what: str, columns: Optional[list[str]]) -> pa.Table:
         return read_parquet(self.root / rel, what, columns)
+
+    def _index_files(self, query, pool_id: str) -> list[str]:
+        return [f"pools/{pool_id}/index.faiss"]         # one name, replaced in place
 
     def _file_location(self, rel: str) -> str:
         return str(self.root.resolve() / rel)          # workers start elsewhere: absolute paths

@@ -84,6 +84,8 @@ CREATE TABLE IF NOT EXISTS suggestion_sets (
 CREATE TABLE IF NOT EXISTS suggested (set_id TEXT, run_id TEXT, pool_id TEXT, sample_id TEXT);
 CREATE INDEX IF NOT EXISTS suggested_target ON suggested (run_id, pool_id);
 CREATE INDEX IF NOT EXISTS suggested_pool ON suggested (pool_id);
+CREATE INDEX IF NOT EXISTS suggestion_sets_run ON suggestion_sets (run_id);
+CREATE INDEX IF NOT EXISTS suggestion_sets_pool ON suggestion_sets (pool_id);
 CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY, sha256 TEXT, bytes BIGINT);
 """ + DELETING_SCHEMA
 _FILE_ROW = ("INSERT INTO files VALUES (%s, %s, %s) ON CONFLICT (path) DO UPDATE "
@@ -203,7 +205,8 @@ class PostgresStore(SqlCatalog, JobQueueMixin, PostgresLabels, Store):
                 cur.execute(sql, args)
                 return cur.fetchall()
 
-            outcome, paths, statements = deletion_plan(query, "%s", target, target_id, force)
+            outcome, paths, statements = deletion_plan(
+                query, "%s", target, target_id, force, self._index_files(query, target_id) if target == "pool" else [])
             for sql, args in statements:
                 cur.execute(sql, args)
             cur.execute("DELETE FROM files WHERE path = ANY(%s)", (paths,))
@@ -290,6 +293,10 @@ class PostgresStore(SqlCatalog, JobQueueMixin, PostgresLabels, Store):
 
     def _read_stored_file(self, rel: str, what: str, columns: Optional[list[str]]) -> pa.Table:
         return self.files.read_parquet(rel, what, columns)
+
+    def _index_files(self, query, pool_id: str) -> list[str]:
+        # A new name per write; the pool row names the current one (the one before is deleted).
+        return [r[0] for r in query("SELECT index_file FROM pools WHERE id=%s AND index_file <> ''", (pool_id,))]
 
     def _file_location(self, rel: str) -> str:
         return self.files.location(rel)

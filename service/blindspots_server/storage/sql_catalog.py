@@ -29,20 +29,21 @@ _CHUNK = 500
 
 
 def owned_files(query: Callable[[str, tuple], list[tuple]], p: str, target: str, target_id: str,
-                diagnoses: list[str], sets: list[str]) -> dict[str, int]:
+                diagnoses: list[str], sets: list[str], index_files: list[str]) -> dict[str, int]:
     """The data files a run or pool owns, with their recorded sizes (0 where none was recorded):
-    its row files, a pool's index, and the files of the given diagnoses and suggestion sets."""
-    prefix = f"{SqlCatalog._table_name(target)}/{target_id}/"
-    sizes = dict(query(f"SELECT path, bytes FROM files WHERE substr(path, 1, {len(prefix)})={p}", (prefix,)))
-    paths = {r[0] for r in query(f"SELECT file FROM batches WHERE target={p} AND target_id={p}",
+    its row files, a pool's index files (``index_files``: each store names its own), and the
+    files of the given diagnoses and suggestion sets. Every look-up goes through an index."""
+    named = {r[0] for r in query(f"SELECT file FROM batches WHERE target={p} AND target_id={p}",
                                  (target, target_id))}
-    paths |= {f"diagnoses/{d}.parquet" for d in diagnoses} | {f"suggestions/{x}.parquet" for x in sets}
-    named = sorted(paths - set(sizes))
-    for start in range(0, len(named), _CHUNK):
-        chunk = named[start:start + _CHUNK]
+    named |= {f"diagnoses/{d}.parquet" for d in diagnoses} | {f"suggestions/{x}.parquet" for x in sets}
+    paths = sorted(named | set(index_files))
+    sizes: dict[str, int] = {}
+    for start in range(0, len(paths), _CHUNK):
+        chunk = paths[start:start + _CHUNK]
         sizes.update(query(f"SELECT path, bytes FROM files WHERE path IN ({','.join([p] * len(chunk))})",
                            tuple(chunk)))
-    return {path: int(sizes.get(path) or 0) for path in paths | set(sizes)}
+    # An index file the catalog has no file row for does not exist; every other named file does.
+    return {path: int(sizes.get(path) or 0) for path in named | set(sizes)}
 
 
 def _owned_records(query, p: str, target: str, target_id: str) -> tuple[list[str], list[str]]:
@@ -55,7 +56,7 @@ def _owned_records(query, p: str, target: str, target_id: str) -> tuple[list[str
 
 
 def deletion_plan(query: Callable[[str, tuple], list[tuple]], p: str, target: str, target_id: str,
-                  force: bool) -> tuple[DeleteOutcome, list[str], list[tuple[str, tuple]]]:
+                  force: bool, index_files: list[str]) -> tuple[DeleteOutcome, list[str], list[tuple[str, tuple]]]:
     """What deleting a run or pool removes, read inside the caller's transaction (which holds
     the target's lock): the outcome to report, the files to remove, and the catalog statements
     (in ``p``, the driver's parameter marker) that remove its rows. The file rows and the
@@ -76,7 +77,7 @@ def deletion_plan(query: Callable[[str, tuple], list[tuple]], p: str, target: st
         raise Conflict(f"{target} {target_id!r} holds {labels} label(s) from a labeling tool: export them first "
                        f"(ListLabels; `blindspots labels export --{target} {target_id}`), then delete it with force")
     diagnoses, sets = _owned_records(query, p, target, target_id)
-    sizes = owned_files(query, p, target, target_id, diagnoses, sets)
+    sizes = owned_files(query, p, target, target_id, diagnoses, sets, index_files)
     statements = [(f"DELETE FROM {tname} WHERE id={p}", (target_id,)),
                   (f"DELETE FROM batches WHERE target={p} AND target_id={p}", (target, target_id)),
                   (f"DELETE FROM sample_ids WHERE target={p} AND target_id={p}", (target, target_id)),
@@ -162,7 +163,9 @@ class SqlCatalog:
         out = {}
         for target_id in target_ids:
             diagnoses, sets = _owned_records(self._query, p, target, target_id)
-            out[target_id] = sum(owned_files(self._query, p, target, target_id, diagnoses, sets).values())
+            index_files = self._index_files(self._query, target_id) if target == "pool" else []
+            out[target_id] = sum(owned_files(self._query, p, target, target_id, diagnoses, sets,
+                                             index_files).values())
         return out
 
     # ------------------------------------------------------------ suggestion sets
@@ -230,6 +233,10 @@ class SqlCatalog:
 
     def _file_location(self, rel: str) -> str:
         """Where a stored file can be opened by location alone (Store.row_files)."""
+        raise NotImplementedError
+
+    def _index_files(self, query: Callable[[str, tuple], list[tuple]], pool_id: str) -> list[str]:
+        """Where a pool's index blob may be (its path under the file root), read through ``query``."""
         raise NotImplementedError
 
     def read_rows(self, target: str, target_id: str, columns: Optional[list[str]] = None,
