@@ -106,7 +106,8 @@ class PostgresStore(SqlCatalog, JobQueueMixin, PostgresLabels, Store):
         self.files = FileRoot(files)
         self._catalog = catalog
         self._pool = ConnectionPool(catalog, min_size=1, max_size=max_connections, open=False,
-                                    kwargs={"autocommit": False}, name="blindspots-catalog")
+                                    kwargs={"autocommit": False, "prepare_threshold": None},
+                                    name="blindspots-catalog")
         try:
             self._pool.open(wait=True, timeout=30)
         except psycopg.Error as exc:
