@@ -227,8 +227,7 @@ class SqlCatalog:
         try:
             return self._read_stored_file(rel, what, columns)
         except DataLoss:
-            if not self._query(f"SELECT 1 FROM {table} WHERE id={self.PLACEHOLDER}", (key,)):
-                raise NotFound(f"{what} was deleted while it was being read") from None
+            self._unless_deleted(table, key, what)
             raise
 
     def _file_location(self, rel: str) -> str:
@@ -247,7 +246,7 @@ class SqlCatalog:
             # Batches committed after the row count above are left out: the table matches the key.
             table = read_target_rows(read_file, files(), schema, columns, progress)
             if table.num_rows < num_rows:
-                self._unless_deleted(target, target_id)
+                self._unless_deleted(self._table_name(target), target_id, f"{target} {target_id!r}")
             return table.slice(0, num_rows) if table.num_rows > num_rows else table
 
         return cached_rows(self._cache, target, target_id, num_rows, columns, read)
@@ -258,14 +257,14 @@ class SqlCatalog:
         num_rows, schema, files, read_file = self._row_source(target, target_id)
         data = read_target_row_data(read_file, files(), schema, num_rows, columns, progress)
         if len(data) < num_rows:
-            self._unless_deleted(target, target_id)
+            self._unless_deleted(self._table_name(target), target_id, f"{target} {target_id!r}")
         return data
 
-    def _unless_deleted(self, target: str, target_id: str) -> None:
-        """NotFound if the run or pool was deleted while its rows were read (its batch files were
-        listed after the delete, or gone under the read)."""
-        if not self._query(f"SELECT 1 FROM {self._table_name(target)} WHERE id={self.PLACEHOLDER}", (target_id,)):
-            raise NotFound(f"{target} {target_id!r} was deleted while it was being read")
+    def _unless_deleted(self, table: str, key: str, what: str) -> None:
+        """NotFound if the row ``key`` of ``table`` (a run, pool, diagnosis or suggestion set) was
+        deleted while its files were read: files listed after the delete, or gone under the read."""
+        if not self._query(f"SELECT 1 FROM {table} WHERE id={self.PLACEHOLDER}", (key,)):
+            raise NotFound(f"{what} was deleted while it was being read") from None
 
     def row_files(self, target: str, target_id: str) -> list[RowFile]:
         self._row_source(target, target_id)             # NotFound for an unknown id
