@@ -175,19 +175,19 @@ def families(split: str, draw: int, kinds: list[str], suite: list[str]) -> list[
 
 
 # ------------------------------------------------------------------ report
-def t_interval(d: np.ndarray) -> tuple[float, float, float]:
-    """Mean and 95% t-interval of paired differences."""
+def t_interval(d: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
+    """Mean and ``level`` t-interval of paired differences."""
     from scipy import stats
 
     m = float(d.mean())
     if len(d) < 2:
         return m, m, m
-    h = float(stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d)))
+    h = float(stats.t.ppf(0.5 + level / 2, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d)))
     return m, m - h, m + h
 
 
-def summary_rows(outcomes: list[Outcome]) -> list[dict]:
-    """Per family and budget: means, the best baseline, and paired differences."""
+def summary_rows(outcomes: list[Outcome], level: float = 0.95) -> list[dict]:
+    """Per family and budget: means, the best baseline, and paired differences (``level`` intervals)."""
     rows = []
     fams = list(dict.fromkeys(o.family for o in outcomes))
     for fam in fams:
@@ -217,7 +217,8 @@ def summary_rows(outcomes: list[Outcome]) -> list[dict]:
             rows.append({"family": fam, "kind": of[0].kind, "budget": budget, "seeds": seeds, "mean": mean,
                          "none": float(np.mean([base[s] for s in seeds if s in base] or [np.nan])),
                          "best": best,
-                         "diff": t_interval(d), "wins": int((d > 0).sum()), "vs_margin": t_interval(dm),
+                         "diff": t_interval(d, level), "wins": int((d > 0).sum()),
+                         "vs_margin": t_interval(dm, level),
                          "picks": picks})
     return rows
 
@@ -228,14 +229,14 @@ def verdict(row: dict) -> str:
     return "PASS" if ok else "FAIL"
 
 
-def table(outcomes: list[Outcome], split: str) -> str:
-    rows = summary_rows(outcomes)
+def table(outcomes: list[Outcome], split: str, level: float = 0.95) -> str:
+    rows = summary_rows(outcomes, level)
     strategies = ["targeted", *BASELINES]
     seeds = sorted({o.seed for o in outcomes})
     lines = [f"Active-learning closed loop, {split} split, seeds {', '.join(map(str, seeds))}: failing-slice "
              f"accuracy in % (vs true labels) after retraining from scratch with the picks; baselines from "
              f"scikit-activeml {library_version()}. Δ = targeted − best baseline (highest mean of the six), "
-             "paired by seed: mean [95% t-interval] in points, seeds where targeted is ahead.", "",
+             f"paired by seed: mean [{100 * level:g}% t-interval] in points, seeds where targeted is ahead.", "",
              "| family | budget | none | " + " | ".join(strategies) + " | best baseline | Δ vs best | ahead | "
              "Δ vs margin | target |",
              "|---|---:|---:|" + "---:|" * len(strategies) + "---|---:|---:|---:|---|"]
@@ -284,12 +285,15 @@ def main(argv: list[str] | None = None) -> str:
                         help="pickle of baseline outcomes reused across runs (dev iterations)")
     parser.add_argument("--report", nargs="+", default=None,
                         help="write the table from these caches (no new runs)")
+    parser.add_argument("--level", type=float, default=0.95,
+                        help="confidence level of the paired intervals (a second look at a family takes a "
+                             "stricter one: bench/RESULTS.md#active-learning)")
     parser.add_argument("--no-write", action="store_true",
                         help="print only, keeping bench/results/ as it is (e.g. a report over some families)")
     args = parser.parse_args(argv)
     if args.report:
         outcomes = [o for path in args.report for o in pickle.loads(Path(path).read_bytes()).values()]
-        text = table(outcomes, args.split)
+        text = table(outcomes, args.split, args.level)
         _write(outcomes, args, text)
         print(text)
         return text
@@ -310,7 +314,7 @@ def main(argv: list[str] | None = None) -> str:
             print(f"seed {seed} {f.name}: {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
             if cache is not None:
                 Path(args.cache).write_bytes(pickle.dumps(cache))
-    text = table(outcomes, args.split)
+    text = table(outcomes, args.split, args.level)
     _write(outcomes, args, text)
     print(text)
     return text
