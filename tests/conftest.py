@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import os
+import socket
+import urllib.request
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,6 +21,19 @@ def start_server(data_dir, **overrides) -> BlindspotsServer:
     """A real server bound to a free loopback port."""
     config = ServerConfig(data_dir=str(data_dir), host="127.0.0.1", port=0, job_workers=2, **overrides)
     return BlindspotsServer(config).start()
+
+
+def free_port() -> int:
+    """A loopback port free right now (for a server's /metrics)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def metrics_text(server: BlindspotsServer) -> str:
+    """The server's Prometheus exposition, scraped over HTTP."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{server.metrics_port}/metrics", timeout=5) as response:
+        return response.read().decode()
 
 
 @pytest.fixture

@@ -2,10 +2,8 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import urllib.request
 from pathlib import Path
 
 import grpc
@@ -15,20 +13,9 @@ import pytest
 from blindspots import Client, FailedPreconditionError, JobFailedError, NotFoundError
 from blindspots.v1 import blindspots_pb2 as pb
 
-from conftest import start_server
+from conftest import free_port, metrics_text, start_server
 
 BIN = Path(sys.executable).parent / "blindspots"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _metrics(server) -> str:
-    with urllib.request.urlopen(f"http://127.0.0.1:{server.metrics_port}/metrics", timeout=5) as response:
-        return response.read().decode()
 
 
 def _sample(exposition: str, name: str, **labels) -> float:
@@ -53,7 +40,7 @@ def _log(client: Client, sm, name: str, version: str):
 def test_deleting_a_pool_then_a_run_removes_them_their_files_and_their_series(tmp_path, small_scenario):
     sm, s = small_scenario, small_scenario.scenario
     data = tmp_path / "data"
-    server = start_server(data, metrics_port=_free_port())
+    server = start_server(data, metrics_port=free_port())
     client = Client(f"127.0.0.1:{server.port}", timeout=120)
     try:
         run = _log(client, sm, "eval", "v1")
@@ -65,7 +52,7 @@ def test_deleting_a_pool_then_a_run_removes_them_their_files_and_their_series(tm
         picks = run.suggest(pool, budget=40)
         client.import_labels(pd.DataFrame({"sample_id": picks["sample_id"][:10], "label": s.class_names[0]}),
                              pool_id=pool.id)
-        assert f'run_id="{run.id}"' in _metrics(server) and f'pool_id="{pool.id}"' in _metrics(server)
+        assert f'run_id="{run.id}"' in metrics_text(server) and f'pool_id="{pool.id}"' in metrics_text(server)
         assert _files_of(data, pool.id)
 
         with pytest.raises(FailedPreconditionError, match="10 label"):
@@ -76,13 +63,13 @@ def test_deleting_a_pool_then_a_run_removes_them_their_files_and_their_series(tm
         gone = pool.delete(force=True)
         assert gone.bytes == size
         assert (gone.id, gone.rows, gone.suggestion_sets, gone.labels) == (pool.id, len(s.pool.ids), 1, 10)
-        assert _sample(_metrics(server), "blindspots_deleted_bytes_total", target="pool") == gone.bytes
+        assert _sample(metrics_text(server), "blindspots_deleted_bytes_total", target="pool") == gone.bytes
         assert gone.files >= 2 and gone.bytes > 0
         with pytest.raises(NotFoundError, match=pool.id):
             client.get_pool(pool.id)
         with pytest.raises(NotFoundError):
             run.suggest(pool.id, budget=5)
-        assert _files_of(data, pool.id) == [] and f'pool_id="{pool.id}"' not in _metrics(server)
+        assert _files_of(data, pool.id) == [] and f'pool_id="{pool.id}"' not in metrics_text(server)
         assert len(run.latest_diagnosis().regions) > 0             # the run keeps its diagnosis
 
         size = run.refresh().message.stored_bytes
@@ -95,7 +82,7 @@ def test_deleting_a_pool_then_a_run_removes_them_their_files_and_their_series(tm
             client.get_diagnosis(run_id=run.id)
         assert [r.id for r in client.list_runs()] == [other.id]
         assert _files_of(data, run.id) == []
-        exposed = _metrics(server)
+        exposed = metrics_text(server)
         assert f'run_id="{run.id}"' not in exposed and f'run_id="{other.id}"' in exposed
         assert _sample(exposed, "blindspots_deleted_total", target="run") == 1
         with pytest.raises(NotFoundError):

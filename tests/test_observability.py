@@ -8,7 +8,6 @@ import json
 import math
 import re
 import shutil
-import socket
 import subprocess
 import time
 import urllib.parse
@@ -27,6 +26,8 @@ from blindspots_scenarios.listings import make_scenario, train_model
 from blindspots_server.server.app import BlindspotsServer
 from blindspots_server.server.telemetry import Telemetry
 
+from conftest import free_port
+
 ROOT = Path(__file__).resolve().parents[1]
 DASHBOARD = ROOT / "deploy" / "grafana" / "blindspots.json"
 SCRAPE_CONFIG = ROOT / "deploy" / "prometheus" / "prometheus.yml"
@@ -38,12 +39,6 @@ GRAFANA_VARS = {"$__rate_interval": "10m", "$__range": "10m", "$project": ".*", 
 
 pytestmark = pytest.mark.skipif(
     PROMETHEUS is None, reason="the prometheus binary is not installed (`make test-tools` installs Debian's)")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _get_json(url: str) -> dict:
@@ -60,7 +55,7 @@ class PrometheusProcess:
         config = config.replace('"blindspots:9100"', f'"{target}"').replace("scrape_interval: 15s",
                                                                             "scrape_interval: 1s")
         (workdir / "prometheus.yml").write_text(config)
-        self.url = f"http://127.0.0.1:{_free_port()}"
+        self.url = f"http://127.0.0.1:{free_port()}"
         self.log = open(workdir / "prometheus.log", "wb")
         self.proc = subprocess.Popen(
             [PROMETHEUS, f"--config.file={workdir / 'prometheus.yml'}", f"--storage.tsdb.path={workdir / 'tsdb'}",
@@ -120,7 +115,7 @@ def observed(tmp_path_factory):
     """A server that ran the whole SDK flow for two model versions, scraped by Prometheus throughout."""
     tmp = tmp_path_factory.mktemp("observability")
     server = BlindspotsServer(ServerConfig(data_dir=str(tmp / "data"), host="127.0.0.1", port=0,
-                                           metrics_port=_free_port(), metrics_top_k=5)).start()
+                                           metrics_port=free_port(), metrics_top_k=5)).start()
     prom = PrometheusProcess(f"127.0.0.1:{server.metrics_port}", tmp)
     client = Client(f"127.0.0.1:{server.port}", timeout=120)
     try:

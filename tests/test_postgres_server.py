@@ -1,11 +1,13 @@
 """A real server on the PostgreSQL store: the SDK's walking path, and the same answers as the embedded store."""
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from blindspots import Client
 
-from conftest import start_server
+from conftest import free_port, metrics_text, start_server
 
 
 def _walk(client: Client, sm) -> tuple:
@@ -52,22 +54,46 @@ def test_walking_path_on_postgres_matches_the_embedded_store(small_scenario, pos
     assert a_p["sample_id"].tolist() == a_e["sample_id"].tolist()
 
 
+def _exported(server, metric: str, label: str) -> set[str]:
+    from prometheus_client.parser import text_string_to_metric_families
+    return {s.labels[label] for family in text_string_to_metric_families(metrics_text(server))
+            for s in family.samples if s.name == metric}
+
+
+def _eventually(check, timeout_s: float = 60.0) -> None:
+    """Wait for another replica's sync (every second here) to make ``check()`` true."""
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        assert time.monotonic() < deadline, "the other replica never caught up"
+        time.sleep(0.2)
+
+
 def test_a_run_and_pool_deleted_through_one_replica_are_gone_for_the_other(small_scenario, postgres_uri, tmp_path):
     from blindspots import NotFoundError
     import pytest
     files = tmp_path / "files"
-    a = start_server(tmp_path / "a", store=postgres_uri, files=str(files))
-    b = start_server(tmp_path / "b", store=postgres_uri, files=str(files))
+    a, b = (start_server(tmp_path / name, store=postgres_uri, files=str(files), metrics_port=free_port(),
+                         replica_sync_s=1) for name in "ab")
     ca, cb = (Client(f"127.0.0.1:{s.port}", retries=2, timeout=120) for s in (a, b))
     try:
         run, pool, _, picks, _ = _walk(ca, small_scenario)
         assert len(cb.get_run(run.id).suggest(pool.id, budget=30)) == 30     # B loads the pool's index too
+        assert pool.id in b.servicer.indexes.loaded()
+        # Both replicas export the run's diagnosis and the pool's index size, whichever made them.
+        for server in (a, b):
+            _eventually(lambda: run.id in _exported(server, "blindspots_run_error_rate", "run_id")
+                        and pool.id in _exported(server, "blindspots_pool_index_rows", "pool_id"))
         gone = ca.delete_pool(pool.id)
         assert (gone.rows, gone.suggestion_sets) == (len(small_scenario.scenario.pool), 3)
         with pytest.raises(NotFoundError):
             cb.get_run(run.id).suggest(pool.id, budget=5)
+        # B lets go of the deleted pool's index and its series without a restart.
+        _eventually(lambda: pool.id not in b.servicer.indexes.loaded()
+                    and pool.id not in _exported(b, "blindspots_pool_index_rows", "pool_id"))
         gone = cb.delete_run(run.id)                                      # through the other replica
         assert (gone.rows, gone.diagnoses) == (len(small_scenario.scenario.test), 1)
+        _eventually(lambda: not _exported(a, "blindspots_run_error_rate", "run_id")
+                    and not _exported(a, "blindspots_slice_error_rate", "run_id"))
         for c in (ca, cb):
             assert c.list_runs() == [] and c.list_pools() == []
         assert [p for p in files.rglob("*") if p.is_file() and "tmp" not in p.parts] == []

@@ -18,6 +18,8 @@ class ServerConfig:
     store: str = ""                          # a store URI (postgresql://...); empty: the embedded store in data_dir
     files: str = ""                          # row files of a postgresql store: a shared directory, s3://, gs://
     job_lease_s: int = 30                    # shared stores: a job whose server stopped renewing for this long is re-run
+    replica_sync_s: int = 15                 # shared stores: how often a replica catches up with the others' diagnoses
+                                             # and deletions (its quality metrics, its loaded indexes); 0: never
     ray_address: str = ""                    # run heavy steps on this Ray cluster ("auto", "host:port"); empty: here
     index_shards: int = 0                    # pool index shards; 0: 1 in-process, one per Ray node with ray_address
     host: str = "127.0.0.1"

@@ -273,6 +273,25 @@ def test_diagnoses_jobs_and_suggestion_sets_roundtrip(store):
     assert store.size_bytes() > 0
 
 
+def test_recent_diagnoses_list_each_runs_latest_newest_first(store):
+    table = pa.table({"region": pa.array([0], pa.int32()), "failed": [True]})
+    t0 = time.time()
+    # run_b: diagnosed first and last; run_c: once in between; run_a: twice at one instant.
+    for run_id in ("run_a", "run_b", "run_c"):
+        _run(store, run_id)
+    for run_id, diag_id, at in (("run_b", "d_b0", 0), ("run_a", "d_a0", 1), ("run_a", "d_a1", 1),
+                                ("run_c", "d_c0", 2), ("run_b", "d_b1", 3)):
+        store.save_diagnosis(DiagnosisRecord(id=diag_id, run_id=run_id, created_at=t0 + at, job_id="",
+                                             payload=b"x"), table)
+    assert store.recent_diagnoses(10) == [("run_b", "d_b1", t0 + 3), ("run_c", "d_c0", t0 + 2),
+                                          ("run_a", "d_a1", t0 + 1)]
+    assert [r for r, _, _ in store.recent_diagnoses(2)] == ["run_b", "run_c"]
+    # The same tie-break as latest_diagnosis.
+    assert store.latest_diagnosis("run_a").id == "d_a1"
+    store.delete("run", "run_b")
+    assert store.recent_diagnoses(10) == [("run_c", "d_c0", t0 + 2), ("run_a", "d_a1", t0 + 1)]
+
+
 def test_a_damaged_row_file_is_data_loss(open_again, tmp_path):
     if open_again.backend == "postgres+memory":
         pytest.skip("flips a byte in a local file")

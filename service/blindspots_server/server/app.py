@@ -63,6 +63,8 @@ class BlindspotsServer:
         self.port: int = 0
         self.metrics_port: Optional[int] = None
         self._metrics_server = None
+        self._sync_stop = threading.Event()
+        self._sync_thread: Optional[threading.Thread] = None
 
     def start(self) -> "BlindspotsServer":
         address = f"{self.config.host}:{self.config.port}"
@@ -76,14 +78,35 @@ class BlindspotsServer:
             self._metrics_server, _ = start_http_server(self.config.metrics_port, addr=self.config.host,
                                                         registry=self.telemetry.registry)
             self.metrics_port = self._metrics_server.server_port
+        if self.store.shared and self.config.replica_sync_s > 0:
+            self._sync_thread = threading.Thread(target=self._sync_loop, name="replica-sync", daemon=True)
+            self._sync_thread.start()
         for name in ("", SERVICE_NAME):
             self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         log.info("blindspots serving on %s:%d (store %s)", self.config.host, self.port,
                  _redacted(self.config.store) or self.config.data_dir)
         return self
 
+    def sync_with_store(self) -> None:
+        """Catch up with what other replicas of a shared store did: export the diagnoses they
+        made, drop the series of runs and the indexes of pools they deleted."""
+        self.telemetry.sync(self.store)
+        gone = self.servicer.indexes.forget_deleted()
+        if gone:
+            log.info("dropped the loaded indexes of %d pool(s) deleted elsewhere: %s", len(gone), ", ".join(gone))
+
+    def _sync_loop(self) -> None:
+        while not self._sync_stop.wait(self.config.replica_sync_s):
+            try:
+                self.sync_with_store()
+            except Exception:   # the catalog unreachable for a while: try again at the next tick
+                log.warning("replica sync failed; retrying in %d s", self.config.replica_sync_s, exc_info=True)
+
     def stop(self, grace: float = 2.0) -> None:
         self.health.enter_graceful_shutdown()
+        self._sync_stop.set()
+        if self._sync_thread is not None:
+            self._sync_thread.join()
         self._grpc.stop(grace).wait()
         self.streams.close()
         self.servicer.shutdown()

@@ -21,7 +21,7 @@ from ..core.parallel import IN_PROCESS
 from ..core.pool_index import PoolIndex
 from ..core.sharded_index import RowRange, ShardedPoolIndex
 from ..core.results import ProgressFn, no_progress
-from ..storage import DataLoss, Store
+from ..storage import DataLoss, NotFound, Store
 from ..storage.rows import ParquetEmbeddings
 from .jobs import JobCancelled
 
@@ -163,6 +163,18 @@ class PoolIndexes:
             self._locks.pop(pool_id, None)
         if isinstance(index, ShardedPoolIndex):
             index.close()
+
+    def forget_deleted(self) -> list[str]:
+        """Drop the indexes of pools the store no longer holds (another replica deleted them);
+        return their ids."""
+        gone = []
+        for pool_id in list(self.loaded()):
+            try:
+                self._store.get_pool(pool_id)
+            except NotFound:
+                self.forget(pool_id)
+                gone.append(pool_id)
+        return gone
 
     def loaded_index(self, pool_id: str) -> "Optional[PoolIndex | ShardedPoolIndex]":
         """The pool's index if this server holds it (None: not built or loaded yet)."""

@@ -8,7 +8,6 @@ diagnosis and at most ``max_runs`` runs (the least recently diagnosed retired).
 """
 from __future__ import annotations
 
-import heapq
 import logging
 import threading
 import time
@@ -134,6 +133,8 @@ class Telemetry:
         self.region_excess_errors = Gauge("blindspots_region_excess_errors", "Failures above baseline",
                                           region_labels, registry=r)
         self._exported: OrderedDict[str, list[tuple[Gauge, tuple]]] = OrderedDict()
+        self._exported_diagnosis: dict[str, tuple[float, str]] = {}   # run id -> (created_at, diagnosis id)
+        self._index_pools: set[str] = set()
         self._lock = threading.Lock()
 
     @classmethod
@@ -173,7 +174,9 @@ class Telemetry:
         self.job_duration_seconds.labels(job.kind, job.state).observe(seconds)
 
     def index_size(self, pool_id: str, rows: int) -> None:
-        self.index_rows.labels(pool_id).set(rows)
+        with self._lock:
+            self.index_rows.labels(pool_id).set(rows)
+            self._index_pools.add(pool_id)
 
     def deleted(self, target: str, target_id: str, nbytes: int) -> None:
         """Count a deletion; a deleted run's quality series, or a deleted pool's index size, leave
@@ -184,6 +187,7 @@ class Telemetry:
             if target == "run":
                 self._retire(target_id)
             else:
+                self._index_pools.discard(target_id)
                 try:
                     self.index_rows.remove(target_id)
                 except KeyError:
@@ -194,6 +198,11 @@ class Telemetry:
 
     # ------------------------------------------------------------ model quality
     def diagnosis_saved(self, run: RunRecord, d: pb.Diagnosis) -> None:
+        """Export a run's new diagnosis (its series replace the run's earlier ones)."""
+        with self._lock:
+            self._export(run, d)
+
+    def _export(self, run: RunRecord, d: pb.Diagnosis) -> None:
         base = (run.project, run.id, run.model_name, run.model_version)
         series: list[tuple[Gauge, tuple]] = []
 
@@ -201,60 +210,88 @@ class Telemetry:
             gauge.labels(*labels).set(value)
             series.append((gauge, labels))
 
-        with self._lock:
-            self._retire(run.id)
-            put(self.run_error_rate, base, d.baseline_error_rate)
-            put(self.run_samples, base, d.num_samples)
-            put(self.run_diagnosed_at, base,
-                d.created_at.ToNanoseconds() / 1e9 if d.HasField("created_at") else time.time())
-            # Top-K slices of this version, then up to 2K slices that were top slices of
-            # other versions of the model: a fixed slice keeps its series, at its new rate.
-            for s in list(d.slices[: self.top_k]) + list(d.tracked_slices[: 2 * self.top_k]):
-                put(self.slice_error_rate, base + (s.name,), s.error_rate)
-                put(self.slice_support, base + (s.name,), s.support)
-                put(self.slice_lift, base + (s.name,), s.lift)
-            for reg in d.regions[: self.top_k]:
-                explained_by = reg.explanations[0].name if reg.explanations else ""
-                labels = base + (str(reg.id), pb.RegionKind.Name(reg.kind).lower(), explained_by)
-                put(self.region_error_rate, labels, reg.error_rate)
-                put(self.region_support, labels, reg.support)
-                put(self.region_excess_errors, labels, reg.excess_errors)
-            self._exported[run.id] = series
-            while len(self._exported) > self.max_runs:
-                self._retire(next(iter(self._exported)))
+        created = d.created_at.ToNanoseconds() / 1e9 if d.HasField("created_at") else time.time()
+        self._retire(run.id)
+        put(self.run_error_rate, base, d.baseline_error_rate)
+        put(self.run_samples, base, d.num_samples)
+        put(self.run_diagnosed_at, base, created)
+        # Top-K slices of this version, then up to 2K slices that were top slices of
+        # other versions of the model: a fixed slice keeps its series, at its new rate.
+        for s in list(d.slices[: self.top_k]) + list(d.tracked_slices[: 2 * self.top_k]):
+            put(self.slice_error_rate, base + (s.name,), s.error_rate)
+            put(self.slice_support, base + (s.name,), s.support)
+            put(self.slice_lift, base + (s.name,), s.lift)
+        for reg in d.regions[: self.top_k]:
+            explained_by = reg.explanations[0].name if reg.explanations else ""
+            labels = base + (str(reg.id), pb.RegionKind.Name(reg.kind).lower(), explained_by)
+            put(self.region_error_rate, labels, reg.error_rate)
+            put(self.region_support, labels, reg.support)
+            put(self.region_excess_errors, labels, reg.excess_errors)
+        self._exported[run.id] = series
+        self._exported_diagnosis[run.id] = (created, d.id)
+        while len(self._exported) > self.max_runs:
+            self._retire(next(iter(self._exported)))
 
-    def restore(self, store: Store, page: int = 500) -> int:
-        """Re-export what the store already knows; return how many runs' diagnoses were exported.
+    def sync(self, store: Store) -> int:
+        """Bring the exported quality series in line with the store; return how many runs
+        are exported.
 
-        Called at start-up so that a restart doesn't blank the dashboards: the
-        latest diagnosis of the ``max_runs`` most recently diagnosed runs, and
-        each pool's index size. Holds at most ``max_runs`` payloads at a time.
+        Exports the latest diagnosis of the ``max_runs`` runs diagnosed most recently, and
+        retires every other run's series. A restarted server calls it so that its dashboards
+        don't go blank; the replicas of a shared store call it every ``replica_sync_s``, so
+        that each exports the diagnoses the others made and drops the runs they deleted.
+        Reads one listing and, for each run whose exported diagnosis is not its latest, that
+        run and diagnosis; holds one payload at a time.
         """
-        newest: list[tuple[float, int, RunRecord, bytes]] = []
-        seq = 0
-        for run in _all(lambda limit, offset: store.list_runs(None, limit, offset), page):
-            try:
-                record = store.latest_diagnosis(run.id)
-            except NotFound:
+        with self._lock:
+            before = dict(self._exported_diagnosis)
+        recent = store.recent_diagnoses(self.max_runs)          # newest first
+        wanted = {run_id for run_id, _, _ in recent}
+        with self._lock:
+            for run_id in before.keys() - wanted:
+                # Unless this server exported a newer diagnosis of it since the listing was read.
+                if self._exported_diagnosis.get(run_id) == before[run_id]:
+                    self._retire(run_id)
+        for run_id, diagnosis_id, created in reversed(recent):   # oldest first: retirement order
+            if before.get(run_id, (None, None))[1] == diagnosis_id:
                 continue
-            seq += 1   # unique tie-breaker: records themselves never get compared
-            item = (record.created_at, seq, run, record.payload)
-            if len(newest) < self.max_runs:
-                heapq.heappush(newest, item)
-            else:
-                heapq.heappushpop(newest, item)
-        # Oldest first, so that retirement order matches diagnosis order.
-        for _, _, run, payload in sorted(newest, key=lambda item: item[:2]):
             try:
-                self.diagnosis_saved(run, pb.Diagnosis.FromString(payload))
-            except Exception:  # one unreadable payload must not stop the server from starting
-                log.warning("could not re-export the latest diagnosis of run %s", run.id, exc_info=True)
-        for pool in _all(lambda limit, offset: store.list_pools(None, limit, offset), page):
-            if pool.index_rows:
-                self.index_size(pool.id, pool.index_rows)
-        return len(newest)
+                run = store.get_run(run_id)
+                message = pb.Diagnosis.FromString(store.get_diagnosis(diagnosis_id).payload)
+            except NotFound:        # deleted since the listing: the next sync drops it
+                continue
+            except Exception:       # one unreadable payload must not stop the others (or a start-up)
+                log.warning("could not export diagnosis %s of run %s", diagnosis_id, run_id, exc_info=True)
+                continue
+            with self._lock:
+                exported = self._exported_diagnosis.get(run_id)
+                if exported is None or exported[0] <= created:
+                    self._export(run, message)
+        self._sync_index_sizes(store)
+        with self._lock:
+            return len(self._exported)
+
+    def restore(self, store: Store) -> int:
+        """Re-export what the store already knows (:meth:`sync`, at start-up)."""
+        return self.sync(store)
+
+    def _sync_index_sizes(self, store: Store, page: int = 500) -> None:
+        """Each pool's index size as the catalog records it; a deleted pool's series goes."""
+        sizes = {pool.id: pool.index_rows
+                 for pool in _all(lambda limit, offset: store.list_pools(None, limit, offset), page)
+                 if pool.index_rows}
+        with self._lock:
+            for pool_id in self._index_pools - sizes.keys():
+                try:
+                    self.index_rows.remove(pool_id)
+                except KeyError:
+                    pass
+            for pool_id, rows in sizes.items():
+                self.index_rows.labels(pool_id).set(rows)
+            self._index_pools = set(sizes)
 
     def _retire(self, run_id: str) -> None:
+        self._exported_diagnosis.pop(run_id, None)
         for gauge, labels in self._exported.pop(run_id, []):
             try:
                 gauge.remove(*labels)

@@ -322,6 +322,12 @@ class Store(abc.ABC):
     def list_diagnoses(self, run_id: str) -> list[DiagnosisRecord]: ...
 
     @abc.abstractmethod
+    def recent_diagnoses(self, limit: int) -> list[tuple[str, str, float]]:
+        """``(run_id, diagnosis_id, created_at)`` of each run's latest diagnosis, for the
+        ``limit`` runs diagnosed most recently, newest first (what the quality metrics export;
+        one query, however many runs the store holds)."""
+
+    @abc.abstractmethod
     def diagnosis_rows(self, diagnosis_id: str) -> pa.Table: ...
 
     # ---- jobs

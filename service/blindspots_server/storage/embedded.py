@@ -68,6 +68,7 @@ CREATE TABLE IF NOT EXISTS sample_ids (
 CREATE TABLE IF NOT EXISTS diagnoses (
   id TEXT PRIMARY KEY, run_id TEXT, created_at REAL, job_id TEXT, payload BLOB);
 CREATE INDEX IF NOT EXISTS diagnoses_run ON diagnoses (run_id, created_at);
+CREATE INDEX IF NOT EXISTS diagnoses_created ON diagnoses (created_at);
 CREATE TABLE IF NOT EXISTS jobs (
   id TEXT PRIMARY KEY, kind TEXT, run_id TEXT, state TEXT, fraction_done REAL, stage TEXT,
   result_id TEXT, error TEXT, created_at REAL, updated_at REAL);

@@ -72,6 +72,7 @@ ALTER TABLE sample_ids ADD COLUMN IF NOT EXISTS digest TEXT NOT NULL DEFAULT '';
 CREATE TABLE IF NOT EXISTS diagnoses (
   id TEXT PRIMARY KEY, run_id TEXT, created_at DOUBLE PRECISION, job_id TEXT, payload BYTEA);
 CREATE INDEX IF NOT EXISTS diagnoses_run ON diagnoses (run_id, created_at);
+CREATE INDEX IF NOT EXISTS diagnoses_created ON diagnoses (created_at);
 CREATE TABLE IF NOT EXISTS jobs (
   id TEXT PRIMARY KEY, kind TEXT, run_id TEXT, state TEXT, fraction_done DOUBLE PRECISION, stage TEXT,
   result_id TEXT, error TEXT, created_at DOUBLE PRECISION, updated_at DOUBLE PRECISION,

@@ -141,7 +141,7 @@ class SqlCatalog:
 
     def latest_diagnosis(self, run_id: str) -> DiagnosisRecord:
         rows = self._query(f"SELECT {DIAGNOSIS_COLUMNS} FROM diagnoses WHERE run_id={self.PLACEHOLDER} "
-                           "ORDER BY created_at DESC LIMIT 1", (run_id,))
+                           "ORDER BY created_at DESC, id DESC LIMIT 1", (run_id,))
         if not rows:
             raise NotFound(f"run {run_id!r} has no diagnosis yet")
         return self._diagnosis_record(rows[0])
@@ -150,6 +150,14 @@ class SqlCatalog:
         return [self._diagnosis_record(r) for r in self._query(
             f"SELECT {DIAGNOSIS_COLUMNS} FROM diagnoses WHERE run_id={self.PLACEHOLDER} ORDER BY created_at",
             (run_id,))]
+
+    def recent_diagnoses(self, limit: int) -> list[tuple[str, str, float]]:
+        # Walks the created_at index from the newest, keeping a diagnosis when no later one of
+        # its run exists (the same order as latest_diagnosis: created_at, then id).
+        return [(r[0], r[1], float(r[2])) for r in self._query(
+            "SELECT d.run_id, d.id, d.created_at FROM diagnoses d WHERE NOT EXISTS (SELECT 1 FROM diagnoses n "
+            "WHERE n.run_id = d.run_id AND (n.created_at > d.created_at OR (n.created_at = d.created_at "
+            f"AND n.id > d.id))) ORDER BY d.created_at DESC, d.id DESC LIMIT {self.PLACEHOLDER}", (int(limit),))]
 
     def diagnosis_rows(self, diagnosis_id: str) -> pa.Table:
         self.get_diagnosis(diagnosis_id)             # NotFound for an unknown id
