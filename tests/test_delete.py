@@ -4,9 +4,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import grpc
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -112,6 +114,33 @@ def test_a_run_with_a_job_in_flight_is_kept_until_the_job_ends(client, small_sce
         client.wait_job(job.id, progress=False)
     assert run.delete().rows == len(small_scenario.scenario.test.ids)
     assert client.list_runs() == []
+
+
+def test_a_pool_deleted_while_its_index_builds_ends_the_build_cancelled_not_failed(tmp_path):
+    """Every ingest into a pool starts an index build; deleting the pool right after must not
+    leave a failed job (an alert on failed jobs), an index in memory or its series."""
+    server = start_server(tmp_path / "data", metrics_port=free_port())
+    client = Client(f"127.0.0.1:{server.port}", timeout=120)
+    try:
+        pool = client.create_pool("p", embedding_dim=16)
+        x = np.random.default_rng(0).normal(size=(3000, 16)).astype(np.float32)
+        # Held here, the pool's index lock keeps its build from finishing before the delete.
+        with server.servicer.indexes._lock(pool.id):
+            pool.add([f"s{i}" for i in range(len(x))], x)
+            client.delete_pool(pool.id)
+
+        def count(state: str) -> float:
+            return _sample(metrics_text(server), "blindspots_job_duration_seconds_count", kind="index_build",
+                           state=state)
+        deadline = time.monotonic() + 60
+        while count("CANCELLED") < 1:
+            assert time.monotonic() < deadline and count("SUCCEEDED") == 0, "the build did not end cancelled"
+            time.sleep(0.1)
+        assert count("FAILED") == 0 and server.servicer.indexes.loaded() == {}
+        assert f'pool_id="{pool.id}"' not in metrics_text(server)
+    finally:
+        client.close()
+        server.stop()
 
 
 def test_bad_ids_get_a_status_naming_the_field(client):

@@ -11,7 +11,7 @@ import pytest
 from blindspots_server.core.pool_index import PoolIndex
 from blindspots_server.core.sharded_index import ShardedPoolIndex
 from blindspots_server.server.pool_indexes import PoolIndexes
-from blindspots_server.storage import DataLoss, PoolRecord, open_store
+from blindspots_server.storage import DataLoss, NotFound, PoolRecord, open_store
 from blindspots_server.storage.rows import build_table
 
 
@@ -56,3 +56,18 @@ def test_a_row_file_gone_missing_is_data_loss(store):
         Path(f.location).unlink()           # the embedded store lists absolute paths
     with pytest.raises(DataLoss, match="pool 'pool_a'"):
         PoolIndexes(store, shards=2).update("pool_a")
+
+
+def test_an_index_saved_just_before_its_pool_is_deleted_is_not_kept(store, monkeypatch):
+    _add(store, "b0", np.random.default_rng(0).normal(size=(500, 16)).astype(np.float32), 0)
+    indexes = PoolIndexes(store)
+    save = store.save_index
+
+    def save_then_delete(*args):
+        save(*args)
+        store.delete("pool", "pool_a")          # a DeletePool landing between the save and the keep
+        indexes.forget("pool_a")
+    monkeypatch.setattr(store, "save_index", save_then_delete)
+    with pytest.raises(NotFound, match="'pool_a' was deleted"):
+        indexes.update("pool_a")
+    assert indexes.loaded() == {}

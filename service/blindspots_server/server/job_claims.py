@@ -145,8 +145,8 @@ class ClaimedJobRunner:
             write(state="SUCCEEDED", fraction_done=1.0, stage="done", result_id=result_id)
         except JobLost:
             log.warning("job %s: %s no longer holds it; another server runs it", job.id, self.owner)
-        except JobCancelled:
-            self._finish_quietly(write, state="CANCELLED", stage="cancelled")
+        except JobCancelled as exc:
+            self._finish_quietly(write, state="CANCELLED", stage=exc.stage)
         except Exception as exc:  # a failed job must not take the server down
             log.exception("job %s (%s) failed", job.id, job.kind)
             self._finish_quietly(write, state="FAILED", stage="failed", error=f"{type(exc).__name__}: {exc}")

@@ -28,7 +28,12 @@ TERMINAL = ("SUCCEEDED", "FAILED", "CANCELLED")
 
 
 class JobCancelled(Exception):
-    """Raised inside a job's progress callback once cancellation was asked."""
+    """Raised inside a job's progress callback once cancellation was asked, or by a job whose
+    object went away under it (its message, if any, becomes the job's stage)."""
+
+    @property
+    def stage(self) -> str:
+        return f"cancelled: {self.args[0]}" if self.args else "cancelled"
 
 
 # work(job_id, progress) -> result_id
@@ -95,8 +100,8 @@ class JobRunner:
             self._update(job, True, state="RUNNING", stage="starting")
             result_id = work(job.id, progress)
             self._update(job, True, state="SUCCEEDED", fraction_done=1.0, stage="done", result_id=result_id)
-        except JobCancelled:
-            self._update(job, True, state="CANCELLED", stage="cancelled")
+        except JobCancelled as exc:
+            self._update(job, True, state="CANCELLED", stage=exc.stage)
         except Exception as exc:  # a failed job must not take the server down
             log.exception("job %s (%s) failed", job.id, job.kind)
             # GetJob shows the error to callers: the same words a call would get, no server paths.

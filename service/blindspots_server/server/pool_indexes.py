@@ -74,13 +74,14 @@ class PoolIndexes:
         progress = progress or no_progress
         if self._shards > 1:
             return self._ensure_sharded(pool_id, len(embeddings), progress, embeddings)
-        with self._lock(pool_id):
+        lock = self._lock(pool_id)
+        with lock:
             index = self._loaded.get(pool_id)
             if index is None:
                 index = self._stored(pool_id)
             n = len(embeddings)
             if index is not None and index.ntotal == n:
-                self._loaded[pool_id] = index
+                self._keep(pool_id, lock, index)
                 return index
             built = index.ntotal if index is not None else 0
             # Growth is PoolIndex.add's business: it re-chooses and retrains the
@@ -92,8 +93,21 @@ class PoolIndexes:
                 progress(0.0, f"adding {n - built} rows to the index")
                 index.add(embeddings[built:])
             self._store.save_index(pool_id, index.to_bytes(), index.kind_, index.ntotal, index.description)
-            self._loaded[pool_id] = index
+            self._keep(pool_id, lock, index)
             return index
+
+    def _keep(self, pool_id: str, lock: threading.Lock, index: "PoolIndex | ShardedPoolIndex") -> None:
+        """Hold ``index`` as the pool's; NotFound if the pool was forgotten (deleted) since
+        ``lock`` was taken: a build that saved its index just before the delete must not put
+        it back."""
+        with self._guard:
+            kept = self._locks.get(pool_id) is lock
+            if kept:
+                self._loaded[pool_id] = index
+        if not kept:
+            if isinstance(index, ShardedPoolIndex):
+                index.close()
+            raise NotFound(f"pool {pool_id!r} was deleted")
 
     def _stored(self, pool_id: str) -> Optional[PoolIndex]:
         """The pool's persisted index; None when there is none, or when it is damaged or
@@ -110,7 +124,8 @@ class PoolIndexes:
     def _ensure_sharded(self, pool_id: str, n: int, progress: ProgressFn,
                         embeddings: Optional[np.ndarray] = None) -> ShardedPoolIndex:
         """The sharded index over the pool's first ``n`` rows (those the caller counted)."""
-        with self._lock(pool_id):
+        lock = self._lock(pool_id)
+        with lock:
             index = self._loaded.get(pool_id)
             if index is not None and index.ntotal == n:
                 return index
@@ -138,7 +153,7 @@ class PoolIndexes:
                 rows = self._store.read_row_data("pool", pool_id, ["embedding"])
                 index.build(rows.embeddings[:n], progress)
                 del rows
-            self._loaded[pool_id] = index
+            self._keep(pool_id, lock, index)
             return index
 
     def _row_source(self, pool_id: str, n: int) -> "ParquetEmbeddings | RowRange":

@@ -23,12 +23,13 @@ from ..core.embedding_map import ClusteringSpaceLayout
 from ..core.tracked_slices import evaluate_slices
 from ..ray_cluster import connect as connect_compute
 from ..core.suggest import STRATEGIES, MetadataFilterSpec
-from ..storage import DiagnosisRecord, NotFound, PoolRecord, RunRecord, Store, new_id
+from ..storage import DataLoss, DiagnosisRecord, NotFound, PoolRecord, RunRecord, Store, new_id
 from . import convert
 from .access import AccessPolicy
 from .comparison import DEFAULT_ALPHA, DEFAULT_MIN_OVERLAP, compare_runs
 from .errors import DISK_FULL, FailedPrecondition, ResourceExhausted, is_disk_full
 from .job_claims import job_runner_for
+from .jobs import JobCancelled
 from .labels import import_labels, list_labels
 from .pool_indexes import PoolIndexes
 from .region_members import RegionMembers
@@ -251,9 +252,23 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
         return self._ingest("pool", request_iterator, context)
 
     def _build_index(self, pool_id: str, progress) -> str:
-        index = self.indexes.update(pool_id, progress)
+        try:
+            index = self.indexes.update(pool_id, progress)
+        except (NotFound, DataLoss):         # its row files went with it, mid-read
+            if self._pool_exists(pool_id):
+                raise
+            # Deleted while its index was being built (a build follows every ingest): nothing
+            # failed, there is nothing left to index.
+            raise JobCancelled(f"pool {pool_id!r} was deleted") from None
         self.telemetry.index_size(pool_id, index.ntotal)
         return pool_id
+
+    def _pool_exists(self, pool_id: str) -> bool:
+        try:
+            self.store.get_pool(pool_id)
+            return True
+        except NotFound:
+            return False
 
     # ------------------------------------------------------------ jobs
     def _job_access(self, job, context) -> None:
