@@ -319,7 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--token", default=os.environ.get("BLINDSPOTS_TOKEN", ""))
         sp.add_argument("--ca", default=os.environ.get("BLINDSPOTS_CA", ""), help="PEM CA file: use TLS")
 
-    s = sub.add_parser("serve", help="run the server (embedded store)")
+    s = sub.add_parser("serve", help="run the server (embedded store, or --store postgresql://...; every setting also BLINDSPOTS_<NAME>)")
     s.add_argument("--data-dir", dest="data_dir")
     s.add_argument("--store", help="store URI, e.g. postgresql://user@host/db (default: embedded in --data-dir)")
     s.add_argument("--files", help="row files of a postgresql store: a directory all replicas share, s3://, gs://")
