@@ -179,3 +179,31 @@ def test_explanation_precision_and_recall_describe_the_region_reported(diagnosed
             assert (e.precision, e.recall) == pytest.approx((both / rows.sum(), both / members.sum()))
             checked += 1
     assert checked >= 3
+
+
+@pytest.mark.parametrize("angle", np.linspace(0, np.pi, 7))
+def test_the_spectral_embedding_of_a_graph_in_two_pieces_keeps_what_tells_them_apart(monkeypatch, angle):
+    """A tight group of failures apart from the rest makes a kNN graph in two pieces, whose top
+    eigenvalue (1) repeats. scipy's eigsh may then return any orthonormal basis of that space, in
+    any order (which one depends on its start vector and the machine's arithmetic: on one machine
+    it dropped the piece indicator and a region of 80 failures went unfound). Each basis here is
+    one eigsh may return; the embedding must hold the piece indicator for every one."""
+    from scipy.sparse.linalg import eigsh
+    from blindspots_server.core import failure_clusters
+
+    def any_basis(matrix, **kwargs):
+        values, vectors = eigsh(matrix, **kwargs)
+        top = np.flatnonzero(np.isclose(values, values.max(), atol=1e-8))
+        assert len(top) == 2, "the graph should be in two pieces"
+        c, s = np.cos(angle), np.sin(angle)
+        vectors[:, top] = vectors[:, top] @ np.array([[c, -s], [s, c]])
+        return values, vectors
+    monkeypatch.setattr(failure_clusters, "eigsh", any_basis)
+    rng = np.random.default_rng(0)
+    points = np.concatenate([rng.normal(size=(40, 8)) * 0.3 + 5, rng.normal(size=(80, 8))]).astype(np.float32)
+    embedded = failure_clusters.spectral_embedding(points, 10, 4, 0)
+    a, b = embedded[:40], embedded[40:]
+    # The pieces lie apart at the scale HDBSCAN sees: their centres farther apart than the
+    # pieces' own spread (a piece indicator kept only as a trace in a near-constant column is not).
+    spread = np.sqrt(np.mean(np.r_[((a - a.mean(0)) ** 2).sum(1), ((b - b.mean(0)) ** 2).sum(1)]))
+    assert np.linalg.norm(a.mean(0) - b.mean(0)) > 1.0 * spread

@@ -132,8 +132,18 @@ def spectral_embedding(points: np.ndarray, k: int, dims: int, seed: int = 0) -> 
     normalised = graph.multiply(scale[:, None]).multiply(scale[None, :]).tocsr()
     v0 = np.random.default_rng(seed).uniform(-1, 1, n)
     _, vectors = eigsh(normalised, k=dims + 1, which="LA", v0=v0, tol=1e-6)
-    # Largest eigenvalue first; the first vector is the trivial one (degree-proportional).
-    vectors = vectors[:, ::-1][:, 1:] * scale[:, None]
+    vectors = vectors[:, ::-1]                      # largest eigenvalue first
+    # The trivial vector (sqrt of the degrees, eigenvalue 1) carries nothing. On a graph in
+    # several pieces (a tight group of failures apart from the rest) eigenvalue 1 repeats and
+    # the solver returns any basis of its space, the trivial vector mixed into each: dropping
+    # the first column then drops what tells the pieces apart, on some machines and not
+    # others. So the trivial direction is taken out of every column, the column it leaves
+    # emptiest goes, and the rest are made orthonormal again in eigenvalue order (on a graph
+    # in one piece: the same columns as dropping the first).
+    trivial = np.sqrt(degree) / np.linalg.norm(np.sqrt(degree))
+    vectors = vectors - np.outer(trivial, trivial @ vectors)
+    vectors = np.delete(vectors, int(np.argmin(np.linalg.norm(vectors, axis=0))), axis=1)
+    vectors = np.linalg.qr(vectors)[0] * scale[:, None]
     return vectors / np.linalg.norm(vectors, axis=0, keepdims=True) * np.sqrt(n)
 
 
