@@ -2,8 +2,8 @@
 
 Writes N rows (8-d embeddings, 10k rows per batch) straight into each store (no gRPC), then reads
 each run's stored_bytes and deletes it. Then a listing's page: ``--page`` small runs (3 batches and
-a diagnosis each) sized at once by ``stored_bytes`` (what ListRuns calls) against the per-run look-up
-that deletion makes (``sql_catalog.owned_files``), which must agree. The PostgreSQL store needs a server
+a diagnosis each) sized at once by ``stored_bytes`` (what ListRuns calls) against one call per run (what
+it cost before it read a page at once: the same four look-ups per run), which must agree. The PostgreSQL store needs a server
 (BLINDSPOTS_TEST_POSTGRES, as the tests; default postgresql://postgres@127.0.0.1:5432/postgres):
 a fresh database is made for the run and dropped after.
 
@@ -29,7 +29,6 @@ import pyarrow as pa  # noqa: E402
 
 from blindspots_server.storage import DiagnosisRecord, RunRecord, open_store  # noqa: E402
 from blindspots_server.storage.rows import build_table  # noqa: E402
-from blindspots_server.storage.sql_catalog import _owned_records, owned_files  # noqa: E402
 
 PER_BATCH = 10_000
 
@@ -53,8 +52,8 @@ def _one(store, rows: int) -> tuple[float, float, float]:
 
 
 def _page(store, runs: int, reps: int = 5) -> tuple[float, float]:
-    """Median seconds to size ``runs`` runs: stored_bytes for all at once, and run by run as a
-    deletion finds the files (the way stored_bytes worked before)."""
+    """Median seconds to size ``runs`` runs: stored_bytes for all at once, and run by run (the
+    way ListRuns sized them before)."""
     ids = [f"page{r}" for r in range(runs)]
     for rid in ids:
         store.create_run(RunRecord(id=rid, name="r", project="p", model_name="m", model_version="1",
@@ -67,9 +66,7 @@ def _page(store, runs: int, reps: int = 5) -> tuple[float, float]:
                                              payload=b"x"), pa.table({"region": pa.array([0], pa.int32())}))
 
     def per_run() -> dict[str, int]:
-        p = store.PLACEHOLDER
-        return {rid: sum(owned_files(store._query, p, "run", rid, *_owned_records(store._query, p, "run", rid),
-                                     []).values()) for rid in ids}
+        return {rid: store.stored_bytes("run", [rid])[rid] for rid in ids}
 
     timed = {}
     for name, fn in (("batched", lambda: store.stored_bytes("run", ids)), ("per run", per_run)):

@@ -28,31 +28,43 @@ DELETING_SCHEMA = "CREATE TABLE IF NOT EXISTS deleting (path TEXT PRIMARY KEY);"
 _CHUNK = 500
 
 
-def owned_files(query: Callable[[str, tuple], list[tuple]], p: str, target: str, target_id: str,
-                diagnoses: list[str], sets: list[str], index_files: list[str]) -> dict[str, int]:
-    """The data files a run or pool owns, with their recorded sizes (0 where none was recorded):
-    its row files, a pool's index files (``index_files``: each store names its own), and the
-    files of the given diagnoses and suggestion sets. Every look-up goes through an index."""
-    named = {r[0] for r in query(f"SELECT file FROM batches WHERE target={p} AND target_id={p}",
-                                 (target, target_id))}
-    named |= {f"diagnoses/{d}.parquet" for d in diagnoses} | {f"suggestions/{x}.parquet" for x in sets}
-    paths = sorted(named | set(index_files))
-    sizes: dict[str, int] = {}
-    for start in range(0, len(paths), _CHUNK):
-        chunk = paths[start:start + _CHUNK]
-        sizes.update(query(f"SELECT path, bytes FROM files WHERE path IN ({','.join([p] * len(chunk))})",
-                           tuple(chunk)))
-    # An index file the catalog has no file row for does not exist; every other named file does.
-    return {path: int(sizes.get(path) or 0) for path in named | set(sizes)}
-
-
-def _owned_records(query, p: str, target: str, target_id: str) -> tuple[list[str], list[str]]:
-    """The ids of a run's diagnoses (none for a pool) and of the suggestion sets made for the run
-    or from the pool."""
+def owned_files(query: Callable[[str, tuple], list[tuple]], p: str, target: str, target_ids: list[str],
+                index_files: Callable[[str], list[str]]) -> dict[str, dict[str, int]]:
+    """The data files each run or pool owns, with their recorded sizes (0 where none was
+    recorded): its row files, a pool's index files (``index_files(pool_id)``: each store names
+    its own), a run's diagnoses' files and those of the suggestion sets made for the run or from
+    the pool. A few look-ups per 500 owners, each through an index."""
     key = "run_id" if target == "run" else "pool_id"
-    diagnoses = ([r[0] for r in query(f"SELECT id FROM diagnoses WHERE run_id={p}", (target_id,))]
-                 if target == "run" else [])
-    return diagnoses, [r[0] for r in query(f"SELECT id FROM suggestion_sets WHERE {key}={p}", (target_id,))]
+    out: dict[str, dict[str, int]] = {}
+    owners = list(dict.fromkeys(target_ids))
+    for start in range(0, len(owners), _CHUNK):
+        chunk = tuple(owners[start:start + _CHUNK])
+        marks = ",".join([p] * len(chunk))
+        named: dict[str, set[str]] = {t: set() for t in chunk}
+        for owner, path in query(f"SELECT target_id, file FROM batches WHERE target={p} AND target_id IN ({marks})",
+                                 (target, *chunk)):
+            named[owner].add(path)
+        if target == "run":
+            for owner, diagnosis_id in query(f"SELECT run_id, id FROM diagnoses WHERE run_id IN ({marks})", chunk):
+                named[owner].add(f"diagnoses/{diagnosis_id}.parquet")
+        for owner, set_id in query(f"SELECT {key}, id FROM suggestion_sets WHERE {key} IN ({marks})", chunk):
+            named[owner].add(f"suggestions/{set_id}.parquet")
+        indexes = {t: index_files(t) for t in chunk} if target == "pool" else {}
+        paths = sorted(set().union(*named.values(), *indexes.values()))
+        sizes: dict[str, int] = {}
+        for at in range(0, len(paths), _CHUNK):
+            part = paths[at:at + _CHUNK]
+            sizes.update(query(f"SELECT path, bytes FROM files WHERE path IN ({','.join([p] * len(part))})",
+                               tuple(part)))
+        # An index file the catalog has no file row for does not exist; every other named file does.
+        for owner in chunk:
+            present = named[owner] | {f for f in indexes.get(owner, []) if f in sizes}
+            out[owner] = {path: int(sizes.get(path) or 0) for path in present}
+    return out
+
+
+def _count(paths, prefix: str) -> int:
+    return sum(1 for path in paths if path.startswith(prefix))
 
 
 def deletion_plan(query: Callable[[str, tuple], list[tuple]], p: str, target: str, target_id: str,
@@ -76,8 +88,7 @@ def deletion_plan(query: Callable[[str, tuple], list[tuple]], p: str, target: st
     if labels and not force:
         raise Conflict(f"{target} {target_id!r} holds {labels} label(s) from a labeling tool: export them first "
                        f"(ListLabels; `blindspots labels export --{target} {target_id}`), then delete it with force")
-    diagnoses, sets = _owned_records(query, p, target, target_id)
-    sizes = owned_files(query, p, target, target_id, diagnoses, sets, index_files)
+    sizes = owned_files(query, p, target, [target_id], lambda _: index_files)[target_id]
     statements = [(f"DELETE FROM {tname} WHERE id={p}", (target_id,)),
                   (f"DELETE FROM batches WHERE target={p} AND target_id={p}", (target, target_id)),
                   (f"DELETE FROM sample_ids WHERE target={p} AND target_id={p}", (target, target_id)),
@@ -87,8 +98,8 @@ def deletion_plan(query: Callable[[str, tuple], list[tuple]], p: str, target: st
     if target == "run":
         statements += [(f"DELETE FROM diagnoses WHERE run_id={p}", (target_id,)),
                        (f"DELETE FROM jobs WHERE run_id={p}", (target_id,))]
-    outcome = DeleteOutcome(target=target, id=target_id, rows=int(found[0][0]), diagnoses=len(diagnoses),
-                            suggestion_sets=len(sets), labels=int(labels), files=len(sizes),
+    outcome = DeleteOutcome(target=target, id=target_id, rows=int(found[0][0]), diagnoses=_count(sizes, "diagnoses/"),
+                            suggestion_sets=_count(sizes, "suggestions/"), labels=int(labels), files=len(sizes),
                             bytes=sum(sizes.values()))
     return outcome, sorted(sizes), statements
 
@@ -166,40 +177,12 @@ class SqlCatalog:
 
     def stored_bytes(self, target: str, target_ids: list[str]) -> dict[str, int]:
         """Bytes of the data files each run or pool owns, as recorded at write: what deleting it
-        would free (row files, a pool's index, a run's diagnoses, the suggestion sets of either).
-        The same files as :func:`owned_files`, read for many owners at once (a listing's page
-        takes a few queries, not a few per owner)."""
-        p = self.PLACEHOLDER
-        key = "run_id" if target == "run" else "pool_id"
+        would free (row files, a pool's index, a run's diagnoses, the suggestion sets of either;
+        a listing's page takes a few queries, not a few per owner)."""
         self._table_name(target)
-        out = {t: 0 for t in target_ids}
-        owners = list(out)
-        for start in range(0, len(owners), _CHUNK):
-            chunk = tuple(owners[start:start + _CHUNK])
-            marks = ",".join([p] * len(chunk))
-            files: dict[str, set[str]] = {t: set() for t in chunk}
-            for owner, path in self._query(f"SELECT target_id, file FROM batches WHERE target={p} AND target_id "
-                                           f"IN ({marks})", (target, *chunk)):
-                files[owner].add(path)
-            if target == "run":
-                for owner, diagnosis_id in self._query(f"SELECT run_id, id FROM diagnoses WHERE run_id IN ({marks})",
-                                                       chunk):
-                    files[owner].add(f"diagnoses/{diagnosis_id}.parquet")
-            for owner, set_id in self._query(f"SELECT {key}, id FROM suggestion_sets WHERE {key} IN ({marks})",
-                                             chunk):
-                files[owner].add(f"suggestions/{set_id}.parquet")
-            if target == "pool":
-                for owner in chunk:
-                    files[owner].update(self._index_files(self._query, owner))
-            paths = sorted(set().union(*files.values()))
-            sizes: dict[str, int] = {}
-            for at in range(0, len(paths), _CHUNK):
-                part = paths[at:at + _CHUNK]
-                sizes.update(self._query(f"SELECT path, bytes FROM files WHERE path IN ({','.join([p] * len(part))})",
-                                         tuple(part)))
-            for owner, owned in files.items():
-                out[owner] = sum(int(sizes.get(path) or 0) for path in owned)
-        return out
+        owned = owned_files(self._query, self.PLACEHOLDER, target, target_ids,
+                            lambda pool_id: self._index_files(self._query, pool_id))
+        return {t: sum(owned[t].values()) for t in target_ids}
 
     # ------------------------------------------------------------ suggestion sets
     def suggested_ids(self, run_id: str, pool_id: str) -> set[str]:
