@@ -252,7 +252,7 @@ def test_quality_metrics_are_bounded_and_restored_from_the_store(observed):
     store = server.store
     # A fresh Telemetry re-exports what the store holds, as a restarted server does.
     restored = Telemetry(top_k=3, max_runs=1)
-    assert restored.restore(store) == 1
+    assert restored.sync(store) == 1
     exported = {s.labels["run_id"] for m in restored.registry.collect() for s in m.samples
                 if s.name == "blindspots_slice_error_rate"}
     assert exported == {runs["v2"].id}    # the most recently diagnosed run; v1 retired

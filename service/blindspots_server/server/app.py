@@ -39,7 +39,7 @@ class BlindspotsServer:
         self.store = open_store(config.store or config.data_dir, config.files or None)
         self.telemetry = Telemetry(top_k=config.metrics_top_k, max_runs=config.metrics_max_runs)
         self.telemetry.watch_store(self.store)
-        self.telemetry.restore(self.store)    # so that a restart doesn't blank the dashboards
+        self.telemetry.sync(self.store)       # so that a restart doesn't blank the dashboards
         self.servicer = BlindspotsServicer(self.store, config, access=access, telemetry=self.telemetry)
         limit = config.max_message_mb * MiB
         if config.max_client_streams >= config.rpc_workers:

@@ -271,10 +271,6 @@ class Telemetry:
         with self._lock:
             return len(self._exported)
 
-    def restore(self, store: Store) -> int:
-        """Re-export what the store already knows (:meth:`sync`, at start-up)."""
-        return self.sync(store)
-
     def _sync_index_sizes(self, store: Store, page: int = 500) -> None:
         """Each pool's index size as the catalog records it; a deleted pool's series goes."""
         sizes = {pool.id: pool.index_rows
