@@ -116,10 +116,11 @@ def test_a_run_with_a_job_in_flight_is_kept_until_the_job_ends(client, small_sce
     assert client.list_runs() == []
 
 
-def test_a_pool_deleted_while_its_index_builds_ends_the_build_cancelled_not_failed(tmp_path):
+@pytest.mark.parametrize("shards", [1, 2])
+def test_a_pool_deleted_while_its_index_builds_ends_the_build_cancelled_not_failed(tmp_path, shards):
     """Every ingest into a pool starts an index build; deleting the pool right after must not
-    leave a failed job (an alert on failed jobs), an index in memory or its series."""
-    server = start_server(tmp_path / "data", metrics_port=free_port())
+    leave a failed job (an alert on failed jobs), an index in memory or its series; sharded too."""
+    server = start_server(tmp_path / "data", metrics_port=free_port(), index_shards=shards)
     client = Client(f"127.0.0.1:{server.port}", timeout=120)
     try:
         pool = client.create_pool("p", embedding_dim=16)
