@@ -189,7 +189,7 @@ def test_the_spectral_embedding_of_a_graph_in_two_pieces_keeps_what_tells_them_a
     it dropped the piece indicator and a region of 80 failures went unfound). Each basis here is
     one eigsh may return; the embedding must hold the piece indicator for every one."""
     from scipy.sparse.linalg import eigsh
-    from blindspots_server.core import failure_clusters
+    from blindspots_server.core import failure_clusters, spectral
 
     def any_basis(matrix, **kwargs):
         values, vectors = eigsh(matrix, **kwargs)
@@ -198,7 +198,7 @@ def test_the_spectral_embedding_of_a_graph_in_two_pieces_keeps_what_tells_them_a
         c, s = np.cos(angle), np.sin(angle)
         vectors[:, top] = vectors[:, top] @ np.array([[c, -s], [s, c]])
         return values, vectors
-    monkeypatch.setattr(failure_clusters, "eigsh", any_basis)
+    monkeypatch.setattr(spectral, "eigsh", any_basis)
     rng = np.random.default_rng(0)
     points = np.concatenate([rng.normal(size=(40, 8)) * 0.3 + 5, rng.normal(size=(80, 8))]).astype(np.float32)
     embedded = failure_clusters.spectral_embedding(points, 10, 4, 0)

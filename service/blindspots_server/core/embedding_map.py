@@ -19,9 +19,9 @@ from dataclasses import dataclass
 
 import faiss
 import numpy as np
-from scipy.sparse import csr_matrix
-from scipy.sparse.linalg import eigsh
 from sklearn.decomposition import PCA
+
+from .spectral import eigenmap
 
 # PCA is fitted on at most this many rows: two axes are stable long before that.
 MAX_FIT_ROWS = 20000
@@ -147,18 +147,11 @@ DENSE_MAX_ROWS = 200
 
 def _spectral_2d(knn: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """The two leading non-trivial eigenvectors of the symmetric kNN graph's normalised
-    adjacency (Laplacian eigenmap), scaled to unit variance."""
-    m, k = knn.shape
-    rows = np.repeat(np.arange(m), k)
-    graph = csr_matrix((np.ones(rows.size), (rows, knn.ravel())), shape=(m, m))
-    graph = ((graph + graph.T) > 0).astype(np.float64)
-    scale = 1.0 / np.sqrt(np.asarray(graph.sum(axis=1)).ravel())
-    normalised = graph.multiply(scale[:, None]).multiply(scale[None, :]).tocsr()
-    if m > DENSE_MAX_ROWS:
-        _, vectors = eigsh(normalised, k=3, which="LA", v0=rng.uniform(-1, 1, m), tol=1e-6)
-    else:   # exact and repeatable; Lanczos also needs more rows than the 3 vectors asked
-        vectors = np.linalg.eigh(normalised.toarray())[1][:, -3:]
-    vectors = vectors[:, ::-1][:, 1:] * scale[:, None]        # drop the trivial (degree) vector
+    adjacency (Laplacian eigenmap, :func:`.spectral.eigenmap`), scaled to unit variance."""
+    m = len(knn)
+    # The dense solver is exact and repeatable; Lanczos also needs more rows than the 3 vectors asked.
+    dense = m <= DENSE_MAX_ROWS
+    vectors = eigenmap(knn, 2, v0=None if dense else rng.uniform(-1, 1, m), dense=dense)
     vectors -= vectors.mean(axis=0)
     # Each eigenvector's sign is arbitrary: fix it so the layout does not flip between runs.
     vectors *= np.sign(vectors[np.abs(vectors).argmax(axis=0), [0, 1]])

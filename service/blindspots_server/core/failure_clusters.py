@@ -18,11 +18,10 @@ from typing import Any, Optional
 import faiss
 import hdbscan
 import numpy as np
-from scipy.sparse import csr_matrix
 
 from .parallel import row_chunks
 from .results import ProgressFn, no_progress
-from scipy.sparse.linalg import eigsh
+from .spectral import eigenmap
 
 
 @dataclass
@@ -116,34 +115,11 @@ def principal_axes(centred: np.ndarray, dims: int, seed: int = 0, max_rows: int 
 
 
 def spectral_embedding(points: np.ndarray, k: int, dims: int, seed: int = 0) -> np.ndarray:
-    """Laplacian-eigenmap coordinates of the points' symmetric kNN graph.
-
-    The leading eigenvectors of the normalised adjacency, found by Lanczos
-    without shift-invert: sklearn's default factorises the Laplacian, which
-    takes minutes at 10k points.
-    """
+    """Laplacian-eigenmap coordinates of the points' symmetric kNN graph (:func:`.spectral.eigenmap`),
+    each column scaled to norm sqrt(n)."""
     n = len(points)
     _, idx = nearest(points, points, k + 1)
-    rows = np.repeat(np.arange(n), k + 1)
-    graph = csr_matrix((np.ones(rows.size), (rows, idx.ravel())), shape=(n, n))
-    graph = ((graph + graph.T) > 0).astype(np.float64)
-    degree = np.asarray(graph.sum(axis=1)).ravel()
-    scale = 1.0 / np.sqrt(degree)
-    normalised = graph.multiply(scale[:, None]).multiply(scale[None, :]).tocsr()
-    v0 = np.random.default_rng(seed).uniform(-1, 1, n)
-    _, vectors = eigsh(normalised, k=dims + 1, which="LA", v0=v0, tol=1e-6)
-    vectors = vectors[:, ::-1]                      # largest eigenvalue first
-    # The trivial vector (sqrt of the degrees, eigenvalue 1) carries nothing. On a graph in
-    # several pieces (a tight group of failures apart from the rest) eigenvalue 1 repeats and
-    # the solver returns any basis of its space, the trivial vector mixed into each: dropping
-    # the first column then drops what tells the pieces apart, on some machines and not
-    # others. So the trivial direction is taken out of every column, the column it leaves
-    # emptiest goes, and the rest are made orthonormal again in eigenvalue order (on a graph
-    # in one piece: the same columns as dropping the first).
-    trivial = np.sqrt(degree) / np.linalg.norm(np.sqrt(degree))
-    vectors = vectors - np.outer(trivial, trivial @ vectors)
-    vectors = np.delete(vectors, int(np.argmin(np.linalg.norm(vectors, axis=0))), axis=1)
-    vectors = np.linalg.qr(vectors)[0] * scale[:, None]
+    vectors = eigenmap(idx, dims, v0=np.random.default_rng(seed).uniform(-1, 1, n))
     return vectors / np.linalg.norm(vectors, axis=0, keepdims=True) * np.sqrt(n)
 
 
