@@ -184,9 +184,7 @@ class PoolIndexes:
         return their ids."""
         gone = []
         for pool_id in list(self.loaded()):
-            try:
-                self._store.get_pool(pool_id)
-            except NotFound:
+            if not self._store.exists("pool", pool_id):
                 self.forget(pool_id)
                 gone.append(pool_id)
         return gone

@@ -255,20 +255,13 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
         try:
             index = self.indexes.update(pool_id, progress)
         except (NotFound, DataLoss):         # its row files went with it, mid-read
-            if self._pool_exists(pool_id):
+            if self.store.exists("pool", pool_id):
                 raise
             # Deleted while its index was being built (a build follows every ingest): nothing
             # failed, there is nothing left to index.
             raise JobCancelled(f"pool {pool_id!r} was deleted") from None
         self.telemetry.index_size(pool_id, index.ntotal)
         return pool_id
-
-    def _pool_exists(self, pool_id: str) -> bool:
-        try:
-            self.store.get_pool(pool_id)
-            return True
-        except NotFound:
-            return False
 
     # ------------------------------------------------------------ jobs
     def _job_access(self, job, context) -> None:

@@ -81,11 +81,8 @@ class Suggestions:
         except DataLoss:
             # Files that vanished under a read (Ray shards open them by themselves) are a deletion,
             # not damage, when the run or pool is gone: NOT_FOUND, as for a call made after it.
-            for target, target_id, get in (("run", run.id, self.store.get_run),
-                                           ("pool", pool.id, self.store.get_pool)):
-                try:
-                    get(target_id)
-                except NotFound:
+            for target, target_id in (("run", run.id), ("pool", pool.id)):
+                if not self.store.exists(target, target_id):
                     raise NotFound(f"{target} {target_id!r} was deleted while the suggestion was made") from None
             raise
 

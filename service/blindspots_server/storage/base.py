@@ -239,6 +239,15 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def list_pools(self, projects: Optional[list[str]], limit: int, offset: int) -> list[PoolRecord]: ...
 
+    def exists(self, target: str, target_id: str) -> bool:
+        """Whether the store holds the run or pool ("run" / "pool"): a caller that met a
+        NotFound or DataLoss part-way tells a deletion under it from damage."""
+        try:
+            (self.get_run if target == "run" else self.get_pool)(target_id)
+            return True
+        except NotFound:
+            return False
+
     @abc.abstractmethod
     def delete(self, target: str, target_id: str, force: bool = False) -> DeleteOutcome:
         """Delete a run or pool ("run" / "pool") with everything stored for it: its rows, and
