@@ -199,7 +199,7 @@ class EmbeddedStore(SqlCatalog, EmbeddedLabels, Store):
                 try:
                     outcome, paths, statements = deletion_plan(
                         lambda sql, args: self._db.execute(sql, args).fetchall(), "?", target, target_id, force,
-                        self._index_files(None, target_id) if target == "pool" else [])
+                        lambda pool_id: self._index_files(None, pool_id))
                     for sql, args in statements:
                         self._db.execute(sql, args)
                     self._db.executemany("DELETE FROM files WHERE path=?", ((rel,) for rel in paths))

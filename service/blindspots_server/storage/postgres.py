@@ -208,7 +208,7 @@ class PostgresStore(SqlCatalog, JobQueueMixin, PostgresLabels, Store):
                 return cur.fetchall()
 
             outcome, paths, statements = deletion_plan(
-                query, "%s", target, target_id, force, self._index_files(query, target_id) if target == "pool" else [])
+                query, "%s", target, target_id, force, lambda pool_id: self._index_files(query, pool_id))
             for sql, args in statements:
                 cur.execute(sql, args)
             cur.execute("DELETE FROM files WHERE path = ANY(%s)", (paths,))

@@ -68,11 +68,13 @@ def _count(paths, prefix: str) -> int:
 
 
 def deletion_plan(query: Callable[[str, tuple], list[tuple]], p: str, target: str, target_id: str,
-                  force: bool, index_files: list[str]) -> tuple[DeleteOutcome, list[str], list[tuple[str, tuple]]]:
+                  force: bool, index_files: Callable[[str], list[str]]
+                  ) -> tuple[DeleteOutcome, list[str], list[tuple[str, tuple]]]:
     """What deleting a run or pool removes, read inside the caller's transaction (which holds
     the target's lock): the outcome to report, the files to remove, and the catalog statements
-    (in ``p``, the driver's parameter marker) that remove its rows. The file rows and the
-    ``deleting`` rows are the caller's to write (each driver batches them its own way)."""
+    (in ``p``, the driver's parameter marker) that remove its rows. ``index_files``: as for
+    :func:`owned_files`. The file rows and the ``deleting`` rows are the caller's to write (each
+    driver batches them its own way)."""
     tname = SqlCatalog._table_name(target)
     found = query(f"SELECT num_rows FROM {tname} WHERE id={p}", (target_id,))
     if not found:
@@ -88,7 +90,7 @@ def deletion_plan(query: Callable[[str, tuple], list[tuple]], p: str, target: st
     if labels and not force:
         raise Conflict(f"{target} {target_id!r} holds {labels} label(s) from a labeling tool: export them first "
                        f"(ListLabels; `blindspots labels export --{target} {target_id}`), then delete it with force")
-    sizes = owned_files(query, p, target, [target_id], lambda _: index_files)[target_id]
+    sizes = owned_files(query, p, target, [target_id], index_files)[target_id]
     statements = [(f"DELETE FROM {tname} WHERE id={p}", (target_id,)),
                   (f"DELETE FROM batches WHERE target={p} AND target_id={p}", (target, target_id)),
                   (f"DELETE FROM sample_ids WHERE target={p} AND target_id={p}", (target, target_id)),
