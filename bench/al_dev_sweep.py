@@ -95,13 +95,8 @@ CONFIGS_HELD = {
     "held share: every region counts in full": {**DEFAULT_9, "held": "full"},
 }
 # The tenth sweep (a cap on a group's picks per failure, CONFIGS_CAP) ran at commit fd2e767; not adopted, removed.
-# Eleventh sweep: a region's candidates only where the test set fails locally (targeted.SIDE_GATE).
-DEFAULT_11 = {**DEFAULT_9, "held": "label_noise"}
-CONFIGS_SIDE = {
-    "ninth sweep's default": DEFAULT_11,
-    "failure side, 5 nearest, half": {**DEFAULT_11, "side": (5, 0.5)},
-    "failure side, 10 nearest, half": {**DEFAULT_11, "side": (10, 0.5)},
-}
+# The eleventh (a region's candidates only where the test set fails locally, CONFIGS_SIDE) ran at 0207ba5; not
+# adopted, removed.
 CONFIGS = {
     # name: (share exponent, merge fragments, fallback basis, representative weight)
     "proportional, no merge, no fallback": (1.0, False, "none", 0.0),
@@ -129,10 +124,6 @@ def _apply(config: tuple | dict) -> None:
     targeted_budget.UNHELD_CONFUSIONS = config.get("unheld", "off") if isinstance(config, dict) else "off"
     targeted_budget.UNHELD_WEIGHT = config.get("unheld_weight", 1.0) if isinstance(config, dict) else 1.0
     targeted_budget.HELD_WEIGHTS = config.get("held", "collection") if isinstance(config, dict) else "collection"
-    side = config.get("side") if isinstance(config, dict) else None
-    targeted.SIDE_GATE = side is not None
-    if side is not None:
-        targeted.SIDE_K, targeted.SIDE_MIN = side
     if isinstance(config, dict):
         config = (config["exponent"], config["merge"], config["basis"], config["rep"], config["uncertainty"],
                   None, config["label_noise"], config["noise_to"], config["merge_kinds"])
@@ -166,7 +157,7 @@ def main(argv: list[str] | None = None) -> None:
     configs = CONFIGS_SUITE if args.second else CONFIGS
     if args.configs:
         every = {**CONFIGS, **CONFIGS_SUITE, **CONFIGS_INSIDE, **CONFIGS_NOISE, **CONFIGS_TYPING, **CONFIGS_TWO_CLASS,
-                 **CONFIGS_UNHELD, **CONFIGS_HELD, **CONFIGS_SIDE}
+                 **CONFIGS_UNHELD, **CONFIGS_HELD}
         configs = {name: every[name] for name in args.configs}
     results: dict[str, list] = {name: [] for name in [*configs, "margin (reference)"]}
     for draw in range(args.draws):
@@ -181,8 +172,6 @@ def main(argv: list[str] | None = None) -> None:
                 diagnosed[typing] = al.diagnose(f, test_emb, test_probs)
             retrained: dict[tuple, tuple[float, float]] = {}   # same picks in the same order: train once
             data = PoolData(pool_emb, pool_probs, f.pool.meta)
-            from blindspots_server.core.pool_index import normalise
-            targeted.TEST_ROWS = (normalise(test_emb), test_probs.argmax(1) != f.test.y)
             index = PoolIndex(pool_emb.shape[1]).build(pool_emb)
             for budget in args.budgets:
                 margin = np.argsort(-(1 - np.diff(np.sort(pool_probs, 1)[:, -2:], axis=1)[:, 0]),

@@ -47,13 +47,6 @@ MIN_QUERY_FAILURES = 2000
 
 
 REPRESENTATIVE_WEIGHT = 0.5
-# Experiment (dev sweep): keep a region's candidates only where the test set fails locally
-# (share of failures among the candidate's SIDE_K nearest test rows >= SIDE_MIN); the rest of
-# its share passes on like a region short of candidates, ending with margin sampling.
-SIDE_GATE = False
-SIDE_K = 5
-SIDE_MIN = 0.5
-TEST_ROWS: tuple | None = None     # (unit test embeddings, failed) set by the sweep
 
 
 @dataclass
@@ -214,9 +207,6 @@ def select_targeted(embeddings: np.ndarray | None, probabilities: np.ndarray | N
             continue
         query = _query_failures(region, want)
         cand = _region_candidates(query, want, searcher, allowed, taken)
-        if SIDE_GATE and TEST_ROWS is not None and len(cand.rows):
-            keep = _failure_side(rows_of(cand.rows))
-            cand = _Candidates(cand.rows[keep], cand.distance[keep], cand.nearest[keep], cand.hits[keep])
         picked = _pick(query, group.member_ids, cand, rows_of(cand.rows), uncertainty, pool, want,
                        uncertainty_weight, slice_weight, rows_of(np.flatnonzero(taken)))
         taken[[c.pool_index for c in picked]] = True
@@ -238,14 +228,6 @@ def select_targeted(embeddings: np.ndarray | None, probabilities: np.ndarray | N
                            for c in select_random(allowed & ~taken, to_margin, seed)])
     progress(0.97, "ranking candidates")
     return _interleave(per_region)
-
-
-def _failure_side(x: np.ndarray) -> np.ndarray:
-    emb, failed = TEST_ROWS
-    index = faiss.IndexFlatIP(emb.shape[1])
-    index.add(np.ascontiguousarray(emb, dtype=np.float32))
-    _, ids = index.search(np.ascontiguousarray(normalise(x), dtype=np.float32), SIDE_K)
-    return failed[ids].mean(axis=1) >= SIDE_MIN
 
 
 def _query_failures(region: TargetRegion, want: int) -> TargetRegion:
