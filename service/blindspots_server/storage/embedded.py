@@ -199,7 +199,7 @@ class EmbeddedStore(SqlCatalog, EmbeddedLabels, Store):
                 try:
                     outcome, paths, statements = deletion_plan(
                         lambda sql, args: self._db.execute(sql, args).fetchall(), "?", target, target_id, force,
-                        lambda pool_id: self._index_files(None, pool_id))
+                        lambda pool_ids: self._index_files(None, pool_ids))
                     for sql, args in statements:
                         self._db.execute(sql, args)
                     self._db.executemany("DELETE FROM files WHERE path=?", ((rel,) for rel in paths))
@@ -357,8 +357,8 @@ class EmbeddedStore(SqlCatalog, EmbeddedLabels, Store):
     def _read_stored_file(self, rel: str, what: str, columns: Optional[list[str]]) -> pa.Table:
         return read_parquet(self.root / rel, what, columns)
 
-    def _index_files(self, query, pool_id: str) -> list[str]:
-        return [f"pools/{pool_id}/index.faiss"]         # one name, replaced in place
+    def _index_files(self, query, pool_ids: list[str]) -> dict[str, list[str]]:
+        return {p: [f"pools/{p}/index.faiss"] for p in pool_ids}     # one name each, replaced in place
 
     def _file_location(self, rel: str) -> str:
         return str(self.root.resolve() / rel)          # workers start elsewhere: absolute paths

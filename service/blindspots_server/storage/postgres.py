@@ -208,7 +208,7 @@ class PostgresStore(SqlCatalog, JobQueueMixin, PostgresLabels, Store):
                 return cur.fetchall()
 
             outcome, paths, statements = deletion_plan(
-                query, "%s", target, target_id, force, lambda pool_id: self._index_files(query, pool_id))
+                query, "%s", target, target_id, force, lambda pool_ids: self._index_files(query, pool_ids))
             for sql, args in statements:
                 cur.execute(sql, args)
             cur.execute("DELETE FROM files WHERE path = ANY(%s)", (paths,))
@@ -296,9 +296,13 @@ class PostgresStore(SqlCatalog, JobQueueMixin, PostgresLabels, Store):
     def _read_stored_file(self, rel: str, what: str, columns: Optional[list[str]]) -> pa.Table:
         return self.files.read_parquet(rel, what, columns)
 
-    def _index_files(self, query, pool_id: str) -> list[str]:
+    def _index_files(self, query, pool_ids: list[str]) -> dict[str, list[str]]:
         # A new name per write; the pool row names the current one (the one before is deleted).
-        return [r[0] for r in query("SELECT index_file FROM pools WHERE id=%s AND index_file <> ''", (pool_id,))]
+        out: dict[str, list[str]] = {p: [] for p in pool_ids}
+        for pool_id, path in query("SELECT id, index_file FROM pools WHERE id = ANY(%s) AND index_file <> ''",
+                                   (list(pool_ids),)):
+            out[pool_id].append(path)
+        return out
 
     def _file_location(self, rel: str) -> str:
         return self.files.location(rel)

@@ -29,9 +29,9 @@ _CHUNK = 500
 
 
 def owned_files(query: Callable[[str, tuple], list[tuple]], p: str, target: str, target_ids: list[str],
-                index_files: Callable[[str], list[str]]) -> dict[str, dict[str, int]]:
+                index_files: Callable[[list[str]], dict[str, list[str]]]) -> dict[str, dict[str, int]]:
     """The data files each run or pool owns, with their recorded sizes (0 where none was
-    recorded): its row files, a pool's index files (``index_files(pool_id)``: each store names
+    recorded): its row files, a pool's index files (``index_files(pool_ids)``: each store names
     its own), a run's diagnoses' files and those of the suggestion sets made for the run or from
     the pool. A few look-ups per 500 owners, each through an index."""
     key = "run_id" if target == "run" else "pool_id"
@@ -49,7 +49,7 @@ def owned_files(query: Callable[[str, tuple], list[tuple]], p: str, target: str,
                 named[owner].add(f"diagnoses/{diagnosis_id}.parquet")
         for owner, set_id in query(f"SELECT {key}, id FROM suggestion_sets WHERE {key} IN ({marks})", chunk):
             named[owner].add(f"suggestions/{set_id}.parquet")
-        indexes = {t: index_files(t) for t in chunk} if target == "pool" else {}
+        indexes = index_files(list(chunk)) if target == "pool" else {}
         paths = sorted(set().union(*named.values(), *indexes.values()))
         sizes: dict[str, int] = {}
         for at in range(0, len(paths), _CHUNK):
@@ -68,7 +68,7 @@ def _count(paths, prefix: str) -> int:
 
 
 def deletion_plan(query: Callable[[str, tuple], list[tuple]], p: str, target: str, target_id: str,
-                  force: bool, index_files: Callable[[str], list[str]]
+                  force: bool, index_files: Callable[[list[str]], dict[str, list[str]]]
                   ) -> tuple[DeleteOutcome, list[str], list[tuple[str, tuple]]]:
     """What deleting a run or pool removes, read inside the caller's transaction (which holds
     the target's lock): the outcome to report, the files to remove, and the catalog statements
@@ -183,7 +183,7 @@ class SqlCatalog:
         a listing's page takes a few queries, not a few per owner)."""
         self._table_name(target)
         owned = owned_files(self._query, self.PLACEHOLDER, target, target_ids,
-                            lambda pool_id: self._index_files(self._query, pool_id))
+                            lambda pool_ids: self._index_files(self._query, pool_ids))
         return {t: sum(owned[t].values()) for t in target_ids}
 
     # ------------------------------------------------------------ suggestion sets
@@ -252,8 +252,9 @@ class SqlCatalog:
         """Where a stored file can be opened by location alone (Store.row_files)."""
         raise NotImplementedError
 
-    def _index_files(self, query: Callable[[str, tuple], list[tuple]], pool_id: str) -> list[str]:
-        """Where a pool's index blob may be (its path under the file root), read through ``query``."""
+    def _index_files(self, query: Callable[[str, tuple], list[tuple]], pool_ids: list[str]) -> dict[str, list[str]]:
+        """Where each pool's index blob may be (paths under the file root), read through ``query``
+        (one look-up for all of them)."""
         raise NotImplementedError
 
     def read_rows(self, target: str, target_id: str, columns: Optional[list[str]] = None,
