@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import urllib.request
 from dataclasses import dataclass
 
@@ -15,19 +14,13 @@ from blindspots_scenarios.listings import Scenario, make_scenario, train_model
 from blindspots_server.server.app import BlindspotsServer
 
 import pgtest
+from pgtest import free_port  # noqa: F401  (tests import it from here)
 
 
 def start_server(data_dir, **overrides) -> BlindspotsServer:
     """A real server bound to a free loopback port."""
     config = ServerConfig(data_dir=str(data_dir), host="127.0.0.1", port=0, job_workers=2, **overrides)
     return BlindspotsServer(config).start()
-
-
-def free_port() -> int:
-    """A loopback port free right now (for a server's /metrics)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def metrics_text(server: BlindspotsServer) -> str:

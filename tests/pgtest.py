@@ -39,7 +39,8 @@ def _reachable(uri: str) -> bool:
         return False
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A loopback port free right now (a test server's, a Prometheus's, a PostgreSQL's)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -65,7 +66,7 @@ def _own_server() -> Iterator[str]:
             raise NoPostgres("running as root without runuser: cannot start a private PostgreSQL")
         as_user = [runuser, "-u", "postgres", "--"]
         shutil.chown(root, "postgres")
-    data, port = os.path.join(root, "data"), _free_port()
+    data, port = os.path.join(root, "data"), free_port()
     subprocess.run([*as_user, initdb, "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8"],
                    check=True, capture_output=True)
     subprocess.run([*as_user, pg_ctl, "-D", data, "-l", os.path.join(root, "log"), "-w", "-o",

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import random
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -21,18 +20,13 @@ import numpy as np
 from blindspots.v1 import blindspots_pb2 as pb
 from blindspots.v1 import blindspots_pb2_grpc as pb_grpc
 from blindspots_server.storage import EmbeddedStore
+from conftest import free_port
 
 KILL_CYCLES = 4
 WRITERS = 6                 # client threads, three per run
 DIM = 16
 ROWS_PER_BATCH = 25
 TRANSIENT = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class ServerProcess:
@@ -140,7 +134,7 @@ def _check_store(data_dir: Path, runs: list[str], writers: list[Writer]) -> int:
 
 
 def test_acknowledged_rows_survive_sigkill_during_concurrent_ingest(tmp_path):
-    data_dir, port = tmp_path / "data", _free_port()
+    data_dir, port = tmp_path / "data", free_port()
     server = ServerProcess(data_dir, port, tmp_path / "server.log")
     server.start()
     stop = threading.Event()
@@ -190,7 +184,7 @@ def test_acknowledged_rows_survive_sigkill_during_concurrent_ingest(tmp_path):
 
 
 def test_jobs_interrupted_by_a_crash_end_failed_after_restart(tmp_path):
-    data_dir, port = tmp_path / "data", _free_port()
+    data_dir, port = tmp_path / "data", free_port()
     server = ServerProcess(data_dir, port, tmp_path / "server.log")
     server.start()
     try:

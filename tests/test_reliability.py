@@ -1,7 +1,6 @@
 """Ingest semantics under partial failure, SDK retries, cancellation; real servers on loopback."""
 from __future__ import annotations
 
-import socket
 import threading
 import time
 
@@ -14,7 +13,7 @@ from blindspots.v1 import blindspots_pb2 as pb
 from blindspots_server.config import ServerConfig
 from blindspots_server.server.app import BlindspotsServer
 
-from conftest import start_server
+from conftest import free_port, start_server
 
 DIM = 8
 
@@ -112,18 +111,12 @@ def test_validation_names_the_field(client):
     assert client.get_run(run.id).message.num_rows == 1
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _server_on(data_dir, port: int) -> BlindspotsServer:
     return BlindspotsServer(ServerConfig(data_dir=str(data_dir), host="127.0.0.1", port=port)).start()
 
 
 def test_sdk_retries_until_the_server_is_up_and_after_a_restart(tmp_path):
-    port = _free_port()
+    port = free_port()
     holder = {}
 
     def start_later():

@@ -19,7 +19,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -31,7 +30,7 @@ import pytest
 from blindspots import Client
 from blindspots.labeling import read_label_studio_export
 from blindspots_scenarios.listings import make_scenario, train_model
-from conftest import start_server
+from conftest import free_port, start_server
 
 pytestmark = pytest.mark.labelstudio
 
@@ -74,12 +73,6 @@ def _venv() -> Path:
     return venv
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _get(url: str, timeout: float = 10) -> tuple[int, bytes]:
     try:
         with urllib.request.urlopen(url, timeout=timeout) as resp:
@@ -92,7 +85,7 @@ class LabelStudio:
     """A label-studio server process on loopback with one user and a legacy API token."""
 
     def __init__(self, venv: Path, data_dir: Path, log: Path):
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, "LABEL_STUDIO_BASE_DATA_DIR": str(data_dir), "LATEST_VERSION_CHECK": "false",
                # 1.23 disables legacy tokens for new organisations; a test user wants the simple one.
