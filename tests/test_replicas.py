@@ -16,7 +16,7 @@ import psycopg
 from blindspots.v1 import blindspots_pb2 as pb
 from blindspots.v1 import blindspots_pb2_grpc as pb_grpc
 
-from test_durability import _free_port
+from conftest import free_port
 
 LEASE_S = 3
 DIM = 16
@@ -24,7 +24,7 @@ DIM = 16
 
 class Replica:
     def __init__(self, name: str, store: str, files: Path, log: Path):
-        self.name, self.port = name, _free_port()
+        self.name, self.port = name, free_port()
         env = {**os.environ, "BLINDSPOTS_JOB_LEASE_S": str(LEASE_S)}
         with open(log, "ab") as out:
             self.proc = subprocess.Popen([sys.executable, "-m", "blindspots_server", "--store", store, "--files",
