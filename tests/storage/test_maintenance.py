@@ -9,6 +9,7 @@ from pathlib import Path
 
 import grpc
 import numpy as np
+import pandas as pd
 import pytest
 
 from blindspots import Client
@@ -211,8 +212,8 @@ def test_store_check_verifies_a_postgresql_store_and_its_file_root(tmp_path, pos
     assert f"DAMAGE  {part.relative_to(files).as_posix()}: SHA-256 differs" in out
     assert f"DAMAGE  diagnoses/{diagnosis.id}.parquet: missing" in out
     assert "note    1 file(s) under the file root that no catalog row names" in out and "2 problem(s)" in out
-    assert cli(["store", "backup", str(tmp_path / "b"), "--store", postgres_uri, "--files", str(files)]) == 2
-    assert "pg_dump" in capsys.readouterr().err
+    assert cli(["store", "recover", "--store", postgres_uri, "--files", str(files)]) == 2
+    assert "store backup" in capsys.readouterr().err
 
 
 def test_the_postgresql_check_reads_an_object_store_file_root(postgres_uri):
@@ -236,5 +237,180 @@ def test_the_postgresql_check_reads_an_object_store_file_root(postgres_uri):
         store.files.delete(f"runs/{rel}")
         report = store.check()
         assert not report.ok and report.problems == [f"runs/{rel}: missing or unreadable (FileNotFoundError)"]
+    finally:
+        store.close()
+
+
+# ------------------------------------------------------------------ store copy / PostgreSQL backup
+def _read_back(client: Client, run_id: str, pool_id: str) -> dict:
+    """What a user reads of a filled store through the API (ids, counts, regions, members, labels)."""
+    run, pool = client.get_run(run_id).message, client.get_pool(pool_id).message
+    diagnosis = client.get_diagnosis(run_id=run_id)
+    members = {r.id: sorted(client.region_members(diagnosis.id, r.id)["sample_id"]) for r in diagnosis.regions}
+    labels = client.labels_frame(pool_id=pool_id)[["sample_id", "label", "source"]]
+    return {"runs": sorted(r.id for r in client.list_runs()), "rows": (run.num_rows, pool.num_rows),
+            "diagnosis": (diagnosis.id, len(diagnosis.regions)), "members": members,
+            "index": (pool.index.kind, pool.index.num_indexed),
+            "labels": sorted(map(tuple, labels.astype(str).values.tolist())),
+            "job": client.get_job(diagnosis.message.job_id).state}
+
+
+def _fill_with_labels_and_index(client: Client, sm):
+    """The listings scenario (metadata, uris, failure regions), a diagnosis, two suggestion rounds
+    (targeted builds and stores the pool index) and labels from a labeling tool."""
+    s = sm.scenario
+    run = client.create_run("eval", class_names=s.class_names, embedding_dim=s.test.embeddings.shape[1])
+    run.log_predictions(s.test.ids, s.test.embeddings, labels=s.test.labels, probabilities=sm.test_probs,
+                        metadata=s.test.metadata, uris=s.test.uris, batch_size=1000, progress=False)
+    pool = client.create_pool("unlabeled", embedding_dim=s.pool.embeddings.shape[1], num_classes=len(s.class_names))
+    pool.add(s.pool.ids, s.pool.embeddings, probabilities=sm.pool_probs, metadata=s.pool.metadata,
+             uris=s.pool.uris, batch_size=2000, progress=False)
+    run.diagnose(progress=False)
+    picks = run.suggest(pool, budget=30, progress=False)
+    run.suggest(pool, budget=20, strategy="random", progress=False)
+    pool.import_labels(pd.DataFrame({"sample_id": picks["sample_id"][:5], "label": s.class_names[:1] * 5}),
+                       source="tool")
+    return run, pool
+
+
+def _repeat_exclusions(client: Client, run_id: str, pool_id: str) -> int:
+    """How many pool rows a new suggestion excludes as picked before (the copied ``suggested`` rows)."""
+    frame = client.suggest(run_id, pool_id, budget=5, strategy="random", progress=False)
+    return int(frame.attrs["exclusions"]["earlier_picks"])
+
+
+def test_store_copy_moves_an_embedded_store_to_postgresql_and_back(tmp_path, postgres_uri, small_scenario, capsys):
+    """`store copy` into PostgreSQL, then (after more writes there) `store backup` of that PostgreSQL
+    store into a data directory: each answers like its source through a real server (runs, rows,
+    the diagnosis and its regions' members, the pool index, labels, earlier picks), and `store
+    check` passes on each."""
+    data, files, backup = tmp_path / "data", tmp_path / "files", tmp_path / "backup"
+    srv = start_server(data)
+    try:
+        with Client(f"127.0.0.1:{srv.port}", timeout=60) as client:
+            run, pool = _fill_with_labels_and_index(client, small_scenario)
+            before = _read_back(client, run.id, pool.id)
+            # Copied while the server runs: what it writes after the snapshot is not in the copy.
+            assert cli(["store", "copy", postgres_uri, "--to-files", str(files), "--data-dir", str(data)]) == 0
+            excluded = _repeat_exclusions(client, run.id, pool.id)
+    finally:
+        srv.stop()
+    out = capsys.readouterr().out
+    assert f"copied 1 run(s), 1 pool(s), 9000 row(s), 5 label(s)" in out, out
+    assert before["index"][0] and before["labels"] and before["members"], before
+    assert cli(["store", "check", "--store", postgres_uri, "--files", str(files)]) == 0
+
+    on_postgres = start_server(tmp_path / "unused", store=postgres_uri, files=str(files))
+    try:
+        with Client(f"127.0.0.1:{on_postgres.port}", timeout=60) as client:
+            assert _read_back(client, run.id, pool.id) == before
+            assert _repeat_exclusions(client, run.id, pool.id) == excluded       # the copy's 50 picks
+            # New pool rows: the next targeted suggestion rebuilds the index, under PostgreSQL's own kind of name.
+            s = small_scenario.scenario
+            client.get_pool(pool.id).add([f"new{i}" for i in range(10)], s.pool.embeddings[:10],
+                                         probabilities=small_scenario.pool_probs[:10], progress=False)
+            client.suggest(run.id, pool.id, budget=5, progress=False)
+            excluded = _repeat_exclusions(client, run.id, pool.id)
+            before = _read_back(client, run.id, pool.id)
+            assert cli(["store", "backup", str(backup), "--store", postgres_uri, "--files", str(files)]) == 0
+    finally:
+        on_postgres.stop()
+    assert before["rows"] == (3000, 6010) and before["index"][1] == 6010
+    assert check_store(backup).ok
+    restored = start_server(backup)
+    try:
+        with Client(f"127.0.0.1:{restored.port}", timeout=60) as client:
+            assert _read_back(client, run.id, pool.id) == before
+            assert _repeat_exclusions(client, run.id, pool.id) == excluded + 5   # the backup followed those 5 picks
+    finally:
+        restored.stop()
+    # The rebuilt pool index came along byte for byte, under the name the embedded store reads.
+    from blindspots_server.storage import open_store
+    indexes = []
+    for store in (open_store(postgres_uri, files=str(files)), EmbeddedStore(backup)):
+        try:
+            indexes.append(store.load_index(pool.id))
+        finally:
+            store.close()
+    assert indexes[0] and indexes[0] == indexes[1]
+
+
+def test_store_copy_refuses_a_store_that_holds_anything_and_writes_nothing(filled, tmp_path, postgres_uri, capsys):
+    data, *_ = filled
+    files = tmp_path / "files"
+    assert cli(["store", "copy", postgres_uri, "--to-files", str(files), "--data-dir", str(data)]) == 0
+    listing = sorted(p for p in files.rglob("*") if p.is_file())
+    capsys.readouterr()
+    assert cli(["store", "copy", postgres_uri, "--to-files", str(files), "--data-dir", str(data)]) == 2
+    err = capsys.readouterr().err
+    assert "the destination store is not empty (1 runs row(s), 1 pools row(s)" in err, err
+    assert sorted(p for p in files.rglob("*") if p.is_file()) == listing
+    # A directory that holds anything is never opened (that would tidy a live server's directory).
+    assert cli(["store", "copy", str(data), "--data-dir", str(data)]) == 2
+    assert "is not empty" in capsys.readouterr().err
+    assert check_store(data).ok
+
+
+def test_store_copy_stops_at_a_damaged_file_and_leaves_the_destination_empty(filled, tmp_path, postgres_uri, capsys):
+    data, run_id, *_ = filled
+    part = sorted((data / "runs" / run_id).glob("part-*.parquet"))[1]
+    original = part.read_bytes()
+    raw = bytearray(original)
+    raw[len(raw) // 2] ^= 0xFF
+    part.write_bytes(bytes(raw))
+    files = tmp_path / "files"
+    assert cli(["store", "copy", postgres_uri, "--to-files", str(files), "--data-dir", str(data)]) == 1
+    err = capsys.readouterr().err
+    assert f"{part.relative_to(data).as_posix()}: stored data is damaged (its SHA-256 differs" in err, err
+    assert [p for p in files.rglob("*") if p.is_file()] == []         # the files copied before it were removed
+    # Nothing reached the catalog either: a copy from a good source goes through afterwards.
+    copy = tmp_path / "copy"
+    part.write_bytes(original)
+    assert cli(["store", "copy", postgres_uri, "--to-files", str(files), "--data-dir", str(data)]) == 0
+    assert cli(["store", "backup", str(copy), "--store", postgres_uri, "--files", str(files)]) == 0
+    assert check_store(copy).ok
+
+
+def test_a_job_running_in_the_source_is_failed_in_the_copy(filled, tmp_path, capsys):
+    """The copy has no process running it: a pending or running job says so instead of hanging."""
+    import time
+
+    from blindspots_server.storage import JobRecord
+    data, run_id, *_ = filled
+    live = EmbeddedStore(data)                        # stands for a server with a diagnosis under way
+    try:
+        now = time.time()
+        live.save_job(JobRecord(id="job_live", kind="diagnose", run_id=run_id, state="RUNNING",
+                                fraction_done=0.4, stage="clustering failures", result_id="", error="",
+                                created_at=now, updated_at=now))
+        assert cli(["store", "copy", str(tmp_path / "copy"), "--data-dir", str(data)]) == 0
+    finally:
+        live.close()
+    assert "1 job(s) pending or running in the source are failed in the copy" in capsys.readouterr().out
+    copy = EmbeddedStore(tmp_path / "copy")
+    try:
+        job = copy.get_job("job_live")
+        assert (job.state, job.stage, job.error) == (
+            "FAILED", "failed", "the store was copied before the job finished; start it again")
+    finally:
+        copy.close()
+
+
+def test_store_copy_writes_an_object_store_file_root(filled, postgres_uri):
+    """A destination file root on an object store (fsspec ``memory://``, the path s3:// and gs://
+    take): whole objects, each checked by the destination's own `check`."""
+    import uuid
+
+    from blindspots_server.storage import open_store
+    from blindspots_server.storage.transfer import copy_between
+    data, run_id, pool_id, diagnosis, _ = filled
+    root = f"memory://bs-{uuid.uuid4().hex[:8]}"
+    report = copy_between(str(data), None, postgres_uri, root)
+    assert (report.runs, report.pools, report.rows) == (1, 1, 700) and report.files == check_store(data).files_checked
+    store = open_store(postgres_uri, files=root)
+    try:
+        assert store.check().ok and store.check().files_checked == report.files
+        assert store.get_run(run_id).num_rows == 400
+        assert store.get_diagnosis(diagnosis.id).run_id == run_id
     finally:
         store.close()

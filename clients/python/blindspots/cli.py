@@ -4,7 +4,8 @@
     blindspots serve --store postgresql://USER@HOST/DB --files SHARED_DIR_OR_URI   (several replicas)
     blindspots serve ... --ray-address auto     (heavy steps on a Ray cluster)
     blindspots store check [--data-dir DIR | --store postgresql://... --files ROOT]
-    blindspots store recover [--data-dir DIR];  blindspots store backup DEST [--data-dir DIR]
+    blindspots store recover [--data-dir DIR];  blindspots store backup DEST [--data-dir DIR | --store ... --files ROOT]
+    blindspots store copy DEST [--to-files ROOT] [--data-dir DIR | --store postgresql://... --files ROOT]
     blindspots demo [--output-dir DIR]
     blindspots runs [--project P]
     blindspots pools [--project P]
@@ -62,7 +63,8 @@ def _cmd_serve(args) -> int:
 
 def _cmd_store(args) -> int:
     """Maintenance of a store: `check` an embedded data directory or a PostgreSQL store (no
-    server needed); `recover` and `backup` an embedded data directory (recover with it stopped)."""
+    server needed); `recover` an embedded data directory (with it stopped); `backup` either
+    (a PostgreSQL store's backup is a data directory); `copy` one store into another, empty one."""
     try:
         from blindspots_server.config import ServerConfig
         from blindspots_server.storage import maintenance
@@ -92,9 +94,11 @@ def _cmd_store(args) -> int:
             print(f"note    {line}")
         print(f"{report.files_checked} file(s) checked: " + ("ok" if report.ok else f"{len(report.problems)} problem(s)"))
         return 0 if report.ok else 1
+    if args.action == "copy" or (args.action == "backup" and catalog):
+        return _store_copy(catalog or data_dir, config.files if catalog else None, args)
     if catalog:
-        print(f"error: store {args.action} covers the embedded store; for a PostgreSQL store back up the database "
-              "with pg_dump and copy the file root (--files)", file=sys.stderr)
+        print("error: store recover covers the embedded store; a PostgreSQL store is recovered from a backup "
+              "(`blindspots store backup DEST --store ... --files ROOT`, then `store copy` back)", file=sys.stderr)
         return 2
     if args.action == "recover":
         rec = maintenance.recover_store(data_dir)
@@ -110,6 +114,30 @@ def _cmd_store(args) -> int:
         return 2
     backup = maintenance.backup_store(data_dir, args.destination)
     print(f"backed up the catalog and {backup.files} file(s) ({backup.bytes / 1e6:.1f} MB) to {backup.destination}")
+    return 0
+
+
+def _store_copy(source: str, source_files, args) -> int:
+    from blindspots_server.storage import DataLoss, StoreUnavailable, StoreUnusable
+    from blindspots_server.storage.transfer import copy_between
+    if not args.destination:
+        print(f"error: store {args.action} needs a destination: a new directory"
+              + (" or a postgresql:// URI (with --to-files)" if args.action == "copy" else ""), file=sys.stderr)
+        return 2
+    if args.action == "backup" and "://" in args.destination and not args.destination.startswith("file://"):
+        print("error: store backup writes a data directory; to copy into a database use `store copy`", file=sys.stderr)
+        return 2
+    try:
+        report = copy_between(source, source_files, args.destination, args.to_files,
+                              progress=lambda line: print(line, file=sys.stderr))
+    except (DataLoss, StoreUnavailable, StoreUnusable, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1 if isinstance(exc, DataLoss) else 2
+    print(f"copied {report.runs} run(s), {report.pools} pool(s), {report.rows} row(s), {report.labels} label(s) and "
+          f"{report.files} file(s) ({report.bytes / 1e6:.1f} MB) to {args.destination}")
+    if report.jobs_failed:
+        print(f"{report.jobs_failed} job(s) pending or running in the source are failed in the copy "
+              "(no process runs them there; start them again)")
     return 0
 
 
@@ -333,12 +361,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--tls-key", dest="tls_key")
     s.set_defaults(fn=_cmd_serve)
 
-    s = sub.add_parser("store", help="check a store; recover or back up a data directory (embedded store)")
-    s.add_argument("action", choices=["check", "recover", "backup"])
-    s.add_argument("destination", nargs="?", default="", help="backup: an empty or new directory")
+    s = sub.add_parser("store", help="check, recover, back up or copy a store")
+    s.add_argument("action", choices=["check", "recover", "backup", "copy"])
+    s.add_argument("destination", nargs="?", default="",
+                   help="backup: a new directory; copy: a new directory or an empty postgresql:// store")
     s.add_argument("--data-dir", dest="data_dir")
-    s.add_argument("--store", help="check a postgresql:// store (with --files) instead of a data directory")
+    s.add_argument("--store", help="a postgresql:// store (with --files) instead of a data directory")
     s.add_argument("--files", help="the postgresql store's file root")
+    s.add_argument("--to-files", dest="to_files", help="copy: the file root of a postgresql:// destination")
     s.set_defaults(fn=_cmd_store)
 
     s = sub.add_parser("demo", help="start a server on a temporary store and run the demo pipeline")

@@ -46,7 +46,8 @@ from .files import fsync_dir, read_blob, read_parquet, write_blob, write_parquet
 from .embedded_labels import LABELS_SCHEMA, EmbeddedLabels
 from .row_tables import RowCache
 from .rows import row_digests
-from .sql_catalog import DELETING_SCHEMA, SqlCatalog, deletion_plan
+from .file_root import FileRoot
+from .sql_catalog import COPIED_TABLES, DELETING_SCHEMA, SqlCatalog, deletion_plan, refuse_unless_empty
 
 log = logging.getLogger("blindspots.store")
 
@@ -419,6 +420,36 @@ class EmbeddedStore(SqlCatalog, EmbeddedLabels, Store):
                               + [("INSERT INTO suggested VALUES (?,?,?,?)",
                                   (record.id, record.run_id, record.pool_id, sid)) for sid in ids],
                               exists=(("run", record.run_id), ("pool", record.pool_id)))
+
+    # ------------------------------------------------------------ a copy's destination (transfer.py)
+    @property
+    def file_root(self) -> FileRoot:
+        return FileRoot(self.root)
+
+    def catalog_columns(self, table: str) -> list[str]:
+        return [r[1] for r in self._query(f"PRAGMA table_info({table})")]
+
+    @staticmethod
+    def copied_index_path(pool_id: str, source_path: str) -> str:
+        return f"pools/{pool_id}/index.faiss"     # the one name this store reads
+
+    def refuse_unless_empty(self, tables) -> None:
+        refuse_unless_empty(self._query, tables)
+
+    def load_catalog(self, tables) -> None:
+        """Rows copied from another store, (table, columns, rows) each, in one transaction that
+        first checks every table is still empty."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                refuse_unless_empty(lambda sql, args: self._db.execute(sql, args).fetchall(), COPIED_TABLES)
+                for table, columns, rows in tables:
+                    self._db.executemany(f"INSERT INTO {table} ({', '.join(columns)}) "
+                                         f"VALUES ({', '.join('?' * len(columns))})", rows)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._rollback()
+                raise
 
     # ------------------------------------------------------------ housekeeping
     def size_bytes(self) -> int:

@@ -20,7 +20,9 @@ checksums, verified on every read.
 from __future__ import annotations
 
 import hashlib
+import os
 import posixpath
+import uuid
 from pathlib import Path
 from typing import Optional
 
@@ -28,7 +30,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 
 from .base import DataLoss
-from .files import _damaged, parquet_bytes, read_blob, read_parquet, write_blob, write_parquet
+from .files import _damaged, fsync_dir, parquet_bytes, read_blob, read_parquet, write_blob, write_parquet
 
 
 def _open_filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
@@ -109,6 +111,49 @@ class FileRoot:
         with self._fs.open_output_stream(self._full(rel)) as out:
             out.write(data)
         return hashlib.sha256(data).hexdigest(), len(data)
+
+    def copy_from(self, source: "FileRoot", src_rel: str, rel: str, sha256: str = "") -> tuple[str, int]:
+        """Copy ``src_rel`` of another root to ``rel`` here, in 4 MiB pieces (an index may be GBs),
+        as durably as this root writes its own files; its (SHA-256, size). Where ``sha256`` (the
+        hash recorded at write) is given and the bytes differ, nothing is left here and
+        :class:`DataLoss` names the file; a missing file is DataLoss too."""
+        digest, size = hashlib.sha256(), 0
+        try:
+            stream = source._fs.open_input_stream(source._full(src_rel))
+        except (OSError, pa.ArrowException) as exc:
+            raise _damaged(src_rel, exc, Path(src_rel)) from None
+        if self.local is not None:
+            tmp = self.local / "tmp" / f"{uuid.uuid4().hex}.bin"
+            sink = open(tmp, "wb")
+        else:
+            parent = posixpath.dirname(self._full(rel))
+            if parent:
+                self._fs.create_dir(parent, recursive=True)
+            sink = self._fs.open_output_stream(self._full(rel))
+        try:
+            with stream, sink:
+                while piece := stream.read(1 << 22):
+                    digest.update(piece)
+                    size += len(piece)
+                    sink.write(piece)
+                if self.local is not None:
+                    sink.flush()
+                    os.fsync(sink.fileno())
+            if sha256 and digest.hexdigest() != sha256:
+                raise DataLoss(f"{src_rel}: stored data is damaged (its SHA-256 differs from the one recorded "
+                               "at write); `blindspots store check` lists every damaged file")
+            if self.local is not None:
+                dest = self.local / rel
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(tmp, dest)
+                fsync_dir(dest.parent)
+        except BaseException:
+            if self.local is not None:
+                tmp.unlink(missing_ok=True)
+            else:
+                self.delete(rel)
+            raise
+        return digest.hexdigest(), size
 
     def delete(self, rel: str) -> None:
         """Remove a file if it is there (a write whose catalog commit failed)."""

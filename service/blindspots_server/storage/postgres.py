@@ -42,7 +42,8 @@ from .postgres_jobs import JobQueueMixin
 from .postgres_labels import LABELS_SCHEMA, PostgresLabels
 from .row_tables import RowCache
 from .rows import row_digests
-from .sql_catalog import DELETING_SCHEMA, POOL_COLUMNS, RUN_COLUMNS, SqlCatalog, deletion_plan
+from .sql_catalog import (COPIED_TABLES, DELETING_SCHEMA, POOL_COLUMNS, RUN_COLUMNS, SqlCatalog, deletion_plan,
+                          refuse_unless_empty)
 
 try:
     import psycopg
@@ -388,6 +389,56 @@ class PostgresStore(SqlCatalog, JobQueueMixin, PostgresLabels, Store):
                         "result_id=EXCLUDED.result_id, error=EXCLUDED.error, updated_at=EXCLUDED.updated_at",
                         (job.id, job.kind, job.run_id, job.state, job.fraction_done, job.stage, job.result_id,
                          job.error, job.created_at, job.updated_at))
+
+    # ------------------------------------------------------------ store copies (transfer.py)
+    @property
+    def file_root(self) -> FileRoot:
+        return self.files
+
+    @contextmanager
+    def catalog_snapshot(self) -> Iterator["CatalogReader"]:
+        """Reads of one REPEATABLE READ, READ ONLY transaction: the catalog as of its first
+        query, whatever replicas write meanwhile; ``rows`` streams through server-side cursors."""
+        from .transfer import CatalogReader
+        try:
+            with self._pool.connection() as conn:
+                conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                names = iter(range(1 << 30))
+
+                def rows(sql: str) -> Iterator[tuple]:
+                    with conn.cursor(name=f"copy_{next(names)}") as cur:
+                        cur.itersize = 10_000
+                        cur.execute(sql)
+                        yield from cur
+
+                yield CatalogReader(lambda sql, args=(): conn.execute(sql, args).fetchall(), rows,
+                                    lambda table: [c.name for c in conn.execute(f"SELECT * FROM {table} LIMIT 0")
+                                                   .description])
+        except psycopg.OperationalError as exc:
+            raise StoreUnavailable(f"the PostgreSQL catalog is unavailable ({exc})") from None
+
+    def catalog_columns(self, table: str) -> list[str]:
+        with self._tx() as cur:
+            cur.execute(f"SELECT * FROM {table} LIMIT 0")
+            return [c.name for c in cur.description]
+
+    @staticmethod
+    def copied_index_path(pool_id: str, source_path: str) -> str:
+        return source_path          # any name: the pool row names it
+
+    def refuse_unless_empty(self, tables) -> None:
+        refuse_unless_empty(self._query, tables)
+
+    def load_catalog(self, tables) -> None:
+        """Rows copied from another store, (table, columns, rows) each, in one transaction that
+        first checks every table is still empty (the tables locked against other writers)."""
+        with self._tx() as cur:
+            cur.execute(f"LOCK TABLE {', '.join(COPIED_TABLES)} IN SHARE ROW EXCLUSIVE MODE")
+            refuse_unless_empty(lambda sql, args: cur.execute(sql, args).fetchall(), COPIED_TABLES)
+            for table, columns, rows in tables:
+                with cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+                    for row in rows:
+                        copy.write_row(row)
 
     # ------------------------------------------------------------ housekeeping
     def check(self) -> "CheckReport":

@@ -25,6 +25,9 @@ POOL_COLUMNS = ("id, name, project, embedding_dim, num_classes, created_at, num_
 # Files a deletion committed and has still to remove (Store.delete): a store that stops between
 # the commit and the last removal finishes them when it opens again. Both catalogs.
 DELETING_SCHEMA = "CREATE TABLE IF NOT EXISTS deleting (path TEXT PRIMARY KEY);"
+# What a store copy (transfer.py) carries: every table but ``deleting`` (files on their way out).
+COPIED_TABLES = ("runs", "pools", "batches", "sample_ids", "diagnoses", "jobs", "suggestion_sets", "suggested",
+                 "labels", "files")
 _CHUNK = 500
 
 
@@ -61,6 +64,15 @@ def owned_files(query: Callable[[str, tuple], list[tuple]], p: str, target: str,
             present = named[owner] | {f for f in indexes.get(owner, []) if f in sizes}
             out[owner] = {path: int(sizes.get(path) or 0) for path in present}
     return out
+
+
+def refuse_unless_empty(query: Callable[[str, tuple], list[tuple]], tables) -> None:
+    """ValueError naming what ``tables`` hold, unless they hold nothing (a store copy's destination)."""
+    held = [(t, int(query(f"SELECT COUNT(*) FROM {t}", ())[0][0])) for t in tables]
+    held = [(t, n) for t, n in held if n]
+    if held:
+        raise ValueError("the destination store is not empty (" + ", ".join(f"{n} {t} row(s)" for t, n in held)
+                         + "): a copy goes into a new data directory or an empty database; nothing was written")
 
 
 def _count(paths, prefix: str) -> int:

@@ -1,0 +1,196 @@
+"""Copying a whole store into another, empty one.
+
+What it is for:
+
+- moving from the embedded store to PostgreSQL when one server is no longer enough
+  (``blindspots store copy postgresql://u@db/bs --to-files /mnt/shared --data-dir ./blindspots-data``);
+- a PostgreSQL store's backup, as a data directory that a server, ``store check`` and
+  ``store recover`` open like any other (``blindspots store backup DEST --store postgresql://...
+  --files ROOT``), and its restore (``store copy`` the other way);
+- moving a PostgreSQL store to another database or file root (an object store, say).
+
+Safe while servers write to the source: its catalog is read in one snapshot (a read
+transaction: SQLite's WAL snapshot, PostgreSQL's REPEATABLE READ), and the files that snapshot
+names do not change once named, so the copy holds exactly what the source held at that moment.
+An embedded source is read through a read-only connection, never opened as a store (that would
+tidy up under its server). A file deleted by a deletion racing the copy fails the copy (run it
+again).
+
+Nothing half-written: the destination must hold nothing; every file is copied first, each
+checked against the SHA-256 its catalog recorded at write (damage stops the copy and names the
+file), then the catalog rows go in one transaction. A copy that fails removes the files it wrote;
+one killed between the two leaves files no catalog row names, which the embedded store moves to
+quarantine/ when it opens and ``store check`` on PostgreSQL lists as stray.
+
+Jobs still pending or running in the snapshot are copied as failed: the destination has no
+process running them. A pool index keeps its bytes; its name follows the destination's scheme.
+Files being deleted (``deleting``) are left behind.
+"""
+from __future__ import annotations
+
+import sqlite3
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Iterator, Optional
+
+from .file_root import FileRoot
+from .maintenance import CATALOG
+from .sql_catalog import COPIED_TABLES
+
+_UNFINISHED = ("PENDING", "RUNNING")
+_COPIED_JOB_ERROR = "the store was copied before the job finished; start it again"
+_FETCH = 10_000
+
+
+@dataclass
+class CopyReport:
+    runs: int = 0
+    pools: int = 0
+    rows: int = 0               # sample ids of runs and pools
+    files: int = 0
+    bytes: int = 0
+    labels: int = 0
+    jobs_failed: int = 0        # pending or running in the snapshot, failed in the copy
+
+
+class CatalogReader:
+    """Reads of one consistent snapshot of a catalog: ``query`` (all rows), ``rows`` (streamed)
+    and ``columns`` (a table's column names), with the driver's parameter marker."""
+
+    def __init__(self, query: Callable[[str, tuple], list[tuple]],
+                 rows: Callable[[str], Iterator[tuple]], columns: Callable[[str], list[str]]):
+        self.query, self.rows, self.columns = query, rows, columns
+
+
+@contextmanager
+def sqlite_snapshot(root: Path) -> Iterator[CatalogReader]:
+    """A read transaction on an embedded catalog through a read-only connection: a server may be
+    writing to it (WAL: the snapshot starts at the first read and holds until the end)."""
+    catalog = root / CATALOG
+    if not catalog.exists():
+        raise ValueError(f"{root} holds no catalog ({CATALOG}): not a blindspots data directory")
+    db = sqlite3.connect(f"file:{catalog}?mode=ro", uri=True, isolation_level=None, timeout=30)
+    try:
+        db.execute("BEGIN")
+        db.execute("SELECT COUNT(*) FROM runs").fetchone()
+
+        def rows(sql: str) -> Iterator[tuple]:
+            cur = db.execute(sql)
+            while batch := cur.fetchmany(_FETCH):
+                yield from batch
+
+        yield CatalogReader(lambda sql, args=(): db.execute(sql, args).fetchall(), rows,
+                            lambda table: [r[1] for r in db.execute(f"PRAGMA table_info({table})")])
+    finally:
+        db.close()
+
+
+def copy_between(source: str, source_files: Optional[str], dest: str, dest_files: Optional[str],
+                 progress: Optional[Callable[[str], None]] = None) -> CopyReport:
+    """Copy the store at ``source`` (a data directory, or a postgresql:// URI with its file root
+    ``source_files``) into the empty store at ``dest`` (likewise, with ``dest_files``)."""
+    from .registry import open_store
+    if "://" not in dest or dest.startswith("file://"):
+        folder = Path(dest.removeprefix("file://"))
+        if folder.exists() and any(folder.iterdir()):
+            # Opening a data directory tidies it (quarantine, failed jobs): never one a server may own.
+            raise ValueError(f"the destination {dest} is not empty: a copy goes into a new data directory or an "
+                             "empty database; nothing was written")
+    target = open_store(dest, files=dest_files)
+    try:
+        if "://" in source and not source.startswith("file://"):
+            origin = open_store(source, files=source_files)
+            try:
+                with origin.catalog_snapshot() as snapshot:
+                    return copy_store(snapshot, origin.file_root, target, progress)
+            finally:
+                origin.close()
+        root = Path(source.removeprefix("file://"))
+        with sqlite_snapshot(root) as snapshot:
+            return copy_store(snapshot, FileRoot(root), target, progress)
+    finally:
+        target.close()
+
+
+def copy_store(source: CatalogReader, source_files: FileRoot, dest, progress: Optional[Callable[[str], None]] = None
+               ) -> CopyReport:
+    """Copy the snapshot ``source`` (files under ``source_files``) into the empty store ``dest``
+    (an EmbeddedStore or PostgresStore: ``file_root``, ``catalog_columns``, ``copied_index_path``,
+    ``load_catalog``). Raises ValueError if ``dest`` holds anything, DataLoss for a damaged or
+    missing source file; in both cases the destination is left as it was."""
+    say = progress or (lambda _: None)
+    dest.refuse_unless_empty(COPIED_TABLES)
+    recorded = dict(source.query("SELECT path, sha256 FROM files")) if source.columns("files") else {}
+    named, index_of = _named_files(source, recorded, dest)
+    copied: dict[str, tuple[str, int]] = {}
+    report = CopyReport()
+    try:
+        for n, (src_rel, dst_rel) in enumerate(sorted(named.items())):
+            copied[dst_rel] = dest.file_root.copy_from(source_files, src_rel, dst_rel, recorded.get(src_rel) or "")
+            if (n + 1) % 500 == 0:
+                say(f"copied {n + 1} of {len(named)} files")
+        say(f"copied {len(named)} files; writing the catalog")
+        dest.load_catalog(_tables(source, dest, index_of, copied, report))
+    except BaseException:
+        for rel in copied:
+            dest.file_root.delete(rel)
+        raise
+    report.files = len(copied)
+    report.bytes = sum(size for _, size in copied.values())
+    for table, attr in (("runs", "runs"), ("pools", "pools"), ("labels", "labels")):
+        setattr(report, attr, int(source.query(f"SELECT COUNT(*) FROM {table}")[0][0]))
+    report.rows = int(source.query("SELECT COUNT(*) FROM sample_ids")[0][0])
+    return report
+
+
+def _source_indexes(source: CatalogReader, recorded: dict[str, str]) -> dict[str, str]:
+    """pool id -> its current index file in the source: the pool row names it (PostgreSQL), or it
+    has the one fixed name (embedded) and a file row (no row: never built)."""
+    if "index_file" in source.columns("pools"):
+        return dict(source.query("SELECT id, index_file FROM pools WHERE index_file <> ''"))
+    fixed = {pool_id: f"pools/{pool_id}/index.faiss" for (pool_id,) in source.query("SELECT id FROM pools")}
+    return {pool_id: rel for pool_id, rel in fixed.items() if rel in recorded}
+
+
+def _named_files(source: CatalogReader, recorded: dict[str, str], dest) -> tuple[dict[str, str], dict[str, str]]:
+    """Every file the snapshot names (source path -> destination path), and each built pool
+    index's destination path by pool id."""
+    named = {rel: rel for (rel,) in source.query("SELECT file FROM batches")}
+    named.update((f"diagnoses/{i}.parquet",) * 2 for (i,) in source.query("SELECT id FROM diagnoses"))
+    named.update((f"suggestions/{i}.parquet",) * 2 for (i,) in source.query("SELECT id FROM suggestion_sets"))
+    index_of = {}
+    for pool_id, rel in _source_indexes(source, recorded).items():
+        named[rel] = index_of[pool_id] = dest.copied_index_path(pool_id, rel)
+    return named, index_of
+
+
+def _tables(source: CatalogReader, dest, index_of: dict[str, str], copied: dict[str, tuple[str, int]],
+            report: CopyReport) -> Iterable[tuple[str, list[str], Iterable[tuple]]]:
+    """(table, destination columns, rows) for each table: the columns both catalogs have, rows
+    streamed from the snapshot; the file rows are those of the copies, and a pool row names its
+    index file where the destination keeps that name in the row."""
+    for table in COPIED_TABLES:
+        ours, theirs = dest.catalog_columns(table), source.columns(table)
+        shared = [c for c in ours if c in theirs and c != "index_file"]
+        if not shared and table != "files":
+            continue                    # a catalog from before the table existed: nothing to copy
+        select = f"SELECT {', '.join(shared)} FROM {table}"
+        if table == "files":
+            yield table, ["path", "sha256", "bytes"], ((rel, digest, size) for rel, (digest, size) in copied.items())
+        elif table == "pools" and "index_file" in ours:
+            at = shared.index("id")
+            yield table, shared + ["index_file"], ((*r, index_of.get(r[at], "")) for r in source.rows(select))
+        elif table == "jobs":
+            yield table, shared, (_finished(r, shared, report) for r in source.rows(select))
+        else:
+            yield table, shared, source.rows(select)
+
+
+def _finished(row: tuple, columns: list[str], report: CopyReport) -> tuple:
+    state = columns.index("state")
+    if row[state] not in _UNFINISHED:
+        return row
+    report.jobs_failed += 1
+    fixed = {"state": "FAILED", "stage": "failed", "error": _COPIED_JOB_ERROR}
+    return tuple(fixed.get(c, v) for c, v in zip(columns, row))
