@@ -5,6 +5,7 @@ Real data directories, real servers on loopback, the real CLI entry point.
 from __future__ import annotations
 
 import sqlite3
+import time
 from pathlib import Path
 
 import grpc
@@ -363,8 +364,10 @@ def test_store_copy_stops_at_a_damaged_file_and_leaves_the_destination_empty(fil
     err = capsys.readouterr().err
     assert f"{part.relative_to(data).as_posix()}: stored data is damaged (its SHA-256 differs" in err, err
     assert [p for p in files.rglob("*") if p.is_file()] == []         # the files copied before it were removed
-    # Nothing reached the catalog either: a copy from a good source goes through afterwards.
-    copy = tmp_path / "copy"
+    copy = tmp_path / "copy"                                           # into a data directory: left empty
+    assert cli(["store", "copy", str(copy), "--data-dir", str(data)]) == 1
+    assert list(copy.iterdir()) == []
+    # Nothing reached either catalog: copies from the repaired source go through afterwards.
     part.write_bytes(original)
     assert cli(["store", "copy", postgres_uri, "--to-files", str(files), "--data-dir", str(data)]) == 0
     assert cli(["store", "backup", str(copy), "--store", postgres_uri, "--files", str(files)]) == 0
@@ -373,8 +376,6 @@ def test_store_copy_stops_at_a_damaged_file_and_leaves_the_destination_empty(fil
 
 def test_a_job_running_in_the_source_is_failed_in_the_copy(filled, tmp_path, capsys):
     """The copy has no process running it: a pending or running job says so instead of hanging."""
-    import time
-
     from blindspots_server.storage import JobRecord
     data, run_id, *_ = filled
     live = EmbeddedStore(data)                        # stands for a server with a diagnosis under way
@@ -414,3 +415,72 @@ def test_store_copy_writes_an_object_store_file_root(filled, postgres_uri):
         assert store.get_diagnosis(diagnosis.id).run_id == run_id
     finally:
         store.close()
+
+
+def test_a_pool_index_that_changed_since_the_snapshot_is_left_out_and_rebuilt(filled, tmp_path, capsys):
+    """The embedded store rewrites `index.faiss` in place, so a copy racing a rebuild sees other
+    bytes than the snapshot's hash (here: the same, by damage). The index is derived data: the copy
+    goes on without it, says so, and the server builds it again from the rows."""
+    data, run_id, pool_id, *_ = filled
+    index = data / "pools" / pool_id / "index.faiss"
+    raw = bytearray(index.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    index.write_bytes(bytes(raw))
+    copy = tmp_path / "copy"
+    assert cli(["store", "copy", str(copy), "--data-dir", str(data)]) == 0
+    assert f"pool {pool_id}: its index changed since the snapshot" in capsys.readouterr().out
+    assert check_store(copy).ok and not (copy / "pools" / pool_id / "index.faiss").exists()
+    srv = start_server(copy)
+    try:
+        with Client(f"127.0.0.1:{srv.port}", timeout=60) as client:
+            assert client.get_pool(pool_id).message.index.kind == ""
+            # New rows start the pool's index build, which builds it whole from the rows.
+            client.get_pool(pool_id).add([f"new{i}" for i in range(10)], np.ones((10, DIM)),
+                                         probabilities=np.full((10, 2), 0.5), progress=False)
+            deadline = time.monotonic() + 60
+            while client.get_pool(pool_id).message.index.num_indexed != 310 and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert client.get_pool(pool_id).message.index.num_indexed == 310
+    finally:
+        srv.stop()
+
+
+def test_a_copy_taken_during_ingest_holds_whole_batches_only(tmp_path):
+    """Batches acknowledged while the copy reads: each is in the copy whole or not at all, and the
+    copy's row count, batch rows, sample ids and row files agree."""
+    import threading
+
+    data, copy = tmp_path / "data", tmp_path / "copy"
+    srv = start_server(data)
+    try:
+        with Client(f"127.0.0.1:{srv.port}", timeout=60) as client:
+            run = client.create_run("r", class_names=["a", "b"], embedding_dim=DIM)
+            rng = np.random.default_rng(0)
+
+            def ingest(batches: int = 40, first: int = 4, size: int = 50) -> None:
+                for b in range(first, first + batches):
+                    run.log_predictions([f"b{b}-{i}" for i in range(size)], rng.normal(size=(size, DIM)),
+                                        labels=rng.integers(0, 2, size), probabilities=np.full((size, 2), 0.5),
+                                        progress=False)
+
+            ingest(4, first=0)
+            writer = threading.Thread(target=ingest)
+            writer.start()
+            try:
+                assert cli(["store", "copy", str(copy), "--data-dir", str(data)]) == 0
+            finally:
+                writer.join()
+            total = client.get_run(run.id).message.num_rows
+    finally:
+        srv.stop()
+    assert check_store(copy).ok
+    store = EmbeddedStore(copy)
+    try:
+        rows = store.get_run(run.id).num_rows
+        in_batches = store._query("SELECT COALESCE(SUM(rows), 0), COUNT(*) FROM batches")[0]
+        ids = store._query("SELECT COUNT(*) FROM sample_ids")[0][0]
+        read = store.read_rows("run", run.id)
+    finally:
+        store.close()
+    assert total == 44 * 50 and 200 <= rows <= total and rows % 50 == 0
+    assert rows == in_batches[0] == ids == len(read) and in_batches[1] == rows // 50

@@ -135,6 +135,9 @@ def _store_copy(source: str, source_files, args) -> int:
         return 1 if isinstance(exc, DataLoss) else 2
     print(f"copied {report.runs} run(s), {report.pools} pool(s), {report.rows} row(s), {report.labels} label(s) and "
           f"{report.files} file(s) ({report.bytes / 1e6:.1f} MB) to {args.destination}")
+    for pool_id in report.indexes_left_out:
+        print(f"pool {pool_id}: its index changed since the snapshot (or is damaged) and was left out; the server "
+              "builds it again from the pool's rows when it is next needed")
     if report.jobs_failed:
         print(f"{report.jobs_failed} job(s) pending or running in the source are failed in the copy "
               "(no process runs them there; start them again)")

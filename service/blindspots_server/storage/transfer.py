@@ -24,16 +24,21 @@ quarantine/ when it opens and ``store check`` on PostgreSQL lists as stray.
 
 Jobs still pending or running in the snapshot are copied as failed: the destination has no
 process running them. A pool index keeps its bytes; its name follows the destination's scheme.
-Files being deleted (``deleting``) are left behind.
+An index whose bytes no longer match the snapshot (the embedded store rewrites it in place when a
+pool grows; or damage) is left out, as the server treats an unusable index: it is derived from
+the pool's rows and built again when next needed. Files being deleted (``deleting``)
+are left behind.
 """
 from __future__ import annotations
 
+import shutil
 import sqlite3
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Optional
 
+from .base import DataLoss
 from .file_root import FileRoot
 from .maintenance import CATALOG
 from .sql_catalog import COPIED_TABLES
@@ -52,6 +57,7 @@ class CopyReport:
     bytes: int = 0
     labels: int = 0
     jobs_failed: int = 0        # pending or running in the snapshot, failed in the copy
+    indexes_left_out: list = field(default_factory=list)   # pools whose index changed since the snapshot
 
 
 class CatalogReader:
@@ -91,6 +97,7 @@ def copy_between(source: str, source_files: Optional[str], dest: str, dest_files
     """Copy the store at ``source`` (a data directory, or a postgresql:// URI with its file root
     ``source_files``) into the empty store at ``dest`` (likewise, with ``dest_files``)."""
     from .registry import open_store
+    folder = None
     if "://" not in dest or dest.startswith("file://"):
         folder = Path(dest.removeprefix("file://"))
         if folder.exists() and any(folder.iterdir()):
@@ -109,6 +116,12 @@ def copy_between(source: str, source_files: Optional[str], dest: str, dest_files
         root = Path(source.removeprefix("file://"))
         with sqlite_snapshot(root) as snapshot:
             return copy_store(snapshot, FileRoot(root), target, progress)
+    except BaseException:
+        if folder is not None:          # it was new or empty: leave it so, and a rerun can use it
+            target.close()
+            for child in list(folder.iterdir()):
+                shutil.rmtree(child) if child.is_dir() else child.unlink()
+        raise
     finally:
         target.close()
 
@@ -125,9 +138,19 @@ def copy_store(source: CatalogReader, source_files: FileRoot, dest, progress: Op
     named, index_of = _named_files(source, recorded, dest)
     copied: dict[str, tuple[str, int]] = {}
     report = CopyReport()
+    index_files = {rel: pool_id for pool_id, rel in index_of.items()}
     try:
         for n, (src_rel, dst_rel) in enumerate(sorted(named.items())):
-            copied[dst_rel] = dest.file_root.copy_from(source_files, src_rel, dst_rel, recorded.get(src_rel) or "")
+            try:
+                copied[dst_rel] = dest.file_root.copy_from(source_files, src_rel, dst_rel,
+                                                           recorded.get(src_rel) or "")
+            except DataLoss:
+                if dst_rel not in index_files:
+                    raise
+                # The embedded store rewrites a pool's index in place, so a rebuild since the snapshot
+                # reads as damage; either way the index is derived data: the copy goes without it.
+                del index_of[index_files[dst_rel]]
+                report.indexes_left_out.append(index_files[dst_rel])
             if (n + 1) % 500 == 0:
                 say(f"copied {n + 1} of {len(named)} files")
         say(f"copied {len(named)} files; writing the catalog")
@@ -178,13 +201,23 @@ def _tables(source: CatalogReader, dest, index_of: dict[str, str], copied: dict[
         select = f"SELECT {', '.join(shared)} FROM {table}"
         if table == "files":
             yield table, ["path", "sha256", "bytes"], ((rel, digest, size) for rel, (digest, size) in copied.items())
-        elif table == "pools" and "index_file" in ours:
-            at = shared.index("id")
-            yield table, shared + ["index_file"], ((*r, index_of.get(r[at], "")) for r in source.rows(select))
+        elif table == "pools":
+            yield table, shared + (["index_file"] if "index_file" in ours else []), (
+                _pool_row(r, shared, index_of, "index_file" in ours) for r in source.rows(select))
         elif table == "jobs":
             yield table, shared, (_finished(r, shared, report) for r in source.rows(select))
         else:
             yield table, shared, source.rows(select)
+
+
+def _pool_row(row: tuple, columns: list[str], index_of: dict[str, str], names_index: bool) -> tuple:
+    """A pool's row as the destination keeps it: its index file named where the row names it, and
+    no index at all where the copy has none (never built, or left out)."""
+    pool_id = row[columns.index("id")]
+    if pool_id not in index_of:
+        none = {"index_kind": "", "index_rows": 0, "index_description": ""}
+        row = tuple(none.get(c, v) for c, v in zip(columns, row))
+    return (*row, index_of.get(pool_id, "")) if names_index else row
 
 
 def _finished(row: tuple, columns: list[str], report: CopyReport) -> tuple:
