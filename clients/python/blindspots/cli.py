@@ -94,26 +94,19 @@ def _cmd_store(args) -> int:
             print(f"note    {line}")
         print(f"{report.files_checked} file(s) checked: " + ("ok" if report.ok else f"{len(report.problems)} problem(s)"))
         return 0 if report.ok else 1
-    if args.action == "copy" or (args.action == "backup" and catalog):
+    if args.action in ("copy", "backup"):
         return _store_copy(catalog or data_dir, config.files if catalog else None, args)
     if catalog:
         print("error: store recover covers the embedded store; a PostgreSQL store is recovered from a backup "
               "(`blindspots store backup DEST --store ... --files ROOT`, then `store copy` back)", file=sys.stderr)
         return 2
-    if args.action == "recover":
-        rec = maintenance.recover_store(data_dir)
-        print(f"catalog rebuilt from the data files: {rec.runs} run(s), {rec.pools} pool(s), {rec.batches} batch(es), "
-              f"{rec.rows} row(s), {rec.diagnoses} diagnosis(es), {rec.suggestion_sets} suggestion set(s)")
-        if rec.old_catalog:
-            print(f"the previous catalog was kept as {rec.old_catalog}")
-        for line in rec.kept_aside:
-            print(f"kept aside (unreadable or duplicate): {line}")
-        return 0
-    if not args.destination:
-        print("error: store backup needs a destination directory", file=sys.stderr)
-        return 2
-    backup = maintenance.backup_store(data_dir, args.destination)
-    print(f"backed up the catalog and {backup.files} file(s) ({backup.bytes / 1e6:.1f} MB) to {backup.destination}")
+    rec = maintenance.recover_store(data_dir)
+    print(f"catalog rebuilt from the data files: {rec.runs} run(s), {rec.pools} pool(s), {rec.batches} batch(es), "
+          f"{rec.rows} row(s), {rec.diagnoses} diagnosis(es), {rec.suggestion_sets} suggestion set(s)")
+    if rec.old_catalog:
+        print(f"the previous catalog was kept as {rec.old_catalog}")
+    for line in rec.kept_aside:
+        print(f"kept aside (unreadable or duplicate): {line}")
     return 0
 
 

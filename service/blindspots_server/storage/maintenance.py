@@ -1,4 +1,5 @@
-"""Keeping an embedded data directory whole: open-time checks, quarantine, check, recover, backup.
+"""Keeping an embedded data directory whole: open-time checks, quarantine, check, recover
+(backups: :mod:`.transfer`).
 
 The rule behind all of it: the store never deletes a file it cannot account
 for. A data directory that holds data files but no usable catalog (a restore
@@ -12,8 +13,6 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
-import os
-import shutil
 import sqlite3
 import time
 from dataclasses import dataclass, field
@@ -299,51 +298,3 @@ def _create_target(store, target: str, target_id: str, meta: dict, table, report
     else:
         store.create_pool(PoolRecord(**(record or dict(stand_in, num_classes=classes))))
         report.pools += 1
-
-# ------------------------------------------------------------------ backup
-@dataclass
-class BackupReport:
-    files: int
-    bytes: int
-    destination: str
-
-
-def backup_store(root: str | Path, dest: str | Path) -> BackupReport:
-    """An online backup: a consistent catalog snapshot (SQLite's backup API), then the files it names.
-
-    Safe while a server runs: data files are immutable once the catalog names
-    them, so copying after the snapshot gets exactly what the snapshot names
-    (rows acknowledged later are simply not in the backup).
-    """
-    root, dest = Path(root), Path(dest)
-    if dest.exists() and any(dest.iterdir()):
-        raise ValueError(f"backup destination {dest} is not empty")
-    dest.mkdir(parents=True, exist_ok=True)
-    source = sqlite3.connect(f"file:{root / CATALOG}?mode=ro", uri=True)
-    target = sqlite3.connect(dest / CATALOG)
-    try:
-        source.backup(target)
-        named = [r[0] for r in target.execute("SELECT file FROM batches")]
-        named += [r[0] for r in target.execute("SELECT path FROM files")] if _table(target, "files") else []
-        named += [f"diagnoses/{r[0]}.parquet" for r in target.execute("SELECT id FROM diagnoses")]
-        named += [f"suggestions/{r[0]}.parquet" for r in target.execute("SELECT id FROM suggestion_sets")]
-    finally:
-        source.close()
-        target.close()
-    total = 0
-    copied = 0
-    for rel in sorted(set(named)):
-        src = root / rel
-        if not src.exists():
-            continue            # an index blob not built yet; `store check` on the source reports real losses
-        out = dest / rel
-        out.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(src, out)
-        with open(out, "rb") as fh:
-            os.fsync(fh.fileno())
-        total += out.stat().st_size
-        copied += 1
-    for d in {(dest / rel).parent for rel in named} | {dest}:
-        if d.exists():
-            fsync_dir(d)
-    return BackupReport(files=copied, bytes=total, destination=str(dest))
