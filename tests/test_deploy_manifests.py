@@ -79,6 +79,43 @@ def test_k8s_scaleout_set_hangs_together():
         assert ray_mounts["files"] == env["BLINDSPOTS_FILES"]["value"] and ray_claims["files"] == claims["files"]
 
 
+def test_k8s_backup_cronjob_backs_up_the_replicas_store():
+    """The nightly backup reads the replicas' catalog and file root, and its command is one the CLI
+    takes (parsed by the CLI's own parser): a store backup into the backups volume."""
+    import shlex
+
+    from blindspots.cli import build_parser
+    root = DEPLOY / "k8s" / "scaleout"
+    kustomization = yaml.safe_load((root / "kustomization.yaml").read_text())
+    docs = [d for r in kustomization["resources"] for d in _docs(root / r)]
+    (deployment,) = [d for d in docs if d["kind"] == "Deployment"]
+    (cron,) = [d for d in docs if d["kind"] == "CronJob"]
+    assert cron["spec"]["concurrencyPolicy"] == "Forbid" and len(cron["spec"]["schedule"].split()) == 5
+    server = deployment["spec"]["template"]["spec"]
+    pod = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    (served,) = server["containers"]
+    env, served_env = ({e["name"]: e for e in c["env"]} for c in (container, served))
+    assert env["BLINDSPOTS_STORE"] == served_env["BLINDSPOTS_STORE"]      # the same Secret
+    assert env["BLINDSPOTS_FILES"] == served_env["BLINDSPOTS_FILES"]
+    assert container["image"] == served["image"]
+    claims = {v["name"]: v["persistentVolumeClaim"]["claimName"] for v in pod["volumes"] if "persistentVolumeClaim" in v}
+    served_claims = {v["name"]: v["persistentVolumeClaim"]["claimName"] for v in server["volumes"]
+                     if "persistentVolumeClaim" in v}
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    assert claims["files"] == served_claims["files"] and mounts["files"] == env["BLINDSPOTS_FILES"]["value"]
+    pvcs = {d["metadata"]["name"] for d in docs if d["kind"] == "PersistentVolumeClaim"}
+    assert claims["backups"] in pvcs
+    script = container["args"][0].splitlines()
+    (line,) = [ln.strip() for ln in script if ln.strip().startswith("blindspots ")]
+    args = build_parser().parse_args(shlex.split(line)[1:])
+    assert (args.command, args.action) == ("store", "backup")
+    assert args.destination.startswith(mounts["backups"] + "/") and args.destination.endswith(".partial")
+    assert args.store is None and args.files is None          # from BLINDSPOTS_STORE / BLINDSPOTS_FILES
+    renamed = [ln.strip() for ln in script if ln.strip().startswith("mv ")]
+    assert renamed == [f"mv {args.destination} {args.destination.removesuffix('.partial')}"]
+
+
 def test_single_server_manifests_still_parse():
     for path in [DEPLOY / "docker-compose.yml", *sorted((DEPLOY / "k8s").glob("*.yaml"))]:
         assert _docs(path), path
