@@ -17,7 +17,7 @@ from blindspots import Client
 from blindspots.cli import main as cli
 from blindspots_server.config import ServerConfig
 from blindspots_server.server.app import BlindspotsServer
-from blindspots_server.storage import DataLoss, EmbeddedStore, StoreUnusable
+from blindspots_server.storage import DataLoss, EmbeddedStore, JobRecord, StoreUnusable
 from blindspots_server.storage.maintenance import check_store
 
 from conftest import start_server
@@ -376,7 +376,6 @@ def test_store_copy_stops_at_a_damaged_file_and_leaves_the_destination_empty(fil
 
 def test_a_job_running_in_the_source_is_failed_in_the_copy(filled, tmp_path, capsys):
     """The copy has no process running it: a pending or running job says so instead of hanging."""
-    from blindspots_server.storage import JobRecord
     data, run_id, *_ = filled
     live = EmbeddedStore(data)                        # stands for a server with a diagnosis under way
     try:
@@ -484,3 +483,65 @@ def test_a_copy_taken_during_ingest_holds_whole_batches_only(tmp_path):
         store.close()
     assert total == 44 * 50 and 200 <= rows <= total and rows % 50 == 0
     assert rows == in_batches[0] == ids == len(read) and in_batches[1] == rows // 50
+
+
+@pytest.fixture
+def read_only_view(tmp_path):
+    """``view(directory)``: the directory bind-mounted read-only (a backup on a read-only volume or
+    snapshot); skipped where this process may not mount."""
+    import subprocess
+
+    mounts = []
+
+    def view(directory: Path) -> Path:
+        at = tmp_path / f"ro{len(mounts)}"
+        at.mkdir()
+        done = subprocess.run(["mount", "--bind", str(directory), str(at)], capture_output=True)
+        if done.returncode:
+            pytest.skip(f"cannot bind-mount here: {done.stderr.decode().strip()}")
+        mounts.append(at)
+        if subprocess.run(["mount", "-o", "remount,bind,ro", str(at)], capture_output=True).returncode:
+            pytest.skip("cannot remount read-only here")
+        return at
+
+    yield view
+    for at in reversed(mounts):
+        subprocess.run(["umount", str(at)], check=True)
+
+
+def test_a_backup_on_a_read_only_file_system_is_checked_and_restored(filled, tmp_path, read_only_view, capsys):
+    """SQLite's WAL readers create `-shm` beside the catalog, which a read-only volume refuses
+    ("unable to open database file", reported as damage before); such a catalog is opened as
+    immutable, since nothing can write it, unless an unmerged write-ahead log lies beside it."""
+    import shutil
+
+    data, run_id, *_ = filled
+    view = read_only_view(data)
+    with pytest.raises(OSError):
+        (view / "probe").write_text("x")
+    report = check_store(view)
+    assert report.ok and report.files_checked == check_store(data).files_checked, report.problems
+    copy = tmp_path / "copy"
+    assert cli(["store", "copy", str(copy), "--data-dir", str(view)]) == 0
+    assert check_store(copy).ok and EmbeddedStore(copy).get_run(run_id).num_rows == 400
+    # A directory copied while its store was open: its write-ahead log holds committed rows.
+    live = EmbeddedStore(data)
+    try:
+        live.save_job(JobRecord(id="job_x", kind="diagnose", run_id=run_id, state="SUCCEEDED", fraction_done=1.0,
+                                stage="done", result_id="", error="", created_at=0.0, updated_at=0.0))
+        torn = tmp_path / "torn"
+        shutil.copytree(data, torn)
+        shutil.copytree(data, tmp_path / "torn_no_shm")
+    finally:
+        live.close()
+    assert (torn / "catalog.sqlite-wal").stat().st_size > 0
+    # With its shared-memory file SQLite reads the log on a read-only volume: the rows arrive.
+    assert cli(["store", "copy", str(tmp_path / "copy2"), "--data-dir", str(read_only_view(torn))]) == 0
+    assert EmbeddedStore(tmp_path / "copy2").get_job("job_x").state == "SUCCEEDED"
+    # Without it the log could only be ignored: refused, not half read.
+    (tmp_path / "torn_no_shm" / "catalog.sqlite-shm").unlink()
+    torn_view = read_only_view(tmp_path / "torn_no_shm")
+    capsys.readouterr()
+    assert cli(["store", "copy", str(tmp_path / "copy3"), "--data-dir", str(torn_view)]) == 2
+    assert "unmerged write-ahead log" in capsys.readouterr().err
+    assert not check_store(torn_view).ok

@@ -111,6 +111,8 @@ def _cmd_store(args) -> int:
 
 
 def _store_copy(source: str, source_files, args) -> int:
+    import sqlite3
+
     from blindspots_server.storage import DataLoss, StoreUnavailable, StoreUnusable
     from blindspots_server.storage.transfer import copy_between
     if not args.destination:
@@ -123,9 +125,9 @@ def _store_copy(source: str, source_files, args) -> int:
     try:
         report = copy_between(source, source_files, args.destination, args.to_files,
                               progress=lambda line: print(line, file=sys.stderr))
-    except (DataLoss, StoreUnavailable, StoreUnusable, ValueError) as exc:
+    except (DataLoss, StoreUnavailable, StoreUnusable, ValueError, sqlite3.DatabaseError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 1 if isinstance(exc, DataLoss) else 2
+        return 1 if isinstance(exc, (DataLoss, sqlite3.DatabaseError)) else 2
     print(f"copied {report.runs} run(s), {report.pools} pool(s), {report.rows} row(s), {report.labels} label(s) and "
           f"{report.files} file(s) ({report.bytes / 1e6:.1f} MB) to {args.destination}")
     for pool_id in report.indexes_left_out:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
+import os
 import sqlite3
 import time
 from dataclasses import dataclass, field
@@ -57,9 +58,30 @@ def refuse_unusable(root: Path) -> None:
         raise StoreUnusable(unusable_message(root, f"{CATALOG} is empty"))
 
 
+def read_only_catalog(catalog: Path, **kwargs) -> sqlite3.Connection:
+    """A read-only connection to a catalog, also where the directory cannot be written (a backup on
+    a read-only mount or snapshot): SQLite's WAL readers need to create ``-shm`` beside it, so there
+    the catalog is opened as immutable, which is safe because nothing can write it. A write-ahead
+    log left beside it (a copy taken without a clean close) would be ignored that way: refused."""
+    db = sqlite3.connect(f"file:{catalog}?mode=ro", uri=True, **kwargs)
+    try:
+        db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+        return db
+    except sqlite3.OperationalError:
+        db.close()
+        if os.access(catalog.parent, os.W_OK):
+            raise
+    wal = catalog.with_name(catalog.name + "-wal")
+    if wal.exists() and wal.stat().st_size:
+        raise sqlite3.OperationalError(
+            f"{catalog.name} is on a read-only file system with an unmerged write-ahead log beside it "
+            f"({wal.name}); copy the directory somewhere writable first")
+    return sqlite3.connect(f"file:{catalog}?mode=ro&immutable=1", uri=True, **kwargs)
+
+
 def _has_tables(catalog: Path) -> bool:
     try:
-        db = sqlite3.connect(f"file:{catalog}?mode=ro", uri=True)
+        db = read_only_catalog(catalog)
         try:
             return bool(db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='runs'").fetchall())
         finally:
@@ -125,7 +147,11 @@ def check_store(root: str | Path) -> CheckReport:
     if not catalog.exists() or catalog.stat().st_size == 0:
         report.problems.append(f"{CATALOG} is missing or empty; {len(data_files(root))} data file(s) present")
         return report
-    db = sqlite3.connect(f"file:{catalog}?mode=ro", uri=True)
+    try:
+        db = read_only_catalog(catalog)
+    except sqlite3.DatabaseError as exc:
+        report.problems.append(f"the catalog cannot be opened: {exc}")
+        return report
     try:
         try:
             check_catalog_integrity(db)

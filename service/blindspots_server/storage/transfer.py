@@ -40,7 +40,7 @@ from typing import Callable, Iterable, Iterator, Optional
 
 from .base import DataLoss
 from .file_root import FileRoot
-from .maintenance import CATALOG
+from .maintenance import CATALOG, read_only_catalog
 from .sql_catalog import COPIED_TABLES
 
 _UNFINISHED = ("PENDING", "RUNNING")
@@ -76,7 +76,10 @@ def sqlite_snapshot(root: Path) -> Iterator[CatalogReader]:
     catalog = root / CATALOG
     if not catalog.exists():
         raise ValueError(f"{root} holds no catalog ({CATALOG}): not a blindspots data directory")
-    db = sqlite3.connect(f"file:{catalog}?mode=ro", uri=True, isolation_level=None, timeout=30)
+    try:
+        db = read_only_catalog(catalog, isolation_level=None, timeout=30)
+    except sqlite3.DatabaseError as exc:
+        raise ValueError(f"cannot read the catalog of {root}: {exc}") from None
     try:
         db.execute("BEGIN")
         db.execute("SELECT COUNT(*) FROM runs").fetchone()
