@@ -156,7 +156,7 @@ def copy_store(source: CatalogReader, source_files: FileRoot, dest, progress: Op
                 report.indexes_left_out.append(index_files[dst_rel])
             if (n + 1) % 500 == 0:
                 say(f"copied {n + 1} of {len(named)} files")
-        say(f"copied {len(named)} files; writing the catalog")
+        say(f"copied {len(copied)} files; writing the catalog")
         dest.load_catalog(_tables(source, dest, index_of, copied, report))
     except BaseException:
         for rel in copied:
@@ -164,9 +164,8 @@ def copy_store(source: CatalogReader, source_files: FileRoot, dest, progress: Op
         raise
     report.files = len(copied)
     report.bytes = sum(size for _, size in copied.values())
-    for table, attr in (("runs", "runs"), ("pools", "pools"), ("labels", "labels")):
-        setattr(report, attr, int(source.query(f"SELECT COUNT(*) FROM {table}")[0][0]))
-    report.rows = int(source.query("SELECT COUNT(*) FROM sample_ids")[0][0])
+    report.runs, report.pools, report.labels, report.rows = (
+        int(source.query(f"SELECT COUNT(*) FROM {table}")[0][0]) for table in ("runs", "pools", "labels", "sample_ids"))
     return report
 
 
