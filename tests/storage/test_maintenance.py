@@ -524,6 +524,9 @@ def test_a_backup_on_a_read_only_file_system_is_checked_and_restored(filled, tmp
     copy = tmp_path / "copy"
     assert cli(["store", "copy", str(copy), "--data-dir", str(view)]) == 0
     assert check_store(copy).ok and EmbeddedStore(copy).get_run(run_id).num_rows == 400
+    capsys.readouterr()
+    assert cli(["store", "recover", "--data-dir", str(view)]) == 2        # it writes: said so, nothing changed
+    assert "cannot be written" in capsys.readouterr().err
     # A directory copied while its store was open: its write-ahead log holds committed rows.
     live = EmbeddedStore(data)
     try:

@@ -100,7 +100,11 @@ def _cmd_store(args) -> int:
         print("error: store recover covers the embedded store; a PostgreSQL store is recovered from a backup "
               "(`blindspots store backup DEST --store ... --files ROOT`, then `store copy` back)", file=sys.stderr)
         return 2
-    rec = maintenance.recover_store(data_dir)
+    try:
+        rec = maintenance.recover_store(data_dir)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     print(f"catalog rebuilt from the data files: {rec.runs} run(s), {rec.pools} pool(s), {rec.batches} batch(es), "
           f"{rec.rows} row(s), {rec.diagnoses} diagnosis(es), {rec.suggestion_sets} suggestion set(s)")
     if rec.old_catalog:

@@ -219,6 +219,12 @@ def recover_store(root: str | Path, include_quarantine: bool = True) -> RecoverR
     from .embedded import EmbeddedStore       # the catalog schema and writers live there
 
     root = Path(root)
+    if not root.is_dir():
+        raise ValueError(f"{root} is not a directory")
+    if not os.access(root, os.W_OK):
+        raise ValueError(f"{root} cannot be written (a read-only volume or snapshot?); nothing was changed. "
+                         "Recover a copy: `blindspots store copy NEW_DIR --data-dir DIR` where the catalog is "
+                         "readable, or copy the directory somewhere writable and recover that")
     report = RecoverReport()
     if include_quarantine and (root / QUARANTINE).exists():
         for held in sorted(p for p in (root / QUARANTINE).rglob("*.parquet")):
