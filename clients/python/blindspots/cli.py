@@ -97,7 +97,7 @@ def _cmd_store(args) -> int:
     if args.action in ("copy", "backup"):
         return _store_copy(catalog or data_dir, config.files if catalog else None, args)
     if catalog:
-        print("error: store recover covers the embedded store; a PostgreSQL store is recovered from a backup "
+        print("error: store recover covers the embedded store; a PostgreSQL store is restored from a backup "
               "(`blindspots store backup DEST --store ... --files ROOT`, then `store copy` back)", file=sys.stderr)
         return 2
     try:
