@@ -87,6 +87,11 @@ CREATE TABLE IF NOT EXISTS files (
 """ + DELETING_SCHEMA
 
 
+def index_path(pool_id: str) -> str:
+    """Where a pool's index blob lives in a data directory: one name, replaced in place."""
+    return f"pools/{pool_id}/index.faiss"
+
+
 def new_id(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex[:16]}"
 
@@ -359,7 +364,7 @@ class EmbeddedStore(SqlCatalog, EmbeddedLabels, Store):
         return read_parquet(self.root / rel, what, columns)
 
     def _index_files(self, query, pool_ids: list[str]) -> dict[str, list[str]]:
-        return {p: [f"pools/{p}/index.faiss"] for p in pool_ids}     # one name each, replaced in place
+        return {p: [index_path(p)] for p in pool_ids}
 
     def _file_location(self, rel: str) -> str:
         return str(self.root.resolve() / rel)          # workers start elsewhere: absolute paths
@@ -367,7 +372,7 @@ class EmbeddedStore(SqlCatalog, EmbeddedLabels, Store):
     # ------------------------------------------------------------ index blobs
     def save_index(self, pool_id: str, data: bytes, kind: str, rows: int, description: str) -> None:
         self.get_pool(pool_id)
-        rel = f"pools/{pool_id}/index.faiss"
+        rel = index_path(pool_id)
         digest = write_blob(data, self.root / "tmp", self.root / rel)
         try:
             self._exec([("UPDATE pools SET index_kind=?, index_rows=?, index_description=? WHERE id=?",
@@ -383,7 +388,7 @@ class EmbeddedStore(SqlCatalog, EmbeddedLabels, Store):
             raise
 
     def load_index(self, pool_id: str) -> Optional[bytes]:
-        rel = f"pools/{pool_id}/index.faiss"
+        rel = index_path(pool_id)
         if not (self.root / rel).exists():
             return None
         return read_blob(self.root / rel, f"the index of pool {pool_id!r}", self._sha256(rel))
@@ -431,7 +436,7 @@ class EmbeddedStore(SqlCatalog, EmbeddedLabels, Store):
 
     @staticmethod
     def copied_index_path(pool_id: str, source_path: str) -> str:
-        return f"pools/{pool_id}/index.faiss"     # the one name this store reads
+        return index_path(pool_id)     # the one name this store reads
 
     def refuse_unless_empty(self, tables) -> None:
         refuse_unless_empty(self._query, tables)

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator, Optional
 
 from .base import DataLoss
+from .embedded import index_path
 from .file_root import FileRoot
 from .maintenance import CATALOG, read_only_catalog
 from .sql_catalog import COPIED_TABLES
@@ -174,7 +175,7 @@ def _source_indexes(source: CatalogReader, recorded: dict[str, str]) -> dict[str
     has the one fixed name (embedded) and a file row (no row: never built)."""
     if "index_file" in source.columns("pools"):
         return dict(source.query("SELECT id, index_file FROM pools WHERE index_file <> ''"))
-    fixed = {pool_id: f"pools/{pool_id}/index.faiss" for (pool_id,) in source.query("SELECT id FROM pools")}
+    fixed = {pool_id: index_path(pool_id) for (pool_id,) in source.query("SELECT id FROM pools")}
     return {pool_id: rel for pool_id, rel in fixed.items() if rel in recorded}
 
 
