@@ -438,9 +438,6 @@ class EmbeddedStore(SqlCatalog, EmbeddedLabels, Store):
     def copied_index_path(pool_id: str, source_path: str) -> str:
         return index_path(pool_id)     # the one name this store reads
 
-    def refuse_unless_empty(self, tables) -> None:
-        refuse_unless_empty(self._query, tables)
-
     def load_catalog(self, tables) -> None:
         """Rows copied from another store, (table, columns, rows) each, in one transaction that
         first checks every table is still empty."""

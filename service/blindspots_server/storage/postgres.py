@@ -426,9 +426,6 @@ class PostgresStore(SqlCatalog, JobQueueMixin, PostgresLabels, Store):
     def copied_index_path(pool_id: str, source_path: str) -> str:
         return source_path          # any name: the pool row names it
 
-    def refuse_unless_empty(self, tables) -> None:
-        refuse_unless_empty(self._query, tables)
-
     def load_catalog(self, tables) -> None:
         """Rows copied from another store, (table, columns, rows) each, in one transaction that
         first checks every table is still empty (the tables locked against other writers)."""

@@ -264,6 +264,10 @@ class SqlCatalog:
         """Where a stored file can be opened by location alone (Store.row_files)."""
         raise NotImplementedError
 
+    def refuse_unless_empty(self, tables) -> None:
+        """A store copy's destination check (transfer.py), before any file is copied."""
+        refuse_unless_empty(self._query, tables)
+
     def _index_files(self, query: Callable[[str, tuple], list[tuple]], pool_ids: list[str]) -> dict[str, list[str]]:
         """Where each pool's index blob may be (paths under the file root), read through ``query``
         (one look-up for all of them)."""
