@@ -21,6 +21,7 @@ from blindspots_server.storage import DataLoss, EmbeddedStore, JobRecord, StoreU
 from blindspots_server.storage.maintenance import check_store
 
 from conftest import start_server
+from test_api import _log_scenario
 
 DIM = 8
 
@@ -259,17 +260,11 @@ def _read_back(client: Client, run_id: str, pool_id: str) -> dict:
 def _fill_with_labels_and_index(client: Client, sm):
     """The listings scenario (metadata, uris, failure regions), a diagnosis, two suggestion rounds
     (targeted builds and stores the pool index) and labels from a labeling tool."""
-    s = sm.scenario
-    run = client.create_run("eval", class_names=s.class_names, embedding_dim=s.test.embeddings.shape[1])
-    run.log_predictions(s.test.ids, s.test.embeddings, labels=s.test.labels, probabilities=sm.test_probs,
-                        metadata=s.test.metadata, uris=s.test.uris, batch_size=1000, progress=False)
-    pool = client.create_pool("unlabeled", embedding_dim=s.pool.embeddings.shape[1], num_classes=len(s.class_names))
-    pool.add(s.pool.ids, s.pool.embeddings, probabilities=sm.pool_probs, metadata=s.pool.metadata,
-             uris=s.pool.uris, batch_size=2000, progress=False)
+    run, pool, _ = _log_scenario(client, sm)
     run.diagnose(progress=False)
     picks = run.suggest(pool, budget=30, progress=False)
     run.suggest(pool, budget=20, strategy="random", progress=False)
-    pool.import_labels(pd.DataFrame({"sample_id": picks["sample_id"][:5], "label": s.class_names[:1] * 5}),
+    pool.import_labels(pd.DataFrame({"sample_id": picks["sample_id"][:5], "label": sm.scenario.class_names[:1] * 5}),
                        source="tool")
     return run, pool
 
