@@ -191,3 +191,23 @@ def test_comparison_numbers_agree_whatever_the_rows(rows):
         np.testing.assert_allclose([c.q_value for c in result.regions],
                                    false_discovery_control([c.rows.p_value for c in result.regions], method="bh"),
                                    rtol=1e-12, atol=0)
+
+
+def test_rows_logged_after_a_diagnosis_are_left_out_of_the_comparison(versions):
+    """CompareRuns compares the rows both diagnoses saw: a run that grew since its diagnosis
+    is compared on its diagnosed rows, and says how many rows only one side saw."""
+    client = versions["client"]
+    run1, _ = versions["runs"]
+    s = versions["s"]
+    late = client.create_run("late-rows", class_names=s.class_names, embedding_dim=128)
+    late.log_predictions(s.test.ids[:1000], s.test.embeddings[:1000], labels=s.test.labels[:1000],
+                         probabilities=np.full((1000, len(s.class_names)), 1 / len(s.class_names)),
+                         metadata=s.test.metadata[:1000], progress=False)
+    late.diagnose(progress=False)
+    late.log_predictions(s.test.ids[1000:1500], s.test.embeddings[1000:1500], labels=s.test.labels[1000:1500],
+                         probabilities=np.full((500, len(s.class_names)), 1 / len(s.class_names)),
+                         metadata=s.test.metadata[1000:1500], progress=False)
+    m = client.compare(late, run1).message
+    assert (m.num_shared, m.num_only_a, m.num_only_b) == (1000, 0, 3000)
+    m = client.compare(run1, late).message
+    assert (m.num_shared, m.num_only_a, m.num_only_b) == (1000, 3000, 0)

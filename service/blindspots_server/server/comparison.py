@@ -2,7 +2,11 @@
 regions and failures, compare with the core, build the message."""
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
+import pandas as pd
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from blindspots.v1 import blindspots_pb2 as pb
@@ -10,7 +14,7 @@ from blindspots.v1 import blindspots_pb2 as pb
 from ..core.pool_filters import predicate_mask
 from ..core.version_comparison import RateChange, VersionComparer
 from ..storage import RunRecord, Store
-from ..storage.rows import to_row_data
+from ..storage.rows import META_PREFIX, to_row_data
 from . import convert
 from .errors import FailedPrecondition
 
@@ -36,12 +40,30 @@ def _rate(c: RateChange) -> pb.RateChange:
                          p_value=c.p_value)
 
 
+def _diagnosed_ids(store: Store, run: RunRecord, per_sample: pa.Table) -> pa.Array:
+    """The sample ids of the rows a diagnosis saw: the first rows of its run in ingestion order
+    (rows logged after it were not diagnosed). Older diagnoses did not keep the ids."""
+    if "sample_id" in per_sample.column_names:
+        return per_sample.column("sample_id").combine_chunks()
+    ids = store.read_rows("run", run.id, ["sample_id"]).column("sample_id").combine_chunks()
+    return ids.slice(0, per_sample.num_rows)
+
+
+def _metadata(store: Store, run: RunRecord, num_rows: int) -> pd.DataFrame:
+    """The metadata columns of a run's first ``num_rows`` rows (no vectors are read)."""
+    columns = ["sample_id", *(META_PREFIX + c for c in run.metadata_schema)]
+    return to_row_data(store.read_rows("run", run.id, columns).slice(0, num_rows)).metadata
+
+
 def compare_runs(store: Store, run_a: RunRecord, run_b: RunRecord, diag_a: pb.Diagnosis, diag_b: pb.Diagnosis,
-                 min_overlap: float, alpha: float) -> pb.RunComparison:
-    """The comparison message of two diagnosed runs; FailedPrecondition when they share no rows."""
-    table_a = store.read_rows("run", run_a.id)
-    ids_a = table_a.column("sample_id").combine_chunks()
-    ids_b = store.read_rows("run", run_b.id, ["sample_id"]).column("sample_id").combine_chunks()
+                 min_overlap: float, alpha: float, per_b: Optional[pa.Table] = None,
+                 metadata_b: Optional[pd.DataFrame] = None) -> pb.RunComparison:
+    """The comparison message of two diagnosed runs, on the rows both diagnoses saw;
+    FailedPrecondition when they share none. ``per_b`` and ``metadata_b``: B's per-row
+    table and metadata when B's diagnosis is being made (not stored yet)."""
+    per_a = store.diagnosis_rows(diag_a.id)
+    per_b = per_b if per_b is not None else store.diagnosis_rows(diag_b.id)
+    ids_a, ids_b = _diagnosed_ids(store, run_a, per_a), _diagnosed_ids(store, run_b, per_b)
     # Row of each shared id in A and in B (a hash join in Arrow, not a Python loop).
     pos_b = pc.fill_null(pc.index_in(ids_a, value_set=ids_b), -1).to_numpy()
     rows_a = np.flatnonzero(pos_b >= 0)
@@ -49,13 +71,15 @@ def compare_runs(store: Store, run_a: RunRecord, run_b: RunRecord, diag_a: pb.Di
     if len(rows_a) == 0:
         raise FailedPrecondition(f"runs {run_a.id!r} and {run_b.id!r} share no sample ids: compare two "
                                  "versions evaluated on the same test set")
-    per_a, per_b = store.diagnosis_rows(diag_a.id), store.diagnosis_rows(diag_b.id)
     region_a = per_a.column("region").to_numpy()[rows_a]
     region_b = per_b.column("region").to_numpy()[rows_b]
     failed_a = per_a.column("failed").to_numpy(zero_copy_only=False)[rows_a]
     failed_b = per_b.column("failed").to_numpy(zero_copy_only=False)[rows_b]
-    # The test set's metadata is the same for both versions: A's rows describe it.
-    metadata = to_row_data(table_a).metadata.iloc[rows_a].reset_index(drop=True)
+    # The test set's metadata is the same for both versions: either run's rows describe it.
+    if metadata_b is not None:
+        metadata = metadata_b.iloc[rows_b].reset_index(drop=True)
+    else:
+        metadata = _metadata(store, run_a, per_a.num_rows).iloc[rows_a].reset_index(drop=True)
     named = []
     for s in _slices(diag_a, diag_b):
         predicates = tuple(convert.predicate_from_message(p) for p in s.predicates)
@@ -84,3 +108,4 @@ def compare_runs(store: Store, run_a: RunRecord, run_b: RunRecord, diag_a: pb.Di
         slices=[pb.SliceComparison(name=c.name, rows=_rate(c.rows), q_value=c.q_value) for c in result.slices],
         min_overlap=min_overlap, alpha=alpha, model_version_a=run_a.model_version,
         model_version_b=run_b.model_version)
+
