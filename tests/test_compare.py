@@ -11,7 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from blindspots import Client, FailedPreconditionError, InvalidArgumentError
+from blindspots.report import write_report
 from blindspots_server.core.version_comparison import VersionComparer, rate_change
+from blindspots_server.server.comparison import regressions
 from blindspots_scenarios.listings import make_scenario, train_model
 from conftest import start_server
 
@@ -191,6 +193,56 @@ def test_comparison_numbers_agree_whatever_the_rows(rows):
         np.testing.assert_allclose([c.q_value for c in result.regions],
                                    false_discovery_control([c.rows.p_value for c in result.regions], method="bh"),
                                    rtol=1e-12, atol=0)
+
+
+def test_each_diagnosis_is_compared_with_the_previous_version(versions, tmp_path):
+    """v2's diagnosis carries the comparison CompareRuns makes of v1 and v2; v1's has none (no
+    earlier version). The server's count of regressions (its metrics and alerts) is the SDK's
+    regression gate, forwards and backwards."""
+    client = versions["client"]
+    run1, run2 = versions["runs"]
+    diag1, diag2 = versions["diagnoses"]
+    assert diag1.previous_version is None
+    assert diag2.previous_version.message == client.compare(run1, run2).message
+    assert "against the previous version v1 on 4000 shared rows" in diag2.summary()
+    # The report shows what changed since the previous version without being told which it is.
+    html = write_report(client, run2.id, tmp_path / "v2.html").read_text()
+    assert "<h2>Compared with v1</h2>" in html and "Compared with" not in write_report(
+        client, run1.id, tmp_path / "v1.html", diagnosis_id=diag1.id).read_text()
+    for a, b in ((run1, run2), (run2, run1)):
+        c = client.compare(a, b)
+        gate = c.regressions()
+        assert regressions(c.message) == list(zip(gate.scope, gate.name, gate.difference))
+
+
+def test_a_version_is_compared_with_the_one_created_before_it_on_the_same_rows(versions, tmp_path):
+    s, client = versions["s"], versions["client"]
+    run1, run2 = versions["runs"]
+    # v1 diagnosed again: v1 was created first, so there is nothing before it to compare with.
+    assert run1.diagnose(progress=False).previous_version is None
+    rng = np.random.default_rng(1)
+    probs = rng.dirichlet(np.ones(len(s.class_names)), 300)
+
+    def another(name: str, ids, **kwargs):
+        run = client.create_run(name, class_names=s.class_names, embedding_dim=128, **kwargs)
+        rows = np.isin(s.test.ids, ids)
+        run.log_predictions(ids, s.test.embeddings[rows], labels=s.test.labels[rows], probabilities=probs,
+                            metadata=s.test.metadata[rows], progress=False)
+        return run, run.diagnose(progress=False)
+
+    # Another model on the same rows, and the same model on other rows: nothing to compare with.
+    assert another("other-model", s.test.ids[:300], model_name="other", model_version="v1")[1].previous_version is None
+    foreign = [f"x{i}" for i in range(300)]
+    other = client.create_run("other-rows", class_names=s.class_names, embedding_dim=128,
+                              model_name="listings-mlp", model_version="v9")
+    other.log_predictions(foreign, rng.normal(size=(300, 128)), labels=rng.integers(0, 5, 300),
+                          probabilities=probs, progress=False)
+    assert other.diagnose(progress=False).previous_version is None
+    # A version on 300 of the test rows is compared with the newest run before it that has a
+    # diagnosis on them (v2; "other-rows" shares none), on those rows.
+    v3, d3 = another("v3", s.test.ids[:300], model_name="listings-mlp", model_version="v3")
+    m = d3.previous_version.message
+    assert (m.run_id_a, m.num_shared, m.num_only_a, m.num_only_b) == (run2.id, 300, 3700, 0)
 
 
 def test_rows_logged_after_a_diagnosis_are_left_out_of_the_comparison(versions):

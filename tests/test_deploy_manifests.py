@@ -119,3 +119,17 @@ def test_k8s_backup_cronjob_backs_up_the_replicas_store():
 def test_single_server_manifests_still_parse():
     for path in [DEPLOY / "docker-compose.yml", *sorted((DEPLOY / "k8s").glob("*.yaml"))]:
         assert _docs(path), path
+
+
+def test_compose_prometheus_gets_every_rule_file_its_configuration_names():
+    config = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
+    assert config["rule_files"] == ["alerts.yml"]
+    (prometheus,) = [s for name, s in yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())["services"].items()
+                     if name == "prometheus"]
+    config_file = next(a for a in prometheus["command"] if a.startswith("--config.file="))
+    config_dir = config_file.split("=", 1)[1].rsplit("/", 1)[0]
+    mounted = {v.split(":")[1]: v.split(":")[0] for v in prometheus["volumes"]}
+    for rules in config["rule_files"]:
+        source = mounted[f"{config_dir}/{rules}"]
+        assert (DEPLOY / source).resolve() == (DEPLOY / "prometheus" / rules).resolve()
+        assert yaml.safe_load((DEPLOY / source).read_text())["groups"]

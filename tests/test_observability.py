@@ -31,6 +31,7 @@ from conftest import free_port
 ROOT = Path(__file__).resolve().parents[1]
 DASHBOARD = ROOT / "deploy" / "grafana" / "blindspots.json"
 SCRAPE_CONFIG = ROOT / "deploy" / "prometheus" / "prometheus.yml"
+ALERT_RULES = ROOT / "deploy" / "prometheus" / "alerts.yml"
 PROMETHEUS = shutil.which("prometheus")
 MODEL = "listings-mlp"
 # What Grafana would put in place of its variables; "All" is ".*" (the variables' allValue).
@@ -47,14 +48,17 @@ def _get_json(url: str) -> dict:
 
 
 class PrometheusProcess:
-    """A real Prometheus on loopback, scraping ``target`` every second with deploy/'s scrape config."""
+    """A real Prometheus on loopback with deploy/'s configuration and alerting rules, scraping
+    ``target`` and evaluating the rules every second."""
 
     def __init__(self, target: str, workdir: Path):
         config = SCRAPE_CONFIG.read_text()
         assert '"blindspots:9100"' in config and "scrape_interval: 15s" in config
-        config = config.replace('"blindspots:9100"', f'"{target}"').replace("scrape_interval: 15s",
-                                                                            "scrape_interval: 1s")
+        assert "evaluation_interval: 15s" in config
+        config = (config.replace('"blindspots:9100"', f'"{target}"').replace("scrape_interval: 15s", "scrape_interval: 1s")
+                  .replace("evaluation_interval: 15s", "evaluation_interval: 1s"))
         (workdir / "prometheus.yml").write_text(config)
+        shutil.copy(ALERT_RULES, workdir / ALERT_RULES.name)
         self.url = f"http://127.0.0.1:{free_port()}"
         self.log = open(workdir / "prometheus.log", "wb")
         self.proc = subprocess.Popen(
@@ -66,6 +70,12 @@ class PrometheusProcess:
         body = _get_json(f"{self.url}/api/v1/query?" + urllib.parse.urlencode({"query": expr}))
         assert body["status"] == "success", body
         return body["data"]["result"]
+
+    def alerts(self, name: str) -> list[dict]:
+        """The active alerts (pending or firing) of the rule ``name``: labels, state, value."""
+        body = _get_json(f"{self.url}/api/v1/alerts")
+        assert body["status"] == "success", body
+        return [a for a in body["data"]["alerts"] if a["labels"]["alertname"] == name]
 
     def label_values(self, label: str, match: str) -> list[str]:
         body = _get_json(f"{self.url}/api/v1/label/{label}/values?" + urllib.parse.urlencode({"match[]": match}))

@@ -459,7 +459,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--suggestions", default="", help="a manifest from `blindspots suggest` to include")
     s.add_argument("--max-points", type=int, default=3000, help="points drawn on the map")
     s.add_argument("--thumbnails", type=int, default=8, help="thumbnails per region and for suggestions")
-    s.add_argument("--compare-with", default="", help="an earlier version's run on the same test set")
+    s.add_argument("--compare-with", default="", help="an earlier version's run on the same test set (default: the previous version "
+                   "the diagnosis was compared with, if any)")
     s.add_argument("--projection", default="", choices=["", "pca"],
                    help="the map: the diagnosis's clustering space (default) or pca")
     s.set_defaults(fn=_cmd_report)

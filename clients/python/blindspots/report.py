@@ -54,12 +54,14 @@ def write_report(client, run_id: str, path: Union[str, Path], suggestions: Optio
     """Write the report of ``run_id``'s diagnosis (default: its latest) to ``path``;
     ``suggestions``: a frame from ``Run.suggest`` (or a manifest read back) to list
     with thumbnails; ``compare_with``: an earlier version's run on the same test set,
-    for a section on what changed since; ``projection``: the map's, as in
+    for a section on what changed since (default: the previous version the diagnosis was
+    compared with, if any); ``projection``: the map's, as in
     ``Client.get_run_map``. Returns the path written."""
     run = client.get_run(run_id)
     diagnosis = client.get_diagnosis(diagnosis_id=diagnosis_id, run_id="" if diagnosis_id else run_id)
     run_map = client.get_run_map(run_id, diagnosis_id=diagnosis.id, max_points=max_points, projection=projection)
-    comparison = client.compare(compare_with, run_id, diagnosis_id_b=diagnosis.id) if compare_with else None
+    comparison = (client.compare(compare_with, run_id, diagnosis_id_b=diagnosis.id) if compare_with
+                  else diagnosis.previous_version)
     html = render_report(run.message, diagnosis, run_map, suggestions, max_thumbnails=max_thumbnails,
                          comparison=comparison)
     path = Path(path)

@@ -3,12 +3,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Union
+from typing import TYPE_CHECKING, Optional, Union
 
 import numpy as np
 import pandas as pd
 
 from .v1 import blindspots_pb2 as pb
+
+if TYPE_CHECKING:
+    from .comparison import Comparison
 
 KIND_NAMES = {pb.DATA_GAP: "data_gap", pb.LABEL_NOISE: "label_noise", pb.MIXED: "mixed",
               pb.REGION_KIND_UNSPECIFIED: "unspecified"}
@@ -48,6 +51,16 @@ class Diagnosis:
     @property
     def regions(self):
         return list(self.message.regions)
+
+    @property
+    def previous_version(self) -> Optional["Comparison"]:
+        """This run against the previous version of its model (of the runs of the same project
+        and model created before it that have a diagnosis, the newest on the same test rows),
+        made with the diagnosis; None when there is none. ``.regressions()`` is what got worse."""
+        if not self.message.HasField("previous_version"):
+            return None
+        from .comparison import Comparison      # comparison.py imports this module
+        return Comparison(self.message.previous_version)
 
     @property
     def slices(self):
@@ -139,6 +152,13 @@ class Diagnosis:
             lines.append("high-error slices over the whole test set:")
             for s in d.slices[:5]:
                 lines.append(f"  {s.name}: {s.error_rate:.0%} of {s.support} (lift {s.lift:.1f}x, q={s.q_value:.2g})")
+        if d.HasField("previous_version"):
+            c = d.previous_version
+            worse = self.previous_version.regressions()
+            lines.append(f"against the previous version {c.model_version_a or c.run_id_a} on {c.num_shared} shared "
+                         f"rows: error rate {c.overall.error_rate_a:.1%} -> {c.overall.error_rate_b:.1%}; "
+                         + (f"{len(worse)} findings significantly worse (" + ", ".join(worse.name[:3])
+                            + (", ..." if len(worse) > 3 else "") + ")" if len(worse) else "nothing significantly worse"))
         if d.tracked_slices:
             lines.append("slices followed from other versions of this model:")
             for s in d.tracked_slices[:5]:

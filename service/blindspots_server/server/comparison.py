@@ -109,3 +109,17 @@ def compare_runs(store: Store, run_a: RunRecord, run_b: RunRecord, diag_a: pb.Di
         min_overlap=min_overlap, alpha=alpha, model_version_a=run_a.model_version,
         model_version_b=run_b.model_version)
 
+
+def regressions(c: pb.RunComparison) -> list[tuple[str, str, float]]:
+    """What got significantly worse from A to B at the comparison's alpha, as the SDK's
+    ``Comparison.regressions()`` finds it: ``(scope, name, difference B - A)``, worst first."""
+    found = [("overall", "all shared rows", c.overall.difference)] \
+        if c.overall.difference > 0 and c.overall.p_value <= c.alpha else []
+    for r in c.regions:
+        if r.rows.difference > 0 and r.q_value <= c.alpha:
+            name = f"A:R{r.region_a}" if r.region_a >= 0 else f"B:R{r.region_b}"
+            where = r.slice_a or r.slice_b
+            found.append(("region", f"{name} ({where})" if where else name, r.rows.difference))
+    found += [("slice", s.name, s.rows.difference) for s in c.slices
+              if s.rows.difference > 0 and s.q_value <= c.alpha]
+    return sorted(found, key=lambda f: -f[2])

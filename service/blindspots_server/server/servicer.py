@@ -9,9 +9,11 @@ import logging
 import queue
 import threading
 import time
+from itertools import islice
 from typing import Iterator, Optional
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 
 from blindspots.v1 import blindspots_pb2 as pb
@@ -34,13 +36,16 @@ from .labels import import_labels, list_labels
 from .pool_indexes import PoolIndexes
 from .region_members import RegionMembers
 from .run_map import MAX_POINTS, run_map_message
-from .slice_tracking import slices_to_track
+from .slice_tracking import earlier_versions, slices_to_track
 from .suggestions import Suggestions
 from .telemetry import Telemetry
 from .validation import (MAX_SEED, InvalidArgument, TargetShape, check_diagnosis_params, check_name, require,
                          validate_batch)
 
 log = logging.getLogger("blindspots.server")
+# A new diagnosis is compared with the newest earlier version of its model that shares test rows
+# with it, among this many (each try reads that version's per-row table).
+MAX_BASELINES = 10
 
 DEFAULT_PROJECT = "default"
 MAX_PAGE = 1000
@@ -332,11 +337,30 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
                                "region": pa.array(np.asarray(result.region_of_sample, dtype=np.int32)),
                                "failed": pa.array(np.asarray(result.failed, dtype=bool)),
                                "map_x": pa.array(layout[:, 0]), "map_y": pa.array(layout[:, 1])})
+        progress(0.985, "comparing with the previous version")
+        self._compare_with_previous(run, message, per_sample, rows.metadata)
         progress(0.99, "saving the diagnosis")    # the last point where a cancel still stops it
         self.store.save_diagnosis(DiagnosisRecord(id=diag_id, run_id=run.id, created_at=created, job_id=job_id,
                                                   payload=message.SerializeToString()), per_sample)
         self.telemetry.diagnosis_saved(run, message)
         return diag_id
+
+    def _compare_with_previous(self, run: RunRecord, message: pb.Diagnosis, per_sample: pa.Table,
+                               metadata: pd.DataFrame) -> None:
+        """Set ``message.previous_version``: the new diagnosis against the previous version of
+        the run's model, the newest earlier diagnosed run of it that shares test rows with it
+        (of the ``MAX_BASELINES`` newest). A baseline deleted or damaged meanwhile is passed
+        over (logged): the diagnosis itself is whole without it."""
+        for baseline, baseline_diagnosis in islice(earlier_versions(self.store, run), MAX_BASELINES):
+            try:
+                message.previous_version.CopyFrom(compare_runs(
+                    self.store, baseline, run, baseline_diagnosis, message, DEFAULT_MIN_OVERLAP, DEFAULT_ALPHA,
+                    per_b=per_sample, metadata_b=metadata))
+                return
+            except FailedPrecondition:
+                continue            # another test set: nothing to compare on
+            except (NotFound, DataLoss) as exc:
+                log.warning("run %s: not compared with run %s, an earlier version (%s)", run.id, baseline.id, exc)
 
     def _diagnosis(self, diagnosis_id: str, run_id: str, context) -> pb.Diagnosis:
         if diagnosis_id:

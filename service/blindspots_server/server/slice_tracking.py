@@ -1,8 +1,10 @@
-"""Which slices to follow across model versions: the top slices of the latest
-diagnosis of every other run of the same project and model, newest first."""
+"""A run's other versions (runs of the same project and model): which slices to follow
+across them (the top slices of each one's latest diagnosis, newest first), and which one a
+new diagnosis is compared with (the previous version: the newest earlier one on the same rows)."""
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Iterator
 
 from blindspots.v1 import blindspots_pb2 as pb
 
@@ -21,17 +23,34 @@ def _as_today(p: Predicate, schema: dict[str, str]) -> Predicate:
     return p
 
 
+def other_versions(store: Store, run: RunRecord) -> list[RunRecord]:
+    """The other runs of ``run``'s project and model, newest first; none without a model name."""
+    if not run.model_name:
+        return []
+    others = [r for r in store.list_runs([run.project], MAX_EARLIER_RUNS, 0)
+              if r.model_name == run.model_name and r.id != run.id]
+    return sorted(others, key=lambda r: r.created_at, reverse=True)
+
+
+def earlier_versions(store: Store, run: RunRecord) -> Iterator[tuple[RunRecord, pb.Diagnosis]]:
+    """The runs of the same project and model created before ``run`` that have a diagnosis,
+    newest first, each with its latest diagnosis. Created, not diagnosed: diagnosing an old
+    version again compares it with those before it, not with newer ones."""
+    for other in other_versions(store, run):
+        if other.created_at >= run.created_at:
+            continue
+        try:
+            yield other, pb.Diagnosis.FromString(store.latest_diagnosis(other.id).payload)
+        except NotFound:
+            continue
+
+
 def slices_to_track(store: Store, run: RunRecord, per_run: int, limit: int,
                     exclude: set[str]) -> list[tuple[Predicate, ...]]:
     """Up to ``limit`` slices (each a conjunction), ``per_run`` from each earlier run."""
-    if not run.model_name:
-        return []
-    earlier = [r for r in store.list_runs([run.project], MAX_EARLIER_RUNS, 0)
-               if r.model_name == run.model_name and r.id != run.id]
-    earlier.sort(key=lambda r: r.created_at, reverse=True)
     out: list[tuple[Predicate, ...]] = []
     seen = set(exclude)
-    for other in earlier:
+    for other in other_versions(store, run):
         try:
             diagnosis = pb.Diagnosis.FromString(store.latest_diagnosis(other.id).payload)
         except NotFound:

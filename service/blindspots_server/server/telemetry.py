@@ -24,6 +24,7 @@ from blindspots.v1 import blindspots_pb2 as pb
 
 from ..core.suggest import STRATEGIES
 from ..storage import JobRecord, NotFound, RunRecord, Store
+from .comparison import regressions
 
 log = logging.getLogger("blindspots.telemetry")
 
@@ -132,6 +133,17 @@ class Telemetry:
                                     registry=r)
         self.region_excess_errors = Gauge("blindspots_region_excess_errors", "Failures above baseline",
                                           region_labels, registry=r)
+        # A run against the previous version of its model (Diagnosis.previous_version): how much
+        # got significantly worse, as `blindspots compare --fail-on-regression` counts it. The
+        # baseline is named by its version only: its run may be deleted while this one stays.
+        version_labels = labels + ["baseline_version"]
+        self.version_regressions = Gauge("blindspots_version_regressions", "Findings (overall, regions, "
+                                         "slices) significantly worse than in the previous version",
+                                         version_labels, registry=r)
+        self.version_regression_difference = Gauge(
+            "blindspots_version_regression_difference", "Error rate now minus in the previous version, "
+            "of each finding significantly worse (the worst top-K)", version_labels + ["scope", "name"],
+            registry=r)
         self._exported: OrderedDict[str, list[tuple[Gauge, tuple]]] = OrderedDict()
         self._exported_diagnosis: dict[str, tuple[float, str]] = {}   # run id -> (created_at, diagnosis id)
         self._index_pools: set[str] = set()
@@ -227,6 +239,13 @@ class Telemetry:
             put(self.region_error_rate, labels, reg.error_rate)
             put(self.region_support, labels, reg.support)
             put(self.region_excess_errors, labels, reg.excess_errors)
+        if d.HasField("previous_version"):
+            c = d.previous_version
+            versus = base + (c.model_version_a or c.run_id_a,)
+            found = regressions(c)
+            put(self.version_regressions, versus, len(found))
+            for scope, name, difference in found[: self.top_k]:
+                put(self.version_regression_difference, versus + (scope, name), difference)
         self._exported[run.id] = series
         self._exported_diagnosis[run.id] = (created, d.id)
         while len(self._exported) > self.max_runs:

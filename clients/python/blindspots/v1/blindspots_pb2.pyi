@@ -509,7 +509,7 @@ class Region(_message.Message):
     def __init__(self, id: _Optional[int] = ..., support: _Optional[int] = ..., failures: _Optional[int] = ..., error_rate: _Optional[float] = ..., error_rate_ci: _Optional[_Union[Interval, _Mapping]] = ..., lift: _Optional[float] = ..., excess_errors: _Optional[float] = ..., p_value: _Optional[float] = ..., q_value: _Optional[float] = ..., explanations: _Optional[_Iterable[_Union[Slice, _Mapping]]] = ..., confusions: _Optional[_Iterable[_Union[Confusion, _Mapping]]] = ..., typical_failures: _Optional[_Iterable[_Union[Example, _Mapping]]] = ..., mean_failure_confidence: _Optional[float] = ..., kind: _Optional[_Union[RegionKind, str]] = ..., evidence: _Optional[_Union[RegionEvidence, _Mapping]] = ...) -> None: ...
 
 class Diagnosis(_message.Message):
-    __slots__ = ("id", "run_id", "created_at", "num_samples", "num_failures", "baseline_error_rate", "baseline_ci", "regions", "slices", "num_hypotheses_tested", "fdr_alpha", "params", "num_regions_tested", "job_id", "tracked_slices", "unheld_confusions")
+    __slots__ = ("id", "run_id", "created_at", "num_samples", "num_failures", "baseline_error_rate", "baseline_ci", "regions", "slices", "num_hypotheses_tested", "fdr_alpha", "params", "num_regions_tested", "job_id", "tracked_slices", "unheld_confusions", "previous_version")
     ID_FIELD_NUMBER: _ClassVar[int]
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
@@ -526,6 +526,7 @@ class Diagnosis(_message.Message):
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     TRACKED_SLICES_FIELD_NUMBER: _ClassVar[int]
     UNHELD_CONFUSIONS_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_VERSION_FIELD_NUMBER: _ClassVar[int]
     id: str
     run_id: str
     created_at: _timestamp_pb2.Timestamp
@@ -542,7 +543,8 @@ class Diagnosis(_message.Message):
     job_id: str
     tracked_slices: _containers.RepeatedCompositeFieldContainer[Slice]
     unheld_confusions: _containers.RepeatedCompositeFieldContainer[UnheldConfusion]
-    def __init__(self, id: _Optional[str] = ..., run_id: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., num_samples: _Optional[int] = ..., num_failures: _Optional[int] = ..., baseline_error_rate: _Optional[float] = ..., baseline_ci: _Optional[_Union[Interval, _Mapping]] = ..., regions: _Optional[_Iterable[_Union[Region, _Mapping]]] = ..., slices: _Optional[_Iterable[_Union[Slice, _Mapping]]] = ..., num_hypotheses_tested: _Optional[int] = ..., fdr_alpha: _Optional[float] = ..., params: _Optional[_Union[DiagnosisParams, _Mapping]] = ..., num_regions_tested: _Optional[int] = ..., job_id: _Optional[str] = ..., tracked_slices: _Optional[_Iterable[_Union[Slice, _Mapping]]] = ..., unheld_confusions: _Optional[_Iterable[_Union[UnheldConfusion, _Mapping]]] = ...) -> None: ...
+    previous_version: RunComparison
+    def __init__(self, id: _Optional[str] = ..., run_id: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., num_samples: _Optional[int] = ..., num_failures: _Optional[int] = ..., baseline_error_rate: _Optional[float] = ..., baseline_ci: _Optional[_Union[Interval, _Mapping]] = ..., regions: _Optional[_Iterable[_Union[Region, _Mapping]]] = ..., slices: _Optional[_Iterable[_Union[Slice, _Mapping]]] = ..., num_hypotheses_tested: _Optional[int] = ..., fdr_alpha: _Optional[float] = ..., params: _Optional[_Union[DiagnosisParams, _Mapping]] = ..., num_regions_tested: _Optional[int] = ..., job_id: _Optional[str] = ..., tracked_slices: _Optional[_Iterable[_Union[Slice, _Mapping]]] = ..., unheld_confusions: _Optional[_Iterable[_Union[UnheldConfusion, _Mapping]]] = ..., previous_version: _Optional[_Union[RunComparison, _Mapping]] = ...) -> None: ...
 
 class UnheldConfusion(_message.Message):
     __slots__ = ("true_label", "predicted_label", "failures", "excess_errors", "true_name", "predicted_name")
