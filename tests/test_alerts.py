@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,6 +18,7 @@ from conftest import free_port, metrics_text, start_server
 from test_observability import ALERT_RULES, ROOT, PrometheusProcess
 
 PROMTOOL = shutil.which("promtool")
+BIN = Path(sys.executable).parent / "blindspots"
 MODEL = "listings-mlp"
 
 pytestmark = pytest.mark.skipif(
@@ -72,6 +75,9 @@ def test_a_real_prometheus_alerts_on_a_regressed_version_and_on_a_stopped_server
         assert (labels["run_id"], labels["project"]) == (v2.id, "listings") and "baseline_run_id" not in labels
         assert float(alerts[0]["value"]) == len(worse)
         assert f"{MODEL} v2 is worse than v1 in {len(worse)} places" == alerts[0]["annotations"]["summary"]
+        gate = subprocess.run([str(BIN), "diagnose", v2.id, "--latest", "--fail-on-regression", "--address",
+                               f"127.0.0.1:{server.port}"], capture_output=True, text=True, timeout=120)
+        assert gate.returncode == 3 and "[slice] camera=cam_d: " in gate.stdout, gate.stdout + gate.stderr
         exported = metrics_text(server)
         assert 'scope="slice"' in exported and 'name="camera=cam_d"' in exported
 

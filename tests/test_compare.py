@@ -215,6 +215,20 @@ def test_each_diagnosis_is_compared_with_the_previous_version(versions, tmp_path
         assert regressions(c.message) == list(zip(gate.scope, gate.name, gate.difference))
 
 
+def test_diagnose_gates_on_the_previous_version(versions):
+    """`blindspots diagnose RUN --fail-on-regression` exits 3 exactly when the comparison made
+    with the diagnosis finds something worse, listing it; a first version passes, saying why."""
+    port = versions["server"].port
+    run1, run2 = versions["runs"]
+    worse = versions["diagnoses"][1].previous_version.regressions()
+    for run, code, says in ((run1, 0, "no previous version"), (run2, 3 if len(worse) else 0,
+                                                              "REGRESSED" if len(worse) else "no significant")):
+        done = subprocess.run([str(BIN), "diagnose", run.id, "--latest", "--fail-on-regression", "--address",
+                               f"127.0.0.1:{port}"], capture_output=True, text=True, timeout=120)
+        assert done.returncode == code and says in done.stdout, done.stdout + done.stderr
+        assert all(name in done.stdout for name in worse.name) if code else True
+
+
 def test_a_version_is_compared_with_the_one_created_before_it_on_the_same_rows(versions, tmp_path):
     s, client = versions["s"], versions["client"]
     run1, run2 = versions["runs"]

@@ -9,7 +9,7 @@
     blindspots demo [--output-dir DIR]
     blindspots runs [--project P]
     blindspots pools [--project P]
-    blindspots diagnose RUN [--min-cluster-size N ...]
+    blindspots diagnose RUN [--min-cluster-size N ...] [--fail-on-regression]   (exit 3: worse than the previous version)
     blindspots suggest RUN --pool POOL --budget N -o FILE [--strategy S] [--format label-studio|coco|csv]
     blindspots labels import EXPORT.json --pool POOL [-o labels.parquet]
     blindspots labels export --pool POOL -o labels.parquet
@@ -34,7 +34,8 @@ from typing import Optional
 from .errors import BlindspotsError
 
 # Exit codes: 0 done, 1 a server error, 2 bad arguments (argparse's too), 3 `compare
-# --fail-on-regression` found B significantly worse (a pipeline gate).
+# --fail-on-regression` found B significantly worse (a pipeline gate), or `diagnose
+# --fail-on-regression` found the run worse than the previous version of its model.
 REGRESSED = 3
 
 
@@ -180,6 +181,11 @@ def _cmd_diagnose(args) -> int:
         run = client.get_run(args.run)
         diagnosis = run.latest_diagnosis() if args.latest else run.diagnose(progress=True, **params)
     print(diagnosis.summary(max_regions=args.max_regions))
+    if args.fail_on_regression:
+        if diagnosis.previous_version is None:
+            print("no previous version of this model on these test rows to compare with")
+            return 0
+        return _gate(diagnosis.previous_version, args.alpha)
     return 0
 
 
@@ -255,16 +261,20 @@ def _cmd_compare(args) -> int:
     if args.slices_output:
         from .results import write_manifest
         write_manifest(comparison.slices_frame(), args.slices_output)
-    if args.fail_on_regression:
-        worse = comparison.regressions(alpha=args.alpha)
-        if len(worse):
-            print(f"REGRESSED: {len(worse)} finding(s) significantly worse in B:")
-            for _, r in worse.iterrows():
-                print(f"  [{r['scope']}] {r['name']}: {r['error_rate_a']:.1%} -> {r['error_rate_b']:.1%} of "
-                      f"{r['support']} rows ({r['difference']:+.1%}, CI {r['diff_low']:+.1%} to "
-                      f"{r['diff_high']:+.1%}, q={r['q_value']:.2g})")
-            return REGRESSED
-        print("no significant regression")
+    return _gate(comparison, args.alpha) if args.fail_on_regression else 0
+
+
+def _gate(comparison, alpha: float) -> int:
+    """The regression gate: list what got significantly worse in B and return REGRESSED, or 0."""
+    worse = comparison.regressions(alpha=alpha)
+    if len(worse):
+        print(f"REGRESSED: {len(worse)} finding(s) significantly worse in B:")
+        for _, r in worse.iterrows():
+            print(f"  [{r['scope']}] {r['name']}: {r['error_rate_a']:.1%} -> {r['error_rate_b']:.1%} of "
+                  f"{r['support']} rows ({r['difference']:+.1%}, CI {r['diff_low']:+.1%} to "
+                  f"{r['diff_high']:+.1%}, q={r['q_value']:.2g})")
+        return REGRESSED
+    print("no significant regression")
     return 0
 
 
@@ -398,6 +408,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--fdr-alpha", type=float, default=0.0)
     s.add_argument("--failure-definition", default="", choices=["", "mispredicted", "top_loss"])
     s.add_argument("--max-regions", type=int, default=10)
+    s.add_argument("--fail-on-regression", action="store_true",
+                   help=f"exit {REGRESSED} when the run is significantly worse than the previous version of "
+                   "its model (the one the diagnosis was compared with) overall, on a region or on a slice")
+    s.add_argument("--alpha", type=float, default=0.0, help="level for --fail-on-regression (default: 0.05)")
     s.set_defaults(fn=_cmd_diagnose)
 
     s = sub.add_parser("suggest", help="write the samples to label next as a manifest")
