@@ -316,7 +316,10 @@ class Client(LabelsAPI, DeleteAPI):
         ``df.attrs["exclusions"]`` how many pool rows could not be picked and why (earlier
         picks of this run and pool, labeled samples, the run's own ids, ``exclude_ids``,
         filters) and how many were eligible; ``df.attrs["note"]`` what differs from the
-        request (e.g. a budget above the eligible rows), also raised as a UserWarning."""
+        request (e.g. a budget above the eligible rows), also raised as a UserWarning;
+        ``df.attrs["pool_coverage"]`` (targeted) one dict per region (plain values, so frames
+        still concatenate; ``pd.DataFrame(...)`` tabulates them): how well the eligible pool
+        covers its failures (``covered``, ``distance_ratio``; README, Suggest)."""
         fmt = picks_format(output, format) if output else ""
         request = pb.SuggestRequest(run_id=run_id, pool_id=pool_id, budget=int(budget), strategy=strategy,
                                     diagnosis_id=diagnosis_id, exclude_ids=[str(i) for i in exclude_ids],
@@ -347,6 +350,7 @@ class Client(LabelsAPI, DeleteAPI):
         frame.attrs["note"] = done.note if done is not None else ""
         if frame.attrs["note"]:
             warnings.warn(f"suggest: {frame.attrs['note']}", UserWarning, stacklevel=2)
+        frame.attrs["pool_coverage"] = _coverage(done)
         if output:
             run = self.get_run(run_id).message if fmt in ("label-studio", "coco") else None
             export_picks(frame, output, fmt, list(run.class_names) if run else [],
@@ -359,6 +363,12 @@ def _exclusions_dict(done: Optional[pb.SuggestionSet]) -> dict[str, int]:
     fields = ("pool_rows", "run_ids", "labeled", "given_ids", "earlier_picks", "filtered_out", "eligible")
     ex = done.exclusions if done is not None else pb.SuggestionExclusions()
     return {f: int(getattr(ex, f)) for f in fields}
+
+
+def _coverage(done: Optional[pb.SuggestionSet]) -> list[dict]:
+    """The answer's pool coverage, a dict per region (none for baselines)."""
+    fields = ("region_id", "failures", "covered", "reach", "median_distance", "distance_ratio")
+    return [{f: getattr(r, f) for f in fields} for r in (done.pool_coverage if done is not None else [])]
 
 
 MEMBER_COLUMNS = ["row_index", "sample_id", "uri", "label", "predicted", "confidence", "failed"]

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Optional
 
 import numpy as np
@@ -12,6 +12,7 @@ import pyarrow.compute as pc
 from blindspots.v1 import blindspots_pb2 as pb
 
 from ..core.results import ProgressFn
+from ..core.pool_coverage import RegionCoverage, pool_coverage
 from ..core.pool_index import normalise_in_place
 from ..core.suggest import PoolData, budget_note, filter_mask, suggest_candidates
 from ..storage import DataLoss, NotFound, PoolRecord, RunRecord, Store, SuggestionSetRecord, new_id
@@ -34,11 +35,17 @@ class SuggestOutcome:
     candidates: list[pb.Candidate]
     exclusions: pb.SuggestionExclusions
     note: str
+    coverage: list[RegionCoverage] = field(default_factory=list)
 
     def done_message(self) -> pb.SuggestionSet:
         msg = convert.suggestion_set_message(self.record)
         msg.exclusions.CopyFrom(self.exclusions)
         msg.note = self.note
+        found = [np.isfinite(c.median_distance) for c in self.coverage]
+        msg.pool_coverage.extend(pb.RegionCoverage(
+            region_id=c.region_id, failures=c.failures, covered=c.covered, reach=c.reach,
+            median_distance=c.median_distance if ok else -1.0, distance_ratio=c.distance_ratio if ok else -1.0)
+            for c, ok in zip(self.coverage, found))
         return msg
 
 
@@ -164,6 +171,11 @@ class Suggestions:
             slice_weight=request.slice_weight or None,
             progress=lambda f, s: progress(0.2 + 0.75 * f, s),
             num_failures=diagnosis.num_failures if diagnosis is not None else None)
+        coverage = []
+        if strategy == "targeted":
+            progress(0.95, "measuring how well the pool covers each region")
+            coverage = pool_coverage(regions, index.search, index.vectors if embeddings is None
+                                     else embeddings.__getitem__, ~excluded, seed=request.seed)
         if note:
             picks = [replace(c, reason=note + c.reason) for c in picks]
         if target_notes:   # what the targeting could not use, on every candidate (the set stores reasons)
@@ -190,7 +202,7 @@ class Suggestions:
         }, schema=_SET_SCHEMA)
         progress(0.97, "saving the suggestion set")
         self.store.save_suggestion_set(record, table)
-        return SuggestOutcome(record, candidates, exclusions, "; ".join(notes))
+        return SuggestOutcome(record, candidates, exclusions, "; ".join(notes), coverage)
 
 
 def _prediction(probabilities: Optional[np.ndarray], row: int) -> dict:

@@ -657,7 +657,7 @@ class Progress(_message.Message):
     def __init__(self, fraction_done: _Optional[float] = ..., stage: _Optional[str] = ...) -> None: ...
 
 class SuggestionSet(_message.Message):
-    __slots__ = ("id", "run_id", "pool_id", "diagnosis_id", "strategy", "budget", "num_candidates", "created_at", "name", "exclusions", "note")
+    __slots__ = ("id", "run_id", "pool_id", "diagnosis_id", "strategy", "budget", "num_candidates", "created_at", "name", "exclusions", "note", "pool_coverage")
     ID_FIELD_NUMBER: _ClassVar[int]
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     POOL_ID_FIELD_NUMBER: _ClassVar[int]
@@ -669,6 +669,7 @@ class SuggestionSet(_message.Message):
     NAME_FIELD_NUMBER: _ClassVar[int]
     EXCLUSIONS_FIELD_NUMBER: _ClassVar[int]
     NOTE_FIELD_NUMBER: _ClassVar[int]
+    POOL_COVERAGE_FIELD_NUMBER: _ClassVar[int]
     id: str
     run_id: str
     pool_id: str
@@ -680,7 +681,24 @@ class SuggestionSet(_message.Message):
     name: str
     exclusions: SuggestionExclusions
     note: str
-    def __init__(self, id: _Optional[str] = ..., run_id: _Optional[str] = ..., pool_id: _Optional[str] = ..., diagnosis_id: _Optional[str] = ..., strategy: _Optional[str] = ..., budget: _Optional[int] = ..., num_candidates: _Optional[int] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., name: _Optional[str] = ..., exclusions: _Optional[_Union[SuggestionExclusions, _Mapping]] = ..., note: _Optional[str] = ...) -> None: ...
+    pool_coverage: _containers.RepeatedCompositeFieldContainer[RegionCoverage]
+    def __init__(self, id: _Optional[str] = ..., run_id: _Optional[str] = ..., pool_id: _Optional[str] = ..., diagnosis_id: _Optional[str] = ..., strategy: _Optional[str] = ..., budget: _Optional[int] = ..., num_candidates: _Optional[int] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., name: _Optional[str] = ..., exclusions: _Optional[_Union[SuggestionExclusions, _Mapping]] = ..., note: _Optional[str] = ..., pool_coverage: _Optional[_Iterable[_Union[RegionCoverage, _Mapping]]] = ...) -> None: ...
+
+class RegionCoverage(_message.Message):
+    __slots__ = ("region_id", "failures", "covered", "reach", "median_distance", "distance_ratio")
+    REGION_ID_FIELD_NUMBER: _ClassVar[int]
+    FAILURES_FIELD_NUMBER: _ClassVar[int]
+    COVERED_FIELD_NUMBER: _ClassVar[int]
+    REACH_FIELD_NUMBER: _ClassVar[int]
+    MEDIAN_DISTANCE_FIELD_NUMBER: _ClassVar[int]
+    DISTANCE_RATIO_FIELD_NUMBER: _ClassVar[int]
+    region_id: int
+    failures: int
+    covered: float
+    reach: float
+    median_distance: float
+    distance_ratio: float
+    def __init__(self, region_id: _Optional[int] = ..., failures: _Optional[int] = ..., covered: _Optional[float] = ..., reach: _Optional[float] = ..., median_distance: _Optional[float] = ..., distance_ratio: _Optional[float] = ...) -> None: ...
 
 class SuggestionExclusions(_message.Message):
     __slots__ = ("pool_rows", "run_ids", "given_ids", "earlier_picks", "filtered_out", "eligible", "labeled")
