@@ -144,7 +144,8 @@ def test_any_small_run_goes_through_the_loop(live, seed, n, classes, shape, erro
                               labels=np.concatenate([labels[keep], np.zeros(extra, np.int64)]),
                               probabilities=np.vstack([probs[keep][:, ::-1], np.full((extra, classes), 1 / classes)]),
                               metadata=other_meta, progress=False)
-        tracked = other.diagnose(progress=False).message.tracked_slices
+        diagnosis = other.diagnose(progress=False)
+        tracked = diagnosis.message.tracked_slices
         event(f"tracked slices: {min(len(tracked), 1)}")
         for t in tracked:      # v1's slices measured on v2's rows
             rows = predicate_mask(other_meta, tuple(Predicate(q.column, q.op, q.value, q.low, q.high)
@@ -154,7 +155,9 @@ def test_any_small_run_goes_through_the_loop(live, seed, n, classes, shape, erro
             comparison = client.compare(run, other)
             m = comparison.message
             assert (m.num_shared, m.num_only_a, m.num_only_b) == (int(keep.sum()), int((~keep).sum()), extra)
+            assert diagnosis.previous_version.message == m     # compared with v1 as it was diagnosed
         else:
+            assert diagnosis.previous_version is None
             with pytest.raises(FailedPreconditionError, match="share no sample ids"):
                 client.compare(run, other)
         write_report(client, run.id, reports / f"{seed}.html", compare_with=other.id if keep.any() else "")
