@@ -258,3 +258,52 @@ def test_deleting_a_pool_on_a_ray_server_stops_its_shards(ray_cluster, small_sce
     finally:
         client.close()
         there.stop()
+
+
+def test_a_damaged_pool_row_file_on_a_ray_server_is_data_loss_and_the_server_goes_on(ray_cluster, small_scenario,
+                                                                                     tmp_path, caplog):
+    """A flipped byte in one of the pool's row files, found by the Ray shards when a restarted server
+    builds them from the files (they are not persisted): targeted Suggest is DATA_LOSS naming the pool
+    (no pick from damaged rows) with the store's message, not Ray's; the shards' DataLoss reaches the
+    server as itself, so its log says what the shards met; no shard is left loaded, the server goes
+    on serving, and once the file is whole again the same call succeeds."""
+    import grpc
+    from blindspots import BlindspotsError
+    address, _ = ray_cluster
+    s, sm = small_scenario.scenario, small_scenario
+    data = tmp_path / "ray"
+    first = start_server(data, ray_address=address)
+    client = Client(f"127.0.0.1:{first.port}", retries=2, timeout=300)
+    try:
+        run = client.create_run("eval", class_names=s.class_names, embedding_dim=s.test.embeddings.shape[1])
+        run.log_predictions(s.test.ids, s.test.embeddings, labels=s.test.labels, probabilities=sm.test_probs,
+                            metadata=s.test.metadata, progress=False)
+        pool = client.create_pool("pool", embedding_dim=s.pool.embeddings.shape[1], num_classes=len(s.class_names))
+        pool.add(s.pool.ids, s.pool.embeddings, probabilities=sm.pool_probs, metadata=s.pool.metadata,
+                 batch_size=1700, progress=False)
+        run.diagnose(progress=False, seed=3)
+    finally:
+        client.close()
+        first.stop()
+    victim = sorted((data / "pools" / pool.id).glob("part-*.parquet"))[1]
+    whole = victim.read_bytes()
+    damaged = bytearray(whole)
+    damaged[len(damaged) // 2] ^= 0xFF          # inside the embedding column, the file's bulk
+    victim.write_bytes(bytes(damaged))
+    there = start_server(data, ray_address=address)
+    client = Client(f"127.0.0.1:{there.port}", retries=2, timeout=300)
+    try:
+        with pytest.raises(BlindspotsError, match=pool.id) as err:
+            client.suggest(run.id, pool.id, budget=50, progress=False)
+        assert err.value.code == grpc.StatusCode.DATA_LOSS, err.value
+        assert "stored data is damaged" in err.value.details and "ray::" not in err.value.details
+        (met,) = [r.getMessage() for r in caplog.records if "could not read the pool's row files" in r.getMessage()]
+        assert "(DataLoss: " in met and "CRC checksum verification failed" in met, met
+        assert there.servicer.indexes.loaded_index(pool.id) is None
+        assert client.get_run(run.id).message.num_rows == len(s.test)        # still serving
+        victim.write_bytes(whole)
+        picks = client.suggest(run.id, pool.id, budget=50, progress=False)
+        assert len(picks) == 50 and isinstance(there.servicer.indexes.loaded_index(pool.id), ShardedPoolIndex)
+    finally:
+        client.close()
+        there.stop()

@@ -42,7 +42,7 @@ class RayCluster:
         if task is None:
             task = self._remote_fns[fn] = ray.remote(num_cpus=1)(fn)
         shared_ref = ray.put(shared)            # sent to the object store once, not once per task
-        return ray.get([task.remote(shared_ref, chunk) for chunk in chunks])
+        return self._get([task.remote(shared_ref, chunk) for chunk in chunks])
 
     def start_workers(self, cls: type, args_list: Sequence[tuple]) -> list:
         # Index shards hold memory, not CPUs (num_cpus=0), so that searches and tasks still get
@@ -52,7 +52,17 @@ class RayCluster:
 
     def call_all(self, workers: Sequence[Any], method: str, *args) -> list:
         refs = [getattr(w, method).remote(*args) for w in workers]
-        return self._ray.get(refs)
+        return self._get(refs)
+
+    def _get(self, refs: list) -> list:
+        """The results; a task's own exception is raised as itself (a DataLoss stays a DataLoss with its
+        message), not wrapped in Ray's RayTaskError with the worker's traceback text."""
+        try:
+            return self._ray.get(refs)
+        except self._ray.exceptions.RayTaskError as exc:
+            if isinstance(getattr(exc, "cause", None), Exception):
+                raise exc.cause from None
+            raise
 
     def stop_workers(self, workers: Sequence[Any]) -> None:
         for w in workers:

@@ -62,10 +62,17 @@ class PoolIndexShard:
         self.offset = int(offset)
         self.dim = int(dim)
         self.source = None if isinstance(rows, np.ndarray) else rows
+        # A source that fails to read (damaged files: the store's DataLoss) fails the first call,
+        # describe(), instead of the constructor: a Ray actor's constructor error reaches the caller
+        # as text only (ActorDiedError), a method's as the exception itself.
+        self.failure: Optional[Exception] = None
         if self.source is None:
             self.index = PoolIndex(dim, kind=kind).build(rows)
         else:
-            self.index = PoolIndex(dim, kind=kind).build_from(self.source.read, len(self.source))
+            try:
+                self.index = PoolIndex(dim, kind=kind).build_from(self.source.read, len(self.source))
+            except Exception as exc:
+                self.failure = exc
 
     def exact_search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Brute-force top-k over the shard's rows, re-read from its source (for measuring recall)."""
@@ -98,6 +105,8 @@ class PoolIndexShard:
         return self.index.ntotal
 
     def describe(self) -> tuple[int, str, str]:
+        if self.failure is not None:
+            raise self.failure
         return self.index.ntotal, self.index.kind_, self.index.description
 
     def peak_rss_mb(self) -> float:

@@ -139,17 +139,21 @@ class PoolIndexes:
                 index.close()
                 del self._loaded[pool_id]
             dim = self._store.get_pool(pool_id).embedding_dim
+            source = self._row_source(pool_id, n)     # DataLoss here is the server's own finding
             index = ShardedPoolIndex(dim, self._shards, compute=self._compute)
             try:
-                index.build_from(self._row_source(pool_id, n), progress)
-            except (JobCancelled, DataLoss):
+                index.build_from(source, progress)
+            except JobCancelled:
                 index.close()
                 raise
-            except Exception as exc:        # e.g. a shard on a node that does not mount the file root
+            except Exception as exc:
+                # A shard that cannot read the row files: on a node that does not mount the file root
+                # (a missing file there is DataLoss too), or damaged. The server reads them itself,
+                # which serves the rows or finds the damage (DataLoss, nothing served).
                 index.close()
-                log.warning("pool %s: the index shards could not read the pool's row files (%s); the server "
-                            "reads the rows and sends each shard its slice instead", pool_id,
-                            str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+                log.warning("pool %s: the index shards could not read the pool's row files (%s: %s); the "
+                            "server reads the rows and sends each shard its slice instead", pool_id,
+                            type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
                 rows = self._store.read_row_data("pool", pool_id, ["embedding"])
                 index.build(rows.embeddings[:n], progress)
                 del rows
