@@ -18,10 +18,11 @@ with the pool's own spacing:
 - ``distance_ratio``: the failures' median distance to their nearest eligible row over
   the median spacing of the pool's rows (about 1 for failures like the pool's rows).
 
-A region like the pool's rows has ``covered`` near 0.9 and ``distance_ratio`` near 1; one the
-pool holds nothing like has less and more. These are measurements: no threshold that says
-"collect new data" has been chosen (that needs dev and held-out families, as the defaults
-of the diagnosis had).
+Failures drawn like the pool's rows have ``covered`` near 0.9 and ``distance_ratio`` near 1;
+failures the pool holds nothing like, less and more. Real failures are atypical rows and score
+lower even where the pool holds their kind, so these are measurements, not a verdict: on the
+dev families no rule on them told a region whose condition was taken out of the pool from the
+others well (bench/pool_coverage.py, bench/RESULTS.md#pool-coverage).
 """
 from __future__ import annotations
 
