@@ -21,8 +21,8 @@ class Comparison:
 
     Regions of A are *fixed* (no region of B overlaps them and B's error rate on
     their rows is significantly lower), *remain*, or regions of B are *new*.
-    Differences are B - A on the same rows, with a two-proportion z-test and a
-    Newcombe 95% interval (conservative for the paired rows).
+    Differences are B - A on the same rows, with McNemar's exact mid-p test and
+    Newcombe's 95% interval for paired proportions.
     """
 
     def __init__(self, message: pb.RunComparison):

@@ -284,7 +284,7 @@ class BlindspotsServicer:
     def CompareRuns(self, request, context):
         """Two model versions on the same test set (rows matched by sample id):
         which failure regions were fixed, which remain, which are new, and each
-        slice's error rate under both, with a two-proportion test.
+        slice's error rate under both, with a paired test (McNemar).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
