@@ -36,6 +36,7 @@ def test_runs_diagnose_suggest(server, client, small_scenario, tmp_path):
     sugg = _cli("suggest", run.id, "--pool", pool.id, "--budget", "25", "-o", str(out), "--address", address,
                 "--filter", "camera=cam_e")
     assert sugg.returncode == 0, sugg.stderr
+    assert "failures have an eligible pool row within the pool's own spacing" in sugg.stdout, sugg.stdout
     frame = pd.read_csv(out)
     assert len(frame) == 25 and frame["rank"].tolist() == list(range(1, 26))
     cams = s.pool.metadata.set_index(pd.Index(s.pool.ids))["camera"]

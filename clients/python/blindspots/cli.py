@@ -210,6 +210,9 @@ def _cmd_suggest(args) -> int:
     print(f"{len(frame)} candidates written to {args.output} (suggestion set {frame.attrs['suggestion_set']})")
     if len(frame):
         print(frame.head(args.show)[["rank", "sample_id", "score", "region_id", "reason"]].to_string(index=False))
+    for c in frame.attrs.get("pool_coverage", []):
+        print(f"region {c['region_id']}: {c['covered']:.0%} of {c['failures']} failures have an eligible pool row "
+              f"within the pool's own spacing (distance ratio {c['distance_ratio']:.2f}; like the pool: ~90%, ~1)")
     return 0
 
 
