@@ -317,3 +317,38 @@ def test_paired_test_and_interval_hold_their_levels_on_correlated_versions():
         expected = stats.binomtest(low, m, 0.5).pvalue - stats.binom.pmf(low, m, 0.5)
         assert mcnemar_mid_p(worse, better) == pytest.approx(expected, abs=1e-12), (worse, better)
     assert mcnemar_mid_p(0, 0) == 1.0 and mcnemar_mid_p(50, 50) == pytest.approx(1.0)
+
+
+def test_a_damaged_earlier_version_is_passed_over_and_the_diagnosis_is_whole(tmp_path, caplog):
+    """The per-row file of v1's diagnosis is damaged: diagnosing v2 still succeeds, without a
+    comparison (v1 is passed over, saying why in the log); CompareRuns itself is DATA_LOSS."""
+    import grpc
+    from blindspots import BlindspotsError
+
+    s = make_scenario(n_train=1000, n_test=1500, n_pool=100, seed=2)
+    probabilities = train_model(s.train, seed=2, epochs=10).predict_proba(s.test.embeddings)
+    server = start_server(tmp_path / "data")
+    client = Client(f"127.0.0.1:{server.port}", retries=2, timeout=120)
+    try:
+        runs = []
+        for version in ("v1", "v2"):
+            run = client.create_run(f"eval-{version}", class_names=s.class_names, embedding_dim=128,
+                                    model_name="m", model_version=version)
+            run.log_predictions(s.test.ids, s.test.embeddings, labels=s.test.labels, probabilities=probabilities,
+                                metadata=s.test.metadata, progress=False)
+            runs.append(run)
+        first = runs[0].diagnose(progress=False)
+        per_row = tmp_path / "data" / "diagnoses" / f"{first.id}.parquet"
+        raw = bytearray(per_row.read_bytes())
+        raw[len(raw) // 2] ^= 0xFF
+        per_row.write_bytes(bytes(raw))
+        second = runs[1].diagnose(progress=False)
+        assert second.previous_version is None and len(second.regions) == len(first.regions)
+        assert any("not compared with run" in r.getMessage() and runs[0].id in r.getMessage()
+                   for r in caplog.records), [r.getMessage() for r in caplog.records][-5:]
+        with pytest.raises(BlindspotsError) as err:
+            client.compare(runs[0], runs[1])
+        assert err.value.code == grpc.StatusCode.DATA_LOSS and first.id in err.value.details, err.value
+    finally:
+        client.close()
+        server.stop()
