@@ -36,7 +36,7 @@ from .labels import import_labels, list_labels
 from .pool_indexes import PoolIndexes
 from .region_members import RegionMembers
 from .run_map import MAX_POINTS, run_map_message
-from .slice_tracking import earlier_versions, slices_to_track
+from .slice_tracking import diagnosed_versions, slices_to_track
 from .suggestions import Suggestions
 from .telemetry import Telemetry
 from .validation import (MAX_SEED, InvalidArgument, TargetShape, check_diagnosis_params, check_name, require,
@@ -351,7 +351,8 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
         the run's model, the newest earlier diagnosed run of it that shares test rows with it
         (of the ``MAX_BASELINES`` newest). A baseline deleted or damaged meanwhile is passed
         over (logged): the diagnosis itself is whole without it."""
-        for baseline, baseline_diagnosis in islice(earlier_versions(self.store, run), MAX_BASELINES):
+        for baseline, baseline_diagnosis in islice(diagnosed_versions(self.store, run, created_before=True),
+                                                   MAX_BASELINES):
             try:
                 message.previous_version.CopyFrom(compare_runs(
                     self.store, baseline, run, baseline_diagnosis, message, DEFAULT_MIN_OVERLAP, DEFAULT_ALPHA,

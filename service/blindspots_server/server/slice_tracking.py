@@ -23,22 +23,18 @@ def _as_today(p: Predicate, schema: dict[str, str]) -> Predicate:
     return p
 
 
-def other_versions(store: Store, run: RunRecord) -> list[RunRecord]:
-    """The other runs of ``run``'s project and model, newest first; none without a model name."""
+def diagnosed_versions(store: Store, run: RunRecord,
+                       created_before: bool = False) -> Iterator[tuple[RunRecord, pb.Diagnosis]]:
+    """The other runs of ``run``'s project and model that have a diagnosis, newest first, each
+    with its latest diagnosis; none without a model name. ``created_before``: only those created
+    before ``run`` (the earlier versions; created, not diagnosed: diagnosing an old version
+    again compares it with those before it, not with newer ones)."""
     if not run.model_name:
-        return []
+        return
     others = [r for r in store.list_runs([run.project], MAX_EARLIER_RUNS, 0)
-              if r.model_name == run.model_name and r.id != run.id]
-    return sorted(others, key=lambda r: r.created_at, reverse=True)
-
-
-def earlier_versions(store: Store, run: RunRecord) -> Iterator[tuple[RunRecord, pb.Diagnosis]]:
-    """The runs of the same project and model created before ``run`` that have a diagnosis,
-    newest first, each with its latest diagnosis. Created, not diagnosed: diagnosing an old
-    version again compares it with those before it, not with newer ones."""
-    for other in other_versions(store, run):
-        if other.created_at >= run.created_at:
-            continue
+              if r.model_name == run.model_name and r.id != run.id
+              and not (created_before and r.created_at >= run.created_at)]
+    for other in sorted(others, key=lambda r: r.created_at, reverse=True):
         try:
             yield other, pb.Diagnosis.FromString(store.latest_diagnosis(other.id).payload)
         except NotFound:
@@ -50,11 +46,7 @@ def slices_to_track(store: Store, run: RunRecord, per_run: int, limit: int,
     """Up to ``limit`` slices (each a conjunction), ``per_run`` from each earlier run."""
     out: list[tuple[Predicate, ...]] = []
     seen = set(exclude)
-    for other in other_versions(store, run):
-        try:
-            diagnosis = pb.Diagnosis.FromString(store.latest_diagnosis(other.id).payload)
-        except NotFound:
-            continue
+    for other, diagnosis in diagnosed_versions(store, run):
         for s in diagnosis.slices[:per_run]:
             predicates = tuple(_as_today(convert.predicate_from_message(p), other.metadata_schema)
                                for p in s.predicates)
