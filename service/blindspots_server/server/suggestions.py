@@ -41,11 +41,11 @@ class SuggestOutcome:
         msg = convert.suggestion_set_message(self.record)
         msg.exclusions.CopyFrom(self.exclusions)
         msg.note = self.note
-        found = [np.isfinite(c.median_distance) for c in self.coverage]
-        msg.pool_coverage.extend(pb.RegionCoverage(
-            region_id=c.region_id, failures=c.failures, covered=c.covered, reach=c.reach,
-            median_distance=c.median_distance if ok else -1.0, distance_ratio=c.distance_ratio if ok else -1.0)
-            for c, ok in zip(self.coverage, found))
+        for c in self.coverage:
+            found = np.isfinite(c.median_distance)      # -1: no eligible row among the neighbours searched
+            msg.pool_coverage.add(region_id=c.region_id, failures=c.failures, covered=c.covered, reach=c.reach,
+                                  median_distance=c.median_distance if found else -1.0,
+                                  distance_ratio=c.distance_ratio if found else -1.0)
         return msg
 
 
