@@ -12,6 +12,7 @@ from blindspots import Client, InvalidArgumentError
 from blindspots.v1 import blindspots_pb2 as pb
 from blindspots_server.config import ServerConfig
 from blindspots_server.server.app import BlindspotsServer
+from blindspots_server.server.servicer import ProgressThrottle
 
 from conftest import free_port, start_server
 
@@ -231,6 +232,22 @@ def test_oversized_message_gets_resource_exhausted_and_nothing_is_stored(tmp_pat
         client.close()
     finally:
         srv.stop()
+
+
+def test_progress_throttle_sends_each_step_and_thins_repeats_of_one_by_the_clock():
+    """The first "batch file 1 of n" after the bare step is sent however fast files are read
+    (CI once read 400 files within the window and the client saw none); repeats within the
+    window are dropped; a stage without a colon is its own step."""
+    now = [0.0]
+    throttle = ProgressThrottle(every_s=0.25, clock=lambda: now[0])
+    assert throttle.should_send("loading pool rows")
+    sent = [throttle.should_send(f"loading pool rows: batch file {i} of 400") for i in range(1, 401)]
+    assert sent[0] and not any(sent[1:])
+    now[0] = 0.3
+    assert throttle.should_send("loading pool rows: batch file 400 of 400")
+    assert throttle.should_send("loading pool rows: joining 400 batch files")
+    assert throttle.should_send("selecting pool samples near region 1")
+    assert throttle.should_send("selecting pool samples near region 2")
 
 
 def test_suggest_reports_row_loading_per_batch_file_without_a_message_per_file(tmp_path):

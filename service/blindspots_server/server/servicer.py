@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import logging
 import queue
+import re
 import threading
 import time
 from itertools import islice
-from typing import Iterator, Optional
+from typing import Callable, Iterator, Optional
 
 import numpy as np
 import pandas as pd
@@ -51,6 +52,31 @@ DEFAULT_PROJECT = "default"
 MAX_PAGE = 1000
 CANDIDATE_BATCH = 500
 PROGRESS_EVERY_S = 0.25      # Suggest's progress messages within one step
+
+
+class ProgressThrottle:
+    """Which of Suggest's progress stages go to the client.
+
+    Every new step is sent; repeats of one step ("loading pool rows: batch file i of n" for a
+    pool of thousands of files) at most once per ``every_s``. A step is the stage with the
+    numbers after its colon blanked, so the first "batch file 1 of n" is always sent after the
+    bare "loading pool rows", however fast the files are read, and "selecting pool samples
+    near region 3" (no colon) is a step of its own.
+    """
+
+    def __init__(self, every_s: float = PROGRESS_EVERY_S, clock: Callable[[], float] = time.monotonic):
+        self.every_s, self.clock = every_s, clock
+        self._step: Optional[str] = None
+        self._at = 0.0
+
+    def should_send(self, stage: str) -> bool:
+        head, colon, detail = stage.partition(":")
+        step = head + colon + re.sub(r"\d+", "#", detail)
+        now = self.clock()
+        if step != self._step or now - self._at >= self.every_s:
+            self._step, self._at = step, now
+            return True
+        return False
 MAX_OFFSET = 1 << 53           # far beyond any listing, and inside SQLite's 64-bit OFFSET
 
 
@@ -425,16 +451,12 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
         cancelled = threading.Event()
         context.add_callback(cancelled.set)
 
-        last = {"step": "", "at": 0.0}
+        throttle = ProgressThrottle()
 
         def progress(fraction: float, stage: str) -> None:
             if cancelled.is_set():
                 raise RuntimeError("the client cancelled the call")
-            # Every step is sent; within one (a file of thousands, "loading pool rows: batch
-            # file i of n") at most one message per PROGRESS_EVERY_S.
-            step, now = stage.split(":", 1)[0], time.monotonic()
-            if step != last["step"] or now - last["at"] >= PROGRESS_EVERY_S:
-                last.update(step=step, at=now)
+            if throttle.should_send(stage):
                 progress_q.put((fraction, stage))
 
         def work() -> None:
