@@ -1,6 +1,8 @@
 """The walking path through the SDK against a real server on loopback."""
 from __future__ import annotations
 
+import time
+
 import grpc
 import numpy as np
 import pandas as pd
@@ -102,6 +104,12 @@ def test_restart_keeps_everything_acknowledged(tmp_path, small_scenario):
     run, pool, _ = _log_scenario(client, small_scenario)
     diagnosis = run.diagnose()
     first = run.suggest(pool, budget=40, strategy="random", seed=3)
+    # The index builds in the background after pool.add ("random" does not wait for it); a stop
+    # before it is saved would leave the restarted server none to reload.
+    deadline = time.time() + 60
+    while client.get_pool(pool.id).message.index.num_indexed < len(small_scenario.scenario.pool):
+        assert time.time() < deadline, "the pool index was not built within 60 s"
+        time.sleep(0.05)
     client.close()
     srv.stop()
 

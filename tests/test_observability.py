@@ -198,8 +198,9 @@ def test_dashboard_variables_have_values(observed):
 def test_same_slice_tracked_across_model_versions(observed):
     _, prom, *_ = observed
     # Stable slice names: some slice is among the top-K of both versions' diagnoses.
-    both = prom.query(f'count by (slice) (blindspots_slice_error_rate{{model="{MODEL}"}}) == 2')
-    assert both, "no slice name shared by v1 and v2"
+    # Waited for: run alone or first, no scrape may have come since v2's diagnosis.
+    both = prom.wait(lambda: prom.query(f'count by (slice) (blindspots_slice_error_rate{{model="{MODEL}"}}) == 2'),
+                     what="a slice name shared by v1 and v2")
     name = both[0]["metric"]["slice"]
     series = prom.query(f'blindspots_slice_error_rate{{model="{MODEL}", slice="{name}"}}')
     assert sorted(r["metric"]["model_version"] for r in series) == ["v1", "v2"]

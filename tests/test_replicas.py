@@ -106,10 +106,22 @@ def test_two_replicas_share_runs_and_one_finishes_the_job_the_other_was_killed_i
         assert len(first) == 150 and len(rest) == 150
         assert {f"q{i}" for i in range(100)} <= set(rest), "b served a pool without the rows a added"
 
-        # A cancel asked of the replica that does not run the job reaches the one that does.
+        # A cancel asked of the replica that does not run the job reaches the one that does, by
+        # its lease heartbeat (every LEASE_S / 3). The runner is paused while the cancel is asked,
+        # so that the heartbeat is due when it resumes with most of the diagnosis still ahead:
+        # without the pause a machine faster than this one could finish the job first.
         job = a.stub.Diagnose(pb.DiagnoseRequest(run_id=run_id))
         runner, other = _wait_running(postgres_uri, job.id, a, b)
-        assert other.stub.CancelJob(pb.GetJobRequest(job_id=job.id)).state in (pb.Job.RUNNING, pb.Job.CANCELLED)
+        runner.proc.send_signal(signal.SIGSTOP)
+        try:
+            asked = other.stub.CancelJob.future(pb.GetJobRequest(job_id=job.id))
+            asked.result(timeout=LEASE_S / 2)   # may wait on a row the paused runner holds: resumed below
+            time.sleep(LEASE_S / 3)             # the runner's heartbeat is due on resume
+        except grpc.FutureTimeoutError:
+            pass
+        finally:
+            runner.proc.send_signal(signal.SIGCONT)
+        assert asked.result(timeout=60).state in (pb.Job.RUNNING, pb.Job.CANCELLED)
         states = [j.state for j in other.stub.WatchJob(pb.GetJobRequest(job_id=job.id), timeout=120)]
         assert states[-1] == pb.Job.CANCELLED, states
         assert runner.stub.GetJob(pb.GetJobRequest(job_id=job.id)).state == pb.Job.CANCELLED

@@ -49,9 +49,10 @@ def test_claims_are_exclusive_oldest_first_and_carry_params(store, postgres_uri,
 
 def test_an_expired_lease_is_claimed_again_and_the_old_owner_is_fenced_off(store):
     job = _enqueue(store, "job_a", 1.0)
-    job, _ = store.claim_job("dead", 0.5, 3)
+    job, _ = store.claim_job("dead", 30, 3)
     assert store.claim_job("alive", 30, 3) is None           # leased: nobody else gets it
-    time.sleep(0.7)
+    store.renew_leases("dead", ["job_a"], 0.0)                # its lease runs out (the owner stops renewing)
+    time.sleep(0.002)                                         # ... by the next statement on the database's clock
     taken, _ = store.claim_job("alive", 30, 3)
     assert taken.id == "job_a" and "restarting" in taken.stage
     job.state, job.result_id = "SUCCEEDED", "diag_from_the_dead"

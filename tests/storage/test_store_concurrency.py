@@ -181,7 +181,9 @@ def test_named_locks_held_by_more_holders_than_pooled_connections_leave_their_qu
 def test_writes_racing_a_delete_land_before_it_or_find_it_gone(stores, tmp_path, round_):
     """Workers keep writing batches, labels, diagnoses and suggestion sets for a run and a pool
     while another worker deletes both. Each write either landed before the delete (and went with
-    it) or raised NotFound; afterwards the store holds nothing of either, not a file or a row."""
+    it) or raised NotFound; afterwards the store holds nothing of either, not a file or a row.
+    The delete starts after 1, 10 or 30 writes have landed (by count, not by a sleep, so the race
+    is the same on a faster machine) and the writers go on until it has ended, then write once more."""
     tag = uuid.uuid4().hex[:6]
     run_id, pool_id = f"run_{tag}", f"pool_{tag}"
     stores[0].create_run(RunRecord(id=run_id, name="r", project="p", model_name="m", model_version="1",
@@ -193,12 +195,14 @@ def test_writes_racing_a_delete_land_before_it_or_find_it_gone(stores, tmp_path,
     refused: list[str] = []
     unexpected: list[BaseException] = []
     start = threading.Barrier(WORKERS)
-    landed = threading.Event()
+    landed, deleted = threading.Condition(), threading.Event()
+    count = [0]
 
     def writer(w: int) -> None:
         store = stores[w]
         start.wait()
-        for i in range(25):
+        for i in range(1000):                    # bounded should the delete never end
+            after_delete = deleted.is_set()
             step = (w + i) % 4
             try:
                 if step == 0:
@@ -214,21 +218,28 @@ def test_writes_racing_a_delete_land_before_it_or_find_it_gone(stores, tmp_path,
                         id=f"set_{tag}_{w}_{i}", run_id=run_id, pool_id=pool_id, diagnosis_id="",
                         strategy="margin", budget=1, num_candidates=1, created_at=time.time(), name=""),
                         pa.table({"sample_id": ["s0"]}))
-                landed.set()
+                with landed:
+                    count[0] += 1
+                    landed.notify_all()
             except NotFound:
                 refused.append(f"{w}/{i}")
             except BaseException as exc:      # anything else is a defect
                 unexpected.append(exc)
+            if after_delete:
+                break
 
     def deleter() -> None:
         start.wait()
-        landed.wait(timeout=60)                  # some writes land first, the rest race the delete
-        time.sleep(0.005 * round_)
-        for target, target_id in (("run", run_id), ("pool", pool_id)):
-            try:
-                stores[-1].delete(target, target_id, force=True)
-            except BaseException as exc:
-                unexpected.append(exc)
+        try:
+            with landed:                         # some writes land first, the rest race the delete
+                landed.wait_for(lambda: count[0] >= (1, 10, 30)[round_], timeout=60)
+            for target, target_id in (("run", run_id), ("pool", pool_id)):
+                try:
+                    stores[-1].delete(target, target_id, force=True)
+                except BaseException as exc:
+                    unexpected.append(exc)
+        finally:
+            deleted.set()
 
     threads = [threading.Thread(target=writer, args=(w,)) for w in range(WORKERS - 1)]
     threads.append(threading.Thread(target=deleter))
