@@ -1,12 +1,16 @@
 """The `blindspots` console script against a real server."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pandas as pd
+from google.protobuf import json_format
+
+from blindspots.v1 import blindspots_pb2 as pb
 
 BIN = Path(sys.executable).parent / "blindspots"
 
@@ -41,6 +45,20 @@ def test_runs_diagnose_suggest(server, client, small_scenario, tmp_path):
     assert len(frame) == 25 and frame["rank"].tolist() == list(range(1, 26))
     cams = s.pool.metadata.set_index(pd.Index(s.pool.ids))["camera"]
     assert set(cams[frame["sample_id"]]) == {"cam_e"}
+
+    # --json: the API's messages in protobuf's JSON mapping, read back into the same messages.
+    listed = _cli("runs", "--json", "--address", address)
+    assert listed.returncode == 0, listed.stderr
+    runs = [json_format.ParseDict(r, pb.Run()) for r in json.loads(listed.stdout)]
+    assert run.id in {r.id for r in runs} and client.get_run(run.id).message in runs
+    pools = [json_format.ParseDict(p, pb.Pool()) for p in json.loads(_cli("pools", "--json", "--address",
+                                                                           address).stdout)]
+    assert [p.id for p in pools if p.id == pool.id] == [pool.id]
+    latest = _cli("diagnose", run.id, "--latest", "--json", "--address", address)
+    assert latest.returncode == 0, latest.stderr
+    shown = json_format.ParseDict(json.loads(latest.stdout), pb.Diagnosis())
+    assert shown == client.get_diagnosis(run_id=run.id).message and len(shown.regions) > 0
+    assert '"num_samples": "3000"' in latest.stdout      # int64 as a string, as the mapping says
 
     missing = _cli("diagnose", "run_missing", "--address", address)
     assert missing.returncode == 1 and "NOT_FOUND" in missing.stderr and "run_missing" in missing.stderr

@@ -1,6 +1,7 @@
 """Version comparison: v1, then v2 retrained with v1's targeted picks labeled, on the same test set."""
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -8,9 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from hypothesis import given, settings
+from google.protobuf import json_format
 from hypothesis import strategies as st
 
 from blindspots import Client, FailedPreconditionError, InvalidArgumentError
+from blindspots.v1 import blindspots_pb2 as pb
 from blindspots.report import write_report
 from blindspots_server.core.version_comparison import VersionComparer, rate_change
 from blindspots_server.server.comparison import regressions
@@ -140,6 +143,10 @@ def test_the_regression_gate_flags_the_reverse_change_and_exits_3(versions):
                                f"127.0.0.1:{port}"], capture_output=True, text=True, timeout=120)
         assert done.returncode == code, done.stdout + done.stderr
         assert ("REGRESSED" in done.stdout) == (code == 3)
+    as_json = subprocess.run([str(BIN), "compare", run2.id, run1.id, "--fail-on-regression", "--json", "--address",
+                              f"127.0.0.1:{port}"], capture_output=True, text=True, timeout=120)
+    assert as_json.returncode == 3 and "REGRESSED" in as_json.stderr, as_json.stdout + as_json.stderr
+    assert json_format.ParseDict(json.loads(as_json.stdout), pb.RunComparison()) == backward.message
 
 
 def test_comparer_statuses_on_constructed_rows():
@@ -227,6 +234,13 @@ def test_diagnose_gates_on_the_previous_version(versions):
                                f"127.0.0.1:{port}"], capture_output=True, text=True, timeout=120)
         assert done.returncode == code and says in done.stdout, done.stdout + done.stderr
         assert all(name in done.stdout for name in worse.name) if code else True
+        # --json: the same gate and exit code; stdout holds the Diagnosis alone, the gate's lines stderr.
+        as_json = subprocess.run([str(BIN), "diagnose", run.id, "--latest", "--fail-on-regression", "--json",
+                                  "--address", f"127.0.0.1:{port}"], capture_output=True, text=True, timeout=120)
+        assert as_json.returncode == code and says in as_json.stderr, as_json.stdout + as_json.stderr
+        shown = json_format.ParseDict(json.loads(as_json.stdout), pb.Diagnosis())
+        assert shown == versions["client"].get_diagnosis(run_id=run.id).message
+        assert shown.HasField("previous_version") == (run is run2)
 
 
 def test_a_version_is_compared_with_the_one_created_before_it_on_the_same_rows(versions, tmp_path):

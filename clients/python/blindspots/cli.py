@@ -7,14 +7,14 @@
     blindspots store recover [--data-dir DIR];  blindspots store backup DEST [--data-dir DIR | --store ... --files ROOT]
     blindspots store copy DEST [--to-files ROOT] [--data-dir DIR | --store postgresql://... --files ROOT]
     blindspots demo [--output-dir DIR]
-    blindspots runs [--project P]
-    blindspots pools [--project P]
-    blindspots diagnose RUN [--min-cluster-size N ...] [--fail-on-regression]   (exit 3: worse than the previous version)
+    blindspots runs [--project P] [--json]
+    blindspots pools [--project P] [--json]
+    blindspots diagnose RUN [--min-cluster-size N ...] [--fail-on-regression] [--json]   (exit 3: worse than the previous version)
     blindspots suggest RUN --pool POOL --budget N -o FILE [--strategy S] [--format label-studio|coco|csv]
     blindspots labels import EXPORT.json --pool POOL [-o labels.parquet]
     blindspots labels export --pool POOL -o labels.parquet
     blindspots relabel RUN -o tasks.json
-    blindspots compare RUN_A RUN_B [-o regions.csv] [--fail-on-regression]   (exit 3: B got worse)
+    blindspots compare RUN_A RUN_B [-o regions.csv] [--fail-on-regression] [--json]   (exit 3: B got worse)
     blindspots report RUN -o report.html [--suggestions FILE] [--diagnosis ID]
     blindspots region-members RUN --region N -o FILE [--diagnosis ID]
     blindspots delete run RUN [RUN ...] [--missing-ok] [--force];  blindspots delete pool POOL [POOL ...]
@@ -154,7 +154,24 @@ def _cmd_demo(args) -> int:
     return 0
 
 
+def _print_json(messages) -> None:
+    """A message, or a list of them, in protobuf's JSON mapping (the API's messages as they are), with
+    the .proto's field names and zero values written out, for jq and scripts."""
+    import json
+
+    from google.protobuf import json_format
+
+    def as_dict(m):
+        return json_format.MessageToDict(m, preserving_proto_field_name=True,
+                                         always_print_fields_with_no_presence=True)
+    print(json.dumps([as_dict(m) for m in messages] if isinstance(messages, list) else as_dict(messages), indent=2))
+
+
 def _cmd_runs(args) -> int:
+    if args.json:
+        with _client(args) as client:
+            _print_json([r.message for r in client.list_runs(args.project)])
+        return 0
     with _client(args) as client:
         frame = client.runs_frame(args.project)
     frame["bytes"] = frame["bytes"].map(_size)
@@ -165,6 +182,9 @@ def _cmd_runs(args) -> int:
 def _cmd_pools(args) -> int:
     with _client(args) as client:
         pools = client.list_pools(args.project)
+    if args.json:
+        _print_json([p.message for p in pools])
+        return 0
     for p in pools:
         m = p.message
         print(f"{m.id}  {m.name}  project={m.project}  rows={m.num_rows}  dim={m.embedding_dim}  "
@@ -180,12 +200,17 @@ def _cmd_diagnose(args) -> int:
     with _client(args) as client:
         run = client.get_run(args.run)
         diagnosis = run.latest_diagnosis() if args.latest else run.diagnose(progress=True, **params)
-    print(diagnosis.summary(max_regions=args.max_regions))
+    # With --json, stdout holds the JSON alone; the gate's words go to stderr.
+    out = sys.stderr if args.json else sys.stdout
+    if args.json:
+        _print_json(diagnosis.message)
+    else:
+        print(diagnosis.summary(max_regions=args.max_regions))
     if args.fail_on_regression:
         if diagnosis.previous_version is None:
-            print("no previous version of this model on these test rows to compare with")
+            print("no previous version of this model on these test rows to compare with", file=out)
             return 0
-        return _gate(diagnosis.previous_version, args.alpha)
+        return _gate(diagnosis.previous_version, args.alpha, out)
     return 0
 
 
@@ -257,27 +282,32 @@ def _cmd_relabel(args) -> int:
 def _cmd_compare(args) -> int:
     with _client(args) as client:
         comparison = client.compare(args.run_a, args.run_b, min_overlap=args.min_overlap)
-    print(comparison.summary(max_slices=args.max_slices))
+    if args.json:
+        _print_json(comparison.message)
+    else:
+        print(comparison.summary(max_slices=args.max_slices))
     if args.output:
         from .results import write_manifest
         write_manifest(comparison.regions_frame(), args.output)
     if args.slices_output:
         from .results import write_manifest
         write_manifest(comparison.slices_frame(), args.slices_output)
-    return _gate(comparison, args.alpha) if args.fail_on_regression else 0
+    return _gate(comparison, args.alpha, sys.stderr if args.json else sys.stdout) if args.fail_on_regression else 0
 
 
-def _gate(comparison, alpha: float) -> int:
-    """The regression gate: list what got significantly worse in B and return REGRESSED, or 0."""
+def _gate(comparison, alpha: float, out=None) -> int:
+    """The regression gate: list what got significantly worse in B (on ``out``, stdout by
+    default) and return REGRESSED, or 0."""
+    out = out or sys.stdout
     worse = comparison.regressions(alpha=alpha)
     if len(worse):
-        print(f"REGRESSED: {len(worse)} finding(s) significantly worse in B:")
+        print(f"REGRESSED: {len(worse)} finding(s) significantly worse in B:", file=out)
         for _, r in worse.iterrows():
             print(f"  [{r['scope']}] {r['name']}: {r['error_rate_a']:.1%} -> {r['error_rate_b']:.1%} of "
                   f"{r['support']} rows ({r['difference']:+.1%}, CI {r['diff_low']:+.1%} to "
-                  f"{r['diff_high']:+.1%}, q={r['q_value']:.2g})")
+                  f"{r['diff_high']:+.1%}, q={r['q_value']:.2g})", file=out)
         return REGRESSED
-    print("no significant regression")
+    print("no significant regression", file=out)
     return 0
 
 
@@ -396,11 +426,13 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("runs", help="list runs")
     client_args(s)
     s.add_argument("--project", default="")
+    s.add_argument("--json", action="store_true", help="print the Run messages as JSON (protobuf's JSON mapping)")
     s.set_defaults(fn=_cmd_runs)
 
     s = sub.add_parser("pools", help="list pools")
     client_args(s)
     s.add_argument("--project", default="")
+    s.add_argument("--json", action="store_true", help="print the Pool messages as JSON (protobuf's JSON mapping)")
     s.set_defaults(fn=_cmd_pools)
 
     s = sub.add_parser("diagnose", help="diagnose a run and print the summary")
@@ -411,6 +443,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--fdr-alpha", type=float, default=0.0)
     s.add_argument("--failure-definition", default="", choices=["", "mispredicted", "top_loss"])
     s.add_argument("--max-regions", type=int, default=10)
+    s.add_argument("--json", action="store_true", help="print the Diagnosis message as JSON (protobuf's JSON "
+                   "mapping) instead of the summary; the gate's lines then go to stderr")
     s.add_argument("--fail-on-regression", action="store_true",
                    help=f"exit {REGRESSED} when the run is significantly worse than the previous version of "
                    "its model (the one the diagnosis was compared with) overall, on a region or on a slice")
@@ -463,6 +497,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max-slices", type=int, default=8)
     s.add_argument("-o", "--output", default="", help="write the regions table (.csv/.parquet)")
     s.add_argument("--slices-output", default="", help="write the slices table (.csv/.parquet)")
+    s.add_argument("--json", action="store_true", help="print the RunComparison message as JSON (protobuf's JSON "
+                   "mapping) instead of the summary; the gate's lines then go to stderr")
     s.add_argument("--fail-on-regression", action="store_true",
                    help=f"exit {REGRESSED} when B is significantly worse overall, on a region or on a slice")
     s.add_argument("--alpha", type=float, default=0.0, help="level for --fail-on-regression (default: 0.05)")
