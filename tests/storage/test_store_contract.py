@@ -306,6 +306,29 @@ def test_a_damaged_row_file_is_data_loss(open_again, tmp_path):
         open_again().read_rows("run", "run_a")
 
 
+@pytest.mark.parametrize("read", ["read_rows", "read_row_data"])
+def test_a_pool_deleted_while_its_files_are_read_is_not_found_not_data_loss(open_again, read):
+    """A delete that lands between two batch files of a read (from another replica, or another
+    call on this one) takes the files the read has yet to open: the read ends NotFound, a
+    deletion, not DataLoss, which would send an operator looking for damage."""
+    store, other = open_again(), open_again()
+    _pool(store)
+    for k in range(4):
+        store.ingest_batch("pool", "pool_a", f"b{k}", _batch([f"p{k}-{i}" for i in range(5)], start=k), {})
+    stages = []
+
+    def progress(fraction, stage):
+        stages.append(stage)
+        if stage == "batch file 3 of 4":
+            other.delete("pool", "pool_a", force=True)
+
+    with pytest.raises(NotFound, match="pool 'pool_a'"):
+        getattr(store, read)("pool", "pool_a", progress=progress)
+    assert stages[-1] == "batch file 3 of 4", stages       # the delete came between files, as meant
+    with pytest.raises(NotFound):
+        store.read_rows("pool", "pool_a")
+
+
 def test_labels_keep_the_newest_per_sample_and_name_unknown_ids(store):
     _pool(store)
     store.ingest_batch("pool", "pool_a", "b1", _batch(["a", "b", "c"]), {})
