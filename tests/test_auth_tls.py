@@ -165,6 +165,15 @@ def test_a_read_only_token_reads_its_projects_and_writes_nothing(auth_server):
         assert reader.get_run_map(run.id) is not None
         with pytest.raises(NotFoundError):
             reader.get_run(other.id)
+        # Stored suggestion sets are reads: the reader fetches its project's; another project's
+        # token gets NOT_FOUND for them, as for a missing id.
+        made = a.suggest(run.id, pool.id, budget=1, strategy="random", progress=False).attrs["suggestion_set"]
+        assert reader.list_suggestion_sets(run)["id"].tolist() == [made]
+        assert len(reader.get_suggestion_set(made)) == 1
+        with pytest.raises(NotFoundError, match=made):
+            b.get_suggestion_set(made)
+        with pytest.raises(NotFoundError):
+            b.list_suggestion_sets(pool=pool.id)
         # Every write is PERMISSION_DENIED naming the method, before anything happens.
         writes = {
             "CreateRun": lambda: reader.create_run("r", class_names=["x", "y"], embedding_dim=4, project="alpha"),

@@ -265,12 +265,30 @@ def test_diagnoses_jobs_and_suggestion_sets_roundtrip(store):
     assert store.get_job("job_x") == job
     record = SuggestionSetRecord(id="set_1", run_id="run_a", pool_id="pool_a", diagnosis_id="diag_1",
                                  strategy="targeted", budget=2, num_candidates=2, created_at=t0, name="r1")
-    store.save_suggestion_set(record, pa.table({"sample_id": ["p1", "p2"], "score": [0.9, 0.1]}))
+    # A set's own blindspots.* schema metadata (Suggest's answer) is kept; other keys are not.
+    table = pa.table({"sample_id": ["p1", "p2"], "score": [0.9, 0.1]}).replace_schema_metadata(
+        {b"blindspots.answer": b"\x00answer", b"pandas": b"{}"})
+    store.save_suggestion_set(record, table)
     got, table = store.read_suggestion_set("set_1")
     assert got == record and table.column("sample_id").to_pylist() == ["p1", "p2"]
+    assert table.schema.metadata == {b"blindspots.answer": b"\x00answer"}
     assert store.suggested_ids("run_a", "pool_a") == {"p1", "p2"}
     assert store.suggested_ids("run_a", "other") == set()
     assert store.size_bytes() > 0
+    # Listed oldest first by run, by pool or both, paged; a set with no metadata reads with none.
+    _run(store, "run_b")
+    _pool(store, "pool_b")
+    for i, (run_id, pool_id) in enumerate((("run_b", "pool_a"), ("run_a", "pool_b"), ("run_a", "pool_a"))):
+        store.save_suggestion_set(SuggestionSetRecord(
+            id=f"set_{9 - i}", run_id=run_id, pool_id=pool_id, diagnosis_id="", strategy="margin", budget=1,
+            num_candidates=1, created_at=t0 + 1 + i, name=""), pa.table({"sample_id": [f"q{i}"]}))
+    assert store.read_suggestion_set("set_9")[1].schema.metadata is None
+    assert [r.id for r in store.list_suggestion_sets("run_a", "", 10, 0)] == ["set_1", "set_8", "set_7"]
+    assert [r.id for r in store.list_suggestion_sets("", "pool_a", 10, 0)] == ["set_1", "set_9", "set_7"]
+    assert [r.id for r in store.list_suggestion_sets("run_a", "pool_a", 10, 0)] == ["set_1", "set_7"]
+    assert [r.id for r in store.list_suggestion_sets("run_a", "", 1, 1)] == ["set_8"]
+    assert store.list_suggestion_sets("run_a", "pool_a", 10, 0)[0] == record
+    assert store.list_suggestion_sets("run_x", "", 10, 0) == []
 
 
 def test_recent_diagnoses_list_each_runs_latest_newest_first(store):

@@ -11,6 +11,8 @@
     blindspots pools [--project P] [--json]
     blindspots diagnose RUN [--min-cluster-size N ...] [--fail-on-regression] [--json]   (exit 3: worse than the previous version)
     blindspots suggest RUN --pool POOL --budget N -o FILE [--strategy S] [--format label-studio|coco|csv]
+    blindspots suggestions list [--run RUN] [--pool POOL] [--json]
+    blindspots suggestions get SET -o FILE [--format label-studio|coco|csv]
     blindspots labels import EXPORT.json --pool POOL [-o labels.parquet]
     blindspots labels export --pool POOL -o labels.parquet
     blindspots relabel RUN -o tasks.json
@@ -241,6 +243,31 @@ def _cmd_suggest(args) -> int:
     return 0
 
 
+def _cmd_suggestions_list(args) -> int:
+    if not (args.run or args.pool):
+        print("error: give --run, --pool or both", file=sys.stderr)
+        return 2
+    with _client(args) as client:
+        frame = client.list_suggestion_sets(args.run or None, args.pool or None)
+    if args.json:
+        print(frame.assign(created_at=frame["created_at"].map(lambda t: t.isoformat() + "Z"))
+              .to_json(orient="records", indent=2))
+        return 0
+    shown = frame.assign(created_at=frame["created_at"].dt.strftime("%Y-%m-%d %H:%M:%S"))
+    print(shown.to_string(index=False) if len(frame) else "no suggestion sets")
+    return 0
+
+
+def _cmd_suggestions_get(args) -> int:
+    with _client(args) as client:
+        frame = client.get_suggestion_set(args.suggestion_set, output=args.output, format=args.format,
+                                          local_files_root=args.local_files_root or None)
+    print(f"{len(frame)} candidates of suggestion set {args.suggestion_set} written to {args.output}")
+    if frame.attrs["note"]:
+        print(f"note: {frame.attrs['note']}")
+    return 0
+
+
 def _cmd_labels_import(args) -> int:
     from .labeling import read_label_studio_export
     labels = read_label_studio_export(args.export, from_name=args.from_name or None)
@@ -463,6 +490,21 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--show", type=int, default=10)
     _format_args(s)
     s.set_defaults(fn=_cmd_suggest)
+
+    s = sub.add_parser("suggestions", help="suggestion sets stored by earlier Suggest calls: list them, fetch one")
+    sets = s.add_subparsers(dest="suggestions_command", required=True)
+    s = sets.add_parser("list", help="the sets of a run, a pool or both, oldest first")
+    client_args(s)
+    s.add_argument("--run", default="")
+    s.add_argument("--pool", default="")
+    s.add_argument("--json", action="store_true", help="one JSON object per set")
+    s.set_defaults(fn=_cmd_suggestions_list)
+    s = sets.add_parser("get", help="write a stored set's candidates as `suggest` wrote them")
+    client_args(s)
+    s.add_argument("suggestion_set", help="the set's id (sugg_...), as `suggest` and `suggestions list` print it")
+    s.add_argument("-o", "--output", required=True, help=".parquet, .csv or .json (label-studio)")
+    _format_args(s)
+    s.set_defaults(fn=_cmd_suggestions_get)
 
     s = sub.add_parser("labels", help="labels from a labeling tool: import an export, export what is stored")
     labels = s.add_subparsers(dest="labels_command", required=True)

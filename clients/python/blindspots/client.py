@@ -344,18 +344,64 @@ class Client(LabelsAPI, DeleteAPI):
             candidates, done = self._call(call)
         finally:
             bar.close()
+        frame = self._picks(candidates, done, run_id, output, fmt, local_files_root)
+        if frame.attrs["note"]:
+            warnings.warn(f"suggest: {frame.attrs['note']}", UserWarning, stacklevel=2)
+        return frame
+
+    def _picks(self, candidates, done: Optional[pb.SuggestionSet], run_id: str, output: Optional[str], fmt: str,
+               local_files_root: Optional[str]) -> pd.DataFrame:
+        """Suggest's answer as the DataFrame :meth:`suggest` returns, written to ``output`` if given."""
         frame = candidates_frame(candidates)
         frame.attrs["suggestion_set"] = done.id if done is not None else ""
         frame.attrs["exclusions"] = _exclusions_dict(done)
         frame.attrs["note"] = done.note if done is not None else ""
-        if frame.attrs["note"]:
-            warnings.warn(f"suggest: {frame.attrs['note']}", UserWarning, stacklevel=2)
         frame.attrs["pool_coverage"] = _coverage(done)
         if output:
             run = self.get_run(run_id).message if fmt in ("label-studio", "coco") else None
             export_picks(frame, output, fmt, list(run.class_names) if run else [],
                          model_version=run.model_version if run else "", local_files_root=local_files_root)
         return frame
+
+    def list_suggestion_sets(self, run: Union["Run", str, None] = None,
+                             pool: Union["Pool", str, None] = None) -> pd.DataFrame:
+        """The suggestion sets stored for a run, a pool or both (at least one), oldest first: one
+        row per set (id, name, run_id, pool_id, diagnosis_id, strategy, budget, num_candidates,
+        created_at), without its candidates (:meth:`get_suggestion_set`)."""
+        run_id = run.id if isinstance(run, Run) else (run or "")
+        pool_id = pool.id if isinstance(pool, Pool) else (pool or "")
+        rows, token = [], ""
+        while True:
+            resp = self._unary(self.stub.ListSuggestionSets, pb.ListSuggestionSetsRequest(
+                run_id=run_id, pool_id=pool_id, page_size=1000, page_token=token))
+            rows += [{**{c: getattr(m, c) for c in SET_COLUMNS[:-1]}, "created_at": m.created_at.ToDatetime()}
+                     for m in resp.suggestion_sets]
+            token = resp.next_page_token
+            if not token:
+                return pd.DataFrame(rows, columns=SET_COLUMNS)
+
+    def get_suggestion_set(self, suggestion_set_id: str, *, output: Union[str, None] = None, format: str = "",
+                           local_files_root: Optional[str] = None) -> pd.DataFrame:
+        """A stored suggestion set's candidates in rank order, as :meth:`suggest` returned them
+        (the same columns and ``attrs``: exclusions, note, pool coverage), paged from the
+        server; ``output`` and ``format`` write it as :meth:`suggest` does. Sets stored by earlier
+        server versions lack distance, slice and the model's prediction (predicted_label -1),
+        and the attrs (zeros, "", [])."""
+        fmt = picks_format(output, format) if output else ""
+        candidates, token, done = [], "", None
+        while True:
+            page = self._unary(self.stub.GetSuggestionSet, pb.GetSuggestionSetRequest(
+                suggestion_set_id=suggestion_set_id, page_size=10000, page_token=token))
+            candidates.extend(page.candidates)
+            done = page.suggestion_set
+            token = page.next_page_token
+            if not token:
+                break
+        return self._picks(candidates, done, done.run_id, output, fmt, local_files_root)
+
+
+SET_COLUMNS = ["id", "name", "run_id", "pool_id", "diagnosis_id", "strategy", "budget", "num_candidates",
+               "created_at"]
 
 
 def _exclusions_dict(done: Optional[pb.SuggestionSet]) -> dict[str, int]:
@@ -533,6 +579,10 @@ class Run(_Resource):
     def suggest(self, pool: Union["Pool", str], budget: int, **kwargs) -> pd.DataFrame:
         pool_id = pool.id if isinstance(pool, Pool) else pool
         return self.client.suggest(self.id, pool_id, budget, **kwargs)
+
+    def suggestion_sets(self, pool: Union["Pool", str, None] = None) -> pd.DataFrame:
+        """The suggestion sets stored for this run (from ``pool`` only, if given), oldest first."""
+        return self.client.list_suggestion_sets(self, pool)
 
     def delete(self, *, missing_ok: bool = False, force: bool = False) -> Optional[DeleteSummary]:
         """Delete this run on the server (see :meth:`Client.delete_run`)."""

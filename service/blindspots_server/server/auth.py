@@ -40,7 +40,8 @@ SERVICE = "/blindspots.v1.Blindspots/"
 # method added later until it is listed here) needs write access. Suggest is a write: it stores its
 # picks, which later rounds leave out.
 READ_METHODS = frozenset({"GetRun", "ListRuns", "GetPool", "ListPools", "GetDiagnosis", "ListDiagnoses", "GetJob",
-                          "WatchJob", "GetRunMap", "ListRegionMembers", "ListLabels", "CompareRuns"})
+                          "WatchJob", "GetRunMap", "ListRegionMembers", "ListLabels", "CompareRuns",
+                          "ListSuggestionSets", "GetSuggestionSet"})
 ACCESS_LEVELS = ("read", "write")
 
 # The caller's grant while its call runs: None outside an authenticated call.

@@ -38,6 +38,7 @@ from .pool_indexes import PoolIndexes
 from .region_members import RegionMembers
 from .run_map import MAX_POINTS, run_map_message
 from .slice_tracking import diagnosed_versions, slices_to_track
+from .suggestion_sets import candidates as set_candidates, set_message
 from .suggestions import Suggestions
 from .telemetry import Telemetry
 from .validation import (MAX_SEED, InvalidArgument, TargetShape, check_diagnosis_params, check_name, require,
@@ -51,6 +52,7 @@ MAX_BASELINES = 10
 DEFAULT_PROJECT = "default"
 MAX_PAGE = 1000
 CANDIDATE_BATCH = 500
+SET_PAGE, MAX_SET_PAGE = 1000, 10000     # GetSuggestionSet's candidates per page: default, most
 PROGRESS_EVERY_S = 0.25      # Suggest's progress messages within one step
 
 
@@ -481,6 +483,40 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
             yield pb.SuggestResponse(candidates=pb.CandidateBatch(candidates=candidates[start:start + CANDIDATE_BATCH]))
         self.telemetry.suggestions_served(strategy, len(candidates))
         yield pb.SuggestResponse(done=result.done_message())  # type: ignore[attr-defined]
+
+    def ListSuggestionSets(self, request: pb.ListSuggestionSetsRequest, context) -> pb.ListSuggestionSetsResponse:
+        require(bool(request.run_id or request.pool_id), "run_id", "or pool_id is required")
+        for target_id, check in ((request.run_id, self._run), (request.pool_id, self._pool)):
+            if target_id:
+                check(target_id, context)
+        limit, offset = self._page(request.page_size, request.page_token)
+        records = self.store.list_suggestion_sets(request.run_id, request.pool_id, limit + 1, offset)
+        token = str(offset + limit) if len(records) > limit else ""
+        # Listed by the one of run and pool the caller gave: a set whose other side lies in a
+        # project the caller may not see is left out (a page may then hold fewer than page_size).
+        visible = [r for r in records[:limit] if self._may_see_set(r, context)]
+        return pb.ListSuggestionSetsResponse(suggestion_sets=[set_message(r) for r in visible], next_page_token=token)
+
+    def _may_see_set(self, record, context) -> bool:
+        try:
+            self._run(record.run_id, context)
+            self._pool(record.pool_id, context)
+        except NotFound:          # another project's, or deleted since the listing
+            return False
+        return True
+
+    def GetSuggestionSet(self, request: pb.GetSuggestionSetRequest, context) -> pb.SuggestionSetPage:
+        require(bool(request.suggestion_set_id), "suggestion_set_id", "is required")
+        require(0 <= request.page_size <= MAX_SET_PAGE, "page_size", f"must be between 0 and {MAX_SET_PAGE}")
+        _, offset = self._page(0, request.page_token)
+        limit = request.page_size or SET_PAGE
+        missing = f"suggestion set {request.suggestion_set_id!r} not found"
+        record, table = self.store.read_suggestion_set(request.suggestion_set_id)
+        if not self._may_see_set(record, context):
+            raise NotFound(missing)
+        token = str(offset + limit) if offset + limit < table.num_rows else ""
+        return pb.SuggestionSetPage(suggestion_set=set_message(record, table),
+                                    candidates=set_candidates(table, offset, limit), next_page_token=token)
 
     # ------------------------------------------------------------ map
     def GetRunMap(self, request: pb.GetRunMapRequest, context) -> pb.RunMap:

@@ -19,12 +19,10 @@ from ..storage import DataLoss, NotFound, PoolRecord, RunRecord, Store, Suggesti
 from ..storage.rows import META_PREFIX
 from . import convert
 from .pool_indexes import PoolIndexes
+from .suggestion_sets import set_table
 from .suggest_inputs import target_regions
 from .validation import InvalidArgument
 
-_SET_SCHEMA = pa.schema([("rank", pa.int32()), ("sample_id", pa.string()), ("uri", pa.string()),
-                         ("score", pa.float64()), ("region_id", pa.int32()), ("reason", pa.string()),
-                         ("nearest_failure_id", pa.string())])
 
 
 @dataclass
@@ -194,15 +192,10 @@ class Suggestions:
             id=new_id("sugg"), run_id=run.id, pool_id=pool.id, diagnosis_id=diagnosis.id if diagnosis else "",
             strategy=strategy, budget=request.budget, num_candidates=len(candidates), created_at=time.time(),
             name=request.name)
-        table = pa.table({
-            "rank": [c.rank for c in candidates], "sample_id": [c.sample_id for c in candidates],
-            "uri": [c.uri for c in candidates], "score": [c.score for c in candidates],
-            "region_id": [c.region_id for c in candidates], "reason": [c.reason for c in candidates],
-            "nearest_failure_id": [c.nearest_failure_id for c in candidates],
-        }, schema=_SET_SCHEMA)
+        outcome = SuggestOutcome(record, candidates, exclusions, "; ".join(notes), coverage)
         progress(0.97, "saving the suggestion set")
-        self.store.save_suggestion_set(record, table)
-        return SuggestOutcome(record, candidates, exclusions, "; ".join(notes), coverage)
+        self.store.save_suggestion_set(record, set_table(candidates, outcome.done_message()))
+        return outcome
 
 
 def _prediction(probabilities: Optional[np.ndarray], row: int) -> dict:

@@ -357,6 +357,11 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def read_suggestion_set(self, set_id: str) -> tuple[SuggestionSetRecord, pa.Table]: ...
 
+    @abc.abstractmethod
+    def list_suggestion_sets(self, run_id: str, pool_id: str, limit: int, offset: int) -> list[SuggestionSetRecord]:
+        """The sets made for ``run_id`` and from ``pool_id`` (either may be "" for any; not both),
+        oldest first (created_at, then id)."""
+
     # ---- labels (from a labeling tool, per run or pool sample)
     @abc.abstractmethod
     def unknown_sample_ids(self, target: str, target_id: str, sample_ids: list[str]) -> list[str]:

@@ -58,10 +58,19 @@ def _place(tmp: Path, dest: Path) -> str:
     return digest
 
 
+def _with_meta(table: pa.Table, meta: Optional[dict]) -> pa.Table:
+    """``table`` with the store's ``meta`` (what a recovery reads) beside the table's own
+    ``blindspots.*`` schema metadata (e.g. a suggestion set's answer), which is kept; other keys
+    (pandas' own) are not."""
+    if meta is None:
+        return table
+    own = {k: v for k, v in (table.schema.metadata or {}).items() if k.startswith(b"blindspots.")}
+    return table.replace_schema_metadata({**own, META_KEY.encode(): json.dumps(meta, sort_keys=True).encode()})
+
+
 def write_parquet(table: pa.Table, tmp_dir: Path, dest: Path, meta: Optional[dict] = None) -> str:
     """Write ``table`` durably at ``dest`` (page checksums on); returns the file's SHA-256."""
-    if meta is not None:
-        table = table.replace_schema_metadata({META_KEY: json.dumps(meta, sort_keys=True)})
+    table = _with_meta(table, meta)
     tmp = tmp_dir / f"{uuid.uuid4().hex}.parquet"
     try:
         _write_table(table, tmp)
@@ -79,8 +88,7 @@ def _write_table(table: pa.Table, where) -> None:
 
 def parquet_bytes(table: pa.Table, meta: Optional[dict] = None) -> bytes:
     """``table`` as the bytes of a data file (for stores that write whole objects once)."""
-    if meta is not None:
-        table = table.replace_schema_metadata({META_KEY: json.dumps(meta, sort_keys=True)})
+    table = _with_meta(table, meta)
     sink = pa.BufferOutputStream()
     _write_table(table, sink)
     return sink.getvalue().to_pybytes()
@@ -115,7 +123,11 @@ def read_parquet(path, what: str, columns: Optional[list[str]] = None) -> pa.Tab
         table = parquet.read(columns=[c for c in columns if c in names] if columns else None)
     except (OSError, pa.ArrowException) as exc:
         raise _damaged(what, exc, path) from None
-    return table.replace_schema_metadata(None)
+    # The store's own record (META_KEY, for a recovery) and pandas' keys are dropped; a table's own
+    # blindspots.* keys (a suggestion set's answer) are kept. Row batches have none, so they join.
+    own = {k: v for k, v in (table.schema.metadata or {}).items()
+           if k.startswith(b"blindspots.") and k != META_KEY.encode()}
+    return table.replace_schema_metadata(own or None)
 
 
 def read_blob(path: Path, what: str, sha256: str) -> bytes:

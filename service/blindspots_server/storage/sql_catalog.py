@@ -209,6 +209,16 @@ class SqlCatalog:
         return (SuggestionSetRecord(*row), self._read_unless_deleted(
             f"suggestions/{set_id}.parquet", f"suggestion set {set_id!r}", None, "suggestion_sets", set_id))
 
+    def list_suggestion_sets(self, run_id: str, pool_id: str, limit: int, offset: int) -> list[SuggestionSetRecord]:
+        where = [(c, v) for c, v in (("run_id", run_id), ("pool_id", pool_id)) if v]
+        if not where:
+            raise ValueError("list_suggestion_sets needs a run_id or a pool_id")
+        p = self.PLACEHOLDER
+        return [SuggestionSetRecord(*row) for row in self._query(
+            f"SELECT {SUGGESTION_SET_COLUMNS} FROM suggestion_sets WHERE "
+            + " AND ".join(f"{c}={p}" for c, _ in where) + f" ORDER BY created_at, id LIMIT {p} OFFSET {p}",
+            (*(v for _, v in where), int(limit), int(offset)))]
+
     # ------------------------------------------------------------ labels (written by each store's labels mixin)
     def read_labels(self, target: str, target_id: str) -> list[LabelRecord]:
         self._table_name(target)

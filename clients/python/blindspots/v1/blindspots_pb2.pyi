@@ -734,6 +734,46 @@ class CandidateBatch(_message.Message):
     candidates: _containers.RepeatedCompositeFieldContainer[Candidate]
     def __init__(self, candidates: _Optional[_Iterable[_Union[Candidate, _Mapping]]] = ...) -> None: ...
 
+class ListSuggestionSetsRequest(_message.Message):
+    __slots__ = ("run_id", "pool_id", "page_size", "page_token")
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    POOL_ID_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    pool_id: str
+    page_size: int
+    page_token: str
+    def __init__(self, run_id: _Optional[str] = ..., pool_id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListSuggestionSetsResponse(_message.Message):
+    __slots__ = ("suggestion_sets", "next_page_token")
+    SUGGESTION_SETS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    suggestion_sets: _containers.RepeatedCompositeFieldContainer[SuggestionSet]
+    next_page_token: str
+    def __init__(self, suggestion_sets: _Optional[_Iterable[_Union[SuggestionSet, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class GetSuggestionSetRequest(_message.Message):
+    __slots__ = ("suggestion_set_id", "page_size", "page_token")
+    SUGGESTION_SET_ID_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    suggestion_set_id: str
+    page_size: int
+    page_token: str
+    def __init__(self, suggestion_set_id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class SuggestionSetPage(_message.Message):
+    __slots__ = ("suggestion_set", "candidates", "next_page_token")
+    SUGGESTION_SET_FIELD_NUMBER: _ClassVar[int]
+    CANDIDATES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    suggestion_set: SuggestionSet
+    candidates: _containers.RepeatedCompositeFieldContainer[Candidate]
+    next_page_token: str
+    def __init__(self, suggestion_set: _Optional[_Union[SuggestionSet, _Mapping]] = ..., candidates: _Optional[_Iterable[_Union[Candidate, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
 class GetRunMapRequest(_message.Message):
     __slots__ = ("run_id", "diagnosis_id", "max_points", "seed", "projection")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]

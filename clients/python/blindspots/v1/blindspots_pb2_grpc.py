@@ -109,6 +109,16 @@ class BlindspotsStub:
                 request_serializer=blindspots_dot_v1_dot_blindspots__pb2.SuggestRequest.SerializeToString,
                 response_deserializer=blindspots_dot_v1_dot_blindspots__pb2.SuggestResponse.FromString,
                 _registered_method=True)
+        self.ListSuggestionSets = channel.unary_unary(
+                '/blindspots.v1.Blindspots/ListSuggestionSets',
+                request_serializer=blindspots_dot_v1_dot_blindspots__pb2.ListSuggestionSetsRequest.SerializeToString,
+                response_deserializer=blindspots_dot_v1_dot_blindspots__pb2.ListSuggestionSetsResponse.FromString,
+                _registered_method=True)
+        self.GetSuggestionSet = channel.unary_unary(
+                '/blindspots.v1.Blindspots/GetSuggestionSet',
+                request_serializer=blindspots_dot_v1_dot_blindspots__pb2.GetSuggestionSetRequest.SerializeToString,
+                response_deserializer=blindspots_dot_v1_dot_blindspots__pb2.SuggestionSetPage.FromString,
+                _registered_method=True)
         self.GetRunMap = channel.unary_unary(
                 '/blindspots.v1.Blindspots/GetRunMap',
                 request_serializer=blindspots_dot_v1_dot_blindspots__pb2.GetRunMapRequest.SerializeToString,
@@ -242,6 +252,22 @@ class BlindspotsServicer:
     def Suggest(self, request, context):
         """Ranked candidates to label next: progress messages, then candidates in
         rank order, then a summary of the stored suggestion set.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSuggestionSets(self, request, context):
+        """The suggestion sets stored for a run, a pool or both, oldest first, without
+        their candidates: what earlier rounds (a pipeline's, last night's) picked.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSuggestionSet(self, request, context):
+        """One stored suggestion set with its candidates in rank order, a page at a
+        time: the manifest Suggest answered with, fetched again later.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -384,6 +410,16 @@ def add_BlindspotsServicer_to_server(servicer, server):
                     servicer.Suggest,
                     request_deserializer=blindspots_dot_v1_dot_blindspots__pb2.SuggestRequest.FromString,
                     response_serializer=blindspots_dot_v1_dot_blindspots__pb2.SuggestResponse.SerializeToString,
+            ),
+            'ListSuggestionSets': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSuggestionSets,
+                    request_deserializer=blindspots_dot_v1_dot_blindspots__pb2.ListSuggestionSetsRequest.FromString,
+                    response_serializer=blindspots_dot_v1_dot_blindspots__pb2.ListSuggestionSetsResponse.SerializeToString,
+            ),
+            'GetSuggestionSet': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSuggestionSet,
+                    request_deserializer=blindspots_dot_v1_dot_blindspots__pb2.GetSuggestionSetRequest.FromString,
+                    response_serializer=blindspots_dot_v1_dot_blindspots__pb2.SuggestionSetPage.SerializeToString,
             ),
             'GetRunMap': grpc.unary_unary_rpc_method_handler(
                     servicer.GetRunMap,
@@ -826,6 +862,60 @@ class Blindspots:
             '/blindspots.v1.Blindspots/Suggest',
             blindspots_dot_v1_dot_blindspots__pb2.SuggestRequest.SerializeToString,
             blindspots_dot_v1_dot_blindspots__pb2.SuggestResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSuggestionSets(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/blindspots.v1.Blindspots/ListSuggestionSets',
+            blindspots_dot_v1_dot_blindspots__pb2.ListSuggestionSetsRequest.SerializeToString,
+            blindspots_dot_v1_dot_blindspots__pb2.ListSuggestionSetsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSuggestionSet(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/blindspots.v1.Blindspots/GetSuggestionSet',
+            blindspots_dot_v1_dot_blindspots__pb2.GetSuggestionSetRequest.SerializeToString,
+            blindspots_dot_v1_dot_blindspots__pb2.SuggestionSetPage.FromString,
             options,
             channel_credentials,
             insecure,
