@@ -4,6 +4,10 @@ rows load. Real server on loopback."""
 from __future__ import annotations
 
 import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import grpc
 import numpy as np
@@ -140,3 +144,33 @@ def test_the_slice_search_checks_for_cancellation_inside_a_level():
     # And the chunked search finds what one pass found: the same slices, scores, tallies.
     a = SliceFinder(min_support=10).fit(codes, errors)
     assert a.top_slices_ and a.num_evaluated_ > 1000
+
+
+def test_ctrl_c_in_the_cli_cancels_the_diagnosis_it_started(tmp_path):
+    """`blindspots diagnose RUN` interrupted (SIGINT) while it waits: the job it started is
+    cancelled on the server, not left running unseen; the CLI says so and exits 130."""
+    srv = start_server(tmp_path / "data")
+    client = Client(f"127.0.0.1:{srv.port}", retries=0, timeout=120)
+    try:
+        run = client.create_run("interrupted", class_names=["a", "b"], embedding_dim=DIM)
+        client.stub.IngestPredictions(iter([_batch("run_id", run.id, f"b{k}", 10, (k % 8) * 64, 64, True)
+                                            for k in range(400)]))
+        cli = subprocess.Popen([str(Path(sys.executable).parent / "blindspots"), "diagnose", run.id, "--address",
+                                f"127.0.0.1:{srv.port}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        seen = b""
+        while b"diagnose [" not in seen:             # the progress bar: the job exists and is being followed
+            chunk = cli.stderr.read1(256)
+            assert chunk, seen
+            seen += chunk
+        cli.send_signal(signal.SIGINT)
+        out, err = cli.communicate(timeout=60)
+        said = (seen + err).decode()
+        assert cli.returncode == 130, (out, said)
+        job_id = re.search(r"diagnosis job (job_\w+) cancelled on the server", said).group(1)
+        # Cancelled, it ends at its next step; left running, its 512 metadata columns take minutes.
+        states = [j.state for j in client.stub.WatchJob(pb.GetJobRequest(job_id=job_id), timeout=60)]
+        assert states[-1] == pb.Job.CANCELLED, states
+        assert client.stub.ListDiagnoses(pb.ListDiagnosesRequest(run_id=run.id)).diagnoses == []
+    finally:
+        client.close()
+        srv.stop()

@@ -39,6 +39,7 @@ from .errors import BlindspotsError
 # --fail-on-regression` found B significantly worse (a pipeline gate), or `diagnose
 # --fail-on-regression` found the run worse than the previous version of its model.
 REGRESSED = 3
+INTERRUPTED = 130      # Ctrl-C, as shells report SIGINT
 
 
 def _client(args):
@@ -201,7 +202,13 @@ def _cmd_diagnose(args) -> int:
                                 ("failure_definition", args.failure_definition)) if v}
     with _client(args) as client:
         run = client.get_run(args.run)
-        diagnosis = run.latest_diagnosis() if args.latest else run.diagnose(progress=True, **params)
+        try:
+            diagnosis = run.latest_diagnosis() if args.latest else run.diagnose(progress=True, **params)
+        except KeyboardInterrupt as interrupt:     # Run.diagnose cancels the job it started, or warns
+            job = getattr(interrupt, "cancelled_job", "")
+            print(f"\ninterrupted: diagnosis job {job} cancelled on the server" if job else "\ninterrupted",
+                  file=sys.stderr)
+            return INTERRUPTED
     # With --json, stdout holds the JSON alone; the gate's words go to stderr.
     out = sys.stderr if args.json else sys.stdout
     if args.json:
@@ -609,6 +616,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     except BlindspotsError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -565,12 +565,24 @@ class Run(_Resource):
 
     def diagnose(self, *, wait: bool = True, progress: Union[bool, str] = "auto", **params) -> Union[Diagnosis, pb.Job]:
         """Start a diagnosis; with ``wait`` follow its progress and return the result.
-        ``params``: fields of DiagnosisParams (min_cluster_size=..., fdr_alpha=...)."""
+        ``params``: fields of DiagnosisParams (min_cluster_size=..., fdr_alpha=...).
+        Interrupted while waiting (Ctrl-C, KeyboardInterrupt), it cancels the job it started
+        before re-raising (the exception's ``cancelled_job`` then names it), rather than leave
+        it running unseen; ``wait=False`` leaves the job to the caller (``client.cancel_job``)."""
         job = self.client._unary(self.client.stub.Diagnose,
                                  pb.DiagnoseRequest(run_id=self.id, params=_diagnosis_params(params)))
         if not wait:
             return job
-        job = self.client.wait_job(job.id, progress, label="diagnose")
+        try:
+            job = self.client.wait_job(job.id, progress, label="diagnose")
+        except KeyboardInterrupt as interrupt:
+            try:
+                self.client.cancel_job(job.id)
+                interrupt.cancelled_job = job.id
+            except BlindspotsError as exc:
+                warnings.warn(f"diagnose: interrupted, and job {job.id} could not be cancelled ({exc}); "
+                              "it may still be running on the server", UserWarning, stacklevel=2)
+            raise
         return self.client.get_diagnosis(job.result_id)
 
     def latest_diagnosis(self) -> Diagnosis:
