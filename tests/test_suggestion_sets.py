@@ -102,10 +102,25 @@ def test_a_stored_set_reads_back_as_suggest_answered(client, small_scenario, tmp
     assert [r["id"] for r in json.loads(done.stdout)] == [targeted_done.id, small_done.id, frame.attrs["suggestion_set"]]
     done = subprocess.run([str(BIN), "suggestions", "list"], capture_output=True, text=True, timeout=120, env=env)
     assert done.returncode == 2 and "--run, --pool" in done.stderr
+    # The newest set of a run (and pool), without its id; `suggest --name` names a set.
+    done = subprocess.run([str(BIN), "suggest", run.id, "--pool", pool.id, "--budget", "5", "--strategy", "margin",
+                           "--name", "nightly-1129", "-o", str(tmp_path / "named.csv")],
+                          capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 0, done.stderr
+    named = run.suggestion_sets().iloc[-1]
+    assert named["name"] == "nightly-1129" and named["pool_id"] == pool.id
+    for by in (["--run", run.id], ["--run", run.id, "--pool", pool.id], ["--pool", pool.id]):
+        done = subprocess.run([str(BIN), "suggestions", "get", *by, "-o", str(tmp_path / "newest.csv")],
+                              capture_output=True, text=True, timeout=120, env=env)
+        assert done.returncode == 0 and named["id"] in done.stdout, done.stdout + done.stderr
+        assert (tmp_path / "newest.csv").read_text() == (tmp_path / "named.csv").read_text()
+    done = subprocess.run([str(BIN), "suggestions", "get", named["id"], "--run", run.id, "-o", "x.csv"],
+                          capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 2 and "give a suggestion set id, or --run" in done.stderr
 
     # A deleted pool takes its sets with it.
     other.delete()
-    assert listed(run_id=run.id) == [targeted_done.id]
+    assert listed(run_id=run.id) == [targeted_done.id, named["id"]]
     with pytest.raises(NotFoundError, match=small_done.id):
         client.get_suggestion_set(small_done.id)
 
@@ -129,6 +144,10 @@ def test_bad_requests_name_the_field(client):
         assert info.value.code() in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND)
     with pytest.raises(InvalidArgumentError, match="run_id"):
         client.list_suggestion_sets()
+    run = client.create_run("no-sets", class_names=["a", "b"], embedding_dim=2)
+    done = subprocess.run([str(BIN), "suggestions", "get", "--run", run.id, "-o", "x.csv"], capture_output=True,
+                          text=True, timeout=120, env={**os.environ, "BLINDSPOTS_ADDRESS": client.address})
+    assert done.returncode == 1 and f"no suggestion set stored for run {run.id}" in done.stderr, done.stderr
 
 
 def test_a_set_stored_before_every_field_was_kept_reads_with_the_protos_defaults():

@@ -12,7 +12,7 @@
     blindspots diagnose RUN [--min-cluster-size N ...] [--fail-on-regression] [--json]   (exit 3: worse than the previous version)
     blindspots suggest RUN --pool POOL --budget N -o FILE [--strategy S] [--format label-studio|coco|csv]
     blindspots suggestions list [--run RUN] [--pool POOL] [--json]
-    blindspots suggestions get SET -o FILE [--format label-studio|coco|csv]
+    blindspots suggestions get SET -o FILE [--format label-studio|coco|csv]   (or --run R / --pool P: the newest set)
     blindspots labels import EXPORT.json --pool POOL [-o labels.parquet]
     blindspots labels export --pool POOL -o labels.parquet
     blindspots relabel RUN -o tasks.json
@@ -239,7 +239,7 @@ def _cmd_suggest(args) -> int:
             raise SystemExit(f"--filter {f!r}: use column=value, column<number, ...")
     with _client(args) as client:
         frame = client.suggest(args.run, args.pool, args.budget, strategy=args.strategy, filters=filters,
-                               allow_repeats=args.allow_repeats, output=args.output, format=args.format,
+                               allow_repeats=args.allow_repeats, name=args.name, output=args.output, format=args.format,
                                local_files_root=args.local_files_root or None, progress=True)
     print(f"{len(frame)} candidates written to {args.output} (suggestion set {frame.attrs['suggestion_set']})")
     if len(frame):
@@ -266,10 +266,21 @@ def _cmd_suggestions_list(args) -> int:
 
 
 def _cmd_suggestions_get(args) -> int:
+    if bool(args.suggestion_set) == bool(args.run or args.pool):
+        print("error: give a suggestion set id, or --run and/or --pool for the newest of their sets", file=sys.stderr)
+        return 2
     with _client(args) as client:
-        frame = client.get_suggestion_set(args.suggestion_set, output=args.output, format=args.format,
+        set_id = args.suggestion_set
+        if not set_id:
+            listed = client.list_suggestion_sets(args.run or None, args.pool or None)
+            if not len(listed):
+                print("error: no suggestion set stored for " + " and ".join(
+                    f"{k} {v}" for k, v in (("run", args.run), ("pool", args.pool)) if v), file=sys.stderr)
+                return 1
+            set_id = listed["id"].iloc[-1]
+        frame = client.get_suggestion_set(set_id, output=args.output, format=args.format,
                                           local_files_root=args.local_files_root or None)
-    print(f"{len(frame)} candidates of suggestion set {args.suggestion_set} written to {args.output}")
+    print(f"{len(frame)} candidates of suggestion set {set_id} written to {args.output}")
     if frame.attrs["note"]:
         print(f"note: {frame.attrs['note']}")
     return 0
@@ -494,6 +505,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--strategy", default="targeted")
     s.add_argument("--filter", action="append", help="e.g. region=north, price<500000 (repeatable)")
     s.add_argument("--allow-repeats", action="store_true")
+    s.add_argument("--name", default="", help="stored with the set, e.g. nightly-2026-11-29 (`suggestions list`)")
     s.add_argument("--show", type=int, default=10)
     _format_args(s)
     s.set_defaults(fn=_cmd_suggest)
@@ -508,7 +520,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(fn=_cmd_suggestions_list)
     s = sets.add_parser("get", help="write a stored set's candidates as `suggest` wrote them")
     client_args(s)
-    s.add_argument("suggestion_set", help="the set's id (sugg_...), as `suggest` and `suggestions list` print it")
+    s.add_argument("suggestion_set", nargs="?", default="",
+                   help="the set's id (sugg_...), as `suggest` and `suggestions list` print it")
+    s.add_argument("--run", default="", help="instead of an id: the newest set of this run (and --pool)")
+    s.add_argument("--pool", default="", help="instead of an id: the newest set from this pool (and --run)")
     s.add_argument("-o", "--output", required=True, help=".parquet, .csv or .json (label-studio)")
     _format_args(s)
     s.set_defaults(fn=_cmd_suggestions_get)
