@@ -468,17 +468,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--images", action="store_true", help="write a small PNG per sample (report thumbnails)")
     s.set_defaults(fn=_cmd_demo)
 
-    s = sub.add_parser("runs", help="list runs")
-    client_args(s)
-    s.add_argument("--project", default="")
-    s.add_argument("--json", action="store_true", help="print the Run messages as JSON (protobuf's JSON mapping)")
-    s.set_defaults(fn=_cmd_runs)
-
-    s = sub.add_parser("pools", help="list pools")
-    client_args(s)
-    s.add_argument("--project", default="")
-    s.add_argument("--json", action="store_true", help="print the Pool messages as JSON (protobuf's JSON mapping)")
-    s.set_defaults(fn=_cmd_pools)
+    for what, message, fn in (("runs", "Run", _cmd_runs), ("pools", "Pool", _cmd_pools)):
+        s = sub.add_parser(what, help=f"list {what}")
+        client_args(s)
+        s.add_argument("--project", default="")
+        s.add_argument("--json", action="store_true", help=f"print the {message} messages as JSON (protobuf's JSON mapping)")
+        s.set_defaults(fn=fn)
 
     s = sub.add_parser("diagnose", help="diagnose a run and print the summary")
     client_args(s)
