@@ -3,5 +3,6 @@
 ``blindspots.integrations.lightning.BlindspotsCallback`` (PyTorch Lightning) and
 ``blindspots.integrations.huggingface.BlindspotsTrainerCallback`` (transformers'
 Trainer) share :class:`~blindspots.integrations.validation_logger.ValidationLogger`.
+``blindspots.integrations.mlflow.log_diagnosis`` logs a diagnosis to an MLflow run.
 Each module imports its framework only when imported itself.
 """
