@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from blindspots import Client
+from blindspots import Client, NotFoundError
 from blindspots.cli import main as cli
 from blindspots_server.config import ServerConfig
 from blindspots_server.server.app import BlindspotsServer
@@ -543,3 +543,58 @@ def test_a_backup_on_a_read_only_file_system_is_checked_and_restored(filled, tmp
     assert cli(["store", "copy", str(tmp_path / "copy3"), "--data-dir", str(torn_view)]) == 2
     assert "unmerged write-ahead log" in capsys.readouterr().err
     assert not check_store(torn_view).ok
+
+
+@pytest.mark.parametrize("into", ["data directory", "postgresql"])
+def test_store_copy_of_one_project_takes_its_data_and_nothing_of_the_others(tmp_path, postgres_uri, into, capsys):
+    """`store copy DEST --project alpha`: alpha's runs and pools with their rows, diagnosis, jobs,
+    labels, index and suggestion sets read back as in the source; beta's stay behind; `store
+    check` passes on the copy."""
+    data = tmp_path / "data"
+    srv = start_server(data)
+    try:
+        with Client(f"127.0.0.1:{srv.port}", timeout=60) as client:
+            rng = np.random.default_rng(5)
+            made = {}
+            for project, n in (("alpha", 300), ("beta", 200)):
+                run = client.create_run(f"r-{project}", class_names=["a", "b"], embedding_dim=DIM, project=project)
+                p = rng.uniform(0.05, 0.95, n)
+                run.log_predictions([f"{project}-t{i}" for i in range(n)], rng.normal(size=(n, DIM)),
+                                    labels=rng.integers(0, 2, n), probabilities=np.stack([p, 1 - p], 1),
+                                    progress=False, batch_size=100)
+                pool = client.create_pool(f"p-{project}", embedding_dim=DIM, num_classes=2, project=project)
+                q = rng.uniform(0.05, 0.95, n)
+                pool.add([f"{project}-u{i}" for i in range(n)], rng.normal(size=(n, DIM)),
+                         probabilities=np.stack([q, 1 - q], 1), progress=False)
+                run.diagnose(progress=False)
+                picks = run.suggest(pool, budget=10, strategy="kcenter", progress=False)
+                pool.import_labels(pd.DataFrame({"sample_id": picks["sample_id"][:4], "label": ["a"] * 4}),
+                                   source="tool")
+                made[project] = (run, pool, picks)
+            run, pool, picks = made["alpha"]
+            second = run.suggest(pool, budget=5, strategy="random", progress=False).attrs["suggestion_set"]
+            before = (_read_back(client, run.id, pool.id), client.list_suggestion_sets(run)["id"].tolist())
+            elsewhere = made["beta"][2].attrs["suggestion_set"]
+    finally:
+        srv.stop()
+    assert before[1] == [picks.attrs["suggestion_set"], second]
+    dest, files = (str(tmp_path / "alpha"), None) if into == "data directory" else (postgres_uri, tmp_path / "files")
+    assert cli(["store", "copy", dest, *(["--to-files", str(files)] if files else []), "--project", "alpha",
+                "--data-dir", str(data)]) == 0
+    assert "copied 1 run(s), 1 pool(s), 600 row(s), 4 label(s)" in capsys.readouterr().out
+    check = ["--data-dir", dest] if files is None else ["--store", dest, "--files", str(files)]
+    assert cli(["store", "check", *check]) == 0
+    copy = start_server(tmp_path / "unused", store=dest, files=str(files)) if files else start_server(Path(dest))
+    try:
+        with Client(f"127.0.0.1:{copy.port}", timeout=60) as client:
+            assert _read_back(client, run.id, pool.id) == {**before[0], "runs": [run.id]}     # beta's run stayed
+            assert client.list_suggestion_sets(run)["id"].tolist() == before[1]
+            pd.testing.assert_frame_equal(client.get_suggestion_set(picks.attrs["suggestion_set"]), picks)
+            assert [p.id for p in client.list_pools()] == [pool.id]
+            # Both sets' 15 picks came along; the 4 labeled ones count as labeled, first.
+            assert _repeat_exclusions(client, run.id, pool.id) == 15 - 4
+            for gone in (lambda: client.get_run(made["beta"][0].id), lambda: client.get_suggestion_set(elsewhere)):
+                with pytest.raises(NotFoundError):
+                    gone()
+    finally:
+        copy.stop()

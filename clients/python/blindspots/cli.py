@@ -5,7 +5,7 @@
     blindspots serve ... --ray-address auto     (heavy steps on a Ray cluster)
     blindspots store check [--data-dir DIR | --store postgresql://... --files ROOT]
     blindspots store recover [--data-dir DIR];  blindspots store backup DEST [--data-dir DIR | --store ... --files ROOT]
-    blindspots store copy DEST [--to-files ROOT] [--data-dir DIR | --store postgresql://... --files ROOT]
+    blindspots store copy DEST [--to-files ROOT] [--project P] [--data-dir DIR | --store postgresql://... --files ROOT]
     blindspots demo [--output-dir DIR]
     blindspots runs [--project P] [--json]
     blindspots pools [--project P] [--json]
@@ -132,7 +132,7 @@ def _store_copy(source: str, source_files, args) -> int:
         return 2
     try:
         report = copy_between(source, source_files, args.destination, args.to_files,
-                              progress=lambda line: print(line, file=sys.stderr))
+                              progress=lambda line: print(line, file=sys.stderr), projects=args.project)
     except (DataLoss, StoreUnavailable, StoreUnusable, ValueError, sqlite3.DatabaseError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1 if isinstance(exc, (DataLoss, sqlite3.DatabaseError)) else 2
@@ -459,6 +459,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--store", help="a postgresql:// store (with --files) instead of a data directory")
     s.add_argument("--files", help="the postgresql store's file root")
     s.add_argument("--to-files", dest="to_files", help="copy: the file root of a postgresql:// destination")
+    s.add_argument("--project", action="append", help="copy, backup: only this project's runs and pools, with all "
+                   "they hold (repeatable; default: everything)")
     s.set_defaults(fn=_cmd_store)
 
     s = sub.add_parser("demo", help="start a server on a temporary store and run the demo pipeline")

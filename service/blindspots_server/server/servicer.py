@@ -492,18 +492,9 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
         limit, offset = self._page(request.page_size, request.page_token)
         records = self.store.list_suggestion_sets(request.run_id, request.pool_id, limit + 1, offset)
         token = str(offset + limit) if len(records) > limit else ""
-        # Listed by the one of run and pool the caller gave: a set whose other side lies in a
-        # project the caller may not see is left out (a page may then hold fewer than page_size).
-        visible = [r for r in records[:limit] if self._may_see_set(r, context)]
-        return pb.ListSuggestionSetsResponse(suggestion_sets=[set_message(r) for r in visible], next_page_token=token)
-
-    def _may_see_set(self, record, context) -> bool:
-        try:
-            self._run(record.run_id, context)
-            self._pool(record.pool_id, context)
-        except NotFound:          # another project's, or deleted since the listing
-            return False
-        return True
+        # A set's run and pool are in one project (Suggest refuses others), which the checks above allow.
+        return pb.ListSuggestionSetsResponse(suggestion_sets=[set_message(r) for r in records[:limit]],
+                                             next_page_token=token)
 
     def GetSuggestionSet(self, request: pb.GetSuggestionSetRequest, context) -> pb.SuggestionSetPage:
         require(bool(request.suggestion_set_id), "suggestion_set_id", "is required")
@@ -512,8 +503,7 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
         limit = request.page_size or SET_PAGE
         missing = f"suggestion set {request.suggestion_set_id!r} not found"
         record, table = self.store.read_suggestion_set(request.suggestion_set_id)
-        if not self._may_see_set(record, context):
-            raise NotFound(missing)
+        self._run(record.run_id, context, missing)       # another project's: as if missing
         token = str(offset + limit) if offset + limit < table.num_rows else ""
         return pb.SuggestionSetPage(suggestion_set=set_message(record, table),
                                     candidates=set_candidates(table, offset, limit), next_page_token=token)

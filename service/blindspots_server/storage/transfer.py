@@ -1,4 +1,4 @@
-"""Copying a whole store into another, empty one.
+"""Copying a whole store, or some of its projects, into another, empty one.
 
 What it is for:
 
@@ -21,6 +21,10 @@ checked against the SHA-256 its catalog recorded at write (damage stops the copy
 file), then the catalog rows go in one transaction. A copy that fails removes the files it wrote;
 one killed between the two leaves files no catalog row names, which the embedded store moves to
 quarantine/ when it opens and ``store check`` on PostgreSQL lists as stray.
+
+One project's data alone (``projects``, `store copy DEST --project P`): its runs and pools with
+their rows, diagnoses, jobs, labels, pool indexes and suggestion sets (Suggest keeps a set's run
+and pool in one project). For handing a project over, or splitting it into a store of its own.
 
 Jobs still pending or running in the snapshot are copied as failed: the destination has no
 process running them. A pool index keeps its bytes; its name follows the destination's scheme.
@@ -97,9 +101,11 @@ def sqlite_snapshot(root: Path) -> Iterator[CatalogReader]:
 
 
 def copy_between(source: str, source_files: Optional[str], dest: str, dest_files: Optional[str],
-                 progress: Optional[Callable[[str], None]] = None) -> CopyReport:
+                 progress: Optional[Callable[[str], None]] = None,
+                 projects: Optional[Iterable[str]] = None) -> CopyReport:
     """Copy the store at ``source`` (a data directory, or a postgresql:// URI with its file root
-    ``source_files``) into the empty store at ``dest`` (likewise, with ``dest_files``)."""
+    ``source_files``) into the empty store at ``dest`` (likewise, with ``dest_files``); only the
+    ``projects`` named, if any."""
     from .registry import open_store
     folder = None
     if "://" not in dest or dest.startswith("file://"):
@@ -114,12 +120,12 @@ def copy_between(source: str, source_files: Optional[str], dest: str, dest_files
             origin = open_store(source, files=source_files)
             try:
                 with origin.catalog_snapshot() as snapshot:
-                    return copy_store(snapshot, origin.file_root, target, progress)
+                    return copy_store(snapshot, origin.file_root, target, progress, projects)
             finally:
                 origin.close()
         root = Path(source.removeprefix("file://"))
         with sqlite_snapshot(root) as snapshot:
-            return copy_store(snapshot, FileRoot(root), target, progress)
+            return copy_store(snapshot, FileRoot(root), target, progress, projects)
     except BaseException:
         if folder is not None:          # it was new or empty: leave it so, and a rerun can use it
             target.close()
@@ -130,16 +136,18 @@ def copy_between(source: str, source_files: Optional[str], dest: str, dest_files
         target.close()
 
 
-def copy_store(source: CatalogReader, source_files: FileRoot, dest, progress: Optional[Callable[[str], None]] = None
-               ) -> CopyReport:
+def copy_store(source: CatalogReader, source_files: FileRoot, dest, progress: Optional[Callable[[str], None]] = None,
+               projects: Optional[Iterable[str]] = None) -> CopyReport:
     """Copy the snapshot ``source`` (files under ``source_files``) into the empty store ``dest``
     (an EmbeddedStore or PostgresStore: ``file_root``, ``catalog_columns``, ``copied_index_path``,
-    ``load_catalog``). Raises ValueError if ``dest`` holds anything, DataLoss for a damaged or
-    missing source file; in both cases the destination is left as it was."""
+    ``load_catalog``); only the ``projects`` named, if any. Raises ValueError if ``dest`` holds
+    anything, DataLoss for a damaged or missing source file; in both cases the destination is
+    left as it was."""
     say = progress or (lambda _: None)
     dest.refuse_unless_empty(COPIED_TABLES)
+    keep = _Selection(source, projects) if projects is not None else None
     recorded = dict(source.query("SELECT path, sha256 FROM files")) if source.columns("files") else {}
-    named, index_of = _named_files(source, recorded, dest)
+    named, index_of = _named_files(source, recorded, dest, keep)
     copied: dict[str, tuple[str, int]] = {}
     report = CopyReport()
     index_files = {rel: pool_id for pool_id, rel in index_of.items()}
@@ -158,16 +166,59 @@ def copy_store(source: CatalogReader, source_files: FileRoot, dest, progress: Op
             if (n + 1) % 500 == 0:
                 say(f"copied {n + 1} of {len(named)} files")
         say(f"copied {len(copied)} files; writing the catalog")
-        dest.load_catalog(_tables(source, dest, index_of, copied, report))
+        dest.load_catalog(_tables(source, dest, index_of, copied, report, keep))
     except BaseException:
         for rel in copied:
             dest.file_root.delete(rel)
         raise
     report.files = len(copied)
     report.bytes = sum(size for _, size in copied.values())
-    report.runs, report.pools, report.labels, report.rows = (
-        int(source.query(f"SELECT COUNT(*) FROM {table}")[0][0]) for table in ("runs", "pools", "labels", "sample_ids"))
+    if keep is None:
+        report.runs, report.pools, report.labels, report.rows = (
+            int(source.query(f"SELECT COUNT(*) FROM {t}")[0][0]) for t in ("runs", "pools", "labels", "sample_ids"))
+    else:
+        report.runs, report.pools = len(keep.runs), len(keep.pools)
+        report.labels, report.rows = keep.copied["labels"], keep.copied["sample_ids"]
     return report
+
+
+class _Selection:
+    """Which rows of each table a copy of some projects takes: those of their runs and pools, the
+    jobs of those, and the suggestion sets (with their picks) of a copied run and pool.
+    The big tables (sample ids, labels) are filtered as they stream; ``copied`` counts their rows."""
+
+    def __init__(self, source: CatalogReader, projects: Iterable[str]):
+        wanted = set(projects)
+        self.runs = {i for i, p in source.query("SELECT id, project FROM runs") if p in wanted}
+        self.pools = {i for i, p in source.query("SELECT id, project FROM pools") if p in wanted}
+        self.sets = {i for i, r, p in source.query("SELECT id, run_id, pool_id FROM suggestion_sets")
+                     if r in self.runs and p in self.pools}
+        self.copied = {"labels": 0, "sample_ids": 0}
+
+    def owned(self, target: str, target_id: str) -> bool:
+        return target_id in (self.runs if target == "run" else self.pools)
+
+    def rows(self, table: str, columns: list[str], rows: Iterable[tuple]) -> Iterator[tuple]:
+        """The rows of ``table`` (with ``columns``) the copy takes."""
+        col = {c: i for i, c in enumerate(columns)}
+        if table in ("runs", "pools", "suggestion_sets"):
+            ids = {"runs": self.runs, "pools": self.pools, "suggestion_sets": self.sets}[table]
+            take = lambda r: r[col["id"]] in ids                                     # noqa: E731
+        elif table in ("batches", "sample_ids", "labels"):
+            take = lambda r: self.owned(r[col["target"]], r[col["target_id"]])       # noqa: E731
+        elif table == "diagnoses":
+            take = lambda r: r[col["run_id"]] in self.runs                            # noqa: E731
+        elif table == "jobs":                     # a diagnosis names its run; an index build its pool
+            take = lambda r: r[col["run_id"]] in self.runs or r[col["run_id"]] in self.pools   # noqa: E731
+        elif table == "suggested":
+            take = lambda r: r[col["set_id"]] in self.sets                            # noqa: E731
+        else:
+            raise ValueError(f"no rule for copying part of the {table} table")
+        for row in rows:
+            if take(row):
+                if table in self.copied:
+                    self.copied[table] += 1
+                yield row
 
 
 def _source_indexes(source: CatalogReader, recorded: dict[str, str]) -> dict[str, str]:
@@ -179,20 +230,26 @@ def _source_indexes(source: CatalogReader, recorded: dict[str, str]) -> dict[str
     return {pool_id: rel for pool_id, rel in fixed.items() if rel in recorded}
 
 
-def _named_files(source: CatalogReader, recorded: dict[str, str], dest) -> tuple[dict[str, str], dict[str, str]]:
+def _named_files(source: CatalogReader, recorded: dict[str, str], dest, keep: Optional[_Selection] = None
+                 ) -> tuple[dict[str, str], dict[str, str]]:
     """Every file the snapshot names (source path -> destination path), and each built pool
-    index's destination path by pool id."""
-    named = {rel: rel for (rel,) in source.query("SELECT file FROM batches")}
-    named.update((f"diagnoses/{i}.parquet",) * 2 for (i,) in source.query("SELECT id FROM diagnoses"))
-    named.update((f"suggestions/{i}.parquet",) * 2 for (i,) in source.query("SELECT id FROM suggestion_sets"))
+    index's destination path by pool id; those of the selected projects only, with ``keep``."""
+    everything = keep is None
+    named = {rel: rel for target, target_id, rel in source.query("SELECT target, target_id, file FROM batches")
+             if everything or keep.owned(target, target_id)}
+    named.update((f"diagnoses/{i}.parquet",) * 2 for i, run_id in source.query("SELECT id, run_id FROM diagnoses")
+                 if everything or run_id in keep.runs)
+    named.update((f"suggestions/{i}.parquet",) * 2 for (i,) in source.query("SELECT id FROM suggestion_sets")
+                 if everything or i in keep.sets)
     index_of = {}
     for pool_id, rel in _source_indexes(source, recorded).items():
-        named[rel] = index_of[pool_id] = dest.copied_index_path(pool_id, rel)
+        if everything or pool_id in keep.pools:
+            named[rel] = index_of[pool_id] = dest.copied_index_path(pool_id, rel)
     return named, index_of
 
 
 def _tables(source: CatalogReader, dest, index_of: dict[str, str], copied: dict[str, tuple[str, int]],
-            report: CopyReport) -> Iterable[tuple[str, list[str], Iterable[tuple]]]:
+            report: CopyReport, keep: Optional[_Selection] = None) -> Iterable[tuple[str, list[str], Iterable[tuple]]]:
     """(table, destination columns, rows) for each table: the columns both catalogs have, rows
     streamed from the snapshot; the file rows are those of the copies, and a pool row names its
     index file where the destination keeps that name in the row."""
@@ -202,15 +259,18 @@ def _tables(source: CatalogReader, dest, index_of: dict[str, str], copied: dict[
         if not shared and table != "files":
             continue                    # a catalog from before the table existed: nothing to copy
         select = f"SELECT {', '.join(shared)} FROM {table}"
+        # With a selection, the rows it takes (each table's filter needs its id columns, which both
+        # catalogs have: they are in ``shared``).
+        picked = (lambda rows: keep.rows(table, shared, rows)) if keep is not None else (lambda rows: rows)
         if table == "files":
             yield table, ["path", "sha256", "bytes"], ((rel, digest, size) for rel, (digest, size) in copied.items())
         elif table == "pools":
             yield table, shared + (["index_file"] if "index_file" in ours else []), (
-                _pool_row(r, shared, index_of, "index_file" in ours) for r in source.rows(select))
+                _pool_row(r, shared, index_of, "index_file" in ours) for r in picked(source.rows(select)))
         elif table == "jobs":
-            yield table, shared, (_finished(r, shared, report) for r in source.rows(select))
+            yield table, shared, (_finished(r, shared, report) for r in picked(source.rows(select)))
         else:
-            yield table, shared, source.rows(select)
+            yield table, shared, picked(source.rows(select))
 
 
 def _pool_row(row: tuple, columns: list[str], index_of: dict[str, str], names_index: bool) -> tuple:
