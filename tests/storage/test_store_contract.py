@@ -270,7 +270,9 @@ def test_diagnoses_jobs_and_suggestion_sets_roundtrip(store):
         {b"blindspots.answer": b"\x00answer", b"pandas": b"{}"})
     store.save_suggestion_set(record, table)
     got, table = store.read_suggestion_set("set_1")
-    assert got == record and table.column("sample_id").to_pylist() == ["p1", "p2"]
+    assert got == record == store.get_suggestion_set("set_1") and table.column("sample_id").to_pylist() == ["p1", "p2"]
+    with pytest.raises(NotFound, match="suggestion set 'set_x'"):
+        store.get_suggestion_set("set_x")
     assert table.schema.metadata == {b"blindspots.answer": b"\x00answer"}
     assert store.suggested_ids("run_a", "pool_a") == {"p1", "p2"}
     assert store.suggested_ids("run_a", "other") == set()

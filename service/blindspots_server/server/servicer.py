@@ -54,6 +54,7 @@ MAX_PAGE = 1000
 CANDIDATE_BATCH = 500
 SET_PAGE, MAX_SET_PAGE = 1000, 10000     # GetSuggestionSet's candidates per page: default, most
 PROGRESS_EVERY_S = 0.25      # Suggest's progress messages within one step
+MAX_OFFSET = 1 << 53           # far beyond any listing, and inside SQLite's 64-bit OFFSET
 
 
 class ProgressThrottle:
@@ -79,7 +80,6 @@ class ProgressThrottle:
             self._step, self._at = step, now
             return True
         return False
-MAX_OFFSET = 1 << 53           # far beyond any listing, and inside SQLite's 64-bit OFFSET
 
 
 def _note_stream_position(exc: Exception, response: pb.IngestResponse) -> None:
@@ -501,9 +501,10 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
         require(0 <= request.page_size <= MAX_SET_PAGE, "page_size", f"must be between 0 and {MAX_SET_PAGE}")
         _, offset = self._page(0, request.page_token)
         limit = request.page_size or SET_PAGE
-        missing = f"suggestion set {request.suggestion_set_id!r} not found"
+        # Another project's set is NOT_FOUND as if missing, before its file is read.
+        self._run(self.store.get_suggestion_set(request.suggestion_set_id).run_id, context,
+                  f"suggestion set {request.suggestion_set_id!r} not found")
         record, table = self.store.read_suggestion_set(request.suggestion_set_id)
-        self._run(record.run_id, context, missing)       # another project's: as if missing
         token = str(offset + limit) if offset + limit < table.num_rows else ""
         return pb.SuggestionSetPage(suggestion_set=set_message(record, table),
                                     candidates=set_candidates(table, offset, limit), next_page_token=token)

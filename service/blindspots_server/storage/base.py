@@ -355,6 +355,10 @@ class Store(abc.ABC):
         """Pool sample ids suggested in earlier rounds for this run and pool."""
 
     @abc.abstractmethod
+    def get_suggestion_set(self, set_id: str) -> SuggestionSetRecord:
+        """The set's catalog record, without reading its file."""
+
+    @abc.abstractmethod
     def read_suggestion_set(self, set_id: str) -> tuple[SuggestionSetRecord, pa.Table]: ...
 
     @abc.abstractmethod

@@ -204,9 +204,11 @@ class SqlCatalog:
         return {r[0] for r in self._query(f"SELECT sample_id FROM suggested WHERE run_id={p} AND pool_id={p}",
                                           (run_id, pool_id))}
 
+    def get_suggestion_set(self, set_id: str) -> SuggestionSetRecord:
+        return SuggestionSetRecord(*self._one("suggestion_sets", SUGGESTION_SET_COLUMNS, set_id, "suggestion set"))
+
     def read_suggestion_set(self, set_id: str) -> tuple[SuggestionSetRecord, pa.Table]:
-        row = self._one("suggestion_sets", SUGGESTION_SET_COLUMNS, set_id, "suggestion set")
-        return (SuggestionSetRecord(*row), self._read_unless_deleted(
+        return (self.get_suggestion_set(set_id), self._read_unless_deleted(
             f"suggestions/{set_id}.parquet", f"suggestion set {set_id!r}", None, "suggestion_sets", set_id))
 
     def list_suggestion_sets(self, run_id: str, pool_id: str, limit: int, offset: int) -> list[SuggestionSetRecord]:
