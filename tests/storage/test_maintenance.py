@@ -579,6 +579,9 @@ def test_store_copy_of_one_project_takes_its_data_and_nothing_of_the_others(tmp_
         srv.stop()
     assert before[1] == [picks.attrs["suggestion_set"], second]
     dest, files = (str(tmp_path / "alpha"), None) if into == "data directory" else (postgres_uri, tmp_path / "files")
+    to_files = ["--to-files", str(files)] if files else []
+    assert cli(["store", "copy", dest, *to_files, "--project", "alhpa", "--data-dir", str(data)]) == 2
+    assert "no run or pool is in project alhpa; nothing was copied" in capsys.readouterr().err
     assert cli(["store", "copy", dest, *(["--to-files", str(files)] if files else []), "--project", "alpha",
                 "--data-dir", str(data)]) == 0
     assert "copied 1 run(s), 1 pool(s), 600 row(s), 4 label(s)" in capsys.readouterr().out

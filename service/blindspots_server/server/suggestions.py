@@ -24,7 +24,6 @@ from .suggest_inputs import target_regions
 from .validation import InvalidArgument
 
 
-
 @dataclass
 class SuggestOutcome:
     """A stored suggestion set, its candidates, and what the answer says about itself."""

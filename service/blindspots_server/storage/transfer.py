@@ -191,6 +191,8 @@ class _Selection:
         wanted = set(projects)
         self.runs = {i for i, p in source.query("SELECT id, project FROM runs") if p in wanted}
         self.pools = {i for i, p in source.query("SELECT id, project FROM pools") if p in wanted}
+        if not (self.runs or self.pools):       # a misspelt name must not make an empty copy
+            raise ValueError(f"no run or pool is in project {', '.join(sorted(wanted))}; nothing was copied")
         self.sets = {i for i, r, p in source.query("SELECT id, run_id, pool_id FROM suggestion_sets")
                      if r in self.runs and p in self.pools}
         self.copied = {"labels": 0, "sample_ids": 0}
