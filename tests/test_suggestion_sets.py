@@ -148,6 +148,12 @@ def test_bad_requests_name_the_field(client):
     done = subprocess.run([str(BIN), "suggestions", "get", "--run", run.id, "-o", "x.csv"], capture_output=True,
                           text=True, timeout=120, env={**os.environ, "BLINDSPOTS_ADDRESS": client.address})
     assert done.returncode == 1 and f"no suggestion set stored for run {run.id}" in done.stderr, done.stderr
+    for as_json in (False, True):
+        done = subprocess.run([str(BIN), "suggestions", "list", "--run", run.id, *(["--json"] if as_json else [])],
+                              capture_output=True, text=True, timeout=120,
+                              env={**os.environ, "BLINDSPOTS_ADDRESS": client.address})
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout) == [] if as_json else done.stdout.strip() == "no suggestion sets"
 
 
 def test_a_set_stored_before_every_field_was_kept_reads_with_the_protos_defaults():

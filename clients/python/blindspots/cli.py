@@ -257,11 +257,13 @@ def _cmd_suggestions_list(args) -> int:
     with _client(args) as client:
         frame = client.list_suggestion_sets(args.run or None, args.pool or None)
     if args.json:
-        print(frame.assign(created_at=frame["created_at"].map(lambda t: t.isoformat() + "Z"))
+        print(frame.assign(created_at=[t.isoformat() + "Z" for t in frame["created_at"]])
               .to_json(orient="records", indent=2))
         return 0
-    shown = frame.assign(created_at=frame["created_at"].dt.strftime("%Y-%m-%d %H:%M:%S"))
-    print(shown.to_string(index=False) if len(frame) else "no suggestion sets")
+    if not len(frame):
+        print("no suggestion sets")
+        return 0
+    print(frame.assign(created_at=frame["created_at"].dt.strftime("%Y-%m-%d %H:%M:%S")).to_string(index=False))
     return 0
 
 
