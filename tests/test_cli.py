@@ -62,3 +62,18 @@ def test_runs_diagnose_suggest(server, client, small_scenario, tmp_path):
 
     missing = _cli("diagnose", "run_missing", "--address", address)
     assert missing.returncode == 1 and "NOT_FOUND" in missing.stderr and "run_missing" in missing.stderr
+
+
+def test_a_closed_stdout_ends_the_command_quietly(server, client):
+    """`blindspots runs | head -1`: the reader closes the pipe; the command stops with 141, as a
+    shell reports SIGPIPE, and no traceback."""
+    for i in range(3):
+        client.create_run(f"piped-{i}", class_names=["a", "b"], embedding_dim=2)
+    read_end, write_end = os.pipe()
+    os.close(read_end)                         # closed before anything is written: every write fails
+    try:
+        done = subprocess.run([str(BIN), "runs", "--address", f"127.0.0.1:{server.port}"], stdout=write_end,
+                              stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(write_end)
+    assert done.returncode == 141 and "Traceback" not in done.stderr, done.stderr

@@ -37,9 +37,11 @@ from .errors import BlindspotsError
 
 # Exit codes: 0 done, 1 a server error, 2 bad arguments (argparse's too), 3 `compare
 # --fail-on-regression` found B significantly worse (a pipeline gate), or `diagnose
-# --fail-on-regression` found the run worse than the previous version of its model.
+# --fail-on-regression` found the run worse than the previous version of its model;
+# 130 interrupted, 141 stdout closed by its reader.
 REGRESSED = 3
 INTERRUPTED = 130      # Ctrl-C, as shells report SIGINT
+BROKEN_PIPE = 141      # stdout's reader closed it, as shells report SIGPIPE
 
 
 def _client(args):
@@ -633,6 +635,11 @@ def main(argv: Optional[list[str]] = None) -> int:
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
         return INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (`blindspots runs | head`): stop quietly, as other command-line tools
+        # do, and keep Python's exit-time flush from failing on the closed pipe too.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return BROKEN_PIPE
 
 
 if __name__ == "__main__":
