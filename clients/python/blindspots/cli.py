@@ -628,7 +628,9 @@ def _label_target_args(sp) -> None:
 def main(argv: Optional[list[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return args.fn(args)
+        code = args.fn(args)
+        sys.stdout.flush()       # a closed pipe shows here, not in Python's exit-time flush
+        return code
     except BlindspotsError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
