@@ -162,3 +162,21 @@ def test_convex_hull_keeps_the_corners():
     pts = np.array([[0, 0], [2, 0], [2, 2], [0, 2], [1, 1], [1, 0.5]], dtype=float)
     hull = convex_hull(pts)
     assert {tuple(p) for p in hull} == {(0, 0), (2, 0), (2, 2), (0, 2)}
+
+
+def test_a_stored_suggestion_set_makes_the_same_report_as_its_manifest(diagnosed, report_html):
+    """`report --suggestion-set SET` fetches the set from the server: the report equals the one
+    written from the manifest file `suggest` wrote for that set (but for the time it was written)."""
+    set_id = diagnosed["client"].list_suggestion_sets(diagnosed["run"])["id"].iloc[0]
+    path = diagnosed["root"] / "from_set.html"
+    address = ["--address", f"127.0.0.1:{diagnosed['server'].port}"]
+    done = subprocess.run([str(BIN), "report", diagnosed["run"].id, "-o", str(path), "--suggestion-set", set_id,
+                           *address], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+
+    def without_time(html: str) -> str:
+        return re.sub(r"written \d{4}-\d\d-\d\d \d\d:\d\d", "written", html)
+    assert without_time(path.read_text()) == without_time(report_html.read_text())
+    both = subprocess.run([str(BIN), "report", diagnosed["run"].id, "-o", str(path), "--suggestion-set", set_id,
+                           "--suggestions", str(diagnosed["manifest"]), *address], capture_output=True, text=True)
+    assert both.returncode == 2 and "not both" in both.stderr

@@ -17,7 +17,7 @@
     blindspots labels export --pool POOL -o labels.parquet
     blindspots relabel RUN -o tasks.json
     blindspots compare RUN_A RUN_B [-o regions.csv] [--fail-on-regression] [--json]   (exit 3: B got worse)
-    blindspots report RUN -o report.html [--suggestions FILE] [--diagnosis ID]
+    blindspots report RUN -o report.html [--suggestions FILE | --suggestion-set SET] [--diagnosis ID]
     blindspots region-members RUN --region N -o FILE [--diagnosis ID]
     blindspots delete run RUN [RUN ...] [--missing-ok] [--force];  blindspots delete pool POOL [POOL ...]
     blindspots prune --keep N [--project P] [--model M] [--older-than-days D] [--dry-run]
@@ -363,11 +363,16 @@ def _gate(comparison, alpha: float, out=None) -> int:
 def _cmd_report(args) -> int:
     from .report import write_report
     suggestions = None
+    if args.suggestions and args.suggestion_set:
+        print("error: give --suggestions (a manifest file) or --suggestion-set (a stored set), not both", file=sys.stderr)
+        return 2
     if args.suggestions:
         import pandas as pd
         suggestions = (pd.read_csv(args.suggestions) if args.suggestions.lower().endswith(".csv")
                        else pd.read_parquet(args.suggestions))
     with _client(args) as client:
+        if args.suggestion_set:
+            suggestions = client.get_suggestion_set(args.suggestion_set)
         path = write_report(client, args.run, args.output, suggestions, diagnosis_id=args.diagnosis,
                             max_points=args.max_points, max_thumbnails=args.thumbnails,
                             compare_with=args.compare_with, projection=args.projection)
@@ -575,6 +580,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-o", "--output", required=True, help="the .html file to write")
     s.add_argument("--diagnosis", default="", help="diagnosis id (default: the run's latest)")
     s.add_argument("--suggestions", default="", help="a manifest from `blindspots suggest` to include")
+    s.add_argument("--suggestion-set", default="", help="a stored suggestion set to include, by id (`suggestions list`)")
     s.add_argument("--max-points", type=int, default=3000, help="points drawn on the map")
     s.add_argument("--thumbnails", type=int, default=8, help="thumbnails per region and for suggestions")
     s.add_argument("--compare-with", default="", help="an earlier version's run on the same test set (default: the previous version "
