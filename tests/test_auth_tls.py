@@ -174,6 +174,8 @@ def test_a_read_only_token_reads_its_projects_and_writes_nothing(auth_server):
             b.get_suggestion_set(made)
         with pytest.raises(NotFoundError):
             b.list_suggestion_sets(pool=pool.id)
+        with pytest.raises(NotFoundError, match=made):
+            b.delete_suggestion_set(made)
         # Every write is PERMISSION_DENIED naming the method, before anything happens.
         writes = {
             "CreateRun": lambda: reader.create_run("r", class_names=["x", "y"], embedding_dim=4, project="alpha"),
@@ -185,11 +187,13 @@ def test_a_read_only_token_reads_its_projects_and_writes_nothing(auth_server):
                                                          pool_id=pool.id),
             "CancelJob": lambda: reader.cancel_job("job_0000000000000000"),
             "DeleteRun": lambda: reader.delete_run(run.id),
-            "DeletePool": lambda: reader.delete_pool(pool.id)}
+            "DeletePool": lambda: reader.delete_pool(pool.id),
+            "DeleteSuggestionSet": lambda: reader.delete_suggestion_set(made)}
         for method, call in writes.items():
             with pytest.raises(PermissionDeniedError, match=f"read-only; {method} needs"):
                 call()
         assert a.get_run(run.id).message.num_rows == 2 and a.labels_frame(pool_id=pool.id).empty
+        assert a.list_suggestion_sets(run)["id"].tolist() == [made]
         assert [p.id for p in a.list_pools()] == [pool.id]
 
 
@@ -200,7 +204,8 @@ def test_every_method_is_a_read_or_needs_write_access():
     methods = set(pb.DESCRIPTOR.services_by_name["Blindspots"].methods_by_name)
     assert READ_METHODS <= methods
     assert methods - READ_METHODS == {"CreateRun", "IngestPredictions", "CreatePool", "IngestPool", "Diagnose",
-                                      "CancelJob", "Suggest", "ImportLabels", "DeleteRun", "DeletePool"}
+                                      "CancelJob", "Suggest", "ImportLabels", "DeleteRun", "DeletePool",
+                                      "DeleteSuggestionSet"}
 
 
 def test_bad_token_tables_fail_at_start(tmp_path):

@@ -167,3 +167,37 @@ def test_a_set_stored_before_every_field_was_kept_reads_with_the_protos_defaults
                                                        predicted_label=-1)]
     message = set_message(record, old)
     assert message.id == "sugg_old" and message.note == "" and not message.HasField("exclusions")
+
+
+def test_deleting_a_round_releases_its_picks_but_not_the_labeled_ones(client, small_scenario):
+    """A round that will not be labeled is deleted: the next round may pick its samples again
+    (margin picks the same ones), except those labeled meanwhile; the set is gone from reads."""
+    run, pool, _ = _log_scenario(client, small_scenario)
+    run.diagnose(progress=False)
+    first = run.suggest(pool, budget=30, strategy="margin", progress=False)
+    kept = run.suggest(pool, budget=10, strategy="margin", progress=False)       # stays: its picks stay out
+    assert not set(kept["sample_id"]) & set(first["sample_id"])
+    summary = client.delete_suggestion_set(first.attrs["suggestion_set"])
+    assert (summary.id, summary.rows, summary.suggestion_sets, summary.files) == (first.attrs["suggestion_set"],
+                                                                                 30, 1, 1)
+    again = run.suggest(pool, budget=30, strategy="margin", progress=False)
+    assert again["sample_id"].tolist() == first["sample_id"].tolist()
+    assert again.attrs["exclusions"]["earlier_picks"] == 10
+
+    labeled = again["sample_id"][:5].tolist()
+    pool.import_labels(pd.DataFrame({"sample_id": labeled, "label": small_scenario.scenario.class_names[:1] * 5}),
+                       source="tool")
+    client.delete_suggestion_set(again.attrs["suggestion_set"])
+    last = run.suggest(pool, budget=25, strategy="margin", progress=False)
+    assert last["sample_id"].tolist() == again["sample_id"][5:].tolist()        # the labeled 5 stay out
+    assert run.suggestion_sets()["id"].tolist() == [kept.attrs["suggestion_set"], last.attrs["suggestion_set"]]
+    with pytest.raises(NotFoundError):
+        client.get_suggestion_set(first.attrs["suggestion_set"])
+
+    env = {**os.environ, "BLINDSPOTS_ADDRESS": client.address}
+    gone = last.attrs["suggestion_set"]
+    for args, code, says in ((["suggestions", "delete", gone], 0, f"deleted suggestion set {gone}: 25 picks released"),
+                             (["suggestions", "delete", gone], 1, "NOT_FOUND"),
+                             (["suggestions", "delete", gone, "--missing-ok"], 0, f"{gone}: not there")):
+        done = subprocess.run([str(BIN), *args], capture_output=True, text=True, timeout=120, env=env)
+        assert done.returncode == code and says in done.stdout + done.stderr, done.stdout + done.stderr

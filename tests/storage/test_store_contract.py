@@ -21,6 +21,7 @@ from blindspots_server.storage import (MAX_METADATA_COLUMNS, Conflict, DataLoss,
                                        TooManyColumns, open_store)
 from blindspots_server.storage.file_root import open_location
 from blindspots_server.storage.files import read_parquet
+from blindspots_server.storage.maintenance import check_store
 from blindspots_server.storage.rows import ParquetEmbeddings, build_table, to_row_data
 
 BACKENDS = ["embedded", "postgres", "postgres+memory"]
@@ -443,6 +444,31 @@ def _fill(store: Store, run_id: str, pool_id: str, set_id: str) -> None:
                                                   strategy="margin", budget=1, num_candidates=1,
                                                   created_at=time.time(), name=""),
                               pa.table({"sample_id": [f"{pool_id}-1-0"]}))
+
+
+def test_deleting_a_suggestion_set_releases_its_picks_and_removes_its_file_alone(open_again):
+    store = open_again()
+    _fill(store, "run_a", "pool_a", "set_a")
+    store.save_suggestion_set(SuggestionSetRecord(id="set_b", run_id="run_a", pool_id="pool_a", diagnosis_id="",
+                                                  strategy="margin", budget=2, num_candidates=2,
+                                                  created_at=time.time(), name=""),
+                              pa.table({"sample_id": ["pool_a-0-1", "pool_a-0-2"]}))
+    files = _stored_files(store)
+    out = store.delete_suggestion_set("set_b")
+    assert (out.target, out.id, out.rows, out.suggestion_sets, out.files) == ("suggestion_set", "set_b", 2, 1, 1)
+    assert out.bytes > 0
+    again = open_again()                          # another replica, or after a restart
+    assert again.suggested_ids("run_a", "pool_a") == {"pool_a-1-0"}       # set_a's pick stays excluded
+    assert [r.id for r in again.list_suggestion_sets("run_a", "", 10, 0)] == ["set_a"]
+    for gone in (lambda: again.get_suggestion_set("set_b"), lambda: again.read_suggestion_set("set_b"),
+                 lambda: store.delete_suggestion_set("set_b")):
+        with pytest.raises(NotFound, match="suggestion set 'set_b'"):
+            gone()
+    assert _stored_files(again) == [f for f in files if "set_b" not in f] and len(files) == len(_stored_files(again)) + 1
+    assert again.read_suggestion_set("set_a")[1].column("sample_id").to_pylist() == ["pool_a-1-0"]
+    # No file row left without its file, nor a file without its row.
+    report = again.check() if open_again.backend != "embedded" else check_store(open_again.location)
+    assert report.ok and not report.notes, (report.problems, report.notes)
 
 
 def test_deleting_a_run_removes_it_and_all_it_owns_and_nothing_else(open_again):

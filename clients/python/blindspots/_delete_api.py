@@ -51,6 +51,13 @@ class DeleteAPI:
         return self._delete(self.stub.DeletePool, pb.DeletePoolRequest(pool_id=_id(pool), force=force),
                             missing_ok)
 
+    def delete_suggestion_set(self, suggestion_set_id: str, *, missing_ok: bool = False) -> Optional[DeleteSummary]:
+        """Delete a stored suggestion set: a round that will not be labeled. Its picks are released
+        (the summary's ``rows``): later rounds may pick them again; labels already imported for
+        them stay, and keep them out. ``missing_ok`` as in :meth:`delete_run`."""
+        return self._delete(self.stub.DeleteSuggestionSet,
+                            pb.DeleteSuggestionSetRequest(suggestion_set_id=suggestion_set_id), missing_ok)
+
     def _delete(self, method, request, missing_ok: bool) -> Optional[DeleteSummary]:
         try:
             return DeleteSummary.from_message(self._unary(method, request))

@@ -13,6 +13,7 @@
     blindspots suggest RUN --pool POOL --budget N -o FILE [--strategy S] [--format label-studio|coco|csv]
     blindspots suggestions list [--run RUN] [--pool POOL] [--json]
     blindspots suggestions get SET -o FILE [--format label-studio|coco|csv]   (or --run R / --pool P: the newest set)
+    blindspots suggestions delete SET [SET ...] [--missing-ok]   (a round that will not be labeled: picks released)
     blindspots labels import EXPORT.json --pool POOL [-o labels.parquet]
     blindspots labels export --pool POOL -o labels.parquet
     blindspots relabel RUN -o tasks.json
@@ -290,6 +291,15 @@ def _cmd_suggestions_get(args) -> int:
     return 0
 
 
+def _cmd_suggestions_delete(args) -> int:
+    with _client(args) as client:
+        for set_id in args.ids:
+            out = client.delete_suggestion_set(set_id, missing_ok=args.missing_ok)
+            print(f"{set_id}: not there (nothing deleted)" if out is None else
+                  f"deleted suggestion set {set_id}: {out.rows} picks released (later rounds may pick them again)")
+    return 0
+
+
 def _cmd_labels_import(args) -> int:
     from .labeling import read_label_studio_export
     labels = read_label_studio_export(args.export, from_name=args.from_name or None)
@@ -533,6 +543,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-o", "--output", required=True, help=".parquet, .csv or .json (label-studio)")
     _format_args(s)
     s.set_defaults(fn=_cmd_suggestions_get)
+    s = sets.add_parser("delete", help="delete sets that will not be labeled: their picks may be picked again")
+    client_args(s)
+    s.add_argument("ids", nargs="+", metavar="SET")
+    s.add_argument("--missing-ok", action="store_true", help="a set that is not there is not an error")
+    s.set_defaults(fn=_cmd_suggestions_delete)
 
     s = sub.add_parser("labels", help="labels from a labeling tool: import an export, export what is stored")
     labels = s.add_subparsers(dest="labels_command", required=True)

@@ -509,6 +509,15 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
         return pb.SuggestionSetPage(suggestion_set=set_message(record, table),
                                     candidates=set_candidates(table, offset, limit), next_page_token=token)
 
+    def DeleteSuggestionSet(self, request: pb.DeleteSuggestionSetRequest, context) -> pb.DeleteResponse:
+        require(bool(request.suggestion_set_id), "suggestion_set_id", "is required")
+        set_id = request.suggestion_set_id
+        self._run(self.store.get_suggestion_set(set_id).run_id, context, f"suggestion set {set_id!r} not found")
+        out = self.store.delete_suggestion_set(set_id)
+        log.info("deleted suggestion set %s: %d picks released, %d bytes", set_id, out.rows, out.bytes)
+        return pb.DeleteResponse(id=out.id, rows=out.rows, suggestion_sets=out.suggestion_sets, files=out.files,
+                                 bytes=out.bytes)
+
     # ------------------------------------------------------------ map
     def GetRunMap(self, request: pb.GetRunMapRequest, context) -> pb.RunMap:
         run = self._run(request.run_id, context)

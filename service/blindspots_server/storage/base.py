@@ -202,11 +202,12 @@ class IngestOutcome:
 
 @dataclass
 class DeleteOutcome:
-    """What deleting a run or pool removed (its catalog rows at once, its files right after)."""
+    """What deleting a run, pool or suggestion set removed (its catalog rows at once, its files
+    right after)."""
 
-    target: str                       # "run" or "pool"
+    target: str                       # "run", "pool" or "suggestion_set"
     id: str
-    rows: int                         # its stored rows
+    rows: int                         # its stored rows (a suggestion set: its picks)
     diagnoses: int                    # of the run (0 for a pool)
     suggestion_sets: int              # made for the run, or from the pool
     labels: int                       # labels stored for its samples
@@ -360,6 +361,12 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def read_suggestion_set(self, set_id: str) -> tuple[SuggestionSetRecord, pa.Table]: ...
+
+    @abc.abstractmethod
+    def delete_suggestion_set(self, set_id: str) -> "DeleteOutcome":
+        """Delete one suggestion set: its record, its picks (later rounds may pick them again) and
+        its file, as :meth:`delete` does a run's: the catalog in one transaction, the file right
+        after (by the next open if the process stops first). NotFound for an unknown id."""
 
     @abc.abstractmethod
     def list_suggestion_sets(self, run_id: str, pool_id: str, limit: int, offset: int) -> list[SuggestionSetRecord]:

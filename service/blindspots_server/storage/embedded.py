@@ -47,7 +47,8 @@ from .embedded_labels import LABELS_SCHEMA, EmbeddedLabels
 from .row_tables import RowCache
 from .rows import row_digests
 from .file_root import FileRoot
-from .sql_catalog import COPIED_TABLES, DELETING_SCHEMA, SqlCatalog, deletion_plan, refuse_unless_empty
+from .sql_catalog import (COPIED_TABLES, DELETING_SCHEMA, SqlCatalog, deletion_plan, refuse_unless_empty,
+                          suggestion_set_deletion_plan)
 
 log = logging.getLogger("blindspots.store")
 
@@ -200,25 +201,35 @@ class EmbeddedStore(SqlCatalog, EmbeddedLabels, Store):
     # ------------------------------------------------------------ deletion
     def delete(self, target: str, target_id: str, force: bool = False) -> DeleteOutcome:
         with self._target_lock(target, target_id):      # ingest into it holds this lock too
-            with self._lock:
-                self._db.execute("BEGIN IMMEDIATE")
-                try:
-                    outcome, paths, statements = deletion_plan(
-                        lambda sql, args: self._db.execute(sql, args).fetchall(), "?", target, target_id, force,
-                        lambda pool_ids: self._index_files(None, pool_ids))
-                    for sql, args in statements:
-                        self._db.execute(sql, args)
-                    self._db.executemany("DELETE FROM files WHERE path=?", ((rel,) for rel in paths))
-                    self._db.executemany("INSERT INTO deleting (path) VALUES (?) ON CONFLICT DO NOTHING",
-                                         ((rel,) for rel in paths))
-                    self._db.execute("COMMIT")
-                except BaseException:
-                    self._rollback()
-                    raise
+            outcome = self._delete_planned(lambda query: deletion_plan(
+                query, "?", target, target_id, force, lambda pool_ids: self._index_files(None, pool_ids)))
             self._cache.forget(target, target_id)
         with self._lock:
             self._target_locks.pop((target, target_id), None)
         self._finish_deletions()
+        return outcome
+
+    def delete_suggestion_set(self, set_id: str) -> DeleteOutcome:
+        outcome = self._delete_planned(lambda query: suggestion_set_deletion_plan(query, "?", set_id))
+        self._finish_deletions()
+        return outcome
+
+    def _delete_planned(self, plan) -> DeleteOutcome:
+        """Carry out ``plan(query)`` (:func:`deletion_plan`'s answer) in one transaction: its
+        statements, the files' rows out, and the files into ``deleting`` for _finish_deletions."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                outcome, paths, statements = plan(lambda sql, args: self._db.execute(sql, args).fetchall())
+                for sql, args in statements:
+                    self._db.execute(sql, args)
+                self._db.executemany("DELETE FROM files WHERE path=?", ((rel,) for rel in paths))
+                self._db.executemany("INSERT INTO deleting (path) VALUES (?) ON CONFLICT DO NOTHING",
+                                     ((rel,) for rel in paths))
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._rollback()
+                raise
         return outcome
 
     def _finish_deletions(self) -> None:
@@ -228,7 +239,7 @@ class EmbeddedStore(SqlCatalog, EmbeddedLabels, Store):
             try:
                 (self.root / rel).unlink(missing_ok=True)
             except OSError as exc:                   # kept in `deleting`: tried again at the next open
-                log.warning("could not remove %s of a deleted run or pool (%s); the next start tries again",
+                log.warning("could not remove %s of a deleted run, pool or suggestion set (%s); the next start tries again",
                             rel, exc)
                 continue
             paths.append(rel)

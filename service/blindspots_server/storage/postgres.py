@@ -43,7 +43,7 @@ from .postgres_labels import LABELS_SCHEMA, PostgresLabels
 from .row_tables import RowCache
 from .rows import row_digests
 from .sql_catalog import (COPIED_TABLES, DELETING_SCHEMA, POOL_COLUMNS, RUN_COLUMNS, SqlCatalog, deletion_plan,
-                          refuse_unless_empty)
+                          refuse_unless_empty, suggestion_set_deletion_plan)
 
 try:
     import psycopg
@@ -200,22 +200,36 @@ class PostgresStore(SqlCatalog, JobQueueMixin, PostgresLabels, Store):
 
     # ------------------------------------------------------------ deletion
     def delete(self, target: str, target_id: str, force: bool = False) -> DeleteOutcome:
+        # Its row lock: writes for it (which share-lock the row) finish first, or find it gone.
+        outcome = self._delete_planned(f"SELECT 1 FROM {self._table_name(target)} WHERE id=%s FOR UPDATE", target_id,
+                                       lambda query: deletion_plan(query, "%s", target, target_id, force,
+                                                                   lambda pool_ids: self._index_files(query, pool_ids)))
+        self._cache.forget(target, target_id)
+        self._finish_deletions()
+        return outcome
+
+    def delete_suggestion_set(self, set_id: str) -> DeleteOutcome:
+        outcome = self._delete_planned("SELECT 1 FROM suggestion_sets WHERE id=%s FOR UPDATE", set_id,
+                                       lambda query: suggestion_set_deletion_plan(query, "%s", set_id))
+        self._finish_deletions()
+        return outcome
+
+    def _delete_planned(self, lock_sql: str, key: str, plan) -> DeleteOutcome:
+        """Carry out ``plan(query)`` (:func:`deletion_plan`'s answer) in one transaction, after
+        ``lock_sql`` locks the row of ``key``: its statements, the files' rows out, and the files
+        into ``deleting`` for _finish_deletions."""
         with self._tx() as cur:
-            # Its row lock: writes for it (which share-lock the row) finish first, or find it gone.
-            cur.execute(f"SELECT 1 FROM {self._table_name(target)} WHERE id=%s FOR UPDATE", (target_id,))
+            cur.execute(lock_sql, (key,))
 
             def query(sql: str, args: tuple) -> list[tuple]:
                 cur.execute(sql, args)
                 return cur.fetchall()
 
-            outcome, paths, statements = deletion_plan(
-                query, "%s", target, target_id, force, lambda pool_ids: self._index_files(query, pool_ids))
+            outcome, paths, statements = plan(query)
             for sql, args in statements:
                 cur.execute(sql, args)
             cur.execute("DELETE FROM files WHERE path = ANY(%s)", (paths,))
             cur.execute("INSERT INTO deleting (path) SELECT unnest(%s::text[]) ON CONFLICT DO NOTHING", (paths,))
-        self._cache.forget(target, target_id)
-        self._finish_deletions()
         return outcome
 
     def _finish_deletions(self) -> None:
@@ -224,7 +238,7 @@ class PostgresStore(SqlCatalog, JobQueueMixin, PostgresLabels, Store):
         for (rel,) in self._query("SELECT path FROM deleting"):
             self.files.delete(rel)
             if self.files.exists(rel):                # kept in `deleting`: tried again at the next open
-                log.warning("could not remove %s of a deleted run or pool; the next start tries again", rel)
+                log.warning("could not remove %s of a deleted run, pool or suggestion set; the next start tries again", rel)
                 continue
             paths.append(rel)
         for folder in sorted({rel.rsplit("/", 1)[0] for rel in paths if rel.startswith(("runs/", "pools/"))}):

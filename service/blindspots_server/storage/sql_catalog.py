@@ -118,6 +118,22 @@ def deletion_plan(query: Callable[[str, tuple], list[tuple]], p: str, target: st
     return outcome, sorted(sizes), statements
 
 
+def suggestion_set_deletion_plan(query: Callable[[str, tuple], list[tuple]], p: str, set_id: str
+                                 ) -> tuple[DeleteOutcome, list[str], list[tuple[str, tuple]]]:
+    """As :func:`deletion_plan`, for one suggestion set: its row, its picks (which later rounds
+    may then pick again) and its file. ``rows`` of the outcome is the number of picks released."""
+    found = query(f"SELECT num_candidates FROM suggestion_sets WHERE id={p}", (set_id,))
+    if not found:
+        raise NotFound(f"suggestion set {set_id!r} not found")
+    rel = f"suggestions/{set_id}.parquet"
+    size = query(f"SELECT bytes FROM files WHERE path={p}", (rel,))
+    statements = [(f"DELETE FROM suggested WHERE set_id={p}", (set_id,)),
+                  (f"DELETE FROM suggestion_sets WHERE id={p}", (set_id,))]
+    outcome = DeleteOutcome(target="suggestion_set", id=set_id, rows=int(found[0][0]), diagnoses=0, suggestion_sets=1,
+                            labels=0, files=1, bytes=int(size[0][0] or 0) if size else 0)
+    return outcome, [rel], statements
+
+
 class SqlCatalog:
     """The shared reads, over ``self._query(sql, args)``. A store gives ``PLACEHOLDER`` (its
     driver's parameter marker), ``_project_filter`` (a WHERE clause and its arguments: SQLite

@@ -764,6 +764,12 @@ class GetSuggestionSetRequest(_message.Message):
     page_token: str
     def __init__(self, suggestion_set_id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
+class DeleteSuggestionSetRequest(_message.Message):
+    __slots__ = ("suggestion_set_id",)
+    SUGGESTION_SET_ID_FIELD_NUMBER: _ClassVar[int]
+    suggestion_set_id: str
+    def __init__(self, suggestion_set_id: _Optional[str] = ...) -> None: ...
+
 class SuggestionSetPage(_message.Message):
     __slots__ = ("suggestion_set", "candidates", "next_page_token")
     SUGGESTION_SET_FIELD_NUMBER: _ClassVar[int]

@@ -119,6 +119,11 @@ class BlindspotsStub:
                 request_serializer=blindspots_dot_v1_dot_blindspots__pb2.GetSuggestionSetRequest.SerializeToString,
                 response_deserializer=blindspots_dot_v1_dot_blindspots__pb2.SuggestionSetPage.FromString,
                 _registered_method=True)
+        self.DeleteSuggestionSet = channel.unary_unary(
+                '/blindspots.v1.Blindspots/DeleteSuggestionSet',
+                request_serializer=blindspots_dot_v1_dot_blindspots__pb2.DeleteSuggestionSetRequest.SerializeToString,
+                response_deserializer=blindspots_dot_v1_dot_blindspots__pb2.DeleteResponse.FromString,
+                _registered_method=True)
         self.GetRunMap = channel.unary_unary(
                 '/blindspots.v1.Blindspots/GetRunMap',
                 request_serializer=blindspots_dot_v1_dot_blindspots__pb2.GetRunMapRequest.SerializeToString,
@@ -273,6 +278,14 @@ class BlindspotsServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DeleteSuggestionSet(self, request, context):
+        """Delete one suggestion set: a round that will not be labeled. Its picks are
+        released (later rounds may pick them again); labels already imported stay.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetRunMap(self, request, context):
         """A 2-D map of a run's test embeddings (PCA of the L2-normalised rows) for
         a bounded sample of points, with failure flags and region ids: what a
@@ -420,6 +433,11 @@ def add_BlindspotsServicer_to_server(servicer, server):
                     servicer.GetSuggestionSet,
                     request_deserializer=blindspots_dot_v1_dot_blindspots__pb2.GetSuggestionSetRequest.FromString,
                     response_serializer=blindspots_dot_v1_dot_blindspots__pb2.SuggestionSetPage.SerializeToString,
+            ),
+            'DeleteSuggestionSet': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteSuggestionSet,
+                    request_deserializer=blindspots_dot_v1_dot_blindspots__pb2.DeleteSuggestionSetRequest.FromString,
+                    response_serializer=blindspots_dot_v1_dot_blindspots__pb2.DeleteResponse.SerializeToString,
             ),
             'GetRunMap': grpc.unary_unary_rpc_method_handler(
                     servicer.GetRunMap,
@@ -916,6 +934,33 @@ class Blindspots:
             '/blindspots.v1.Blindspots/GetSuggestionSet',
             blindspots_dot_v1_dot_blindspots__pb2.GetSuggestionSetRequest.SerializeToString,
             blindspots_dot_v1_dot_blindspots__pb2.SuggestionSetPage.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteSuggestionSet(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/blindspots.v1.Blindspots/DeleteSuggestionSet',
+            blindspots_dot_v1_dot_blindspots__pb2.DeleteSuggestionSetRequest.SerializeToString,
+            blindspots_dot_v1_dot_blindspots__pb2.DeleteResponse.FromString,
             options,
             channel_credentials,
             insecure,
