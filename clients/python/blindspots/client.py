@@ -18,7 +18,7 @@ import random
 import time
 import warnings
 from dataclasses import dataclass
-from typing import Callable, Iterable, Optional, Sequence, TypeVar, Union
+from typing import Callable, Iterable, Iterator, Optional, Sequence, TypeVar, Union
 
 import grpc
 import numpy as np
@@ -152,14 +152,19 @@ class Client(LabelsAPI, DeleteAPI):
     def get_run(self, run_id: str) -> "Run":
         return Run(self, self._unary(self.stub.GetRun, pb.GetRunRequest(run_id=run_id)))
 
-    def list_runs(self, project: str = "") -> list["Run"]:
-        out, token = [], ""
+    def _pages(self, method, request) -> Iterator:
+        """Every page of a paged call: ``request`` sent again with each ``next_page_token``
+        until the server gives none."""
         while True:
-            resp = self._unary(self.stub.ListRuns, pb.ListRunsRequest(project=project, page_token=token))
-            out.extend(Run(self, r) for r in resp.runs)
-            token = resp.next_page_token
-            if not token:
-                return out
+            page = self._unary(method, request)
+            yield page
+            if not page.next_page_token:
+                return
+            request.page_token = page.next_page_token
+
+    def list_runs(self, project: str = "") -> list["Run"]:
+        return [Run(self, r) for page in self._pages(self.stub.ListRuns, pb.ListRunsRequest(project=project))
+                for r in page.runs]
 
     def runs_frame(self, project: str = "") -> pd.DataFrame:
         return pd.DataFrame([{"id": r.id, "name": r.name, "project": r.message.project,
@@ -178,13 +183,8 @@ class Client(LabelsAPI, DeleteAPI):
         return Pool(self, self._unary(self.stub.GetPool, pb.GetPoolRequest(pool_id=pool_id)))
 
     def list_pools(self, project: str = "") -> list["Pool"]:
-        out, token = [], ""
-        while True:
-            resp = self._unary(self.stub.ListPools, pb.ListPoolsRequest(project=project, page_token=token))
-            out.extend(Pool(self, p) for p in resp.pools)
-            token = resp.next_page_token
-            if not token:
-                return out
+        return [Pool(self, p) for page in self._pages(self.stub.ListPools, pb.ListPoolsRequest(project=project))
+                for p in page.pools]
 
     # ------------------------------------------------------------ ingest
     def _ingest(self, method, target_field: str, target_id: str, sample_ids, embeddings, labels, probabilities,
@@ -284,15 +284,10 @@ class Client(LabelsAPI, DeleteAPI):
         how many that was and how many the run has now (rows ingested later belong
         to no region until the run is diagnosed again). ``output``: also write it
         to this .parquet/.csv path."""
-        frames, token, first = [], "", None
-        while True:
-            page = self._unary(self.stub.ListRegionMembers, pb.ListRegionMembersRequest(
-                diagnosis_id=diagnosis_id, region_id=int(region_id), page_size=int(page_size), page_token=token))
-            first = first or page
-            frames.append(_members_frame(page))
-            token = page.next_page_token
-            if not token:
-                break
+        pages = list(self._pages(self.stub.ListRegionMembers, pb.ListRegionMembersRequest(
+            diagnosis_id=diagnosis_id, region_id=int(region_id), page_size=int(page_size))))
+        first, page = pages[0], pages[-1]
+        frames = [_members_frame(p) for p in pages]
         frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
         frame.attrs.update(diagnosis_id=first.diagnosis_id, region_id=first.region_id,
                            num_rows_diagnosed=first.num_rows_diagnosed, num_rows_in_run=page.num_rows_in_run)
@@ -370,15 +365,10 @@ class Client(LabelsAPI, DeleteAPI):
         created_at), without its candidates (:meth:`get_suggestion_set`)."""
         run_id = run.id if isinstance(run, Run) else (run or "")
         pool_id = pool.id if isinstance(pool, Pool) else (pool or "")
-        rows, token = [], ""
-        while True:
-            resp = self._unary(self.stub.ListSuggestionSets, pb.ListSuggestionSetsRequest(
-                run_id=run_id, pool_id=pool_id, page_size=1000, page_token=token))
-            rows += [{**{c: getattr(m, c) for c in SET_COLUMNS[:-1]}, "created_at": m.created_at.ToDatetime()}
-                     for m in resp.suggestion_sets]
-            token = resp.next_page_token
-            if not token:
-                return pd.DataFrame(rows, columns=SET_COLUMNS)
+        pages = self._pages(self.stub.ListSuggestionSets, pb.ListSuggestionSetsRequest(
+            run_id=run_id, pool_id=pool_id, page_size=1000))
+        return pd.DataFrame([{**{c: getattr(m, c) for c in SET_COLUMNS[:-1]}, "created_at": m.created_at.ToDatetime()}
+                             for page in pages for m in page.suggestion_sets], columns=SET_COLUMNS)
 
     def get_suggestion_set(self, suggestion_set_id: str, *, output: Union[str, None] = None, format: str = "",
                            local_files_root: Optional[str] = None) -> pd.DataFrame:
@@ -388,16 +378,11 @@ class Client(LabelsAPI, DeleteAPI):
         server versions lack distance, slice and the model's prediction (predicted_label -1),
         and the attrs (zeros, "", [])."""
         fmt = picks_format(output, format) if output else ""
-        candidates, token, done = [], "", None
-        while True:
-            page = self._unary(self.stub.GetSuggestionSet, pb.GetSuggestionSetRequest(
-                suggestion_set_id=suggestion_set_id, page_size=10000, page_token=token))
-            candidates.extend(page.candidates)
-            done = page.suggestion_set
-            token = page.next_page_token
-            if not token:
-                break
-        return self._picks(candidates, done, done.run_id, output, fmt, local_files_root)
+        pages = list(self._pages(self.stub.GetSuggestionSet, pb.GetSuggestionSetRequest(
+            suggestion_set_id=suggestion_set_id, page_size=10000)))
+        done = pages[-1].suggestion_set
+        return self._picks([c for page in pages for c in page.candidates], done, done.run_id, output, fmt,
+                           local_files_root)
 
 
 SET_COLUMNS = ["id", "name", "run_id", "pool_id", "diagnosis_id", "strategy", "budget", "num_candidates",
