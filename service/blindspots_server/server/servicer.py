@@ -128,6 +128,10 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
             raise NotFound(missing or f"run {run_id!r} not found")
         return run
 
+    def _suggestion_set_access(self, set_id: str, context) -> None:
+        """NOT_FOUND, as for a missing id, for a suggestion set of another project (its run's)."""
+        self._run(self.store.get_suggestion_set(set_id).run_id, context, f"suggestion set {set_id!r} not found")
+
     def _pool(self, pool_id: str, context) -> PoolRecord:
         require(bool(pool_id), "pool_id", "is required")
         pool = self.store.get_pool(pool_id)
@@ -144,6 +148,12 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
             raise InvalidArgument("page_token", "is not a token this server issued") from None
         require(0 <= offset <= MAX_OFFSET, "page_token", "is not a token this server issued")
         return (size or 100), offset
+
+    @staticmethod
+    def _one_page(records: list, limit: int, offset: int) -> tuple[list, str]:
+        """A listing read with ``limit + 1`` rows from ``offset``: the page, and the next page's
+        token ("" when this is the last)."""
+        return records[:limit], (str(offset + limit) if len(records) > limit else "")
 
     # ------------------------------------------------------------ runs
     def CreateRun(self, request: pb.CreateRunRequest, context) -> pb.Run:
@@ -172,10 +182,9 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
     def ListRuns(self, request: pb.ListRunsRequest, context) -> pb.ListRunsResponse:
         limit, offset = self._page(request.page_size, request.page_token)
         projects = self._visible(request.project, context)
-        runs = self.store.list_runs(projects, limit + 1, offset)
-        token = str(offset + limit) if len(runs) > limit else ""
-        sizes = self.store.stored_bytes("run", [r.id for r in runs[:limit]])
-        return pb.ListRunsResponse(runs=[convert.run_message(r, sizes.get(r.id, 0)) for r in runs[:limit]],
+        runs, token = self._one_page(self.store.list_runs(projects, limit + 1, offset), limit, offset)
+        sizes = self.store.stored_bytes("run", [r.id for r in runs])
+        return pb.ListRunsResponse(runs=[convert.run_message(r, sizes.get(r.id, 0)) for r in runs],
                                    next_page_token=token)
 
     def _visible(self, project: str, context) -> Optional[list[str]]:
@@ -204,10 +213,10 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
 
     def ListPools(self, request: pb.ListPoolsRequest, context) -> pb.ListPoolsResponse:
         limit, offset = self._page(request.page_size, request.page_token)
-        pools = self.store.list_pools(self._visible(request.project, context), limit + 1, offset)
-        token = str(offset + limit) if len(pools) > limit else ""
-        sizes = self.store.stored_bytes("pool", [p.id for p in pools[:limit]])
-        return pb.ListPoolsResponse(pools=[convert.pool_message(p, sizes.get(p.id, 0)) for p in pools[:limit]],
+        pools, token = self._one_page(self.store.list_pools(self._visible(request.project, context), limit + 1, offset),
+                                      limit, offset)
+        sizes = self.store.stored_bytes("pool", [p.id for p in pools])
+        return pb.ListPoolsResponse(pools=[convert.pool_message(p, sizes.get(p.id, 0)) for p in pools],
                                     next_page_token=token)
 
     # ------------------------------------------------------------ deletion
@@ -490,20 +499,17 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
             if target_id:
                 check(target_id, context)
         limit, offset = self._page(request.page_size, request.page_token)
-        records = self.store.list_suggestion_sets(request.run_id, request.pool_id, limit + 1, offset)
-        token = str(offset + limit) if len(records) > limit else ""
+        records, token = self._one_page(self.store.list_suggestion_sets(request.run_id, request.pool_id, limit + 1,
+                                                                        offset), limit, offset)
         # A set's run and pool are in one project (Suggest refuses others), which the checks above allow.
-        return pb.ListSuggestionSetsResponse(suggestion_sets=[set_message(r) for r in records[:limit]],
-                                             next_page_token=token)
+        return pb.ListSuggestionSetsResponse(suggestion_sets=[set_message(r) for r in records], next_page_token=token)
 
     def GetSuggestionSet(self, request: pb.GetSuggestionSetRequest, context) -> pb.SuggestionSetPage:
         require(bool(request.suggestion_set_id), "suggestion_set_id", "is required")
         require(0 <= request.page_size <= MAX_SET_PAGE, "page_size", f"must be between 0 and {MAX_SET_PAGE}")
         _, offset = self._page(0, request.page_token)
         limit = request.page_size or SET_PAGE
-        # Another project's set is NOT_FOUND as if missing, before its file is read.
-        self._run(self.store.get_suggestion_set(request.suggestion_set_id).run_id, context,
-                  f"suggestion set {request.suggestion_set_id!r} not found")
+        self._suggestion_set_access(request.suggestion_set_id, context)     # before its file is read
         record, table = self.store.read_suggestion_set(request.suggestion_set_id)
         token = str(offset + limit) if offset + limit < table.num_rows else ""
         return pb.SuggestionSetPage(suggestion_set=set_message(record, table),
@@ -512,7 +518,7 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
     def DeleteSuggestionSet(self, request: pb.DeleteSuggestionSetRequest, context) -> pb.DeleteResponse:
         require(bool(request.suggestion_set_id), "suggestion_set_id", "is required")
         set_id = request.suggestion_set_id
-        self._run(self.store.get_suggestion_set(set_id).run_id, context, f"suggestion set {set_id!r} not found")
+        self._suggestion_set_access(set_id, context)
         out = self.store.delete_suggestion_set(set_id)
         log.info("deleted suggestion set %s: %d picks released, %d bytes", set_id, out.rows, out.bytes)
         return pb.DeleteResponse(id=out.id, rows=out.rows, suggestion_sets=out.suggestion_sets, files=out.files,
