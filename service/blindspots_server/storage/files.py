@@ -58,14 +58,19 @@ def _place(tmp: Path, dest: Path) -> str:
     return digest
 
 
+def _own_metadata(table: pa.Table) -> dict[bytes, bytes]:
+    """The table's own ``blindspots.*`` schema metadata (e.g. a suggestion set's answer): kept
+    through a write and a read. The store's record (META_KEY) and others' keys (pandas') are not."""
+    return {k: v for k, v in (table.schema.metadata or {}).items()
+            if k.startswith(b"blindspots.") and k != META_KEY.encode()}
+
+
 def _with_meta(table: pa.Table, meta: Optional[dict]) -> pa.Table:
-    """``table`` with the store's ``meta`` (what a recovery reads) beside the table's own
-    ``blindspots.*`` schema metadata (e.g. a suggestion set's answer), which is kept; other keys
-    (pandas' own) are not."""
+    """``table`` with the store's ``meta`` (what a recovery reads) beside its own metadata."""
     if meta is None:
         return table
-    own = {k: v for k, v in (table.schema.metadata or {}).items() if k.startswith(b"blindspots.")}
-    return table.replace_schema_metadata({**own, META_KEY.encode(): json.dumps(meta, sort_keys=True).encode()})
+    record = json.dumps(meta, sort_keys=True).encode()
+    return table.replace_schema_metadata({**_own_metadata(table), META_KEY.encode(): record})
 
 
 def write_parquet(table: pa.Table, tmp_dir: Path, dest: Path, meta: Optional[dict] = None) -> str:
@@ -123,11 +128,8 @@ def read_parquet(path, what: str, columns: Optional[list[str]] = None) -> pa.Tab
         table = parquet.read(columns=[c for c in columns if c in names] if columns else None)
     except (OSError, pa.ArrowException) as exc:
         raise _damaged(what, exc, path) from None
-    # The store's own record (META_KEY, for a recovery) and pandas' keys are dropped; a table's own
-    # blindspots.* keys (a suggestion set's answer) are kept. Row batches have none, so they join.
-    own = {k: v for k, v in (table.schema.metadata or {}).items()
-           if k.startswith(b"blindspots.") and k != META_KEY.encode()}
-    return table.replace_schema_metadata(own or None)
+    # Row batches have no metadata of their own, so they join.
+    return table.replace_schema_metadata(_own_metadata(table) or None)
 
 
 def read_blob(path: Path, what: str, sha256: str) -> bytes:
