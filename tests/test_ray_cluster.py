@@ -122,7 +122,11 @@ def test_a_server_with_ray_address_answers_as_an_in_process_one(ray_cluster, sma
             pool.add(s.pool.ids, s.pool.embeddings, probabilities=sm.pool_probs, metadata=s.pool.metadata)
             diagnosis = run.diagnose(progress=False, seed=3).message
             picks = run.suggest(pool, budget=150)
-            answers.append(([(r.support, r.failures) for r in diagnosis.regions], picks["sample_id"].tolist()))
+            # "More like these" ranks with the rows the shards hold too (no pool vectors in the server).
+            like = run.suggest(pool, budget=60, query_ids=s.test.ids[:10].tolist(), progress=False)
+            assert len(like) == 60 and like["nearest_failure_id"].isin(s.test.ids[:10]).all()
+            answers.append(([(r.support, r.failures) for r in diagnosis.regions], picks["sample_id"].tolist(),
+                            like["sample_id"].tolist()))
             assert server.servicer.indexes.loaded()[pool.id] == len(s.pool)
             assert server.servicer.compute.name.startswith("Ray") == (name == "ray")
         finally:

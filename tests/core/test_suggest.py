@@ -10,7 +10,7 @@ import pytest
 from blindspots_server.core.pool_index import PoolIndex
 from blindspots_server.core.results import Predicate
 from blindspots_server.core.suggest import (STRATEGIES, MetadataFilterSpec, PoolData, TargetRegion,
-                                            filter_mask, predicate_mask, suggest_candidates)
+                                            filter_mask, predicate_mask, query_target, suggest_candidates)
 from blindspots_server.core.targeted import allocate_budget
 from blindspots_scenarios.listings import DATA_GAPS, make_scenario, train_model
 
@@ -38,6 +38,9 @@ def world():
 def call(world, strategy, budget=120, **kw):
     s, pool, regions = world
     kw.setdefault("labeled_embeddings", s.train.embeddings)
+    if strategy == "similar":
+        rows = np.flatnonzero(s.test.conditions["dark"].to_numpy())[:20]
+        kw.setdefault("query", query_target(s.test.embeddings[rows], rows, s.test.ids[rows]))
     return suggest_candidates(strategy, budget, pool, regions, **kw)
 
 
@@ -49,7 +52,7 @@ def test_contract_budget_ranks_reasons_determinism(world, strategy):
     assert len(set(rows)) == len(rows)
     assert all(0 <= r < len(world[1].embeddings) for r in rows)
     assert all(c.reason and math.isfinite(c.score) for c in out)
-    if strategy != "targeted":   # targeted interleaves regions; baselines rank by score
+    if strategy not in ("targeted", "similar"):   # these order by diversity gain; baselines rank by score
         scores = [c.score for c in out]
         assert scores == sorted(scores, reverse=True)
     assert call(world, strategy, seed=5) == out
@@ -162,6 +165,43 @@ def test_targeted_without_the_pool_rows_reads_them_from_the_index(world):
         suggest_candidates("kcenter", 120, rowless, regions, index=sq8)
     with pytest.raises(ValueError, match="index"):
         suggest_candidates("targeted", 120, rowless, regions)
+
+
+def test_similar_finds_more_of_the_query_rows_condition(world):
+    s, pool, regions = world
+    dark = s.pool.conditions["dark"].to_numpy()
+    out = call(world, "similar", budget=150)
+    rows = [c.pool_index for c in out]
+    assert dark[rows].mean() >= 5 * dark.mean()
+    q_rows = np.flatnonzero(s.test.conditions["dark"].to_numpy())[:20]
+    assert {c.nearest_failure_index for c in out} <= set(q_rows.tolist())
+    assert all(c.region_id == -1 and c.slice == "" for c in out)
+    assert all(c.reason.startswith("like the 20 query rows; nearest query row ") for c in out)
+    # Without the pool rows in this process (Ray shards hold them): the same picks from an exact index.
+    from dataclasses import replace
+
+    from blindspots_server.core.sharded_index import ShardedPoolIndex
+    rowless = replace(pool, embeddings=None)
+    sharded = ShardedPoolIndex(pool.embeddings.shape[1], shards=3, kind="flat").build(pool.embeddings)
+    again = suggest_candidates("similar", 150, rowless, [], index=sharded,
+                               query=query_target(s.test.embeddings[q_rows], q_rows, s.test.ids[q_rows]))
+    assert [c.pool_index for c in again] == rows
+    # Query rows belong to "similar" alone, and "similar" needs some.
+    with pytest.raises(ValueError, match="query"):
+        suggest_candidates("similar", 10, pool, regions)
+    with pytest.raises(ValueError, match="query"):
+        call(world, "margin", query=query_target(s.test.embeddings[q_rows], q_rows))
+
+
+def test_similar_with_few_query_rows_searches_deep_enough_for_a_large_budget(world):
+    s, pool, _ = world
+    row = np.flatnonzero(s.test.conditions["dark"].to_numpy())[:1]
+    # One query row and a budget beyond a region's per-failure search depth (512 rows).
+    out = suggest_candidates("similar", 1500, pool, [], query=query_target(s.test.embeddings[row], row))
+    assert len(out) == 1500 and len({c.pool_index for c in out}) == 1500
+    # Nearer rows rank first, give or take the damping of near-duplicates.
+    d = np.array([c.distance for c in out])
+    assert np.median(d[:300]) < np.median(d[-300:])
 
 
 def test_targeted_picks_are_not_near_duplicates(world):

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from blindspots_server.core.pool_filters import predicate_mask
 from blindspots_server.core.results import Predicate
-from blindspots_server.core.suggest import STRATEGIES, PoolData, TargetRegion, suggest_candidates
+from blindspots_server.core.suggest import STRATEGIES, PoolData, TargetRegion, query_target, suggest_candidates
 
 DIM, CLASSES = 6, 3
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -46,17 +46,21 @@ def worlds(draw):
     budget = draw(st.integers(0, n + 5))
     num_failures = draw(st.sampled_from([None, 1, 10, 1000]))
     with_probs = draw(st.sampled_from([True, True, False]))
-    return PoolData(emb, probs if with_probs else None, meta), regions, excluded, budget, num_failures
+    q = draw(st.integers(1, 6))                      # "similar": rows of a run to find more like
+    query = query_target(np.concatenate([emb[:1], rng.normal(size=(q - 1, DIM))]).astype(np.float32),
+                         np.arange(q), np.array([f"q{i}" for i in range(q)]))
+    return PoolData(emb, probs if with_probs else None, meta), regions, excluded, budget, num_failures, query
 
 
 @SETTINGS
 @given(world=worlds(), strategy=st.sampled_from(STRATEGIES))
 def test_picks_are_distinct_allowed_and_fill_the_budget(world, strategy):
-    pool, regions, excluded, budget, num_failures = world
+    pool, regions, excluded, budget, num_failures, query = world
     if strategy == "targeted" and not regions or strategy in ("margin", "entropy") and pool.probabilities is None:
         return                  # a ValueError naming the argument: test_suggest.py checks those
     labeled = np.random.default_rng(1).normal(size=(5, DIM)).astype(np.float32)
-    call = dict(excluded=excluded, labeled_embeddings=labeled, seed=3, num_failures=num_failures)
+    call = dict(excluded=excluded, labeled_embeddings=labeled, seed=3, num_failures=num_failures,
+                query=query if strategy == "similar" else None)
     out = suggest_candidates(strategy, budget, pool, regions, **call)
     rows = [c.pool_index for c in out]
     assert len(set(rows)) == len(rows)

@@ -239,11 +239,23 @@ def _cmd_suggest(args) -> int:
                 filters.append((col.strip(), "==" if op == "=" else op, value))
                 break
         else:
-            raise SystemExit(f"--filter {f!r}: use column=value, column<number, ...")
+            print(f"error: --filter {f!r}: use column=value, column<number, ...", file=sys.stderr)
+            return 2
+    like = list(args.like)
+    if args.like_file:
+        try:
+            like += _sample_ids_file(args.like_file)
+        except ValueError as exc:
+            print(f"error: --like-file {args.like_file}: {exc}", file=sys.stderr)
+            return 2
+        if not like:
+            print(f"error: --like-file {args.like_file}: no sample ids in it", file=sys.stderr)
+            return 2
     with _client(args) as client:
         frame = client.suggest(args.run, args.pool, args.budget, strategy=args.strategy, filters=filters,
                                allow_repeats=args.allow_repeats, name=args.name, output=args.output, format=args.format,
-                               local_files_root=args.local_files_root or None, progress=True)
+                               local_files_root=args.local_files_root or None, progress=True,
+                               region_ids=args.region, query_ids=like)
     print(f"{len(frame)} candidates written to {args.output} (suggestion set {frame.attrs['suggestion_set']})")
     if len(frame):
         print(frame.head(args.show)[["rank", "sample_id", "score", "region_id", "reason"]].to_string(index=False))
@@ -251,6 +263,22 @@ def _cmd_suggest(args) -> int:
         print(f"region {c['region_id']}: {c['covered']:.0%} of {c['failures']} failures have an eligible pool row "
               f"within the pool's own spacing (distance ratio {c['distance_ratio']:.2f}; like the pool: ~90%, ~1)")
     return 0
+
+
+def _sample_ids_file(path: str) -> list[str]:
+    """Sample ids from a file: a .csv or .parquet's sample_id column, else one id a line
+    (ValueError saying what is wrong with it)."""
+    import pandas as pd
+    try:
+        if path.lower().endswith((".csv", ".parquet")):
+            table = pd.read_parquet(path) if path.lower().endswith(".parquet") else pd.read_csv(path, dtype=str)
+            if "sample_id" not in table.columns:
+                raise ValueError(f"no sample_id column (it has {', '.join(map(str, table.columns))})")
+            return table["sample_id"].astype(str).tolist()
+        with open(path, encoding="utf-8") as f:
+            return [line.strip() for line in f if line.strip()]
+    except OSError as exc:
+        raise ValueError(exc.strerror or str(exc)) from None
 
 
 def _cmd_suggestions_list(args) -> int:
@@ -518,8 +546,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--pool", required=True)
     s.add_argument("--budget", type=int, required=True)
     s.add_argument("-o", "--output", required=True, help=".parquet or .csv")
-    s.add_argument("--strategy", default="targeted")
+    s.add_argument("--strategy", default="targeted",
+                   help="targeted (default), margin, entropy, kcenter, random, similar (--like)")
     s.add_argument("--filter", action="append", help="e.g. region=north, price<500000 (repeatable)")
+    s.add_argument("--region", action="append", type=int, default=[], metavar="ID",
+                   help="targeted: aim the whole budget at this region of the diagnosis (repeatable)")
+    s.add_argument("--like", action="append", default=[], metavar="SAMPLE_ID",
+                   help="more like this test row of the run (repeatable; implies --strategy similar)")
+    s.add_argument("--like-file", default="", metavar="FILE",
+                   help="more like these test rows: one sample id a line, or a .csv/.parquet with a "
+                        "sample_id column (e.g. from region-members)")
     s.add_argument("--allow-repeats", action="store_true")
     s.add_argument("--name", default="", help="stored with the set, e.g. nightly-2026-11-29 (`suggestions list`)")
     s.add_argument("--show", type=int, default=10)

@@ -300,6 +300,7 @@ class Client(LabelsAPI, DeleteAPI):
                 diagnosis_id: str = "", exclude_ids: Sequence[str] = (), allow_repeats: bool = False,
                 filters: Sequence[tuple] = (), seed: int = 0, name: str = "",
                 uncertainty_weight: float = 0.0, slice_weight: float = 0.0,
+                region_ids: Sequence[int] = (), query_ids: Sequence[str] = (),
                 output: Union[str, None] = None, format: str = "", local_files_root: Optional[str] = None,
                 progress: Union[bool, str] = "auto") -> pd.DataFrame:
         """Ranked pool samples to label next, as a DataFrame (rank, sample_id, uri,
@@ -314,13 +315,19 @@ class Client(LabelsAPI, DeleteAPI):
         request (e.g. a budget above the eligible rows), also raised as a UserWarning;
         ``df.attrs["pool_coverage"]`` (targeted) one dict per region (plain values, so frames
         still concatenate; ``pd.DataFrame(...)`` tabulates them): how well the eligible pool
-        covers its failures (``covered``, ``distance_ratio``; README, Suggest)."""
+        covers its failures (``covered``, ``distance_ratio``; README, Suggest).
+        ``region_ids`` (targeted): aim the whole budget at these regions of the diagnosis.
+        ``query_ids`` (``strategy="similar"``, implied when given): "more like these", pool
+        samples nearest to these test rows of the run (sample ids), e.g. failures found by hand."""
+        if query_ids and strategy == "targeted":
+            strategy = "similar"
         fmt = picks_format(output, format) if output else ""
         request = pb.SuggestRequest(run_id=run_id, pool_id=pool_id, budget=int(budget), strategy=strategy,
                                     diagnosis_id=diagnosis_id, exclude_ids=[str(i) for i in exclude_ids],
                                     allow_repeats=allow_repeats, filters=[_filter(f) for f in filters],
                                     seed=seed, name=name, uncertainty_weight=uncertainty_weight,
-                                    slice_weight=slice_weight)
+                                    slice_weight=slice_weight, region_ids=[int(r) for r in region_ids],
+                                    query_ids=[str(i) for i in query_ids])
         bar = ProgressBar(f"suggest {strategy}", progress)
 
         def call():

@@ -6,7 +6,8 @@
   excess errors, re-scored by model uncertainty and slice match, diversified
   (see targeted.py);
 - baselines: ``random``, ``entropy``, ``margin`` (need pool probabilities) and
-  ``kcenter`` (coreset greedy away from ``labeled_embeddings``).
+  ``kcenter`` (coreset greedy away from ``labeled_embeddings``);
+- ``similar``: "more like these", near the rows of ``query`` (targeted.select_similar).
 
 Embeddings are compared by cosine distance (rows L2-normalised), like the
 pool index and the diagnosis.
@@ -20,13 +21,13 @@ from .pool_index import PoolIndex, normalise
 from .results import ProgressFn, SuggestionCandidate, no_progress
 from .strategies import select_entropy, select_kcenter, select_margin, select_random
 from .suggest_inputs import PoolData, TargetRegion
-from .targeted import select_targeted
+from .targeted import query_target, select_similar, select_targeted
 
 __all__ = ["STRATEGIES", "DEFAULT_UNCERTAINTY_WEIGHT", "DEFAULT_SLICE_WEIGHT", "TargetRegion",
            "PoolData", "MetadataFilterSpec", "FILTER_OPS", "filter_mask", "predicate_mask",
-           "suggest_candidates", "budget_note", "normalise"]
+           "suggest_candidates", "budget_note", "normalise", "query_target"]
 
-STRATEGIES = ("targeted", "random", "entropy", "margin", "kcenter")
+STRATEGIES = ("targeted", "random", "entropy", "margin", "kcenter", "similar")
 # Starting points, not tuned: bench/closed_loop.py passes with them; a sweep is still to do.
 # Targeted: the model's uncertainty adds nothing to a candidate's score by default. Inside a
 # failure region the model is wrong with confidence, so its uncertainty points at the pool's
@@ -39,7 +40,7 @@ DEFAULT_SLICE_WEIGHT = 0.5
 
 def _check(strategy: str, budget: int, pool: PoolData, regions: list[TargetRegion],
            labeled: np.ndarray | None, excluded: np.ndarray | None,
-           index: PoolIndex | None) -> np.ndarray:
+           index: PoolIndex | None, query: TargetRegion | None) -> np.ndarray:
     """Validate the arguments; returns the bool mask of rows that may be picked."""
     if strategy not in STRATEGIES:
         raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
@@ -72,7 +73,13 @@ def _check(strategy: str, budget: int, pool: PoolData, regions: list[TargetRegio
     if index is not None and (index.ntotal != n or index.dim != dim):
         raise ValueError(f"index holds {index.ntotal} rows of dim {index.dim}, "
                          f"pool has {n} of dim {dim}")
-    if strategy == "targeted":
+    if strategy == "similar":
+        if query is None or len(query.failure_embeddings) == 0:
+            raise ValueError("query: the similar strategy needs at least one query row (query_target)")
+        regions = [query]
+    elif query is not None:
+        raise ValueError(f"query: only the similar strategy takes query rows, not {strategy!r}")
+    if strategy in ("targeted", "similar"):
         if not regions:
             raise ValueError("regions: the targeted strategy needs at least one failure region")
         for r in regions:
@@ -129,7 +136,8 @@ def suggest_candidates(strategy: str, budget: int, pool: PoolData, regions: list
                        seed: int = 0, uncertainty_weight: float | None = None,
                        slice_weight: float | None = None,
                        progress: ProgressFn | None = None,
-                       num_failures: int | None = None) -> list[SuggestionCandidate]:
+                       num_failures: int | None = None,
+                       query: TargetRegion | None = None) -> list[SuggestionCandidate]:
     """Up to ``budget`` pool rows to label, in rank order, each with a score and a reason.
 
     ``excluded`` rows (already labeled, filtered out, ...) are never returned.
@@ -139,9 +147,10 @@ def suggest_candidates(strategy: str, budget: int, pool: PoolData, regions: list
     scores from the index (``index.vectors``), and this process never holds the pool. ``progress`` may raise to cancel.
     ``num_failures``: the diagnosed test set's failure count; with it, regions that hold
     under half of the failures give part of the budget to margin sampling (targeted).
+    ``query``: the rows a ``similar`` suggestion finds more of (``query_target``).
     """
     progress = progress or no_progress
-    allowed = _check(strategy, budget, pool, regions, labeled_embeddings, excluded, index)
+    allowed = _check(strategy, budget, pool, regions, labeled_embeddings, excluded, index, query)
     budget = int(budget)
     uw = DEFAULT_UNCERTAINTY_WEIGHT if uncertainty_weight is None else float(uncertainty_weight)
     sw = DEFAULT_SLICE_WEIGHT if slice_weight is None else float(slice_weight)
@@ -170,7 +179,10 @@ def suggest_candidates(strategy: str, budget: int, pool: PoolData, regions: list
     else:
         rows = (_UnitRowsWhereRead(pool.embeddings)
                 if index is not None and pool.embeddings is not None and not pool.unit_rows else _unit(pool))
-        out = select_targeted(rows, probs, pool, regions, allowed, budget,
-                              index, uw, sw, progress, num_failures, seed)
+        if strategy == "similar":
+            out = select_similar(rows, probs, pool, query, allowed, budget, index, uw, progress)
+        else:
+            out = select_targeted(rows, probs, pool, regions, allowed, budget,
+                                  index, uw, sw, progress, num_failures, seed)
     progress(1.0, "done")
     return out

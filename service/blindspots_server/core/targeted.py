@@ -58,11 +58,13 @@ class _Candidates:
 
 
 def _region_candidates(region: TargetRegion, want: int, searcher, allowed: np.ndarray,
-                       taken: np.ndarray) -> _Candidates:
-    """Nearest allowed, not-yet-taken pool rows to the region's failures (at least ``want``)."""
+                       taken: np.ndarray, max_k: int | None = None) -> _Candidates:
+    """Nearest allowed, not-yet-taken pool rows to the region's failures (at least ``want``,
+    where each failure's ``max_k`` (default MAX_K_PER_FAILURE) nearest rows hold that many)."""
+    max_k = MAX_K_PER_FAILURE if max_k is None else max_k
     failures = region.failure_embeddings
     m = len(failures)
-    k = int(min(MAX_K_PER_FAILURE, max(4, math.ceil(OVERSAMPLE * want / m))))
+    k = int(min(max_k, max(4, math.ceil(OVERSAMPLE * want / m))))
     while True:
         dist, ids = searcher(failures, k)
         owner = np.repeat(np.arange(m), ids.shape[1])
@@ -76,10 +78,10 @@ def _region_candidates(region: TargetRegion, want: int, searcher, allowed: np.nd
         first = np.r_[len(ids) > 0, ids[1:] != ids[:-1]][:len(ids)]
         hits = np.diff(np.r_[np.flatnonzero(first), len(ids)])
         found = _Candidates(ids[first], dist[first], owner[first], hits)
-        exhausted = k >= MAX_K_PER_FAILURE or k * m >= 4 * allowed.sum()
+        exhausted = k >= max_k or k * m >= 4 * allowed.sum()
         if len(found.rows) >= min(OVERSAMPLE * want, want * 2) or exhausted:
             return found
-        k = min(MAX_K_PER_FAILURE, k * 2)
+        k = min(max_k, k * 2)
 
 
 EXACT_PAIRS_MAX_ROWS = 8_000
@@ -230,6 +232,39 @@ def select_targeted(embeddings: np.ndarray | None, probabilities: np.ndarray | N
     return _interleave(per_region)
 
 
+# TargetRegion.kind of the rows a "similar" suggestion is asked to find more of.
+QUERY_KIND = "query"
+# A query row's nearest pool rows searched at most ("similar" with few query rows and a large
+# budget searches deeper than a region, whose share is spread over many failures).
+MAX_K_PER_QUERY = 16_384
+
+
+def query_target(embeddings: np.ndarray, indices: np.ndarray, ids: np.ndarray | None = None) -> TargetRegion:
+    """The run rows a "similar" suggestion finds more of, as the one target it aims at."""
+    return TargetRegion(region_id=-1, excess_errors=float(len(indices)), failure_embeddings=embeddings,
+                        failure_indices=np.asarray(indices), failure_ids=ids, kind=QUERY_KIND)
+
+
+def select_similar(embeddings: np.ndarray | None, probabilities: np.ndarray | None, pool: PoolData,
+                   query: TargetRegion, allowed: np.ndarray, budget: int, index: PoolIndex | None,
+                   uncertainty_weight: float, progress: ProgressFn) -> list[SuggestionCandidate]:
+    """"More like these": the allowed pool rows nearest to the query rows, scored and
+    diversified as a targeted region's picks are (closeness, rows near many query rows first,
+    near-duplicates damped), each reason naming the query row it is near. Never filled up by
+    another strategy: fewer than ``budget`` come back where the query rows' neighbourhoods
+    (``MAX_K_PER_QUERY`` rows each) hold fewer allowed rows."""
+    progress(0.1, f"searching the pool near {len(query.failure_indices)} query rows")
+    searcher = _searcher(embeddings, allowed, index)
+    rows_of = index.vectors if embeddings is None else embeddings.__getitem__
+    q = _query_failures(query, budget)
+    max_k = int(min(MAX_K_PER_QUERY, max(MAX_K_PER_FAILURE, math.ceil(OVERSAMPLE * budget / len(q.failure_indices)))))
+    cand = _region_candidates(q, budget, searcher, allowed, np.zeros(len(allowed), dtype=bool), max_k)
+    uncertainty = normalised_entropy(probabilities) if probabilities is not None else None
+    progress(0.6, "ranking candidates")
+    return _pick(q, (-1,), cand, rows_of(cand.rows), uncertainty, pool, budget, uncertainty_weight, 0.0,
+                 rows_of(np.zeros(0, dtype=np.int64)))
+
+
 def _query_failures(region: TargetRegion, want: int) -> TargetRegion:
     """The region with normalised failures, at most max(MIN_QUERY_FAILURES, 2 x want) of
     them (a seeded sample): a million-row test set has tens of thousands of failures
@@ -267,7 +302,10 @@ def _pick(region: TargetRegion, members: tuple[int, ...], cand: _Candidates, x: 
     name = slice_name(region.slice_predicates)
     which = (f"region {region.region_id}" if len(members) == 1 else
              "regions " + "+".join(map(str, members)) + " (one failure, merged)")
-    if region.confusion is None:
+    near = "nearest failure"
+    if region.kind == QUERY_KIND:
+        head, near = f"like the {region.excess_errors:.0f} query rows", "nearest query row"
+    elif region.confusion is None:
         head = (f"near failure {which} (excess {region.excess_errors:.0f} errors"
                 + (f", {name})" if name else ")"))
     else:
@@ -285,7 +323,7 @@ def _pick(region: TargetRegion, members: tuple[int, ...], cand: _Candidates, x: 
         run_row = int(region.failure_indices[f]) if len(region.failure_indices) else -1
         fid = (str(region.failure_ids[f]) if region.failure_ids is not None
                else f"row {run_row}")
-        parts = [head, f"nearest failure {fid} at distance {cand.distance[j]:.2f}"]
+        parts = [head, f"{near} {fid} at distance {cand.distance[j]:.2f}"]
         if in_slice[j]:
             parts.append("matches the region's slice")
         if u is not None:

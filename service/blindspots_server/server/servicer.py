@@ -39,7 +39,7 @@ from .region_members import RegionMembers
 from .run_map import MAX_POINTS, run_map_message
 from .slice_tracking import diagnosed_versions, slices_to_track
 from .suggestion_sets import candidates as set_candidates, set_message
-from .suggestions import Suggestions
+from .suggestions import Suggestions, check_region_ids
 from .telemetry import Telemetry
 from .validation import (MAX_SEED, InvalidArgument, TargetShape, check_diagnosis_params, check_name, require,
                          validate_batch)
@@ -444,6 +444,14 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
         require(pool.num_classes > 0 or strategy not in ("entropy", "margin"), "strategy",
                 f"{strategy!r} ranks by the pool's probabilities, but pool {pool.id!r} has none (num_classes=0)")
         require(0 <= request.seed <= MAX_SEED, "seed", f"must be between 0 and {MAX_SEED}")
+        require(strategy == "targeted" or not request.region_ids, "region_ids",
+                f"chooses the regions of the targeted strategy; strategy {strategy!r} aims at none")
+        require(strategy == "similar" or not request.query_ids, "query_ids",
+                f"are the rows the 'similar' strategy finds more of; strategy is {strategy!r}")
+        require(strategy != "similar" or len(request.query_ids) > 0, "query_ids",
+                "strategy 'similar' needs at least one sample id of the run to find more like")
+        require(len(request.query_ids) <= self.config.max_budget, "query_ids",
+                f"at most {self.config.max_budget} rows, got {len(request.query_ids)}")
         diagnosis: Optional[pb.Diagnosis] = None
         try:
             diagnosis = self._diagnosis(request.diagnosis_id, run.id, context)
@@ -454,6 +462,8 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
             if strategy == "targeted":
                 raise FailedPrecondition(f"run {run.id!r} has no diagnosis yet: call Diagnose first "
                                          "(strategy 'targeted' needs failure regions)") from None
+        if request.region_ids:
+            check_region_ids(diagnosis, request.region_ids)
         filters = [MetadataFilterSpec(column=f.column, op=f.op, values=tuple(f.values), number=f.number)
                    for f in request.filters]
 

@@ -14,7 +14,7 @@ from blindspots.v1 import blindspots_pb2 as pb
 from ..core.results import ProgressFn
 from ..core.pool_coverage import RegionCoverage, pool_coverage
 from ..core.pool_index import normalise_in_place
-from ..core.suggest import PoolData, budget_note, filter_mask, suggest_candidates
+from ..core.suggest import PoolData, budget_note, filter_mask, query_target, suggest_candidates
 from ..storage import DataLoss, NotFound, PoolRecord, RunRecord, Store, SuggestionSetRecord, new_id
 from ..storage.rows import META_PREFIX
 from . import convert
@@ -96,7 +96,8 @@ class Suggestions:
         # With sharded indexes the shards hold the pool's vectors: a targeted ranking reads the few
         # rows it scores from them (core.suggest, pool.embeddings=None), so this process reads the
         # small columns only, not the vectors (5 GB at 10M x 128-d).
-        rows_at_index = self.indexes.sharded and strategy == "targeted"
+        searches = strategy in ("targeted", "similar")     # near failures or query rows, by the pool index
+        rows_at_index = self.indexes.sharded and searches
         columns = (["sample_id", "uri", "probabilities", *(META_PREFIX + c for c in pool.metadata_schema)]
                    if rows_at_index else None)
         # Checked between batch files: a cancelled call stops reading (progress raises).
@@ -124,11 +125,15 @@ class Suggestions:
         notes = []
         if request.budget > exclusions.eligible:
             notes.append(budget_note(request.budget, int(exclusions.eligible)))
-        regions, target_notes = [], []
-        if diagnosis is not None:
+        regions, target_notes, query = [], [], None
+        if strategy == "similar":
+            query = _query_rows(request.query_ids, run_ids, run_embeddings, run.id)
+        elif diagnosis is not None:
             regions, target_notes = target_regions(diagnosis, run_embeddings,
                                                    self.store.diagnosis_rows(diagnosis.id), run_ids,
                                                    pool_rows.metadata, run_labels, run_probabilities)
+            if request.region_ids:
+                regions = chosen_regions(regions, diagnosis, request.region_ids)
             notes += target_notes
         del run_labels, run_probabilities
         note = ""
@@ -150,13 +155,13 @@ class Suggestions:
         elif rows_at_index:
             embeddings = None
         index = None
-        if strategy == "targeted":
+        if searches:
             progress(0.1, "updating the pool index")
             index = (self.indexes.ensure_sharded(pool.id, len(pool_rows)) if embeddings is None
                      else self.indexes.ensure(pool.id, embeddings))
         progress(0.2, f"ranking candidates ({strategy})")
         # The rows were read for this call alone: normalised in place, the ranking needs no copy.
-        unit = strategy in ("targeted", "kcenter")
+        unit = strategy in ("targeted", "similar", "kcenter")
         if unit and embeddings is not None:
             normalise_in_place(embeddings)
         picks = suggest_candidates(
@@ -167,7 +172,9 @@ class Suggestions:
             seed=request.seed, uncertainty_weight=request.uncertainty_weight or None,
             slice_weight=request.slice_weight or None,
             progress=lambda f, s: progress(0.2 + 0.75 * f, s),
-            num_failures=diagnosis.num_failures if diagnosis is not None else None)
+            # Regions chosen by the caller take the whole budget: no margin share for the others.
+            num_failures=diagnosis.num_failures if diagnosis is not None and not request.region_ids else None,
+            query=query)
         coverage = []
         if strategy == "targeted":
             progress(0.95, "measuring how well the pool covers each region")
@@ -195,6 +202,35 @@ class Suggestions:
         progress(0.97, "saving the suggestion set")
         self.store.save_suggestion_set(record, set_table(candidates, outcome.done_message()))
         return outcome
+
+
+def _query_rows(query_ids, run_ids: np.ndarray, run_embeddings: np.ndarray, run_id: str):
+    """The run rows a "similar" suggestion finds more of; every id must be one of the run's."""
+    wanted = list(dict.fromkeys(query_ids))
+    at = pc.index_in(pa.array(wanted, pa.string()), value_set=pa.array(run_ids, pa.string()))
+    missing = [i for i, j in zip(wanted, at.to_pylist()) if j is None]
+    if missing:
+        raise InvalidArgument("query_ids", f"{len(missing)} of {len(wanted)} are not sample ids of run "
+                              f"{run_id!r}: {', '.join(map(repr, missing[:5]))}" + (", ..." if len(missing) > 5 else ""))
+    rows = at.to_numpy(zero_copy_only=False).astype(np.int64)
+    return query_target(run_embeddings[rows], rows, run_ids[rows])
+
+
+def check_region_ids(diagnosis: pb.Diagnosis, region_ids) -> None:
+    """Each region a caller chose (request.region_ids) must be one of the diagnosis's."""
+    known = [r.id for r in diagnosis.regions]
+    unknown = sorted(set(region_ids) - set(known))
+    if unknown:
+        raise InvalidArgument("region_ids", f"{', '.join(map(str, unknown))} not among the regions of diagnosis "
+                              f"{diagnosis.id!r} ({', '.join(map(str, known)) or 'it has none'})")
+
+
+def chosen_regions(regions: list, diagnosis: pb.Diagnosis, region_ids) -> list:
+    """The targets of the regions a caller chose (request.region_ids), without the confusions
+    no region holds."""
+    check_region_ids(diagnosis, region_ids)
+    chosen = set(region_ids)
+    return [r for r in regions if r.region_id in chosen and r.confusion is None]
 
 
 def _prediction(probabilities: Optional[np.ndarray], row: int) -> dict:

@@ -595,7 +595,7 @@ class MetadataFilter(_message.Message):
     def __init__(self, column: _Optional[str] = ..., op: _Optional[str] = ..., values: _Optional[_Iterable[str]] = ..., number: _Optional[float] = ...) -> None: ...
 
 class SuggestRequest(_message.Message):
-    __slots__ = ("run_id", "diagnosis_id", "pool_id", "budget", "strategy", "exclude_ids", "allow_repeats", "filters", "seed", "name", "uncertainty_weight", "slice_weight")
+    __slots__ = ("run_id", "diagnosis_id", "pool_id", "budget", "strategy", "exclude_ids", "allow_repeats", "filters", "seed", "name", "uncertainty_weight", "slice_weight", "region_ids", "query_ids")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     DIAGNOSIS_ID_FIELD_NUMBER: _ClassVar[int]
     POOL_ID_FIELD_NUMBER: _ClassVar[int]
@@ -608,6 +608,8 @@ class SuggestRequest(_message.Message):
     NAME_FIELD_NUMBER: _ClassVar[int]
     UNCERTAINTY_WEIGHT_FIELD_NUMBER: _ClassVar[int]
     SLICE_WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    REGION_IDS_FIELD_NUMBER: _ClassVar[int]
+    QUERY_IDS_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     diagnosis_id: str
     pool_id: str
@@ -620,7 +622,9 @@ class SuggestRequest(_message.Message):
     name: str
     uncertainty_weight: float
     slice_weight: float
-    def __init__(self, run_id: _Optional[str] = ..., diagnosis_id: _Optional[str] = ..., pool_id: _Optional[str] = ..., budget: _Optional[int] = ..., strategy: _Optional[str] = ..., exclude_ids: _Optional[_Iterable[str]] = ..., allow_repeats: _Optional[bool] = ..., filters: _Optional[_Iterable[_Union[MetadataFilter, _Mapping]]] = ..., seed: _Optional[int] = ..., name: _Optional[str] = ..., uncertainty_weight: _Optional[float] = ..., slice_weight: _Optional[float] = ...) -> None: ...
+    region_ids: _containers.RepeatedScalarFieldContainer[int]
+    query_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, run_id: _Optional[str] = ..., diagnosis_id: _Optional[str] = ..., pool_id: _Optional[str] = ..., budget: _Optional[int] = ..., strategy: _Optional[str] = ..., exclude_ids: _Optional[_Iterable[str]] = ..., allow_repeats: _Optional[bool] = ..., filters: _Optional[_Iterable[_Union[MetadataFilter, _Mapping]]] = ..., seed: _Optional[int] = ..., name: _Optional[str] = ..., uncertainty_weight: _Optional[float] = ..., slice_weight: _Optional[float] = ..., region_ids: _Optional[_Iterable[int]] = ..., query_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Candidate(_message.Message):
     __slots__ = ("rank", "sample_id", "uri", "score", "region_id", "reason", "nearest_failure_id", "distance", "slice", "predicted_label", "confidence")
