@@ -294,6 +294,67 @@ def test_diagnoses_jobs_and_suggestion_sets_roundtrip(store):
     assert store.list_suggestion_sets("run_x", "", 10, 0) == []
 
 
+def _drop_request_ids(open_again) -> None:
+    """Make the catalog one from before SuggestRequest.request_id: no column, no index."""
+    sql = ["DROP INDEX suggestion_sets_request", "ALTER TABLE suggestion_sets DROP COLUMN request_id"]
+    if open_again.backend == "embedded":
+        import sqlite3
+        from blindspots_server.storage.maintenance import CATALOG
+        db = sqlite3.connect(f"{open_again.location}/{CATALOG}")
+        for q in sql:
+            db.execute(q)
+        db.commit()
+        db.close()
+    else:
+        import psycopg
+        with psycopg.connect(open_again.location, autocommit=True) as db:
+            for q in sql:
+                db.execute(q)
+
+
+def test_a_set_is_found_by_its_request_id_and_one_request_makes_one_set(open_again):
+    store = open_again()
+    _run(store)
+    _pool(store)
+    _pool(store, "pool_b")
+    t0 = time.time()
+    old = SuggestionSetRecord(id="set_old", run_id="run_a", pool_id="pool_a", diagnosis_id="", strategy="margin",
+                              budget=1, num_candidates=1, created_at=t0, name="")
+    store.save_suggestion_set(old, pa.table({"sample_id": ["p0"]}))
+    store.close()
+    _drop_request_ids(open_again)
+    store = open_again()            # an older catalog gains the column: its sets have no request id
+    assert store.get_suggestion_set("set_old").request_id == ""
+    record = SuggestionSetRecord(id="set_1", run_id="run_a", pool_id="pool_a", diagnosis_id="", strategy="margin",
+                                 budget=2, num_candidates=2, created_at=t0 + 1, name="", request_id="req-1")
+    store.save_suggestion_set(record, pa.table({"sample_id": ["p1", "p2"]}))
+    assert store.find_suggestion_set("run_a", "pool_a", "req-1") == record == store.get_suggestion_set("set_1")
+    assert store.find_suggestion_set("run_a", "pool_b", "req-1") is None
+    assert store.find_suggestion_set("run_a", "pool_a", "req-2") is None
+    # One set per request of a run and pool, whoever writes: a second is refused and leaves nothing.
+    twin = SuggestionSetRecord(id="set_2", run_id="run_a", pool_id="pool_a", diagnosis_id="", strategy="margin",
+                               budget=2, num_candidates=1, created_at=t0 + 2, name="", request_id="req-1")
+    with pytest.raises(Exception):
+        store.save_suggestion_set(twin, pa.table({"sample_id": ["p3"]}))
+    assert [r.id for r in store.list_suggestion_sets("run_a", "pool_a", 10, 0)] == ["set_old", "set_1"]
+    assert store.suggested_ids("run_a", "pool_a") == {"p0", "p1", "p2"}
+    assert not store.file_root.exists("suggestions/set_2.parquet")
+    report = store.check() if open_again.backend != "embedded" else check_store(open_again.location)
+    assert report.ok, report
+    # The same request id for another pool is another set; sets without one never collide.
+    store.save_suggestion_set(SuggestionSetRecord(
+        id="set_3", run_id="run_a", pool_id="pool_b", diagnosis_id="", strategy="margin", budget=1,
+        num_candidates=1, created_at=t0 + 3, name="", request_id="req-1"), pa.table({"sample_id": ["b1"]}))
+    for i in (4, 5):
+        store.save_suggestion_set(SuggestionSetRecord(
+            id=f"set_{i}", run_id="run_a", pool_id="pool_a", diagnosis_id="", strategy="margin", budget=1,
+            num_candidates=1, created_at=t0 + i, name=""), pa.table({"sample_id": [f"p{i}"]}))
+    store.close()
+    again = open_again()
+    assert again.find_suggestion_set("run_a", "pool_b", "req-1").id == "set_3"
+    assert again.find_suggestion_set("run_a", "pool_a", "req-1") == record
+
+
 def test_recent_diagnoses_list_each_runs_latest_newest_first(store):
     table = pa.table({"region": pa.array([0], pa.int32()), "failed": [True]})
     t0 = time.time()

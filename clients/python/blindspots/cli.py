@@ -255,7 +255,7 @@ def _cmd_suggest(args) -> int:
         frame = client.suggest(args.run, args.pool, args.budget, strategy=args.strategy, filters=filters,
                                allow_repeats=args.allow_repeats, name=args.name, output=args.output, format=args.format,
                                local_files_root=args.local_files_root or None, progress=True,
-                               region_ids=args.region, query_ids=like)
+                               region_ids=args.region, query_ids=like, request_id=args.request_id)
     print(f"{len(frame)} candidates written to {args.output} (suggestion set {frame.attrs['suggestion_set']})")
     if len(frame):
         print(frame.head(args.show)[["rank", "sample_id", "score", "region_id", "reason"]].to_string(index=False))
@@ -558,6 +558,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "sample_id column (e.g. from region-members)")
     s.add_argument("--allow-repeats", action="store_true")
     s.add_argument("--name", default="", help="stored with the set, e.g. nightly-2026-11-29 (`suggestions list`)")
+    s.add_argument("--request-id", default="", help="a step run again with the same id (same run and pool) gets "
+                   "the set the first run stored, and nothing new is picked; e.g. the CI job's id")
     s.add_argument("--show", type=int, default=10)
     _format_args(s)
     s.set_defaults(fn=_cmd_suggest)

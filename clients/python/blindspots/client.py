@@ -16,6 +16,7 @@ import difflib
 import os
 import random
 import time
+import uuid
 import warnings
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator, Optional, Sequence, TypeVar, Union
@@ -300,7 +301,7 @@ class Client(LabelsAPI, DeleteAPI):
                 diagnosis_id: str = "", exclude_ids: Sequence[str] = (), allow_repeats: bool = False,
                 filters: Sequence[tuple] = (), seed: int = 0, name: str = "",
                 uncertainty_weight: float = 0.0, slice_weight: float = 0.0,
-                region_ids: Sequence[int] = (), query_ids: Sequence[str] = (),
+                region_ids: Sequence[int] = (), query_ids: Sequence[str] = (), request_id: str = "",
                 output: Union[str, None] = None, format: str = "", local_files_root: Optional[str] = None,
                 progress: Union[bool, str] = "auto") -> pd.DataFrame:
         """Ranked pool samples to label next, as a DataFrame (rank, sample_id, uri,
@@ -318,7 +319,11 @@ class Client(LabelsAPI, DeleteAPI):
         covers its failures (``covered``, ``distance_ratio``; README, Suggest).
         ``region_ids`` (targeted): aim the whole budget at these regions of the diagnosis.
         ``query_ids`` (``strategy="similar"``, implied when given): "more like these", pool
-        samples nearest to these test rows of the run (sample ids), e.g. failures found by hand."""
+        samples nearest to these test rows of the run (sample ids), e.g. failures found by hand.
+        ``request_id``: a call repeated with it (same run and pool) gets the set the first one
+        stored, and nothing new is picked: pass a stable one (e.g. the pipeline run's id) so a step
+        that runs again gets the same picks. Without it, each call gets a fresh one, so this
+        method's own retries (a connection lost mid-answer) never start a second round."""
         if query_ids and strategy == "targeted":
             strategy = "similar"
         fmt = picks_format(output, format) if output else ""
@@ -327,7 +332,8 @@ class Client(LabelsAPI, DeleteAPI):
                                     allow_repeats=allow_repeats, filters=[_filter(f) for f in filters],
                                     seed=seed, name=name, uncertainty_weight=uncertainty_weight,
                                     slice_weight=slice_weight, region_ids=[int(r) for r in region_ids],
-                                    query_ids=[str(i) for i in query_ids])
+                                    query_ids=[str(i) for i in query_ids],
+                                    request_id=request_id or f"sdk-{uuid.uuid4().hex}")
         bar = ProgressBar(f"suggest {strategy}", progress)
 
         def call():
@@ -369,12 +375,13 @@ class Client(LabelsAPI, DeleteAPI):
                              pool: Union["Pool", str, None] = None) -> pd.DataFrame:
         """The suggestion sets stored for a run, a pool or both (at least one), oldest first: one
         row per set (id, name, run_id, pool_id, diagnosis_id, strategy, budget, num_candidates,
-        created_at), without its candidates (:meth:`get_suggestion_set`)."""
+        created_at, request_id), without its candidates (:meth:`get_suggestion_set`)."""
         run_id = run.id if isinstance(run, Run) else (run or "")
         pool_id = pool.id if isinstance(pool, Pool) else (pool or "")
         pages = self._pages(self.stub.ListSuggestionSets, pb.ListSuggestionSetsRequest(
             run_id=run_id, pool_id=pool_id, page_size=1000))
-        return pd.DataFrame([{**{c: getattr(m, c) for c in SET_COLUMNS[:-1]}, "created_at": m.created_at.ToDatetime()}
+        return pd.DataFrame([{**{c: getattr(m, c) for c in SET_COLUMNS if c != "created_at"},
+                              "created_at": m.created_at.ToDatetime()}
                              for page in pages for m in page.suggestion_sets], columns=SET_COLUMNS)
 
     def get_suggestion_set(self, suggestion_set_id: str, *, output: Union[str, None] = None, format: str = "",
@@ -393,7 +400,7 @@ class Client(LabelsAPI, DeleteAPI):
 
 
 SET_COLUMNS = ["id", "name", "run_id", "pool_id", "diagnosis_id", "strategy", "budget", "num_candidates",
-               "created_at"]
+               "created_at", "request_id"]
 
 
 def _exclusions_dict(done: Optional[pb.SuggestionSet]) -> dict[str, int]:

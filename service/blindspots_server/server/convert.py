@@ -52,7 +52,7 @@ def job_message(j: JobRecord) -> pb.Job:
 def suggestion_set_message(s: SuggestionSetRecord) -> pb.SuggestionSet:
     return pb.SuggestionSet(id=s.id, run_id=s.run_id, pool_id=s.pool_id, diagnosis_id=s.diagnosis_id,
                             strategy=s.strategy, budget=s.budget, num_candidates=s.num_candidates,
-                            created_at=timestamp(s.created_at), name=s.name)
+                            created_at=timestamp(s.created_at), name=s.name, request_id=s.request_id)
 
 
 # ------------------------------------------------------------------ diagnosis

@@ -439,6 +439,7 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
         require(strategy in STRATEGIES, "strategy", f"must be one of {', '.join(STRATEGIES)}")
         require(pool.num_rows > 0, "pool_id", f"pool {pool.id!r} has no rows yet")
         check_name(request.name, "name", required=False)
+        check_name(request.request_id, "request_id", required=False)
         for w in ("uncertainty_weight", "slice_weight"):
             require(0 <= getattr(request, w) < float("inf"), w, "must be a finite number, not negative")
         require(pool.num_classes > 0 or strategy not in ("entropy", "margin"), "strategy",

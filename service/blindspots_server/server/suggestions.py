@@ -19,7 +19,8 @@ from ..storage import DataLoss, NotFound, PoolRecord, RunRecord, Store, Suggesti
 from ..storage.rows import META_PREFIX
 from . import convert
 from .pool_indexes import PoolIndexes
-from .suggestion_sets import set_table
+from .suggestion_sets import candidates as set_candidates
+from .suggestion_sets import set_message, set_table
 from .suggest_inputs import target_regions
 from .validation import InvalidArgument
 
@@ -33,8 +34,11 @@ class SuggestOutcome:
     exclusions: pb.SuggestionExclusions
     note: str
     coverage: list[RegionCoverage] = field(default_factory=list)
+    stored: Optional[pb.SuggestionSet] = None   # a set answered again: its last message as stored
 
     def done_message(self) -> pb.SuggestionSet:
+        if self.stored is not None:
+            return self.stored
         msg = convert.suggestion_set_message(self.record)
         msg.exclusions.CopyFrom(self.exclusions)
         msg.note = self.note
@@ -75,12 +79,17 @@ class Suggestions:
     def run(self, run: RunRecord, pool: PoolRecord, diagnosis: Optional[pb.Diagnosis], request: pb.SuggestRequest,
             strategy: str, filters, progress: ProgressFn) -> "SuggestOutcome":
         try:
-            if request.allow_repeats:
+            if request.allow_repeats and not request.request_id:
                 return self._run(run, pool, diagnosis, request, strategy, filters, progress)
             # Rounds that leave out earlier picks run one at a time per run and pool (across replicas
             # too): two labeling queues asked for at once get disjoint picks, as if asked one after the other.
+            # So do calls with a request_id: a repeat waits for the first, then answers with its set.
             with self.store.exclusive(f"suggest/{run.id}/{pool.id}", waiting=lambda: progress(
                     0.0, "waiting for the round asked for before this one (same run and pool) to finish")):
+                if request.request_id:
+                    earlier = self.store.find_suggestion_set(run.id, pool.id, request.request_id)
+                    if earlier is not None:
+                        return self._answered(earlier, request, strategy, progress)
                 return self._run(run, pool, diagnosis, request, strategy, filters, progress)
         except DataLoss:
             # Files that vanished under a read (Ray shards open them by themselves) are a deletion,
@@ -89,6 +98,24 @@ class Suggestions:
                 if not self.store.exists(target, target_id):
                     raise NotFound(f"{target} {target_id!r} was deleted while the suggestion was made") from None
             raise
+
+    def _answered(self, record: SuggestionSetRecord, request: pb.SuggestRequest, strategy: str,
+                  progress: ProgressFn) -> "SuggestOutcome":
+        """A repeated request (same request_id, run and pool): the set the first call stored, as it
+        answered then."""
+        # A targeted round that fell back to margin stored "margin": the strategy asked for is
+        # what the set's reasons say it fell back from, so only the budget must match then.
+        fell_back = strategy == "targeted" and record.strategy in ("margin", "kcenter")
+        if record.budget != request.budget or (record.strategy != strategy and not fell_back):
+            raise InvalidArgument("request_id", f"{request.request_id!r} already made suggestion set {record.id!r} "
+                                  f"(strategy {record.strategy!r}, budget {record.budget}), not strategy "
+                                  f"{strategy!r} with budget {request.budget}: use a new request_id")
+        progress(0.5, f"request {request.request_id!r} was answered before: suggestion set {record.id} again "
+                      "(nothing new picked)")
+        record, table = self.store.read_suggestion_set(record.id)
+        answer = set_message(record, table)
+        return SuggestOutcome(record, set_candidates(table, 0, table.num_rows), answer.exclusions, answer.note,
+                              stored=answer)
 
     def _run(self, run: RunRecord, pool: PoolRecord, diagnosis: Optional[pb.Diagnosis], request: pb.SuggestRequest,
              strategy: str, filters, progress: ProgressFn) -> "SuggestOutcome":
@@ -197,7 +224,7 @@ class Suggestions:
         record = SuggestionSetRecord(
             id=new_id("sugg"), run_id=run.id, pool_id=pool.id, diagnosis_id=diagnosis.id if diagnosis else "",
             strategy=strategy, budget=request.budget, num_candidates=len(candidates), created_at=time.time(),
-            name=request.name)
+            name=request.name, request_id=request.request_id)
         outcome = SuggestOutcome(record, candidates, exclusions, "; ".join(notes), coverage)
         progress(0.97, "saving the suggestion set")
         self.store.save_suggestion_set(record, set_table(candidates, outcome.done_message()))

@@ -175,6 +175,7 @@ class SuggestionSetRecord:
     num_candidates: int
     created_at: float
     name: str
+    request_id: str = ""      # SuggestRequest.request_id: a repeated call answers with this set
 
 
 @dataclass
@@ -367,6 +368,10 @@ class Store(abc.ABC):
         """Delete one suggestion set: its record, its picks (later rounds may pick them again) and
         its file, as :meth:`delete` does a run's: the catalog in one transaction, the file right
         after (by the next open if the process stops first). NotFound for an unknown id."""
+
+    @abc.abstractmethod
+    def find_suggestion_set(self, run_id: str, pool_id: str, request_id: str) -> Optional[SuggestionSetRecord]:
+        """The set of ``run_id`` and ``pool_id`` made by the request ``request_id`` (not empty), if any."""
 
     @abc.abstractmethod
     def list_suggestion_sets(self, run_id: str, pool_id: str, limit: int, offset: int) -> list[SuggestionSetRecord]:

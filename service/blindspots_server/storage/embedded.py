@@ -47,8 +47,8 @@ from .embedded_labels import LABELS_SCHEMA, EmbeddedLabels
 from .row_tables import RowCache
 from .rows import row_digests
 from .file_root import FileRoot
-from .sql_catalog import (COPIED_TABLES, DELETING_SCHEMA, SqlCatalog, deletion_plan, refuse_unless_empty,
-                          suggestion_set_deletion_plan)
+from .sql_catalog import (COPIED_TABLES, DELETING_SCHEMA, SUGGESTION_REQUEST_INDEX, SqlCatalog, deletion_plan,
+                          refuse_unless_empty, suggestion_set_deletion_plan)
 
 log = logging.getLogger("blindspots.store")
 
@@ -120,6 +120,10 @@ class EmbeddedStore(SqlCatalog, EmbeddedLabels, Store):
             if "digest" not in {r[1] for r in self._db.execute("PRAGMA table_info(sample_ids)")}:
                 # Catalogs from before per-row idempotency: their rows have no digest ('').
                 self._db.execute("ALTER TABLE sample_ids ADD COLUMN digest TEXT DEFAULT ''")
+            if "request_id" not in {r[1] for r in self._db.execute("PRAGMA table_info(suggestion_sets)")}:
+                # The column of SuggestRequest.request_id, added to every catalog (older sets: '').
+                self._db.execute("ALTER TABLE suggestion_sets ADD COLUMN request_id TEXT NOT NULL DEFAULT ''")
+            self._db.execute(SUGGESTION_REQUEST_INDEX)
         except sqlite3.DatabaseError as exc:
             raise StoreUnusable(maintenance.unusable_message(self.root, f"the catalog cannot be read ({exc})")) \
                 from None
@@ -430,9 +434,8 @@ class EmbeddedStore(SqlCatalog, EmbeddedLabels, Store):
         rel = Path("suggestions") / f"{record.id}.parquet"
         file_row = self._write_parquet(candidates, rel, {"kind": "suggestion_set", "record": dataclasses.asdict(record)})
         ids = candidates.column("sample_id").to_pylist()
-        self._commit_new_file(rel, [("INSERT INTO suggestion_sets VALUES (?,?,?,?,?,?,?,?,?)",
-                                     (record.id, record.run_id, record.pool_id, record.diagnosis_id, record.strategy,
-                                      record.budget, record.num_candidates, record.created_at, record.name)), file_row]
+        self._commit_new_file(rel, [("INSERT INTO suggestion_sets VALUES (?,?,?,?,?,?,?,?,?,?)",
+                                     dataclasses.astuple(record)), file_row]
                               + [("INSERT INTO suggested VALUES (?,?,?,?)",
                                   (record.id, record.run_id, record.pool_id, sid)) for sid in ids],
                               exists=(("run", record.run_id), ("pool", record.pool_id)))

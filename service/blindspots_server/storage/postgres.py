@@ -27,6 +27,7 @@ Several servers may open the same catalog and file root at once (``shared``):
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import uuid
@@ -42,8 +43,8 @@ from .postgres_jobs import JobQueueMixin
 from .postgres_labels import LABELS_SCHEMA, PostgresLabels
 from .row_tables import RowCache
 from .rows import row_digests
-from .sql_catalog import (COPIED_TABLES, DELETING_SCHEMA, POOL_COLUMNS, RUN_COLUMNS, SqlCatalog, deletion_plan,
-                          refuse_unless_empty, suggestion_set_deletion_plan)
+from .sql_catalog import (COPIED_TABLES, DELETING_SCHEMA, POOL_COLUMNS, RUN_COLUMNS, SUGGESTION_REQUEST_INDEX,
+                          SqlCatalog, deletion_plan, refuse_unless_empty, suggestion_set_deletion_plan)
 
 try:
     import psycopg
@@ -88,6 +89,8 @@ CREATE INDEX IF NOT EXISTS suggested_target ON suggested (run_id, pool_id);
 CREATE INDEX IF NOT EXISTS suggested_pool ON suggested (pool_id);
 CREATE INDEX IF NOT EXISTS suggestion_sets_run ON suggestion_sets (run_id);
 CREATE INDEX IF NOT EXISTS suggestion_sets_pool ON suggestion_sets (pool_id);
+ALTER TABLE suggestion_sets ADD COLUMN IF NOT EXISTS request_id TEXT NOT NULL DEFAULT '';
+""" + SUGGESTION_REQUEST_INDEX + """;
 CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY, sha256 TEXT, bytes BIGINT);
 """ + DELETING_SCHEMA
 _FILE_ROW = ("INSERT INTO files VALUES (%s, %s, %s) ON CONFLICT (path) DO UPDATE "
@@ -383,9 +386,8 @@ class PostgresStore(SqlCatalog, JobQueueMixin, PostgresLabels, Store):
             with self._tx() as cur:
                 self._hold(cur, "run", record.run_id)
                 self._hold(cur, "pool", record.pool_id)
-                cur.execute("INSERT INTO suggestion_sets VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s)",
-                            (record.id, record.run_id, record.pool_id, record.diagnosis_id, record.strategy,
-                             record.budget, record.num_candidates, record.created_at, record.name))
+                cur.execute("INSERT INTO suggestion_sets VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)",
+                            dataclasses.astuple(record))
                 cur.execute(_FILE_ROW, (rel, digest, size))
                 with cur.copy("COPY suggested (set_id, run_id, pool_id, sample_id) FROM STDIN") as copy:
                     for sid in candidates.column("sample_id").to_pylist():

@@ -17,7 +17,11 @@ from .rows import RowData
 RUN_COLUMNS = ("id, name, project, model_name, model_version, dataset_name, class_names, embedding_dim, "
                "created_at, num_rows, metadata_schema")
 DIAGNOSIS_COLUMNS = "id, run_id, created_at, job_id, payload"
-SUGGESTION_SET_COLUMNS = "id, run_id, pool_id, diagnosis_id, strategy, budget, num_candidates, created_at, name"
+SUGGESTION_SET_COLUMNS = ("id, run_id, pool_id, diagnosis_id, strategy, budget, num_candidates, created_at, name, "
+                          "request_id")
+# The index that keeps one set per request (SuggestRequest.request_id) of a run and pool; both stores.
+SUGGESTION_REQUEST_INDEX = ("CREATE UNIQUE INDEX IF NOT EXISTS suggestion_sets_request ON suggestion_sets "
+                            "(run_id, pool_id, request_id) WHERE request_id <> ''")
 POOL_COLUMNS = ("id, name, project, embedding_dim, num_classes, created_at, num_rows, metadata_schema, "
                 "index_kind, index_rows, index_description")
 
@@ -226,6 +230,14 @@ class SqlCatalog:
     def read_suggestion_set(self, set_id: str) -> tuple[SuggestionSetRecord, pa.Table]:
         return (self.get_suggestion_set(set_id), self._read_unless_deleted(
             f"suggestions/{set_id}.parquet", f"suggestion set {set_id!r}", None, "suggestion_sets", set_id))
+
+    def find_suggestion_set(self, run_id: str, pool_id: str, request_id: str) -> Optional[SuggestionSetRecord]:
+        if not request_id:
+            raise ValueError("find_suggestion_set needs a request_id")
+        p = self.PLACEHOLDER
+        rows = self._query(f"SELECT {SUGGESTION_SET_COLUMNS} FROM suggestion_sets WHERE run_id={p} AND pool_id={p} "
+                           f"AND request_id={p}", (run_id, pool_id, request_id))
+        return SuggestionSetRecord(*rows[0]) if rows else None
 
     def list_suggestion_sets(self, run_id: str, pool_id: str, limit: int, offset: int) -> list[SuggestionSetRecord]:
         where = [(c, v) for c, v in (("run_id", run_id), ("pool_id", pool_id)) if v]

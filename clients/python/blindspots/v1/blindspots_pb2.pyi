@@ -595,7 +595,7 @@ class MetadataFilter(_message.Message):
     def __init__(self, column: _Optional[str] = ..., op: _Optional[str] = ..., values: _Optional[_Iterable[str]] = ..., number: _Optional[float] = ...) -> None: ...
 
 class SuggestRequest(_message.Message):
-    __slots__ = ("run_id", "diagnosis_id", "pool_id", "budget", "strategy", "exclude_ids", "allow_repeats", "filters", "seed", "name", "uncertainty_weight", "slice_weight", "region_ids", "query_ids")
+    __slots__ = ("run_id", "diagnosis_id", "pool_id", "budget", "strategy", "exclude_ids", "allow_repeats", "filters", "seed", "name", "uncertainty_weight", "slice_weight", "region_ids", "query_ids", "request_id")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     DIAGNOSIS_ID_FIELD_NUMBER: _ClassVar[int]
     POOL_ID_FIELD_NUMBER: _ClassVar[int]
@@ -610,6 +610,7 @@ class SuggestRequest(_message.Message):
     SLICE_WEIGHT_FIELD_NUMBER: _ClassVar[int]
     REGION_IDS_FIELD_NUMBER: _ClassVar[int]
     QUERY_IDS_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     diagnosis_id: str
     pool_id: str
@@ -624,7 +625,8 @@ class SuggestRequest(_message.Message):
     slice_weight: float
     region_ids: _containers.RepeatedScalarFieldContainer[int]
     query_ids: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, run_id: _Optional[str] = ..., diagnosis_id: _Optional[str] = ..., pool_id: _Optional[str] = ..., budget: _Optional[int] = ..., strategy: _Optional[str] = ..., exclude_ids: _Optional[_Iterable[str]] = ..., allow_repeats: _Optional[bool] = ..., filters: _Optional[_Iterable[_Union[MetadataFilter, _Mapping]]] = ..., seed: _Optional[int] = ..., name: _Optional[str] = ..., uncertainty_weight: _Optional[float] = ..., slice_weight: _Optional[float] = ..., region_ids: _Optional[_Iterable[int]] = ..., query_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+    request_id: str
+    def __init__(self, run_id: _Optional[str] = ..., diagnosis_id: _Optional[str] = ..., pool_id: _Optional[str] = ..., budget: _Optional[int] = ..., strategy: _Optional[str] = ..., exclude_ids: _Optional[_Iterable[str]] = ..., allow_repeats: _Optional[bool] = ..., filters: _Optional[_Iterable[_Union[MetadataFilter, _Mapping]]] = ..., seed: _Optional[int] = ..., name: _Optional[str] = ..., uncertainty_weight: _Optional[float] = ..., slice_weight: _Optional[float] = ..., region_ids: _Optional[_Iterable[int]] = ..., query_ids: _Optional[_Iterable[str]] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class Candidate(_message.Message):
     __slots__ = ("rank", "sample_id", "uri", "score", "region_id", "reason", "nearest_failure_id", "distance", "slice", "predicted_label", "confidence")
@@ -661,7 +663,7 @@ class Progress(_message.Message):
     def __init__(self, fraction_done: _Optional[float] = ..., stage: _Optional[str] = ...) -> None: ...
 
 class SuggestionSet(_message.Message):
-    __slots__ = ("id", "run_id", "pool_id", "diagnosis_id", "strategy", "budget", "num_candidates", "created_at", "name", "exclusions", "note", "pool_coverage")
+    __slots__ = ("id", "run_id", "pool_id", "diagnosis_id", "strategy", "budget", "num_candidates", "created_at", "name", "exclusions", "note", "pool_coverage", "request_id")
     ID_FIELD_NUMBER: _ClassVar[int]
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     POOL_ID_FIELD_NUMBER: _ClassVar[int]
@@ -674,6 +676,7 @@ class SuggestionSet(_message.Message):
     EXCLUSIONS_FIELD_NUMBER: _ClassVar[int]
     NOTE_FIELD_NUMBER: _ClassVar[int]
     POOL_COVERAGE_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     id: str
     run_id: str
     pool_id: str
@@ -686,7 +689,8 @@ class SuggestionSet(_message.Message):
     exclusions: SuggestionExclusions
     note: str
     pool_coverage: _containers.RepeatedCompositeFieldContainer[RegionCoverage]
-    def __init__(self, id: _Optional[str] = ..., run_id: _Optional[str] = ..., pool_id: _Optional[str] = ..., diagnosis_id: _Optional[str] = ..., strategy: _Optional[str] = ..., budget: _Optional[int] = ..., num_candidates: _Optional[int] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., name: _Optional[str] = ..., exclusions: _Optional[_Union[SuggestionExclusions, _Mapping]] = ..., note: _Optional[str] = ..., pool_coverage: _Optional[_Iterable[_Union[RegionCoverage, _Mapping]]] = ...) -> None: ...
+    request_id: str
+    def __init__(self, id: _Optional[str] = ..., run_id: _Optional[str] = ..., pool_id: _Optional[str] = ..., diagnosis_id: _Optional[str] = ..., strategy: _Optional[str] = ..., budget: _Optional[int] = ..., num_candidates: _Optional[int] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., name: _Optional[str] = ..., exclusions: _Optional[_Union[SuggestionExclusions, _Mapping]] = ..., note: _Optional[str] = ..., pool_coverage: _Optional[_Iterable[_Union[RegionCoverage, _Mapping]]] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class RegionCoverage(_message.Message):
     __slots__ = ("region_id", "failures", "covered", "reach", "median_distance", "distance_ratio")
