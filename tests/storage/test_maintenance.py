@@ -39,7 +39,7 @@ def _fill(client: Client, n_run: int = 400, n_pool: int = 300, seed: int = 0):
     pool.add([f"u{i}" for i in range(n_pool)], rng.normal(size=(n_pool, DIM)),
              probabilities=np.stack([q, 1 - q], 1), progress=False)
     diagnosis = run.diagnose(progress=False)
-    picks = run.suggest(pool, budget=20, strategy="random")
+    picks = run.suggest(pool, budget=20, strategy="random", request_id="fill-round")
     return run, pool, diagnosis, picks
 
 
@@ -93,6 +93,10 @@ def test_recover_rebuilds_the_catalog_from_the_files(filled):
             # Suggestion history came back too: the earlier picks stay excluded.
             more = run.suggest(client.get_pool(pool_id), budget=50, strategy="random")
             assert not set(more["sample_id"]) & set(picks["sample_id"])
+            # So did each set's request id: the round's request, repeated, gets that set.
+            again = run.suggest(pool_id, budget=20, strategy="random", request_id="fill-round")
+            assert again["sample_id"].tolist() == picks["sample_id"].tolist()
+            assert again.attrs["suggestion_set"] == picks.attrs["suggestion_set"]
     finally:
         srv.stop()
 
