@@ -174,9 +174,18 @@ def test_similar_finds_more_of_the_query_rows_condition(world):
     rows = [c.pool_index for c in out]
     assert dark[rows].mean() >= 5 * dark.mean()
     q_rows = np.flatnonzero(s.test.conditions["dark"].to_numpy())[:20]
-    assert {c.nearest_failure_index for c in out} <= set(q_rows.tolist())
+    # Near a query row, or near their mean (run row -1), which joins them as 6 rows of 26.
+    assert {c.nearest_failure_index for c in out} <= set(q_rows.tolist()) | {-1}
     assert all(c.region_id == -1 and c.slice == "" for c in out)
-    assert all(c.reason.startswith("like the 20 query rows; nearest query row ") for c in out)
+    assert all(c.reason.startswith("like the 20 query rows; nearest query row ") == (c.nearest_failure_index >= 0)
+               for c in out)
+    assert any(c.nearest_failure_index == -1 for c in out)
+    # Without the mean the picks follow the query rows alone.
+    from blindspots_server.core import targeted
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(targeted, "QUERY_MEAN_SHARE", 0.0)
+        alone = call(world, "similar", budget=150)
+    assert all(c.nearest_failure_index >= 0 for c in alone) and alone != out
     # Without the pool rows in this process (Ray shards hold them): the same picks from an exact index.
     from dataclasses import replace
 
