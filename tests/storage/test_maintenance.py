@@ -29,7 +29,8 @@ DIM = 8
 def _fill(client: Client, n_run: int = 400, n_pool: int = 300, seed: int = 0):
     """A run with predictions, a pool, a diagnosis and one suggestion round."""
     rng = np.random.default_rng(seed)
-    run = client.create_run("r", class_names=["a", "b"], embedding_dim=DIM, model_name="m", model_version="v1")
+    run = client.create_run("r", class_names=["a", "b"], embedding_dim=DIM, model_name="m", model_version="v1",
+                            request_id="fill-run")
     labels = rng.integers(0, 2, n_run)
     p = rng.uniform(0.05, 0.95, n_run)
     run.log_predictions([f"t{i}" for i in range(n_run)], rng.normal(size=(n_run, DIM)), labels=labels,
@@ -93,7 +94,9 @@ def test_recover_rebuilds_the_catalog_from_the_files(filled):
             # Suggestion history came back too: the earlier picks stay excluded.
             more = run.suggest(client.get_pool(pool_id), budget=50, strategy="random")
             assert not set(more["sample_id"]) & set(picks["sample_id"])
-            # So did each set's request id: the round's request, repeated, gets that set.
+            # So did the request ids: the run's and the round's requests, repeated, get them.
+            assert client.create_run("r", class_names=["a", "b"], embedding_dim=DIM, model_name="m",
+                                     model_version="v1", request_id="fill-run").id == run_id
             again = run.suggest(pool_id, budget=20, strategy="random", request_id="fill-round")
             assert again["sample_id"].tolist() == picks["sample_id"].tolist()
             assert again.attrs["suggestion_set"] == picks.attrs["suggestion_set"]

@@ -295,8 +295,9 @@ def test_diagnoses_jobs_and_suggestion_sets_roundtrip(store):
 
 
 def _drop_request_ids(open_again) -> None:
-    """Make the catalog one from before SuggestRequest.request_id: no column, no index."""
-    sql = ["DROP INDEX suggestion_sets_request", "ALTER TABLE suggestion_sets DROP COLUMN request_id"]
+    """Make the catalog one from before request ids: no column, no index."""
+    sql = [q for table in ("runs", "pools", "suggestion_sets")
+           for q in (f"DROP INDEX {table}_request", f"ALTER TABLE {table} DROP COLUMN request_id")]
     if open_again.backend == "embedded":
         import sqlite3
         from blindspots_server.storage.maintenance import CATALOG
@@ -323,8 +324,9 @@ def test_a_set_is_found_by_its_request_id_and_one_request_makes_one_set(open_aga
     store.save_suggestion_set(old, pa.table({"sample_id": ["p0"]}))
     store.close()
     _drop_request_ids(open_again)
-    store = open_again()            # an older catalog gains the column: its sets have no request id
+    store = open_again()            # an older catalog gains the columns: its records have no request id
     assert store.get_suggestion_set("set_old").request_id == ""
+    assert store.get_run("run_a").request_id == "" and store.get_pool("pool_a").request_id == ""
     record = SuggestionSetRecord(id="set_1", run_id="run_a", pool_id="pool_a", diagnosis_id="", strategy="margin",
                                  budget=2, num_candidates=2, created_at=t0 + 1, name="", request_id="req-1")
     store.save_suggestion_set(record, pa.table({"sample_id": ["p1", "p2"]}))
@@ -353,6 +355,39 @@ def test_a_set_is_found_by_its_request_id_and_one_request_makes_one_set(open_aga
     again = open_again()
     assert again.find_suggestion_set("run_a", "pool_b", "req-1").id == "set_3"
     assert again.find_suggestion_set("run_a", "pool_a", "req-1") == record
+
+
+def test_a_run_or_pool_is_found_by_the_request_that_created_it(open_again):
+    store = open_again()
+    t0 = time.time()
+    run = RunRecord(id="run_r", name="r", project="p", model_name="m", model_version="v1", dataset_name="",
+                    class_names=["a", "b"], embedding_dim=4, created_at=t0, request_id="job-1")
+    store.create_run(run)
+    store.create_run(RunRecord(id="run_s", name="r", project="q", model_name="", model_version="",
+                               dataset_name="", class_names=["a", "b"], embedding_dim=4, created_at=t0,
+                               request_id="job-1"))
+    pool = PoolRecord(id="pool_r", name="u", project="p", embedding_dim=4, num_classes=2, created_at=t0,
+                      request_id="job-1")
+    store.create_pool(pool)
+    _run(store, "run_plain")
+    assert store.find_created("run", "p", "job-1") == run == store.get_run("run_r")
+    assert store.find_created("run", "q", "job-1").id == "run_s"
+    assert store.find_created("pool", "p", "job-1") == pool
+    assert store.find_created("run", "p", "job-2") is None and store.find_created("pool", "q", "job-1") is None
+    assert store.get_run("run_plain").request_id == ""
+    # One run per request of a project, whoever writes.
+    with pytest.raises(Exception):
+        store.create_run(RunRecord(id="run_t", name="r", project="p", model_name="", model_version="",
+                                   dataset_name="", class_names=["a", "b"], embedding_dim=4, created_at=t0,
+                                   request_id="job-1"))
+    with pytest.raises(NotFound):
+        store.get_run("run_t")
+    # Kept across a restart; deleting the run frees its request id.
+    store.close()
+    again = open_again()
+    assert again.find_created("run", "p", "job-1") == run
+    again.delete("run", "run_r")
+    assert again.find_created("run", "p", "job-1") is None
 
 
 def test_recent_diagnoses_list_each_runs_latest_newest_first(store):

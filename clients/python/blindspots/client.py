@@ -144,10 +144,16 @@ class Client(LabelsAPI, DeleteAPI):
 
     # ------------------------------------------------------------ runs
     def create_run(self, name: str, class_names: Sequence[str], embedding_dim: int, *, project: str = "",
-                   model_name: str = "", model_version: str = "", dataset_name: str = "") -> "Run":
+                   model_name: str = "", model_version: str = "", dataset_name: str = "",
+                   request_id: str = "") -> "Run":
+        """A new run. ``request_id``: a call repeated with it (same project and fields) gets the run
+        the first one created: pass a stable one (e.g. the pipeline run's id) so a step that runs
+        again logs into the same run (ingest skips rows already stored). Without it each call gets a
+        fresh one, so this method's own retries (a reply lost on the way) never make a second run."""
         msg = self._unary(self.stub.CreateRun, pb.CreateRunRequest(
             name=name, project=project, class_names=list(class_names), embedding_dim=int(embedding_dim),
-            model_name=model_name, model_version=model_version, dataset_name=dataset_name))
+            model_name=model_name, model_version=model_version, dataset_name=dataset_name,
+            request_id=request_id or _request_id()))
         return Run(self, msg)
 
     def get_run(self, run_id: str) -> "Run":
@@ -176,9 +182,12 @@ class Client(LabelsAPI, DeleteAPI):
                             columns=["id", "name", "project", "model", "version", "rows", "bytes", "created_at"])
 
     # ------------------------------------------------------------ pools
-    def create_pool(self, name: str, embedding_dim: int, *, num_classes: int = 0, project: str = "") -> "Pool":
+    def create_pool(self, name: str, embedding_dim: int, *, num_classes: int = 0, project: str = "",
+                    request_id: str = "") -> "Pool":
+        """A new pool (``request_id``: as in :meth:`create_run`)."""
         return Pool(self, self._unary(self.stub.CreatePool, pb.CreatePoolRequest(
-            name=name, project=project, embedding_dim=int(embedding_dim), num_classes=int(num_classes))))
+            name=name, project=project, embedding_dim=int(embedding_dim), num_classes=int(num_classes),
+            request_id=request_id or _request_id())))
 
     def get_pool(self, pool_id: str) -> "Pool":
         return Pool(self, self._unary(self.stub.GetPool, pb.GetPoolRequest(pool_id=pool_id)))
@@ -333,7 +342,7 @@ class Client(LabelsAPI, DeleteAPI):
                                     seed=seed, name=name, uncertainty_weight=uncertainty_weight,
                                     slice_weight=slice_weight, region_ids=[int(r) for r in region_ids],
                                     query_ids=[str(i) for i in query_ids],
-                                    request_id=request_id or f"sdk-{uuid.uuid4().hex}")
+                                    request_id=request_id or _request_id())
         bar = ProgressBar(f"suggest {strategy}", progress)
 
         def call():
@@ -397,6 +406,11 @@ class Client(LabelsAPI, DeleteAPI):
         done = pages[-1].suggestion_set
         return self._picks([c for page in pages for c in page.candidates], done, done.run_id, output, fmt,
                            local_files_root)
+
+
+def _request_id() -> str:
+    """A call's own request id: its retries repeat it, a new call gets another."""
+    return f"sdk-{uuid.uuid4().hex}"
 
 
 SET_COLUMNS = ["id", "name", "run_id", "pool_id", "diagnosis_id", "strategy", "budget", "num_candidates",

@@ -172,8 +172,9 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
         run = RunRecord(id=new_id("run"), name=request.name, project=project, model_name=request.model_name,
                         model_version=request.model_version, dataset_name=request.dataset_name,
                         class_names=list(request.class_names), embedding_dim=request.embedding_dim,
-                        created_at=time.time())
-        return convert.run_message(self.store.create_run(run))
+                        created_at=time.time(), request_id=request.request_id)
+        return convert.run_message(self._create_once("run", run, self.store.create_run, (
+            "name", "model_name", "model_version", "dataset_name", "class_names", "embedding_dim")))
 
     def GetRun(self, request: pb.GetRunRequest, context) -> pb.Run:
         run = self._run(request.run_id, context)
@@ -204,8 +205,25 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
                 "must be 0 (no probabilities) or between 2 and 100000")
         pool = PoolRecord(id=new_id("pool"), name=request.name, project=project,
                           embedding_dim=request.embedding_dim, num_classes=request.num_classes,
-                          created_at=time.time())
-        return convert.pool_message(self.store.create_pool(pool))
+                          created_at=time.time(), request_id=request.request_id)
+        return convert.pool_message(self._create_once("pool", pool, self.store.create_pool,
+                                                      ("name", "embedding_dim", "num_classes")))
+
+    def _create_once(self, target: str, record, create, asked: tuple[str, ...]):
+        """``create(record)``, unless ``record.request_id`` (when set) already created a run or pool
+        of its project: then that one, if it was asked for with the same ``asked`` fields."""
+        check_name(record.request_id, "request_id", required=False)
+        if not record.request_id:
+            return create(record)
+        with self.store.exclusive(f"create/{target}/{record.project}/{record.request_id}"):
+            earlier = self.store.find_created(target, record.project, record.request_id)
+            if earlier is None:
+                return create(record)
+        differ = [f"{f} {getattr(earlier, f)!r}, not {getattr(record, f)!r}" for f in asked
+                  if getattr(earlier, f) != getattr(record, f)]
+        require(not differ, "request_id", f"{record.request_id!r} already created {target} {earlier.id!r} with "
+                f"{'; '.join(differ)}: use a new request_id")
+        return earlier
 
     def GetPool(self, request: pb.GetPoolRequest, context) -> pb.Pool:
         pool = self._pool(request.pool_id, context)

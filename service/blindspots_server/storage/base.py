@@ -124,6 +124,7 @@ class RunRecord:
     created_at: float                 # unix seconds
     num_rows: int = 0
     metadata_schema: dict[str, str] = field(default_factory=dict)   # column -> string|number|timestamp
+    request_id: str = ""              # CreateRunRequest.request_id: a repeated call gets this run
 
 
 @dataclass
@@ -139,6 +140,7 @@ class PoolRecord:
     index_kind: str = ""
     index_rows: int = 0
     index_description: str = ""
+    request_id: str = ""              # CreatePoolRequest.request_id: a repeated call gets this pool
 
 
 @dataclass
@@ -228,6 +230,11 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def get_run(self, run_id: str) -> RunRecord: ...
+
+    @abc.abstractmethod
+    def find_created(self, target: str, project: str, request_id: str) -> Optional["RunRecord | PoolRecord"]:
+        """The run or pool (``target``) of ``project`` that the request ``request_id`` (not empty)
+        created, if any."""
 
     @abc.abstractmethod
     def list_runs(self, projects: Optional[list[str]], limit: int, offset: int) -> list[RunRecord]: ...

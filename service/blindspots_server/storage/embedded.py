@@ -47,8 +47,8 @@ from .embedded_labels import LABELS_SCHEMA, EmbeddedLabels
 from .row_tables import RowCache
 from .rows import row_digests
 from .file_root import FileRoot
-from .sql_catalog import (COPIED_TABLES, DELETING_SCHEMA, SUGGESTION_REQUEST_INDEX, SqlCatalog, deletion_plan,
-                          refuse_unless_empty, suggestion_set_deletion_plan)
+from .sql_catalog import (COPIED_TABLES, DELETING_SCHEMA, POOL_COLUMNS, REQUEST_ID_TABLES, REQUEST_INDEXES, RUN_COLUMNS,
+                          SqlCatalog, deletion_plan, refuse_unless_empty, suggestion_set_deletion_plan)
 
 log = logging.getLogger("blindspots.store")
 
@@ -120,10 +120,11 @@ class EmbeddedStore(SqlCatalog, EmbeddedLabels, Store):
             if "digest" not in {r[1] for r in self._db.execute("PRAGMA table_info(sample_ids)")}:
                 # Catalogs from before per-row idempotency: their rows have no digest ('').
                 self._db.execute("ALTER TABLE sample_ids ADD COLUMN digest TEXT DEFAULT ''")
-            if "request_id" not in {r[1] for r in self._db.execute("PRAGMA table_info(suggestion_sets)")}:
-                # The column of SuggestRequest.request_id, added to every catalog (older sets: '').
-                self._db.execute("ALTER TABLE suggestion_sets ADD COLUMN request_id TEXT NOT NULL DEFAULT ''")
-            self._db.execute(SUGGESTION_REQUEST_INDEX)
+            for table in REQUEST_ID_TABLES:     # catalogs from before request ids: theirs are ''
+                if "request_id" not in {r[1] for r in self._db.execute(f"PRAGMA table_info({table})")}:
+                    self._db.execute(f"ALTER TABLE {table} ADD COLUMN request_id TEXT NOT NULL DEFAULT ''")
+            for index in REQUEST_INDEXES:
+                self._db.execute(index)
         except sqlite3.DatabaseError as exc:
             raise StoreUnusable(maintenance.unusable_message(self.root, f"the catalog cannot be read ({exc})")) \
                 from None
@@ -274,10 +275,10 @@ class EmbeddedStore(SqlCatalog, EmbeddedLabels, Store):
 
     # ------------------------------------------------------------ runs / pools
     def create_run(self, run: RunRecord) -> RunRecord:
-        self._exec([("INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+        self._exec([(f"INSERT INTO runs ({RUN_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                      (run.id, run.name, run.project, run.model_name, run.model_version,
                       run.dataset_name, json.dumps(run.class_names), run.embedding_dim,
-                      run.created_at, 0, "{}"))])
+                      run.created_at, 0, "{}", run.request_id))])
         return self.get_run(run.id)
 
     @staticmethod
@@ -287,9 +288,9 @@ class EmbeddedStore(SqlCatalog, EmbeddedLabels, Store):
         return f"WHERE project IN ({','.join('?' * len(projects))})", tuple(projects)
 
     def create_pool(self, pool: PoolRecord) -> PoolRecord:
-        self._exec([("INSERT INTO pools VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+        self._exec([(f"INSERT INTO pools ({POOL_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                      (pool.id, pool.name, pool.project, pool.embedding_dim, pool.num_classes,
-                      pool.created_at, 0, "{}", "", 0, ""))])
+                      pool.created_at, 0, "{}", "", 0, "", pool.request_id))])
         return self.get_pool(pool.id)
 
     # ------------------------------------------------------------ rows

@@ -43,7 +43,7 @@ from .postgres_jobs import JobQueueMixin
 from .postgres_labels import LABELS_SCHEMA, PostgresLabels
 from .row_tables import RowCache
 from .rows import row_digests
-from .sql_catalog import (COPIED_TABLES, DELETING_SCHEMA, POOL_COLUMNS, RUN_COLUMNS, SUGGESTION_REQUEST_INDEX,
+from .sql_catalog import (COPIED_TABLES, DELETING_SCHEMA, POOL_COLUMNS, REQUEST_ID_TABLES, REQUEST_INDEXES, RUN_COLUMNS,
                           SqlCatalog, deletion_plan, refuse_unless_empty, suggestion_set_deletion_plan)
 
 try:
@@ -89,8 +89,8 @@ CREATE INDEX IF NOT EXISTS suggested_target ON suggested (run_id, pool_id);
 CREATE INDEX IF NOT EXISTS suggested_pool ON suggested (pool_id);
 CREATE INDEX IF NOT EXISTS suggestion_sets_run ON suggestion_sets (run_id);
 CREATE INDEX IF NOT EXISTS suggestion_sets_pool ON suggestion_sets (pool_id);
-ALTER TABLE suggestion_sets ADD COLUMN IF NOT EXISTS request_id TEXT NOT NULL DEFAULT '';
-""" + SUGGESTION_REQUEST_INDEX + """;
+""" + "".join(f"ALTER TABLE {t} ADD COLUMN IF NOT EXISTS request_id TEXT NOT NULL DEFAULT '';\n"
+               for t in REQUEST_ID_TABLES) + "".join(f"{q};\n" for q in REQUEST_INDEXES) + """
 CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY, sha256 TEXT, bytes BIGINT);
 """ + DELETING_SCHEMA
 _FILE_ROW = ("INSERT INTO files VALUES (%s, %s, %s) ON CONFLICT (path) DO UPDATE "
@@ -184,9 +184,9 @@ class PostgresStore(SqlCatalog, JobQueueMixin, PostgresLabels, Store):
     # ------------------------------------------------------------ runs / pools
     def create_run(self, run: RunRecord) -> RunRecord:
         with self._tx() as cur:
-            cur.execute(f"INSERT INTO runs ({RUN_COLUMNS}) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,0,'{{}}')",
+            cur.execute(f"INSERT INTO runs ({RUN_COLUMNS}) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,0,'{{}}',%s)",
                         (run.id, run.name, run.project, run.model_name, run.model_version, run.dataset_name,
-                         json.dumps(run.class_names), run.embedding_dim, run.created_at))
+                         json.dumps(run.class_names), run.embedding_dim, run.created_at, run.request_id))
         return self.get_run(run.id)
 
     @staticmethod
@@ -197,8 +197,9 @@ class PostgresStore(SqlCatalog, JobQueueMixin, PostgresLabels, Store):
 
     def create_pool(self, pool: PoolRecord) -> PoolRecord:
         with self._tx() as cur:
-            cur.execute(f"INSERT INTO pools ({POOL_COLUMNS}) VALUES (%s,%s,%s,%s,%s,%s,0,'{{}}','',0,'')",
-                        (pool.id, pool.name, pool.project, pool.embedding_dim, pool.num_classes, pool.created_at))
+            cur.execute(f"INSERT INTO pools ({POOL_COLUMNS}) VALUES (%s,%s,%s,%s,%s,%s,0,'{{}}','',0,'',%s)",
+                        (pool.id, pool.name, pool.project, pool.embedding_dim, pool.num_classes, pool.created_at,
+                         pool.request_id))
         return self.get_pool(pool.id)
 
     # ------------------------------------------------------------ deletion

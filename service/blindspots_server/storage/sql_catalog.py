@@ -15,15 +15,21 @@ from .row_tables import ReadProgress, cached_rows, read_target_row_data, read_ta
 from .rows import RowData
 
 RUN_COLUMNS = ("id, name, project, model_name, model_version, dataset_name, class_names, embedding_dim, "
-               "created_at, num_rows, metadata_schema")
+               "created_at, num_rows, metadata_schema, request_id")
 DIAGNOSIS_COLUMNS = "id, run_id, created_at, job_id, payload"
 SUGGESTION_SET_COLUMNS = ("id, run_id, pool_id, diagnosis_id, strategy, budget, num_candidates, created_at, name, "
                           "request_id")
-# The index that keeps one set per request (SuggestRequest.request_id) of a run and pool; both stores.
-SUGGESTION_REQUEST_INDEX = ("CREATE UNIQUE INDEX IF NOT EXISTS suggestion_sets_request ON suggestion_sets "
-                            "(run_id, pool_id, request_id) WHERE request_id <> ''")
+# The request ids that make CreateRun, CreatePool and Suggest safe to repeat: a column of each
+# table (added to catalogs made before it; '' where none was given), unique per project for runs
+# and pools and per run and pool for suggestion sets. Both stores.
+REQUEST_ID_TABLES = ("runs", "pools", "suggestion_sets")
+REQUEST_INDEXES = (
+    "CREATE UNIQUE INDEX IF NOT EXISTS runs_request ON runs (project, request_id) WHERE request_id <> ''",
+    "CREATE UNIQUE INDEX IF NOT EXISTS pools_request ON pools (project, request_id) WHERE request_id <> ''",
+    "CREATE UNIQUE INDEX IF NOT EXISTS suggestion_sets_request ON suggestion_sets (run_id, pool_id, request_id) "
+    "WHERE request_id <> ''")
 POOL_COLUMNS = ("id, name, project, embedding_dim, num_classes, created_at, num_rows, metadata_schema, "
-                "index_kind, index_rows, index_description")
+                "index_kind, index_rows, index_description, request_id")
 
 
 # Files a deletion committed and has still to remove (Store.delete): a store that stops between
@@ -157,16 +163,25 @@ class SqlCatalog:
     def _run_record(row: tuple) -> RunRecord:
         return RunRecord(id=row[0], name=row[1], project=row[2], model_name=row[3], model_version=row[4],
                          dataset_name=row[5], class_names=json.loads(row[6]), embedding_dim=row[7],
-                         created_at=row[8], num_rows=row[9], metadata_schema=json.loads(row[10]))
+                         created_at=row[8], num_rows=row[9], metadata_schema=json.loads(row[10]), request_id=row[11])
 
     @staticmethod
     def _pool_record(row: tuple) -> PoolRecord:
         return PoolRecord(id=row[0], name=row[1], project=row[2], embedding_dim=row[3], num_classes=row[4],
                           created_at=row[5], num_rows=row[6], metadata_schema=json.loads(row[7]),
-                          index_kind=row[8], index_rows=row[9], index_description=row[10])
+                          index_kind=row[8], index_rows=row[9], index_description=row[10], request_id=row[11])
 
     def get_run(self, run_id: str) -> RunRecord:
         return self._run_record(self._one("runs", RUN_COLUMNS, run_id, "run"))
+
+    def find_created(self, target: str, project: str, request_id: str) -> Optional[RunRecord | PoolRecord]:
+        if not request_id:
+            raise ValueError("find_created needs a request_id")
+        columns, record = (RUN_COLUMNS, self._run_record) if target == "run" else (POOL_COLUMNS, self._pool_record)
+        p = self.PLACEHOLDER
+        rows = self._query(f"SELECT {columns} FROM {self._table_name(target)} WHERE project={p} AND request_id={p}",
+                           (project, request_id))
+        return record(rows[0]) if rows else None
 
     def list_runs(self, projects: Optional[list[str]], limit: int, offset: int) -> list[RunRecord]:
         return [self._run_record(r) for r in self._listed("runs", RUN_COLUMNS, projects, limit, offset)]

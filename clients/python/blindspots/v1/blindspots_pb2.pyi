@@ -33,7 +33,7 @@ LABEL_NOISE: RegionKind
 MIXED: RegionKind
 
 class CreateRunRequest(_message.Message):
-    __slots__ = ("name", "project", "model_name", "model_version", "dataset_name", "class_names", "embedding_dim")
+    __slots__ = ("name", "project", "model_name", "model_version", "dataset_name", "class_names", "embedding_dim", "request_id")
     NAME_FIELD_NUMBER: _ClassVar[int]
     PROJECT_FIELD_NUMBER: _ClassVar[int]
     MODEL_NAME_FIELD_NUMBER: _ClassVar[int]
@@ -41,6 +41,7 @@ class CreateRunRequest(_message.Message):
     DATASET_NAME_FIELD_NUMBER: _ClassVar[int]
     CLASS_NAMES_FIELD_NUMBER: _ClassVar[int]
     EMBEDDING_DIM_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     name: str
     project: str
     model_name: str
@@ -48,7 +49,8 @@ class CreateRunRequest(_message.Message):
     dataset_name: str
     class_names: _containers.RepeatedScalarFieldContainer[str]
     embedding_dim: int
-    def __init__(self, name: _Optional[str] = ..., project: _Optional[str] = ..., model_name: _Optional[str] = ..., model_version: _Optional[str] = ..., dataset_name: _Optional[str] = ..., class_names: _Optional[_Iterable[str]] = ..., embedding_dim: _Optional[int] = ...) -> None: ...
+    request_id: str
+    def __init__(self, name: _Optional[str] = ..., project: _Optional[str] = ..., model_name: _Optional[str] = ..., model_version: _Optional[str] = ..., dataset_name: _Optional[str] = ..., class_names: _Optional[_Iterable[str]] = ..., embedding_dim: _Optional[int] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class Run(_message.Message):
     __slots__ = ("id", "name", "project", "model_name", "model_version", "dataset_name", "class_names", "embedding_dim", "num_rows", "created_at", "metadata_schema", "stored_bytes")
@@ -137,16 +139,18 @@ class ListRunsResponse(_message.Message):
     def __init__(self, runs: _Optional[_Iterable[_Union[Run, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class CreatePoolRequest(_message.Message):
-    __slots__ = ("name", "project", "embedding_dim", "num_classes")
+    __slots__ = ("name", "project", "embedding_dim", "num_classes", "request_id")
     NAME_FIELD_NUMBER: _ClassVar[int]
     PROJECT_FIELD_NUMBER: _ClassVar[int]
     EMBEDDING_DIM_FIELD_NUMBER: _ClassVar[int]
     NUM_CLASSES_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     name: str
     project: str
     embedding_dim: int
     num_classes: int
-    def __init__(self, name: _Optional[str] = ..., project: _Optional[str] = ..., embedding_dim: _Optional[int] = ..., num_classes: _Optional[int] = ...) -> None: ...
+    request_id: str
+    def __init__(self, name: _Optional[str] = ..., project: _Optional[str] = ..., embedding_dim: _Optional[int] = ..., num_classes: _Optional[int] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class Pool(_message.Message):
     __slots__ = ("id", "name", "project", "embedding_dim", "num_classes", "num_rows", "created_at", "metadata_schema", "index", "stored_bytes")

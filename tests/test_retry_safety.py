@@ -1,6 +1,6 @@
-"""Suggest is safe to repeat, through a real server: a call repeated with its request_id gets the
-set the first one stored, and a connection cut while the answer streams (a real TCP proxy on
-loopback) makes the SDK retry without starting a second round."""
+"""Calls that create something are safe to repeat, through a real server: a CreateRun, CreatePool or
+Suggest repeated with its request_id gets what the first one made, and a connection cut before the
+answer arrives (a real TCP proxy on loopback) makes the SDK retry without making a second one."""
 from __future__ import annotations
 
 import pandas as pd
@@ -88,3 +88,58 @@ def test_a_pipeline_step_run_again_writes_the_same_manifest(server, client, smal
     assert first.returncode == 0 and again.returncode == 0, first.stderr + again.stderr
     assert (tmp_path / "a.json").read_bytes() == (tmp_path / "b.json").read_bytes()
     assert len(run.suggestion_sets()) == 1
+
+
+def test_a_repeated_create_gets_the_run_or_pool_it_made(client, small_scenario):
+    s, sm = small_scenario.scenario, small_scenario
+    dim = s.test.embeddings.shape[1]
+
+    def step():
+        """A pipeline step: create the run (the CI job's id makes it this step's run) and log into it."""
+        run = client.create_run("eval", class_names=s.class_names, embedding_dim=dim, model_name="mlp",
+                                model_version="v7", project="listings", request_id="ci-4711-eval")
+        run.log_predictions(s.test.ids[:500], s.test.embeddings[:500], labels=s.test.labels[:500],
+                            probabilities=sm.test_probs[:500], progress=False)
+        return run
+
+    first, again = step(), step()
+    assert again.id == first.id and client.get_run(first.id).message.num_rows == 500
+    assert [r.id for r in client.list_runs("listings")] == [first.id]
+    # Another project, or no request id, is another run.
+    elsewhere = client.create_run("eval", class_names=s.class_names, embedding_dim=dim, project="other",
+                                  request_id="ci-4711-eval")
+    assert elsewhere.id != first.id
+    # The same id asking for another run is refused, naming what differs; nothing is made.
+    with pytest.raises(InvalidArgumentError, match=r"request_id: 'ci-4711-eval' already created run '"
+                                                   + first.id + r"' with model_version 'v7', not 'v8'"):
+        client.create_run("eval", class_names=s.class_names, embedding_dim=dim, model_name="mlp",
+                          model_version="v8", project="listings", request_id="ci-4711-eval")
+    assert len(client.list_runs("listings")) == 1
+    # Pools alike.
+    pool = client.create_pool("unlabeled", embedding_dim=dim, num_classes=len(s.class_names), project="listings",
+                              request_id="ci-4711-pool")
+    assert client.create_pool("unlabeled", embedding_dim=dim, num_classes=len(s.class_names), project="listings",
+                              request_id="ci-4711-pool").id == pool.id
+    with pytest.raises(InvalidArgumentError, match="request_id: 'ci-4711-pool' already created pool .* num_classes"):
+        client.create_pool("unlabeled", embedding_dim=dim, project="listings", request_id="ci-4711-pool")
+    assert [p.id for p in client.list_pools("listings")] == [pool.id]
+    # Once the run is deleted, its request id makes a new one.
+    first.delete()
+    assert step().id != first.id
+
+
+def test_a_create_whose_reply_is_lost_is_retried_without_a_second_run(server, client):
+    proxy = CuttingProxy(server.port)
+    through = Client(f"127.0.0.1:{proxy.port}", retries=3, timeout=60)
+    try:
+        assert through.list_runs() == []                     # the channel is up
+        proxy.arm(after_bytes=64)                            # the next reply is cut as it comes back
+        run = through.create_run("eval", class_names=["a", "b"], embedding_dim=4, project="p")
+        proxy.arm(after_bytes=64)
+        pool = through.create_pool("unlabeled", embedding_dim=4, project="p")
+    finally:
+        through.close()
+        proxy.close()
+    assert proxy.cuts == 2
+    assert [r.id for r in client.list_runs("p")] == [run.id]
+    assert [p.id for p in client.list_pools("p")] == [pool.id]
