@@ -3,11 +3,14 @@ Suggest repeated with its request_id gets what the first one made, and a connect
 answer arrives (a real TCP proxy on loopback) makes the SDK retry without making a second one."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
 from blindspots import Client
-from blindspots.errors import InvalidArgumentError
+from blindspots.errors import InvalidArgumentError, JobFailedError
+from blindspots.v1 import blindspots_pb2 as pb
 from netfault import CuttingProxy
 from test_api import _log_scenario
 
@@ -143,3 +146,40 @@ def test_a_create_whose_reply_is_lost_is_retried_without_a_second_run(server, cl
     assert proxy.cuts == 2
     assert [r.id for r in client.list_runs("p")] == [run.id]
     assert [p.id for p in client.list_pools("p")] == [pool.id]
+
+
+def _diagnoses(client, run) -> list:
+    return list(client.stub.ListDiagnoses(pb.ListDiagnosesRequest(run_id=run.id), timeout=30).diagnoses)
+
+
+def test_a_repeated_diagnose_follows_the_job_it_started(client, small_scenario):
+    run, _, _ = _log_scenario(client, small_scenario)
+    first = run.diagnose(wait=False, request_id="ci-4711-diagnose")
+    again = run.diagnose(wait=False, request_id="ci-4711-diagnose")
+    assert again.id == first.id
+    done = run.diagnose(progress=False, request_id="ci-4711-diagnose")     # follows it to its end
+    assert done.message.job_id == first.id and len(_diagnoses(client, run)) == 1
+    # Other params are another diagnosis, as is another request id.
+    other = run.diagnose(wait=False, request_id="ci-4711-diagnose", min_cluster_size=40)
+    plain = run.diagnose(wait=False)
+    assert len({first.id, other.id, plain.id}) == 3
+    for job in (other, plain):
+        client.wait_job(job.id, False)
+    assert len(_diagnoses(client, run)) == 3
+
+
+def test_a_failed_diagnosis_is_started_again_under_its_request_id(server, client, small_scenario):
+    run, _, _ = _log_scenario(client, small_scenario)
+    row_file = sorted((Path(server.config.data_dir) / "runs" / run.id).glob("*.parquet"))[0]
+    intact = row_file.read_bytes()
+    damaged = bytearray(intact)
+    damaged[len(damaged) // 2] ^= 0xFF
+    row_file.write_bytes(bytes(damaged))
+    failed = run.diagnose(wait=False, request_id="nightly-diagnose")
+    with pytest.raises(JobFailedError, match="FAILED: DATA_LOSS"):
+        client.wait_job(failed.id, False)
+    row_file.write_bytes(intact)                       # repaired: the pipeline runs its step again
+    done = run.diagnose(progress=False, request_id="nightly-diagnose")
+    assert done.message.job_id != failed.id and len(_diagnoses(client, run)) == 1
+    # The one that succeeded is the request's answer from now on.
+    assert run.diagnose(wait=False, request_id="nightly-diagnose").id == done.message.job_id

@@ -576,14 +576,18 @@ class Run(_Resource):
                                    given["embeddings"], labels, given["probabilities"], given["metadata"],
                                    given["uris"], batch_size, logits, batch_id_prefix, progress)
 
-    def diagnose(self, *, wait: bool = True, progress: Union[bool, str] = "auto", **params) -> Union[Diagnosis, pb.Job]:
+    def diagnose(self, *, wait: bool = True, progress: Union[bool, str] = "auto", request_id: str = "",
+                 **params) -> Union[Diagnosis, pb.Job]:
         """Start a diagnosis; with ``wait`` follow its progress and return the result.
         ``params``: fields of DiagnosisParams (min_cluster_size=..., fdr_alpha=...).
+        ``request_id``: a call repeated with it (and the same params) follows the job the first one
+        started unless that one failed; each call gets a fresh one otherwise, so this method's own
+        retries start no second diagnosis.
         Interrupted while waiting (Ctrl-C, KeyboardInterrupt), it cancels the job it started
         before re-raising (the exception's ``cancelled_job`` then names it), rather than leave
         it running unseen; ``wait=False`` leaves the job to the caller (``client.cancel_job``)."""
-        job = self.client._unary(self.client.stub.Diagnose,
-                                 pb.DiagnoseRequest(run_id=self.id, params=_diagnosis_params(params)))
+        job = self.client._unary(self.client.stub.Diagnose, pb.DiagnoseRequest(
+            run_id=self.id, params=_diagnosis_params(params), request_id=request_id or _request_id()))
         if not wait:
             return job
         try:

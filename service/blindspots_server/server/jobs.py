@@ -59,10 +59,10 @@ class JobRunner:
     def start(self) -> None:
         """Nothing to start: jobs go to the thread pool as they are submitted."""
 
-    def submit(self, kind: str, run_id: str, params: dict) -> JobRecord:
+    def submit(self, kind: str, run_id: str, params: dict, job_id: str = "") -> JobRecord:
         handler = self._handlers[kind]
         now = time.time()
-        job = JobRecord(id=new_id("job"), kind=kind, run_id=run_id, state="PENDING", fraction_done=0.0,
+        job = JobRecord(id=job_id or new_id("job"), kind=kind, run_id=run_id, state="PENDING", fraction_done=0.0,
                         stage="queued", result_id="", error="", created_at=now, updated_at=now)
         self._store.save_job(job)
         with self._changed:

@@ -5,6 +5,8 @@ Errors are raised as exceptions and mapped to status codes by
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import queue
 import re
@@ -55,6 +57,7 @@ CANDIDATE_BATCH = 500
 SET_PAGE, MAX_SET_PAGE = 1000, 10000     # GetSuggestionSet's candidates per page: default, most
 PROGRESS_EVERY_S = 0.25      # Suggest's progress messages within one step
 MAX_OFFSET = 1 << 53           # far beyond any listing, and inside SQLite's 64-bit OFFSET
+MAX_REQUEST_ATTEMPTS = 20      # Diagnose: new jobs for one request id whose earlier ones failed
 
 
 class ProgressThrottle:
@@ -363,8 +366,24 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
         p = request.params
         check_diagnosis_params(p, run.num_rows, run.embedding_dim)
         kwargs = convert.diagnoser_kwargs(p)
-        job = self.jobs.submit("diagnose", run.id, {"run_id": run.id, "kwargs": kwargs})
-        return convert.job_message(job)
+        check_name(request.request_id, "request_id", required=False)
+        if not request.request_id:
+            return convert.job_message(self.jobs.submit("diagnose", run.id, {"run_id": run.id, "kwargs": kwargs}))
+        # The job's id follows from the request (run, request id, params): a repeat finds the job.
+        # Run ids are never reused, so neither are these.
+        request_key = json.dumps([run.id, request.request_id, kwargs], sort_keys=True)
+        with self.store.exclusive(f"diagnose/{run.id}/{request.request_id}"):
+            for attempt in range(MAX_REQUEST_ATTEMPTS):
+                job_id = "job_" + hashlib.sha256(f"{request_key}/{attempt}".encode()).hexdigest()[:16]
+                try:
+                    earlier = self.jobs.get(job_id)
+                except NotFound:
+                    return convert.job_message(self.jobs.submit("diagnose", run.id, {"run_id": run.id, "kwargs": kwargs},
+                                                                job_id=job_id))
+                if earlier.state not in ("FAILED", "CANCELLED"):
+                    return convert.job_message(earlier)
+        raise FailedPrecondition(f"request_id {request.request_id!r}: {MAX_REQUEST_ATTEMPTS} diagnoses asked for "
+                                 "with it failed or were cancelled; use a new request_id")
 
     def _diagnose_job(self, job_id: str, params: dict, progress) -> str:
         return self._diagnose(self.store.get_run(params["run_id"]), params["kwargs"], job_id, progress)

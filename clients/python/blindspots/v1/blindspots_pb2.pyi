@@ -335,12 +335,14 @@ class GetJobRequest(_message.Message):
     def __init__(self, job_id: _Optional[str] = ...) -> None: ...
 
 class DiagnoseRequest(_message.Message):
-    __slots__ = ("run_id", "params")
+    __slots__ = ("run_id", "params", "request_id")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     PARAMS_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     params: DiagnosisParams
-    def __init__(self, run_id: _Optional[str] = ..., params: _Optional[_Union[DiagnosisParams, _Mapping]] = ...) -> None: ...
+    request_id: str
+    def __init__(self, run_id: _Optional[str] = ..., params: _Optional[_Union[DiagnosisParams, _Mapping]] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class DiagnosisParams(_message.Message):
     __slots__ = ("failure_definition", "top_loss_quantile", "min_cluster_size", "min_samples", "reduce_to", "max_regions", "fdr_alpha", "max_slice_predicates", "min_slice_support", "sliceline_alpha", "top_slices", "quantile_bins", "seed")
