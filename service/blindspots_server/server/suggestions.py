@@ -160,7 +160,7 @@ class Suggestions:
                                                    self.store.diagnosis_rows(diagnosis.id), run_ids,
                                                    pool_rows.metadata, run_labels, run_probabilities)
             if request.region_ids:
-                regions = chosen_regions(regions, diagnosis, request.region_ids)
+                regions = chosen_regions(regions, request.region_ids)
             notes += target_notes
         del run_labels, run_probabilities
         note = ""
@@ -252,10 +252,9 @@ def check_region_ids(diagnosis: pb.Diagnosis, region_ids) -> None:
                               f"{diagnosis.id!r} ({', '.join(map(str, known)) or 'it has none'})")
 
 
-def chosen_regions(regions: list, diagnosis: pb.Diagnosis, region_ids) -> list:
-    """The targets of the regions a caller chose (request.region_ids), without the confusions
-    no region holds."""
-    check_region_ids(diagnosis, region_ids)
+def chosen_regions(regions: list, region_ids) -> list:
+    """The targets of the regions a caller chose (request.region_ids, checked by
+    check_region_ids), without the confusions no region holds."""
     chosen = set(region_ids)
     return [r for r in regions if r.region_id in chosen and r.confusion is None]
 
