@@ -3,6 +3,7 @@ Suggest repeated with its request_id gets what the first one made, and a connect
 answer arrives (a real TCP proxy on loopback) makes the SDK retry without making a second one."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -181,5 +182,12 @@ def test_a_failed_diagnosis_is_started_again_under_its_request_id(server, client
     row_file.write_bytes(intact)                       # repaired: the pipeline runs its step again
     done = run.diagnose(progress=False, request_id="nightly-diagnose")
     assert done.message.job_id != failed.id and len(_diagnoses(client, run)) == 1
-    # The one that succeeded is the request's answer from now on.
+    # The one that succeeded is the request's answer from now on, to the CLI's step too.
     assert run.diagnose(wait=False, request_id="nightly-diagnose").id == done.message.job_id
+    import subprocess
+    import sys
+    out = subprocess.run([sys.executable, "-m", "blindspots.cli", "diagnose", run.id, "--json", "--request-id",
+                          "nightly-diagnose", "--address", f"127.0.0.1:{server.port}"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["id"] == done.id and len(_diagnoses(client, run)) == 1

@@ -206,7 +206,7 @@ def _cmd_diagnose(args) -> int:
     with _client(args) as client:
         run = client.get_run(args.run)
         try:
-            diagnosis = run.latest_diagnosis() if args.latest else run.diagnose(progress=True, **params)
+            diagnosis = run.latest_diagnosis() if args.latest else run.diagnose(progress=True, request_id=args.request_id, **params)
         except KeyboardInterrupt as interrupt:     # Run.diagnose cancels the job it started, or warns
             job = getattr(interrupt, "cancelled_job", "")
             print(f"\ninterrupted: diagnosis job {job} cancelled on the server" if job else "\ninterrupted",
@@ -538,6 +538,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"exit {REGRESSED} when the run is significantly worse than the previous version of "
                    "its model (the one the diagnosis was compared with) overall, on a region or on a slice")
     s.add_argument("--alpha", type=float, default=0.0, help="level for --fail-on-regression (default: 0.05)")
+    s.add_argument("--request-id", default="", help="a step run again with the same id (and options) follows "
+                   "the diagnosis the first run started, unless it failed; e.g. the CI job's id")
     s.set_defaults(fn=_cmd_diagnose)
 
     s = sub.add_parser("suggest", help="write the samples to label next as a manifest")
