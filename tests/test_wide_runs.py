@@ -7,6 +7,7 @@ import re
 import signal
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import grpc
@@ -151,6 +152,30 @@ def test_the_slice_search_checks_for_cancellation_inside_a_level():
     # And the chunked search finds what one pass found: the same slices, scores, tallies.
     a = SliceFinder(min_support=10).fit(codes, errors)
     assert a.top_slices_ and a.num_evaluated_ > 1000
+
+
+def test_a_ctrl_c_swallowed_by_a_finalizer_still_stops_the_cli():
+    """Python drops a KeyboardInterrupt raised in a finalizer (a gRPC call's ``__del__`` can run
+    just then), and the command went on as if never interrupted; once in CI the CLI kept
+    following its diagnosis after Ctrl-C. The CLI's unraisable hook raises it again."""
+    script = textwrap.dedent("""
+        import sys, time
+        from blindspots.cli import _keep_interrupts
+        if sys.argv[1] == "kept":
+            sys.unraisablehook = _keep_interrupts(sys.unraisablehook)
+        class Finalised:
+            def __del__(self):
+                raise KeyboardInterrupt
+        try:
+            Finalised()                  # gone at once: its interrupt lands in the finalizer
+            time.sleep(3)
+            print("went on")
+        except KeyboardInterrupt:
+            print("interrupted")
+    """)
+    for mode, said in (("kept", "interrupted"), ("default", "went on")):
+        out = subprocess.run([sys.executable, "-c", script, mode], capture_output=True, text=True, timeout=60)
+        assert out.stdout.strip() == said, (mode, out.stdout, out.stderr)
 
 
 def test_ctrl_c_in_the_cli_cancels_the_diagnosis_it_started(tmp_path):

@@ -244,15 +244,21 @@ class Client(LabelsAPI, DeleteAPI):
         job = None
         try:
             while True:
+                stream = self.stub.WatchJob(pb.GetJobRequest(job_id=job_id), timeout=self.timeout,
+                                            metadata=self._metadata)
                 try:
-                    for job in self.stub.WatchJob(pb.GetJobRequest(job_id=job_id), timeout=self.timeout,
-                                                  metadata=self._metadata):
+                    for job in stream:
                         bar.update(job.fraction_done, job.stage)
                     break
                 except grpc.RpcError as err:
                     if err.code() not in RETRYABLE:
                         raise from_rpc_error(err) from None
                     time.sleep(0.5)
+                except BaseException:
+                    # Interrupted (Ctrl-C): end the call now. Left open, the process could exit
+                    # with gRPC still serving it, which crashed it (SIGSEGV) about 1 time in 40.
+                    stream.cancel()
+                    raise
         finally:
             bar.close()
         if job is None or job.state not in (pb.Job.SUCCEEDED, pb.Job.FAILED, pb.Job.CANCELLED):
