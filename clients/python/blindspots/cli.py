@@ -29,11 +29,9 @@ a token from --token or BLINDSPOTS_TOKEN, a CA file from --ca or BLINDSPOTS_CA.
 """
 from __future__ import annotations
 
-import _thread
 import argparse
 import os
 import sys
-import threading
 from typing import Optional
 
 from .errors import BlindspotsError
@@ -688,31 +686,8 @@ def _label_target_args(sp) -> None:
     target.add_argument("--run", help="the run whose test rows were relabeled")
 
 
-def _keep_interrupts(hook):
-    """A sys.unraisablehook that gives back a Ctrl-C Python had to swallow: one that lands in a
-    finalizer (``__del__``, e.g. of a gRPC call) is printed and dropped, and the command went on
-    as if never interrupted. Raised again in the main thread, it reaches the command's handler:
-    from another thread, once this hook has returned (raised in the hook, it would be dropped too)."""
-    def keep(unraisable) -> None:
-        if isinstance(unraisable.exc_value, KeyboardInterrupt):
-            threading.Timer(0.05, _thread.interrupt_main).start()
-        else:
-            hook(unraisable)
-    return keep
-
-
 def main(argv: Optional[list[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    hook = sys.unraisablehook
-    sys.unraisablehook = _keep_interrupts(hook)
-    try:
-        return _run(args)
-    finally:
-        sys.unraisablehook = hook
-
-
-def _run(args) -> int:
-    """The command, its errors turned into exit codes."""
     try:
         code = args.fn(args)
         sys.stdout.flush()       # a closed pipe shows here, not in Python's exit-time flush
