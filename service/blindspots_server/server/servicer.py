@@ -366,9 +366,10 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
         p = request.params
         check_diagnosis_params(p, run.num_rows, run.embedding_dim)
         kwargs = convert.diagnoser_kwargs(p)
+        params = {"run_id": run.id, "kwargs": kwargs}
         check_name(request.request_id, "request_id", required=False)
         if not request.request_id:
-            return convert.job_message(self.jobs.submit("diagnose", run.id, {"run_id": run.id, "kwargs": kwargs}))
+            return convert.job_message(self.jobs.submit("diagnose", run.id, params))
         # The job's id follows from the request (run, request id, params): a repeat finds the job.
         # Run ids are never reused, so neither are these.
         request_key = json.dumps([run.id, request.request_id, kwargs], sort_keys=True)
@@ -378,8 +379,7 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
                 try:
                     earlier = self.jobs.get(job_id)
                 except NotFound:
-                    return convert.job_message(self.jobs.submit("diagnose", run.id, {"run_id": run.id, "kwargs": kwargs},
-                                                                job_id=job_id))
+                    return convert.job_message(self.jobs.submit("diagnose", run.id, params, job_id=job_id))
                 if earlier.state not in ("FAILED", "CANCELLED"):
                     return convert.job_message(earlier)
         raise FailedPrecondition(f"request_id {request.request_id!r}: {MAX_REQUEST_ATTEMPTS} diagnoses asked for "

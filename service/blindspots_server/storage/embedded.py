@@ -48,7 +48,8 @@ from .row_tables import RowCache
 from .rows import row_digests
 from .file_root import FileRoot
 from .sql_catalog import (COPIED_TABLES, DELETING_SCHEMA, POOL_COLUMNS, REQUEST_ID_TABLES, REQUEST_INDEXES, RUN_COLUMNS,
-                          SqlCatalog, deletion_plan, refuse_unless_empty, suggestion_set_deletion_plan)
+                          SqlCatalog, deletion_plan, refuse_unless_empty, suggestion_set_deletion_plan,
+                          suggestion_set_insert)
 
 log = logging.getLogger("blindspots.store")
 
@@ -435,8 +436,7 @@ class EmbeddedStore(SqlCatalog, EmbeddedLabels, Store):
         rel = Path("suggestions") / f"{record.id}.parquet"
         file_row = self._write_parquet(candidates, rel, {"kind": "suggestion_set", "record": dataclasses.asdict(record)})
         ids = candidates.column("sample_id").to_pylist()
-        self._commit_new_file(rel, [("INSERT INTO suggestion_sets VALUES (?,?,?,?,?,?,?,?,?,?)",
-                                     dataclasses.astuple(record)), file_row]
+        self._commit_new_file(rel, [suggestion_set_insert(record, "?"), file_row]
                               + [("INSERT INTO suggested VALUES (?,?,?,?)",
                                   (record.id, record.run_id, record.pool_id, sid)) for sid in ids],
                               exists=(("run", record.run_id), ("pool", record.pool_id)))

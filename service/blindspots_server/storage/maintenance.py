@@ -23,9 +23,10 @@ from typing import Optional
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .base import DataLoss, PoolRecord, RunRecord, StoreUnusable
+from .base import DataLoss, PoolRecord, RunRecord, StoreUnusable, SuggestionSetRecord
 from .files import file_meta, fsync_dir, read_parquet, sha256_of
 from .rows import row_digests
+from .sql_catalog import suggestion_set_insert
 
 CATALOG = "catalog.sqlite"
 QUARANTINE = "quarantine"
@@ -275,9 +276,7 @@ def _rebuild(store, root: Path, files: list[Path], report: RecoverReport) -> lis
         elif rel.parts[0] == "suggestions" and meta:
             r = meta["record"]
             table = pq.read_table(f, columns=["sample_id"])
-            store._exec([("INSERT INTO suggestion_sets VALUES (?,?,?,?,?,?,?,?,?,?)",
-                          (r["id"], r["run_id"], r["pool_id"], r["diagnosis_id"], r["strategy"], r["budget"],
-                           r["num_candidates"], r["created_at"], r["name"], r.get("request_id", ""))),
+            store._exec([suggestion_set_insert(SuggestionSetRecord(**r), "?"),
                          ("INSERT OR REPLACE INTO files VALUES (?,?,?)", (str(rel), sha256_of(f), f.stat().st_size))]
                         + [("INSERT INTO suggested VALUES (?,?,?,?)", (r["id"], r["run_id"], r["pool_id"], sid))
                            for sid in table.column("sample_id").to_pylist()])

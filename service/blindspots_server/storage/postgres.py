@@ -27,7 +27,6 @@ Several servers may open the same catalog and file root at once (``shared``):
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import uuid
@@ -44,7 +43,8 @@ from .postgres_labels import LABELS_SCHEMA, PostgresLabels
 from .row_tables import RowCache
 from .rows import row_digests
 from .sql_catalog import (COPIED_TABLES, DELETING_SCHEMA, POOL_COLUMNS, REQUEST_ID_TABLES, REQUEST_INDEXES, RUN_COLUMNS,
-                          SqlCatalog, deletion_plan, refuse_unless_empty, suggestion_set_deletion_plan)
+                          SqlCatalog, deletion_plan, refuse_unless_empty, suggestion_set_deletion_plan,
+                          suggestion_set_insert)
 
 try:
     import psycopg
@@ -387,8 +387,7 @@ class PostgresStore(SqlCatalog, JobQueueMixin, PostgresLabels, Store):
             with self._tx() as cur:
                 self._hold(cur, "run", record.run_id)
                 self._hold(cur, "pool", record.pool_id)
-                cur.execute("INSERT INTO suggestion_sets VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)",
-                            dataclasses.astuple(record))
+                cur.execute(*suggestion_set_insert(record, "%s"))
                 cur.execute(_FILE_ROW, (rel, digest, size))
                 with cur.copy("COPY suggested (set_id, run_id, pool_id, sample_id) FROM STDIN") as copy:
                     for sid in candidates.column("sample_id").to_pylist():

@@ -4,6 +4,7 @@ pools, diagnoses, suggestion sets, labels, and a run's or pool's rows from its b
 Writes stay with each store (transactions, locking and file handling differ)."""
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Callable, Optional
 
@@ -126,6 +127,13 @@ def deletion_plan(query: Callable[[str, tuple], list[tuple]], p: str, target: st
                             suggestion_sets=_count(sizes, "suggestions/"), labels=int(labels), files=len(sizes),
                             bytes=sum(sizes.values()))
     return outcome, sorted(sizes), statements
+
+
+def suggestion_set_insert(record: SuggestionSetRecord, p: str) -> tuple[str, tuple]:
+    """The statement that records a suggestion set, by column name (catalogs that gained a column
+    later hold it last), with the driver's parameter marker ``p``."""
+    fields = dataclasses.astuple(record)
+    return f"INSERT INTO suggestion_sets ({SUGGESTION_SET_COLUMNS}) VALUES ({', '.join([p] * len(fields))})", fields
 
 
 def suggestion_set_deletion_plan(query: Callable[[str, tuple], list[tuple]], p: str, set_id: str
