@@ -169,6 +169,23 @@ def test_a_repeated_diagnose_follows_the_job_it_started(client, small_scenario):
     assert len(_diagnoses(client, run)) == 3
 
 
+def test_a_diagnose_whose_reply_is_lost_is_retried_without_a_second_job(server, client, small_scenario):
+    run, _, _ = _log_scenario(client, small_scenario)
+    proxy = CuttingProxy(server.port)
+    through = Client(f"127.0.0.1:{proxy.port}", retries=3, timeout=60)
+    try:
+        same_run = through.get_run(run.id)                   # the channel is up
+        proxy.arm(after_bytes=16)                            # the Job reply is cut as it comes back
+        job = same_run.diagnose(wait=False)                  # the SDK's own request id, its own retry
+    finally:
+        through.close()
+        proxy.close()
+    assert proxy.cuts == 1
+    client.wait_job(job.id, False)
+    # One job ran: a second would have written a second diagnosis.
+    assert [d.job_id for d in _diagnoses(client, run)] == [job.id]
+
+
 def test_a_failed_diagnosis_is_started_again_under_its_request_id(server, client, small_scenario):
     run, _, _ = _log_scenario(client, small_scenario)
     row_file = sorted((Path(server.config.data_dir) / "runs" / run.id).glob("*.parquet"))[0]
