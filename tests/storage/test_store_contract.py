@@ -275,6 +275,11 @@ def test_diagnoses_jobs_and_suggestion_sets_roundtrip(store):
     with pytest.raises(NotFound, match="suggestion set 'set_x'"):
         store.get_suggestion_set("set_x")
     assert table.schema.metadata == {b"blindspots.answer": b"\x00answer"}
+    # The record a caller has just read is used as given (not read again); another set's is refused.
+    known = store.get_suggestion_set("set_1")
+    assert store.read_suggestion_set("set_1", known)[0] is known
+    with pytest.raises(ValueError, match="'set_1', not 'set_x'"):
+        store.read_suggestion_set("set_x", known)
     assert store.suggested_ids("run_a", "pool_a") == {"p1", "p2"}
     assert store.suggested_ids("run_a", "other") == set()
     assert store.size_bytes() > 0

@@ -28,7 +28,7 @@ from ..core.embedding_map import ClusteringSpaceLayout
 from ..core.tracked_slices import evaluate_slices
 from ..ray_cluster import connect as connect_compute
 from ..core.suggest import STRATEGIES, MetadataFilterSpec
-from ..storage import DataLoss, DiagnosisRecord, NotFound, PoolRecord, RunRecord, Store, new_id
+from ..storage import DataLoss, DiagnosisRecord, NotFound, PoolRecord, RunRecord, Store, SuggestionSetRecord, new_id
 from . import convert
 from .access import AccessPolicy
 from .comparison import DEFAULT_ALPHA, DEFAULT_MIN_OVERLAP, compare_runs
@@ -131,9 +131,11 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
             raise NotFound(missing or f"run {run_id!r} not found")
         return run
 
-    def _suggestion_set_access(self, set_id: str, context) -> None:
-        """NOT_FOUND, as for a missing id, for a suggestion set of another project (its run's)."""
-        self._run(self.store.get_suggestion_set(set_id).run_id, context, f"suggestion set {set_id!r} not found")
+    def _suggestion_set_access(self, set_id: str, context) -> SuggestionSetRecord:
+        """The set's record; NOT_FOUND, as for a missing id, for a set of another project (its run's)."""
+        record = self.store.get_suggestion_set(set_id)
+        self._run(record.run_id, context, f"suggestion set {set_id!r} not found")
+        return record
 
     def _pool(self, pool_id: str, context) -> PoolRecord:
         require(bool(pool_id), "pool_id", "is required")
@@ -557,8 +559,8 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
         require(0 <= request.page_size <= MAX_SET_PAGE, "page_size", f"must be between 0 and {MAX_SET_PAGE}")
         _, offset = self._page(0, request.page_token)
         limit = request.page_size or SET_PAGE
-        self._suggestion_set_access(request.suggestion_set_id, context)     # before its file is read
-        record, table = self.store.read_suggestion_set(request.suggestion_set_id)
+        known = self._suggestion_set_access(request.suggestion_set_id, context)     # before its file is read
+        record, table = self.store.read_suggestion_set(request.suggestion_set_id, known)
         token = str(offset + limit) if offset + limit < table.num_rows else ""
         return pb.SuggestionSetPage(suggestion_set=set_message(record, table),
                                     candidates=set_candidates(table, offset, limit), next_page_token=token)

@@ -112,7 +112,7 @@ class Suggestions:
                                   f"{strategy!r} with budget {request.budget}: use a new request_id")
         progress(0.5, f"request {request.request_id!r} was answered before: suggestion set {record.id} again "
                       "(nothing new picked)")
-        record, table = self.store.read_suggestion_set(record.id)
+        record, table = self.store.read_suggestion_set(record.id, record)
         answer = set_message(record, table)
         return SuggestOutcome(record, set_candidates(table, 0, table.num_rows), answer.exclusions, answer.note,
                               stored=answer)

@@ -368,7 +368,10 @@ class Store(abc.ABC):
         """The set's catalog record, without reading its file."""
 
     @abc.abstractmethod
-    def read_suggestion_set(self, set_id: str) -> tuple[SuggestionSetRecord, pa.Table]: ...
+    def read_suggestion_set(self, set_id: str, record: Optional[SuggestionSetRecord] = None
+                            ) -> tuple[SuggestionSetRecord, pa.Table]:
+        """The set's record and its candidates' table; ``record``, when the caller has just read
+        it (``get_suggestion_set``, ``find_suggestion_set``), saves reading it again."""
 
     @abc.abstractmethod
     def delete_suggestion_set(self, set_id: str) -> "DeleteOutcome":

@@ -250,8 +250,11 @@ class SqlCatalog:
     def get_suggestion_set(self, set_id: str) -> SuggestionSetRecord:
         return SuggestionSetRecord(*self._one("suggestion_sets", SUGGESTION_SET_COLUMNS, set_id, "suggestion set"))
 
-    def read_suggestion_set(self, set_id: str) -> tuple[SuggestionSetRecord, pa.Table]:
-        return (self.get_suggestion_set(set_id), self._read_unless_deleted(
+    def read_suggestion_set(self, set_id: str, record: Optional[SuggestionSetRecord] = None
+                            ) -> tuple[SuggestionSetRecord, pa.Table]:
+        if record is not None and record.id != set_id:
+            raise ValueError(f"read_suggestion_set: the record given is set {record.id!r}, not {set_id!r}")
+        return (record or self.get_suggestion_set(set_id), self._read_unless_deleted(
             f"suggestions/{set_id}.parquet", f"suggestion set {set_id!r}", None, "suggestion_sets", set_id))
 
     def find_suggestion_set(self, run_id: str, pool_id: str, request_id: str) -> Optional[SuggestionSetRecord]:
