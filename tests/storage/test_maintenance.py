@@ -19,6 +19,7 @@ from blindspots_server.config import ServerConfig
 from blindspots_server.server.app import BlindspotsServer
 from blindspots_server.storage import DataLoss, EmbeddedStore, JobRecord, StoreUnusable
 from blindspots_server.storage.maintenance import check_store
+from blindspots_server.storage.transfer import copy_between
 
 from conftest import start_server
 from test_api import _log_scenario
@@ -552,12 +553,10 @@ def test_a_backup_on_a_read_only_file_system_is_checked_and_restored(filled, tmp
     assert not check_store(torn_view).ok
 
 
-@pytest.mark.parametrize("into", ["data directory", "postgresql"])
-def test_store_copy_of_one_project_takes_its_data_and_nothing_of_the_others(tmp_path, postgres_uri, into, capsys):
-    """`store copy DEST --project alpha`: alpha's runs and pools with their rows, diagnosis, jobs,
-    labels, index and suggestion sets read back as in the source; beta's stay behind; `store
-    check` passes on the copy."""
-    data = tmp_path / "data"
+def _two_projects(data: Path) -> dict:
+    """A data directory with projects alpha and beta: each a run, a pool, a diagnosis, a round of
+    picks with 4 of them labeled; alpha a second round. Per project: (run, pool, first picks,
+    what a user reads back, its sets' ids)."""
     srv = start_server(data)
     try:
         with Client(f"127.0.0.1:{srv.port}", timeout=60) as client:
@@ -578,12 +577,25 @@ def test_store_copy_of_one_project_takes_its_data_and_nothing_of_the_others(tmp_
                 pool.import_labels(pd.DataFrame({"sample_id": picks["sample_id"][:4], "label": ["a"] * 4}),
                                    source="tool")
                 made[project] = (run, pool, picks)
-            run, pool, picks = made["alpha"]
-            second = run.suggest(pool, budget=5, strategy="random", progress=False).attrs["suggestion_set"]
-            before = (_read_back(client, run.id, pool.id), client.list_suggestion_sets(run)["id"].tolist())
-            elsewhere = made["beta"][2].attrs["suggestion_set"]
+            run, pool, _ = made["alpha"]
+            run.suggest(pool, budget=5, strategy="random", progress=False)
+            return {project: (run, pool, picks, _read_back(client, run.id, pool.id),
+                              client.list_suggestion_sets(run)["id"].tolist())
+                    for project, (run, pool, picks) in made.items()}
     finally:
         srv.stop()
+
+
+@pytest.mark.parametrize("into", ["data directory", "postgresql"])
+def test_store_copy_of_one_project_takes_its_data_and_nothing_of_the_others(tmp_path, postgres_uri, into, capsys):
+    """`store copy DEST --project alpha`: alpha's runs and pools with their rows, diagnosis, jobs,
+    labels, index and suggestion sets read back as in the source; beta's stay behind; `store
+    check` passes on the copy."""
+    data = tmp_path / "data"
+    made = _two_projects(data)
+    run, pool, picks, *before = made["alpha"]
+    elsewhere = made["beta"][2].attrs["suggestion_set"]
+    second = before[1][1]
     assert before[1] == [picks.attrs["suggestion_set"], second]
     dest, files = (str(tmp_path / "alpha"), None) if into == "data directory" else (postgres_uri, tmp_path / "files")
     to_files = ["--to-files", str(files)] if files else []
@@ -608,3 +620,64 @@ def test_store_copy_of_one_project_takes_its_data_and_nothing_of_the_others(tmp_
                     gone()
     finally:
         copy.stop()
+
+
+def test_a_project_copied_into_a_live_postgresql_store_that_holds_others(tmp_path, postgres_uri, capsys):
+    """`store copy postgresql://... --project beta` into a store that already holds alpha, a server
+    running on it: beta reads back there as in the source, alpha as before; the same project again,
+    or rows of the same ids under another name, are refused before any file is written; a data
+    directory that holds anything is still refused."""
+    data, files = tmp_path / "data", tmp_path / "files"
+    made = _two_projects(data)
+    copy = ["store", "copy", postgres_uri, "--to-files", str(files), "--data-dir", str(data)]
+    assert cli([*copy, "--project", "alpha"]) == 0
+    live = start_server(tmp_path / "unused", store=postgres_uri, files=str(files))
+    try:
+        with Client(f"127.0.0.1:{live.port}", timeout=60) as client:
+            alpha = _read_back(client, made["alpha"][0].id, made["alpha"][1].id)
+            # Two copies of beta at once: the outer one's files are copied when the inner one runs
+            # whole; the outer then finds beta's rows in its transaction, writes none, and removes
+            # none of the files those rows name (the same paths).
+            inner = []
+
+            def copy_beta_meanwhile(line: str) -> None:
+                if "writing the catalog" in line and not inner:
+                    inner.append(cli([*copy, "--project", "beta"]))
+            with pytest.raises(ValueError, match="already holds 1 run.s. of project 'beta'"):
+                copy_between(str(data), None, postgres_uri, str(files), progress=copy_beta_meanwhile,
+                             projects=["beta"])
+            assert inner == [0]
+            assert "copied 1 run(s), 1 pool(s), 400 row(s), 4 label(s)" in capsys.readouterr().out
+            for project, (run, pool, picks, read, sets) in made.items():
+                # Each project reads back as in the source, through the server that ran all along.
+                runs = sorted(r.id for r in client.list_runs())
+                assert _read_back(client, run.id, pool.id) == {**read, "runs": runs}
+                assert client.list_suggestion_sets(run)["id"].tolist() == sets
+                pd.testing.assert_frame_equal(client.get_suggestion_set(sets[0]), picks)
+            assert runs == sorted(m[0].id for m in made.values())
+            assert _read_back(client, made["alpha"][0].id, made["alpha"][1].id) == {**alpha, "runs": runs}
+            run, pool = made["beta"][:2]
+            assert _repeat_exclusions(client, run.id, pool.id) == 10 - 4       # beta's picks came along
+    finally:
+        live.stop()
+    assert cli(["store", "check", "--store", postgres_uri, "--files", str(files)]) == 0
+    listing = sorted(p for p in files.rglob("*") if p.is_file())
+    capsys.readouterr()
+    assert cli([*copy, "--project", "beta"]) == 2
+    err = capsys.readouterr().err
+    assert "the destination already holds 1 run(s) of project 'beta', 1 pool(s) of project 'beta'" in err, err
+    # The same rows under another project's name: their ids (and so their files) are in the way.
+    import psycopg
+    with psycopg.connect(postgres_uri, autocommit=True) as conn:
+        for table in ("runs", "pools"):
+            conn.execute(f"UPDATE {table} SET project = 'gamma' WHERE project = 'beta'")
+    assert cli([*copy, "--project", "beta"]) == 2
+    err = capsys.readouterr().err
+    assert f"already has 1 runs row(s) with the ids this copy brings, e.g. '{run.id}'" in err, err
+    assert sorted(p for p in files.rglob("*") if p.is_file()) == listing
+    assert cli(["store", "check", "--store", postgres_uri, "--files", str(files)]) == 0
+    # A data directory is never merged into (opening it would tidy a live server's directory).
+    first = tmp_path / "alpha-only"
+    assert cli(["store", "copy", str(first), "--project", "alpha", "--data-dir", str(data)]) == 0
+    assert cli(["store", "copy", str(first), "--project", "beta", "--data-dir", str(data)]) == 2
+    assert "with --project, also a PostgreSQL store holding other projects" in capsys.readouterr().err

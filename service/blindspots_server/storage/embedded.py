@@ -47,8 +47,8 @@ from .embedded_labels import LABELS_SCHEMA, EmbeddedLabels
 from .row_tables import RowCache
 from .rows import row_digests
 from .file_root import FileRoot
-from .sql_catalog import (COPIED_TABLES, DELETING_SCHEMA, POOL_COLUMNS, REQUEST_ID_TABLES, REQUEST_INDEXES, RUN_COLUMNS,
-                          SqlCatalog, deletion_plan, refuse_unless_empty, suggestion_set_deletion_plan,
+from .sql_catalog import (DELETING_SCHEMA, POOL_COLUMNS, REQUEST_ID_TABLES, REQUEST_INDEXES, RUN_COLUMNS,
+                          CopyCheck, SqlCatalog, deletion_plan, empty_destination, suggestion_set_deletion_plan,
                           suggestion_set_insert)
 
 log = logging.getLogger("blindspots.store")
@@ -453,13 +453,13 @@ class EmbeddedStore(SqlCatalog, EmbeddedLabels, Store):
     def copied_index_path(pool_id: str, source_path: str) -> str:
         return index_path(pool_id)     # the one name this store reads
 
-    def load_catalog(self, tables) -> None:
+    def load_catalog(self, tables, check: CopyCheck = empty_destination) -> None:
         """Rows copied from another store, (table, columns, rows) each, in one transaction that
-        first checks every table is still empty."""
+        first runs the copy's ``check`` of this store again (by default: every table still empty)."""
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                refuse_unless_empty(lambda sql, args: self._db.execute(sql, args).fetchall(), COPIED_TABLES)
+                check(lambda sql, args: self._db.execute(sql, args).fetchall(), self.PLACEHOLDER)
                 for table, columns, rows in tables:
                     self._db.executemany(f"INSERT INTO {table} ({', '.join(columns)}) "
                                          f"VALUES ({', '.join('?' * len(columns))})", rows)

@@ -43,7 +43,7 @@ from .postgres_labels import LABELS_SCHEMA, PostgresLabels
 from .row_tables import RowCache
 from .rows import row_digests
 from .sql_catalog import (COPIED_TABLES, DELETING_SCHEMA, POOL_COLUMNS, REQUEST_ID_TABLES, REQUEST_INDEXES, RUN_COLUMNS,
-                          SqlCatalog, deletion_plan, refuse_unless_empty, suggestion_set_deletion_plan,
+                          CopyCheck, SqlCatalog, deletion_plan, empty_destination, suggestion_set_deletion_plan,
                           suggestion_set_insert)
 
 try:
@@ -442,12 +442,12 @@ class PostgresStore(SqlCatalog, JobQueueMixin, PostgresLabels, Store):
     def copied_index_path(pool_id: str, source_path: str) -> str:
         return source_path          # any name: the pool row names it
 
-    def load_catalog(self, tables) -> None:
+    def load_catalog(self, tables, check: CopyCheck = empty_destination) -> None:
         """Rows copied from another store, (table, columns, rows) each, in one transaction that
-        first checks every table is still empty (the tables locked against other writers)."""
+        first runs the copy's ``check`` of this store again (by default: every table still empty) (the tables locked against other writers)."""
         with self._tx() as cur:
             cur.execute(f"LOCK TABLE {', '.join(COPIED_TABLES)} IN SHARE ROW EXCLUSIVE MODE")
-            refuse_unless_empty(lambda sql, args: cur.execute(sql, args).fetchall(), COPIED_TABLES)
+            check(lambda sql, args: cur.execute(sql, args).fetchall(), self.PLACEHOLDER)
             for table, columns, rows in tables:
                 with cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
                     for row in rows:

@@ -86,6 +86,52 @@ def refuse_unless_empty(query: Callable[[str, tuple], list[tuple]], tables) -> N
                          + "): a copy goes into a new data directory or an empty database; nothing was written")
 
 
+Query = Callable[[str, tuple], list[tuple]]
+# A store copy's check of its destination, run before any file is copied and again inside the
+# transaction that writes the catalog rows: (query, the driver's parameter marker) -> raises
+# ValueError naming what is in the way.
+CopyCheck = Callable[[Query, str], None]
+
+
+def empty_destination(query: Query, p: str) -> None:
+    """A whole store's copy goes into a store that holds nothing."""
+    refuse_unless_empty(query, COPIED_TABLES)
+
+
+def _present(query: Query, p: str, table: str, column: str, values) -> list[str]:
+    values, found = sorted(values), []
+    for at in range(0, len(values), _CHUNK):
+        part = tuple(values[at:at + _CHUNK])
+        found += [v for (v,) in query(f"SELECT {column} FROM {table} WHERE {column} IN ({','.join([p] * len(part))})",
+                                      part)]
+    return sorted(found)
+
+
+def projects_absent(projects, ids: dict[str, set], paths) -> CopyCheck:
+    """Some projects' copy goes into a store that may hold other projects but none of these: no
+    run or pool of theirs (a project arrives whole, never merged with one of the same name, whose
+    request ids and model versions would mix), and none of the ids (``ids``: table -> the ids its
+    rows bring) or file ``paths`` the copy brings (the same data copied there before)."""
+    projects = sorted(set(projects))
+
+    def check(query: Query, p: str) -> None:
+        held = []
+        for table in ("runs", "pools"):
+            held += [f"{n} {table[:-1]}(s) of project {project!r}" for project, n in query(
+                f"SELECT project, COUNT(*) FROM {table} WHERE project IN ({','.join([p] * len(projects))}) "
+                "GROUP BY project ORDER BY project", tuple(projects))]
+        if held:
+            raise ValueError("the destination already holds " + ", ".join(held) + ": a project is copied whole "
+                             "into a store that lacks it (delete it there first, or copy into a new store); "
+                             "nothing was written")
+        for table, column, values in [*((t, "id", v) for t, v in ids.items()), ("files", "path", paths)]:
+            clash = _present(query, p, table, column, values)
+            if clash:
+                raise ValueError(f"the destination already has {len(clash)} {table} row(s) with the {column}s this "
+                                 f"copy brings, e.g. {clash[0]!r} (copied there before?); nothing was written")
+    return check
+
+
 def _count(paths, prefix: str) -> int:
     return sum(1 for path in paths if path.startswith(prefix))
 
@@ -330,9 +376,14 @@ class SqlCatalog:
         """Where a stored file can be opened by location alone (Store.row_files)."""
         raise NotImplementedError
 
-    def refuse_unless_empty(self, tables) -> None:
-        """A store copy's destination check (transfer.py), before any file is copied."""
-        refuse_unless_empty(self._query, tables)
+    def check_copy_destination(self, check: CopyCheck) -> None:
+        """A store copy's destination check (transfer.py), before any file is copied;
+        ``load_catalog`` runs it again in the transaction that writes the rows."""
+        check(self._query, self.PLACEHOLDER)
+
+    def recorded_files(self, paths) -> set[str]:
+        """Those of ``paths`` that the catalog has a file row for."""
+        return set(_present(self._query, self.PLACEHOLDER, "files", "path", paths))
 
     def _index_files(self, query: Callable[[str, tuple], list[tuple]], pool_ids: list[str]) -> dict[str, list[str]]:
         """Where each pool's index blob may be (paths under the file root), read through ``query``

@@ -1,4 +1,5 @@
-"""Copying a whole store, or some of its projects, into another, empty one.
+"""Copying a whole store, or some of its projects, into another, empty one (some projects: also
+into a PostgreSQL store that holds others).
 
 What it is for:
 
@@ -25,6 +26,11 @@ quarantine/ when it opens and ``store check`` on PostgreSQL lists as stray.
 One project's data alone (``projects``, `store copy DEST --project P`): its runs and pools with
 their rows, diagnoses, jobs, labels, pool indexes and suggestion sets (Suggest keeps a set's run
 and pool in one project). For handing a project over, or splitting it into a store of its own.
+Such a copy may also go into a PostgreSQL store that holds other projects, servers running on it
+(writers wait while the rows go in, in one transaction; the replicas see the project at once):
+it must hold nothing of the projects copied, no run or pool of theirs and none of the ids or
+files the copy brings, checked before any file is copied and again in that transaction. A data
+directory is only ever a new one (opening one that holds anything would tidy a live server's).
 
 Jobs still pending or running in the snapshot are copied as failed: the destination has no
 process running them. A pool index keeps its bytes; its name follows the destination's scheme.
@@ -46,7 +52,7 @@ from .base import DataLoss
 from .embedded import index_path
 from .file_root import FileRoot
 from .maintenance import CATALOG, read_only_catalog
-from .sql_catalog import COPIED_TABLES
+from .sql_catalog import COPIED_TABLES, empty_destination, projects_absent
 
 _UNFINISHED = ("PENDING", "RUNNING")
 _COPIED_JOB_ERROR = "the store was copied before the job finished; start it again"
@@ -113,7 +119,8 @@ def copy_between(source: str, source_files: Optional[str], dest: str, dest_files
         if folder.exists() and any(folder.iterdir()):
             # Opening a data directory tidies it (quarantine, failed jobs): never one a server may own.
             raise ValueError(f"the destination {dest} is not empty: a copy goes into a new data directory or an "
-                             "empty database; nothing was written")
+                             "empty database (with --project, also a PostgreSQL store holding other projects); "
+                             "nothing was written")
     target = open_store(dest, files=dest_files)
     try:
         if "://" in source and not source.startswith("file://"):
@@ -140,14 +147,22 @@ def copy_store(source: CatalogReader, source_files: FileRoot, dest, progress: Op
                projects: Optional[Iterable[str]] = None) -> CopyReport:
     """Copy the snapshot ``source`` (files under ``source_files``) into the empty store ``dest``
     (an EmbeddedStore or PostgresStore: ``file_root``, ``catalog_columns``, ``copied_index_path``,
-    ``load_catalog``); only the ``projects`` named, if any. Raises ValueError if ``dest`` holds
-    anything, DataLoss for a damaged or missing source file; in both cases the destination is
-    left as it was."""
+    ``check_copy_destination``, ``load_catalog``, ``recorded_files``); only the ``projects`` named,
+    if any, and then ``dest`` may hold other projects. Raises ValueError if ``dest`` holds anything
+    (with ``projects``: anything of theirs, or any id or file the copy brings), DataLoss for a
+    damaged or missing source file; in both cases the destination is left as it was."""
     say = progress or (lambda _: None)
-    dest.refuse_unless_empty(COPIED_TABLES)
-    keep = _Selection(source, projects) if projects is not None else None
+    keep, check = None, empty_destination
+    if projects is None:
+        dest.check_copy_destination(check)
+    else:
+        projects = list(projects)
+        keep = _Selection(source, projects)
     recorded = dict(source.query("SELECT path, sha256 FROM files")) if source.columns("files") else {}
     named, index_of = _named_files(source, recorded, dest, keep)
+    if keep is not None:
+        check = projects_absent(projects, keep.ids(source), named.values())
+        dest.check_copy_destination(check)
     copied: dict[str, tuple[str, int]] = {}
     report = CopyReport()
     index_files = {rel: pool_id for pool_id, rel in index_of.items()}
@@ -166,9 +181,16 @@ def copy_store(source: CatalogReader, source_files: FileRoot, dest, progress: Op
             if (n + 1) % 500 == 0:
                 say(f"copied {n + 1} of {len(named)} files")
         say(f"copied {len(copied)} files; writing the catalog")
-        dest.load_catalog(_tables(source, dest, index_of, copied, report, keep))
+        dest.load_catalog(_tables(source, dest, index_of, copied, report, keep), check)
     except BaseException:
-        for rel in copied:
+        # Only the files the destination's catalog does not name: a copy of the same project made
+        # at the same time may have committed first, with the same paths. Where the catalog
+        # cannot say, none: a file left over is stray (`store check` lists it), one removed is lost.
+        try:
+            ours = set(copied) - dest.recorded_files(copied)
+        except Exception:
+            ours = set()
+        for rel in ours:
             dest.file_root.delete(rel)
         raise
     report.files = len(copied)
@@ -196,6 +218,13 @@ class _Selection:
         self.sets = {i for i, r, p in source.query("SELECT id, run_id, pool_id FROM suggestion_sets")
                      if r in self.runs and p in self.pools}
         self.copied = {"labels": 0, "sample_ids": 0}
+
+    def ids(self, source: CatalogReader) -> dict[str, set]:
+        """table -> the ids of its rows that the copy brings (those a destination must not have)."""
+        return {"runs": self.runs, "pools": self.pools, "suggestion_sets": self.sets,
+                "diagnoses": {i for i, run_id in source.query("SELECT id, run_id FROM diagnoses") if run_id in self.runs},
+                "jobs": {i for i, owner in source.query("SELECT id, run_id FROM jobs")
+                         if owner in self.runs or owner in self.pools}}
 
     def owned(self, target: str, target_id: str) -> bool:
         return target_id in (self.runs if target == "run" else self.pools)
