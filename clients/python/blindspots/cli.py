@@ -110,7 +110,7 @@ def _cmd_store(args) -> int:
         return 2
     try:
         rec = maintenance.recover_store(data_dir)
-    except ValueError as exc:
+    except (ValueError, maintenance.StoreUnusable) as exc:     # StoreUnusable: a server has it open
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"catalog rebuilt from the data files: {rec.runs} run(s), {rec.pools} pool(s), {rec.batches} batch(es), "

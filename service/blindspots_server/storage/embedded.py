@@ -7,6 +7,7 @@
     <data_dir>/diagnoses/<id>.parquet    region of every test row
     <data_dir>/suggestions/<id>.parquet  the candidates of one suggestion set
     <data_dir>/quarantine/<time>/...     files found without a catalog row (never deleted)
+    <data_dir>/owner.lock                held by the one process that has the store open (:mod:`.owner`)
 
 Deleting a run or pool (``delete``) removes its catalog rows and records its files in
 ``deleting`` in one transaction, then removes the files; ``open`` finishes what a stopped
@@ -47,6 +48,7 @@ from .embedded_labels import LABELS_SCHEMA, EmbeddedLabels
 from .row_tables import RowCache
 from .rows import row_digests
 from .file_root import FileRoot
+from .owner import DirectoryOwner
 from .sql_catalog import (DELETING_SCHEMA, POOL_COLUMNS, REQUEST_ID_TABLES, REQUEST_INDEXES, RUN_COLUMNS,
                           CopyCheck, SqlCatalog, deletion_plan, empty_destination, suggestion_set_deletion_plan,
                           suggestion_set_insert)
@@ -100,13 +102,24 @@ def new_id(prefix: str) -> str:
 
 class EmbeddedStore(SqlCatalog, EmbeddedLabels, Store):
     def __init__(self, data_dir: str | os.PathLike, cache_tables: int = 4, cache_bytes: int = 2 << 30, *,
-                 catalog_rebuild: bool = False):
-        """Open (or create) the store in ``data_dir``.
+                 catalog_rebuild: bool = False, owner: Optional[DirectoryOwner] = None):
+        """Open (or create) the store in ``data_dir``, owning it (:mod:`.owner`) until :meth:`close`.
 
         ``catalog_rebuild`` is for :func:`.maintenance.recover_store` alone: it opens a
-        new, empty catalog beside existing data files without taking them as debris.
+        new, empty catalog beside existing data files without taking them as debris; it
+        holds the directory already (``owner``).
         """
         self.root = Path(data_dir)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._owner, self._owns = owner or DirectoryOwner(self.root), owner is None
+        try:
+            self._open(cache_tables, cache_bytes, catalog_rebuild)
+        except BaseException:
+            if self._owns:
+                self._owner.release()
+            raise
+
+    def _open(self, cache_tables: int, cache_bytes: int, catalog_rebuild: bool) -> None:
         if not catalog_rebuild:
             maintenance.refuse_unusable(self.root)  # data files but no usable catalog: stop here
         for sub in ("runs", "pools", "diagnoses", "suggestions", "tmp"):
@@ -475,3 +488,5 @@ class EmbeddedStore(SqlCatalog, EmbeddedLabels, Store):
     def close(self) -> None:
         with self._lock:
             self._db.close()
+            if self._owns:
+                self._owner.release()

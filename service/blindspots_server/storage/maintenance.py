@@ -25,6 +25,7 @@ import pyarrow.parquet as pq
 
 from .base import DataLoss, PoolRecord, RunRecord, StoreUnusable, SuggestionSetRecord
 from .files import file_meta, fsync_dir, read_parquet, sha256_of
+from .owner import DirectoryOwner
 from .rows import row_digests
 from .sql_catalog import suggestion_set_insert
 
@@ -215,10 +216,9 @@ def recover_store(root: str | Path, include_quarantine: bool = True) -> RecoverR
     The old catalog (if any) is renamed beside it, never deleted. Files that
     cannot be read, or repeat sample ids of a file taken in before them, are
     moved to quarantine. Quarantined files are put back first when
-    ``include_quarantine``. Jobs are not rebuilt (they were transient).
+    ``include_quarantine``. Jobs are not rebuilt (they were transient). A directory
+    that a server has open is refused (StoreUnusable), before anything moves.
     """
-    from .embedded import EmbeddedStore       # the catalog schema and writers live there
-
     root = Path(root)
     if not root.is_dir():
         raise ValueError(f"{root} is not a directory")
@@ -226,6 +226,15 @@ def recover_store(root: str | Path, include_quarantine: bool = True) -> RecoverR
         raise ValueError(f"{root} cannot be written (a read-only volume or snapshot?); nothing was changed. "
                          "Recover a copy: `blindspots store copy NEW_DIR --data-dir DIR` where the catalog is "
                          "readable, or copy the directory somewhere writable and recover that")
+    owner = DirectoryOwner(root)        # never under a running server: refused before anything moves
+    try:
+        return _recover(root, include_quarantine, owner)
+    finally:
+        owner.release()
+
+
+def _recover(root: Path, include_quarantine: bool, owner: DirectoryOwner) -> RecoverReport:
+    from .embedded import EmbeddedStore       # the catalog schema and writers live there
     report = RecoverReport()
     if include_quarantine and (root / QUARANTINE).exists():
         for held in sorted(p for p in (root / QUARANTINE).rglob("*.parquet")):
@@ -242,7 +251,7 @@ def recover_store(root: str | Path, include_quarantine: bool = True) -> RecoverR
                 report.old_catalog = f"catalog.replaced-{stamp}.sqlite"
     # Index blobs are derived data the server rebuilds; without a catalog row they can't be trusted.
     bad = sorted((root / "pools").glob("*/index.faiss"))
-    store = EmbeddedStore(root, catalog_rebuild=True)
+    store = EmbeddedStore(root, catalog_rebuild=True, owner=owner)
     try:
         bad += _rebuild(store, root, data_files(root), report)
         if bad:
