@@ -5,6 +5,8 @@ Real data directories, real servers on loopback, the real CLI entry point.
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -676,8 +678,48 @@ def test_a_project_copied_into_a_live_postgresql_store_that_holds_others(tmp_pat
     assert f"already has 1 runs row(s) with the ids this copy brings, e.g. '{run.id}'" in err, err
     assert sorted(p for p in files.rglob("*") if p.is_file()) == listing
     assert cli(["store", "check", "--store", postgres_uri, "--files", str(files)]) == 0
-    # A data directory is never merged into (opening it would tidy a live server's directory).
-    first = tmp_path / "alpha-only"
-    assert cli(["store", "copy", str(first), "--project", "alpha", "--data-dir", str(data)]) == 0
-    assert cli(["store", "copy", str(first), "--project", "beta", "--data-dir", str(data)]) == 2
-    assert "with --project, also a PostgreSQL store holding other projects" in capsys.readouterr().err
+
+
+def test_a_project_copied_into_a_data_directory_that_holds_others(tmp_path, capsys):
+    """`store copy DIR --project beta` into a data directory that holds alpha: refused while a server
+    has it open (nothing changes), done once none has; both projects then read back there; a whole
+    store still goes into an empty directory only."""
+    data, dest = tmp_path / "data", tmp_path / "dest"
+    made = _two_projects(data)
+    copy = ["store", "copy", str(dest), "--data-dir", str(data)]
+    assert cli([*copy, "--project", "alpha"]) == 0
+    live = start_server(dest)
+    try:
+        before = _files(dest)
+        capsys.readouterr()
+        # Another process, as the CLI is (this one shares the server's lock).
+        out = subprocess.run([sys.executable, "-m", "blindspots.cli", *copy, "--project", "beta"],
+                             capture_output=True, text=True, timeout=120)
+        assert out.returncode == 2 and f"the data directory {dest} is in use by another process" in out.stderr
+        assert _files(dest) == before and [r.project for r in live.store.list_runs(None, 10, 0)] == ["alpha"]
+    finally:
+        live.stop()
+    # A copy that fails (a damaged source file) takes back what it wrote, and only that.
+    part = sorted((data / "runs" / made["beta"][0].id).glob("part-*.parquet"))[-1]
+    intact = part.read_bytes()
+    _flip_middle_byte(part)
+    assert cli([*copy, "--project", "beta"]) == 1
+    assert _files(dest) == before and check_store(dest).ok
+    part.write_bytes(intact)
+    assert cli([*copy, "--project", "beta"]) == 0
+    assert cli(["store", "check", "--data-dir", str(dest)]) == 0
+    capsys.readouterr()
+    assert cli([*copy, "--project", "beta"]) == 2
+    assert "already holds 1 run(s) of project 'beta'" in capsys.readouterr().err
+    assert cli(copy) == 2
+    assert "a whole store goes into a new data directory or an empty database" in capsys.readouterr().err
+    srv = start_server(dest)
+    try:
+        with Client(f"127.0.0.1:{srv.port}", timeout=60) as client:
+            runs = sorted(m[0].id for m in made.values())
+            for run, pool, picks, read, sets in made.values():
+                assert _read_back(client, run.id, pool.id) == {**read, "runs": runs}
+                assert client.list_suggestion_sets(run)["id"].tolist() == sets
+                pd.testing.assert_frame_equal(client.get_suggestion_set(sets[0]), picks)
+    finally:
+        srv.stop()

@@ -72,7 +72,7 @@ def _cmd_store(args) -> int:
     """Maintenance of a store: `check` an embedded data directory or a PostgreSQL store (no
     server needed); `recover` an embedded data directory (with it stopped); `backup` either
     (a PostgreSQL store's backup is a data directory); `copy` one store into another, empty one
-    (one project: also into a PostgreSQL store that holds others)."""
+    (some projects: also into a store that holds others)."""
     try:
         from blindspots_server.config import ServerConfig
         from blindspots_server.storage import maintenance
@@ -508,8 +508,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--files", help="the postgresql store's file root")
     s.add_argument("--to-files", dest="to_files", help="copy: the file root of a postgresql:// destination")
     s.add_argument("--project", action="append", help="copy, backup: only this project's runs and pools, with all "
-                   "they hold (repeatable; default: everything); copy may then go into a postgresql:// store "
-                   "holding other projects, not this one")
+                   "they hold (repeatable; default: everything); copy may then go into a store holding other "
+                   "projects, not this one")
     s.set_defaults(fn=_cmd_store)
 
     s = sub.add_parser("demo", help="start a server on a temporary store and run the demo pipeline")

@@ -1,5 +1,5 @@
-"""Copying a whole store, or some of its projects, into another, empty one (some projects: also
-into a PostgreSQL store that holds others).
+"""Copying a whole store into another, empty one, or some of its projects into a store that lacks
+them.
 
 What it is for:
 
@@ -26,11 +26,12 @@ quarantine/ when it opens and ``store check`` on PostgreSQL lists as stray.
 One project's data alone (``projects``, `store copy DEST --project P`): its runs and pools with
 their rows, diagnoses, jobs, labels, pool indexes and suggestion sets (Suggest keeps a set's run
 and pool in one project). For handing a project over, or splitting it into a store of its own.
-Such a copy may also go into a PostgreSQL store that holds other projects, servers running on it
-(writers wait while the rows go in, in one transaction; the replicas see the project at once):
-it must hold nothing of the projects copied, no run or pool of theirs and none of the ids or
-files the copy brings, checked before any file is copied and again in that transaction. A data
-directory is only ever a new one (opening one that holds anything would tidy a live server's).
+Such a copy may also go into a store that holds other projects: a PostgreSQL store with its
+servers running (writers wait while the rows go in, in one transaction; the replicas see the
+project at once), or a data directory that no server has open (its owner lock, :mod:`.owner`,
+refuses one that a server has). It must hold nothing of the projects copied, no run or pool of
+theirs and none of the ids or files the copy brings, checked before any file is copied and again
+in that transaction. A whole store goes into an empty one only.
 
 Jobs still pending or running in the snapshot are copied as failed: the destination has no
 process running them. A pool index keeps its bytes; its name follows the destination's scheme.
@@ -113,14 +114,16 @@ def copy_between(source: str, source_files: Optional[str], dest: str, dest_files
     ``source_files``) into the empty store at ``dest`` (likewise, with ``dest_files``); only the
     ``projects`` named, if any."""
     from .registry import open_store
-    folder = None
+    fresh = None                # a new or empty data directory: a failed copy leaves it so
     if "://" not in dest or dest.startswith("file://"):
         folder = Path(dest.removeprefix("file://"))
-        if folder.exists() and any(folder.iterdir()):
-            # Opening a data directory tidies it (quarantine, failed jobs): never one a server may own.
-            raise ValueError(f"the destination {dest} is not empty: a copy goes into a new data directory or an "
-                             "empty database (with --project, also a PostgreSQL store holding other projects); "
+        if not (folder.exists() and any(folder.iterdir())):
+            fresh = folder
+        elif projects is None:
+            raise ValueError(f"the destination {dest} is not empty: a whole store goes into a new data directory "
+                             "or an empty database (some projects, --project, also into a store holding others); "
                              "nothing was written")
+    # A data directory that a server has open is refused here (StoreUnusable), before it is tidied.
     target = open_store(dest, files=dest_files)
     try:
         if "://" in source and not source.startswith("file://"):
@@ -134,9 +137,9 @@ def copy_between(source: str, source_files: Optional[str], dest: str, dest_files
         with sqlite_snapshot(root) as snapshot:
             return copy_store(snapshot, FileRoot(root), target, progress, projects)
     except BaseException:
-        if folder is not None:          # it was new or empty: leave it so, and a rerun can use it
+        if fresh is not None:          # it was new or empty: leave it so, and a rerun can use it
             target.close()
-            for child in list(folder.iterdir()):
+            for child in list(fresh.iterdir()):
                 shutil.rmtree(child) if child.is_dir() else child.unlink()
         raise
     finally:
