@@ -31,6 +31,7 @@ log-log slope per way).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import subprocess
@@ -196,8 +197,12 @@ def _session(args, model, server: "Server", out: dict, ids, prefix: str):
     if diagnosis is not None:
         out.setdefault("regions", []).append(len(diagnosis.to_frame()))
     if pool is not None and "suggest" in args.steps:
-        step("suggest first", lambda: run_.suggest(pool, BUDGET, progress=False))
-        step("suggest warm", lambda: run_.suggest(pool, BUDGET, progress=False))
+        for name in ("suggest first", "suggest warm"):
+            # allow_repeats: both calls rank the same eligible rows, so their picks can be compared
+            # (and across code versions: the digest of the picked ids in order).
+            picks = step(name, lambda: run_.suggest(pool, BUDGET, progress=False, allow_repeats=True))
+            out["steps"][prefix + name]["picks_sha256"] = hashlib.sha256(
+                "\n".join(picks["sample_id"]).encode()).hexdigest()[:16]
     return run_.id, pool.id if pool is not None else ""
 
 

@@ -167,6 +167,32 @@ def test_targeted_without_the_pool_rows_reads_them_from_the_index(world):
         suggest_candidates("targeted", 120, rowless, regions)
 
 
+def test_an_index_in_this_process_serves_the_rows_when_few_are_allowed(world):
+    """With most of the pool excluded (a filter, many rounds) targeted searches an index of the
+    allowed rows alone; without the rows in this process an exact in-process index gives them: the
+    same picks as with the rows. Shards keep answering from their own search, which digs deeper."""
+    from dataclasses import replace
+
+    from blindspots_server.core.sharded_index import ShardedPoolIndex
+    s, pool, regions = world
+    dim = pool.embeddings.shape[1]
+    excluded = np.random.default_rng(0).random(len(pool.embeddings)) > 0.1      # 10% allowed
+    expected = call(world, "targeted", excluded=excluded)
+    assert all(not excluded[c.pool_index] for c in expected)
+    for kind in ("flat", "ivf"):
+        index = PoolIndex(dim, kind=kind).build(pool.embeddings)
+        assert index.holds_rows
+        out = suggest_candidates("targeted", 120, replace(pool, embeddings=None), regions, index=index,
+                                 excluded=excluded)
+        assert ([(c.pool_index, c.region_id, c.nearest_failure_index) for c in out]
+                == [(c.pool_index, c.region_id, c.nearest_failure_index) for c in expected]), kind
+    assert not PoolIndex(dim, kind="ivfsq8").build(pool.embeddings).holds_rows
+    sharded = ShardedPoolIndex(dim, shards=2, kind="flat").build(pool.embeddings)
+    out = suggest_candidates("targeted", 120, replace(pool, embeddings=None), regions, index=sharded,
+                             excluded=excluded)
+    assert len(out) == 120 and all(not excluded[c.pool_index] for c in out)
+
+
 def test_similar_finds_more_of_the_query_rows_condition(world):
     s, pool, regions = world
     dark = s.pool.conditions["dark"].to_numpy()

@@ -350,6 +350,12 @@ class PoolIndex:
             ids = np.hstack([ids, np.full((len(q), pad), -1, np.int64)])
         return dist, ids.astype(np.int64)
 
+    @property
+    def holds_rows(self) -> bool:
+        """Whether :meth:`vectors` gives the (unit) rows themselves: Flat, IVF-Flat and HNSW hold
+        them; IVF-SQ8 and IVF-PQ hold codes, decoded close to them."""
+        return self.kind_ in ("flat", "ivf", "hnsw")
+
     def vectors(self, rows: np.ndarray) -> np.ndarray:
         """Pool rows ``rows`` as the index holds them, in the given order: unit rows, exact for
         Flat, IVF-Flat and HNSW, decoded from their codes (close, not equal) for IVF-SQ8 and IVF-PQ.

@@ -371,14 +371,19 @@ def _interleave(per_region: list[list[SuggestionCandidate]]) -> list[SuggestionC
 
 
 def _searcher(embeddings: np.ndarray | None, allowed: np.ndarray, index: PoolIndex | None):
-    """search(queries, k) -> (distances, pool rows) over the pool, honouring sparsity of ``allowed``.
-    Without the rows in this process the index answers however few rows are allowed
+    """search(queries, k) -> (distances, pool rows) over the pool, honouring sparsity of ``allowed``:
+    few allowed rows get an index of their own, from the rows here or from an index in this process
+    that holds them. Sharded or compressed, the index answers however few rows are allowed
     (_region_candidates drops the others and asks for more neighbours)."""
     n = len(allowed)
-    if index is not None and (embeddings is None or allowed.sum() >= MIN_ALLOWED_SHARE * n):
+    if index is not None and allowed.sum() >= MIN_ALLOWED_SHARE * n:
         return index.search
+    if embeddings is None and not getattr(index, "holds_rows", False):
+        return index.search         # shards, or codes: the rows stay where the index is
     rows = np.flatnonzero(allowed)
-    local = PoolIndex(embeddings.shape[1]).build(embeddings[rows])
+    # Without the rows here, an index in this process that holds them gives the allowed ones.
+    local = PoolIndex(index.dim if embeddings is None else embeddings.shape[1]).build(
+        index.vectors(rows) if embeddings is None else embeddings[rows])
 
     def search(queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         dist, ids = local.search(queries, k)

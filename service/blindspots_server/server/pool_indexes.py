@@ -1,6 +1,8 @@
 """Keep each pool's faiss index loaded, current with its rows, and persisted.
 
-With ``shards`` > 1 a pool's index is a :class:`core.sharded_index.ShardedPoolIndex`
+In one process a pool's index is a :class:`core.pool_index.PoolIndex`, built or updated from
+the pool's row files a chunk at a time (``ensure_at``; the caller need not hold the rows) and
+saved to the store. With ``shards`` > 1 it is a :class:`core.sharded_index.ShardedPoolIndex`
 whose shards live where ``compute`` puts them (Ray actors with --ray-address);
 it is rebuilt from the row files when a server first needs it, not persisted.
 Each shard reads its own rows from the pool's row files (``Store.row_files``),
@@ -41,28 +43,24 @@ class PoolIndexes:
         """Whether pool indexes are sharded (their shards hold the pool's vectors, not this process)."""
         return self._shards > 1
 
-    def ensure_sharded(self, pool_id: str, n: int, progress: Optional[ProgressFn] = None) -> ShardedPoolIndex:
-        """The sharded index over the pool's first ``n`` rows; the shards read the rows themselves."""
-        return self._ensure_sharded(pool_id, n, progress or no_progress)
+    def ensure_at(self, pool_id: str, n: int, progress: Optional[ProgressFn] = None
+                  ) -> "PoolIndex | ShardedPoolIndex":
+        """The index over the pool's first ``n`` rows, for a caller that holds none of them: the rows
+        a build or an update needs are read from the row files, a chunk at a time (by the shards
+        themselves when sharded), so the pool's vectors are never held here beside the index."""
+        progress = progress or no_progress
+        if self._shards > 1:
+            return self._ensure_sharded(pool_id, n, progress)
+        return self._ensure_local(pool_id, n, progress)
 
     def _lock(self, pool_id: str) -> threading.Lock:
         with self._guard:
             return self._locks.setdefault(pool_id, threading.Lock())
 
     def update(self, pool_id: str, progress: Optional[ProgressFn] = None) -> "PoolIndex | ShardedPoolIndex":
-        """The pool's index over every row the store holds now (the index-build job).
-
-        In one process the pool's vectors are read file by file into one array that the
-        build normalises in place (held once, next to the index, and released after);
-        sharded, nothing is read here: the shards read their rows from the row files."""
-        progress = progress or no_progress
-        if self._shards > 1:
-            return self._ensure_sharded(pool_id, self._store.get_pool(pool_id).num_rows, progress)
-        rows = self._store.read_row_data(
-            "pool", pool_id, ["embedding"], progress=lambda f, stage: progress(0.0, f"loading pool rows: {stage}"))
-        embeddings = rows.embeddings
-        del rows
-        return self.ensure(pool_id, embeddings, progress, owned=True)
+        """The pool's index over every row the store holds now (the index-build job): its rows
+        are read from the row files a chunk at a time as the index takes them (:meth:`ensure_at`)."""
+        return self.ensure_at(pool_id, self._store.get_pool(pool_id).num_rows, progress)
 
     def ensure(self, pool_id: str, embeddings: np.ndarray, progress: Optional[ProgressFn] = None,
                owned: bool = False) -> "PoolIndex | ShardedPoolIndex":
@@ -74,12 +72,17 @@ class PoolIndexes:
         progress = progress or no_progress
         if self._shards > 1:
             return self._ensure_sharded(pool_id, len(embeddings), progress, embeddings)
+        return self._ensure_local(pool_id, len(embeddings), progress, embeddings, owned)
+
+    def _ensure_local(self, pool_id: str, n: int, progress: ProgressFn, embeddings: Optional[np.ndarray] = None,
+                      owned: bool = False) -> PoolIndex:
+        """The in-process index over the pool's first ``n`` rows: ``embeddings`` (all of them), or
+        without them the row files."""
         lock = self._lock(pool_id)
         with lock:
             index = self._loaded.get(pool_id)
             if index is None:
                 index = self._stored(pool_id)
-            n = len(embeddings)
             if index is not None and index.ntotal == n:
                 self._keep(pool_id, lock, index)
                 return index
@@ -88,10 +91,16 @@ class PoolIndexes:
             # structure once the pool has outgrown what it was built for.
             if index is None or built > n:
                 progress(0.0, f"building index over {n} pool rows")
-                index = PoolIndex(embeddings.shape[1]).build(embeddings, progress=progress, copy=not owned)
+                if embeddings is not None:
+                    index = PoolIndex(embeddings.shape[1]).build(embeddings, progress=progress, copy=not owned)
+                else:
+                    source = self._row_source(pool_id, n)
+                    index = PoolIndex(self._store.get_pool(pool_id).embedding_dim).build_from(
+                        source.read, n, progress=progress)
             else:
                 progress(0.0, f"adding {n - built} rows to the index")
-                index.add(embeddings[built:])
+                index.add(embeddings[built:] if embeddings is not None
+                          else self._row_source(pool_id, n).read(built, n))
             self._store.save_index(pool_id, index.to_bytes(), index.kind_, index.ntotal, index.description)
             self._keep(pool_id, lock, index)
             return index

@@ -120,11 +120,11 @@ class Suggestions:
     def _run(self, run: RunRecord, pool: PoolRecord, diagnosis: Optional[pb.Diagnosis], request: pb.SuggestRequest,
              strategy: str, filters, progress: ProgressFn) -> "SuggestOutcome":
         progress(0.0, "loading pool rows")
-        # With sharded indexes the shards hold the pool's vectors: a targeted ranking reads the few
-        # rows it scores from them (core.suggest, pool.embeddings=None), so this process reads the
-        # small columns only, not the vectors (5 GB at 10M x 128-d).
+        # The pool index holds the pool's vectors (in this process, or in its shards): a targeted or
+        # similar ranking reads the few rows it scores from it (core.suggest, pool.embeddings=None),
+        # so this process reads the small columns only, not the vectors (0.5 GB per 1M x 128-d rows).
         searches = strategy in ("targeted", "similar")     # near failures or query rows, by the pool index
-        rows_at_index = self.indexes.sharded and searches
+        rows_at_index = searches
         columns = (["sample_id", "uri", "probabilities", *(META_PREFIX + c for c in pool.metadata_schema)]
                    if rows_at_index else None)
         # Checked between batch files: a cancelled call stops reading (progress raises).
@@ -184,8 +184,13 @@ class Suggestions:
         index = None
         if searches:
             progress(0.1, "updating the pool index")
-            index = (self.indexes.ensure_sharded(pool.id, len(pool_rows)) if embeddings is None
+            index = (self.indexes.ensure_at(pool.id, len(pool_rows)) if embeddings is None
                      else self.indexes.ensure(pool.id, embeddings))
+            if embeddings is None and strategy in ("targeted", "similar") and not self.indexes.sharded \
+                    and not index.holds_rows:
+                # An index of codes (IVF-SQ8 or PQ, past 2 GiB of vectors) gives decoded rows: in this
+                # process the ranking reads the rows themselves, so the picks do not depend on it.
+                embeddings = self.store.read_row_data("pool", pool.id, ["embedding"]).embeddings[:len(pool_rows)]
         progress(0.2, f"ranking candidates ({strategy})")
         # The rows were read for this call alone: normalised in place, the ranking needs no copy.
         unit = strategy in ("targeted", "similar", "kcenter")
