@@ -199,10 +199,10 @@ def _session(args, model, server: "Server", out: dict, ids, prefix: str):
     if pool is not None and "suggest" in args.steps:
         for name in ("suggest first", "suggest warm"):
             # allow_repeats: both calls rank the same eligible rows, so their picks can be compared
-            # (and across code versions: the digest of the picked ids in order).
+            # (and across code versions: digests of the picked ids in rank order, and of their set).
             picks = step(name, lambda: run_.suggest(pool, BUDGET, progress=False, allow_repeats=True))
-            out["steps"][prefix + name]["picks_sha256"] = hashlib.sha256(
-                "\n".join(picks["sample_id"]).encode()).hexdigest()[:16]
+            for key, ids in (("picks_sha256", list(picks["sample_id"])), ("picked_set_sha256", sorted(picks["sample_id"]))):
+                out["steps"][prefix + name][key] = hashlib.sha256("\n".join(ids).encode()).hexdigest()[:16]
     return run_.id, pool.id if pool is not None else ""
 
 
