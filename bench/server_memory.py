@@ -4,7 +4,7 @@ One server subprocess (``python -m blindspots_server``) over a fresh data
 directory; through the SDK: ingest n test rows and p pool rows (the listings
 scenario, 128-d, generated and sent one chunk of at most 1M rows at a time so
 the driver stays small), wait for the pool's index build, diagnose, suggest
-1000 (``targeted``, first and warm call). Before each step the server's peak
+1000 (``targeted``, or ``--strategy``; first and warm call). Before each step the server's peak
 RSS is reset (``/proc/PID/clear_refs`` = 5) and read back after it (VmHWM), so
 each row says which step needs the memory; "peak" is the largest of them.
 
@@ -130,7 +130,8 @@ def run(args) -> dict:
     ways = [w for w in args.compute.split(",") if w]
     out: dict = {"code": subprocess.run(["git", "-C", str(code_root), "describe", "--always", "--dirty"],
                                         capture_output=True, text=True).stdout.strip(),
-                 "test_rows": args.test_rows, "pool_rows": args.pool_rows, "compute": ways, "steps": {}}
+                 "test_rows": args.test_rows, "pool_rows": args.pool_rows, "compute": ways, "steps": {},
+                 "strategy": args.strategy}
     with tempfile.TemporaryDirectory(prefix="blindspots-mem-") as tmp:
         data_dir = os.path.join(tmp, "data")
         ids = None
@@ -200,7 +201,8 @@ def _session(args, model, server: "Server", out: dict, ids, prefix: str):
         for name in ("suggest first", "suggest warm"):
             # allow_repeats: both calls rank the same eligible rows, so their picks can be compared
             # (and across code versions: digests of the picked ids in rank order, and of their set).
-            picks = step(name, lambda: run_.suggest(pool, BUDGET, progress=False, allow_repeats=True))
+            picks = step(name, lambda: run_.suggest(pool, BUDGET, strategy=args.strategy, progress=False,
+                                                    allow_repeats=True))
             for key, ids in (("picks_sha256", list(picks["sample_id"])), ("picked_set_sha256", sorted(picks["sample_id"]))):
                 out["steps"][prefix + name][key] = hashlib.sha256("\n".join(ids).encode()).hexdigest()[:16]
     return run_.id, pool.id if pool is not None else ""
@@ -265,6 +267,7 @@ def main(argv=None) -> dict:
     p.add_argument("--pool-rows", type=int, default=1_000_000)
     p.add_argument("--diagnose-reps", type=int, default=1)
     p.add_argument("--steps", default="diagnose,suggest")
+    p.add_argument("--strategy", default="targeted", help="the suggest steps' strategy")
     p.add_argument("--compute", default="in-process",
                    help="comma-separated ways, each a server on the same rows: in-process, "
                         "ray (a local 2-node cluster)")

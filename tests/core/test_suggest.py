@@ -167,6 +167,21 @@ def test_targeted_without_the_pool_rows_reads_them_from_the_index(world):
         suggest_candidates("targeted", 120, rowless, regions)
 
 
+@pytest.mark.parametrize("strategy", ["random", "entropy", "margin"])
+def test_uncertainty_and_random_picks_need_no_pool_rows(world, strategy):
+    from dataclasses import replace
+    s, pool, regions = world
+    rowless = replace(pool, embeddings=None)
+    excluded = np.zeros(len(pool.embeddings), bool)
+    excluded[::3] = True
+    out = suggest_candidates(strategy, 120, rowless, regions, excluded=excluded, seed=4)
+    assert out == suggest_candidates(strategy, 120, pool, regions, excluded=excluded, seed=4)
+    with pytest.raises(ValueError, match="kcenter"):
+        suggest_candidates("kcenter", 120, rowless, regions, index=PoolIndex(pool.embeddings.shape[1]))
+    with pytest.raises(ValueError, match="index"):
+        suggest_candidates("targeted", 120, rowless, regions)
+
+
 def test_an_index_in_this_process_serves_the_rows_when_few_are_allowed(world):
     """With most of the pool excluded (a filter, many rounds) targeted searches an index of the
     allowed rows alone; without the rows in this process an exact in-process index gives them: the

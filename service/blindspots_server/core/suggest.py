@@ -28,6 +28,8 @@ __all__ = ["STRATEGIES", "DEFAULT_UNCERTAINTY_WEIGHT", "DEFAULT_SLICE_WEIGHT", "
            "suggest_candidates", "budget_note", "normalise", "query_target"]
 
 STRATEGIES = ("targeted", "random", "entropy", "margin", "kcenter", "similar")
+# Strategies that read no pool rows: pool.embeddings may be None without an index.
+ROWLESS = ("random", "entropy", "margin")
 # Starting points, not tuned: bench/closed_loop.py passes with them; a sweep is still to do.
 # Targeted: the model's uncertainty adds nothing to a candidate's score by default. Inside a
 # failure region the model is wrong with confidence, so its uncertainty points at the pool's
@@ -46,7 +48,10 @@ def _check(strategy: str, budget: int, pool: PoolData, regions: list[TargetRegio
         raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
     if isinstance(budget, bool) or int(budget) != budget or budget < 0:
         raise ValueError(f"budget must be a non-negative integer, got {budget!r}")
-    if pool.embeddings is None:
+    if pool.embeddings is None and strategy in ROWLESS and index is None:
+        # Uncertainty and random picks read no rows: the pool is its metadata's rows.
+        n, dim = len(pool.metadata), None
+    elif pool.embeddings is None:
         # The rows stay where the index is (shards); the index checked them when it was built.
         if strategy == "kcenter":
             raise ValueError("pool.embeddings: the kcenter strategy needs the pool's rows in this process")
@@ -68,7 +73,7 @@ def _check(strategy: str, budget: int, pool: PoolData, regions: list[TargetRegio
         raise ValueError(f"pool.metadata has {len(pool.metadata)} rows, the pool {n}")
     if strategy in ("entropy", "margin") and pool.probabilities is None:
         raise ValueError(f"pool.probabilities is required by the {strategy!r} strategy")
-    if labeled is not None and (np.ndim(labeled) != 2 or np.shape(labeled)[1] != dim):
+    if labeled is not None and dim is not None and (np.ndim(labeled) != 2 or np.shape(labeled)[1] != dim):
         raise ValueError(f"labeled_embeddings must have shape (m, {dim}), got {np.shape(labeled)}")
     if index is not None and (index.ntotal != n or index.dim != dim):
         raise ValueError(f"index holds {index.ntotal} rows of dim {index.dim}, "
@@ -144,7 +149,9 @@ def suggest_candidates(strategy: str, budget: int, pool: PoolData, regions: list
     ``index`` is the pool's PoolIndex (built over all pool rows), or a ShardedPoolIndex;
     without one the targeted strategy builds a temporary index. ``pool.embeddings`` may be
     None when ``index`` is given (all strategies but kcenter): targeted then reads the rows it
-    scores from the index (``index.vectors``), and this process never holds the pool. ``progress`` may raise to cancel.
+    scores from the index (``index.vectors``), and this process never holds the pool; and for
+    random, entropy and margin, which read no rows, without an index. ``progress`` may raise to
+    cancel.
     ``num_failures``: the diagnosed test set's failure count; with it, regions that hold
     under half of the failures give part of the budget to margin sampling (targeted).
     ``query``: the rows a ``similar`` suggestion finds more of (``query_target``).

@@ -122,9 +122,10 @@ class Suggestions:
         progress(0.0, "loading pool rows")
         # The pool index holds the pool's vectors (in this process, or in its shards): a targeted or
         # similar ranking reads the few rows it scores from it (core.suggest, pool.embeddings=None),
-        # so this process reads the small columns only, not the vectors (0.5 GB per 1M x 128-d rows).
+        # and uncertainty or random picks read none, so this process reads the small columns only,
+        # not the vectors (0.5 GB per 1M x 128-d rows). kcenter needs them all.
         searches = strategy in ("targeted", "similar")     # near failures or query rows, by the pool index
-        rows_at_index = searches
+        rows_at_index = strategy != "kcenter"
         columns = (["sample_id", "uri", "probabilities", *(META_PREFIX + c for c in pool.metadata_schema)]
                    if rows_at_index else None)
         # Checked between batch files: a cancelled call stops reading (progress raises).
