@@ -62,20 +62,18 @@ class PoolIndexes:
         are read from the row files a chunk at a time as the index takes them (:meth:`ensure_at`)."""
         return self.ensure_at(pool_id, self._store.get_pool(pool_id).num_rows, progress)
 
-    def ensure(self, pool_id: str, embeddings: np.ndarray, progress: Optional[ProgressFn] = None,
-               owned: bool = False) -> "PoolIndex | ShardedPoolIndex":
-        """The pool's index covering every row of ``embeddings`` (all pool rows, in order).
-
-        ``owned``: the caller no longer needs ``embeddings``, so a build may normalise
-        them in place instead of holding a normalised copy next to them. A sharded
-        index takes only the row count from ``embeddings`` (and the rows it adds)."""
+    def ensure(self, pool_id: str, embeddings: np.ndarray, progress: Optional[ProgressFn] = None
+               ) -> "PoolIndex | ShardedPoolIndex":
+        """The pool's index covering every row of ``embeddings`` (all pool rows, in order), for a
+        caller that holds them anyway (kcenter); they are left as they are. A sharded index takes
+        only the row count from ``embeddings`` (and the rows it adds)."""
         progress = progress or no_progress
         if self._shards > 1:
             return self._ensure_sharded(pool_id, len(embeddings), progress, embeddings)
-        return self._ensure_local(pool_id, len(embeddings), progress, embeddings, owned)
+        return self._ensure_local(pool_id, len(embeddings), progress, embeddings)
 
-    def _ensure_local(self, pool_id: str, n: int, progress: ProgressFn, embeddings: Optional[np.ndarray] = None,
-                      owned: bool = False) -> PoolIndex:
+    def _ensure_local(self, pool_id: str, n: int, progress: ProgressFn,
+                      embeddings: Optional[np.ndarray] = None) -> PoolIndex:
         """The in-process index over the pool's first ``n`` rows: ``embeddings`` (all of them), or
         without them the row files."""
         lock = self._lock(pool_id)
@@ -92,7 +90,7 @@ class PoolIndexes:
             if index is None or built > n:
                 progress(0.0, f"building index over {n} pool rows")
                 if embeddings is not None:
-                    index = PoolIndex(embeddings.shape[1]).build(embeddings, progress=progress, copy=not owned)
+                    index = PoolIndex(embeddings.shape[1]).build(embeddings, progress=progress)
                 else:
                     source = self._row_source(pool_id, n)
                     index = PoolIndex(self._store.get_pool(pool_id).embedding_dim).build_from(
