@@ -58,12 +58,18 @@ class _Candidates:
 
 
 def _region_candidates(region: TargetRegion, want: int, searcher, allowed: np.ndarray,
-                       taken: np.ndarray, max_k: int | None = None) -> _Candidates:
+                       taken: np.ndarray, max_k: int | None = None, fill: bool = False) -> _Candidates:
     """Nearest allowed, not-yet-taken pool rows to the region's failures (at least ``want``,
-    where each failure's ``max_k`` (default MAX_K_PER_FAILURE) nearest rows hold that many)."""
+    where each failure's ``max_k`` (default MAX_K_PER_FAILURE) nearest rows hold that many).
+
+    The search widens until it has enough, each failure has seen ``max_k`` rows or every row, or
+    the failures' hits number four times the allowed rows, which near-duplicate rows can reach with
+    few of them found: with ``fill`` (a caller with nothing to pass a shortfall on to) that last
+    stop waits for ``want`` rows."""
     max_k = MAX_K_PER_FAILURE if max_k is None else max_k
     failures = region.failure_embeddings
     m = len(failures)
+    n_allowed = int(allowed.sum())
     k = int(min(max_k, max(4, math.ceil(OVERSAMPLE * want / m))))
     while True:
         dist, ids = searcher(failures, k)
@@ -78,7 +84,8 @@ def _region_candidates(region: TargetRegion, want: int, searcher, allowed: np.nd
         first = np.r_[len(ids) > 0, ids[1:] != ids[:-1]][:len(ids)]
         hits = np.diff(np.r_[np.flatnonzero(first), len(ids)])
         found = _Candidates(ids[first], dist[first], owner[first], hits)
-        exhausted = k >= max_k or k * m >= 4 * allowed.sum()
+        exhausted = k >= max_k or k >= len(allowed) or (
+            k * m >= 4 * n_allowed and (not fill or len(found.rows) >= want))
         if len(found.rows) >= min(OVERSAMPLE * want, want * 2) or exhausted:
             return found
         k = min(max_k, k * 2)
@@ -265,7 +272,7 @@ def select_similar(embeddings: np.ndarray | None, probabilities: np.ndarray | No
     rows_of = index.vectors if embeddings is None else embeddings.__getitem__
     q = _with_mean(_query_failures(query, budget), query)
     max_k = int(min(MAX_K_PER_QUERY, max(MAX_K_PER_FAILURE, math.ceil(OVERSAMPLE * budget / len(q.failure_indices)))))
-    cand = _region_candidates(q, budget, searcher, allowed, np.zeros(len(allowed), dtype=bool), max_k)
+    cand = _region_candidates(q, budget, searcher, allowed, np.zeros(len(allowed), dtype=bool), max_k, fill=True)
     uncertainty = normalised_entropy(probabilities) if probabilities is not None else None
     progress(0.6, "ranking candidates")
     return _pick(q, (-1,), cand, rows_of(cand.rows), uncertainty, pool, budget, uncertainty_weight, 0.0,
