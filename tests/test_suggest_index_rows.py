@@ -31,7 +31,7 @@ def test_targeted_ranks_with_the_index_rows_and_picks_as_with_the_file_rows(serv
 
 def test_targeted_over_an_index_of_codes(server, client, small_scenario, monkeypatch):
     """The path where the server reads the pool's rows for the ranking (an index of codes gives only
-    decoded rows): it runs, and picks near the regions."""
+    decoded rows): it picks near the regions, and not what the decoded rows would pick."""
     s = small_scenario.scenario
     rows, dim = s.pool.embeddings.shape
     # Past the limit for float32 vectors, within it for one-byte codes: IVF-SQ8, as at ~4M x 128-d.
@@ -44,3 +44,10 @@ def test_targeted_over_an_index_of_codes(server, client, small_scenario, monkeyp
     assert index.kind_ == "ivfsq8" and not index.holds_rows
     assert len(picks) == 150 and picks["sample_id"].is_unique
     assert (picks["region_id"] >= 0).mean() > 0.5                # near the failure regions, not margin's
+    # Ranked with the decoded codes instead (as if the index held the rows), the picks differ on
+    # this data: so the ones above came from the rows read.
+    rows_read = _picks(run, pool)
+    with monkeypatch.context() as patch:
+        patch.setattr(PoolIndex, "holds_rows", property(lambda self: True))
+        decoded = _picks(run, pool)
+    assert set(rows_read) != set(decoded)
