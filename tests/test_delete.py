@@ -231,3 +231,38 @@ def test_a_suggest_in_flight_when_its_pool_or_run_is_deleted_ends_ok_or_not_foun
         client.close()
         server.stop()
     print(target, outcomes)
+
+
+@pytest.mark.parametrize("shards", [1, 2])
+def test_a_pool_deleted_while_a_suggest_waits_for_its_index_is_not_found(tmp_path, small_scenario, shards):
+    """A Suggest that reaches the pool's index after the pool was deleted (the index is built from
+    the pool's row files, in this process or in shards) ends NOT_FOUND naming the pool, never
+    DATA_LOSS or INTERNAL; no set is stored and the server serves on. The pool's index lock, held
+    here, stops the Suggest (and the ingest's index build) at the index until the pool is gone."""
+    import grpc
+
+    from blindspots.v1 import blindspots_pb2 as pb
+    sm, s = small_scenario, small_scenario.scenario
+    server = start_server(tmp_path / "data", index_shards=shards)
+    client = Client(f"127.0.0.1:{server.port}", timeout=120, retries=0)
+    try:
+        run = _log(client, sm, "eval", "v1")
+        run.diagnose(progress=False)
+        pool = client.create_pool("unlabeled", embedding_dim=128, num_classes=len(s.class_names), project="listings")
+        with server.servicer.indexes._lock(pool.id):
+            pool.add(s.pool.ids, s.pool.embeddings, probabilities=sm.pool_probs, metadata=s.pool.metadata)
+            stream = client.stub.Suggest(pb.SuggestRequest(run_id=run.id, pool_id=pool.id, budget=100), timeout=120)
+            for message in stream:                  # until the call waits for the index
+                if message.WhichOneof("payload") == "progress" and "pool index" in message.progress.stage:
+                    break
+            client.delete_pool(pool.id)
+        with pytest.raises(grpc.RpcError) as info:
+            for _ in stream:
+                pass
+        assert info.value.code() == grpc.StatusCode.NOT_FOUND, info.value.details()
+        assert pool.id in info.value.details(), info.value.details()
+        assert client.list_suggestion_sets(run).empty and client.list_pools() == []
+        assert client.get_run(run.id).message.num_rows == len(s.test.ids)          # the server serves on
+    finally:
+        client.close()
+        server.stop()
