@@ -46,7 +46,7 @@ def test_sharded_pool_index_reads_the_row_files_and_grows_with_new_batches(store
     np.testing.assert_array_equal(grown.search(queries, 8)[1],
                                   PoolIndex(16, kind="flat").build(x).search(queries, 8)[1])
     # A caller that counted fewer rows (a batch committed since) gets an index over those rows only.
-    fresh = PoolIndexes(store, shards=2).ensure("pool_a", x[:4500])
+    fresh = PoolIndexes(store, shards=2).ensure_at("pool_a", 4500)
     assert fresh.ntotal == 4500 and fresh.search(x[4400:4401], 1)[1][0, 0] == 4400
 
 

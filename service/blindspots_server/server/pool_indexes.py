@@ -17,7 +17,6 @@ import logging
 import threading
 from typing import Optional
 
-import numpy as np
 
 from ..core.parallel import IN_PROCESS
 from ..core.pool_index import PoolIndex
@@ -62,20 +61,8 @@ class PoolIndexes:
         are read from the row files a chunk at a time as the index takes them (:meth:`ensure_at`)."""
         return self.ensure_at(pool_id, self._store.get_pool(pool_id).num_rows, progress)
 
-    def ensure(self, pool_id: str, embeddings: np.ndarray, progress: Optional[ProgressFn] = None
-               ) -> "PoolIndex | ShardedPoolIndex":
-        """The pool's index covering every row of ``embeddings`` (all pool rows, in order), for a
-        caller that holds them anyway (kcenter); they are left as they are. A sharded index takes
-        only the row count from ``embeddings`` (and the rows it adds)."""
-        progress = progress or no_progress
-        if self._shards > 1:
-            return self._ensure_sharded(pool_id, len(embeddings), progress, embeddings)
-        return self._ensure_local(pool_id, len(embeddings), progress, embeddings)
-
-    def _ensure_local(self, pool_id: str, n: int, progress: ProgressFn,
-                      embeddings: Optional[np.ndarray] = None) -> PoolIndex:
-        """The in-process index over the pool's first ``n`` rows: ``embeddings`` (all of them), or
-        without them the row files."""
+    def _ensure_local(self, pool_id: str, n: int, progress: ProgressFn) -> PoolIndex:
+        """The in-process index over the pool's first ``n`` rows, built or grown from the row files."""
         lock = self._lock(pool_id)
         with lock:
             index = self._loaded.get(pool_id)
@@ -89,16 +76,11 @@ class PoolIndexes:
             # structure once the pool has outgrown what it was built for.
             if index is None or built > n:
                 progress(0.0, f"building index over {n} pool rows")
-                if embeddings is not None:
-                    index = PoolIndex(embeddings.shape[1]).build(embeddings, progress=progress)
-                else:
-                    source = self._row_source(pool_id, n)
-                    index = PoolIndex(self._store.get_pool(pool_id).embedding_dim).build_from(
-                        source.read, n, progress=progress)
+                index = PoolIndex(self._store.get_pool(pool_id).embedding_dim).build_from(
+                    self._row_source(pool_id, n).read, n, progress=progress)
             else:
                 progress(0.0, f"adding {n - built} rows to the index")
-                index.add(embeddings[built:] if embeddings is not None
-                          else self._row_source(pool_id, n).read(built, n))
+                index.add(self._row_source(pool_id, n).read(built, n))
             self._store.save_index(pool_id, index.to_bytes(), index.kind_, index.ntotal, index.description)
             self._keep(pool_id, lock, index)
             return index
@@ -128,8 +110,7 @@ class PoolIndexes:
                         pool_id, type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
             return None
 
-    def _ensure_sharded(self, pool_id: str, n: int, progress: ProgressFn,
-                        embeddings: Optional[np.ndarray] = None) -> ShardedPoolIndex:
+    def _ensure_sharded(self, pool_id: str, n: int, progress: ProgressFn) -> ShardedPoolIndex:
         """The sharded index over the pool's first ``n`` rows (those the caller counted)."""
         lock = self._lock(pool_id)
         with lock:
@@ -139,8 +120,7 @@ class PoolIndexes:
             if index is not None and index.ntotal < n:
                 progress(0.0, f"adding {n - index.ntotal} rows to the last index shard")
                 # Only the new rows pass through the server.
-                index.add(embeddings[index.ntotal:n] if embeddings is not None
-                          else self._row_source(pool_id, n).read(index.ntotal, n))
+                index.add(self._row_source(pool_id, n).read(index.ntotal, n))
                 return index
             if index is not None:
                 index.close()

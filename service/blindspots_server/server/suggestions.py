@@ -125,9 +125,8 @@ class Suggestions:
         # and uncertainty or random picks read none, so this process reads the small columns only,
         # not the vectors (0.5 GB per 1M x 128-d rows). kcenter needs them all.
         searches = strategy in ("targeted", "similar")     # near failures or query rows, by the pool index
-        rows_at_index = strategy != "kcenter"
-        columns = (["sample_id", "uri", "probabilities", *(META_PREFIX + c for c in pool.metadata_schema)]
-                   if rows_at_index else None)
+        columns = (None if strategy == "kcenter" else
+                   ["sample_id", "uri", "probabilities", *(META_PREFIX + c for c in pool.metadata_schema)])
         # Checked between batch files: a cancelled call stops reading (progress raises).
         pool_rows = self.store.read_row_data("pool", pool.id, columns, progress=lambda f, stage: progress(
             0.04 * f, f"loading pool rows: {stage}"))
@@ -177,21 +176,17 @@ class Suggestions:
         # regions hold copies of their failure rows. Released before the ranking's own copies.
         labeled = run_embeddings if strategy == "kcenter" else None
         del run_embeddings
-        embeddings = pool_rows.embeddings
-        if rows_at_index and strategy == "kcenter":    # no region, no probabilities: kcenter needs the rows
-            embeddings = self.store.read_row_data("pool", pool.id, ["embedding"]).embeddings[:len(pool_rows)]
-        elif rows_at_index:
-            embeddings = None
+        embeddings = pool_rows.embeddings if columns is None else None     # read: kcenter was asked for
         index = None
         if searches:
             progress(0.1, "updating the pool index")
-            index = (self.indexes.ensure_at(pool.id, len(pool_rows)) if embeddings is None
-                     else self.indexes.ensure(pool.id, embeddings))
-            if embeddings is None and strategy in ("targeted", "similar") and not self.indexes.sharded \
-                    and not index.holds_rows:
-                # An index of codes (IVF-SQ8 or PQ, past 2 GiB of vectors) gives decoded rows: in this
-                # process the ranking reads the rows themselves, so the picks do not depend on it.
-                embeddings = self.store.read_row_data("pool", pool.id, ["embedding"]).embeddings[:len(pool_rows)]
+            index = self.indexes.ensure_at(pool.id, len(pool_rows))
+        # The rows are read here after all for kcenter (a targeted call without a region or
+        # probabilities fell back to it), and where an index of codes in this process (IVF-SQ8 or
+        # PQ, past 2 GiB of vectors) gives only decoded rows, so that the picks do not depend on it.
+        codes_here = index is not None and not self.indexes.sharded and not index.holds_rows
+        if embeddings is None and (strategy == "kcenter" or (strategy in ("targeted", "similar") and codes_here)):
+            embeddings = self.store.read_row_data("pool", pool.id, ["embedding"]).embeddings[:len(pool_rows)]
         progress(0.2, f"ranking candidates ({strategy})")
         # The rows were read for this call alone: normalised in place, the ranking needs no copy.
         unit = strategy in ("targeted", "similar", "kcenter")

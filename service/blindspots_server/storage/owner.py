@@ -7,8 +7,9 @@ two processes each holding their own locks for suggestion rounds would hand out 
 rows twice. So opening the store takes an exclusive lock on ``<data_dir>/owner.lock`` and keeps it
 until the store is closed; an open in another process is refused (StoreUnusable) and names the
 owner (store objects within one process share its lock). The lock is the kernel's (flock), so a
-process that dies, even by SIGKILL, leaves none behind: there is no stale lock to clear. Reads that do not open the store (``store check``,
-``store backup``/``copy`` from the directory) take no lock: they work beside a running server.
+process that dies, even by SIGKILL, leaves none behind: there is no stale lock to clear. Reads
+that do not open the store (``store check``, ``store backup``/``copy`` from the directory) take
+no lock: they work beside a running server.
 
 Where the file system has no flock (some network mounts answer ENOLCK), the store opens without
 the lock and logs a warning.

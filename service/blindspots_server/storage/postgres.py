@@ -444,7 +444,8 @@ class PostgresStore(SqlCatalog, JobQueueMixin, PostgresLabels, Store):
 
     def load_catalog(self, tables, check: CopyCheck = empty_destination) -> None:
         """Rows copied from another store, (table, columns, rows) each, in one transaction that
-        first runs the copy's ``check`` of this store again (by default: every table still empty) (the tables locked against other writers)."""
+        first locks the tables against other writers and runs the copy's ``check`` of this store
+        again (by default: every table still empty)."""
         with self._tx() as cur:
             cur.execute(f"LOCK TABLE {', '.join(COPIED_TABLES)} IN SHARE ROW EXCLUSIVE MODE")
             check(lambda sql, args: cur.execute(sql, args).fetchall(), self.PLACEHOLDER)
