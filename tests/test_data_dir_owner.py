@@ -15,19 +15,13 @@ from blindspots.v1 import blindspots_pb2 as pb
 from blindspots_server.storage import EmbeddedStore, StoreUnusable
 from blindspots_server.storage.owner import LOCK_FILE
 
-from conftest import start_server
+from conftest import free_port, start_server
 from test_api import _log_scenario
 from test_durability import ServerProcess
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "blindspots.cli", *args], capture_output=True, text=True, timeout=120)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_a_second_server_on_a_data_directory_in_use_is_refused_and_changes_nothing(tmp_path, small_scenario):
@@ -38,7 +32,7 @@ def test_a_second_server_on_a_data_directory_in_use_is_refused_and_changes_nothi
             run, pool, _ = _log_scenario(client, small_scenario)
             job = run.diagnose(wait=False)                        # started before the others try
             holder = f"pid {os.getpid()} on {socket.gethostname()}"
-            second = _cli("serve", "--data-dir", str(data), "--port", str(_free_port()))
+            second = _cli("serve", "--data-dir", str(data), "--port", str(free_port()))
             assert second.returncode == 2, second.stderr
             assert f"the data directory {data} is in use by another process ({holder}" in second.stderr
             recover = _cli("store", "recover", "--data-dir", str(data))
@@ -63,7 +57,7 @@ def test_a_second_server_on_a_data_directory_in_use_is_refused_and_changes_nothi
 
 def test_a_killed_owner_leaves_no_lock(tmp_path):
     data = tmp_path / "data"
-    proc = ServerProcess(data, _free_port(), tmp_path / "server.log")
+    proc = ServerProcess(data, free_port(), tmp_path / "server.log")
     proc.start()
     try:
         with pytest.raises(StoreUnusable, match=f"in use by another process \\(pid {proc.proc.pid} "):
