@@ -42,12 +42,23 @@ def test_sharded_pool_index_reads_the_row_files_and_grows_with_new_batches(store
                                   PoolIndex(16, kind="flat").build(x[:4000]).search(queries, 8)[1])
     _add(store, "b3", x[4000:], 4000)
     grown = indexes.update("pool_a")                # only the new batch's rows go to the last shard
-    assert grown is index and grown.ntotal == 5000
+    assert grown.ntotal == 5000 and grown.builds == index.builds == 1       # grown, not built again
     np.testing.assert_array_equal(grown.search(queries, 8)[1],
                                   PoolIndex(16, kind="flat").build(x).search(queries, 8)[1])
-    # A caller that counted fewer rows (a batch committed since) gets an index over those rows only.
+    np.testing.assert_array_equal(grown.exact_search(queries, 8)[1],       # the last shard read the new rows
+                                  PoolIndex(16, kind="flat").build(x).search(queries, 8)[1])
+    # A caller that counted fewer rows (a batch committed since) gets an index over those rows only:
+    # built for it, or the same shards answering for their first rows.
     fresh = PoolIndexes(store, shards=2).ensure_at("pool_a", 4500)
     assert fresh.ntotal == 4500 and fresh.search(x[4400:4401], 1)[1][0, 0] == 4400
+    fewer = indexes.ensure_at("pool_a", 4500)
+    assert fewer.ntotal == 4500 and fewer.builds == 1
+    near_new_rows = x[4500:4540] + 0.01 * rng.normal(size=(40, 16)).astype(np.float32)
+    d, i = fewer.search(near_new_rows, 8)
+    d_flat, i_flat = PoolIndex(16, kind="flat").build(x[:4500]).search(near_new_rows, 8)
+    np.testing.assert_array_equal(i, i_flat)
+    np.testing.assert_allclose(d, d_flat, atol=1e-5)
+    assert indexes.ensure_at("pool_a", 5000).builds == 1
 
 
 def test_a_row_file_gone_missing_is_data_loss(store):

@@ -267,7 +267,8 @@ def test_deleting_a_pool_on_a_ray_server_stops_its_shards(ray_cluster, small_sce
 def test_a_damaged_pool_row_file_on_a_ray_server_is_data_loss_and_the_server_goes_on(ray_cluster, small_scenario,
                                                                                      tmp_path, caplog):
     """A flipped byte in one of the pool's row files, found by the Ray shards when a restarted server
-    builds them from the files (they are not persisted): targeted Suggest is DATA_LOSS naming the pool
+    builds them from the files (the shards the first server built are gone, as after a restart of the
+    Ray cluster; while they live, a server uses them and reads no pool vector): targeted Suggest is DATA_LOSS naming the pool
     (no pick from damaged rows) with the store's message, not Ray's; the shards' DataLoss reaches the
     server as itself, so its log says what the shards met; no shard is left loaded, the server goes
     on serving, and once the file is whole again the same call succeeds."""
@@ -289,6 +290,9 @@ def test_a_damaged_pool_row_file_on_a_ray_server_is_data_loss_and_the_server_goe
     finally:
         client.close()
         first.stop()
+    import ray
+    for shared in _shared_shards(pool.id):
+        ray.kill(shared)                        # its shards go with it (they are its own actors)
     victim = sorted((data / "pools" / pool.id).glob("part-*.parquet"))[1]
     whole = victim.read_bytes()
     damaged = bytearray(whole)
@@ -311,3 +315,140 @@ def test_a_damaged_pool_row_file_on_a_ray_server_is_data_loss_and_the_server_goe
     finally:
         client.close()
         there.stop()
+
+
+class _RayReplica:
+    """A server process (``python -m blindspots_server``) on a PostgreSQL store and a file root every
+    Ray node reads, connected to the test's Ray cluster."""
+
+    def __init__(self, store: str, files, address: str, log):
+        import subprocess
+        import sys
+
+        import grpc
+
+        from conftest import free_port
+        self.port = free_port()
+        with open(log, "ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "blindspots_server", "--store", store, "--files", str(files), "--port",
+                 str(self.port), "--ray-address", address], stdout=out, stderr=subprocess.STDOUT)
+        with grpc.insecure_channel(f"127.0.0.1:{self.port}") as channel:
+            grpc.channel_ready_future(channel).result(timeout=120)
+        self.client = Client(f"127.0.0.1:{self.port}", retries=2, timeout=300)
+
+    def stop(self, sig=None) -> None:
+        import signal
+        self.client.close()
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig or signal.SIGTERM)
+            self.proc.wait(timeout=60)
+
+
+def _shared_shards(pool_id: str) -> list:
+    """The named SharedShards actors of a pool on the cluster (the test process is a Ray driver too)."""
+    import ray
+    from ray.util import list_named_actors
+    return [ray.get_actor(name) for name in list_named_actors() if f":{pool_id}:" in name]
+
+
+def test_server_processes_share_a_pool_s_shards_on_the_cluster_and_a_restart_keeps_them(
+        ray_cluster, small_scenario, postgres_uri, tmp_path):
+    """Two replicas (separate processes) on one store and one Ray cluster use one set of index shards,
+    a named actor of the cluster (built once, by the index-build job of one of them) and pick the
+    same; a replica killed and started again finds the shards, with nothing rebuilt; rows added later
+    go to the last shard; deleting the pool stops the shards."""
+    import signal
+    from concurrent.futures import ThreadPoolExecutor
+
+    import ray
+    address, _ = ray_cluster
+    s, sm = small_scenario.scenario, small_scenario
+    files, log = tmp_path / "files", tmp_path / "replicas.log"
+    a, b = (_RayReplica(postgres_uri, files, address, log) for _ in range(2))
+    try:
+        run = a.client.create_run("eval", class_names=s.class_names, embedding_dim=s.test.embeddings.shape[1])
+        run.log_predictions(s.test.ids, s.test.embeddings, labels=s.test.labels, probabilities=sm.test_probs,
+                            metadata=s.test.metadata, progress=False)
+        pool = a.client.create_pool("pool", embedding_dim=s.pool.embeddings.shape[1],
+                                    num_classes=len(s.class_names))
+        first = len(s.pool) - 500
+        pool.add(s.pool.ids[:first], s.pool.embeddings[:first], probabilities=sm.pool_probs[:first],
+                 metadata=s.pool.metadata.iloc[:first], batch_size=1700, progress=False)
+        run.diagnose(progress=False, seed=3)
+
+        def picks(replica) -> list[str]:
+            return replica.client.suggest(run.id, pool.id, 120, allow_repeats=True, seed=1)["sample_id"].tolist()
+        with ThreadPoolExecutor(2) as both:
+            from_a, from_b = both.map(picks, (a, b))
+        assert len(from_a) == 120 and from_a == from_b
+        (shared,) = _shared_shards(pool.id)
+        sizes, builds = ray.get(shared.describe.remote())
+        assert builds == 1 and sum(sizes) == first and len(sizes) == 2
+
+        a.stop(signal.SIGKILL)
+        a = _RayReplica(postgres_uri, files, address, log)
+        assert picks(a) == from_a
+        assert ray.get(shared.describe.remote()) == (sizes, 1)        # found again, not built again
+
+        more = b.client.get_pool(pool.id)
+        more.add(s.pool.ids[first:], s.pool.embeddings[first:], probabilities=sm.pool_probs[first:],
+                 metadata=s.pool.metadata.iloc[first:], progress=False)
+        picks(a)
+        grown, builds = ray.get(shared.describe.remote())
+        assert builds == 1 and sum(grown) == len(s.pool) and grown[0] == sizes[0]      # the last shard grew
+
+        b.client.delete_pool(pool.id)
+        assert not _shared_shards(pool.id)
+        with pytest.raises(NotFoundError):
+            picks(a)
+    finally:
+        a.stop()
+        b.stop()
+
+
+def test_servers_that_ask_for_a_pool_s_shards_at_once_build_them_once(ray_cluster, tmp_path):
+    """Two PoolIndexes (two servers' worth) over one store, asking for a new pool's shards from two
+    threads at the same moment: the SharedShards actor takes one call at a time, so the shards are
+    built once and both answer as one flat index."""
+    import threading
+    import time
+
+    import ray
+
+    from blindspots_server.server.pool_indexes import PoolIndexes
+    from blindspots_server.storage import PoolRecord, open_store
+    from blindspots_server.storage.rows import build_table
+    _, cluster = ray_cluster
+    rng = np.random.default_rng(9)
+    x = rng.normal(size=(6000, 16)).astype(np.float32)
+    store = open_store(str(tmp_path / "data"))
+    try:
+        store.create_pool(PoolRecord(id="pool_race", name="p", project="p", embedding_dim=16, num_classes=0,
+                                     created_at=time.time()))
+        for i in range(3):
+            ids = [f"s{j}" for j in range(2000 * i, 2000 * (i + 1))]
+            store.ingest_batch("pool", "pool_race", f"b{i}", build_table(ids, x[2000 * i:2000 * (i + 1)], None,
+                                                                          None, None, {}), {})
+        servers = [PoolIndexes(store, shards=2, compute=cluster) for _ in range(2)]
+        start, answers = threading.Barrier(2), [None, None]
+
+        def ask(i: int) -> None:
+            start.wait()
+            answers[i] = servers[i].ensure_at("pool_race", 6000)
+        threads = [threading.Thread(target=ask, args=(i,)) for i in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=300)
+        assert all(a is not None for a in answers)
+        (shared,) = _shared_shards("pool_race")
+        assert ray.get(shared.describe.remote()) == ([3000, 3000], 1)
+        queries = rng.normal(size=(30, 16)).astype(np.float32)
+        flat = PoolIndex(16, kind="flat").build(x).search(queries, 5)[1]
+        for a in answers:
+            np.testing.assert_array_equal(a.search(queries, 5)[1], flat)
+        servers[0].forget("pool_race")
+        assert not _shared_shards("pool_race")
+    finally:
+        store.close()

@@ -50,19 +50,51 @@ class RayCluster:
         actor = self._ray.remote(num_cpus=0)(cls)
         return [actor.options(scheduling_strategy="SPREAD").remote(*args) for args in args_list]
 
+    def shared_worker(self, cls: type, name: str, args: tuple) -> Any:
+        # Detached: it outlives the server that started it (a restart, another replica finds it by
+        # name in the namespace); get_if_exists: of servers that start it at once, one does.
+        actor = self._ray.remote(num_cpus=0)(cls)
+        return actor.options(name=name, lifetime="detached", get_if_exists=True).remote(*args)
+
+    def stop_shared(self, prefix: str) -> int:
+        from ray.util import list_named_actors
+        stopped = 0
+        for name in list_named_actors():
+            if name.startswith(prefix):
+                try:
+                    actor = self._ray.get_actor(name)
+                except ValueError:      # stopped meanwhile
+                    continue
+                try:
+                    self._ray.get(actor.close.remote())      # its own workers first
+                except Exception:
+                    pass
+                self._ray.kill(actor)
+                stopped += 1
+        return stopped
+
     def call_all(self, workers: Sequence[Any], method: str, *args) -> list:
         refs = [getattr(w, method).remote(*args) for w in workers]
         return self._get(refs)
 
     def _get(self, refs: list) -> list:
         """The results; a task's own exception is raised as itself (a DataLoss stays a DataLoss with its
-        message), not wrapped in Ray's RayTaskError with the worker's traceback text."""
+        message), not wrapped in Ray's RayTaskError with the worker's traceback text; an actor that is
+        gone is :class:`core.parallel.WorkerLost`."""
         try:
             return self._ray.get(refs)
         except self._ray.exceptions.RayTaskError as exc:
             if isinstance(getattr(exc, "cause", None), Exception):
                 raise exc.cause from None
             raise
+        except self._ray.exceptions.RayActorError as exc:
+            from .core.parallel import WorkerLost
+            raise WorkerLost(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
+
+    def __reduce__(self):
+        # Sent to a worker (a shared actor that starts workers of its own): there it attaches to the
+        # Ray it runs in, instead of pickling the module.
+        return (_attached, ())
 
     def stop_workers(self, workers: Sequence[Any]) -> None:
         for w in workers:
@@ -73,6 +105,11 @@ class RayCluster:
 
     def shutdown(self) -> None:
         self._ray.shutdown()
+
+
+def _attached() -> "RayCluster":
+    """This process's Ray (initialised: a worker of the cluster) as a compute."""
+    return RayCluster("auto")
 
 
 def connect(address: str):

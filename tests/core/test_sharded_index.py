@@ -2,6 +2,7 @@
 shards given the rows, and exact_search over the sources is the brute-force answer."""
 from __future__ import annotations
 
+import os
 import pickle
 
 import numpy as np
@@ -10,6 +11,7 @@ import pytest
 
 from blindspots_server.core.pool_index import PoolIndex
 from blindspots_server.core.sharded_index import RowRange, ShardedPoolIndex
+from blindspots_server.storage import DataLoss
 from blindspots_server.storage.rows import ParquetEmbeddings, build_table
 
 
@@ -106,3 +108,60 @@ def test_parquet_embeddings_read_ranges_across_files_and_row_groups(tmp_path):
         rows.read(2000, 2600)
     index = ShardedPoolIndex(16, shards=2, kind="flat").build_from(rows)
     np.testing.assert_array_equal(index.search(x[:20], 5)[1], PoolIndex(16, kind="flat").build(x).search(x[:20], 5)[1])
+
+
+def _batches(tmp_path, x: np.ndarray, bounds: list[tuple[int, int]], tag: str = "") -> list[str]:
+    paths = []
+    for a, b in bounds:
+        path = tmp_path / f"batch-{a}-{b}{tag}.parquet"
+        pq.write_table(build_table([f"s{j}" for j in range(a, b)], x[a:b], None, None, None, {}), path,
+                       row_group_size=400)
+        paths.append(str(path))
+    return paths
+
+
+def test_shared_shards_are_kept_grown_from_the_files_or_built_anew_when_the_files_differ(tmp_path):
+    """SharedShards: the same rows keep the shards; more rows in the same files go to the last shard,
+    which reads them itself; a caller that counted fewer rows gets a handle that never answers with
+    a row past its count; row files that are not those it was built from (a repaired store) build
+    the shards anew; a failed read leaves no shards behind."""
+    from blindspots_server.core.sharded_index import SharedShards
+    x = clustered(3000, seed=4)
+    flat = lambda rows: PoolIndex(16, kind="flat").build(x[:rows])  # noqa: E731
+    paths = _batches(tmp_path, x, [(0, 1000), (1000, 2000), (2000, 3000)])
+    shared = SharedShards(16, 2, kind="flat")
+    first = shared.ensure(RowRange(ParquetEmbeddings(paths[:2]), 0, 1500))
+    assert (first.action, first.sizes, first.builds) == ("built", [750, 750], 1)
+    again = shared.ensure(RowRange(ParquetEmbeddings(paths[:2]), 0, 1500))
+    assert (again.action, again.workers, again.builds) == ("kept", first.workers, 1)
+    grown = shared.ensure(ParquetEmbeddings(paths))
+    assert (grown.action, grown.sizes, grown.builds) == ("extended", [750, 2250], 1)
+    index = ShardedPoolIndex.attach(16, grown, 3000)
+    q = x[::97] + 0.01
+    np.testing.assert_array_equal(index.search(q, 6)[1], flat(3000).search(q, 6)[1])
+    np.testing.assert_array_equal(index.exact_search(q, 6)[1], flat(3000).search(q, 6)[1])
+    # A caller that counted 1200 rows: the same shards, answering for their first 1200 rows only.
+    fewer = shared.ensure(RowRange(ParquetEmbeddings(paths[:2]), 0, 1200))
+    assert fewer.action == "kept"
+    view = ShardedPoolIndex.attach(16, fewer, 1200)
+    near_later_rows = x[1200:1300] + 0.01
+    d, i = view.search(near_later_rows, 8)
+    d_flat, i_flat = flat(1200).search(near_later_rows, 8)
+    np.testing.assert_array_equal(i, i_flat)
+    np.testing.assert_allclose(d, d_flat, atol=1e-5)
+    assert view.ntotal == 1200 and i.max() < 1200
+    with pytest.raises(ValueError, match="shared shards grow"):
+        view.add(x[:3])
+    # The second file rewritten (a store repaired): another file name, so the shards are built anew.
+    repaired = [paths[0], *_batches(tmp_path, x, [(1000, 2000)], tag="-repaired"), paths[2]]
+    rebuilt = shared.ensure(ParquetEmbeddings(repaired))
+    assert (rebuilt.action, rebuilt.sizes, rebuilt.builds) == ("built", [1500, 1500], 2)
+    # A file gone before the last shard reads its new rows: the error reaches the caller, and
+    # no half-grown shards stay (the next call builds).
+    more = _batches(tmp_path, clustered(3500, seed=4), [(3000, 3500)])
+    source = ParquetEmbeddings([*repaired, *more])
+    os.remove(more[0])
+    with pytest.raises(DataLoss):
+        shared.ensure(source)
+    assert shared.describe() == ([], 2)
+    assert shared.ensure(ParquetEmbeddings(repaired)).action == "built"

@@ -8,7 +8,15 @@ operations and never knows which one it got:
 - ``start_workers(cls, args_list)``: one stateful worker per argument tuple
   (e.g. an index shard held in memory between searches);
 - ``call_all(workers, method, *args)``: call a method on every worker, answers
-  in worker order; ``stop_workers(workers)`` releases them.
+  in worker order; ``stop_workers(workers)`` releases them;
+- ``shared_worker(cls, name, args)``: the worker called ``name``, started with
+  ``args`` if there is none yet: on a cluster, every process that asks by that
+  name gets the same one, and it lives until stopped (e.g. a pool's index shards
+  that several servers use and a restart keeps). Here it is a new object: this
+  process is the only one to ask, and the caller keeps it.
+  ``stop_shared(prefix)`` stops every shared worker whose name starts so.
+
+A call to a worker that is gone (stopped by another process) raises :class:`WorkerLost`.
 
 :class:`InProcess` runs them here, one after another (the default);
 ``blindspots_server.ray_cluster.RayCluster`` runs them as Ray tasks and actors.
@@ -16,6 +24,10 @@ operations and never knows which one it got:
 from __future__ import annotations
 
 from typing import Any, Callable, Sequence
+
+
+class WorkerLost(RuntimeError):
+    """A worker died or was stopped before it answered."""
 
 
 class InProcess:
@@ -32,6 +44,12 @@ class InProcess:
 
     def stop_workers(self, workers: Sequence[Any]) -> None:
         pass
+
+    def shared_worker(self, cls: type, name: str, args: tuple) -> Any:
+        return cls(*args)
+
+    def stop_shared(self, prefix: str) -> int:
+        return 0            # none outlives its caller here
 
 
 IN_PROCESS = InProcess()

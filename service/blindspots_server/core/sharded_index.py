@@ -19,6 +19,7 @@ time, so neither the caller nor a shard ever holds the whole pool.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Optional, Protocol
 
 import faiss
@@ -104,6 +105,16 @@ class PoolIndexShard:
         self.index.add(embeddings)
         return self.index.ntotal
 
+    def extend_to(self, rows: RowSource) -> int:
+        """Grow to ``rows`` (this shard's rows from its offset, a longer range of the same source):
+        the shard reads the rows it lacks itself, a chunk at a time. Asked again for rows it holds
+        already, it adds nothing, so two callers that counted the same new rows add them once."""
+        for start in range(self.index.ntotal, len(rows), BUILD_CHUNK):
+            self.index.add(rows.read(start, min(len(rows), start + BUILD_CHUNK)))
+        if self.source is not None and self.index.ntotal == len(rows):
+            self.source = rows
+        return self.index.ntotal
+
     def describe(self) -> tuple[int, str, str]:
         if self.failure is not None:
             raise self.failure
@@ -131,6 +142,27 @@ class ShardedPoolIndex:
         self.compute = compute or IN_PROCESS
         self._workers: list = []
         self._sizes: list[int] = []
+        # A handle on shards a SharedShards keeps (``attach``): closing it leaves them running, and
+        # it may answer for fewer rows than they hold (``_visible``: rows another caller added).
+        self.shared = False
+        self._visible: Optional[int] = None
+        self.builds = 0         # of a shared handle: how often its SharedShards built the shards
+
+    @classmethod
+    def attach(cls, dim: int, state: "ShardsState", rows: int, compute: Optional[Any] = None
+               ) -> "ShardedPoolIndex":
+        """A handle on the shards of ``state`` (kept by a :class:`SharedShards`) that answers for
+        their first ``rows`` rows: a caller that counted ``rows`` never sees a row id past them,
+        though another caller's rows were added since."""
+        total = int(sum(state.sizes))
+        if not 0 <= rows <= total:
+            raise ValueError(f"the shards hold {total} rows; {rows} asked")
+        index = cls(dim, len(state.workers), compute=compute)
+        index._workers, index._sizes = list(state.workers), list(state.sizes)
+        index.kind_, index.description = state.kind, state.description
+        index.shared, index._visible = True, (rows if rows < total else None)
+        index.builds = state.builds
+        return index
 
     def build(self, embeddings: np.ndarray, progress: Optional[ProgressFn] = None) -> "ShardedPoolIndex":
         progress = progress or no_progress
@@ -162,26 +194,36 @@ class ShardedPoolIndex:
 
     def exact_search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Brute force over every shard's rows (re-read from their sources), merged: the exact answer."""
+        if self._visible is not None:
+            raise ValueError("exact_search needs a handle that answers for every row its shards hold")
         q = np.asarray(queries, dtype=np.float32)
         answers = self.compute.call_all(self._workers, "exact_search", q, int(k))
         return merge_top_k([a[0] for a in answers], [a[1] for a in answers], int(k))
 
     def add(self, embeddings: np.ndarray) -> None:
         """New rows go to the last shard (row ids stay contiguous)."""
+        if self.shared:
+            raise ValueError("shared shards grow through their SharedShards (ensure), not through a handle")
         x = np.asarray(embeddings, dtype=np.float32)
         if len(x):
             self._sizes[-1] = self.compute.call_all(self._workers[-1:], "add", x)[0]
 
     @property
     def ntotal(self) -> int:
-        return int(sum(self._sizes))
+        return int(sum(self._sizes)) if self._visible is None else self._visible
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         if int(k) < 1:
             raise ValueError(f"k must be >= 1, got {k}")
         q = np.asarray(queries, dtype=np.float32)
-        answers = self.compute.call_all(self._workers, "search", q, int(k))
-        return merge_top_k([a[0] for a in answers], [a[1] for a in answers], int(k))
+        # Rows past those this handle answers for can take at most ``hidden`` places of a top-k.
+        hidden = int(sum(self._sizes)) - self.ntotal
+        answers = self.compute.call_all(self._workers, "search", q, int(k) + hidden)
+        dist, ids = merge_top_k([a[0] for a in answers], [a[1] for a in answers], int(k) + hidden)
+        if hidden:
+            past = ids >= self.ntotal
+            dist, ids = merge_top_k([np.where(past, np.inf, dist)], [np.where(past, -1, ids)], int(k))
+        return dist, ids
 
     def vectors(self, rows: np.ndarray) -> np.ndarray:
         """Pool rows ``rows`` as the shards' indexes hold them (see :meth:`PoolIndex.vectors`), in order;
@@ -196,6 +238,82 @@ class ShardedPoolIndex:
         return out
 
     def close(self) -> None:
-        if self._workers:
+        """Stop the shards (a shared handle only lets go of them: their SharedShards stops them)."""
+        if self._workers and not self.shared:
             self.compute.stop_workers(self._workers)
+        self._workers, self._sizes, self._visible = [], [], None
         self._workers, self._sizes = [], []
+
+
+@dataclass(frozen=True)
+class ShardsState:
+    """What :meth:`SharedShards.ensure` answers: the shards (workers), the rows each holds, their
+    index type, and what the call did: "kept", "extended" or "built"."""
+    workers: list
+    sizes: list[int]
+    kind: str
+    description: str
+    action: str
+    builds: int
+
+
+def row_locations(source: RowSource) -> Optional[list[str]]:
+    """The files a row source reads, in order (None for a source that is not files)."""
+    while isinstance(source, RowRange):
+        source = source.source
+    paths = getattr(source, "paths", None)
+    return None if paths is None else [str(p) for p in paths]
+
+
+class SharedShards:
+    """One pool's index shards, kept for every caller that asks for them, not for one.
+
+    On a Ray cluster it is a named actor that every server of the cluster finds by the pool's name
+    (``compute.shared_worker``), and that outlives the server that made it; its methods run one
+    at a time, so servers that need the shards at once build them once. ``ensure(source)`` keeps the
+    shards when they hold the source's rows (or more: what another caller counted since), lets the
+    last shard read the rows it lacks from the files when they follow the ones it holds, and builds
+    the shards anew when the row files are not those it was built from (a repaired store).
+    """
+
+    def __init__(self, dim: int, shards: int, kind: str = "auto", compute: Optional[Any] = None):
+        self.index = ShardedPoolIndex(dim, shards, kind, compute=compute)
+        self.locations: Optional[list[str]] = None
+        self.builds = 0
+
+    def ensure(self, source: RowSource) -> ShardsState:
+        index, rows, locations = self.index, len(source), row_locations(source)
+        try:
+            if not index._workers or not _same_files(self.locations, locations):
+                index.build_from(source)
+                self.locations, action = locations, "built"
+                self.builds += 1
+            elif index.ntotal < rows:
+                start = index.ntotal - index._sizes[-1]
+                index._sizes[-1] = index.compute.call_all(
+                    index._workers[-1:], "extend_to", RowRange(source, start, rows))[0]
+                self.locations, action = locations, "extended"
+            else:
+                action = "kept"
+        except Exception:
+            self.close()          # a half-built or half-grown set of shards is never kept
+            raise
+        return ShardsState(list(index._workers), list(index._sizes), index.kind_, index.description, action,
+                           self.builds)
+
+    def describe(self) -> tuple[list[int], int]:
+        """The rows each shard holds, and how often the shards were built."""
+        return list(self.index._sizes), self.builds
+
+    def close(self) -> None:
+        self.index.close()
+        self.locations = None
+
+
+def _same_files(held: Optional[list[str]], asked: Optional[list[str]]) -> bool:
+    """Whether shards built from the files ``held`` can answer for ``asked``: one list starts the
+    other (rows were added since, by this caller or another), or neither is files."""
+    if held is None or asked is None:
+        return held is None and asked is None
+    shorter = min(len(held), len(asked))
+    return held[:shorter] == asked[:shorter]

@@ -3,24 +3,29 @@
 In one process a pool's index is a :class:`core.pool_index.PoolIndex`, built or updated from
 the pool's row files a chunk at a time (``ensure_at``; the caller need not hold the rows) and
 saved to the store. With ``shards`` > 1 it is a :class:`core.sharded_index.ShardedPoolIndex`
-whose shards live where ``compute`` puts them (Ray actors with --ray-address);
-it is rebuilt from the row files when a server first needs it, not persisted.
-Each shard reads its own rows from the pool's row files (``Store.row_files``),
-so the server never holds the pool's vectors for the build. Where the shards
-cannot open those files (an embedded store on the server's own disk, a Ray node
-without the shared mount), the server reads the rows and ships each shard its
-slice, as before, and says so in its log.
+whose shards live where ``compute`` puts them (Ray actors with --ray-address).
+A :class:`core.sharded_index.SharedShards` keeps them: on Ray a named, detached
+actor, so every server of the cluster uses the same shards and a restarted server
+finds them again (they last as long as the cluster, or until the pool is
+deleted); it builds them when the first server needs them, and lets the last
+shard read the rows added since. Each shard reads its own rows from the pool's
+row files (``Store.row_files``), so the server never holds the pool's vectors for
+the build. Where the shards cannot open those files (an embedded store on the
+server's own disk, a Ray node without the shared mount), the server reads the
+rows and ships each shard its slice, as before, and says so in its log; such
+shards are this server's own.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 from typing import Optional
 
 
-from ..core.parallel import IN_PROCESS
+from ..core.parallel import IN_PROCESS, WorkerLost
 from ..core.pool_index import PoolIndex
-from ..core.sharded_index import RowRange, ShardedPoolIndex
+from ..core.sharded_index import RowRange, ShardedPoolIndex, SharedShards, ShardsState, row_locations
 from ..core.results import ProgressFn, no_progress
 from ..storage import DataLoss, NotFound, Store
 from ..storage.rows import ParquetEmbeddings
@@ -29,11 +34,24 @@ from .jobs import JobCancelled
 log = logging.getLogger("blindspots.server")
 
 
+SHARED_PREFIX = "blindspots-pool-index:"
+
+
+def shared_name(pool_id: str, shards: int, source: "ParquetEmbeddings | RowRange") -> str:
+    """The name under which the servers of a cluster find a pool's shared shards: the pool, the
+    number of shards, and a digest of where its first row file lies (two stores holding copies of
+    one pool, with the same pool id, do not share their shards)."""
+    first = (row_locations(source) or [""])[:1]
+    digest = hashlib.sha256("\n".join(first).encode()).hexdigest()[:16]
+    return f"{SHARED_PREFIX}{pool_id}:{shards}:{digest}"
+
+
 class PoolIndexes:
     def __init__(self, store: Store, shards: int = 1, compute=None):
         self._store = store
         self._shards, self._compute = max(1, shards), compute or IN_PROCESS
         self._loaded: dict[str, PoolIndex | ShardedPoolIndex] = {}
+        self._shared: dict = {}         # pool id -> its SharedShards (an object here, an actor on Ray)
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
 
@@ -111,41 +129,93 @@ class PoolIndexes:
             return None
 
     def _ensure_sharded(self, pool_id: str, n: int, progress: ProgressFn) -> ShardedPoolIndex:
-        """The sharded index over the pool's first ``n`` rows (those the caller counted)."""
+        """The sharded index over the pool's first ``n`` rows (those the caller counted): a handle on
+        the pool's :class:`SharedShards`, which every server of a Ray cluster shares and a restart
+        finds again, or shards this server filled itself where they cannot read the row files."""
         lock = self._lock(pool_id)
         with lock:
             index = self._loaded.get(pool_id)
-            if index is not None and index.ntotal == n:
-                return index
-            if index is not None and index.ntotal < n:
-                progress(0.0, f"adding {n - index.ntotal} rows to the last index shard")
-                # Only the new rows pass through the server.
-                index.add(self._row_source(pool_id, n).read(index.ntotal, n))
-                return index
-            if index is not None:
+            if index is not None and not index.shared:
+                if index.ntotal == n:
+                    return index
+                if index.ntotal < n:
+                    progress(0.0, f"adding {n - index.ntotal} rows to the last index shard")
+                    # Only the new rows pass through the server.
+                    index.add(self._row_source(pool_id, n).read(index.ntotal, n))
+                    return index
                 index.close()
                 del self._loaded[pool_id]
             dim = self._store.get_pool(pool_id).embedding_dim
             source = self._row_source(pool_id, n)     # DataLoss here is the server's own finding
-            index = ShardedPoolIndex(dim, self._shards, compute=self._compute)
             try:
-                index.build_from(source, progress)
-            except JobCancelled:
-                index.close()
+                state = self._shared_state(pool_id, dim, source, progress)
+            except (JobCancelled, NotFound):
                 raise
             except Exception as exc:
                 # A shard that cannot read the row files: on a node that does not mount the file root
                 # (a missing file there is DataLoss too), or damaged. The server reads them itself,
                 # which serves the rows or finds the damage (DataLoss, nothing served).
-                index.close()
+                self._drop_shared(pool_id)
                 log.warning("pool %s: the index shards could not read the pool's row files (%s: %s); the "
                             "server reads the rows and sends each shard its slice instead", pool_id,
                             type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
+                index = ShardedPoolIndex(dim, self._shards, compute=self._compute)
                 rows = self._store.read_row_data("pool", pool_id, ["embedding"])
-                index.build(rows.embeddings[:n], progress)
+                try:
+                    index.build(rows.embeddings[:n], progress)
+                except BaseException:
+                    index.close()
+                    raise
                 del rows
+                self._keep(pool_id, lock, index)
+                return index
+            index = ShardedPoolIndex.attach(dim, state, n, compute=self._compute)
             self._keep(pool_id, lock, index)
             return index
+
+    def _shared_state(self, pool_id: str, dim: int, source: "ParquetEmbeddings | RowRange",
+                      progress: ProgressFn) -> ShardsState:
+        """The pool's shared shards, made to hold ``source``'s rows; a SharedShards that is gone
+        (stopped by a server that deleted the pool, or lost with its node) is started anew once."""
+        progress(0.0, f"asking the pool's index shards on {self._compute.name} for {len(source)} rows")
+        for attempt in range(2):
+            with self._guard:
+                shared = self._shared.get(pool_id)
+            if shared is None:
+                shared = self._compute.shared_worker(SharedShards, shared_name(pool_id, self._shards, source),
+                                                     (dim, self._shards, "auto", self._compute))
+                with self._guard:
+                    self._shared[pool_id] = shared
+            try:
+                state = self._compute.call_all([shared], "ensure", source)[0]
+            except WorkerLost:
+                with self._guard:
+                    self._shared.pop(pool_id, None)
+                if not self._store.exists("pool", pool_id):
+                    raise NotFound(f"pool {pool_id!r} was deleted") from None
+                if attempt:
+                    raise
+                continue
+            said = {"built": "built", "extended": "extended with the rows they lacked",
+                    "kept": "already held the rows"}[state.action]
+            progress(1.0, f"{len(state.workers)} index shards {said} ({sum(state.sizes)} rows)")
+            return state
+        raise AssertionError("unreachable")
+
+    def _drop_shared(self, pool_id: str) -> None:
+        """Stop the pool's SharedShards and its shards, wherever they run (other servers' handles
+        then find them gone and start them anew, or learn that the pool was deleted)."""
+        with self._guard:
+            shared = self._shared.pop(pool_id, None)
+        if shared is not None:
+            try:
+                self._compute.call_all([shared], "close")
+            except Exception:       # already gone
+                pass
+            self._compute.stop_workers([shared])
+        # Those another server started, which this one never asked for (by name: the pool's files,
+        # which the name's digest comes from, may be gone).
+        self._compute.stop_shared(f"{SHARED_PREFIX}{pool_id}:")
 
     def _row_source(self, pool_id: str, n: int) -> "ParquetEmbeddings | RowRange":
         """The pool's first ``n`` rows as a row source over its row files (what a shard is sent)."""
@@ -163,12 +233,16 @@ class PoolIndexes:
         return source if len(source) == n else RowRange(source, 0, n)
 
     def forget(self, pool_id: str) -> None:
-        """Drop a deleted pool's index from memory (a sharded one's shards are closed)."""
+        """Drop a deleted pool's index from memory; a sharded one's shards are stopped, the shared
+        ones too (the server that deleted the pool stops them, and so does each other server that
+        learns of the deletion: one that died mid-delete leaves none behind)."""
         with self._guard:
             index = self._loaded.pop(pool_id, None)
             self._locks.pop(pool_id, None)
         if isinstance(index, ShardedPoolIndex):
             index.close()
+        if self._shards > 1:
+            self._drop_shared(pool_id)
 
     def forget_deleted(self) -> list[str]:
         """Drop the indexes of pools the store no longer holds (another replica deleted them);
