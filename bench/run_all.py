@@ -54,6 +54,8 @@ BENCHMARKS = (
     Benchmark("sharded_search", "Sharded pool search on Ray vs one-process faiss", 900, 1800, "200k x 128-d",
               "1M x 128-d", quick_args=("--rows", "200000", "--queries", "500", "--object-store-mb", "512"),
               full_args=("--rows", "1000000", "--queries", "1000", "--object-store-mb", "1024")),
+    Benchmark("shared_shards", "A pool's Ray index shards shared by every server (restart, replicas)", 900, 1800,
+              "200k x 128-d", "1M x 128-d", quick_args=("--quick", "--write"), full_args=("--write",)),
     Benchmark("slice_discovery", "Slice discovery on held-out scenario families", 2400, 5400,
               "quick sizes (<= 20k rows), 2 seeds (4 on nulls)", "to 200k rows, 3 seeds (20 on nulls)"),
     Benchmark("active_learning", "Active learning vs scikit-activeml baselines (held-out families)", 1800,
