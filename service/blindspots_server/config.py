@@ -22,6 +22,8 @@ class ServerConfig:
                                              # and deletions (its quality metrics, its loaded indexes); 0: never
     ray_address: str = ""                    # run heavy steps on this Ray cluster ("auto", "host:port"); empty: here
     index_shards: int = 0                    # pool index shards; 0: 1 in-process, one per Ray node with ray_address
+    index_memory_mb: int = 0                 # in-process pool indexes held, in all (estimated); past it the least
+                                             # recently used go, loaded from the store when next needed; 0: no limit
     host: str = "127.0.0.1"
     port: int = 50051                        # 0: pick a free port
     metrics_port: int = 0                    # Prometheus /metrics; 0: disabled

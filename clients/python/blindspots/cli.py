@@ -58,8 +58,9 @@ def _cmd_serve(args) -> int:
         print("`blindspots serve` needs the server package: pip install blindspots-server", file=sys.stderr)
         return 2
     from blindspots_server.storage import StoreUnavailable, StoreUnusable
-    overrides = {k: getattr(args, k) for k in ("data_dir", "store", "files", "ray_address", "index_shards", "host",
-                                               "port", "metrics_port", "auth_tokens_file", "tls_cert", "tls_key")}
+    overrides = {k: getattr(args, k) for k in ("data_dir", "store", "files", "ray_address", "index_shards",
+                                               "index_memory_mb", "host", "port", "metrics_port",
+                                               "auth_tokens_file", "tls_cert", "tls_key")}
     try:
         serve(ServerConfig.from_env(**overrides))
     except (StoreUnusable, StoreUnavailable, ValueError) as exc:   # ValueError: a bad --store/--files/--ray-address
@@ -491,6 +492,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--files", help="row files of a postgresql store: a directory all replicas share, s3://, gs://")
     s.add_argument("--ray-address", dest="ray_address", help="run heavy steps on a Ray cluster: auto or HOST:PORT")
     s.add_argument("--index-shards", dest="index_shards", type=int, help="pool index shards (default: one per Ray node)")
+    s.add_argument("--index-memory-mb", dest="index_memory_mb", type=int,
+                   help="memory for the pool indexes held in the server's process (estimated); past it the least "
+                        "recently used are let go and loaded from the store when next needed (default 0: no limit)")
     s.add_argument("--host")
     s.add_argument("--port", type=int)
     s.add_argument("--metrics-port", dest="metrics_port", type=int)

@@ -351,6 +351,18 @@ class PoolIndex:
         return dist, ids.astype(np.int64)
 
     @property
+    def nbytes(self) -> int:
+        """The index's memory, estimated from its structure: codes, ids and coarse centroids of an
+        IVF index, vectors and links of HNSW, vectors of Flat (what a cache of indexes counts)."""
+        n = self.ntotal
+        if self.kind_ in IVF_KINDS:
+            ivf = faiss.extract_index_ivf(self._cpu)
+            return int(n * (ivf.code_size + 8) + ivf.nlist * self.dim * 4)
+        if self.kind_ == "hnsw":
+            return int(n * (self.dim * 4 + self.hnsw_m * 2 * 4 * 1.1))
+        return int(n * self.dim * 4)
+
+    @property
     def holds_rows(self) -> bool:
         """Whether :meth:`vectors` gives the (unit) rows themselves: Flat, IVF-Flat and HNSW hold
         them; IVF-SQ8 and IVF-PQ hold codes, decoded close to them."""

@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-from typing import Optional
+from typing import Callable, Optional
 
 
 from ..core.parallel import IN_PROCESS, WorkerLost
@@ -47,9 +47,18 @@ def shared_name(pool_id: str, shards: int, source: "ParquetEmbeddings | RowRange
 
 
 class PoolIndexes:
-    def __init__(self, store: Store, shards: int = 1, compute=None):
+    """The pools' indexes this server holds. ``memory_bytes`` > 0 caps the in-process ones (their
+    estimated :attr:`PoolIndex.nbytes`, in all): past it, the least recently used are let go after
+    each index is kept (never the one just asked for), and loaded from the store again when next
+    needed; ``on_evict(pool_id)`` is told of each."""
+
+    def __init__(self, store: Store, shards: int = 1, compute=None, memory_bytes: int = 0,
+                 on_evict: Optional[Callable[[str], None]] = None):
         self._store = store
         self._shards, self._compute = max(1, shards), compute or IN_PROCESS
+        self._memory_bytes, self._on_evict = max(0, int(memory_bytes)), on_evict
+        self._used: dict[str, int] = {}          # pool id -> when last asked for (a call counter)
+        self._calls = 0
         self._loaded: dict[str, PoolIndex | ShardedPoolIndex] = {}
         self._shared: dict = {}         # pool id -> its SharedShards (an object here, an actor on Ray)
         self._locks: dict[str, threading.Lock] = {}
@@ -86,6 +95,8 @@ class PoolIndexes:
             index = self._loaded.get(pool_id)
             if index is None:
                 index = self._stored(pool_id)
+                if index is not None:
+                    log.info("pool %s: its index (%d rows) loaded from the store", pool_id, index.ntotal)
             if index is not None and index.ntotal == n:
                 self._keep(pool_id, lock, index)
                 return index
@@ -93,6 +104,7 @@ class PoolIndexes:
             # Growth is PoolIndex.add's business: it re-chooses and retrains the
             # structure once the pool has outgrown what it was built for.
             if index is None or built > n:
+                log.info("pool %s: building its index over %d rows", pool_id, n)
                 progress(0.0, f"building index over {n} pool rows")
                 index = PoolIndex(self._store.get_pool(pool_id).embedding_dim).build_from(
                     self._row_source(pool_id, n).read, n, progress=progress)
@@ -111,10 +123,41 @@ class PoolIndexes:
             kept = self._locks.get(pool_id) is lock
             if kept:
                 self._loaded[pool_id] = index
+                self._calls += 1
+                self._used[pool_id] = self._calls
+                evicted = self._evict(keep=pool_id)
         if not kept:
             if isinstance(index, ShardedPoolIndex):
                 index.close()
             raise NotFound(f"pool {pool_id!r} was deleted")
+        for gone in evicted:
+            log.info("pool %s: its index was let go to keep the loaded indexes under %d MiB (index_memory_mb); "
+                     "it is loaded from the store when next needed", gone, self._memory_bytes // (1 << 20))
+            if self._on_evict is not None:
+                self._on_evict(gone)
+
+    def _evict(self, keep: str) -> list[str]:
+        """With ``_guard`` held: let go of the least recently used in-process indexes but ``keep``
+        until those loaded fit ``memory_bytes``. A caller using one goes on with it; the next call
+        loads it from the store, where every in-process index is saved when built or grown."""
+        if not self._memory_bytes:
+            return []
+        local = {p: i.nbytes for p, i in self._loaded.items() if isinstance(i, PoolIndex)}
+        total, evicted = sum(local.values()), []
+        for pool_id in sorted(local, key=lambda p: self._used.get(p, 0)):
+            if total <= self._memory_bytes:
+                break
+            if pool_id == keep:
+                continue
+            del self._loaded[pool_id]
+            total -= local[pool_id]
+            evicted.append(pool_id)
+        return evicted
+
+    def loaded_bytes(self) -> int:
+        """The estimated memory of the in-process indexes held now."""
+        with self._guard:
+            return int(sum(i.nbytes for i in self._loaded.values() if isinstance(i, PoolIndex)))
 
     def _stored(self, pool_id: str) -> Optional[PoolIndex]:
         """The pool's persisted index; None when there is none, or when it is damaged or

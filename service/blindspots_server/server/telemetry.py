@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from typing import Iterable, Optional
+from typing import Callable, Iterable, Optional
 
 import grpc
 from google.protobuf.descriptor import ServiceDescriptor
@@ -102,6 +102,11 @@ class Telemetry:
                                 registry=r)
         self.suggestions_total = Counter("blindspots_suggestions_served_total", "Candidates returned",
                                          ["strategy"], registry=r)
+        self.index_evictions_total = Counter(
+            "blindspots_pool_index_evictions_total", "In-process pool indexes let go to stay under "
+            "index_memory_mb (loaded from the store when next needed)", registry=r)
+        self.index_memory_bytes = Gauge("blindspots_pool_index_memory_bytes", "Estimated memory of the pool "
+                                        "indexes held in the server's process", registry=r)
         for target in _INGEST_TARGETS:
             self.rows_ingested_total.labels(target)
             self.bytes_ingested_total.labels(target)
@@ -184,6 +189,13 @@ class Telemetry:
 
     def job_finished(self, job: JobRecord, seconds: float) -> None:
         self.job_duration_seconds.labels(job.kind, job.state).observe(seconds)
+
+    def index_evicted(self, pool_id: str) -> None:
+        self.index_evictions_total.inc()
+
+    def track_index_memory(self, loaded_bytes: Callable[[], int]) -> None:
+        """Export ``loaded_bytes()`` at scrape time."""
+        self.index_memory_bytes.set_function(loaded_bytes)
 
     def index_size(self, pool_id: str, rows: int) -> None:
         with self._lock:
