@@ -291,8 +291,9 @@ def test_a_damaged_pool_row_file_on_a_ray_server_is_data_loss_and_the_server_goe
         client.close()
         first.stop()
     import ray
-    for shared in _shared_shards(pool.id):
-        ray.kill(shared)                        # its shards go with it (they are its own actors)
+
+    from blindspots_server.server.pool_indexes import SHARED_NAME
+    ray.kill(ray.get_actor(SHARED_NAME))        # the shards go with it (they are its own actors)
     victim = sorted((data / "pools" / pool.id).glob("part-*.parquet"))[1]
     whole = victim.read_bytes()
     damaged = bytearray(whole)
@@ -345,23 +346,29 @@ class _RayReplica:
             self.proc.wait(timeout=60)
 
 
-def _shared_shards(pool_id: str) -> list:
-    """The named SharedShards actors of a pool on the cluster (the test process is a Ray driver too)."""
+def _shared_shards(pool_id: str) -> list[tuple[list[int], int]]:
+    """Of each set of shards the cluster keeps for the pool: the rows per shard and how often they
+    were built (read from the cluster's SharedIndexes actor; the test process is a Ray driver too)."""
     import ray
-    from ray.util import list_named_actors
-    return [ray.get_actor(name) for name in list_named_actors() if f":{pool_id}:" in name]
+
+    from blindspots_server.server.pool_indexes import SHARED_NAME
+    try:
+        shared = ray.get_actor(SHARED_NAME)
+    except ValueError:          # no server has started it
+        return []
+    keys = [k for k in ray.get(shared.keys.remote()) if k.startswith(f"{pool_id}:")]
+    return [ray.get(shared.describe.remote(k)) for k in keys]
 
 
 def test_server_processes_share_a_pool_s_shards_on_the_cluster_and_a_restart_keeps_them(
         ray_cluster, small_scenario, postgres_uri, tmp_path):
     """Two replicas (separate processes) on one store and one Ray cluster use one set of index shards,
-    a named actor of the cluster (built once, by the index-build job of one of them) and pick the
+    kept by a named actor of the cluster (built once, by the index-build job of one of them) and pick the
     same; a replica killed and started again finds the shards, with nothing rebuilt; rows added later
     go to the last shard; deleting the pool stops the shards."""
     import signal
     from concurrent.futures import ThreadPoolExecutor
 
-    import ray
     address, _ = ray_cluster
     s, sm = small_scenario.scenario, small_scenario
     files, log = tmp_path / "files", tmp_path / "replicas.log"
@@ -382,20 +389,19 @@ def test_server_processes_share_a_pool_s_shards_on_the_cluster_and_a_restart_kee
         with ThreadPoolExecutor(2) as both:
             from_a, from_b = both.map(picks, (a, b))
         assert len(from_a) == 120 and from_a == from_b
-        (shared,) = _shared_shards(pool.id)
-        sizes, builds = ray.get(shared.describe.remote())
+        ((sizes, builds),) = _shared_shards(pool.id)
         assert builds == 1 and sum(sizes) == first and len(sizes) == 2
 
         a.stop(signal.SIGKILL)
         a = _RayReplica(postgres_uri, files, address, log)
         assert picks(a) == from_a
-        assert ray.get(shared.describe.remote()) == (sizes, 1)        # found again, not built again
+        assert _shared_shards(pool.id) == [(sizes, 1)]        # found again, not built again
 
         more = b.client.get_pool(pool.id)
         more.add(s.pool.ids[first:], s.pool.embeddings[first:], probabilities=sm.pool_probs[first:],
                  metadata=s.pool.metadata.iloc[first:], progress=False)
         picks(a)
-        grown, builds = ray.get(shared.describe.remote())
+        ((grown, builds),) = _shared_shards(pool.id)
         assert builds == 1 and sum(grown) == len(s.pool) and grown[0] == sizes[0]      # the last shard grew
 
         b.client.delete_pool(pool.id)
@@ -409,12 +415,10 @@ def test_server_processes_share_a_pool_s_shards_on_the_cluster_and_a_restart_kee
 
 def test_servers_that_ask_for_a_pool_s_shards_at_once_build_them_once(ray_cluster, tmp_path):
     """Two PoolIndexes (two servers' worth) over one store, asking for a new pool's shards from two
-    threads at the same moment: the SharedShards actor takes one call at a time, so the shards are
-    built once and both answer as one flat index."""
+    threads at the same moment: the cluster's SharedIndexes actor takes one call at a time for a pool,
+    so the shards are built once and both answer as one flat index."""
     import threading
     import time
-
-    import ray
 
     from blindspots_server.server.pool_indexes import PoolIndexes
     from blindspots_server.storage import PoolRecord, open_store
@@ -442,8 +446,8 @@ def test_servers_that_ask_for_a_pool_s_shards_at_once_build_them_once(ray_cluste
         for t in threads:
             t.join(timeout=300)
         assert all(a is not None for a in answers)
-        (shared,) = _shared_shards("pool_race")
-        assert ray.get(shared.describe.remote()) == ([3000, 3000], 1)
+        assert _shared_shards("pool_race") == [([3000, 3000], 1)]
+        assert answers[0].workers == answers[1].workers          # the same two actors
         queries = rng.normal(size=(30, 16)).astype(np.float32)
         flat = PoolIndex(16, kind="flat").build(x).search(queries, 5)[1]
         for a in answers:

@@ -50,28 +50,12 @@ class RayCluster:
         actor = self._ray.remote(num_cpus=0)(cls)
         return [actor.options(scheduling_strategy="SPREAD").remote(*args) for args in args_list]
 
-    def shared_worker(self, cls: type, name: str, args: tuple) -> Any:
+    def shared_worker(self, cls: type, name: str, args: tuple, threads: int = 1) -> Any:
         # Detached: it outlives the server that started it (a restart, another replica finds it by
         # name in the namespace); get_if_exists: of servers that start it at once, one does.
         actor = self._ray.remote(num_cpus=0)(cls)
-        return actor.options(name=name, lifetime="detached", get_if_exists=True).remote(*args)
-
-    def stop_shared(self, prefix: str) -> int:
-        from ray.util import list_named_actors
-        stopped = 0
-        for name in list_named_actors():
-            if name.startswith(prefix):
-                try:
-                    actor = self._ray.get_actor(name)
-                except ValueError:      # stopped meanwhile
-                    continue
-                try:
-                    self._ray.get(actor.close.remote())      # its own workers first
-                except Exception:
-                    pass
-                self._ray.kill(actor)
-                stopped += 1
-        return stopped
+        return actor.options(name=name, lifetime="detached", get_if_exists=True,
+                             max_concurrency=max(1, threads)).remote(*args)
 
     def call_all(self, workers: Sequence[Any], method: str, *args) -> list:
         refs = [getattr(w, method).remote(*args) for w in workers]

@@ -9,12 +9,12 @@ operations and never knows which one it got:
   (e.g. an index shard held in memory between searches);
 - ``call_all(workers, method, *args)``: call a method on every worker, answers
   in worker order; ``stop_workers(workers)`` releases them;
-- ``shared_worker(cls, name, args)``: the worker called ``name``, started with
-  ``args`` if there is none yet: on a cluster, every process that asks by that
-  name gets the same one, and it lives until stopped (e.g. a pool's index shards
-  that several servers use and a restart keeps). Here it is a new object: this
+- ``shared_worker(cls, name, args, threads)``: the worker called ``name``,
+  started with ``args`` if there is none yet: on a cluster, every process that
+  asks by that name gets the same one, it serves ``threads`` calls at a time,
+  and it lives on when its starter ends (e.g. the pools' index shards that
+  several servers use and a restart keeps). Here it is a new object: this
   process is the only one to ask, and the caller keeps it.
-  ``stop_shared(prefix)`` stops every shared worker whose name starts so.
 
 A call to a worker that is gone (stopped by another process) raises :class:`WorkerLost`.
 
@@ -45,11 +45,8 @@ class InProcess:
     def stop_workers(self, workers: Sequence[Any]) -> None:
         pass
 
-    def shared_worker(self, cls: type, name: str, args: tuple) -> Any:
+    def shared_worker(self, cls: type, name: str, args: tuple, threads: int = 1) -> Any:
         return cls(*args)
-
-    def stop_shared(self, prefix: str) -> int:
-        return 0            # none outlives its caller here
 
 
 IN_PROCESS = InProcess()

@@ -19,6 +19,7 @@ time, so neither the caller nor a shard ever holds the whole pool.
 """
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Any, Optional, Protocol
 
@@ -212,6 +213,11 @@ class ShardedPoolIndex:
     def ntotal(self) -> int:
         return int(sum(self._sizes)) if self._visible is None else self._visible
 
+    @property
+    def workers(self) -> tuple:
+        """The shards' workers (objects here, actor handles on Ray: equal for the same actor)."""
+        return tuple(self._workers)
+
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         if int(k) < 1:
             raise ValueError(f"k must be >= 1, got {k}")
@@ -266,14 +272,12 @@ def row_locations(source: RowSource) -> Optional[list[str]]:
 
 
 class SharedShards:
-    """One pool's index shards, kept for every caller that asks for them, not for one.
-
-    On a Ray cluster it is a named actor that every server of the cluster finds by the pool's name
-    (``compute.shared_worker``), and that outlives the server that made it; its methods run one
-    at a time, so servers that need the shards at once build them once. ``ensure(source)`` keeps the
-    shards when they hold the source's rows (or more: what another caller counted since), lets the
-    last shard read the rows it lacks from the files when they follow the ones it holds, and builds
-    the shards anew when the row files are not those it was built from (a repaired store).
+    """One pool's index shards, kept for every caller that asks for them, not for one (held by
+    :class:`SharedIndexes`). ``ensure(source)`` keeps the shards when they hold the source's rows
+    (or more: what another caller counted since), lets the last shard read the rows it lacks from
+    the files when they follow the ones it holds, and builds the shards anew when the row files are
+    not those it was built from (a repaired store). Not thread-safe: its holder calls it under the
+    pool's lock.
     """
 
     def __init__(self, dim: int, shards: int, kind: str = "auto", compute: Optional[Any] = None):
@@ -317,3 +321,53 @@ def _same_files(held: Optional[list[str]], asked: Optional[list[str]]) -> bool:
         return held is None and asked is None
     shorter = min(len(held), len(asked))
     return held[:shorter] == asked[:shorter]
+
+
+class SharedIndexes:
+    """Every pool's :class:`SharedShards`, by key, for every server that asks.
+
+    On a Ray cluster it is one named, detached actor (``compute.shared_worker``) that every server
+    finds and that outlives the server that started it; the shards are its own actors. Its calls
+    for one key run one at a time (servers that need a pool's shards at once build them once),
+    calls for different keys side by side (it is started with several threads).
+    """
+
+    def __init__(self, compute: Optional[Any] = None):
+        self.compute = compute or IN_PROCESS
+        self._pools: dict[str, SharedShards] = {}
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def _lock(self, key: str) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(key, threading.Lock())
+
+    def ensure(self, key: str, dim: int, shards: int, source: RowSource) -> ShardsState:
+        """The shards under ``key`` (started for ``dim`` and ``shards`` when there are none), made
+        to hold ``source``'s rows (:meth:`SharedShards.ensure`)."""
+        with self._lock(key):
+            held = self._pools.get(key)
+            if held is None:
+                held = self._pools[key] = SharedShards(dim, shards, compute=self.compute)
+            return held.ensure(source)
+
+    def describe(self, key: str) -> Optional[tuple[list[int], int]]:
+        """The rows each shard under ``key`` holds and how often they were built; None: no such key."""
+        with self._lock(key):
+            held = self._pools.get(key)
+            return None if held is None else held.describe()
+
+    def keys(self) -> list[str]:
+        with self._guard:
+            return sorted(self._pools)
+
+    def stop(self, prefix: str) -> list[str]:
+        """Stop the shards of every key that starts with ``prefix``; their keys."""
+        stopped = []
+        for key in [k for k in self.keys() if k.startswith(prefix)]:
+            with self._lock(key):
+                held = self._pools.pop(key, None)
+                if held is not None:
+                    held.close()
+                    stopped.append(key)
+        return stopped

@@ -4,11 +4,12 @@ In one process a pool's index is a :class:`core.pool_index.PoolIndex`, built or 
 the pool's row files a chunk at a time (``ensure_at``; the caller need not hold the rows) and
 saved to the store. With ``shards`` > 1 it is a :class:`core.sharded_index.ShardedPoolIndex`
 whose shards live where ``compute`` puts them (Ray actors with --ray-address).
-A :class:`core.sharded_index.SharedShards` keeps them: on Ray a named, detached
-actor, so every server of the cluster uses the same shards and a restarted server
-finds them again (they last as long as the cluster, or until the pool is
-deleted); it builds them when the first server needs them, and lets the last
-shard read the rows added since. Each shard reads its own rows from the pool's
+A :class:`core.sharded_index.SharedIndexes` keeps them: on Ray one named,
+detached actor of the cluster (``blindspots-pool-indexes``), so every server of
+the cluster uses the same shards and a restarted server finds them again (they
+last as long as the cluster, or until the pool is deleted); it builds a pool's
+shards when the first server needs them, and lets the last shard read the rows
+added since. Each shard reads its own rows from the pool's
 row files (``Store.row_files``), so the server never holds the pool's vectors for
 the build. Where the shards cannot open those files (an embedded store on the
 server's own disk, a Ray node without the shared mount), the server reads the
@@ -25,7 +26,7 @@ from typing import Callable, Optional
 
 from ..core.parallel import IN_PROCESS, WorkerLost
 from ..core.pool_index import PoolIndex
-from ..core.sharded_index import RowRange, ShardedPoolIndex, SharedShards, ShardsState, row_locations
+from ..core.sharded_index import RowRange, ShardedPoolIndex, SharedIndexes, ShardsState, row_locations
 from ..core.results import ProgressFn, no_progress
 from ..storage import DataLoss, NotFound, Store
 from ..storage.rows import ParquetEmbeddings
@@ -34,16 +35,17 @@ from .jobs import JobCancelled
 log = logging.getLogger("blindspots.server")
 
 
-SHARED_PREFIX = "blindspots-pool-index:"
+SHARED_NAME = "blindspots-pool-indexes"       # the cluster's SharedIndexes actor
+SHARED_THREADS = 16                          # its calls served at a time (for different pools)
 
 
-def shared_name(pool_id: str, shards: int, source: "ParquetEmbeddings | RowRange") -> str:
-    """The name under which the servers of a cluster find a pool's shared shards: the pool, the
-    number of shards, and a digest of where its first row file lies (two stores holding copies of
-    one pool, with the same pool id, do not share their shards)."""
+def shared_key(pool_id: str, shards: int, source: "ParquetEmbeddings | RowRange") -> str:
+    """A pool's shards among the cluster's shared ones: the pool, the number of shards, and a
+    digest of where its first row file lies (two stores holding copies of one pool, with the same
+    pool id, do not share their shards). Every key of a pool starts with ``pool_id + ":"``."""
     first = (row_locations(source) or [""])[:1]
     digest = hashlib.sha256("\n".join(first).encode()).hexdigest()[:16]
-    return f"{SHARED_PREFIX}{pool_id}:{shards}:{digest}"
+    return f"{pool_id}:{shards}:{digest}"
 
 
 class PoolIndexes:
@@ -60,7 +62,7 @@ class PoolIndexes:
         self._used: dict[str, int] = {}          # pool id -> when last asked for (a call counter)
         self._calls = 0
         self._loaded: dict[str, PoolIndex | ShardedPoolIndex] = {}
-        self._shared: dict = {}         # pool id -> its SharedShards (an object here, an actor on Ray)
+        self._shared = None             # the SharedIndexes (an object here, the cluster's actor on Ray)
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
 
@@ -173,7 +175,7 @@ class PoolIndexes:
 
     def _ensure_sharded(self, pool_id: str, n: int, progress: ProgressFn) -> ShardedPoolIndex:
         """The sharded index over the pool's first ``n`` rows (those the caller counted): a handle on
-        the pool's :class:`SharedShards`, which every server of a Ray cluster shares and a restart
+        the pool's shards in :class:`SharedIndexes`, which every server of a Ray cluster shares and a restart
         finds again, or shards this server filled itself where they cannot read the row files."""
         lock = self._lock(pool_id)
         with lock:
@@ -216,26 +218,27 @@ class PoolIndexes:
             self._keep(pool_id, lock, index)
             return index
 
+    def _shared_indexes(self):
+        with self._guard:
+            if self._shared is None:
+                self._shared = self._compute.shared_worker(SharedIndexes, SHARED_NAME, (self._compute,),
+                                                           threads=SHARED_THREADS)
+            return self._shared
+
     def _shared_state(self, pool_id: str, dim: int, source: "ParquetEmbeddings | RowRange",
                       progress: ProgressFn) -> ShardsState:
-        """The pool's shared shards, made to hold ``source``'s rows; a SharedShards that is gone
-        (stopped by a server that deleted the pool, or lost with its node) is started anew once."""
+        """The pool's shared shards, made to hold ``source``'s rows. A SharedIndexes that is gone
+        (lost with its node, or stopped by hand) is started anew, once."""
         progress(0.0, f"asking the pool's index shards on {self._compute.name} for {len(source)} rows")
+        key = shared_key(pool_id, self._shards, source)
         for attempt in range(2):
-            with self._guard:
-                shared = self._shared.get(pool_id)
-            if shared is None:
-                shared = self._compute.shared_worker(SharedShards, shared_name(pool_id, self._shards, source),
-                                                     (dim, self._shards, "auto", self._compute))
-                with self._guard:
-                    self._shared[pool_id] = shared
+            shared = self._shared_indexes()
             try:
-                state = self._compute.call_all([shared], "ensure", source)[0]
+                state = self._compute.call_all([shared], "ensure", key, dim, self._shards, source)[0]
             except WorkerLost:
                 with self._guard:
-                    self._shared.pop(pool_id, None)
-                if not self._store.exists("pool", pool_id):
-                    raise NotFound(f"pool {pool_id!r} was deleted") from None
+                    if self._shared is shared:
+                        self._shared = None
                 if attempt:
                     raise
                 continue
@@ -246,19 +249,13 @@ class PoolIndexes:
         raise AssertionError("unreachable")
 
     def _drop_shared(self, pool_id: str) -> None:
-        """Stop the pool's SharedShards and its shards, wherever they run (other servers' handles
-        then find them gone and start them anew, or learn that the pool was deleted)."""
-        with self._guard:
-            shared = self._shared.pop(pool_id, None)
-        if shared is not None:
-            try:
-                self._compute.call_all([shared], "close")
-            except Exception:       # already gone
-                pass
-            self._compute.stop_workers([shared])
-        # Those another server started, which this one never asked for (by name: the pool's files,
-        # which the name's digest comes from, may be gone).
-        self._compute.stop_shared(f"{SHARED_PREFIX}{pool_id}:")
+        """Stop the pool's shared shards, wherever they run, whichever server started them (other
+        servers' handles then find them gone: a deleted pool, or shards started anew)."""
+        try:
+            self._compute.call_all([self._shared_indexes()], "stop", f"{pool_id}:")
+        except WorkerLost:          # gone with its shards
+            with self._guard:
+                self._shared = None
 
     def _row_source(self, pool_id: str, n: int) -> "ParquetEmbeddings | RowRange":
         """The pool's first ``n`` rows as a row source over its row files (what a shard is sent)."""
