@@ -14,32 +14,17 @@ Needs ``mlflow`` (or ``mlflow-skinny``); imports it only when this module is imp
 """
 from __future__ import annotations
 
-import json
 from typing import Optional
 
 import mlflow
-from google.protobuf import json_format
 
 from ..results import Diagnosis
-from ..v1 import blindspots_pb2 as pb
+from .tracking import diagnosis_files, headline_numbers
 
 
 def diagnosis_metrics(diagnosis: Diagnosis, prefix: str = "blindspots") -> dict[str, float]:
     """The numbers :func:`log_diagnosis` logs, by metric name."""
-    m = diagnosis.message
-    regions = list(m.regions)
-    held = sum(r.failures for r in regions)
-    metrics = {
-        "error_rate": m.baseline_error_rate, "failures": m.num_failures, "regions": len(regions),
-        "label_noise_regions": sum(r.kind == pb.LABEL_NOISE for r in regions),
-        "failures_in_regions": held / m.num_failures if m.num_failures else 0.0,
-        "worst_region_error_rate": max((r.error_rate for r in regions), default=0.0),
-        "worst_region_lift": max((r.lift for r in regions), default=0.0)}
-    previous = diagnosis.previous_version
-    if previous is not None:
-        metrics["version_regressions"] = len(previous.regressions())
-        metrics["error_rate_change"] = previous.message.overall.difference
-    return {f"{prefix}.{name}": float(value) for name, value in metrics.items()}
+    return {f"{prefix}.{name}": value for name, value in headline_numbers(diagnosis).items()}
 
 
 def log_diagnosis(diagnosis: Diagnosis, *, run_id: Optional[str] = None, step: Optional[int] = None,
@@ -61,10 +46,6 @@ def log_diagnosis(diagnosis: Diagnosis, *, run_id: Optional[str] = None, step: O
         tags[f"{prefix}.baseline_run_id"] = diagnosis.previous_version.message.run_id_a
     for key, value in tags.items():
         client.set_tag(run_id, key, value)
-    as_json = json_format.MessageToDict(diagnosis.message, preserving_proto_field_name=True,
-                                        always_print_fields_with_no_presence=True)
-    client.log_text(run_id, diagnosis.summary(), f"{artifact_path}/summary.txt")
-    client.log_text(run_id, diagnosis.to_frame().to_csv(index=False), f"{artifact_path}/regions.csv")
-    client.log_text(run_id, diagnosis.slices_frame().to_csv(index=False), f"{artifact_path}/slices.csv")
-    client.log_text(run_id, json.dumps(as_json, indent=2), f"{artifact_path}/diagnosis.json")
+    for name, text in diagnosis_files(diagnosis).items():
+        client.log_text(run_id, text, f"{artifact_path}/{name}")
     return metrics
