@@ -27,6 +27,8 @@ class ServerConfig:
     host: str = "127.0.0.1"
     port: int = 50051                        # 0: pick a free port
     metrics_port: int = 0                    # Prometheus /metrics; 0: disabled
+    otlp_endpoint: str = ""                  # OpenTelemetry traces over OTLP/HTTP (http://collector:4318); empty:
+                                             # the standard OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT, else no tracing
     max_message_mb: int = 64                 # gRPC max receive/send message size
     rpc_workers: int = 32                    # threads serving RPCs
     max_client_streams: int = 24             # open ingest streams, in all (< rpc_workers: threads stay free)

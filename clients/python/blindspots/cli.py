@@ -59,7 +59,7 @@ def _cmd_serve(args) -> int:
         return 2
     from blindspots_server.storage import StoreUnavailable, StoreUnusable
     overrides = {k: getattr(args, k) for k in ("data_dir", "store", "files", "ray_address", "index_shards",
-                                               "index_memory_mb", "host", "port", "metrics_port",
+                                               "index_memory_mb", "host", "port", "metrics_port", "otlp_endpoint",
                                                "auth_tokens_file", "tls_cert", "tls_key")}
     try:
         serve(ServerConfig.from_env(**overrides))
@@ -492,6 +492,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--files", help="row files of a postgresql store: a directory all replicas share, s3://, gs://")
     s.add_argument("--ray-address", dest="ray_address", help="run heavy steps on a Ray cluster: auto or HOST:PORT")
     s.add_argument("--index-shards", dest="index_shards", type=int, help="pool index shards (default: one per Ray node)")
+    s.add_argument("--otlp-endpoint", dest="otlp_endpoint",
+                   help="send OpenTelemetry traces of calls and jobs over OTLP/HTTP (e.g. http://collector:4318); "
+                        "needs blindspots-server[tracing]")
     s.add_argument("--index-memory-mb", dest="index_memory_mb", type=int,
                    help="memory for the pool indexes held in the server's process (estimated); past it the least "
                         "recently used are let go and loaded from the store when next needed (default 0: no limit)")

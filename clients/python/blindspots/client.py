@@ -72,6 +72,17 @@ def _pushback_seconds(err: grpc.RpcError) -> Optional[float]:
     return None
 
 
+def _trace_headers() -> tuple:
+    """The active OpenTelemetry span's context as gRPC metadata; () without OpenTelemetry or a span."""
+    try:
+        from opentelemetry import propagate
+    except ImportError:
+        return ()
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return tuple((k.lower(), v) for k, v in carrier.items())
+
+
 class Client(LabelsAPI, DeleteAPI):
     """A connection to a blindspots server.
 
@@ -108,8 +119,14 @@ class Client(LabelsAPI, DeleteAPI):
             self._channel = grpc.secure_channel(address, creds, options=options)
         else:
             self._channel = grpc.insecure_channel(address, options=options)
-        self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
+        self._auth = (("authorization", f"Bearer {token}"),) if token else ()
         self.stub = pb_grpc.BlindspotsStub(self._channel)
+
+    @property
+    def _metadata(self) -> tuple:
+        """Each call's metadata: the token, and where OpenTelemetry is installed and a span is
+        active, its W3C trace context (``traceparent``), so the server's spans join the caller's trace."""
+        return self._auth + _trace_headers()
 
     # ------------------------------------------------------------ plumbing
     def _call(self, fn: Callable[[], T]) -> T:

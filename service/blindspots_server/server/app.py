@@ -23,6 +23,7 @@ from .interceptors import ObservabilityInterceptor, configure_access_log
 from .servicer import BlindspotsServicer
 from .stream_limits import StreamGuardInterceptor
 from .telemetry import Telemetry
+from .tracing import Tracing
 
 log = logging.getLogger("blindspots.server")
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Blindspots"].full_name
@@ -40,7 +41,9 @@ class BlindspotsServer:
         self.telemetry = Telemetry(top_k=config.metrics_top_k, max_runs=config.metrics_max_runs)
         self.telemetry.watch_store(self.store)
         self.telemetry.sync(self.store)       # so that a restart doesn't blank the dashboards
-        self.servicer = BlindspotsServicer(self.store, config, access=access, telemetry=self.telemetry)
+        self.tracing = Tracing(config.otlp_endpoint)
+        self.servicer = BlindspotsServicer(self.store, config, access=access, telemetry=self.telemetry,
+                                           tracing=self.tracing)
         limit = config.max_message_mb * MiB
         if config.max_client_streams >= config.rpc_workers:
             raise ValueError(f"max_client_streams ({config.max_client_streams}) must be below rpc_workers "
@@ -51,7 +54,8 @@ class BlindspotsServer:
             futures.ThreadPoolExecutor(max_workers=config.rpc_workers, thread_name_prefix="rpc"),
             # Observability first (outermost): it sees the final code, auth rejections included.
             # The stream guard sits inside error mapping, so its refusals get their status.
-            interceptors=[ObservabilityInterceptor(self.telemetry, _OBSERVED_SERVICES), ErrorMappingInterceptor(),
+            interceptors=[ObservabilityInterceptor(self.telemetry, _OBSERVED_SERVICES, self.tracing),
+                          ErrorMappingInterceptor(),
                           self.streams, *auth_interceptors],
             options=[("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", limit)])
         pb_grpc.add_BlindspotsServicer_to_server(self.servicer, self._grpc)
@@ -112,6 +116,7 @@ class BlindspotsServer:
         self.servicer.shutdown()
         if self._metrics_server is not None:
             self._metrics_server.shutdown()
+        self.tracing.shutdown()
         self.store.close()
 
     def wait(self) -> None:

@@ -1,4 +1,4 @@
-"""Per-RPC metrics and access logs, in one interceptor around every handler.
+"""Per-RPC metrics, access logs and trace spans, in one interceptor around every handler.
 
 Registered first (outermost) so it also sees calls that later interceptors
 reject (authentication) and the status codes the error mapping sets.
@@ -8,13 +8,14 @@ from __future__ import annotations
 import json
 import logging
 import time
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable, Iterator, Optional
 
 import grpc
 from google.protobuf.descriptor import ServiceDescriptor
 
 from .handler_wrapping import wrap_handler
 from .telemetry import Telemetry
+from .tracing import Tracing
 
 access_log = logging.getLogger("blindspots.access")
 
@@ -51,9 +52,10 @@ def _final_code(context: grpc.ServicerContext, failed: bool) -> grpc.StatusCode:
 class ObservabilityInterceptor(grpc.ServerInterceptor):
     """Counts, times and logs every call of the registered services."""
 
-    def __init__(self, telemetry: Telemetry, services: Iterable[ServiceDescriptor]):
+    def __init__(self, telemetry: Telemetry, services: Iterable[ServiceDescriptor], tracing: Optional[Tracing] = None):
         self._telemetry = telemetry
         self._methods = telemetry.register_methods(services)
+        self._tracing = tracing or Tracing()
 
     def intercept_service(self, continuation, handler_call_details):
         handler = continuation(handler_call_details)
@@ -64,15 +66,17 @@ class ObservabilityInterceptor(grpc.ServerInterceptor):
         method = handler_call_details.method
         quiet = labels[0] in _QUIET_SERVICES
 
-        def finish(context, started: float, ids: dict[str, str], failed: bool) -> None:
+        def finish(context, started: float, ids: dict[str, str], failed: bool, span) -> None:
             seconds = time.perf_counter() - started
             code = _final_code(context, failed)
             self._telemetry.rpc_handled(labels, code.name, seconds)
+            self._tracing.end_call(*span, code.name)
             level = logging.DEBUG if quiet else logging.INFO
             if access_log.isEnabledFor(level):
+                trace = {"trace_id": self._tracing.trace_id(span[0])} if span[0] is not None else {}
                 access_log.log(level, json.dumps({
                     "ts": round(time.time(), 3), "method": method, "code": code.name,
-                    "duration_ms": round(seconds * 1000, 2), "peer": context.peer(), **ids}))
+                    "duration_ms": round(seconds * 1000, 2), "peer": context.peer(), **ids, **trace}))
 
         def requests_seen(iterator: Iterator, ids: dict[str, str]) -> Iterator:
             # Streaming requests name their run/pool in the first message.
@@ -82,30 +86,33 @@ class ObservabilityInterceptor(grpc.ServerInterceptor):
                 yield message
 
         def begin(request, streaming_request: bool):
-            """(start time, request to pass on, the ids the access log names)."""
+            """(start time, request to pass on, the ids the access log names, the call's span and
+            its context token: (None, None) without tracing, or for the probes)."""
             self._telemetry.rpc_started(labels)
             ids: dict[str, str] = {}
             if streaming_request:
                 request = requests_seen(request, ids)
             else:
                 ids = _ids(request)
-            return time.perf_counter(), request, ids
+            span = ((None, None) if quiet else
+                    self._tracing.start_call(method, handler_call_details.invocation_metadata))
+            return time.perf_counter(), request, ids, span
 
         def unary_response(fn: Callable, streaming_request: bool):
             def call(request, context):
-                started, request, ids = begin(request, streaming_request)
+                started, request, ids, span = begin(request, streaming_request)
                 failed = True
                 try:
                     response = fn(request, context)
                     failed = False
                     return response
                 finally:
-                    finish(context, started, ids, failed)
+                    finish(context, started, ids, failed, span)
             return call
 
         def stream_response(fn: Callable, streaming_request: bool):
             def call(request, context):
-                started, request, ids = begin(request, streaming_request)
+                started, request, ids, span = begin(request, streaming_request)
                 failed = True
                 try:
                     yield from fn(request, context)
@@ -114,7 +121,7 @@ class ObservabilityInterceptor(grpc.ServerInterceptor):
                     failed = False    # the client went away; _final_code reports CANCELLED
                     raise
                 finally:
-                    finish(context, started, ids, failed)
+                    finish(context, started, ids, failed, span)
             return call
 
         return wrap_handler(handler, unary_response, stream_response)

@@ -37,6 +37,7 @@ from .job_claims import job_runner_for
 from .jobs import JobCancelled
 from .labels import import_labels, list_labels
 from .pool_indexes import PoolIndexes
+from .tracing import Tracing
 from .region_members import RegionMembers
 from .run_map import MAX_POINTS, run_map_message
 from .slice_tracking import diagnosed_versions, slices_to_track
@@ -105,14 +106,16 @@ def _note_stream_position(exc: Exception, response: pb.IngestResponse) -> None:
 
 class BlindspotsServicer(pb_grpc.BlindspotsServicer):
     def __init__(self, store: Store, config: ServerConfig, access: Optional[AccessPolicy] = None,
-                 telemetry: Optional[Telemetry] = None):
+                 telemetry: Optional[Telemetry] = None, tracing: Optional[Tracing] = None):
         self.store = store
         self.config = config
         self.access = access or AccessPolicy()
         self.telemetry = telemetry or Telemetry.disabled()
+        self.tracing = tracing or Tracing()
         self.jobs = job_runner_for(store, config, on_finish=self.telemetry.job_finished)
-        self.jobs.register("index_build", lambda _job_id, params, progress: self._build_index(params["pool_id"], progress))
-        self.jobs.register("diagnose", self._diagnose_job)
+        self.jobs.register("index_build", self._traced(
+            "index_build", lambda _job_id, params, progress: self._build_index(params["pool_id"], progress)))
+        self.jobs.register("diagnose", self._traced("diagnose", self._diagnose_job))
         self.jobs.start()
         self.compute = connect_compute(config.ray_address)
         shards = config.index_shards or (self.compute.nodes() if config.ray_address else 1)
@@ -121,6 +124,20 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
         self.telemetry.track_index_memory(self.indexes.loaded_bytes)
         self.suggestions = Suggestions(store, self.indexes)
         self.members = RegionMembers(store)
+
+    def _traced(self, kind: str, handler):
+        """``handler`` run inside a span of its job, under the call that submitted it (its params'
+        ``trace``: that call's W3C headers, from :meth:`_submit`)."""
+        def run(job_id: str, params: dict, progress):
+            with self.tracing.job(kind, job_id, params.get("trace")):
+                return handler(job_id, params, progress)
+        return run
+
+    def _submit(self, kind: str, run_id: str, params: dict, job_id: str = ""):
+        """Submit a job; with tracing on, its params carry the calling span's context (a job run by
+        another replica joins the same trace). Job ids never derive from it."""
+        trace = self.tracing.current()
+        return self.jobs.submit(kind, run_id, {**params, "trace": trace} if trace else params, job_id=job_id)
 
     # ------------------------------------------------------------ access helpers
     def _run(self, run_id: str, context, missing: str = "") -> RunRecord:
@@ -308,7 +325,7 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
             response.total_rows = outcome.total_rows
         require(shape is not None, "requests", "the stream carried no batch")
         if target == "pool" and response.rows_stored:
-            self.jobs.submit("index_build", "", {"pool_id": target_id})
+            self._submit("index_build", "", {"pool_id": target_id})
         log.debug("ingested %d rows into %s %s (project %s)", response.rows_stored, target, target_id, project)
         return response
 
@@ -373,7 +390,7 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
         params = {"run_id": run.id, "kwargs": kwargs}
         check_name(request.request_id, "request_id", required=False)
         if not request.request_id:
-            return convert.job_message(self.jobs.submit("diagnose", run.id, params))
+            return convert.job_message(self._submit("diagnose", run.id, params))
         # The job's id follows from the request (run, request id, params): a repeat finds the job.
         # Run ids are never reused, so neither are these.
         request_key = json.dumps([run.id, request.request_id, kwargs], sort_keys=True)
@@ -383,7 +400,7 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
                 try:
                     earlier = self.jobs.get(job_id)
                 except NotFound:
-                    return convert.job_message(self.jobs.submit("diagnose", run.id, params, job_id=job_id))
+                    return convert.job_message(self._submit("diagnose", run.id, params, job_id=job_id))
                 if earlier.state not in ("FAILED", "CANCELLED"):
                     return convert.job_message(earlier)
         raise FailedPrecondition(f"request_id {request.request_id!r}: {MAX_REQUEST_ATTEMPTS} diagnoses asked for "
