@@ -160,3 +160,38 @@ def test_the_standard_otel_variable_turns_tracing_on(tmp_path, monkeypatch):
     while not receiver.spans and time.monotonic() < deadline:
         time.sleep(0.05)
     assert [span.name for _, span in receiver.spans] == ["blindspots.v1.Blindspots/ListRuns"]
+
+
+def test_a_server_stopped_by_sigterm_finishes_stopping_its_store_closed_and_its_last_spans_sent(tmp_path):
+    """`blindspots serve` ends on SIGTERM only once stop() is done (the process used to end as soon as
+    gRPC had stopped, in the middle of it): the store is closed (SQLite folds its write-ahead log back
+    into the catalog, so no -wal file is left) and the spans still buffered reach the collector."""
+    import signal
+    import subprocess
+    import sys
+
+    import grpc
+
+    from conftest import free_port
+    receiver = OtlpReceiver()
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "blindspots_server", "--data-dir", str(tmp_path / "data"),
+                             "--port", str(port), "--otlp-endpoint", receiver.endpoint],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            grpc.channel_ready_future(channel).result(timeout=120)
+        with Client(f"127.0.0.1:{port}", timeout=60) as client:
+            for _ in range(3):
+                client.list_runs()
+            client.create_pool("p", embedding_dim=4)              # a write: the log holds it
+        assert (tmp_path / "data" / "catalog.sqlite-wal").exists()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        receiver.close()
+    assert [span.name for _, span in receiver.spans].count("blindspots.v1.Blindspots/ListRuns") == 3
+    assert (tmp_path / "data" / "catalog.sqlite").exists()
+    assert not (tmp_path / "data" / "catalog.sqlite-wal").exists()

@@ -148,14 +148,20 @@ def serve(config: ServerConfig) -> None:
     configure_access_log()
     server = BlindspotsServer(config).start()
     stopped = threading.Event()
+    stopping: list[threading.Thread] = []
 
     def on_signal(signum, frame):
         if not stopped.is_set():
             stopped.set()
-            threading.Thread(target=server.stop, daemon=True).start()
+            stopping.append(threading.Thread(target=server.stop, daemon=True))
+            stopping[0].start()
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     print(f"blindspots listening on {config.host}:{server.port}"
           + (f", metrics on :{server.metrics_port}" if server.metrics_port else ""), flush=True)
     server.wait()
+    # gRPC has stopped; the rest of stop() (jobs, the buffered trace spans, the store) finishes
+    # before the process ends.
+    for thread in stopping:
+        thread.join(timeout=60)
