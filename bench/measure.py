@@ -6,6 +6,7 @@ that a noisy (shared) machine moves both sides alike; the ratio is what to read.
 """
 from __future__ import annotations
 
+import json
 import multiprocessing as mp
 import os
 import platform
@@ -207,6 +208,14 @@ def environment_line() -> str:
         except metadata.PackageNotFoundError:
             continue
     return "Packages: " + ", ".join(found) + "."
+
+
+def report(name: str, result: dict, fragment: Callable[[dict], str], write: bool) -> dict:
+    """Print ``result`` as one JSON line, and with ``write`` its ``fragment`` as bench/results/<name>.md."""
+    print(json.dumps(result))
+    if write:
+        print(write_fragment(name, fragment(result)))
+    return result
 
 
 def write_fragment(name: str, text: str) -> Path:

@@ -19,14 +19,13 @@ Each answer's top-10 for 500 queries is checked against the first one's (the sam
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
 
 import numpy as np
 
-from measure import ROOT, write_fragment
+from measure import ROOT, report
 
 sys.path.insert(0, str(ROOT / "service"))
 
@@ -117,11 +116,7 @@ def main(argv=None) -> dict:
     args = ap.parse_args(argv)
     if args.quick:
         args.rows = 200_000
-    result = run(args)
-    print(json.dumps(result))
-    if args.write:
-        print(write_fragment("shared_shards", fragment(result)))
-    return result
+    return report("shared_shards", run(args), fragment, args.write)
 
 
 if __name__ == "__main__":

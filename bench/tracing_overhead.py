@@ -12,7 +12,6 @@ the same machine; the figure to read is the ratio of median latencies, traced ov
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import subprocess
 import sys
@@ -25,7 +24,7 @@ from pathlib import Path
 import grpc
 import numpy as np
 
-from measure import ROOT, free_port, stop_process, write_fragment
+from measure import ROOT, free_port, report, stop_process
 
 sys.path.insert(0, str(ROOT / "clients" / "python"))
 
@@ -147,11 +146,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--rounds", type=int, default=4)
     ap.add_argument("--write", action="store_true", help="write bench/results/tracing_overhead.md")
     args = ap.parse_args(argv)
-    result = run(args)
-    print(json.dumps(result))
-    if args.write:
-        print(write_fragment("tracing_overhead", fragment(result)))
-    return result
+    return report("tracing_overhead", run(args), fragment, args.write)
 
 
 if __name__ == "__main__":

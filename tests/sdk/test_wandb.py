@@ -10,7 +10,6 @@ import io
 import json
 import os
 
-import numpy as np
 import pandas as pd
 import pytest
 from google.protobuf import json_format
@@ -32,21 +31,8 @@ def offline(tmp_path, monkeypatch):
         wandb.finish()
 
 
-def test_a_diagnosis_logged_to_wandb_carries_its_numbers_tables_and_findings(client, small_scenario, offline):
-    s = small_scenario.scenario
-    broken = small_scenario.test_probs.copy()
-    cam = (s.test.metadata["camera"] == "cam_e").to_numpy()
-    broken[cam] = np.roll(broken[cam], 1, axis=1)          # v2 gets one camera's rows wrong
-
-    def diagnosed(version, probabilities):
-        run = client.create_run("eval", class_names=s.class_names, embedding_dim=128, model_name="mlp",
-                                model_version=version)
-        run.log_predictions(s.test.ids, s.test.embeddings, labels=s.test.labels, probabilities=probabilities,
-                            metadata=s.test.metadata, progress=False)
-        return run.diagnose(progress=False)
-
-    v1 = diagnosed("v1", small_scenario.test_probs)
-    v2 = diagnosed("v2", broken)
+def test_a_diagnosis_logged_to_wandb_carries_its_numbers_tables_and_findings(two_versions, offline):
+    v1, v2 = two_versions
     worse = v2.previous_version.regressions()
     assert len(worse)
 
