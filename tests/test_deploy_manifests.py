@@ -121,6 +121,16 @@ def test_single_server_manifests_still_parse():
         assert _docs(path), path
 
 
+def test_the_single_server_caps_its_loaded_indexes_well_under_its_memory_limit():
+    (deployment,) = [d for d in _docs(DEPLOY / "k8s" / "deployment.yaml") if d["kind"] == "Deployment"]
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert set(env) <= SETTINGS | {"HOME"}
+    limit = container["resources"]["limits"]["memory"]
+    assert limit.endswith("Gi")
+    assert 0 < int(env["BLINDSPOTS_INDEX_MEMORY_MB"]) <= int(limit[:-2]) * 1024 // 2
+
+
 def test_compose_prometheus_gets_every_rule_file_its_configuration_names():
     config = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
     assert config["rule_files"] == ["alerts.yml"]
