@@ -456,3 +456,32 @@ def test_servers_that_ask_for_a_pool_s_shards_at_once_build_them_once(ray_cluste
         assert not _shared_shards("pool_race")
     finally:
         store.close()
+
+
+def test_a_shard_lost_mid_call_is_unavailable_and_the_retry_builds_the_shards_again(ray_cluster, small_scenario,
+                                                                                    tmp_path):
+    """A pool's shard actor gone (as with its Ray node): the Suggest that meets it is UNAVAILABLE saying to
+    retry, with the pool's shards dropped; the retry builds them anew and picks as before."""
+    import ray
+
+    from blindspots import BlindspotsError
+    address, _ = ray_cluster
+    s, sm = small_scenario.scenario, small_scenario
+    there = start_server(tmp_path / "ray", ray_address=address)
+    try:
+        picks, _, index = _pool_server_answers(there, s, sm, s.test.embeddings[:4])
+        with Client(f"127.0.0.1:{there.port}", retries=0, timeout=300) as once:
+            (pool,), (run,) = once.list_pools(), once.list_runs()
+            before = index.workers
+            ray.kill(before[-1])
+            with pytest.raises(BlindspotsError, match="index shards were lost mid-call.*retry") as err:
+                once.suggest(run.id, pool.id, 150, allow_repeats=True)
+            assert err.value.code.name == "UNAVAILABLE"
+            assert _shared_shards(pool.id) == []                       # dropped
+        with Client(f"127.0.0.1:{there.port}", retries=2, timeout=300) as client:
+            again = client.suggest(run.id, pool.id, 150, allow_repeats=True)["sample_id"].tolist()
+        assert again == picks
+        rebuilt = there.servicer.indexes.loaded_index(pool.id)
+        assert rebuilt.ntotal == len(s.pool) and not set(rebuilt.workers) & set(before)
+    finally:
+        there.stop()

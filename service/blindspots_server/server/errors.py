@@ -9,6 +9,7 @@ import uuid
 
 import grpc
 
+from ..core.parallel import WorkerLost
 from ..storage import Conflict, DataLoss, DuplicateSampleIds, NotFound, StoreUnavailable
 from .handler_wrapping import wrap_handler
 from .validation import InvalidArgument
@@ -40,6 +41,7 @@ _CLIENT_ERRORS: tuple[tuple[type, grpc.StatusCode], ...] = (
     (NotFound, grpc.StatusCode.NOT_FOUND),
     (DataLoss, grpc.StatusCode.DATA_LOSS),
     (StoreUnavailable, grpc.StatusCode.UNAVAILABLE),    # the PostgreSQL catalog is unreachable: clients retry
+    (WorkerLost, grpc.StatusCode.UNAVAILABLE),          # a Ray worker gone mid-call: the retry starts it anew
     (Conflict, grpc.StatusCode.FAILED_PRECONDITION),
     (FailedPrecondition, grpc.StatusCode.FAILED_PRECONDITION),
     (InvalidArgument, grpc.StatusCode.INVALID_ARGUMENT),

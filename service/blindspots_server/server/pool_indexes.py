@@ -272,6 +272,17 @@ class PoolIndexes:
                            f"counts {n}); nothing was served from it")
         return source if len(source) == n else RowRange(source, 0, n)
 
+    def drop_shards(self, pool_id: str) -> None:
+        """Let go of the pool's sharded index, the shared shards included (some of them are gone:
+        the next call builds them anew). Not for one-process indexes, which cannot be lost so."""
+        if self._shards <= 1:
+            return
+        with self._guard:
+            index = self._loaded.pop(pool_id, None)
+        if isinstance(index, ShardedPoolIndex):
+            index.close()
+        self._drop_shared(pool_id)
+
     def forget(self, pool_id: str) -> None:
         """Drop a deleted pool's index from memory; a sharded one's shards are stopped, the shared
         ones too (the server that deleted the pool stops them, and so does each other server that

@@ -25,6 +25,7 @@ from blindspots.v1 import blindspots_pb2_grpc as pb_grpc
 from ..config import ServerConfig
 from ..core.diagnosis import Diagnoser
 from ..core.embedding_map import ClusteringSpaceLayout
+from ..core.parallel import WorkerLost
 from ..core.tracked_slices import evaluate_slices
 from ..ray_cluster import connect as connect_compute
 from ..core.suggest import STRATEGIES, MetadataFilterSpec
@@ -542,6 +543,13 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
         def work() -> None:
             try:
                 outcome["value"] = self.suggestions.run(run, pool, diagnosis, request, strategy, filters, progress)
+            except WorkerLost as exc:
+                # An index shard gone mid-call (its pool deleted by another server, or its Ray node
+                # lost): the pool's shards are dropped, so the next call builds them anew.
+                self.indexes.drop_shards(pool.id)
+                outcome["error"] = (NotFound(f"pool {pool.id!r} was deleted") if not self.store.exists("pool", pool.id)
+                                    else WorkerLost(f"pool {pool.id!r}: its index shards were lost mid-call ({exc}); "
+                                                    "they are built again on the next call: retry"))
             except BaseException as exc:  # re-raised on the RPC thread
                 outcome["error"] = exc
             finally:
