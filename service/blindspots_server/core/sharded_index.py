@@ -248,7 +248,6 @@ class ShardedPoolIndex:
         if self._workers and not self.shared:
             self.compute.stop_workers(self._workers)
         self._workers, self._sizes, self._visible = [], [], None
-        self._workers, self._sizes = [], []
 
 
 @dataclass(frozen=True)

@@ -286,7 +286,7 @@ class PoolIndexes:
     def forget(self, pool_id: str) -> None:
         """Drop a deleted pool's index from memory; a sharded one's shards are stopped, the shared
         ones too (the server that deleted the pool stops them, and so does each other server that
-        learns of the deletion: one that died mid-delete leaves none behind)."""
+        held its index when it learns of the deletion)."""
         with self._guard:
             index = self._loaded.pop(pool_id, None)
             self._locks.pop(pool_id, None)
