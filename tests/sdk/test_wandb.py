@@ -33,9 +33,7 @@ def offline(tmp_path, monkeypatch):
 
 def test_a_diagnosis_logged_to_wandb_carries_its_numbers_tables_and_findings(two_versions, offline):
     v1, v2 = two_versions
-    worse = v2.previous_version.regressions()
-    assert len(worse)
-
+    worse = v2.previous_version.regressions()         # the fixture checked there are some
     with pytest.raises(ValueError, match="no active W&B run"):
         log_diagnosis(v2)
     run = wandb.init(project="blindspots-test")
