@@ -55,7 +55,7 @@ class ObservabilityInterceptor(grpc.ServerInterceptor):
     def __init__(self, telemetry: Telemetry, services: Iterable[ServiceDescriptor], tracing: Optional[Tracing] = None):
         self._telemetry = telemetry
         self._methods = telemetry.register_methods(services)
-        self._tracing = tracing or Tracing()
+        self._tracing = tracing or Tracing.off()
 
     def intercept_service(self, continuation, handler_call_details):
         handler = continuation(handler_call_details)

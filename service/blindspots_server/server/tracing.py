@@ -52,6 +52,13 @@ class Tracing:
         self.enabled = True
         log.info("tracing to %s", endpoint or "the OTEL_EXPORTER_OTLP_* endpoint")
 
+    @classmethod
+    def off(cls) -> "Tracing":
+        """No tracing, whatever the environment says (a servicer or interceptor built without one)."""
+        off = cls.__new__(cls)
+        off.enabled, off._provider = False, None
+        return off
+
     def start_call(self, method: str, metadata) -> tuple[Any, Any]:
         """A server span for ``method`` (``/package.Service/Method``), in the trace the caller's
         ``traceparent`` names; (span, token to pass to :meth:`end_call`), or (None, None)."""
