@@ -1,6 +1,7 @@
 """Diagnosis and suggestion results as Python objects and DataFrames."""
 from __future__ import annotations
 
+import html
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional, Union
@@ -167,6 +168,40 @@ class Diagnosis:
 
     def __repr__(self) -> str:
         return f"Diagnosis(id={self.id!r}, regions={len(self.message.regions)})"
+
+    def _repr_html_(self, max_regions: int = 20, max_slices: int = 10) -> str:
+        """How a notebook shows it: the headline, the regions ranked by excess errors and the
+        high-error slices as tables, the comparison with the previous version; every text escaped."""
+        d = self.message
+        headline, tested = self.summary(max_regions=0).splitlines()[:2]
+        parts = [f"<div class=\"blindspots-diagnosis\"><p><b>{html.escape(headline)}</b><br>{html.escape(tested)}</p>"]
+        regions = self.to_frame()[_HTML_REGION_COLUMNS]
+        if len(regions):
+            parts.append(f"<p>Failure regions ({min(len(regions), max_regions)} of {len(regions)} shown)</p>")
+            parts.append(regions.head(max_regions).to_html(index=False, float_format=_html_number, na_rep="",
+                                                           classes="blindspots-regions", border=0))
+        slices = self.slices_frame()
+        if len(slices):
+            parts.append(f"<p>High-error slices over the whole test set ({min(len(slices), max_slices)} of "
+                         f"{len(slices)} shown)</p>")
+            parts.append(slices.head(max_slices).to_html(index=False, float_format=_html_number, na_rep="",
+                                                         classes="blindspots-slices", border=0))
+        if d.HasField("previous_version"):
+            worse = self.previous_version.regressions()
+            c = d.previous_version
+            parts.append(f"<p>Against the previous version {html.escape(c.model_version_a or c.run_id_a)}: error "
+                         f"rate {c.overall.error_rate_a:.1%} &rarr; {c.overall.error_rate_b:.1%}; "
+                         f"{len(worse)} finding(s) significantly worse</p>")
+        parts.append("</div>")
+        return "\n".join(parts)
+
+
+_HTML_REGION_COLUMNS = ["region", "kind", "support", "failures", "error_rate", "ci_low", "ci_high", "lift",
+                        "excess_errors", "q_value", "explanation", "top_confusion"]
+
+
+def _html_number(x: float) -> str:
+    return f"{x:.3g}"
 
 
 def write_manifest(frame: pd.DataFrame, path: Union[str, Path]) -> Path:
