@@ -1,9 +1,11 @@
-"""How a notebook shows a Diagnosis (``_repr_html_``): read back with an HTML parser, the tables hold
-the diagnosis's regions and slices in rank order, and names from the data are text, never markup."""
+"""How a notebook shows a Diagnosis or a Comparison (``_repr_html_``): read back with an HTML parser,
+the tables hold the regions, slices and regressions in the order of the message and of the frames, and
+names from the data are text, never markup."""
 from __future__ import annotations
 
 from html.parser import HTMLParser
 
+from blindspots.comparison import Comparison
 from blindspots.results import Diagnosis
 from blindspots.v1 import blindspots_pb2 as pb
 
@@ -77,3 +79,24 @@ def test_names_from_the_data_are_text_not_markup():
     assert slices[0][0] == "site=\"a\" <img src=x>"
     assert "diagnosis diag_<b> of run run_1" in " ".join(shown.text)
     assert len(Tables(Diagnosis(pb.Diagnosis(id="d", run_id="r"))._repr_html_()).tables) == 0   # nothing found
+
+
+def test_a_comparison_shows_what_got_worse_its_regions_and_slices_as_html(two_versions):
+    _, v2 = two_versions
+    comparison = v2.previous_version
+    shown = Tables(comparison._repr_html_())
+    worse, regions, slices = shown.tables
+    expected = comparison.regressions()
+    assert [row[1] for row in worse] == expected["name"].head(20).tolist() and len(worse) > 0
+    assert [row[0] for row in regions] == [r.status for r in comparison.message.regions[:20]]
+    assert [row[0] for row in slices] == comparison.slices_frame()["slice"].head(20).tolist()
+    assert "v1 -> v2 on" in " ".join(shown.text)
+
+
+def test_a_comparison_with_nothing_worse_says_so():
+    message = pb.RunComparison(run_id_a="a", run_id_b="b", model_version_a="v1", model_version_b="v2",
+                               num_shared=100, alpha=0.05)
+    message.overall.CopyFrom(pb.RateChange(support=100, failures_a=10, failures_b=5, error_rate_a=0.1,
+                                           error_rate_b=0.05, difference=-0.05, p_value=0.01))
+    shown = Tables(Comparison(message)._repr_html_())
+    assert shown.tables == [] and "Nothing significantly worse." in " ".join(shown.text)

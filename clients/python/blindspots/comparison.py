@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .results import KIND_NAMES
+from .results import KIND_NAMES, html_headline, html_table
 from .v1 import blindspots_pb2 as pb
 
 RATE_COLUMNS = ["support", "failures_a", "failures_b", "error_rate_a", "error_rate_b", "difference", "diff_low",
@@ -101,3 +101,20 @@ class Comparison:
 
     def __repr__(self) -> str:
         return f"Comparison({self.message.run_id_a!r} -> {self.message.run_id_b!r}, {self.status_counts()})"
+
+    def _repr_html_(self, max_rows: int = 20) -> str:
+        """How a notebook shows it: the headline, what got significantly worse, the regions (fixed,
+        remaining, new) and the slices with the largest improvement first, as tables; escaped."""
+        regions = self.regions_frame()[["status", "region_a", "region_b", "slice_a", "slice_b", "support",
+                                        "error_rate_a", "error_rate_b", "difference", "q_value"]]
+        slices = self.slices_frame()[["slice", "support", "error_rate_a", "error_rate_b", "difference",
+                                      "diff_low", "diff_high", "q_value"]]
+        worse = self.regressions()[["scope", "name", "support", "error_rate_a", "error_rate_b", "difference",
+                                    "q_value"]]
+        return "\n".join([
+            html_headline("blindspots-comparison", self.summary().splitlines()[:2]),
+            html_table("Significantly worse", worse, max_rows, "blindspots-regressions")
+            or "<p>Nothing significantly worse.</p>",
+            html_table("Failure regions", regions, max_rows, "blindspots-regions"),
+            html_table("Slices (B - A on the same rows)", slices, max_rows, "blindspots-slices"),
+            "</div>"])

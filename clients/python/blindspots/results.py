@@ -173,19 +173,11 @@ class Diagnosis:
         """How a notebook shows it: the headline, the regions ranked by excess errors and the
         high-error slices as tables, the comparison with the previous version; every text escaped."""
         d = self.message
-        headline, tested = self.summary(max_regions=0).splitlines()[:2]
-        parts = [f"<div class=\"blindspots-diagnosis\"><p><b>{html.escape(headline)}</b><br>{html.escape(tested)}</p>"]
-        regions = self.to_frame()[_HTML_REGION_COLUMNS]
-        if len(regions):
-            parts.append(f"<p>Failure regions ({min(len(regions), max_regions)} of {len(regions)} shown)</p>")
-            parts.append(regions.head(max_regions).to_html(index=False, float_format=_html_number, na_rep="",
-                                                           classes="blindspots-regions", border=0))
-        slices = self.slices_frame()
-        if len(slices):
-            parts.append(f"<p>High-error slices over the whole test set ({min(len(slices), max_slices)} of "
-                         f"{len(slices)} shown)</p>")
-            parts.append(slices.head(max_slices).to_html(index=False, float_format=_html_number, na_rep="",
-                                                         classes="blindspots-slices", border=0))
+        parts = [html_headline("blindspots-diagnosis", self.summary(max_regions=0).splitlines()[:2]),
+                 html_table("Failure regions", self.to_frame()[_HTML_REGION_COLUMNS], max_regions,
+                            "blindspots-regions"),
+                 html_table("High-error slices over the whole test set", self.slices_frame(), max_slices,
+                            "blindspots-slices")]
         if d.HasField("previous_version"):
             worse = self.previous_version.regressions()
             c = d.previous_version
@@ -202,6 +194,23 @@ _HTML_REGION_COLUMNS = ["region", "kind", "support", "failures", "error_rate", "
 
 def _html_number(x: float) -> str:
     return f"{x:.3g}"
+
+
+def html_headline(css_class: str, lines: list[str]) -> str:
+    """The opening of a result's notebook display: its first line in bold, the rest below; escaped."""
+    first, *rest = [html.escape(line) for line in lines]
+    return f"<div class=\"{css_class}\"><p><b>{first}</b>" + "".join(f"<br>{line}" for line in rest) + "</p>"
+
+
+def html_table(title: str, frame: pd.DataFrame, at_most: int, css_class: str) -> str:
+    """``frame``'s first ``at_most`` rows as an HTML table under ``title`` (cells escaped; numbers to
+    3 significant digits); "" for an empty frame."""
+    if not len(frame):
+        return ""
+    shown = min(len(frame), at_most)
+    return (f"<p>{html.escape(title)} ({shown} of {len(frame)} shown)</p>\n"
+            + frame.head(at_most).to_html(index=False, float_format=_html_number, na_rep="", classes=css_class,
+                                          border=0))
 
 
 def write_manifest(frame: pd.DataFrame, path: Union[str, Path]) -> Path:
