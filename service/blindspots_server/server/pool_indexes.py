@@ -59,8 +59,7 @@ class PoolIndexes:
         self._store = store
         self._shards, self._compute = max(1, shards), compute or IN_PROCESS
         self._memory_bytes, self._on_evict = max(0, int(memory_bytes)), on_evict
-        self._used: dict[str, int] = {}          # pool id -> when last asked for (a call counter)
-        self._calls = 0
+        # Least recently kept first: _keep puts an index back at the end, so eviction reads the order.
         self._loaded: dict[str, PoolIndex | ShardedPoolIndex] = {}
         self._shared = None             # the SharedIndexes (an object here, the cluster's actor on Ray)
         self._locks: dict[str, threading.Lock] = {}
@@ -124,9 +123,8 @@ class PoolIndexes:
         with self._guard:
             kept = self._locks.get(pool_id) is lock
             if kept:
+                self._loaded.pop(pool_id, None)
                 self._loaded[pool_id] = index
-                self._calls += 1
-                self._used[pool_id] = self._calls
                 evicted = self._evict(keep=pool_id)
         if not kept:
             if isinstance(index, ShardedPoolIndex):
@@ -146,7 +144,7 @@ class PoolIndexes:
             return []
         local = {p: i.nbytes for p, i in self._loaded.items() if isinstance(i, PoolIndex)}
         total, evicted = sum(local.values()), []
-        for pool_id in sorted(local, key=lambda p: self._used.get(p, 0)):
+        for pool_id in local:
             if total <= self._memory_bytes:
                 break
             if pool_id == keep:
@@ -272,28 +270,29 @@ class PoolIndexes:
                            f"counts {n}); nothing was served from it")
         return source if len(source) == n else RowRange(source, 0, n)
 
-    def drop_shards(self, pool_id: str) -> None:
-        """Let go of the pool's sharded index, the shared shards included (some of them are gone:
-        the next call builds them anew). Not for one-process indexes, which cannot be lost so."""
-        if self._shards <= 1:
-            return
+    def _release(self, pool_id: str) -> None:
+        """Let go of the pool's index; a sharded one's shards are stopped, the shared ones too."""
         with self._guard:
             index = self._loaded.pop(pool_id, None)
-        if isinstance(index, ShardedPoolIndex):
-            index.close()
-        self._drop_shared(pool_id)
-
-    def forget(self, pool_id: str) -> None:
-        """Drop a deleted pool's index from memory; a sharded one's shards are stopped, the shared
-        ones too (the server that deleted the pool stops them, and so does each other server that
-        held its index when it learns of the deletion)."""
-        with self._guard:
-            index = self._loaded.pop(pool_id, None)
-            self._locks.pop(pool_id, None)
         if isinstance(index, ShardedPoolIndex):
             index.close()
         if self._shards > 1:
             self._drop_shared(pool_id)
+
+    def drop_shards(self, pool_id: str) -> None:
+        """Let go of the pool's sharded index, the shared shards included (some of them are gone:
+        the next call builds them anew). Not for one-process indexes, which cannot be lost so."""
+        if self._shards > 1:
+            self._release(pool_id)
+
+    def forget(self, pool_id: str) -> None:
+        """Drop a deleted pool's index from memory; a sharded one's shards are stopped, the shared
+        ones too (the server that deleted the pool stops them, and so does each other server that
+        held its index when it learns of the deletion). Its lock goes first, so that a build still
+        running cannot keep its index afterwards (``_keep``)."""
+        with self._guard:
+            self._locks.pop(pool_id, None)
+        self._release(pool_id)
 
     def forget_deleted(self) -> list[str]:
         """Drop the indexes of pools the store no longer holds (another replica deleted them);
