@@ -209,9 +209,21 @@ class ShardedPoolIndex:
         if len(x):
             self._sizes[-1] = self.compute.call_all(self._workers[-1:], "add", x)[0]
 
+    def extend_from(self, source: RowSource) -> None:
+        """Grow to ``source``'s rows (the rows held, then new ones): the last shard reads the rows
+        it lacks from ``source`` itself (:meth:`PoolIndexShard.extend_to`), none pass through here."""
+        start = self.ntotal - self._sizes[-1]
+        self._sizes[-1] = self.compute.call_all(self._workers[-1:], "extend_to",
+                                                RowRange(source, start, len(source)))[0]
+
     @property
     def ntotal(self) -> int:
         return int(sum(self._sizes)) if self._visible is None else self._visible
+
+    @property
+    def sizes(self) -> list[int]:
+        """The rows each shard holds."""
+        return list(self._sizes)
 
     @property
     def workers(self) -> tuple:
@@ -287,26 +299,23 @@ class SharedShards:
     def ensure(self, source: RowSource) -> ShardsState:
         index, rows, locations = self.index, len(source), row_locations(source)
         try:
-            if not index._workers or not _same_files(self.locations, locations):
+            if not index.workers or not _same_files(self.locations, locations):
                 index.build_from(source)
                 self.locations, action = locations, "built"
                 self.builds += 1
             elif index.ntotal < rows:
-                start = index.ntotal - index._sizes[-1]
-                index._sizes[-1] = index.compute.call_all(
-                    index._workers[-1:], "extend_to", RowRange(source, start, rows))[0]
+                index.extend_from(source)
                 self.locations, action = locations, "extended"
             else:
                 action = "kept"
         except Exception:
             self.close()          # a half-built or half-grown set of shards is never kept
             raise
-        return ShardsState(list(index._workers), list(index._sizes), index.kind_, index.description, action,
-                           self.builds)
+        return ShardsState(list(index.workers), index.sizes, index.kind_, index.description, action, self.builds)
 
     def describe(self) -> tuple[list[int], int]:
         """The rows each shard holds, and how often the shards were built."""
-        return list(self.index._sizes), self.builds
+        return self.index.sizes, self.builds
 
     def close(self) -> None:
         self.index.close()
