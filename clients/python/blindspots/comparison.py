@@ -76,15 +76,20 @@ class Comparison:
             out[r.status] = out.get(r.status, 0) + 1
         return out
 
-    def summary(self, max_slices: int = 8) -> str:
+    def _headline(self) -> list[str]:
+        """The first lines of :meth:`summary` (and of the notebook display): error rates and region counts."""
         m = self.message
         o = m.overall
         a, b = m.model_version_a or m.run_id_a, m.model_version_b or m.run_id_b
-        lines = [f"{a} -> {b} on {m.num_shared} shared test rows ({m.num_only_a} only in A, {m.num_only_b} only "
-                 f"in B): error rate {o.error_rate_a:.1%} -> {o.error_rate_b:.1%} ({o.difference:+.1%}, 95% CI "
-                 f"{o.difference_ci.low:+.1%} to {o.difference_ci.high:+.1%}, p={o.p_value:.2g})"]
         counts = self.status_counts()
-        lines.append(f"failure regions: {counts['fixed']} fixed, {counts['remains']} remain, {counts['new']} new")
+        return [f"{a} -> {b} on {m.num_shared} shared test rows ({m.num_only_a} only in A, {m.num_only_b} only "
+                f"in B): error rate {o.error_rate_a:.1%} -> {o.error_rate_b:.1%} ({o.difference:+.1%}, 95% CI "
+                f"{o.difference_ci.low:+.1%} to {o.difference_ci.high:+.1%}, p={o.p_value:.2g})",
+                f"failure regions: {counts['fixed']} fixed, {counts['remains']} remain, {counts['new']} new"]
+
+    def summary(self, max_slices: int = 8) -> str:
+        m = self.message
+        lines = self._headline()
         for r in m.regions:
             name = f"A:R{r.region_a}" if r.region_a >= 0 else f"B:R{r.region_b}"
             where = r.slice_a or r.slice_b or "no metadata slice"
@@ -112,7 +117,7 @@ class Comparison:
         worse = self.regressions()[["scope", "name", "support", "error_rate_a", "error_rate_b", "difference",
                                     "q_value"]]
         return "\n".join([
-            html_headline("blindspots-comparison", self.summary().splitlines()[:2]),
+            html_headline("blindspots-comparison", self._headline()),
             html_table("Significantly worse", worse, max_rows, "blindspots-regressions")
             or "<p>Nothing significantly worse.</p>",
             html_table("Failure regions", regions, max_rows, "blindspots-regions"),

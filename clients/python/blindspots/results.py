@@ -120,13 +120,18 @@ class Diagnosis:
             columns=["slice", "support", "failures", "error_rate", "ci_low", "ci_high", "lift", "q_value",
                      "score"])
 
+    def _headline(self) -> list[str]:
+        """The first lines of :meth:`summary` (and of the notebook display): counts and error rate."""
+        d = self.message
+        return [f"diagnosis {d.id} of run {d.run_id}: {d.num_failures} failures in {d.num_samples} rows "
+                f"(error rate {d.baseline_error_rate:.1%}, 95% CI {d.baseline_ci.low:.1%}-{d.baseline_ci.high:.1%})",
+                f"{len(d.regions)} failure regions significant of {d.num_regions_tested} tested; "
+                f"{d.num_hypotheses_tested} hypotheses tested at FDR {d.fdr_alpha:g}"]
+
     def summary(self, max_regions: int = 8) -> str:
         """A short human-readable report."""
         d = self.message
-        lines = [f"diagnosis {d.id} of run {d.run_id}: {d.num_failures} failures in {d.num_samples} rows "
-                 f"(error rate {d.baseline_error_rate:.1%}, 95% CI {d.baseline_ci.low:.1%}-{d.baseline_ci.high:.1%})",
-                 f"{len(d.regions)} failure regions significant of {d.num_regions_tested} tested; "
-                 f"{d.num_hypotheses_tested} hypotheses tested at FDR {d.fdr_alpha:g}"]
+        lines = self._headline()
         for r in d.regions[:max_regions]:
             kind = KIND_NAMES.get(r.kind, "?")
             lines.append(f"  region {r.id:>3} [{kind}] {r.failures}/{r.support} wrong = {r.error_rate:.0%} "
@@ -173,7 +178,7 @@ class Diagnosis:
         """How a notebook shows it: the headline, the regions ranked by excess errors and the
         high-error slices as tables, the comparison with the previous version; every text escaped."""
         d = self.message
-        parts = [html_headline("blindspots-diagnosis", self.summary(max_regions=0).splitlines()[:2]),
+        parts = [html_headline("blindspots-diagnosis", self._headline()),
                  html_table("Failure regions", self.to_frame()[_HTML_REGION_COLUMNS], max_regions,
                             "blindspots-regions"),
                  html_table("High-error slices over the whole test set", self.slices_frame(), max_slices,
