@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import time
 import urllib.request
 from dataclasses import dataclass
 
@@ -27,6 +28,27 @@ def metrics_text(server: BlindspotsServer) -> str:
     """The server's Prometheus exposition, scraped over HTTP."""
     with urllib.request.urlopen(f"http://127.0.0.1:{server.metrics_port}/metrics", timeout=5) as response:
         return response.read().decode()
+
+
+def metric_sample(exposition: str, name: str, **labels) -> float:
+    """The value of the sample ``name`` with exactly ``labels`` in a Prometheus exposition."""
+    from prometheus_client.parser import text_string_to_metric_families
+    return next(s.value for family in text_string_to_metric_families(exposition) for s in family.samples
+                if s.name == name and s.labels == labels)
+
+
+def index_builds_done(server: BlindspotsServer, pools: int, timeout_s: float = 120) -> None:
+    """Wait for the index-build jobs that ingesting ``pools`` pools started (their order varies)."""
+    from prometheus_client.parser import text_string_to_metric_families
+    deadline = time.monotonic() + timeout_s
+    while True:
+        done = sum(s.value for family in text_string_to_metric_families(metrics_text(server))
+                   for s in family.samples if s.name == "blindspots_job_duration_seconds_count"
+                   and s.labels.get("kind") == "index_build")
+        if done >= pools:
+            return
+        assert time.monotonic() < deadline, "the index builds did not finish"
+        time.sleep(0.1)
 
 
 @pytest.fixture

@@ -15,15 +15,9 @@ import pytest
 from blindspots import Client, FailedPreconditionError, JobFailedError, NotFoundError
 from blindspots.v1 import blindspots_pb2 as pb
 
-from conftest import free_port, metrics_text, start_server
+from conftest import free_port, metric_sample, metrics_text, start_server
 
 BIN = Path(sys.executable).parent / "blindspots"
-
-
-def _sample(exposition: str, name: str, **labels) -> float:
-    from prometheus_client.parser import text_string_to_metric_families
-    return next(s.value for family in text_string_to_metric_families(exposition) for s in family.samples
-                if s.name == name and s.labels == labels)
 
 
 def _files_of(data_dir: Path, object_id: str) -> list[Path]:
@@ -65,7 +59,7 @@ def test_deleting_a_pool_then_a_run_removes_them_their_files_and_their_series(tm
         gone = pool.delete(force=True)
         assert gone.bytes == size
         assert (gone.id, gone.rows, gone.suggestion_sets, gone.labels) == (pool.id, len(s.pool.ids), 1, 10)
-        assert _sample(metrics_text(server), "blindspots_deleted_bytes_total", target="pool") == gone.bytes
+        assert metric_sample(metrics_text(server), "blindspots_deleted_bytes_total", target="pool") == gone.bytes
         assert gone.files >= 2 and gone.bytes > 0
         with pytest.raises(NotFoundError, match=pool.id):
             client.get_pool(pool.id)
@@ -86,7 +80,7 @@ def test_deleting_a_pool_then_a_run_removes_them_their_files_and_their_series(tm
         assert _files_of(data, run.id) == []
         exposed = metrics_text(server)
         assert f'run_id="{run.id}"' not in exposed and f'run_id="{other.id}"' in exposed
-        assert _sample(exposed, "blindspots_deleted_total", target="run") == 1
+        assert metric_sample(exposed, "blindspots_deleted_total", target="run") == 1
         with pytest.raises(NotFoundError):
             run.delete()
         assert run.delete(missing_ok=True) is None
@@ -131,8 +125,8 @@ def test_a_pool_deleted_while_its_index_builds_ends_the_build_cancelled_not_fail
             client.delete_pool(pool.id)
 
         def count(state: str) -> float:
-            return _sample(metrics_text(server), "blindspots_job_duration_seconds_count", kind="index_build",
-                           state=state)
+            return metric_sample(metrics_text(server), "blindspots_job_duration_seconds_count",
+                                 kind="index_build", state=state)
         deadline = time.monotonic() + 60
         while count("CANCELLED") < 1:
             assert time.monotonic() < deadline and count("SUCCEEDED") == 0, "the build did not end cancelled"

@@ -77,6 +77,10 @@ def test_k8s_scaleout_set_hangs_together():
         ray_mounts = {m["name"]: m["mountPath"] for m in ray_container["volumeMounts"]}
         ray_claims = {v["name"]: v["persistentVolumeClaim"]["claimName"] for v in ray_pod["volumes"]}
         assert ray_mounts["files"] == env["BLINDSPOTS_FILES"]["value"] and ray_claims["files"] == claims["files"]
+    # The replicas cap the cluster's index shards at half the Ray workers' memory at their fewest.
+    workers_gi = sum(g["minReplicas"] * int(c["resources"]["limits"]["memory"].removesuffix("Gi"))
+                     for g in ray["spec"]["workerGroupSpecs"] for c in g["template"]["spec"]["containers"])
+    assert 0 < int(env["BLINDSPOTS_SHARD_MEMORY_MB"]["value"]) <= workers_gi * 1024 // 2
 
 
 def test_k8s_backup_cronjob_backs_up_the_replicas_store():

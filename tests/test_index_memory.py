@@ -3,7 +3,6 @@ limit, and loads them from the store (not rebuilt) when next needed, with the sa
 from __future__ import annotations
 
 import logging
-import time
 
 import numpy as np
 import pytest
@@ -11,7 +10,7 @@ import pytest
 from blindspots import Client
 from blindspots_server.core.pool_index import PoolIndex
 
-from conftest import free_port, metrics_text, start_server
+from conftest import free_port, index_builds_done, metric_sample, metrics_text, start_server
 
 DIM = 64
 ROWS = 3000          # Flat: 3000 x 64 x 4 bytes = 0.73 MiB a pool
@@ -23,26 +22,6 @@ def test_an_index_s_estimated_memory_is_near_its_serialised_size(kind):
     index = PoolIndex(32, kind=kind).build(x)
     ratio = index.nbytes / len(index.to_bytes())
     assert 0.75 <= ratio <= 1.35, (kind, index.nbytes, len(index.to_bytes()))
-
-
-def _sample(exposition: str, name: str) -> float:
-    from prometheus_client.parser import text_string_to_metric_families
-    return next(s.value for family in text_string_to_metric_families(exposition) for s in family.samples
-                if s.name == name)
-
-
-def _builds_done(server, pools: int, timeout_s: float = 120) -> None:
-    """Wait for the index-build jobs that ingesting ``pools`` pools started (their order varies)."""
-    from prometheus_client.parser import text_string_to_metric_families
-    deadline = time.monotonic() + timeout_s
-    while True:
-        done = sum(s.value for family in text_string_to_metric_families(metrics_text(server))
-                   for s in family.samples if s.name == "blindspots_job_duration_seconds_count"
-                   and s.labels.get("kind") == "index_build")
-        if done >= pools:
-            return
-        assert time.monotonic() < deadline, "the index builds did not finish"
-        time.sleep(0.1)
 
 
 def test_past_index_memory_mb_the_least_recently_used_index_goes_and_comes_back_from_the_store(
@@ -62,7 +41,7 @@ def test_past_index_memory_mb_the_least_recently_used_index_goes_and_comes_back_
             pool.add([f"{name}{i}" for i in range(ROWS)], rng.normal(size=(ROWS, DIM)).astype(np.float32),
                      progress=False)
             pools.append(pool)
-        _builds_done(server, 2)
+        index_builds_done(server, 2)
         first, second = pools
 
         def like(pool) -> list[str]:
@@ -74,8 +53,8 @@ def test_past_index_memory_mb_the_least_recently_used_index_goes_and_comes_back_
         one = indexes.loaded_index(first.id).nbytes
         assert one > 0.7 * (1 << 20) and 2 * one > (1 << 20)         # two do not fit, one does
         text = metrics_text(server)
-        assert _sample(text, "blindspots_pool_index_memory_bytes") == one
-        evicted = _sample(text, "blindspots_pool_index_evictions_total")
+        assert metric_sample(text, "blindspots_pool_index_memory_bytes") == one
+        evicted = metric_sample(text, "blindspots_pool_index_evictions_total")
         assert evicted >= 1
 
         caplog.clear()
@@ -83,7 +62,7 @@ def test_past_index_memory_mb_the_least_recently_used_index_goes_and_comes_back_
         assert set(indexes.loaded()) == {second.id}
         assert f"pool {second.id}: its index ({ROWS} rows) loaded from the store" in caplog.text
         assert "building its index" not in caplog.text
-        assert _sample(metrics_text(server), "blindspots_pool_index_evictions_total") == evicted + 1
+        assert metric_sample(metrics_text(server), "blindspots_pool_index_evictions_total") == evicted + 1
         caplog.clear()
         assert like(first) == picks_first        # loaded, not rebuilt: the same index, the same picks
         assert f"pool {first.id}: its index ({ROWS} rows) loaded from the store" in caplog.text
@@ -104,9 +83,9 @@ def test_without_a_limit_every_index_stays(tmp_path):
             pool.add([f"{name}{i}" for i in range(ROWS)], rng.normal(size=(ROWS, DIM)).astype(np.float32),
                      progress=False)
             ids.append(pool.id)
-        _builds_done(server, 2)
+        index_builds_done(server, 2)
         assert set(server.servicer.indexes.loaded()) == set(ids)
-        assert _sample(metrics_text(server), "blindspots_pool_index_evictions_total") == 0
+        assert metric_sample(metrics_text(server), "blindspots_pool_index_evictions_total") == 0
     finally:
         client.close()
         server.stop()

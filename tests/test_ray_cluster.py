@@ -485,3 +485,61 @@ def test_a_shard_lost_mid_call_is_unavailable_and_the_retry_builds_the_shards_ag
         assert rebuilt.ntotal == len(s.pool) and not set(rebuilt.workers) & set(before)
     finally:
         there.stop()
+
+
+def test_past_shard_memory_mb_the_least_recently_used_pool_s_shards_go_and_are_built_again(ray_cluster, tmp_path,
+                                                                                          caplog):
+    """shard_memory_mb on a Ray server: two pools whose shards do not fit together under the cap; asking
+    for one's shards stops the other's (a log line, the counter, the gauge), and the next Suggest on the
+    pool whose shards went builds them again from the row files, with the same picks."""
+    import logging
+
+    import ray
+
+    from blindspots_server.server.pool_indexes import SHARED_NAME
+    from conftest import free_port, index_builds_done, metric_sample, metrics_text
+    address, _ = ray_cluster
+    try:            # the shards earlier tests left on the cluster would be stopped (and counted) too
+        ray.get(ray.get_actor(SHARED_NAME).stop.remote(""))
+    except ValueError:          # no server has started the actor yet
+        pass
+    rng = np.random.default_rng(11)
+    dim, rows = 32, 6000                   # Flat: 6000 x 32 x 4 bytes = 0.73 MiB a pool, in two shards
+    server = start_server(tmp_path / "data", ray_address=address, index_shards=2, shard_memory_mb=1,
+                          metrics_port=free_port())
+    caplog.set_level(logging.INFO, logger="blindspots.server")
+    try:
+        with Client(f"127.0.0.1:{server.port}", retries=2, timeout=300) as client:
+            run = client.create_run("eval", class_names=["a", "b"], embedding_dim=dim)
+            run.log_predictions([f"t{i}" for i in range(100)], rng.normal(size=(100, dim)).astype(np.float32),
+                                labels=rng.integers(0, 2, 100), probabilities=rng.dirichlet([1, 1], 100),
+                                progress=False)
+            pools = []
+            for name in ("first", "second"):
+                pool = client.create_pool(name, embedding_dim=dim)
+                pool.add([f"{name}{i}" for i in range(rows)], rng.normal(size=(rows, dim)).astype(np.float32),
+                         batch_size=2500, progress=False)
+                pools.append(pool)
+                index_builds_done(server, len(pools), timeout_s=300)
+            first, second = pools
+
+            def like(pool) -> list[str]:
+                return client.suggest(run.id, pool.id, 40, strategy="similar", query_ids=["t0", "t1"],
+                                      allow_repeats=True, progress=False)["sample_id"].tolist()
+            held = lambda: [key.split(":")[0] for key in ray.get(ray.get_actor(SHARED_NAME).keys.remote())]  # noqa: E731
+            assert held() == [second.id]                                        # the first pool's went
+            caplog.clear()
+            picks = like(first)
+            assert f"pool {second.id}: its index shards were stopped" in caplog.text
+            assert held() == [first.id]
+            ((sizes, builds),) = _shared_shards(first.id)
+            assert (sizes, builds) == ([3000, 3000], 1)                         # built again, anew
+            text = metrics_text(server)
+            one = metric_sample(text, "blindspots_pool_index_shards_memory_bytes")
+            assert 0.6 * (1 << 20) < one <= (1 << 20)                           # one pool fits; two do not
+            assert metric_sample(text, "blindspots_pool_index_shard_evictions_total") == 2
+            like(second)
+            assert like(first) == picks                                         # built a third time
+            assert metric_sample(metrics_text(server), "blindspots_pool_index_shard_evictions_total") == 4
+    finally:
+        server.stop()

@@ -24,6 +24,9 @@ class ServerConfig:
     index_shards: int = 0                    # pool index shards; 0: 1 in-process, one per Ray node with ray_address
     index_memory_mb: int = 0                 # in-process pool indexes held, in all (estimated); past it the least
                                              # recently used go, loaded from the store when next needed; 0: no limit
+    shard_memory_mb: int = 0                 # Ray index shards of every pool, in all (estimated); past it the least
+                                             # recently asked-for pools' shards are stopped, built again from the row
+                                             # files when next needed; 0: no limit (give every server the same)
     host: str = "127.0.0.1"
     port: int = 50051                        # 0: pick a free port
     metrics_port: int = 0                    # Prometheus /metrics; 0: disabled

@@ -165,3 +165,42 @@ def test_shared_shards_are_kept_grown_from_the_files_or_built_anew_when_the_file
         shared.ensure(source)
     assert shared.describe() == ([], 2)
     assert shared.ensure(ParquetEmbeddings(repaired)).action == "built"
+
+
+def test_shared_indexes_past_their_memory_cap_stop_the_least_recently_asked_for_shards(tmp_path):
+    """SharedIndexes.ensure with memory_bytes: the shards asked for least recently go until the rest fit
+    (never the shards just asked for); a pool whose shards went is built again, with the same answers,
+    when next asked for; without a cap nothing goes."""
+    from blindspots_server.core.sharded_index import SharedIndexes
+    x = {name: clustered(2000, seed=seed) for seed, name in enumerate("abc")}
+    sources = {name: ParquetEmbeddings(_batches(tmp_path, rows, [(0, 2000)], tag=f"-{name}"))
+               for name, rows in x.items()}
+    one = PoolIndex(16, kind="flat").build(x["a"]).nbytes       # each pool's two flat shards: 2000 x 16 x 4
+    shared = SharedIndexes()
+    for name in "abc":
+        state = shared.ensure(name, 16, 2, sources[name])
+        assert (state.action, state.evicted) == ("built", ())
+    assert shared.keys() == ["a", "b", "c"] and shared.held_bytes() == 3 * one
+
+    q = x["a"][::50] + 0.01
+    before = ShardedPoolIndex.attach(16, shared.ensure("a", 16, 2, sources["a"]), 2000).search(q, 5)[1]
+    # "a" was asked for last: a cap that holds two pools stops "b", the least recently asked for.
+    kept = shared.ensure("c", 16, 2, sources["c"], memory_bytes=2 * one)
+    assert (kept.action, kept.evicted, kept.held_bytes) == ("kept", ("b",), 2 * one)
+    assert shared.keys() == ["a", "c"] and shared.describe("b") is None
+    # A cap below one pool keeps the pool asked for and stops every other one.
+    alone = shared.ensure("b", 16, 2, sources["b"], memory_bytes=one // 2)
+    assert (alone.action, alone.builds, set(alone.evicted)) == ("built", 1, {"a", "c"})
+    assert shared.keys() == ["b"] and alone.held_bytes == one
+    again = shared.ensure("a", 16, 2, sources["a"], memory_bytes=one)
+    assert (again.action, again.evicted) == ("built", ("b",))
+    np.testing.assert_array_equal(ShardedPoolIndex.attach(16, again, 2000).search(q, 5)[1], before)
+
+    # Shards being built or grown (their key's lock held by another call) are passed over.
+    shared.ensure("b", 16, 2, sources["b"])
+    busy = shared._lock("a")
+    with busy:
+        passed = shared.ensure("c", 16, 2, sources["c"], memory_bytes=one)
+    assert passed.evicted == ("b",) and shared.keys() == ["a", "c"]
+    assert shared.ensure("c", 16, 2, sources["c"]).evicted == ()            # no cap: nothing goes
+    assert shared.held_bytes() == 2 * one

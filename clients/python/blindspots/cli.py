@@ -59,7 +59,7 @@ def _cmd_serve(args) -> int:
         return 2
     from blindspots_server.storage import StoreUnavailable, StoreUnusable
     overrides = {k: getattr(args, k) for k in ("data_dir", "store", "files", "ray_address", "index_shards",
-                                               "index_memory_mb", "host", "port", "metrics_port", "otlp_endpoint",
+                                               "index_memory_mb", "shard_memory_mb", "host", "port", "metrics_port", "otlp_endpoint",
                                                "auth_tokens_file", "tls_cert", "tls_key")}
     try:
         serve(ServerConfig.from_env(**overrides))
@@ -498,6 +498,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--index-memory-mb", dest="index_memory_mb", type=int,
                    help="memory for the pool indexes held in the server's process (estimated); past it the least "
                         "recently used are let go and loaded from the store when next needed (default 0: no limit)")
+    s.add_argument("--shard-memory-mb", dest="shard_memory_mb", type=int,
+                   help="memory for the pool index shards on the Ray cluster, every pool's (estimated); past it the "
+                        "least recently used pools' shards are stopped and built again when next needed "
+                        "(default 0: no limit; give every server of the cluster the same)")
     s.add_argument("--host")
     s.add_argument("--port", type=int)
     s.add_argument("--metrics-port", dest="metrics_port", type=int)

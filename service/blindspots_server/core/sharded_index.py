@@ -20,7 +20,7 @@ time, so neither the caller nor a shard ever holds the whole pool.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Optional, Protocol
 
 import faiss
@@ -120,6 +120,10 @@ class PoolIndexShard:
         if self.failure is not None:
             raise self.failure
         return self.index.ntotal, self.index.kind_, self.index.description
+
+    def nbytes(self) -> int:
+        """The shard's index memory, estimated from its structure (:attr:`PoolIndex.nbytes`)."""
+        return self.index.nbytes
 
     def peak_rss_mb(self) -> float:
         """Peak resident memory of the process holding this shard (Linux; NaN elsewhere)."""
@@ -230,6 +234,10 @@ class ShardedPoolIndex:
         """The shards' workers (objects here, actor handles on Ray: equal for the same actor)."""
         return tuple(self._workers)
 
+    def nbytes(self) -> int:
+        """The shards' index memory, in all (each estimated from its structure)."""
+        return int(sum(self.compute.call_all(self._workers, "nbytes"))) if self._workers else 0
+
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         if int(k) < 1:
             raise ValueError(f"k must be >= 1, got {k}")
@@ -272,6 +280,10 @@ class ShardsState:
     description: str
     action: str
     builds: int
+    # What the holder did to stay under its memory cap (SharedIndexes.ensure's memory_bytes): the keys
+    # whose shards it stopped, and the estimated memory of the shards it holds afterwards, in all.
+    evicted: tuple = ()
+    held_bytes: int = 0
 
 
 def row_locations(source: RowSource) -> Optional[list[str]]:
@@ -295,6 +307,7 @@ class SharedShards:
         self.index = ShardedPoolIndex(dim, shards, kind, compute=compute)
         self.locations: Optional[list[str]] = None
         self.builds = 0
+        self.nbytes = 0         # the shards' index memory, estimated when they were built or grown
 
     def ensure(self, source: RowSource) -> ShardsState:
         index, rows, locations = self.index, len(source), row_locations(source)
@@ -308,6 +321,8 @@ class SharedShards:
                 self.locations, action = locations, "extended"
             else:
                 action = "kept"
+            if action != "kept":
+                self.nbytes = index.nbytes()
         except Exception:
             self.close()          # a half-built or half-grown set of shards is never kept
             raise
@@ -319,7 +334,7 @@ class SharedShards:
 
     def close(self) -> None:
         self.index.close()
-        self.locations = None
+        self.locations, self.nbytes = None, 0
 
 
 def _same_files(held: Optional[list[str]], asked: Optional[list[str]]) -> bool:
@@ -338,11 +353,14 @@ class SharedIndexes:
     finds and that outlives the server that started it; the shards are its own actors. Its calls
     for one key run one at a time (servers that need a pool's shards at once build them once),
     calls for different keys side by side (it is started with several threads).
+
+    A caller may cap the shards' memory (``ensure``'s ``memory_bytes``): past it, the shards asked
+    for least recently are stopped, and built again from the row files when next asked for.
     """
 
     def __init__(self, compute: Optional[Any] = None):
         self.compute = compute or IN_PROCESS
-        self._pools: dict[str, SharedShards] = {}
+        self._pools: dict[str, SharedShards] = {}       # least recently asked for first
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
 
@@ -350,14 +368,50 @@ class SharedIndexes:
         with self._guard:
             return self._locks.setdefault(key, threading.Lock())
 
-    def ensure(self, key: str, dim: int, shards: int, source: RowSource) -> ShardsState:
+    def ensure(self, key: str, dim: int, shards: int, source: RowSource, memory_bytes: int = 0) -> ShardsState:
         """The shards under ``key`` (started for ``dim`` and ``shards`` when there are none), made
-        to hold ``source``'s rows (:meth:`SharedShards.ensure`)."""
+        to hold ``source``'s rows (:meth:`SharedShards.ensure`). ``memory_bytes`` > 0: then the
+        least recently asked-for shards of other keys are stopped until those held fit it (the
+        estimated index memory of every key's shards); never ``key``'s, nor shards that another
+        call is building or growing. The answer names the keys stopped."""
         with self._lock(key):
-            held = self._pools.get(key)
-            if held is None:
-                held = self._pools[key] = SharedShards(dim, shards, compute=self.compute)
-            return held.ensure(source)
+            with self._guard:
+                held = self._pools.pop(key, None)
+                if held is None:
+                    held = SharedShards(dim, shards, compute=self.compute)
+                self._pools[key] = held             # now the most recently asked for
+            state = held.ensure(source)
+        evicted = self._evict(memory_bytes, keep=key) if memory_bytes > 0 else ()
+        return replace(state, evicted=evicted, held_bytes=self.held_bytes())
+
+    def _evict(self, memory_bytes: int, keep: str) -> tuple:
+        """Stop the least recently asked-for shards but ``keep``'s until those held fit ``memory_bytes``;
+        shards whose lock another call holds (a build, a growth, a stop) are busy and passed over."""
+        with self._guard:
+            order = list(self._pools.items())
+        total, evicted = sum(held.nbytes for _, held in order), []
+        for key, held in order:
+            if total <= memory_bytes:
+                break
+            lock = self._lock(key)
+            if key == keep or not lock.acquire(blocking=False):
+                continue
+            try:
+                with self._guard:
+                    if self._pools.get(key) is not held:
+                        continue                    # stopped or started anew meanwhile
+                    del self._pools[key]
+                total -= held.nbytes
+                held.close()
+                evicted.append(key)
+            finally:
+                lock.release()
+        return tuple(evicted)
+
+    def held_bytes(self) -> int:
+        """The estimated index memory of every key's shards."""
+        with self._guard:
+            return int(sum(held.nbytes for held in self._pools.values()))
 
     def describe(self, key: str) -> Optional[tuple[list[int], int]]:
         """The rows each shard under ``key`` holds and how often they were built; None: no such key."""
@@ -374,7 +428,8 @@ class SharedIndexes:
         stopped = []
         for key in [k for k in self.keys() if k.startswith(prefix)]:
             with self._lock(key):
-                held = self._pools.pop(key, None)
+                with self._guard:
+                    held = self._pools.pop(key, None)
                 if held is not None:
                     held.close()
                     stopped.append(key)

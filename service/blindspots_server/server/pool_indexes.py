@@ -52,13 +52,18 @@ class PoolIndexes:
     """The pools' indexes this server holds. ``memory_bytes`` > 0 caps the in-process ones (their
     estimated :attr:`PoolIndex.nbytes`, in all): past it, the least recently used are let go after
     each index is kept (never the one just asked for), and loaded from the store again when next
-    needed; ``on_evict(pool_id)`` is told of each."""
+    needed; ``on_evict(pool_id)`` is told of each. ``shard_memory_bytes`` > 0 caps the shared shards
+    (every pool's, on the cluster): past it, :class:`SharedIndexes` stops the least recently asked-for
+    pools' shards, built again from the row files when next needed; ``on_shards(evicted, held_bytes)``
+    is told what each ask for shards reported."""
 
     def __init__(self, store: Store, shards: int = 1, compute=None, memory_bytes: int = 0,
-                 on_evict: Optional[Callable[[str], None]] = None):
+                 on_evict: Optional[Callable[[str], None]] = None, shard_memory_bytes: int = 0,
+                 on_shards: Optional[Callable[[int, int], None]] = None):
         self._store = store
         self._shards, self._compute = max(1, shards), compute or IN_PROCESS
         self._memory_bytes, self._on_evict = max(0, int(memory_bytes)), on_evict
+        self._shard_memory_bytes, self._on_shards = max(0, int(shard_memory_bytes)), on_shards
         # Least recently kept first: _keep puts an index back at the end, so eviction reads the order.
         self._loaded: dict[str, PoolIndex | ShardedPoolIndex] = {}
         self._shared = None             # the SharedIndexes (an object here, the cluster's actor on Ray)
@@ -232,7 +237,8 @@ class PoolIndexes:
         for attempt in range(2):
             shared = self._shared_indexes()
             try:
-                state = self._compute.call_all([shared], "ensure", key, dim, self._shards, source)[0]
+                state = self._compute.call_all([shared], "ensure", key, dim, self._shards, source,
+                                               self._shard_memory_bytes)[0]
             except WorkerLost:
                 with self._guard:
                     if self._shared is shared:
@@ -243,8 +249,25 @@ class PoolIndexes:
             said = {"built": "built", "extended": "extended with the rows they lacked",
                     "kept": "already held the rows"}[state.action]
             progress(1.0, f"{len(state.workers)} index shards {said} ({sum(state.sizes)} rows)")
+            self._shards_evicted(state)
             return state
         raise AssertionError("unreachable")
+
+    def _shards_evicted(self, state: ShardsState) -> None:
+        """Let go of this server's handles on the shards the cluster stopped to stay under
+        shard_memory_mb (another server's handles find them gone at their next ask, which builds them
+        again), and report them."""
+        for key in state.evicted:
+            pool_id = key.split(":", 1)[0]
+            with self._guard:
+                index = self._loaded.get(pool_id)
+                if isinstance(index, ShardedPoolIndex) and index.shared:
+                    del self._loaded[pool_id]
+            log.info("pool %s: its index shards were stopped to keep the cluster's shards under %d MiB "
+                     "(shard_memory_mb); they are built again from the row files when next needed",
+                     pool_id, self._shard_memory_bytes // (1 << 20))
+        if self._on_shards is not None:
+            self._on_shards(len(state.evicted), state.held_bytes)
 
     def _drop_shared(self, pool_id: str) -> None:
         """Stop the pool's shared shards, wherever they run, whichever server started them (other

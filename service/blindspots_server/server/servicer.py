@@ -121,7 +121,8 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
         self.compute = connect_compute(config.ray_address)
         shards = config.index_shards or (self.compute.nodes() if config.ray_address else 1)
         self.indexes = PoolIndexes(store, shards=shards, compute=self.compute,
-                                   memory_bytes=config.index_memory_mb << 20, on_evict=self.telemetry.index_evicted)
+                                   memory_bytes=config.index_memory_mb << 20, on_evict=self.telemetry.index_evicted,
+                                   shard_memory_bytes=config.shard_memory_mb << 20, on_shards=self.telemetry.shards_held)
         self.telemetry.track_index_memory(self.indexes.loaded_bytes)
         self.suggestions = Suggestions(store, self.indexes)
         self.members = RegionMembers(store)

@@ -107,6 +107,12 @@ class Telemetry:
             "index_memory_mb (loaded from the store when next needed)", registry=r)
         self.index_memory_bytes = Gauge("blindspots_pool_index_memory_bytes", "Estimated memory of the pool "
                                         "indexes held in the server's process", registry=r)
+        self.shard_evictions_total = Counter(
+            "blindspots_pool_index_shard_evictions_total", "Pools' index shards this server stopped to keep the "
+            "cluster's shards under shard_memory_mb (built again when next needed)", registry=r)
+        self.shard_memory_bytes = Gauge(
+            "blindspots_pool_index_shards_memory_bytes", "Estimated memory of every pool's index shards on the "
+            "cluster, as the cluster reported it when this server last asked for shards", registry=r)
         for target in _INGEST_TARGETS:
             self.rows_ingested_total.labels(target)
             self.bytes_ingested_total.labels(target)
@@ -192,6 +198,12 @@ class Telemetry:
 
     def index_evicted(self, pool_id: str) -> None:
         self.index_evictions_total.inc()
+
+    def shards_held(self, evicted: int, held_bytes: int) -> None:
+        """What an ask for a pool's shards reported: shards stopped under shard_memory_mb, and the
+        memory of those the cluster holds now."""
+        self.shard_evictions_total.inc(evicted)
+        self.shard_memory_bytes.set(held_bytes)
 
     def track_index_memory(self, loaded_bytes: Callable[[], int]) -> None:
         """Export ``loaded_bytes()`` at scrape time."""
