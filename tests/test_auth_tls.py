@@ -197,6 +197,36 @@ def test_a_read_only_token_reads_its_projects_and_writes_nothing(auth_server):
         assert [p.id for p in a.list_pools()] == [pool.id]
 
 
+def test_a_token_lists_the_jobs_of_its_projects_and_index_builds_only_with_every_project(auth_server):
+    """ListJobs: each token sees its projects' runs' jobs (a read-only token too); index builds, tied to
+    no project, only a token for every project; another project named is PERMISSION_DENIED, another
+    project's run NOT_FOUND, as for any read."""
+    with _client(auth_server, TOKEN_A) as a, _client(auth_server, TOKEN_B) as b, \
+            _client(auth_server, TOKEN_ADMIN) as admin, _client(auth_server, TOKEN_READER) as reader:
+        run_a = a.create_run("ra", class_names=["x", "y"], embedding_dim=4, project="alpha")
+        _fill(run_a)
+        job_a = run_a.diagnose(wait=False).id
+        run_b = b.create_run("rb", class_names=["x", "y"], embedding_dim=4, project="beta")
+        _fill(run_b)
+        job_b = run_b.diagnose(wait=False).id
+        pool = b.create_pool("pb", embedding_dim=4, project="beta")
+        pool.add(["p1", "p2"], np.zeros((2, 4)), progress=False)
+        for job in (job_a, job_b):
+            admin.wait_job(job, progress=False)
+        everything = admin.list_jobs()
+        builds = everything[everything["kind"] == "index_build"]
+        assert len(builds) == 1 and builds["run_id"].tolist() == [""]
+        assert set(everything["id"]) == {job_a, job_b, *builds["id"]}
+        assert a.list_jobs()["id"].tolist() == [job_a] == reader.list_jobs()["id"].tolist()
+        assert b.list_jobs()["id"].tolist() == [job_b]
+        assert admin.list_jobs(project="beta")["id"].tolist() == [job_b]         # no index build under a project
+        assert admin.list_jobs(kind="index_build")["id"].tolist() == builds["id"].tolist()
+        with pytest.raises(PermissionDeniedError, match="'beta'"):
+            a.list_jobs(project="beta")
+        with pytest.raises(NotFoundError, match=run_b.id):
+            a.list_jobs(run=run_b.id)
+
+
 def test_every_method_is_a_read_or_needs_write_access():
     """A new RPC is a write for read-only tokens until it is listed as a read: this test names
     both lists, so adding a method means deciding which it is."""

@@ -629,6 +629,33 @@ def test_deleting_a_pool_removes_its_rows_index_labels_and_suggestion_sets(open_
         assert s.latest_diagnosis("run_a").id == "diag_run_a"
 
 
+def test_jobs_are_listed_newest_first_by_state_kind_run_and_project(store):
+    """list_jobs: newest first, paged; states, kind and run narrow the list; a project list keeps its
+    runs' jobs, never an index build (no run, no project)."""
+    _run(store, "run_a", project="p")
+    _run(store, "run_b", project="q")
+    t0 = time.time()
+    made = []
+    for i, (kind, run_id, state) in enumerate((("diagnose", "run_a", "SUCCEEDED"), ("index_build", "", "SUCCEEDED"),
+                                               ("diagnose", "run_b", "FAILED"), ("diagnose", "run_a", "RUNNING"),
+                                               ("index_build", "", "PENDING"), ("diagnose", "run_b", "PENDING"))):
+        job = JobRecord(id=f"job_{i}", kind=kind, run_id=run_id, state=state, fraction_done=0.0, stage="s",
+                        result_id="", error="", created_at=t0 + i, updated_at=t0 + i)
+        store.save_job(job)
+        made.append(job)
+    ids = lambda jobs: [j.id for j in jobs]  # noqa: E731
+    everything = store.list_jobs(None, [], "", "", 100, 0)
+    assert ids(everything) == [f"job_{i}" for i in range(5, -1, -1)] and everything[-1] == made[0]
+    assert ids(store.list_jobs(None, [], "", "", 2, 2)) == ["job_3", "job_2"]
+    assert ids(store.list_jobs(None, ["PENDING", "RUNNING"], "", "", 100, 0)) == ["job_5", "job_4", "job_3"]
+    assert ids(store.list_jobs(None, [], "index_build", "", 100, 0)) == ["job_4", "job_1"]
+    assert ids(store.list_jobs(None, [], "", "run_a", 100, 0)) == ["job_3", "job_0"]
+    assert ids(store.list_jobs(["q"], [], "", "", 100, 0)) == ["job_5", "job_2"]
+    assert ids(store.list_jobs(["p", "q"], ["PENDING"], "", "", 100, 0)) == ["job_5"]
+    assert store.list_jobs(["p"], [], "", "run_b", 100, 0) == []
+    assert store.list_jobs(["nobody"], [], "", "", 100, 0) == []
+
+
 def test_a_run_with_an_unfinished_job_is_not_deleted(store):
     _fill(store, "run_a", "pool_a", "set_a")
     t0 = time.time()

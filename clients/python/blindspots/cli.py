@@ -12,6 +12,8 @@
     blindspots diagnose RUN [--min-cluster-size N ...] [--fail-on-regression] [--json]   (exit 3: worse than the previous version)
     blindspots suggest RUN --pool POOL --budget N -o FILE [--strategy S] [--format label-studio|coco|csv]
     blindspots suggestions list [--run RUN] [--pool POOL] [--json]
+    blindspots jobs list [--state S ...] [--kind K] [--run RUN] [--project P] [--limit N] [--json]   (newest first)
+    blindspots jobs cancel JOB [JOB ...]
     blindspots suggestions get SET -o FILE [--format label-studio|coco|csv]   (or --run R / --pool P: the newest set)
     blindspots suggestions delete SET [SET ...] [--missing-ok]   (a round that will not be labeled: picks released)
     blindspots labels import EXPORT.json --pool POOL [-o labels.parquet]
@@ -297,6 +299,33 @@ def _cmd_suggestions_list(args) -> int:
         print("no suggestion sets")
         return 0
     print(frame.assign(created_at=frame["created_at"].dt.strftime("%Y-%m-%d %H:%M:%S")).to_string(index=False))
+    return 0
+
+
+def _cmd_jobs_list(args) -> int:
+    with _client(args) as client:
+        frame = client.list_jobs([s.upper() for s in args.state], kind=args.kind, run=args.run or None,
+                                 project=args.project, limit=args.limit or None)
+    if args.json:
+        print(frame.assign(**{c: [t.isoformat() + "Z" for t in frame[c]] for c in ("created_at", "updated_at")})
+              .to_json(orient="records", indent=2))
+        return 0
+    if not len(frame):
+        print("no jobs")
+        return 0
+    shown = frame.assign(done=[f"{f:.0%}" for f in frame["fraction_done"]],
+                         created_at=frame["created_at"].dt.strftime("%Y-%m-%d %H:%M:%S"),
+                         stage=[e or s for s, e in zip(frame["stage"], frame["error"])])
+    print(shown[["id", "kind", "state", "done", "stage", "run_id", "result_id", "created_at"]].to_string(index=False))
+    return 0
+
+
+def _cmd_jobs_cancel(args) -> int:
+    from .v1 import blindspots_pb2 as pb
+    with _client(args) as client:
+        for job_id in args.ids:
+            job = client.cancel_job(job_id)
+            print(f"{job_id}: {pb.Job.State.Name(job.state)} ({job.stage})")
     return 0
 
 
@@ -601,6 +630,24 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("ids", nargs="+", metavar="SET")
     s.add_argument("--missing-ok", action="store_true", help="a set that is not there is not an error")
     s.set_defaults(fn=_cmd_suggestions_delete)
+
+    s = sub.add_parser("jobs", help="diagnoses and index builds: list them (what is queued or running), cancel one")
+    jobs = s.add_subparsers(dest="jobs_command", required=True)
+    s = jobs.add_parser("list", help="the jobs you may see, newest first")
+    client_args(s)
+    s.add_argument("--state", action="append", default=[], choices=["pending", "running", "succeeded", "failed",
+                   "cancelled", "PENDING", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED"], metavar="STATE",
+                   help="pending, running, succeeded, failed or cancelled (repeatable; default: any)")
+    s.add_argument("--kind", default="", choices=["", "diagnose", "index_build"])
+    s.add_argument("--run", default="", help="this run's jobs only")
+    s.add_argument("--project", default="", help="this project's runs' jobs only")
+    s.add_argument("--limit", type=int, default=50, help="at most this many, newest first (0: every one)")
+    s.add_argument("--json", action="store_true", help="one JSON object per job")
+    s.set_defaults(fn=_cmd_jobs_list)
+    s = jobs.add_parser("cancel", help="cancel jobs: a pending one at once, a running one at its next step")
+    client_args(s)
+    s.add_argument("ids", nargs="+", metavar="JOB")
+    s.set_defaults(fn=_cmd_jobs_cancel)
 
     s = sub.add_parser("labels", help="labels from a labeling tool: import an export, export what is stored")
     labels = s.add_subparsers(dest="labels_command", required=True)

@@ -41,7 +41,7 @@ SERVICE = "/blindspots.v1.Blindspots/"
 # picks, which later rounds leave out.
 READ_METHODS = frozenset({"GetRun", "ListRuns", "GetPool", "ListPools", "GetDiagnosis", "ListDiagnoses", "GetJob",
                           "WatchJob", "GetRunMap", "ListRegionMembers", "ListLabels", "CompareRuns",
-                          "ListSuggestionSets", "GetSuggestionSet"})
+                          "ListSuggestionSets", "GetSuggestionSet", "ListJobs"})
 ACCESS_LEVELS = ("read", "write")
 
 # The caller's grant while its call runs: None outside an authenticated call.

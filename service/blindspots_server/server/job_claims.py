@@ -81,6 +81,10 @@ class ClaimedJobRunner:
     def get(self, job_id: str) -> JobRecord:
         return self._store.get_job(job_id)
 
+    def current(self, jobs: list[JobRecord]) -> list[JobRecord]:
+        """``jobs`` as read from the catalog, which every replica updates as its jobs go."""
+        return jobs
+
     def cancel(self, job_id: str) -> JobRecord:
         job = self._store.request_cancel(job_id)
         with self._guard:

@@ -25,6 +25,7 @@ from .errors import client_message, status_for
 log = logging.getLogger("blindspots.jobs")
 
 TERMINAL = ("SUCCEEDED", "FAILED", "CANCELLED")
+JOB_KINDS = ("diagnose", "index_build")          # the kinds the server registers handlers for
 
 
 class JobCancelled(Exception):
@@ -121,6 +122,12 @@ class JobRunner:
             if live is not None:
                 return JobRecord(**vars(live))
         return self._store.get_job(job_id)
+
+    def current(self, jobs: list[JobRecord]) -> list[JobRecord]:
+        """``jobs`` as read from the store, each running one as it is now (its progress is saved at
+        most twice a second)."""
+        with self._changed:
+            return [JobRecord(**vars(self._live[j.id])) if j.id in self._live else j for j in jobs]
 
     def cancel(self, job_id: str) -> JobRecord:
         with self._changed:

@@ -35,7 +35,7 @@ from .access import AccessPolicy
 from .comparison import DEFAULT_ALPHA, DEFAULT_MIN_OVERLAP, compare_runs
 from .errors import DISK_FULL, FailedPrecondition, ResourceExhausted, is_disk_full
 from .job_claims import job_runner_for
-from .jobs import JobCancelled
+from .jobs import JOB_KINDS, JobCancelled
 from .labels import import_labels, list_labels
 from .pool_indexes import PoolIndexes
 from .tracing import Tracing
@@ -381,6 +381,19 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
         job = self.jobs.get(request.job_id)
         self._job_access(job, context)
         return convert.job_message(self.jobs.cancel(job.id))
+
+    def ListJobs(self, request: pb.ListJobsRequest, context) -> pb.ListJobsResponse:
+        limit, offset = self._page(request.page_size, request.page_token)
+        states = [pb.Job.State.Name(s) for s in dict.fromkeys(request.states)]
+        require("STATE_UNSPECIFIED" not in states, "states", "must name job states (PENDING ... CANCELLED)")
+        require(request.kind in ("", *JOB_KINDS), "kind", f"must be one of {', '.join(JOB_KINDS)}, or empty")
+        if request.run_id:
+            self._run(request.run_id, context)          # NOT_FOUND for a run the caller may not read
+        projects = self._visible(request.project, context)
+        jobs = self.store.list_jobs(projects, states, request.kind, request.run_id, limit + 1, offset)
+        page, token = self._one_page(jobs, limit, offset)
+        return pb.ListJobsResponse(jobs=[convert.job_message(j) for j in self.jobs.current(page)],
+                                   next_page_token=token)
 
     # ------------------------------------------------------------ diagnosis
     def Diagnose(self, request: pb.DiagnoseRequest, context) -> pb.Job:

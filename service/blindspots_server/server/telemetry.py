@@ -25,6 +25,7 @@ from blindspots.v1 import blindspots_pb2 as pb
 from ..core.suggest import STRATEGIES
 from ..storage import JobRecord, NotFound, RunRecord, Store
 from .comparison import regressions
+from .jobs import JOB_KINDS
 
 log = logging.getLogger("blindspots.telemetry")
 
@@ -32,7 +33,6 @@ _LATENCY_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 
 # Label values known up front are exported at zero from the start, so that
 # rate() sees the first increment instead of a series appearing mid-window.
 _INGEST_TARGETS = ("run", "pool")
-_JOB_KINDS = ("diagnose", "index_build")
 _JOB_STATES = ("SUCCEEDED", "FAILED", "CANCELLED")
 STORE_SIZE_MAX_AGE_S = 30.0   # the data directory is walked at most this often
 
@@ -118,7 +118,7 @@ class Telemetry:
             self.bytes_ingested_total.labels(target)
             self.deleted_total.labels(target)
             self.deleted_bytes_total.labels(target)
-        for kind in _JOB_KINDS:
+        for kind in JOB_KINDS:
             for state in _JOB_STATES:
                 self.job_duration_seconds.labels(kind, state)
         for strategy in STRATEGIES:

@@ -355,6 +355,14 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def get_job(self, job_id: str) -> JobRecord: ...
 
+    @abc.abstractmethod
+    def list_jobs(self, projects: Optional[list[str]], states: list[str], kind: str, run_id: str, limit: int,
+                  offset: int) -> list[JobRecord]:
+        """Jobs newest first (created_at, then id), of ``states`` (empty: any) and ``kind`` ("": any),
+        of ``run_id``'s run ("": any). ``projects`` (None: every one) keeps the jobs of those
+        projects' runs; a job of no run (an index build) has no project, so it is listed only when
+        ``projects`` and ``run_id`` are not given."""
+
     # ---- suggestion sets
     @abc.abstractmethod
     def save_suggestion_set(self, record: SuggestionSetRecord, candidates: pa.Table) -> None: ...

@@ -10,14 +10,15 @@ from typing import Callable, Optional
 
 import pyarrow as pa
 
-from .base import (Conflict, DataLoss, DeleteOutcome, DiagnosisRecord, LabelRecord, NotFound, PoolRecord, RowFile,
-                   RunRecord, SuggestionSetRecord)
+from .base import (Conflict, DataLoss, DeleteOutcome, DiagnosisRecord, JobRecord, LabelRecord, NotFound, PoolRecord,
+                   RowFile, RunRecord, SuggestionSetRecord)
 from .row_tables import ReadProgress, cached_rows, read_target_row_data, read_target_rows
 from .rows import RowData
 
 RUN_COLUMNS = ("id, name, project, model_name, model_version, dataset_name, class_names, embedding_dim, "
                "created_at, num_rows, metadata_schema, request_id")
 DIAGNOSIS_COLUMNS = "id, run_id, created_at, job_id, payload"
+JOB_COLUMNS = "id, kind, run_id, state, fraction_done, stage, result_id, error, created_at, updated_at"
 SUGGESTION_SET_COLUMNS = ("id, run_id, pool_id, diagnosis_id, strategy, budget, num_candidates, created_at, name, "
                           "request_id")
 # The request ids that make CreateRun, CreatePool and Suggest safe to repeat: a column of each
@@ -242,6 +243,28 @@ class SqlCatalog:
 
     def get_pool(self, pool_id: str) -> PoolRecord:
         return self._pool_record(self._one("pools", POOL_COLUMNS, pool_id, "pool"))
+
+    def list_jobs(self, projects: Optional[list[str]], states: list[str], kind: str, run_id: str, limit: int,
+                  offset: int) -> list[JobRecord]:
+        p = self.PLACEHOLDER
+        where, args = [], []
+        if states:
+            where.append(f"state IN ({','.join([p] * len(states))})")
+            args += states
+        if kind:
+            where.append(f"kind = {p}")
+            args.append(kind)
+        if run_id:
+            where.append(f"run_id = {p}")
+            args.append(run_id)
+        if projects is not None:
+            runs_of, project_args = self._project_filter(projects)
+            where.append(f"run_id IN (SELECT id FROM runs {runs_of})")
+            args += project_args
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        rows = self._query(f"SELECT {JOB_COLUMNS} FROM jobs {clause} ORDER BY created_at DESC, id DESC "
+                           f"LIMIT {p} OFFSET {p}", (*args, limit, offset))
+        return [JobRecord(*row) for row in rows]
 
     def list_pools(self, projects: Optional[list[str]], limit: int, offset: int) -> list[PoolRecord]:
         return [self._pool_record(r) for r in self._listed("pools", POOL_COLUMNS, projects, limit, offset)]

@@ -104,6 +104,11 @@ class BlindspotsStub:
                 request_serializer=blindspots_dot_v1_dot_blindspots__pb2.GetJobRequest.SerializeToString,
                 response_deserializer=blindspots_dot_v1_dot_blindspots__pb2.Job.FromString,
                 _registered_method=True)
+        self.ListJobs = channel.unary_unary(
+                '/blindspots.v1.Blindspots/ListJobs',
+                request_serializer=blindspots_dot_v1_dot_blindspots__pb2.ListJobsRequest.SerializeToString,
+                response_deserializer=blindspots_dot_v1_dot_blindspots__pb2.ListJobsResponse.FromString,
+                _registered_method=True)
         self.Suggest = channel.unary_stream(
                 '/blindspots.v1.Blindspots/Suggest',
                 request_serializer=blindspots_dot_v1_dot_blindspots__pb2.SuggestRequest.SerializeToString,
@@ -250,6 +255,13 @@ class BlindspotsServicer:
 
     def CancelJob(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListJobs(self, request, context):
+        """The jobs the caller may see, newest first, filtered by state, kind, run or project.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -418,6 +430,11 @@ def add_BlindspotsServicer_to_server(servicer, server):
                     servicer.CancelJob,
                     request_deserializer=blindspots_dot_v1_dot_blindspots__pb2.GetJobRequest.FromString,
                     response_serializer=blindspots_dot_v1_dot_blindspots__pb2.Job.SerializeToString,
+            ),
+            'ListJobs': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListJobs,
+                    request_deserializer=blindspots_dot_v1_dot_blindspots__pb2.ListJobsRequest.FromString,
+                    response_serializer=blindspots_dot_v1_dot_blindspots__pb2.ListJobsResponse.SerializeToString,
             ),
             'Suggest': grpc.unary_stream_rpc_method_handler(
                     servicer.Suggest,
@@ -853,6 +870,33 @@ class Blindspots:
             '/blindspots.v1.Blindspots/CancelJob',
             blindspots_dot_v1_dot_blindspots__pb2.GetJobRequest.SerializeToString,
             blindspots_dot_v1_dot_blindspots__pb2.Job.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListJobs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/blindspots.v1.Blindspots/ListJobs',
+            blindspots_dot_v1_dot_blindspots__pb2.ListJobsRequest.SerializeToString,
+            blindspots_dot_v1_dot_blindspots__pb2.ListJobsResponse.FromString,
             options,
             channel_credentials,
             insecure,

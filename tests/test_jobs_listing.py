@@ -1,0 +1,86 @@
+"""ListJobs through a real server, the SDK and the CLI: what is queued or running now, newest first,
+narrowed by state, kind and run, and a job cancelled from the command line."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from blindspots import Client, InvalidArgumentError, NotFoundError
+
+from conftest import start_server
+
+BIN = Path(sys.executable).parent / "blindspots"
+
+
+def _cli(address: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(BIN), *args, "--address", address], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "BLINDSPOTS_ADDRESS": ""})
+
+
+def test_jobs_are_listed_newest_first_and_a_running_one_is_cancelled_from_the_cli(tmp_path):
+    rng = np.random.default_rng(3)
+    server = start_server(tmp_path / "data")
+    address = f"127.0.0.1:{server.port}"
+    client = Client(address, retries=0, timeout=60)
+    try:
+        runs, diagnoses = [], []
+        for name in ("first", "second"):
+            run = client.create_run(name, class_names=["a", "b"], embedding_dim=8)
+            run.log_predictions([f"{name}{i}" for i in range(300)], rng.normal(size=(300, 8)),
+                                labels=rng.integers(0, 2, 300), probabilities=rng.dirichlet([1, 1], 300),
+                                progress=False)
+            diagnoses.append(run.diagnose(wait=False).id)
+            client.wait_job(diagnoses[-1], progress=False)
+            runs.append(run)
+        pool = client.create_pool("unlabeled", embedding_dim=8)
+        # Held here, the pool's index lock keeps its index build running until it is released.
+        with server.servicer.indexes._lock(pool.id):
+            pool.add([f"p{i}" for i in range(500)], rng.normal(size=(500, 8)), progress=False)
+            deadline = time.monotonic() + 60
+            while (running := client.list_jobs(["RUNNING"])).empty:
+                assert time.monotonic() < deadline, "the index build did not start"
+                time.sleep(0.05)
+            (build,) = running["id"].tolist()
+            listed = client.list_jobs()
+            assert listed["id"].tolist() == [build, *reversed(diagnoses)]                 # newest first
+            assert listed["kind"].tolist() == ["index_build", "diagnose", "diagnose"]
+            assert listed["state"].tolist() == ["RUNNING", "SUCCEEDED", "SUCCEEDED"]
+            assert listed["result_id"].iloc[1] == client.get_diagnosis(run_id=runs[1].id).id
+            assert client.list_jobs(limit=2)["id"].tolist() == [build, diagnoses[1]]
+            assert client.list_jobs(run=runs[0])["id"].tolist() == [diagnoses[0]]
+            assert client.list_jobs(["SUCCEEDED"], kind="index_build").empty
+
+            shown = _cli(address, "jobs", "list", "--state", "running", "--json")
+            assert shown.returncode == 0, shown.stderr
+            assert [(j["id"], j["kind"], j["state"]) for j in json.loads(shown.stdout)] == [
+                (build, "index_build", "RUNNING")]
+            table = _cli(address, "jobs", "list", "--limit", "2")
+            assert table.returncode == 0 and build in table.stdout and diagnoses[1] in table.stdout
+            assert diagnoses[0] not in table.stdout
+            cancelled = _cli(address, "jobs", "cancel", build)
+            assert cancelled.returncode == 0 and cancelled.stdout.startswith(f"{build}: ")
+        deadline = time.monotonic() + 60
+        while client.list_jobs(["CANCELLED"])["id"].tolist() != [build]:
+            assert time.monotonic() < deadline, "the index build did not end cancelled"
+            time.sleep(0.05)
+        assert client.list_jobs(["PENDING", "RUNNING"]).empty
+
+        with pytest.raises(InvalidArgumentError, match="kind"):
+            client.list_jobs(kind="train")
+        with pytest.raises(NotFoundError, match="run_nope"):
+            client.list_jobs(run="run_nope")
+        with pytest.raises(ValueError, match="states"):
+            client.list_jobs(["DONE"])
+        assert _cli(address, "jobs", "list", "--state", "done").returncode == 2
+        missing = _cli(address, "jobs", "cancel", "job_0000000000000000")
+        assert missing.returncode == 1 and "not found" in missing.stderr
+    finally:
+        client.close()
+        server.stop()
