@@ -522,6 +522,8 @@ def test_past_shard_memory_mb_the_least_recently_used_pool_s_shards_go_and_are_b
                 pools.append(pool)
                 index_builds_done(server, len(pools), timeout_s=300)
             first, second = pools
+            info = client.server_info()
+            assert (info.compute, info.index_shards) == ("Ray cluster (2 nodes)", 2)
 
             def like(pool) -> list[str]:
                 return client.suggest(run.id, pool.id, 40, strategy="similar", query_ids=["t0", "t1"],

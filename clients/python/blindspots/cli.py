@@ -7,6 +7,7 @@
     blindspots store recover [--data-dir DIR];  blindspots store backup DEST [--data-dir DIR | --store ... --files ROOT]
     blindspots store copy DEST [--to-files ROOT] [--project P] [--data-dir DIR | --store postgresql://... --files ROOT]
     blindspots demo [--output-dir DIR]
+    blindspots info [--json]          (the server's version, store, compute and limits; what your token may do)
     blindspots runs [--project P] [--json]
     blindspots pools [--project P] [--json]
     blindspots diagnose RUN [--min-cluster-size N ...] [--fail-on-regression] [--json]   (exit 3: worse than the previous version)
@@ -186,6 +187,26 @@ def _cmd_runs(args) -> int:
         frame = client.runs_frame(args.project)
     frame["bytes"] = frame["bytes"].map(_size)
     print(frame.rename(columns={"bytes": "size"}).to_string(index=False) if len(frame) else "no runs")
+    return 0
+
+
+def _cmd_info(args) -> int:
+    with _client(args) as client:
+        info = client.server_info()
+    if args.json:
+        _print_json(info)
+        return 0
+    access = ("no token needed, every project" if not info.auth else
+              f"{'every project' if info.all_projects else 'projects ' + ', '.join(info.projects)}, "
+              f"{'read-only' if info.read_only else 'read and write'}")
+    from . import __version__
+    print(f"server   blindspots-server {info.version} at {args.address} (this client: blindspots {__version__})\n"
+          f"store    {info.store}\n"
+          f"compute  {info.compute}, {info.index_shards} index shard{'s' if info.index_shards != 1 else ''} per pool\n"
+          f"limits   budget {info.max_budget}, batch {info.max_batch_rows} rows, "
+          f"message {_size(info.max_message_bytes)}\n"
+          f"suggest  {', '.join(info.strategies)}\n"
+          f"access   {access}")
     return 0
 
 
@@ -558,6 +579,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--quick", action="store_true", help="smaller data")
     s.add_argument("--images", action="store_true", help="write a small PNG per sample (report thumbnails)")
     s.set_defaults(fn=_cmd_demo)
+
+    s = sub.add_parser("info", help="the server's version, store, compute and limits, and what your token may do")
+    client_args(s)
+    s.add_argument("--json", action="store_true", help="print the ServerInfo message as JSON")
+    s.set_defaults(fn=_cmd_info)
 
     for what, message, fn in (("runs", "Run", _cmd_runs), ("pools", "Pool", _cmd_pools)):
         s = sub.add_parser(what, help=f"list {what}")

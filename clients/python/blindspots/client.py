@@ -247,6 +247,11 @@ class Client(LabelsAPI, DeleteAPI):
                              resp.batches_duplicate, resp.total_rows, resp.rows_already_stored)
 
     # ------------------------------------------------------------ jobs
+    def server_info(self) -> pb.ServerInfo:
+        """What the server is (version, store, compute, limits, strategies) and what this client's
+        token may do (``auth``, ``all_projects`` or ``projects``, ``read_only``)."""
+        return self._unary(self.stub.GetServerInfo, pb.GetServerInfoRequest())
+
     def get_job(self, job_id: str) -> pb.Job:
         return self._unary(self.stub.GetJob, pb.GetJobRequest(job_id=job_id))
 

@@ -15,6 +15,12 @@ from .errors import PermissionDenied
 class AccessPolicy:
     """Open access: no token needed, every project visible."""
 
+    auth = False        # whether calls need a token
+
+    def read_only(self, context: grpc.ServicerContext) -> bool:
+        """Whether the caller may only read."""
+        return False
+
     def projects(self, context: grpc.ServicerContext) -> Optional[list[str]]:
         """Projects the caller may access; None means all."""
         return None

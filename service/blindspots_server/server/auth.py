@@ -41,7 +41,7 @@ SERVICE = "/blindspots.v1.Blindspots/"
 # picks, which later rounds leave out.
 READ_METHODS = frozenset({"GetRun", "ListRuns", "GetPool", "ListPools", "GetDiagnosis", "ListDiagnoses", "GetJob",
                           "WatchJob", "GetRunMap", "ListRegionMembers", "ListLabels", "CompareRuns",
-                          "ListSuggestionSets", "GetSuggestionSet", "ListJobs"})
+                          "ListSuggestionSets", "GetSuggestionSet", "ListJobs", "GetServerInfo"})
 ACCESS_LEVELS = ("read", "write")
 
 # The caller's grant while its call runs: None outside an authenticated call.
@@ -184,6 +184,12 @@ class TokenAuthInterceptor(grpc.ServerInterceptor):
 
 class TokenAccessPolicy(AccessPolicy):
     """Each caller sees the projects its token grants; no grant, no project."""
+
+    auth = True
+
+    def read_only(self, context: grpc.ServicerContext) -> bool:
+        grant = _caller.get()
+        return grant is None or grant.read_only
 
     def projects(self, context: grpc.ServicerContext) -> Optional[list[str]]:
         grant = _caller.get()

@@ -71,6 +71,11 @@ class PoolIndexes:
         self._guard = threading.Lock()
 
     @property
+    def shards(self) -> int:
+        """Shards per pool index (1: one in-process index)."""
+        return self._shards
+
+    @property
     def sharded(self) -> bool:
         """Whether pool indexes are sharded (their shards hold the pool's vectors, not this process)."""
         return self._shards > 1

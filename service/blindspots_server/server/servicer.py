@@ -12,8 +12,10 @@ import queue
 import re
 import threading
 import time
+from importlib import metadata
 from itertools import islice
 from typing import Callable, Iterator, Optional
+from urllib.parse import urlparse
 
 import numpy as np
 import pandas as pd
@@ -60,6 +62,10 @@ SET_PAGE, MAX_SET_PAGE = 1000, 10000     # GetSuggestionSet's candidates per pag
 PROGRESS_EVERY_S = 0.25      # Suggest's progress messages within one step
 MAX_OFFSET = 1 << 53           # far beyond any listing, and inside SQLite's 64-bit OFFSET
 MAX_REQUEST_ATTEMPTS = 20      # Diagnose: new jobs for one request id whose earlier ones failed
+try:
+    SERVER_VERSION = metadata.version("blindspots-server")
+except metadata.PackageNotFoundError:      # run from a source tree that was never installed
+    SERVER_VERSION = "unknown"
 
 
 class ProgressThrottle:
@@ -266,6 +272,15 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
     # ------------------------------------------------------------ deletion
     def DeleteRun(self, request: pb.DeleteRunRequest, context) -> pb.DeleteResponse:
         return self._delete("run", self._run(request.run_id, context).id, request.force)
+
+    def GetServerInfo(self, request: pb.GetServerInfoRequest, context) -> pb.ServerInfo:
+        projects = self.access.projects(context)
+        return pb.ServerInfo(
+            version=SERVER_VERSION, store=urlparse(self.config.store).scheme or "embedded", compute=self.compute.name,
+            index_shards=self.indexes.shards, max_budget=self.config.max_budget,
+            max_batch_rows=self.config.max_batch_rows, max_message_bytes=self.config.max_message_mb << 20,
+            strategies=list(STRATEGIES), auth=self.access.auth, all_projects=projects is None,
+            projects=sorted(projects or []), read_only=self.access.read_only(context))
 
     def DeletePool(self, request: pb.DeletePoolRequest, context) -> pb.DeleteResponse:
         return self._delete("pool", self._pool(request.pool_id, context).id, request.force)

@@ -32,6 +32,38 @@ DATA_GAP: RegionKind
 LABEL_NOISE: RegionKind
 MIXED: RegionKind
 
+class GetServerInfoRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ServerInfo(_message.Message):
+    __slots__ = ("version", "store", "compute", "index_shards", "max_budget", "max_batch_rows", "max_message_bytes", "strategies", "auth", "all_projects", "projects", "read_only")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    STORE_FIELD_NUMBER: _ClassVar[int]
+    COMPUTE_FIELD_NUMBER: _ClassVar[int]
+    INDEX_SHARDS_FIELD_NUMBER: _ClassVar[int]
+    MAX_BUDGET_FIELD_NUMBER: _ClassVar[int]
+    MAX_BATCH_ROWS_FIELD_NUMBER: _ClassVar[int]
+    MAX_MESSAGE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    STRATEGIES_FIELD_NUMBER: _ClassVar[int]
+    AUTH_FIELD_NUMBER: _ClassVar[int]
+    ALL_PROJECTS_FIELD_NUMBER: _ClassVar[int]
+    PROJECTS_FIELD_NUMBER: _ClassVar[int]
+    READ_ONLY_FIELD_NUMBER: _ClassVar[int]
+    version: str
+    store: str
+    compute: str
+    index_shards: int
+    max_budget: int
+    max_batch_rows: int
+    max_message_bytes: int
+    strategies: _containers.RepeatedScalarFieldContainer[str]
+    auth: bool
+    all_projects: bool
+    projects: _containers.RepeatedScalarFieldContainer[str]
+    read_only: bool
+    def __init__(self, version: _Optional[str] = ..., store: _Optional[str] = ..., compute: _Optional[str] = ..., index_shards: _Optional[int] = ..., max_budget: _Optional[int] = ..., max_batch_rows: _Optional[int] = ..., max_message_bytes: _Optional[int] = ..., strategies: _Optional[_Iterable[str]] = ..., auth: _Optional[bool] = ..., all_projects: _Optional[bool] = ..., projects: _Optional[_Iterable[str]] = ..., read_only: _Optional[bool] = ...) -> None: ...
+
 class CreateRunRequest(_message.Message):
     __slots__ = ("name", "project", "model_name", "model_version", "dataset_name", "class_names", "embedding_dim", "request_id")
     NAME_FIELD_NUMBER: _ClassVar[int]

@@ -164,6 +164,11 @@ class BlindspotsStub:
                 request_serializer=blindspots_dot_v1_dot_blindspots__pb2.DeletePoolRequest.SerializeToString,
                 response_deserializer=blindspots_dot_v1_dot_blindspots__pb2.DeleteResponse.FromString,
                 _registered_method=True)
+        self.GetServerInfo = channel.unary_unary(
+                '/blindspots.v1.Blindspots/GetServerInfo',
+                request_serializer=blindspots_dot_v1_dot_blindspots__pb2.GetServerInfoRequest.SerializeToString,
+                response_deserializer=blindspots_dot_v1_dot_blindspots__pb2.ServerInfo.FromString,
+                _registered_method=True)
 
 
 class BlindspotsServicer:
@@ -358,6 +363,14 @@ class BlindspotsServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetServerInfo(self, request, context):
+        """What this server is and what the caller's token may do: its version, store, compute and
+        limits, and the token's projects and access (any token may ask, read-only ones too).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_BlindspotsServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -490,6 +503,11 @@ def add_BlindspotsServicer_to_server(servicer, server):
                     servicer.DeletePool,
                     request_deserializer=blindspots_dot_v1_dot_blindspots__pb2.DeletePoolRequest.FromString,
                     response_serializer=blindspots_dot_v1_dot_blindspots__pb2.DeleteResponse.SerializeToString,
+            ),
+            'GetServerInfo': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetServerInfo,
+                    request_deserializer=blindspots_dot_v1_dot_blindspots__pb2.GetServerInfoRequest.FromString,
+                    response_serializer=blindspots_dot_v1_dot_blindspots__pb2.ServerInfo.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1194,6 +1212,33 @@ class Blindspots:
             '/blindspots.v1.Blindspots/DeletePool',
             blindspots_dot_v1_dot_blindspots__pb2.DeletePoolRequest.SerializeToString,
             blindspots_dot_v1_dot_blindspots__pb2.DeleteResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetServerInfo(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/blindspots.v1.Blindspots/GetServerInfo',
+            blindspots_dot_v1_dot_blindspots__pb2.GetServerInfoRequest.SerializeToString,
+            blindspots_dot_v1_dot_blindspots__pb2.ServerInfo.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,5 +1,6 @@
-"""ListJobs through a real server, the SDK and the CLI: what is queued or running now, newest first,
-narrowed by state, kind and run, and a job cancelled from the command line."""
+"""What an operator asks a running server, through a real server, the SDK and the CLI: its jobs (what
+is queued or running now, newest first, narrowed by state, kind and run; one cancelled from the
+command line), and what the server is and what a token may do (GetServerInfo)."""
 from __future__ import annotations
 
 import json
@@ -84,3 +85,42 @@ def test_jobs_are_listed_newest_first_and_a_running_one_is_cancelled_from_the_cl
     finally:
         client.close()
         server.stop()
+
+
+def test_server_info_says_what_the_server_is_and_what_the_token_may_do(tmp_path):
+    """GetServerInfo (SDK server_info, CLI info): the version, store, compute and limits the server runs
+    with, and each token's access; a read-only token may ask."""
+    import json as json_module
+    from importlib import metadata
+
+    tokens = tmp_path / "tokens.json"
+    writer, reader = "token-for-team-a-0123456789", "token-for-a-dashboard-0123"
+    tokens.write_text(json_module.dumps({writer: ["alpha", "beta"],
+                                         reader: {"projects": ["alpha"], "access": "read"}}))
+    server = start_server(tmp_path / "data", auth_tokens_file=str(tokens), max_budget=5000, index_shards=1)
+    address = f"127.0.0.1:{server.port}"
+    try:
+        with Client(address, token=writer, retries=0, timeout=30) as client:
+            info = client.server_info()
+        assert (info.version, info.store, info.compute, info.index_shards) == (
+            metadata.version("blindspots-server"), "embedded", "in-process", 1)
+        assert (info.max_budget, info.max_batch_rows, info.max_message_bytes) == (5000, 200_000, 64 << 20)
+        assert "targeted" in info.strategies and "similar" in info.strategies
+        assert (info.auth, info.all_projects, list(info.projects), info.read_only) == (True, False, ["alpha", "beta"],
+                                                                                     False)
+        shown = _cli(address, "info", "--json", "--token", reader)
+        assert shown.returncode == 0, shown.stderr
+        as_reader = json_module.loads(shown.stdout)
+        assert (as_reader["projects"], as_reader["read_only"], as_reader["max_budget"]) == (["alpha"], True, 5000)
+        table = _cli(address, "info", "--token", reader)
+        assert table.returncode == 0 and "projects alpha, read-only" in table.stdout and "embedded" in table.stdout
+        assert _cli(address, "info").returncode == 1                     # no token: UNAUTHENTICATED
+    finally:
+        server.stop()
+    open_server = start_server(tmp_path / "open")
+    try:
+        with Client(f"127.0.0.1:{open_server.port}", retries=0, timeout=30) as client:
+            info = client.server_info()
+        assert (info.auth, info.all_projects, list(info.projects), info.read_only) == (False, True, [], False)
+    finally:
+        open_server.stop()
