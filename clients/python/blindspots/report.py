@@ -83,7 +83,8 @@ def render_report(run, diagnosis: Diagnosis, run_map: RunMap, suggestions: Optio
             _map_section(run_map, names),
             _regions_section(d, names, max_thumbnails),
             _unheld_section(d),
-            _slices_section(d)]
+            _slices_section(d),
+            _classes_section(d)]
     if comparison is not None:
         body.append(comparison_section(comparison))
     if suggestions is not None:
@@ -187,6 +188,25 @@ def _slices_section(d) -> str:
     return ("<h2>High-error slices over the whole test set</h2><table><tr><th>slice</th>"
             "<th class=num>failures / rows</th><th class=num>error rate (95% CI)</th><th class=num>lift</th>"
             f"<th class=num>q</th></tr>{rows}</table>")
+
+
+def _classes_section(d, max_rows: int = 30) -> str:
+    """Per class, worst first (empty for a diagnosis made before classes were kept)."""
+    shown = [c for c in d.classes if c.support][:max_rows]
+    if not shown:
+        return ""
+    rows = "".join(
+        f"<tr><td>{escape(c.name)}</td><td class=num>{c.failures} / {c.support}</td>"
+        f"<td class=num>{_pct(c.error_rate)} ({_ci(c.error_rate_ci)})</td><td class=num>{c.q_value:.2g}</td>"
+        f"<td class=num>{c.precision:.2f}</td><td class=num>{c.recall:.2f}</td><td class=num>{c.f1:.2f}</td>"
+        f"<td>{escape(c.top_confusion_name)}{f' ({c.top_confusion_count}×)' if c.top_confusion >= 0 else ''}</td>"
+        "</tr>" for c in shown)
+    more = sum(1 for c in d.classes if c.support) - len(shown)
+    return ("<h2>Classes</h2><p class=muted>Worst first, by errors beyond the test set's error rate; q is "
+            "adjusted within the classes." + (f" {more} more not shown." if more > 0 else "") + "</p>"
+            "<table><tr><th>class</th><th class=num>failures / rows</th><th class=num>error rate (95% CI)</th>"
+            "<th class=num>q</th><th class=num>precision</th><th class=num>recall</th><th class=num>F1</th>"
+            f"<th>mostly read as</th></tr>{rows}</table>")
 
 
 def _suggestions_section(frame: pd.DataFrame, max_thumbnails: int, max_rows: int = 25) -> str:

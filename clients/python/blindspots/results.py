@@ -104,6 +104,21 @@ class Diagnosis:
             for c in self.message.unheld_confusions],
             columns=["given", "predicted", "given_label", "predicted_label", "failures", "excess_errors"])
 
+    def classes_frame(self) -> pd.DataFrame:
+        """One row per class (with test rows or predictions), worst first: support, failures, error
+        rate with its 95% interval, lift, excess errors, q-value (within the classes), precision,
+        recall, F1, and the prediction its wrong rows get most often. Empty for a diagnosis made
+        before per-class statistics were kept."""
+        return pd.DataFrame([{
+            "class": c.name, "label": c.label, "support": c.support, "failures": c.failures,
+            "error_rate": c.error_rate if c.support else float("nan"), "ci_low": c.error_rate_ci.low,
+            "ci_high": c.error_rate_ci.high, "lift": c.lift if c.support else float("nan"),
+            "excess_errors": c.excess_errors, "q_value": c.q_value, "predicted": c.predicted,
+            "precision": c.precision if c.predicted else float("nan"),
+            "recall": c.recall if c.support else float("nan"), "f1": c.f1 if c.support else float("nan"),
+            "top_confusion": f"{c.top_confusion_name} ({c.top_confusion_count}x)" if c.top_confusion >= 0 else ""}
+            for c in self.message.classes], columns=CLASS_COLUMNS)
+
     @property
     def tracked_slices(self):
         """Top slices of other versions of this model, measured on this run."""
@@ -154,6 +169,15 @@ class Diagnosis:
             for c in d.unheld_confusions[:5]:
                 lines.append(f"  {c.true_name} -> {c.predicted_name}: {c.failures} failures, "
                              f"+{c.excess_errors:.0f} excess errors")
+        worse = [c for c in d.classes if c.support and c.q_value <= d.fdr_alpha and c.excess_errors > 0]
+        if worse:
+            lines.append("classes that fail more often than the test set:")
+            for c in worse[:5]:
+                lines.append(f"  {c.name}: {c.failures}/{c.support} wrong = {c.error_rate:.0%} "
+                             f"({c.error_rate_ci.low:.0%}-{c.error_rate_ci.high:.0%}), recall {c.recall:.2f}, "
+                             f"precision {c.precision:.2f}"
+                             + (f"; mostly read as {c.top_confusion_name} ({c.top_confusion_count}x)"
+                                if c.top_confusion >= 0 else ""))
         if d.slices:
             lines.append("high-error slices over the whole test set:")
             for s in d.slices[:5]:
@@ -182,7 +206,9 @@ class Diagnosis:
                  html_table("Failure regions", self.to_frame()[_HTML_REGION_COLUMNS], max_regions,
                             "blindspots-regions"),
                  html_table("High-error slices over the whole test set", self.slices_frame(), max_slices,
-                            "blindspots-slices")]
+                            "blindspots-slices"),
+                 html_table("Classes, worst first", self.classes_frame()[_HTML_CLASS_COLUMNS], max_slices,
+                            "blindspots-classes")]
         if d.HasField("previous_version"):
             worse = self.previous_version.regressions()
             c = d.previous_version
@@ -193,6 +219,10 @@ class Diagnosis:
         return "\n".join(parts)
 
 
+CLASS_COLUMNS = ["class", "label", "support", "failures", "error_rate", "ci_low", "ci_high", "lift", "excess_errors",
+                 "q_value", "predicted", "precision", "recall", "f1", "top_confusion"]
+_HTML_CLASS_COLUMNS = ["class", "support", "failures", "error_rate", "ci_low", "ci_high", "q_value", "precision",
+                       "recall", "f1", "top_confusion"]
 _HTML_REGION_COLUMNS = ["region", "kind", "support", "failures", "error_rate", "ci_low", "ci_high", "lift",
                         "excess_errors", "q_value", "explanation", "top_confusion"]
 

@@ -22,6 +22,7 @@ from typing import Any, Optional
 import numpy as np
 import pandas as pd
 
+from .class_metrics import class_stats
 from .failure_clusters import FailureClusterer
 from .failures import FAILURE_DEFINITIONS, Outcomes, model_outcomes
 from .label_neighbourhoods import disagreement_pairs, neighbourhood_label
@@ -200,7 +201,8 @@ class Diagnoser:
             num_hypotheses_tested=int(len(p_all)), num_regions_tested=int(len(region_p)),
             fdr_alpha=self.fdr_alpha, region_of_sample=ranked, failed=failed, params=params,
             unheld_confusions=unheld_confusions(labels, outcomes.predicted, failed, ranked,
-                                                probabilities.shape[1]))
+                                                probabilities.shape[1]),
+            classes=class_stats(labels, outcomes.predicted, failed, probabilities.shape[1]))
         return self.result_
 
     def _follow_slices(self, finder, binned, metadata, failed, baseline, clustered, region_of_sample, num,

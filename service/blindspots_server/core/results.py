@@ -170,6 +170,8 @@ class DiagnosisResult:
     params: dict[str, float | int | str] = field(default_factory=dict)
     # Confusions among the failures no region holds (unheld_confusions.UnheldConfusion).
     unheld_confusions: list = field(default_factory=list)
+    # Per class (class_metrics.ClassStat), worst first.
+    classes: list = field(default_factory=list)
 
 
 @dataclass(frozen=True)

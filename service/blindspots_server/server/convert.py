@@ -169,4 +169,12 @@ def diagnosis_message(result: core.DiagnosisResult, diagnosis_id: str, run: RunR
         unheld_confusions=[pb.UnheldConfusion(true_label=c.given, predicted_label=c.predicted,
                                               failures=len(c.rows), excess_errors=_f(c.excess_errors),
                                               true_name=name_of(c.given), predicted_name=name_of(c.predicted))
-                           for c in result.unheld_confusions])
+                           for c in result.unheld_confusions],
+        classes=[pb.ClassStat(label=c.label, name=name_of(c.label), support=c.support, failures=c.failures,
+                              error_rate=_f(c.error_rate), error_rate_ci=_interval(c.ci), lift=_f(c.lift),
+                              excess_errors=_f(c.excess_errors), p_value=_f(c.p_value), q_value=_f(c.q_value),
+                              predicted=c.predicted, precision=_f(c.precision), recall=_f(c.recall), f1=_f(c.f1),
+                              top_confusion=c.top_confusion,
+                              top_confusion_name=name_of(c.top_confusion) if c.top_confusion >= 0 else "",
+                              top_confusion_count=c.top_confusion_count)
+                 for c in result.classes])

@@ -144,6 +144,15 @@ class Telemetry:
                                     registry=r)
         self.region_excess_errors = Gauge("blindspots_region_excess_errors", "Failures above baseline",
                                           region_labels, registry=r)
+        # The worst classes of a run (Diagnosis.classes, with test rows): the class names are the
+        # run's own, so a class keeps its series across versions of a model.
+        class_labels = labels + ["class"]
+        self.class_error_rate = Gauge("blindspots_class_error_rate", "Error rate of one of a run's worst classes",
+                                      class_labels, registry=r)
+        self.class_recall = Gauge("blindspots_class_recall", "Recall of one of a run's worst classes", class_labels,
+                                  registry=r)
+        self.class_support = Gauge("blindspots_class_support", "Test rows of one of a run's worst classes",
+                                   class_labels, registry=r)
         # A run against the previous version of its model (Diagnosis.previous_version): how much
         # got significantly worse, as `blindspots compare --fail-on-regression` counts it. The
         # baseline is named by its version only: its run may be deleted while this one stays.
@@ -263,6 +272,10 @@ class Telemetry:
             put(self.region_error_rate, labels, reg.error_rate)
             put(self.region_support, labels, reg.support)
             put(self.region_excess_errors, labels, reg.excess_errors)
+        for c in [c for c in d.classes if c.support][: self.top_k]:
+            put(self.class_error_rate, base + (c.name,), c.error_rate)
+            put(self.class_recall, base + (c.name,), c.recall)
+            put(self.class_support, base + (c.name,), c.support)
         if d.HasField("previous_version"):
             c = d.previous_version
             versus = base + (c.model_version_a or c.run_id_a,)

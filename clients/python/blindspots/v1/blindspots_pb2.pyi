@@ -571,7 +571,7 @@ class Region(_message.Message):
     def __init__(self, id: _Optional[int] = ..., support: _Optional[int] = ..., failures: _Optional[int] = ..., error_rate: _Optional[float] = ..., error_rate_ci: _Optional[_Union[Interval, _Mapping]] = ..., lift: _Optional[float] = ..., excess_errors: _Optional[float] = ..., p_value: _Optional[float] = ..., q_value: _Optional[float] = ..., explanations: _Optional[_Iterable[_Union[Slice, _Mapping]]] = ..., confusions: _Optional[_Iterable[_Union[Confusion, _Mapping]]] = ..., typical_failures: _Optional[_Iterable[_Union[Example, _Mapping]]] = ..., mean_failure_confidence: _Optional[float] = ..., kind: _Optional[_Union[RegionKind, str]] = ..., evidence: _Optional[_Union[RegionEvidence, _Mapping]] = ...) -> None: ...
 
 class Diagnosis(_message.Message):
-    __slots__ = ("id", "run_id", "created_at", "num_samples", "num_failures", "baseline_error_rate", "baseline_ci", "regions", "slices", "num_hypotheses_tested", "fdr_alpha", "params", "num_regions_tested", "job_id", "tracked_slices", "unheld_confusions", "previous_version")
+    __slots__ = ("id", "run_id", "created_at", "num_samples", "num_failures", "baseline_error_rate", "baseline_ci", "regions", "slices", "num_hypotheses_tested", "fdr_alpha", "params", "num_regions_tested", "job_id", "tracked_slices", "unheld_confusions", "previous_version", "classes")
     ID_FIELD_NUMBER: _ClassVar[int]
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
@@ -589,6 +589,7 @@ class Diagnosis(_message.Message):
     TRACKED_SLICES_FIELD_NUMBER: _ClassVar[int]
     UNHELD_CONFUSIONS_FIELD_NUMBER: _ClassVar[int]
     PREVIOUS_VERSION_FIELD_NUMBER: _ClassVar[int]
+    CLASSES_FIELD_NUMBER: _ClassVar[int]
     id: str
     run_id: str
     created_at: _timestamp_pb2.Timestamp
@@ -606,7 +607,46 @@ class Diagnosis(_message.Message):
     tracked_slices: _containers.RepeatedCompositeFieldContainer[Slice]
     unheld_confusions: _containers.RepeatedCompositeFieldContainer[UnheldConfusion]
     previous_version: RunComparison
-    def __init__(self, id: _Optional[str] = ..., run_id: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., num_samples: _Optional[int] = ..., num_failures: _Optional[int] = ..., baseline_error_rate: _Optional[float] = ..., baseline_ci: _Optional[_Union[Interval, _Mapping]] = ..., regions: _Optional[_Iterable[_Union[Region, _Mapping]]] = ..., slices: _Optional[_Iterable[_Union[Slice, _Mapping]]] = ..., num_hypotheses_tested: _Optional[int] = ..., fdr_alpha: _Optional[float] = ..., params: _Optional[_Union[DiagnosisParams, _Mapping]] = ..., num_regions_tested: _Optional[int] = ..., job_id: _Optional[str] = ..., tracked_slices: _Optional[_Iterable[_Union[Slice, _Mapping]]] = ..., unheld_confusions: _Optional[_Iterable[_Union[UnheldConfusion, _Mapping]]] = ..., previous_version: _Optional[_Union[RunComparison, _Mapping]] = ...) -> None: ...
+    classes: _containers.RepeatedCompositeFieldContainer[ClassStat]
+    def __init__(self, id: _Optional[str] = ..., run_id: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., num_samples: _Optional[int] = ..., num_failures: _Optional[int] = ..., baseline_error_rate: _Optional[float] = ..., baseline_ci: _Optional[_Union[Interval, _Mapping]] = ..., regions: _Optional[_Iterable[_Union[Region, _Mapping]]] = ..., slices: _Optional[_Iterable[_Union[Slice, _Mapping]]] = ..., num_hypotheses_tested: _Optional[int] = ..., fdr_alpha: _Optional[float] = ..., params: _Optional[_Union[DiagnosisParams, _Mapping]] = ..., num_regions_tested: _Optional[int] = ..., job_id: _Optional[str] = ..., tracked_slices: _Optional[_Iterable[_Union[Slice, _Mapping]]] = ..., unheld_confusions: _Optional[_Iterable[_Union[UnheldConfusion, _Mapping]]] = ..., previous_version: _Optional[_Union[RunComparison, _Mapping]] = ..., classes: _Optional[_Iterable[_Union[ClassStat, _Mapping]]] = ...) -> None: ...
+
+class ClassStat(_message.Message):
+    __slots__ = ("label", "name", "support", "failures", "error_rate", "error_rate_ci", "lift", "excess_errors", "p_value", "q_value", "predicted", "precision", "recall", "f1", "top_confusion", "top_confusion_name", "top_confusion_count")
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SUPPORT_FIELD_NUMBER: _ClassVar[int]
+    FAILURES_FIELD_NUMBER: _ClassVar[int]
+    ERROR_RATE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_RATE_CI_FIELD_NUMBER: _ClassVar[int]
+    LIFT_FIELD_NUMBER: _ClassVar[int]
+    EXCESS_ERRORS_FIELD_NUMBER: _ClassVar[int]
+    P_VALUE_FIELD_NUMBER: _ClassVar[int]
+    Q_VALUE_FIELD_NUMBER: _ClassVar[int]
+    PREDICTED_FIELD_NUMBER: _ClassVar[int]
+    PRECISION_FIELD_NUMBER: _ClassVar[int]
+    RECALL_FIELD_NUMBER: _ClassVar[int]
+    F1_FIELD_NUMBER: _ClassVar[int]
+    TOP_CONFUSION_FIELD_NUMBER: _ClassVar[int]
+    TOP_CONFUSION_NAME_FIELD_NUMBER: _ClassVar[int]
+    TOP_CONFUSION_COUNT_FIELD_NUMBER: _ClassVar[int]
+    label: int
+    name: str
+    support: int
+    failures: int
+    error_rate: float
+    error_rate_ci: Interval
+    lift: float
+    excess_errors: float
+    p_value: float
+    q_value: float
+    predicted: int
+    precision: float
+    recall: float
+    f1: float
+    top_confusion: int
+    top_confusion_name: str
+    top_confusion_count: int
+    def __init__(self, label: _Optional[int] = ..., name: _Optional[str] = ..., support: _Optional[int] = ..., failures: _Optional[int] = ..., error_rate: _Optional[float] = ..., error_rate_ci: _Optional[_Union[Interval, _Mapping]] = ..., lift: _Optional[float] = ..., excess_errors: _Optional[float] = ..., p_value: _Optional[float] = ..., q_value: _Optional[float] = ..., predicted: _Optional[int] = ..., precision: _Optional[float] = ..., recall: _Optional[float] = ..., f1: _Optional[float] = ..., top_confusion: _Optional[int] = ..., top_confusion_name: _Optional[str] = ..., top_confusion_count: _Optional[int] = ...) -> None: ...
 
 class UnheldConfusion(_message.Message):
     __slots__ = ("true_label", "predicted_label", "failures", "excess_errors", "true_name", "predicted_name")
