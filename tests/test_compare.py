@@ -136,6 +136,11 @@ def test_the_regression_gate_flags_the_reverse_change_and_exits_3(versions):
     slices = forward.slices_frame()
     assert set(ahead.loc[ahead.scope == "slice", "name"]) == set(
         slices.loc[(slices.difference > 0) & (slices.q_value <= 0.05), "slice"])
+    classes = forward.classes_frame()
+    assert sorted(classes["class"]) == sorted(versions["s"].class_names)
+    assert classes["support"].sum() == forward.message.num_shared       # every shared row, once
+    assert set(ahead.loc[ahead.scope == "class", "name"]) == set(
+        classes.loc[(classes.difference > 0) & (classes.q_value <= 0.05), "class"])
     assert "overall" not in set(ahead.scope)
     assert len(backward.regressions(alpha=1e-300)) < len(worse)
     for a, b, code in ((run2, run1, 3), (run1, run2, 3 if len(ahead) else 0)):
@@ -161,12 +166,18 @@ def test_comparer_statuses_on_constructed_rows():
     failed_a[:60] = failed_a[100:160] = True
     failed_b = np.zeros(n, bool)
     failed_b[100:150] = failed_b[500:560] = True
-    result = VersionComparer().fit(region_a, region_b, failed_a, failed_b, [("s", region_a == 0)])
+    classes = [("zero", np.arange(n) < 100), ("rest", np.arange(n) >= 100)]
+    result = VersionComparer().fit(region_a, region_b, failed_a, failed_b, [("s", region_a == 0)], classes)
     by = {(c.region_a, c.region_b): c for c in result.regions}
     assert by[(0, -1)].status == "fixed" and by[(0, -1)].rows.error_rate_b == 0
     assert by[(1, 3)].status == "remains" and by[(1, 3)].jaccard == pytest.approx(0.9)
     assert by[(-1, 5)].status == "new" and by[(-1, 5)].rows.difference == pytest.approx(0.6)
     assert result.slices[0].rows.difference == pytest.approx(-0.6)
+    assert [c.name for c in result.classes] == ["zero", "rest"]
+    assert result.classes[0].rows.difference == pytest.approx(-0.6) and result.classes[0].rows.support == 100
+    # Slices and classes share one Benjamini-Hochberg family: the class "zero" and the slice "s" hold
+    # the same rows, so the same p-value, and the same q-value.
+    assert result.classes[0].q_value == result.slices[0].q_value
     # Equal rates: no difference, p = 1, the interval straddles 0.
     same = rate_change(failed_a[:200], failed_a[:200])
     assert same.difference == 0 and same.p_value == pytest.approx(1.0)
@@ -370,23 +381,26 @@ def test_a_damaged_earlier_version_is_passed_over_and_the_diagnosis_is_whole(tmp
 
 def test_the_regression_gate_rarely_fires_when_nothing_changed():
     """1000 simulated comparisons where B fails other rows than A at the same rates (3 regions, 12
-    slices, most failures shared): the gate (overall p, or a region's or slice's BH q-value, at 0.05
-    with the rate up) fires in about 5% of them, and each of its three families in under 5%."""
+    slices, 5 classes, most failures shared): the gate (overall p, or a region's, slice's or class's
+    BH q-value, at 0.05 with the rate up) fires in about 5% of them, and each of its three families
+    (overall, regions, slices with classes) in under 5%."""
     rng = np.random.default_rng(11)
     n, draws = 3000, 1000
     fired = {"overall": 0, "region": 0, "slice": 0, "any": 0}
     for _ in range(draws):
         region = rng.integers(-1, 3, n)
         masks = [(f"s{i}", rng.random(n) < rng.uniform(0.05, 0.3)) for i in range(12)]
+        label = rng.integers(0, 5, n)
         rate = np.where(region >= 0, 0.4, 0.1)
         u = rng.random(n)
         shared = u < 0.8 * rate
         failed_a = shared | ((u >= 0.8 * rate) & (u < rate))
         failed_b = shared | ((u >= rate) & (u < 1.2 * rate))
-        result = VersionComparer().fit(region, region, failed_a, failed_b, masks)
+        result = VersionComparer().fit(region, region, failed_a, failed_b, masks,
+                                       [(f"c{c}", label == c) for c in range(5)])
         found = {"overall": result.overall.difference > 0 and result.overall.p_value <= 0.05,
                  "region": any(c.rows.difference > 0 and c.q_value <= 0.05 for c in result.regions),
-                 "slice": any(c.rows.difference > 0 and c.q_value <= 0.05 for c in result.slices)}
+                 "slice": any(c.rows.difference > 0 and c.q_value <= 0.05 for c in result.slices + result.classes)}
         found["any"] = any(found.values())
         for k, v in found.items():
             fired[k] += v

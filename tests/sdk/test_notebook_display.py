@@ -52,7 +52,7 @@ class Tables(HTMLParser):
 def test_a_diagnosis_shows_its_regions_slices_and_comparison_as_html(two_versions):
     v1, v2 = two_versions
     shown = Tables(v2._repr_html_())
-    regions, slices = shown.tables
+    regions, slices, classes = shown.tables
     assert len(regions) == min(20, len(v2.regions)) > 0
     assert [int(row[0]) for row in regions] == [r.id for r in v2.regions[:20]]
     first = v2.regions[0]
@@ -60,6 +60,7 @@ def test_a_diagnosis_shows_its_regions_slices_and_comparison_as_html(two_version
                                                                          if first.explanations else "")
     assert len(slices) == min(10, len(v2.slices)) > 0
     assert [row[0] for row in slices] == [s.name for s in v2.slices[:10]]
+    assert [row[0] for row in classes] == v2.classes_frame()["class"].head(10).tolist() and len(classes) > 0
     text = " ".join(shown.text)
     assert f"diagnosis {v2.id} of run {v2.run_id}" in text
     worse = v2.previous_version.regressions()
@@ -85,11 +86,12 @@ def test_a_comparison_shows_what_got_worse_its_regions_and_slices_as_html(two_ve
     _, v2 = two_versions
     comparison = v2.previous_version
     shown = Tables(comparison._repr_html_())
-    worse, regions, slices = shown.tables
+    worse, regions, slices, classes = shown.tables
     expected = comparison.regressions()
     assert [row[1] for row in worse] == expected["name"].head(20).tolist() and len(worse) > 0
     assert [row[0] for row in regions] == [r.status for r in comparison.message.regions[:20]]
     assert [row[0] for row in slices] == comparison.slices_frame()["slice"].head(20).tolist()
+    assert [row[0] for row in classes] == comparison.classes_frame()["class"].head(20).tolist() and len(classes)
     assert "v1 -> v2 on" in " ".join(shown.text)
 
 

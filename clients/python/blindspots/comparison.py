@@ -43,14 +43,22 @@ class Comparison:
         frame = pd.DataFrame(rows, columns=["slice", *RATE_COLUMNS, "q_value"])
         return frame.sort_values("difference", kind="stable").reset_index(drop=True)
 
+    def classes_frame(self) -> pd.DataFrame:
+        """One row per class (the shared rows both runs give its label), largest improvement first;
+        empty for a comparison made before classes were compared."""
+        rows = [{"class": s.name, **_rate(s.rows), "q_value": s.q_value} for s in self.message.classes]
+        frame = pd.DataFrame(rows, columns=["class", *RATE_COLUMNS, "q_value"])
+        return frame.sort_values("difference", kind="stable").reset_index(drop=True)
+
     def regressions(self, alpha: float = 0.0) -> pd.DataFrame:
         """What got significantly worse from A to B: a gate for a training pipeline.
 
-        One row per finding (``scope`` overall, region or slice; ``name``), worst first: the
+        One row per finding (``scope`` overall, region, slice or class; ``name``), worst first: the
         overall error rate if B's is higher with p <= alpha; each region (of either version,
         on the rows it is measured on) whose error rate rose with its q-value (Benjamini-Hochberg
         over the compared regions) <= alpha; each slice whose rate rose with its q-value (BH
-        over the compared slices) <= alpha. ``alpha`` 0 takes the comparison's own (0.05 unless
+        over the compared slices and classes) <= alpha; each class likewise. ``alpha`` 0
+        takes the comparison's own (0.05 unless
         set). Empty when nothing got worse."""
         alpha = alpha or self.message.alpha or 0.05
         m = self.message
@@ -67,6 +75,9 @@ class Comparison:
         for s in m.slices:
             if s.rows.difference > 0 and s.q_value <= alpha:
                 rows.append({"scope": "slice", "name": s.name, **_rate(s.rows), "q_value": s.q_value})
+        for s in m.classes:
+            if s.rows.difference > 0 and s.q_value <= alpha:
+                rows.append({"scope": "class", "name": s.name, **_rate(s.rows), "q_value": s.q_value})
         frame = pd.DataFrame(rows, columns=["scope", "name", *RATE_COLUMNS, "q_value"])
         return frame.sort_values("difference", ascending=False, kind="stable").reset_index(drop=True)
 
@@ -102,6 +113,13 @@ class Comparison:
                 lines.append(f"  {s['slice']}: {s['error_rate_a']:.0%} -> {s['error_rate_b']:.0%} of {s['support']} "
                              f"({s['difference']:+.0%}, CI {s['diff_low']:+.0%} to {s['diff_high']:+.0%}, "
                              f"q={s['q_value']:.2g})")
+        worse = [s for s in m.classes if s.rows.difference > 0 and s.q_value <= (m.alpha or 0.05)]
+        if worse:
+            lines.append("classes significantly worse (B - A on the same rows):")
+            for s in sorted(worse, key=lambda s: -s.rows.difference)[:max_slices]:
+                lines.append(f"  {s.name}: {s.rows.error_rate_a:.0%} -> {s.rows.error_rate_b:.0%} of {s.rows.support} "
+                             f"({s.rows.difference:+.0%}, CI {s.rows.difference_ci.low:+.0%} to "
+                             f"{s.rows.difference_ci.high:+.0%}, q={s.q_value:.2g})")
         return "\n".join(lines)
 
     def __repr__(self) -> str:
@@ -122,4 +140,7 @@ class Comparison:
             or "<p>Nothing significantly worse.</p>",
             html_table("Failure regions", regions, max_rows, "blindspots-regions"),
             html_table("Slices (B - A on the same rows)", slices, max_rows, "blindspots-slices"),
+            html_table("Classes (B - A on the same rows)", self.classes_frame()[
+                ["class", "support", "error_rate_a", "error_rate_b", "difference", "diff_low", "diff_high", "q_value"]],
+                max_rows, "blindspots-classes"),
             "</div>"])

@@ -11,6 +11,8 @@ sample id) and returns a ``VersionComparison``.
   significantly lower, and *remains* otherwise (B's clustering did not find it
   again, but its rows still fail about as often); a region of B matched by no
   region of A is *new*.
+- Each class (the shared rows given that label, where both runs give it) is compared
+  like a slice, in the slices' family (a class is a slice of the labels).
 - Every comparison of error rates is on the same rows under both versions, a
   paired design: McNemar's test (exact, mid-p: the rows one version gets wrong
   and the other right, split about evenly when the rates are equal) and
@@ -74,6 +76,7 @@ class VersionComparison:
     overall: RateChange
     regions: list[RegionChange] = field(default_factory=list)
     slices: list[SliceChange] = field(default_factory=list)
+    classes: list[SliceChange] = field(default_factory=list)
 
 
 def mcnemar_mid_p(worse: int, better: int) -> float:
@@ -120,9 +123,10 @@ class VersionComparer:
         self.alpha = alpha
 
     def fit(self, region_a: np.ndarray, region_b: np.ndarray, failed_a: np.ndarray, failed_b: np.ndarray,
-            slices: list[tuple[str, np.ndarray]] = ()) -> VersionComparison:
+            slices: list[tuple[str, np.ndarray]] = (), classes: list[tuple[str, np.ndarray]] = ()
+            ) -> VersionComparison:
         """Returns (and stores in ``result_``) the comparison; arrays are per shared row,
-        regions -1 where a row is in none, ``slices`` (name, row mask) pairs."""
+        regions -1 where a row is in none, ``slices`` and ``classes`` (name, row mask) pairs."""
         region_a, region_b = np.asarray(region_a, np.int64), np.asarray(region_b, np.int64)
         failed_a, failed_b = np.asarray(failed_a, bool), np.asarray(failed_b, bool)
         n = len(region_a)
@@ -148,12 +152,16 @@ class VersionComparer:
                 regions.append(RegionChange(NEW, -1, b, 0.0, rate_change(failed_a[rows], failed_b[rows])))
         changes = [SliceChange(name, rate_change(failed_a[mask], failed_b[mask])) for name, mask in slices
                    if mask.any()]
-        for family in (regions, changes):       # each its own family: regions, slices
+        per_class = [SliceChange(name, rate_change(failed_a[mask], failed_b[mask])) for name, mask in classes
+                     if mask.any()]
+        # Two families: the regions, and the slices with the classes (a class is a slice of the labels:
+        # one family keeps the gate's false alarms where they were without classes).
+        for family in (regions, changes + per_class):
             if family:
                 q = benjamini_hochberg(np.array([c.rows.p_value for c in family]))
                 for c, qv in zip(family, q):
                     c.q_value = float(qv)
-        self.result_ = VersionComparison(n, rate_change(failed_a, failed_b), regions, changes)
+        self.result_ = VersionComparison(n, rate_change(failed_a, failed_b), regions, changes, per_class)
         return self.result_
 
     def _match(self, region_a, region_b, ids_a, ids_b) -> dict[int, tuple[int, float]]:

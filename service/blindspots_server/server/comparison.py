@@ -55,6 +55,18 @@ def _metadata(store: Store, run: RunRecord, num_rows: int) -> pd.DataFrame:
     return to_row_data(store.read_rows("run", run.id, columns).slice(0, num_rows)).metadata
 
 
+def _classes(store: Store, run_a: RunRecord, run_b: RunRecord, rows_a: np.ndarray, rows_b: np.ndarray
+             ) -> list[tuple[str, np.ndarray]]:
+    """(class name, mask over the shared rows) for each class: the rows both runs give that label
+    (a row relabelled between the runs is in no class). Names are B's."""
+    def labels(run: RunRecord, rows: np.ndarray) -> np.ndarray:
+        return store.read_rows("run", run.id, ["label"]).column("label").to_numpy()[rows].astype(np.int64)
+    given_a, given_b = labels(run_a, rows_a), labels(run_b, rows_b)
+    agreed = np.where(given_a == given_b, given_b, -1)
+    names = list(run_b.class_names)
+    return [(names[c] if c < len(names) else str(c), agreed == c) for c in np.unique(agreed[agreed >= 0]).tolist()]
+
+
 def compare_runs(store: Store, run_a: RunRecord, run_b: RunRecord, diag_a: pb.Diagnosis, diag_b: pb.Diagnosis,
                  min_overlap: float, alpha: float, per_b: Optional[pa.Table] = None,
                  metadata_b: Optional[pd.DataFrame] = None) -> pb.RunComparison:
@@ -88,7 +100,8 @@ def compare_runs(store: Store, run_a: RunRecord, run_b: RunRecord, diag_a: pb.Di
                 named.append((s.name, predicate_mask(metadata, predicates)))
             except ValueError:
                 continue            # a column's type differs: the slice does not apply
-    result = VersionComparer(min_overlap, alpha).fit(region_a, region_b, failed_a, failed_b, named)
+    result = VersionComparer(min_overlap, alpha).fit(region_a, region_b, failed_a, failed_b, named,
+                                                     _classes(store, run_a, run_b, rows_a, rows_b))
     info_a = {r.id: r for r in diag_a.regions}
     info_b = {r.id: r for r in diag_b.regions}
 
@@ -106,6 +119,7 @@ def compare_runs(store: Store, run_a: RunRecord, run_b: RunRecord, diag_a: pb.Di
         num_shared=len(rows_a), num_only_a=len(ids_a) - len(rows_a), num_only_b=len(ids_b) - len(rows_a),
         overall=_rate(result.overall), regions=[region_message(c) for c in result.regions],
         slices=[pb.SliceComparison(name=c.name, rows=_rate(c.rows), q_value=c.q_value) for c in result.slices],
+        classes=[pb.SliceComparison(name=c.name, rows=_rate(c.rows), q_value=c.q_value) for c in result.classes],
         min_overlap=min_overlap, alpha=alpha, model_version_a=run_a.model_version,
         model_version_b=run_b.model_version)
 
@@ -121,5 +135,7 @@ def regressions(c: pb.RunComparison) -> list[tuple[str, str, float]]:
             where = r.slice_a or r.slice_b
             found.append(("region", f"{name} ({where})" if where else name, r.rows.difference))
     found += [("slice", s.name, s.rows.difference) for s in c.slices
+              if s.rows.difference > 0 and s.q_value <= c.alpha]
+    found += [("class", s.name, s.rows.difference) for s in c.classes
               if s.rows.difference > 0 and s.q_value <= c.alpha]
     return sorted(found, key=lambda f: -f[2])

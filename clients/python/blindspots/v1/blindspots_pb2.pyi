@@ -1099,7 +1099,7 @@ class SliceComparison(_message.Message):
     def __init__(self, name: _Optional[str] = ..., rows: _Optional[_Union[RateChange, _Mapping]] = ..., q_value: _Optional[float] = ...) -> None: ...
 
 class RunComparison(_message.Message):
-    __slots__ = ("run_id_a", "run_id_b", "diagnosis_id_a", "diagnosis_id_b", "num_shared", "num_only_a", "num_only_b", "overall", "regions", "slices", "min_overlap", "alpha", "model_version_a", "model_version_b")
+    __slots__ = ("run_id_a", "run_id_b", "diagnosis_id_a", "diagnosis_id_b", "num_shared", "num_only_a", "num_only_b", "overall", "regions", "slices", "min_overlap", "alpha", "model_version_a", "model_version_b", "classes")
     RUN_ID_A_FIELD_NUMBER: _ClassVar[int]
     RUN_ID_B_FIELD_NUMBER: _ClassVar[int]
     DIAGNOSIS_ID_A_FIELD_NUMBER: _ClassVar[int]
@@ -1114,6 +1114,7 @@ class RunComparison(_message.Message):
     ALPHA_FIELD_NUMBER: _ClassVar[int]
     MODEL_VERSION_A_FIELD_NUMBER: _ClassVar[int]
     MODEL_VERSION_B_FIELD_NUMBER: _ClassVar[int]
+    CLASSES_FIELD_NUMBER: _ClassVar[int]
     run_id_a: str
     run_id_b: str
     diagnosis_id_a: str
@@ -1128,4 +1129,5 @@ class RunComparison(_message.Message):
     alpha: float
     model_version_a: str
     model_version_b: str
-    def __init__(self, run_id_a: _Optional[str] = ..., run_id_b: _Optional[str] = ..., diagnosis_id_a: _Optional[str] = ..., diagnosis_id_b: _Optional[str] = ..., num_shared: _Optional[int] = ..., num_only_a: _Optional[int] = ..., num_only_b: _Optional[int] = ..., overall: _Optional[_Union[RateChange, _Mapping]] = ..., regions: _Optional[_Iterable[_Union[RegionComparison, _Mapping]]] = ..., slices: _Optional[_Iterable[_Union[SliceComparison, _Mapping]]] = ..., min_overlap: _Optional[float] = ..., alpha: _Optional[float] = ..., model_version_a: _Optional[str] = ..., model_version_b: _Optional[str] = ...) -> None: ...
+    classes: _containers.RepeatedCompositeFieldContainer[SliceComparison]
+    def __init__(self, run_id_a: _Optional[str] = ..., run_id_b: _Optional[str] = ..., diagnosis_id_a: _Optional[str] = ..., diagnosis_id_b: _Optional[str] = ..., num_shared: _Optional[int] = ..., num_only_a: _Optional[int] = ..., num_only_b: _Optional[int] = ..., overall: _Optional[_Union[RateChange, _Mapping]] = ..., regions: _Optional[_Iterable[_Union[RegionComparison, _Mapping]]] = ..., slices: _Optional[_Iterable[_Union[SliceComparison, _Mapping]]] = ..., min_overlap: _Optional[float] = ..., alpha: _Optional[float] = ..., model_version_a: _Optional[str] = ..., model_version_b: _Optional[str] = ..., classes: _Optional[_Iterable[_Union[SliceComparison, _Mapping]]] = ...) -> None: ...
