@@ -197,10 +197,10 @@ def test_a_read_only_token_reads_its_projects_and_writes_nothing(auth_server):
         assert [p.id for p in a.list_pools()] == [pool.id]
 
 
-def test_a_token_lists_the_jobs_of_its_projects_and_index_builds_only_with_every_project(auth_server):
-    """ListJobs: each token sees its projects' runs' jobs (a read-only token too); index builds, tied to
-    no project, only a token for every project; another project named is PERMISSION_DENIED, another
-    project's run NOT_FOUND, as for any read."""
+def test_a_token_lists_and_reads_the_jobs_of_its_projects_runs_and_pools(auth_server):
+    """ListJobs: each token sees the jobs of its projects' runs and pools (a read-only token too), and
+    reads each by id; another project named is PERMISSION_DENIED, another project's run, pool or job
+    NOT_FOUND, as for any read."""
     with _client(auth_server, TOKEN_A) as a, _client(auth_server, TOKEN_B) as b, \
             _client(auth_server, TOKEN_ADMIN) as admin, _client(auth_server, TOKEN_READER) as reader:
         run_a = a.create_run("ra", class_names=["x", "y"], embedding_dim=4, project="alpha")
@@ -215,16 +215,22 @@ def test_a_token_lists_the_jobs_of_its_projects_and_index_builds_only_with_every
             admin.wait_job(job, progress=False)
         everything = admin.list_jobs()
         builds = everything[everything["kind"] == "index_build"]
-        assert len(builds) == 1 and builds["run_id"].tolist() == [""]
-        assert set(everything["id"]) == {job_a, job_b, *builds["id"]}
+        assert builds[["run_id", "pool_id"]].values.tolist() == [["", pool.id]]
+        (build,) = builds["id"]
+        assert set(everything["id"]) == {job_a, job_b, build}
         assert a.list_jobs()["id"].tolist() == [job_a] == reader.list_jobs()["id"].tolist()
-        assert b.list_jobs()["id"].tolist() == [job_b]
-        assert admin.list_jobs(project="beta")["id"].tolist() == [job_b]         # no index build under a project
-        assert admin.list_jobs(kind="index_build")["id"].tolist() == builds["id"].tolist()
+        assert b.list_jobs()["id"].tolist() == [build, job_b]                     # its pool's index build too
+        assert b.list_jobs(pool=pool)["id"].tolist() == [build] == admin.list_jobs(kind="index_build")["id"].tolist()
+        assert admin.list_jobs(project="beta")["id"].tolist() == [build, job_b]
+        assert b.get_job(build).pool_id == pool.id
         with pytest.raises(PermissionDeniedError, match="'beta'"):
             a.list_jobs(project="beta")
         with pytest.raises(NotFoundError, match=run_b.id):
             a.list_jobs(run=run_b.id)
+        with pytest.raises(NotFoundError, match=pool.id):
+            a.list_jobs(pool=pool.id)
+        with pytest.raises(NotFoundError, match=f"job '{build}' not found"):
+            a.get_job(build)
 
 
 def test_every_method_is_a_read_or_needs_write_access():

@@ -52,6 +52,9 @@ def test_jobs_are_listed_newest_first_and_a_running_one_is_cancelled_from_the_cl
             listed = client.list_jobs()
             assert listed["id"].tolist() == [build, *reversed(diagnoses)]                 # newest first
             assert listed["kind"].tolist() == ["index_build", "diagnose", "diagnose"]
+            assert listed["pool_id"].tolist() == [pool.id, "", ""]
+            assert listed["run_id"].tolist() == ["", runs[1].id, runs[0].id]
+            assert client.list_jobs(pool=pool)["id"].tolist() == [build]
             assert listed["state"].tolist() == ["RUNNING", "SUCCEEDED", "SUCCEEDED"]
             assert listed["result_id"].iloc[1] == client.get_diagnosis(run_id=runs[1].id).id
             assert client.list_jobs(limit=2)["id"].tolist() == [build, diagnoses[1]]

@@ -7,6 +7,7 @@ from tests/pgtest.py; these tests fail, not skip, when there is none.
 """
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 import time
@@ -63,8 +64,8 @@ def _run(store: Store, run_id: str = "run_a", dim: int = 4, project: str = "p") 
                                       created_at=time.time()))
 
 
-def _pool(store: Store, pool_id: str = "pool_a", dim: int = 4) -> PoolRecord:
-    return store.create_pool(PoolRecord(id=pool_id, name="p", project="p", embedding_dim=dim, num_classes=0,
+def _pool(store: Store, pool_id: str = "pool_a", dim: int = 4, project: str = "p") -> PoolRecord:
+    return store.create_pool(PoolRecord(id=pool_id, name="p", project=project, embedding_dim=dim, num_classes=0,
                                         created_at=time.time()))
 
 
@@ -301,21 +302,8 @@ def test_diagnoses_jobs_and_suggestion_sets_roundtrip(store):
 
 def _drop_request_ids(open_again) -> None:
     """Make the catalog one from before request ids: no column, no index."""
-    sql = [q for table in ("runs", "pools", "suggestion_sets")
-           for q in (f"DROP INDEX {table}_request", f"ALTER TABLE {table} DROP COLUMN request_id")]
-    if open_again.backend == "embedded":
-        import sqlite3
-        from blindspots_server.storage.maintenance import CATALOG
-        db = sqlite3.connect(f"{open_again.location}/{CATALOG}")
-        for q in sql:
-            db.execute(q)
-        db.commit()
-        db.close()
-    else:
-        import psycopg
-        with psycopg.connect(open_again.location, autocommit=True) as db:
-            for q in sql:
-                db.execute(q)
+    _alter_catalog(open_again, [q for table in ("runs", "pools", "suggestion_sets")
+                                for q in (f"DROP INDEX {table}_request", f"ALTER TABLE {table} DROP COLUMN request_id")])
 
 
 def test_a_set_is_found_by_its_request_id_and_one_request_makes_one_set(open_again):
@@ -629,31 +617,64 @@ def test_deleting_a_pool_removes_its_rows_index_labels_and_suggestion_sets(open_
         assert s.latest_diagnosis("run_a").id == "diag_run_a"
 
 
-def test_jobs_are_listed_newest_first_by_state_kind_run_and_project(store):
-    """list_jobs: newest first, paged; states, kind and run narrow the list; a project list keeps its
-    runs' jobs, never an index build (no run, no project)."""
+def test_jobs_are_listed_newest_first_by_state_kind_run_pool_and_project(open_again):
+    """list_jobs: newest first, paged; states, kind, run and pool narrow the list; a project list keeps
+    its runs' and pools' jobs (not a deleted pool's, nor an index build from before jobs named their
+    pool: the catalog of an older version gains the column, empty)."""
+    store = open_again()
     _run(store, "run_a", project="p")
     _run(store, "run_b", project="q")
+    _pool(store, "pool_a", project="p")
+    _pool(store, "pool_gone", project="q")
     t0 = time.time()
     made = []
-    for i, (kind, run_id, state) in enumerate((("diagnose", "run_a", "SUCCEEDED"), ("index_build", "", "SUCCEEDED"),
-                                               ("diagnose", "run_b", "FAILED"), ("diagnose", "run_a", "RUNNING"),
-                                               ("index_build", "", "PENDING"), ("diagnose", "run_b", "PENDING"))):
+    for i, (kind, run_id, pool_id, state) in enumerate((
+            ("diagnose", "run_a", "", "SUCCEEDED"), ("index_build", "", "pool_a", "SUCCEEDED"),
+            ("diagnose", "run_b", "", "FAILED"), ("diagnose", "run_a", "", "RUNNING"),
+            ("index_build", "", "pool_gone", "PENDING"), ("diagnose", "run_b", "", "PENDING"))):
         job = JobRecord(id=f"job_{i}", kind=kind, run_id=run_id, state=state, fraction_done=0.0, stage="s",
-                        result_id="", error="", created_at=t0 + i, updated_at=t0 + i)
+                        result_id="", error="", created_at=t0 + i, updated_at=t0 + i, pool_id=pool_id)
         store.save_job(job)
         made.append(job)
+    store.delete("pool", "pool_gone")
     ids = lambda jobs: [j.id for j in jobs]  # noqa: E731
-    everything = store.list_jobs(None, [], "", "", 100, 0)
+    everything = store.list_jobs(None, [], "", "", "", 100, 0)
     assert ids(everything) == [f"job_{i}" for i in range(5, -1, -1)] and everything[-1] == made[0]
-    assert ids(store.list_jobs(None, [], "", "", 2, 2)) == ["job_3", "job_2"]
-    assert ids(store.list_jobs(None, ["PENDING", "RUNNING"], "", "", 100, 0)) == ["job_5", "job_4", "job_3"]
-    assert ids(store.list_jobs(None, [], "index_build", "", 100, 0)) == ["job_4", "job_1"]
-    assert ids(store.list_jobs(None, [], "", "run_a", 100, 0)) == ["job_3", "job_0"]
-    assert ids(store.list_jobs(["q"], [], "", "", 100, 0)) == ["job_5", "job_2"]
-    assert ids(store.list_jobs(["p", "q"], ["PENDING"], "", "", 100, 0)) == ["job_5"]
-    assert store.list_jobs(["p"], [], "", "run_b", 100, 0) == []
-    assert store.list_jobs(["nobody"], [], "", "", 100, 0) == []
+    assert store.get_job("job_1") == made[1] and store.get_job("job_1").pool_id == "pool_a"
+    assert ids(store.list_jobs(None, [], "", "", "", 2, 2)) == ["job_3", "job_2"]
+    assert ids(store.list_jobs(None, ["PENDING", "RUNNING"], "", "", "", 100, 0)) == ["job_5", "job_4", "job_3"]
+    assert ids(store.list_jobs(None, [], "index_build", "", "", 100, 0)) == ["job_4", "job_1"]
+    assert ids(store.list_jobs(None, [], "", "run_a", "", 100, 0)) == ["job_3", "job_0"]
+    assert ids(store.list_jobs(None, [], "", "", "pool_a", 100, 0)) == ["job_1"]
+    assert ids(store.list_jobs(["p"], [], "", "", "", 100, 0)) == ["job_3", "job_1", "job_0"]
+    assert ids(store.list_jobs(["q"], [], "", "", "", 100, 0)) == ["job_5", "job_2"]     # pool_gone's is not
+    assert ids(store.list_jobs(["p", "q"], ["PENDING"], "", "", "", 100, 0)) == ["job_5"]
+    assert store.list_jobs(["p"], [], "", "run_b", "", 100, 0) == []
+    assert store.list_jobs(["nobody"], [], "", "", "", 100, 0) == []
+    store.close()
+    _alter_catalog(open_again, ["ALTER TABLE jobs DROP COLUMN pool_id"])     # from before jobs named their pool
+    store = open_again()
+    assert store.get_job("job_1").pool_id == "" and ids(store.list_jobs(["p"], [], "", "", "", 100, 0)) == [
+        "job_3", "job_0"]
+    store.save_job(dataclasses.replace(made[1], pool_id="pool_a"))
+    assert store.get_job("job_1") == made[1]
+
+
+def _alter_catalog(open_again, sql: list[str]) -> None:
+    """Run ``sql`` on the closed store's catalog, as an older version of it would have left it."""
+    if open_again.backend == "embedded":
+        import sqlite3
+        from blindspots_server.storage.maintenance import CATALOG
+        db = sqlite3.connect(f"{open_again.location}/{CATALOG}")
+        for q in sql:
+            db.execute(q)
+        db.commit()
+        db.close()
+    else:
+        import psycopg
+        with psycopg.connect(open_again.location, autocommit=True) as db:
+            for q in sql:
+                db.execute(q)
 
 
 def test_a_run_with_an_unfinished_job_is_not_deleted(store):

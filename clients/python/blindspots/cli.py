@@ -13,7 +13,7 @@
     blindspots diagnose RUN [--min-cluster-size N ...] [--fail-on-regression] [--json]   (exit 3: worse than the previous version)
     blindspots suggest RUN --pool POOL --budget N -o FILE [--strategy S] [--format label-studio|coco|csv]
     blindspots suggestions list [--run RUN] [--pool POOL] [--json]
-    blindspots jobs list [--state S ...] [--kind K] [--run RUN] [--project P] [--limit N] [--json]   (newest first)
+    blindspots jobs list [--state S ...] [--kind K] [--run RUN] [--pool POOL] [--project P] [--limit N] [--json]
     blindspots jobs cancel JOB [JOB ...]
     blindspots suggestions get SET -o FILE [--format label-studio|coco|csv]   (or --run R / --pool P: the newest set)
     blindspots suggestions delete SET [SET ...] [--missing-ok]   (a round that will not be labeled: picks released)
@@ -326,7 +326,7 @@ def _cmd_suggestions_list(args) -> int:
 def _cmd_jobs_list(args) -> int:
     with _client(args) as client:
         frame = client.list_jobs([s.upper() for s in args.state], kind=args.kind, run=args.run or None,
-                                 project=args.project, limit=args.limit or None)
+                                 pool=args.pool or None, project=args.project, limit=args.limit or None)
     if args.json:
         print(frame.assign(**{c: [t.isoformat() + "Z" for t in frame[c]] for c in ("created_at", "updated_at")})
               .to_json(orient="records", indent=2))
@@ -336,8 +336,9 @@ def _cmd_jobs_list(args) -> int:
         return 0
     shown = frame.assign(done=[f"{f:.0%}" for f in frame["fraction_done"]],
                          created_at=frame["created_at"].dt.strftime("%Y-%m-%d %H:%M:%S"),
-                         stage=[e or s for s, e in zip(frame["stage"], frame["error"])])
-    print(shown[["id", "kind", "state", "done", "stage", "run_id", "result_id", "created_at"]].to_string(index=False))
+                         stage=[e or s for s, e in zip(frame["stage"], frame["error"])],
+                         of=[r or p for r, p in zip(frame["run_id"], frame["pool_id"])])
+    print(shown[["id", "kind", "state", "done", "stage", "of", "result_id", "created_at"]].to_string(index=False))
     return 0
 
 
@@ -665,8 +666,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "cancelled", "PENDING", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED"], metavar="STATE",
                    help="pending, running, succeeded, failed or cancelled (repeatable; default: any)")
     s.add_argument("--kind", default="", choices=["", "diagnose", "index_build"])
-    s.add_argument("--run", default="", help="this run's jobs only")
-    s.add_argument("--project", default="", help="this project's runs' jobs only")
+    s.add_argument("--run", default="", help="this run's jobs only (its diagnoses)")
+    s.add_argument("--pool", default="", help="this pool's jobs only (its index builds)")
+    s.add_argument("--project", default="", help="this project's runs' and pools' jobs only")
     s.add_argument("--limit", type=int, default=50, help="at most this many, newest first (0: every one)")
     s.add_argument("--json", action="store_true", help="one JSON object per job")
     s.set_defaults(fn=_cmd_jobs_list)

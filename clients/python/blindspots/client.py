@@ -261,22 +261,24 @@ class Client(LabelsAPI, DeleteAPI):
         return self._unary(self.stub.CancelJob, pb.GetJobRequest(job_id=job_id))
 
     def list_jobs(self, states: Sequence[str] = (), *, kind: str = "", run: Union["Run", str, None] = None,
-                  project: str = "", limit: Optional[int] = None) -> pd.DataFrame:
+                  pool: Union["Pool", str, None] = None, project: str = "", limit: Optional[int] = None
+                  ) -> pd.DataFrame:
         """The jobs this client may see, newest first: one row per job (JOB_COLUMNS). ``states``
         (e.g. ``["PENDING", "RUNNING"]``: what is queued or running now), ``kind`` (``diagnose``,
-        ``index_build``), ``run`` and ``project`` narrow them; ``limit`` stops after that many.
-        Index builds belong to no run or project: they are listed only without ``run`` and
-        ``project``, to tokens that may read every project."""
+        ``index_build``), ``run`` (its diagnoses), ``pool`` (its index builds) and ``project``
+        narrow them; ``limit`` stops after that many."""
         unknown = [s for s in states if s not in pb.Job.State.keys() or s == "STATE_UNSPECIFIED"]
         if unknown:
             raise ValueError(f"states: unknown job state(s) {unknown}; one of "
                              f"{[k for k in pb.Job.State.keys() if k != 'STATE_UNSPECIFIED']}")
         request = pb.ListJobsRequest(states=[pb.Job.State.Value(s) for s in states], kind=kind,
-                                     run_id=run.id if isinstance(run, Run) else (run or ""), project=project,
+                                     run_id=run.id if isinstance(run, Run) else (run or ""),
+                                     pool_id=pool.id if isinstance(pool, Pool) else (pool or ""), project=project,
                                      page_size=min(limit, 1000) if limit else 1000)
         rows = []
         for page in self._pages(self.stub.ListJobs, request):
             rows += [{"id": j.id, "kind": j.kind, "state": pb.Job.State.Name(j.state), "run_id": j.run_id,
+                      "pool_id": j.pool_id,
                       "fraction_done": j.fraction_done, "stage": j.stage, "result_id": j.result_id,
                       "error": j.error, "created_at": j.created_at.ToDatetime(),
                       "updated_at": j.updated_at.ToDatetime()} for j in page.jobs]
@@ -465,8 +467,8 @@ def _request_id() -> str:
     return f"sdk-{uuid.uuid4().hex}"
 
 
-JOB_COLUMNS = ["id", "kind", "state", "run_id", "fraction_done", "stage", "result_id", "error", "created_at",
-               "updated_at"]
+JOB_COLUMNS = ["id", "kind", "state", "run_id", "pool_id", "fraction_done", "stage", "result_id", "error",
+               "created_at", "updated_at"]
 SET_COLUMNS = ["id", "name", "run_id", "pool_id", "diagnosis_id", "strategy", "budget", "num_candidates",
                "created_at", "request_id"]
 

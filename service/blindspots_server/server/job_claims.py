@@ -68,12 +68,12 @@ class ClaimedJobRunner:
             t.start()
 
     # ------------------------------------------------------------ submitting and reading
-    def submit(self, kind: str, run_id: str, params: dict, job_id: str = "") -> JobRecord:
+    def submit(self, kind: str, run_id: str, params: dict, job_id: str = "", pool_id: str = "") -> JobRecord:
         if kind not in self._handlers:
             raise KeyError(f"no handler for job kind {kind!r}")
         now = time.time()
         job = JobRecord(id=job_id or new_id("job"), kind=kind, run_id=run_id, state="PENDING", fraction_done=0.0,
-                        stage="queued", result_id="", error="", created_at=now, updated_at=now)
+                        stage="queued", result_id="", error="", created_at=now, updated_at=now, pool_id=pool_id)
         self._store.enqueue_job(job, params)
         self._wake.set()              # this replica's idle workers look now, not at their next poll
         return job

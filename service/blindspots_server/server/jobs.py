@@ -60,11 +60,11 @@ class JobRunner:
     def start(self) -> None:
         """Nothing to start: jobs go to the thread pool as they are submitted."""
 
-    def submit(self, kind: str, run_id: str, params: dict, job_id: str = "") -> JobRecord:
+    def submit(self, kind: str, run_id: str, params: dict, job_id: str = "", pool_id: str = "") -> JobRecord:
         handler = self._handlers[kind]
         now = time.time()
         job = JobRecord(id=job_id or new_id("job"), kind=kind, run_id=run_id, state="PENDING", fraction_done=0.0,
-                        stage="queued", result_id="", error="", created_at=now, updated_at=now)
+                        stage="queued", result_id="", error="", created_at=now, updated_at=now, pool_id=pool_id)
         self._store.save_job(job)
         with self._changed:
             self._live[job.id] = job

@@ -141,11 +141,12 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
                 return handler(job_id, params, progress)
         return run
 
-    def _submit(self, kind: str, run_id: str, params: dict, job_id: str = ""):
+    def _submit(self, kind: str, run_id: str, params: dict, job_id: str = "", pool_id: str = ""):
         """Submit a job; with tracing on, its params carry the calling span's context (a job run by
         another replica joins the same trace). Job ids never derive from it."""
         trace = self.tracing.current()
-        return self.jobs.submit(kind, run_id, {**params, "trace": trace} if trace else params, job_id=job_id)
+        return self.jobs.submit(kind, run_id, {**params, "trace": trace} if trace else params, job_id=job_id,
+                                pool_id=pool_id)
 
     # ------------------------------------------------------------ access helpers
     def _run(self, run_id: str, context, missing: str = "") -> RunRecord:
@@ -164,11 +165,17 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
         self._run(record.run_id, context, f"suggestion set {set_id!r} not found")
         return record
 
-    def _pool(self, pool_id: str, context) -> PoolRecord:
+    def _pool(self, pool_id: str, context, missing: str = "") -> PoolRecord:
+        """The pool, if the caller may see it (as :meth:`_run`)."""
         require(bool(pool_id), "pool_id", "is required")
-        pool = self.store.get_pool(pool_id)
+        try:
+            pool = self.store.get_pool(pool_id)
+        except NotFound:
+            if missing:
+                raise NotFound(missing) from None
+            raise
         if not self.access.allows(context, pool.project):
-            raise NotFound(f"pool {pool_id!r} not found")
+            raise NotFound(missing or f"pool {pool_id!r} not found")
         return pool
 
     @staticmethod
@@ -342,7 +349,7 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
             response.total_rows = outcome.total_rows
         require(shape is not None, "requests", "the stream carried no batch")
         if target == "pool" and response.rows_stored:
-            self._submit("index_build", "", {"pool_id": target_id})
+            self._submit("index_build", "", {"pool_id": target_id}, pool_id=target_id)
         log.debug("ingested %d rows into %s %s (project %s)", response.rows_stored, target, target_id, project)
         return response
 
@@ -367,10 +374,14 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
     # ------------------------------------------------------------ jobs
     def _job_access(self, job, context) -> None:
         missing = f"job {job.id!r} not found"
+        if self.access.projects(context) is None:
+            return                  # every project, and the jobs of deleted runs and pools
         if job.run_id:
             self._run(job.run_id, context, missing)
-        elif self.access.projects(context) is not None:
-            # Jobs tied to no run (pool index builds) carry no project: only callers
+        elif job.pool_id:
+            self._pool(job.pool_id, context, missing)
+        else:
+            # Index builds from before jobs named their pool carry no project: only callers
             # that may read every project see them.
             raise NotFound(missing)
 
@@ -404,8 +415,11 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
         require(request.kind in ("", *JOB_KINDS), "kind", f"must be one of {', '.join(JOB_KINDS)}, or empty")
         if request.run_id:
             self._run(request.run_id, context)          # NOT_FOUND for a run the caller may not read
+        if request.pool_id:
+            self._pool(request.pool_id, context)
         projects = self._visible(request.project, context)
-        jobs = self.store.list_jobs(projects, states, request.kind, request.run_id, limit + 1, offset)
+        jobs = self.store.list_jobs(projects, states, request.kind, request.run_id, request.pool_id, limit + 1,
+                                    offset)
         page, token = self._one_page(jobs, limit, offset)
         return pb.ListJobsResponse(jobs=[convert.job_message(j) for j in self.jobs.current(page)],
                                    next_page_token=token)

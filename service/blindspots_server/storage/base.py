@@ -164,6 +164,7 @@ class JobRecord:
     error: str
     created_at: float
     updated_at: float
+    pool_id: str = ""                 # an index build's pool ("" for a diagnosis)
 
 
 @dataclass
@@ -356,12 +357,11 @@ class Store(abc.ABC):
     def get_job(self, job_id: str) -> JobRecord: ...
 
     @abc.abstractmethod
-    def list_jobs(self, projects: Optional[list[str]], states: list[str], kind: str, run_id: str, limit: int,
-                  offset: int) -> list[JobRecord]:
+    def list_jobs(self, projects: Optional[list[str]], states: list[str], kind: str, run_id: str, pool_id: str,
+                  limit: int, offset: int) -> list[JobRecord]:
         """Jobs newest first (created_at, then id), of ``states`` (empty: any) and ``kind`` ("": any),
-        of ``run_id``'s run ("": any). ``projects`` (None: every one) keeps the jobs of those
-        projects' runs; a job of no run (an index build) has no project, so it is listed only when
-        ``projects`` and ``run_id`` are not given."""
+        of ``run_id``'s run and ``pool_id``'s pool ("": any). ``projects`` (None: every one) keeps
+        the jobs of those projects' runs and pools (a job whose pool was deleted has no project)."""
 
     # ---- suggestion sets
     @abc.abstractmethod

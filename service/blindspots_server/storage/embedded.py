@@ -49,7 +49,7 @@ from .row_tables import RowCache
 from .rows import row_digests
 from .file_root import FileRoot
 from .owner import DirectoryOwner
-from .sql_catalog import (DELETING_SCHEMA, POOL_COLUMNS, REQUEST_ID_TABLES, REQUEST_INDEXES, RUN_COLUMNS,
+from .sql_catalog import (DELETING_SCHEMA, JOB_COLUMNS, POOL_COLUMNS, REQUEST_ID_TABLES, REQUEST_INDEXES, RUN_COLUMNS,
                           CopyCheck, SqlCatalog, deletion_plan, empty_destination, suggestion_set_deletion_plan,
                           suggestion_set_insert)
 
@@ -76,7 +76,7 @@ CREATE INDEX IF NOT EXISTS diagnoses_run ON diagnoses (run_id, created_at);
 CREATE INDEX IF NOT EXISTS diagnoses_created ON diagnoses (created_at);
 CREATE TABLE IF NOT EXISTS jobs (
   id TEXT PRIMARY KEY, kind TEXT, run_id TEXT, state TEXT, fraction_done REAL, stage TEXT,
-  result_id TEXT, error TEXT, created_at REAL, updated_at REAL);
+  result_id TEXT, error TEXT, created_at REAL, updated_at REAL, pool_id TEXT NOT NULL DEFAULT '');
 CREATE TABLE IF NOT EXISTS suggestion_sets (
   id TEXT PRIMARY KEY, run_id TEXT, pool_id TEXT, diagnosis_id TEXT, strategy TEXT,
   budget INTEGER, num_candidates INTEGER, created_at REAL, name TEXT);
@@ -137,6 +137,9 @@ class EmbeddedStore(SqlCatalog, EmbeddedLabels, Store):
             for table in REQUEST_ID_TABLES:     # catalogs from before request ids: theirs are ''
                 if "request_id" not in {r[1] for r in self._db.execute(f"PRAGMA table_info({table})")}:
                     self._db.execute(f"ALTER TABLE {table} ADD COLUMN request_id TEXT NOT NULL DEFAULT ''")
+            if "pool_id" not in {r[1] for r in self._db.execute("PRAGMA table_info(jobs)")}:
+                # Catalogs from before jobs named their pool: their index builds name none ('').
+                self._db.execute("ALTER TABLE jobs ADD COLUMN pool_id TEXT NOT NULL DEFAULT ''")
             for index in REQUEST_INDEXES:
                 self._db.execute(index)
         except sqlite3.DatabaseError as exc:
@@ -434,12 +437,12 @@ class EmbeddedStore(SqlCatalog, EmbeddedLabels, Store):
 
     # ------------------------------------------------------------ jobs
     def save_job(self, job: JobRecord) -> None:
-        self._exec([("INSERT OR REPLACE INTO jobs VALUES (?,?,?,?,?,?,?,?,?,?)",
+        self._exec([(f"INSERT OR REPLACE INTO jobs ({JOB_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                      (job.id, job.kind, job.run_id, job.state, job.fraction_done, job.stage,
-                      job.result_id, job.error, job.created_at, job.updated_at))])
+                      job.result_id, job.error, job.created_at, job.updated_at, job.pool_id))])
 
     def get_job(self, job_id: str) -> JobRecord:
-        rows = self._query("SELECT * FROM jobs WHERE id=?", (job_id,))
+        rows = self._query(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id=?", (job_id,))
         if not rows:
             raise NotFound(f"job {job_id!r} not found")
         return JobRecord(*rows[0])

@@ -42,7 +42,7 @@ from .postgres_jobs import JobQueueMixin
 from .postgres_labels import LABELS_SCHEMA, PostgresLabels
 from .row_tables import RowCache
 from .rows import row_digests
-from .sql_catalog import (COPIED_TABLES, DELETING_SCHEMA, POOL_COLUMNS, REQUEST_ID_TABLES, REQUEST_INDEXES, RUN_COLUMNS,
+from .sql_catalog import (COPIED_TABLES, DELETING_SCHEMA, JOB_COLUMNS, POOL_COLUMNS, REQUEST_ID_TABLES, REQUEST_INDEXES, RUN_COLUMNS,
                           CopyCheck, SqlCatalog, deletion_plan, empty_destination, suggestion_set_deletion_plan,
                           suggestion_set_insert)
 
@@ -80,6 +80,7 @@ CREATE TABLE IF NOT EXISTS jobs (
   result_id TEXT, error TEXT, created_at DOUBLE PRECISION, updated_at DOUBLE PRECISION,
   params TEXT DEFAULT '{}', owner TEXT DEFAULT '', lease_until DOUBLE PRECISION DEFAULT 0,
   attempts INTEGER DEFAULT 0, cancel_requested BOOLEAN DEFAULT false);
+ALTER TABLE jobs ADD COLUMN IF NOT EXISTS pool_id TEXT NOT NULL DEFAULT '';
 CREATE INDEX IF NOT EXISTS jobs_queue ON jobs (state, created_at);
 CREATE TABLE IF NOT EXISTS suggestion_sets (
   id TEXT PRIMARY KEY, run_id TEXT, pool_id TEXT, diagnosis_id TEXT, strategy TEXT,
@@ -399,12 +400,12 @@ class PostgresStore(SqlCatalog, JobQueueMixin, PostgresLabels, Store):
     # ------------------------------------------------------------ jobs (plain records; the queue is in the mixin)
     def save_job(self, job: JobRecord) -> None:
         with self._tx() as cur:
-            cur.execute("INSERT INTO jobs (id, kind, run_id, state, fraction_done, stage, result_id, error, "
-                        "created_at, updated_at) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) ON CONFLICT (id) DO UPDATE "
-                        "SET state=EXCLUDED.state, fraction_done=EXCLUDED.fraction_done, stage=EXCLUDED.stage, "
-                        "result_id=EXCLUDED.result_id, error=EXCLUDED.error, updated_at=EXCLUDED.updated_at",
+            cur.execute(f"INSERT INTO jobs ({JOB_COLUMNS}) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) "
+                        "ON CONFLICT (id) DO UPDATE SET state=EXCLUDED.state, fraction_done=EXCLUDED.fraction_done, stage=EXCLUDED.stage, "
+                        "result_id=EXCLUDED.result_id, error=EXCLUDED.error, updated_at=EXCLUDED.updated_at, "
+                        "pool_id=EXCLUDED.pool_id",
                         (job.id, job.kind, job.run_id, job.state, job.fraction_done, job.stage, job.result_id,
-                         job.error, job.created_at, job.updated_at))
+                         job.error, job.created_at, job.updated_at, job.pool_id))
 
     # ------------------------------------------------------------ store copies (transfer.py)
     @property

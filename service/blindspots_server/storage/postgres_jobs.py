@@ -16,25 +16,25 @@ import time
 from typing import Optional
 
 from .base import JobRecord, NotFound
+from .sql_catalog import JOB_COLUMNS
 
 _NOW = "EXTRACT(EPOCH FROM clock_timestamp())"
-_JOB_COLUMNS = "id, kind, run_id, state, fraction_done, stage, result_id, error, created_at, updated_at"
 
 
 class JobQueueMixin:
     """Job methods of :class:`.postgres.PostgresStore` (uses its ``_tx`` and ``_query``)."""
 
     def get_job(self, job_id: str) -> JobRecord:
-        rows = self._query(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id=%s", (job_id,))
+        rows = self._query(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id=%s", (job_id,))
         if not rows:
             raise NotFound(f"job {job_id!r} not found")
         return JobRecord(*rows[0])
 
     def enqueue_job(self, job: JobRecord, params: dict) -> None:
         with self._tx() as cur:
-            cur.execute(f"INSERT INTO jobs ({_JOB_COLUMNS}, params) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)",
+            cur.execute(f"INSERT INTO jobs ({JOB_COLUMNS}, params) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)",
                         (job.id, job.kind, job.run_id, job.state, job.fraction_done, job.stage, job.result_id,
-                         job.error, job.created_at, job.updated_at, json.dumps(params)))
+                         job.error, job.created_at, job.updated_at, job.pool_id, json.dumps(params)))
 
     def claim_job(self, owner: str, lease_s: float, max_attempts: int) -> Optional[tuple[JobRecord, dict]]:
         while True:
@@ -60,10 +60,10 @@ class JobQueueMixin:
                 stage = "starting" if state == "PENDING" else "restarting (the server running it stopped)"
                 cur.execute(f"UPDATE jobs SET state='RUNNING', owner=%s, lease_until={_NOW} + %s, "
                             "attempts=attempts+1, fraction_done=0, stage=%s, updated_at=%s WHERE id=%s "
-                            f"RETURNING {_JOB_COLUMNS}, params",
+                            f"RETURNING {JOB_COLUMNS}, params",
                             (owner, lease_s, stage, now, job_id))
                 claimed = cur.fetchone()
-                return JobRecord(*claimed[:10]), json.loads(claimed[10])
+                return JobRecord(*claimed[:-1]), json.loads(claimed[-1])
 
     def update_claimed_job(self, job: JobRecord, owner: str, lease_s: float) -> bool:
         with self._tx() as cur:

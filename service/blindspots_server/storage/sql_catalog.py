@@ -18,7 +18,7 @@ from .rows import RowData
 RUN_COLUMNS = ("id, name, project, model_name, model_version, dataset_name, class_names, embedding_dim, "
                "created_at, num_rows, metadata_schema, request_id")
 DIAGNOSIS_COLUMNS = "id, run_id, created_at, job_id, payload"
-JOB_COLUMNS = "id, kind, run_id, state, fraction_done, stage, result_id, error, created_at, updated_at"
+JOB_COLUMNS = "id, kind, run_id, state, fraction_done, stage, result_id, error, created_at, updated_at, pool_id"
 SUGGESTION_SET_COLUMNS = ("id, run_id, pool_id, diagnosis_id, strategy, budget, num_candidates, created_at, name, "
                           "request_id")
 # The request ids that make CreateRun, CreatePool and Suggest safe to repeat: a column of each
@@ -244,8 +244,8 @@ class SqlCatalog:
     def get_pool(self, pool_id: str) -> PoolRecord:
         return self._pool_record(self._one("pools", POOL_COLUMNS, pool_id, "pool"))
 
-    def list_jobs(self, projects: Optional[list[str]], states: list[str], kind: str, run_id: str, limit: int,
-                  offset: int) -> list[JobRecord]:
+    def list_jobs(self, projects: Optional[list[str]], states: list[str], kind: str, run_id: str, pool_id: str,
+                  limit: int, offset: int) -> list[JobRecord]:
         p = self.PLACEHOLDER
         where, args = [], []
         if states:
@@ -257,10 +257,14 @@ class SqlCatalog:
         if run_id:
             where.append(f"run_id = {p}")
             args.append(run_id)
+        if pool_id:
+            where.append(f"pool_id = {p}")
+            args.append(pool_id)
         if projects is not None:
-            runs_of, project_args = self._project_filter(projects)
-            where.append(f"run_id IN (SELECT id FROM runs {runs_of})")
-            args += project_args
+            of_projects, project_args = self._project_filter(projects)
+            where.append(f"(run_id IN (SELECT id FROM runs {of_projects}) OR pool_id IN (SELECT id FROM pools "
+                         f"{of_projects}))")
+            args += [*project_args, *project_args]
         clause = f"WHERE {' AND '.join(where)}" if where else ""
         rows = self._query(f"SELECT {JOB_COLUMNS} FROM jobs {clause} ORDER BY created_at DESC, id DESC "
                            f"LIMIT {p} OFFSET {p}", (*args, limit, offset))

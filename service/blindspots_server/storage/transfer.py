@@ -226,8 +226,8 @@ class _Selection:
         """table -> the ids of its rows that the copy brings (those a destination must not have)."""
         return {"runs": self.runs, "pools": self.pools, "suggestion_sets": self.sets,
                 "diagnoses": {i for i, run_id in source.query("SELECT id, run_id FROM diagnoses") if run_id in self.runs},
-                "jobs": {i for i, owner in source.query("SELECT id, run_id FROM jobs")
-                         if owner in self.runs or owner in self.pools}}
+                "jobs": {i for i, run_id, pool_id in source.query("SELECT id, run_id, pool_id FROM jobs")
+                         if run_id in self.runs or pool_id in self.pools}}
 
     def owned(self, target: str, target_id: str) -> bool:
         return target_id in (self.runs if target == "run" else self.pools)
@@ -243,7 +243,7 @@ class _Selection:
         elif table == "diagnoses":
             take = lambda r: r[col["run_id"]] in self.runs                            # noqa: E731
         elif table == "jobs":                     # a diagnosis names its run; an index build its pool
-            take = lambda r: r[col["run_id"]] in self.runs or r[col["run_id"]] in self.pools   # noqa: E731
+            take = lambda r: r[col["run_id"]] in self.runs or r[col["pool_id"]] in self.pools  # noqa: E731
         elif table == "suggested":
             take = lambda r: r[col["set_id"]] in self.sets                            # noqa: E731
         else:

@@ -323,7 +323,7 @@ class IngestResponse(_message.Message):
     def __init__(self, rows_received: _Optional[int] = ..., rows_stored: _Optional[int] = ..., batches_received: _Optional[int] = ..., batches_duplicate: _Optional[int] = ..., total_rows: _Optional[int] = ..., rows_already_stored: _Optional[int] = ...) -> None: ...
 
 class Job(_message.Message):
-    __slots__ = ("id", "kind", "state", "fraction_done", "stage", "result_id", "error", "created_at", "updated_at", "run_id")
+    __slots__ = ("id", "kind", "state", "fraction_done", "stage", "result_id", "error", "created_at", "updated_at", "run_id", "pool_id")
     class State(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         STATE_UNSPECIFIED: _ClassVar[Job.State]
@@ -348,6 +348,7 @@ class Job(_message.Message):
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    POOL_ID_FIELD_NUMBER: _ClassVar[int]
     id: str
     kind: str
     state: Job.State
@@ -358,7 +359,8 @@ class Job(_message.Message):
     created_at: _timestamp_pb2.Timestamp
     updated_at: _timestamp_pb2.Timestamp
     run_id: str
-    def __init__(self, id: _Optional[str] = ..., kind: _Optional[str] = ..., state: _Optional[_Union[Job.State, str]] = ..., fraction_done: _Optional[float] = ..., stage: _Optional[str] = ..., result_id: _Optional[str] = ..., error: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., run_id: _Optional[str] = ...) -> None: ...
+    pool_id: str
+    def __init__(self, id: _Optional[str] = ..., kind: _Optional[str] = ..., state: _Optional[_Union[Job.State, str]] = ..., fraction_done: _Optional[float] = ..., stage: _Optional[str] = ..., result_id: _Optional[str] = ..., error: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., run_id: _Optional[str] = ..., pool_id: _Optional[str] = ...) -> None: ...
 
 class GetJobRequest(_message.Message):
     __slots__ = ("job_id",)
@@ -367,20 +369,22 @@ class GetJobRequest(_message.Message):
     def __init__(self, job_id: _Optional[str] = ...) -> None: ...
 
 class ListJobsRequest(_message.Message):
-    __slots__ = ("states", "kind", "run_id", "project", "page_size", "page_token")
+    __slots__ = ("states", "kind", "run_id", "project", "page_size", "page_token", "pool_id")
     STATES_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     PROJECT_FIELD_NUMBER: _ClassVar[int]
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    POOL_ID_FIELD_NUMBER: _ClassVar[int]
     states: _containers.RepeatedScalarFieldContainer[Job.State]
     kind: str
     run_id: str
     project: str
     page_size: int
     page_token: str
-    def __init__(self, states: _Optional[_Iterable[_Union[Job.State, str]]] = ..., kind: _Optional[str] = ..., run_id: _Optional[str] = ..., project: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+    pool_id: str
+    def __init__(self, states: _Optional[_Iterable[_Union[Job.State, str]]] = ..., kind: _Optional[str] = ..., run_id: _Optional[str] = ..., project: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., pool_id: _Optional[str] = ...) -> None: ...
 
 class ListJobsResponse(_message.Message):
     __slots__ = ("jobs", "next_page_token")

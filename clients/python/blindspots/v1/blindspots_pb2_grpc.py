@@ -265,7 +265,7 @@ class BlindspotsServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListJobs(self, request, context):
-        """The jobs the caller may see, newest first, filtered by state, kind, run or project.
+        """The jobs the caller may see, newest first, filtered by state, kind, run, pool or project.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
