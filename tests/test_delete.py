@@ -61,6 +61,7 @@ def test_deleting_a_pool_then_a_run_removes_them_their_files_and_their_series(tm
         assert (gone.id, gone.rows, gone.suggestion_sets, gone.labels) == (pool.id, len(s.pool.ids), 1, 10)
         assert metric_sample(metrics_text(server), "blindspots_deleted_bytes_total", target="pool") == gone.bytes
         assert gone.files >= 2 and gone.bytes > 0
+        assert client.list_jobs(kind="index_build").empty          # its finished index builds went with it
         with pytest.raises(NotFoundError, match=pool.id):
             client.get_pool(pool.id)
         with pytest.raises(NotFoundError):
@@ -133,6 +134,9 @@ def test_a_pool_deleted_while_its_index_builds_ends_the_build_cancelled_not_fail
             time.sleep(0.1)
         assert count("FAILED") == 0 and server.servicer.indexes.loaded() == {}
         assert f'pool_id="{pool.id}"' not in metrics_text(server)
+        # The build that was running stays listed, cancelled, naming the pool it was for.
+        jobs = client.list_jobs(kind="index_build")
+        assert jobs[["state", "pool_id"]].values.tolist() == [["CANCELLED", pool.id]]
     finally:
         client.close()
         server.stop()

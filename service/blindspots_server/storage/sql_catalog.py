@@ -170,6 +170,11 @@ def deletion_plan(query: Callable[[str, tuple], list[tuple]], p: str, target: st
     if target == "run":
         statements += [(f"DELETE FROM diagnoses WHERE run_id={p}", (target_id,)),
                        (f"DELETE FROM jobs WHERE run_id={p}", (target_id,))]
+    else:
+        # Its finished index builds; one still running ends cancelled (the deletion stops it) and stays,
+        # for callers that may read every project.
+        statements.append((f"DELETE FROM jobs WHERE pool_id={p} AND state NOT IN ('PENDING', 'RUNNING')",
+                           (target_id,)))
     outcome = DeleteOutcome(target=target, id=target_id, rows=int(found[0][0]), diagnoses=_count(sizes, "diagnoses/"),
                             suggestion_sets=_count(sizes, "suggestions/"), labels=int(labels), files=len(sizes),
                             bytes=sum(sizes.values()))
