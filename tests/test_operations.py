@@ -78,6 +78,10 @@ def test_jobs_are_listed_newest_first_and_a_running_one_is_cancelled_from_the_cl
 
         with pytest.raises(InvalidArgumentError, match="kind"):
             client.list_jobs(kind="train")
+        from blindspots.v1 import blindspots_pb2 as pb
+        for states in ([0], [99], [pb.Job.RUNNING, 7]):          # unset, or no state at all (a raw client)
+            with pytest.raises(InvalidArgumentError, match="states"):
+                client._unary(client.stub.ListJobs, pb.ListJobsRequest(states=states))
         with pytest.raises(NotFoundError, match="run_nope"):
             client.list_jobs(run="run_nope")
         with pytest.raises(ValueError, match="states"):

@@ -410,8 +410,9 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
 
     def ListJobs(self, request: pb.ListJobsRequest, context) -> pb.ListJobsResponse:
         limit, offset = self._page(request.page_size, request.page_token)
+        known = set(pb.Job.State.values()) - {pb.Job.STATE_UNSPECIFIED}
+        require(set(request.states) <= known, "states", "must name job states (PENDING ... CANCELLED)")
         states = [pb.Job.State.Name(s) for s in dict.fromkeys(request.states)]
-        require("STATE_UNSPECIFIED" not in states, "states", "must name job states (PENDING ... CANCELLED)")
         require(request.kind in ("", *JOB_KINDS), "kind", f"must be one of {', '.join(JOB_KINDS)}, or empty")
         if request.run_id:
             self._run(request.run_id, context)          # NOT_FOUND for a run the caller may not read
