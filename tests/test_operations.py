@@ -68,6 +68,10 @@ def test_jobs_are_listed_newest_first_and_a_running_one_is_cancelled_from_the_cl
             table = _cli(address, "jobs", "list", "--limit", "2")
             assert table.returncode == 0 and build in table.stdout and diagnoses[1] in table.stdout
             assert diagnoses[0] not in table.stdout
+            # Followed from another process while it runs: the watcher ends when the job does.
+            watcher = subprocess.Popen([str(BIN), "jobs", "watch", build, "--quiet", "--address", address],
+                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                       env={**os.environ, "BLINDSPOTS_ADDRESS": ""})
             cancelled = _cli(address, "jobs", "cancel", build)
             assert cancelled.returncode == 0 and cancelled.stdout.startswith(f"{build}: ")
         deadline = time.monotonic() + 60
@@ -75,6 +79,10 @@ def test_jobs_are_listed_newest_first_and_a_running_one_is_cancelled_from_the_cl
             assert time.monotonic() < deadline, "the index build did not end cancelled"
             time.sleep(0.05)
         assert client.list_jobs(["PENDING", "RUNNING"]).empty
+        out, err = watcher.communicate(timeout=120)
+        assert watcher.returncode == 1 and f"job {build} ended CANCELLED" in err, out + err
+        done = _cli(address, "jobs", "watch", diagnoses[0], "--quiet")
+        assert done.returncode == 0 and done.stdout.strip() == f"{diagnoses[0]}: SUCCEEDED ({listed['result_id'].iloc[2]})"
 
         with pytest.raises(InvalidArgumentError, match="kind"):
             client.list_jobs(kind="train")

@@ -14,6 +14,7 @@
     blindspots suggest RUN --pool POOL --budget N -o FILE [--strategy S] [--format label-studio|coco|csv]
     blindspots suggestions list [--run RUN] [--pool POOL] [--json]
     blindspots jobs list [--state S ...] [--kind K] [--run RUN] [--pool POOL] [--project P] [--limit N] [--json]
+    blindspots jobs watch JOB          (follow a job to its end; exit 1 unless it succeeded)
     blindspots jobs cancel JOB [JOB ...]
     blindspots suggestions get SET -o FILE [--format label-studio|coco|csv]   (or --run R / --pool P: the newest set)
     blindspots suggestions delete SET [SET ...] [--missing-ok]   (a round that will not be labeled: picks released)
@@ -339,6 +340,14 @@ def _cmd_jobs_list(args) -> int:
                          stage=[e or s for s, e in zip(frame["stage"], frame["error"])],
                          of=[r or p for r, p in zip(frame["run_id"], frame["pool_id"])])
     print(shown[["id", "kind", "state", "done", "stage", "of", "result_id", "created_at"]].to_string(index=False))
+    return 0
+
+
+def _cmd_jobs_watch(args) -> int:
+    """Follow a job to its end (a progress bar on stderr); Ctrl-C stops watching, not the job."""
+    with _client(args) as client:
+        job = client.wait_job(args.job, progress=not args.quiet, label=args.job)
+    print(f"{args.job}: SUCCEEDED" + (f" ({job.result_id})" if job.result_id else ""))
     return 0
 
 
@@ -672,6 +681,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--limit", type=int, default=50, help="at most this many, newest first (0: every one)")
     s.add_argument("--json", action="store_true", help="one JSON object per job")
     s.set_defaults(fn=_cmd_jobs_list)
+    s = jobs.add_parser("watch", help="follow a job to its end: exit 0 when it succeeded, 1 when it failed or "
+                                      "was cancelled (Ctrl-C stops watching, not the job)")
+    client_args(s)
+    s.add_argument("job", metavar="JOB")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.set_defaults(fn=_cmd_jobs_watch)
     s = jobs.add_parser("cancel", help="cancel jobs: a pending one at once, a running one at its next step")
     client_args(s)
     s.add_argument("ids", nargs="+", metavar="JOB")
