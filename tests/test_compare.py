@@ -103,6 +103,10 @@ def test_compare_cli_and_errors(versions, tmp_path):
     counts = client.compare(run1, run2).status_counts()
     assert "<h2>Compared with v1</h2>" in html and f"<b>{counts['fixed']}</b> fixed" in html
     assert html.count(">fixed</span>") == counts["fixed"] and html.count(">new</span>") == counts["new"]
+    compared_classes = html.split("<h3>Classes, v1 → v2</h3>")[1].split("</table>")[0]
+    worst_first = client.compare(run1, run2).classes_frame()["class"][::-1].tolist()
+    assert [compared_classes.index(f"<td>{c}</td>") for c in worst_first] == sorted(
+        compared_classes.index(f"<td>{c}</td>") for c in worst_first)
     other = client.create_run("other-test-set", class_names=versions["s"].class_names, embedding_dim=128)
     rng = np.random.default_rng(0)
     other.log_predictions([f"x{i}" for i in range(300)], rng.normal(size=(300, 128)), labels=rng.integers(0, 3, 300),

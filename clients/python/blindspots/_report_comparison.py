@@ -18,7 +18,7 @@ def _diff(c) -> str:
 
 
 def comparison_section(comparison: Comparison, max_slices: int = 12) -> str:
-    """HTML: overall change, region statuses, slices' error rates under both versions."""
+    """HTML: overall change, region statuses, slices' and classes' error rates under both versions."""
     m = comparison.message
     a, b = escape(m.model_version_a or m.run_id_a), escape(m.model_version_b or m.run_id_b)
     counts = comparison.status_counts()
@@ -33,13 +33,9 @@ def comparison_section(comparison: Comparison, max_slices: int = 12) -> str:
                     f"<td class=num>{r.rows.support}</td>"
                     f"<td class=num>{_rate(r.rows.error_rate_a, r.rows.error_rate_b)}</td>"
                     f"<td class=num>{_diff(r.rows)}</td></tr>")
-    slices = comparison.slices_frame().head(max_slices)
-    by_name = {s.name: s for s in m.slices}
-    slice_rows = "".join(
-        f"<tr><td>{escape(name)}</td><td class=num>{by_name[name].rows.support}</td>"
-        f"<td class=num>{_rate(by_name[name].rows.error_rate_a, by_name[name].rows.error_rate_b)}</td>"
-        f"<td class=num>{_diff(by_name[name].rows)}</td><td class=num>{by_name[name].q_value:.2g}</td></tr>"
-        for name in slices["slice"])
+    slice_rows = _change_rows(m.slices, comparison.slices_frame()["slice"].head(max_slices))
+    # Classes worst first (the largest rise), where the slices show the largest improvement first.
+    class_rows = _change_rows(m.classes, comparison.classes_frame()["class"][::-1].head(max_slices))
     o = m.overall
     return (f"<h2>Compared with {a}</h2>"
             f"<p>On {m.num_shared} test rows both versions were evaluated on, the error rate went "
@@ -51,4 +47,17 @@ def comparison_section(comparison: Comparison, max_slices: int = 12) -> str:
             f"<th class=num>error rate {a} → {b}</th><th class=num>difference</th></tr>{''.join(rows)}</table>"
             + (f"<h3>Slices, {a} → {b}</h3><table><tr><th>slice</th><th class=num>rows</th>"
                "<th class=num>error rate</th><th class=num>difference</th><th class=num>q</th></tr>"
-               f"{slice_rows}</table>" if slice_rows else ""))
+               f"{slice_rows}</table>" if slice_rows else "")
+            + (f"<h3>Classes, {a} → {b}</h3><table><tr><th>class</th><th class=num>rows</th>"
+               "<th class=num>error rate</th><th class=num>difference</th><th class=num>q</th></tr>"
+               f"{class_rows}</table>" if class_rows else ""))
+
+
+def _change_rows(changes, names) -> str:
+    """Table rows of the SliceComparisons ``changes`` named ``names``, in that order."""
+    by_name = {c.name: c for c in changes}
+    return "".join(
+        f"<tr><td>{escape(name)}</td><td class=num>{by_name[name].rows.support}</td>"
+        f"<td class=num>{_rate(by_name[name].rows.error_rate_a, by_name[name].rows.error_rate_b)}</td>"
+        f"<td class=num>{_diff(by_name[name].rows)}</td><td class=num>{by_name[name].q_value:.2g}</td></tr>"
+        for name in names)
