@@ -652,12 +652,29 @@ def test_jobs_are_listed_newest_first_by_state_kind_run_pool_and_project(open_ag
     assert store.list_jobs(["p"], [], "", "run_b", "", 100, 0) == []
     assert store.list_jobs(["nobody"], [], "", "", "", 100, 0) == []
     store.close()
-    _alter_catalog(open_again, ["ALTER TABLE jobs DROP COLUMN pool_id"])     # from before jobs named their pool
+    _alter_catalog(open_again, [f"DROP INDEX jobs_{i}" for i in ("created", "run", "pool")]
+                   + ["ALTER TABLE jobs DROP COLUMN pool_id"])                 # from before jobs named their pool
     store = open_again()
+    assert {"jobs_created", "jobs_run", "jobs_pool"} <= _index_names(open_again, "jobs")
     assert store.get_job("job_1").pool_id == "" and ids(store.list_jobs(["p"], [], "", "", "", 100, 0)) == [
         "job_3", "job_0"]
     store.save_job(dataclasses.replace(made[1], pool_id="pool_a"))
     assert store.get_job("job_1") == made[1]
+
+
+def _index_names(open_again, table: str) -> set[str]:
+    """The names of the indexes the catalog has on ``table``."""
+    if open_again.backend == "embedded":
+        import sqlite3
+        from blindspots_server.storage.maintenance import CATALOG
+        db = sqlite3.connect(f"{open_again.location}/{CATALOG}")
+        try:
+            return {row[1] for row in db.execute(f"PRAGMA index_list({table})")}
+        finally:
+            db.close()
+    import psycopg
+    with psycopg.connect(open_again.location) as db:
+        return {row[0] for row in db.execute("SELECT indexname FROM pg_indexes WHERE tablename = %s", (table,))}
 
 
 def _alter_catalog(open_again, sql: list[str]) -> None:

@@ -49,8 +49,8 @@ from .row_tables import RowCache
 from .rows import row_digests
 from .file_root import FileRoot
 from .owner import DirectoryOwner
-from .sql_catalog import (DELETING_SCHEMA, JOB_COLUMNS, POOL_COLUMNS, REQUEST_ID_TABLES, REQUEST_INDEXES, RUN_COLUMNS,
-                          CopyCheck, SqlCatalog, deletion_plan, empty_destination, suggestion_set_deletion_plan,
+from .sql_catalog import (DELETING_SCHEMA, JOB_COLUMNS, JOB_INDEXES, POOL_COLUMNS, REQUEST_ID_TABLES, REQUEST_INDEXES,
+                          RUN_COLUMNS, CopyCheck, SqlCatalog, deletion_plan, empty_destination, suggestion_set_deletion_plan,
                           suggestion_set_insert)
 
 log = logging.getLogger("blindspots.store")
@@ -140,7 +140,7 @@ class EmbeddedStore(SqlCatalog, EmbeddedLabels, Store):
             if "pool_id" not in {r[1] for r in self._db.execute("PRAGMA table_info(jobs)")}:
                 # Catalogs from before jobs named their pool: their index builds name none ('').
                 self._db.execute("ALTER TABLE jobs ADD COLUMN pool_id TEXT NOT NULL DEFAULT ''")
-            for index in REQUEST_INDEXES:
+            for index in (*REQUEST_INDEXES, *JOB_INDEXES):
                 self._db.execute(index)
         except sqlite3.DatabaseError as exc:
             raise StoreUnusable(maintenance.unusable_message(self.root, f"the catalog cannot be read ({exc})")) \

@@ -42,8 +42,8 @@ from .postgres_jobs import JobQueueMixin
 from .postgres_labels import LABELS_SCHEMA, PostgresLabels
 from .row_tables import RowCache
 from .rows import row_digests
-from .sql_catalog import (COPIED_TABLES, DELETING_SCHEMA, JOB_COLUMNS, POOL_COLUMNS, REQUEST_ID_TABLES, REQUEST_INDEXES, RUN_COLUMNS,
-                          CopyCheck, SqlCatalog, deletion_plan, empty_destination, suggestion_set_deletion_plan,
+from .sql_catalog import (COPIED_TABLES, DELETING_SCHEMA, JOB_COLUMNS, JOB_INDEXES, POOL_COLUMNS, REQUEST_ID_TABLES,
+                          REQUEST_INDEXES, RUN_COLUMNS, CopyCheck, SqlCatalog, deletion_plan, empty_destination, suggestion_set_deletion_plan,
                           suggestion_set_insert)
 
 try:
@@ -82,6 +82,7 @@ CREATE TABLE IF NOT EXISTS jobs (
   attempts INTEGER DEFAULT 0, cancel_requested BOOLEAN DEFAULT false);
 ALTER TABLE jobs ADD COLUMN IF NOT EXISTS pool_id TEXT NOT NULL DEFAULT '';
 CREATE INDEX IF NOT EXISTS jobs_queue ON jobs (state, created_at);
+""" + "".join(f"{q};\n" for q in JOB_INDEXES) + """
 CREATE TABLE IF NOT EXISTS suggestion_sets (
   id TEXT PRIMARY KEY, run_id TEXT, pool_id TEXT, diagnosis_id TEXT, strategy TEXT,
   budget INTEGER, num_candidates INTEGER, created_at DOUBLE PRECISION, name TEXT);

@@ -19,6 +19,11 @@ RUN_COLUMNS = ("id, name, project, model_name, model_version, dataset_name, clas
                "created_at, num_rows, metadata_schema, request_id")
 DIAGNOSIS_COLUMNS = "id, run_id, created_at, job_id, payload"
 JOB_COLUMNS = "id, kind, run_id, state, fraction_done, stage, result_id, error, created_at, updated_at, pool_id"
+# ListJobs reads jobs newest first; deleting a run or pool deletes its jobs. Both stores, made after
+# the pool_id column is added to older catalogs.
+JOB_INDEXES = ("CREATE INDEX IF NOT EXISTS jobs_created ON jobs (created_at)",
+               "CREATE INDEX IF NOT EXISTS jobs_run ON jobs (run_id)",
+               "CREATE INDEX IF NOT EXISTS jobs_pool ON jobs (pool_id)")
 SUGGESTION_SET_COLUMNS = ("id, run_id, pool_id, diagnosis_id, strategy, budget, num_candidates, created_at, name, "
                           "request_id")
 # The request ids that make CreateRun, CreatePool and Suggest safe to repeat: a column of each
