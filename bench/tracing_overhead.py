@@ -16,9 +16,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import grpc
@@ -27,35 +25,10 @@ import numpy as np
 from measure import ROOT, free_port, report, stop_process
 
 sys.path.insert(0, str(ROOT / "clients" / "python"))
+sys.path.insert(0, str(ROOT / "tests"))
 
 from blindspots import Client  # noqa: E402
-
-
-class Receiver:
-    """OTLP/HTTP trace exports on loopback: counts the spans it is sent."""
-
-    def __init__(self):
-        from opentelemetry.proto.collector.trace.v1 import trace_service_pb2 as ts
-        self.spans = 0
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                request = ts.ExportTraceServiceRequest()
-                request.ParseFromString(self.rfile.read(int(self.headers["Content-Length"])))
-                outer.spans += sum(len(s.spans) for r in request.resource_spans for s in r.scope_spans)
-                body = ts.ExportTraceServiceResponse().SerializeToString()
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        self.http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.endpoint = f"http://127.0.0.1:{self.http.server_port}"
-        threading.Thread(target=self.http.serve_forever, daemon=True).start()
+from conftest import OtlpReceiver  # noqa: E402
 
 
 def _server(data: Path, extra: list[str]) -> tuple[subprocess.Popen, int]:
@@ -91,7 +64,7 @@ def _prepare(client: Client, rng) -> tuple:
 
 def run(args) -> dict:
     from opentelemetry.sdk.trace import TracerProvider
-    receiver = Receiver()
+    receiver = OtlpReceiver()
     tracer = TracerProvider().get_tracer("bench")
     ways = {"untraced": [], "traced": ["--otlp-endpoint", receiver.endpoint]}
     times: dict[str, dict[str, list[float]]] = {w: {"GetRun": [], "Suggest": []} for w in ways}
@@ -117,12 +90,12 @@ def run(args) -> dict:
         finally:
             for proc, _ in servers.values():
                 stop_process(proc)
-    out = {"calls": args.calls, "suggests": args.suggests, "rounds": args.rounds, "spans_received": receiver.spans}
+    out = {"calls": args.calls, "suggests": args.suggests, "rounds": args.rounds, "spans_received": len(receiver.spans)}
     for call in ("GetRun", "Suggest"):
         med = {w: statistics.median(times[w][call]) for w in ways}
         out[call] = {"untraced_ms": round(med["untraced"] * 1000, 3), "traced_ms": round(med["traced"] * 1000, 3),
                      "ratio": round(med["traced"] / med["untraced"], 3), "n": len(times["traced"][call])}
-    receiver.http.shutdown()
+    receiver.close()
     return out
 
 

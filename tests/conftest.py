@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 import urllib.request
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
@@ -49,6 +51,43 @@ def index_builds_done(server: BlindspotsServer, pools: int, timeout_s: float = 1
             return
         assert time.monotonic() < deadline, "the index builds did not finish"
         time.sleep(0.1)
+
+
+class OtlpReceiver:
+    """Accepts OTLP/HTTP trace exports (POST /v1/traces, protobuf) on loopback, as a collector would, and
+    keeps their spans as (service name, span) pairs (needs the `tracing` extra: opentelemetry)."""
+
+    def __init__(self):
+        from opentelemetry.proto.collector.trace.v1 import trace_service_pb2 as trace_service
+        self.spans: list = []
+        received = self.spans
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                request = trace_service.ExportTraceServiceRequest()
+                request.ParseFromString(body)
+                for resource in request.resource_spans:
+                    service = {a.key: a.value.string_value for a in resource.resource.attributes}["service.name"]
+                    for scope in resource.scope_spans:
+                        received.extend((service, span) for span in scope.spans)
+                answer = trace_service.ExportTraceServiceResponse().SerializeToString()
+                self.send_response(200 if self.path == "/v1/traces" else 404)
+                self.send_header("Content-Type", "application/x-protobuf")
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            def log_message(self, *args):
+                pass
+
+        self._http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.endpoint = f"http://127.0.0.1:{self._http.server_port}"
+        threading.Thread(target=self._http.serve_forever, daemon=True).start()
+
+    def close(self):
+        self._http.shutdown()
+        self._http.server_close()
 
 
 @pytest.fixture

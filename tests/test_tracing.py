@@ -5,53 +5,16 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from blindspots import Client, NotFoundError
 
-from conftest import start_server
+from conftest import OtlpReceiver, start_server
 
 trace_service = pytest.importorskip("opentelemetry.proto.collector.trace.v1.trace_service_pb2")
 from opentelemetry.sdk.trace import TracerProvider  # noqa: E402
-
-
-class OtlpReceiver:
-    """Accepts OTLP/HTTP trace exports (POST /v1/traces, protobuf) and keeps their spans."""
-
-    def __init__(self):
-        self.spans: list = []
-        received = self.spans
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                request = trace_service.ExportTraceServiceRequest()
-                request.ParseFromString(body)
-                for resource in request.resource_spans:
-                    service = {a.key: a.value.string_value for a in resource.resource.attributes}["service.name"]
-                    for scope in resource.scope_spans:
-                        received.extend((service, span) for span in scope.spans)
-                answer = trace_service.ExportTraceServiceResponse().SerializeToString()
-                self.send_response(200 if self.path == "/v1/traces" else 404)
-                self.send_header("Content-Type", "application/x-protobuf")
-                self.send_header("Content-Length", str(len(answer)))
-                self.end_headers()
-                self.wfile.write(answer)
-
-            def log_message(self, *args):
-                pass
-
-        self._http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.endpoint = f"http://127.0.0.1:{self._http.server_port}"
-        threading.Thread(target=self._http.serve_forever, daemon=True).start()
-
-    def close(self):
-        self._http.shutdown()
-        self._http.server_close()
 
 
 def _attrs(span) -> dict:
