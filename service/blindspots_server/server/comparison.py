@@ -49,30 +49,32 @@ def _diagnosed_ids(store: Store, run: RunRecord, per_sample: pa.Table) -> pa.Arr
     return ids.slice(0, per_sample.num_rows)
 
 
-def _metadata(store: Store, run: RunRecord, num_rows: int) -> pd.DataFrame:
-    """The metadata columns of a run's first ``num_rows`` rows (no vectors are read)."""
-    columns = ["sample_id", *(META_PREFIX + c for c in run.metadata_schema)]
-    return to_row_data(store.read_rows("run", run.id, columns).slice(0, num_rows)).metadata
+def _labels_and_metadata(store: Store, run: RunRecord, num_rows: int, metadata: bool
+                         ) -> tuple[np.ndarray, Optional[pd.DataFrame]]:
+    """The given labels of a run's first ``num_rows`` rows, and their metadata columns when asked,
+    in one read (no vectors are read)."""
+    columns = ["sample_id", "label", *(META_PREFIX + c for c in run.metadata_schema)] if metadata else ["label"]
+    table = store.read_rows("run", run.id, columns).slice(0, num_rows)
+    if not metadata:
+        return table.column("label").to_numpy().astype(np.int64), None
+    rows = to_row_data(table)
+    return rows.labels, rows.metadata
 
 
-def _classes(store: Store, run_a: RunRecord, run_b: RunRecord, rows_a: np.ndarray, rows_b: np.ndarray
-             ) -> list[tuple[str, np.ndarray]]:
+def _classes(given_a: np.ndarray, given_b: np.ndarray, names: list[str]) -> list[tuple[str, np.ndarray]]:
     """(class name, mask over the shared rows) for each class: the rows both runs give that label
-    (a row relabelled between the runs is in no class). Names are B's."""
-    def labels(run: RunRecord, rows: np.ndarray) -> np.ndarray:
-        return store.read_rows("run", run.id, ["label"]).column("label").to_numpy()[rows].astype(np.int64)
-    given_a, given_b = labels(run_a, rows_a), labels(run_b, rows_b)
+    (a row relabelled between the runs is in no class). ``names``: B's class names."""
     agreed = np.where(given_a == given_b, given_b, -1)
-    names = list(run_b.class_names)
     return [(names[c] if c < len(names) else str(c), agreed == c) for c in np.unique(agreed[agreed >= 0]).tolist()]
 
 
 def compare_runs(store: Store, run_a: RunRecord, run_b: RunRecord, diag_a: pb.Diagnosis, diag_b: pb.Diagnosis,
                  min_overlap: float, alpha: float, per_b: Optional[pa.Table] = None,
-                 metadata_b: Optional[pd.DataFrame] = None) -> pb.RunComparison:
+                 metadata_b: Optional[pd.DataFrame] = None, labels_b: Optional[np.ndarray] = None
+                 ) -> pb.RunComparison:
     """The comparison message of two diagnosed runs, on the rows both diagnoses saw;
-    FailedPrecondition when they share none. ``per_b`` and ``metadata_b``: B's per-row
-    table and metadata when B's diagnosis is being made (not stored yet)."""
+    FailedPrecondition when they share none. ``per_b``, ``metadata_b`` and ``labels_b``: B's
+    per-row table, metadata and given labels when B's diagnosis is being made (not stored yet)."""
     per_a = store.diagnosis_rows(diag_a.id)
     per_b = per_b if per_b is not None else store.diagnosis_rows(diag_b.id)
     ids_a, ids_b = _diagnosed_ids(store, run_a, per_a), _diagnosed_ids(store, run_b, per_b)
@@ -88,10 +90,13 @@ def compare_runs(store: Store, run_a: RunRecord, run_b: RunRecord, diag_a: pb.Di
     failed_a = per_a.column("failed").to_numpy(zero_copy_only=False)[rows_a]
     failed_b = per_b.column("failed").to_numpy(zero_copy_only=False)[rows_b]
     # The test set's metadata is the same for both versions: either run's rows describe it.
+    labels_a, metadata_a = _labels_and_metadata(store, run_a, per_a.num_rows, metadata=metadata_b is None)
     if metadata_b is not None:
         metadata = metadata_b.iloc[rows_b].reset_index(drop=True)
     else:
-        metadata = _metadata(store, run_a, per_a.num_rows).iloc[rows_a].reset_index(drop=True)
+        metadata = metadata_a.iloc[rows_a].reset_index(drop=True)
+    if labels_b is None:
+        labels_b, _ = _labels_and_metadata(store, run_b, per_b.num_rows, metadata=False)
     named = []
     for s in _slices(diag_a, diag_b):
         predicates = tuple(convert.predicate_from_message(p) for p in s.predicates)
@@ -100,8 +105,9 @@ def compare_runs(store: Store, run_a: RunRecord, run_b: RunRecord, diag_a: pb.Di
                 named.append((s.name, predicate_mask(metadata, predicates)))
             except ValueError:
                 continue            # a column's type differs: the slice does not apply
-    result = VersionComparer(min_overlap, alpha).fit(region_a, region_b, failed_a, failed_b, named,
-                                                     _classes(store, run_a, run_b, rows_a, rows_b))
+    result = VersionComparer(min_overlap, alpha).fit(
+        region_a, region_b, failed_a, failed_b, named,
+        _classes(labels_a[rows_a], np.asarray(labels_b, np.int64)[rows_b], list(run_b.class_names)))
     info_a = {r.id: r for r in diag_a.regions}
     info_b = {r.id: r for r in diag_b.regions}
 

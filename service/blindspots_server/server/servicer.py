@@ -478,7 +478,7 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
                                "failed": pa.array(np.asarray(result.failed, dtype=bool)),
                                "map_x": pa.array(layout[:, 0]), "map_y": pa.array(layout[:, 1])})
         progress(0.985, "comparing with the previous version")
-        self._compare_with_previous(run, message, per_sample, rows.metadata)
+        self._compare_with_previous(run, message, per_sample, rows.metadata, rows.labels)
         progress(0.99, "saving the diagnosis")    # the last point where a cancel still stops it
         self.store.save_diagnosis(DiagnosisRecord(id=diag_id, run_id=run.id, created_at=created, job_id=job_id,
                                                   payload=message.SerializeToString()), per_sample)
@@ -486,7 +486,7 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
         return diag_id
 
     def _compare_with_previous(self, run: RunRecord, message: pb.Diagnosis, per_sample: pa.Table,
-                               metadata: pd.DataFrame) -> None:
+                               metadata: pd.DataFrame, labels: np.ndarray) -> None:
         """Set ``message.previous_version``: the new diagnosis against the previous version of
         the run's model, the newest earlier diagnosed run of it that shares test rows with it
         (of the ``MAX_BASELINES`` newest). A baseline deleted or damaged meanwhile is passed
@@ -496,7 +496,7 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
             try:
                 message.previous_version.CopyFrom(compare_runs(
                     self.store, baseline, run, baseline_diagnosis, message, DEFAULT_MIN_OVERLAP, DEFAULT_ALPHA,
-                    per_b=per_sample, metadata_b=metadata))
+                    per_b=per_sample, metadata_b=metadata, labels_b=labels))
                 return
             except FailedPrecondition:
                 continue            # another test set: nothing to compare on
