@@ -410,3 +410,20 @@ def test_the_regression_gate_rarely_fires_when_nothing_changed():
             fired[k] += v
     share = {k: v / draws for k, v in fired.items()}
     assert all(share[k] < 0.05 for k in ("overall", "region", "slice")) and 0.02 <= share["any"] <= 0.08, share
+
+
+def test_the_summary_lists_the_classes_that_got_significantly_worse_worst_first():
+    """Comparison.summary names the classes the gate counts (rate up, q <= alpha), the largest rise
+    first, and leaves out one that rose without significance and one that improved."""
+    from blindspots.comparison import Comparison
+
+    m = pb.RunComparison(run_id_a="a", run_id_b="b", model_version_a="v1", model_version_b="v2", num_shared=250,
+                         alpha=0.05)
+    for name, rise, q in (("cat", 0.2, 0.01), ("dog", 0.1, 0.2), ("owl", 0.3, 0.001), ("fox", -0.1, 0.01)):
+        m.classes.add(name=name, q_value=q, rows=pb.RateChange(
+            support=50, error_rate_a=0.1, error_rate_b=0.1 + rise, difference=rise, p_value=q,
+            difference_ci=pb.Interval(low=rise - 0.05, high=rise + 0.05)))
+    lines = Comparison(m).summary().splitlines()
+    at = lines.index("classes significantly worse (B - A on the same rows):")
+    assert lines[at + 1:] == ["  owl: 10% -> 40% of 50 (+30%, CI +25% to +35%, q=0.001)",
+                              "  cat: 10% -> 30% of 50 (+20%, CI +15% to +25%, q=0.01)"]

@@ -107,19 +107,18 @@ class Comparison:
             match = f" = B:R{r.region_b} (overlap {r.jaccard:.2f})" if r.region_a >= 0 and r.region_b >= 0 else ""
             lines.append(f"  [{r.status:>7}] {name}{match} ({where}): {r.rows.error_rate_a:.0%} -> "
                          f"{r.rows.error_rate_b:.0%} on {r.rows.support} rows (p={r.rows.p_value:.2g})")
+
+        def change(name: str, s) -> str:
+            return (f"  {name}: {s['error_rate_a']:.0%} -> {s['error_rate_b']:.0%} of {s['support']} "
+                    f"({s['difference']:+.0%}, CI {s['diff_low']:+.0%} to {s['diff_high']:+.0%}, q={s['q_value']:.2g})")
         if m.slices:
             lines.append("slices (B - A on the same rows):")
-            for _, s in self.slices_frame().head(max_slices).iterrows():
-                lines.append(f"  {s['slice']}: {s['error_rate_a']:.0%} -> {s['error_rate_b']:.0%} of {s['support']} "
-                             f"({s['difference']:+.0%}, CI {s['diff_low']:+.0%} to {s['diff_high']:+.0%}, "
-                             f"q={s['q_value']:.2g})")
-        worse = [s for s in m.classes if s.rows.difference > 0 and s.q_value <= (m.alpha or 0.05)]
-        if worse:
+            lines += [change(s["slice"], s) for _, s in self.slices_frame().head(max_slices).iterrows()]
+        worse = self.regressions()
+        worse = worse[worse.scope == "class"]
+        if len(worse):
             lines.append("classes significantly worse (B - A on the same rows):")
-            for s in sorted(worse, key=lambda s: -s.rows.difference)[:max_slices]:
-                lines.append(f"  {s.name}: {s.rows.error_rate_a:.0%} -> {s.rows.error_rate_b:.0%} of {s.rows.support} "
-                             f"({s.rows.difference:+.0%}, CI {s.rows.difference_ci.low:+.0%} to "
-                             f"{s.rows.difference_ci.high:+.0%}, q={s.q_value:.2g})")
+            lines += [change(s["name"], s) for _, s in worse.head(max_slices).iterrows()]
         return "\n".join(lines)
 
     def __repr__(self) -> str:
