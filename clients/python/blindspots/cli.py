@@ -307,6 +307,12 @@ def _sample_ids_file(path: str) -> list[str]:
         raise ValueError(exc.strerror or str(exc)) from None
 
 
+def _print_records(frame, *times: str) -> None:
+    """A listing as a JSON array of objects, its ``times`` columns (UTC datetimes) in ISO 8601 with a Z."""
+    print(frame.assign(**{c: [t.isoformat() + "Z" for t in frame[c]] for c in times})
+          .to_json(orient="records", indent=2))
+
+
 def _cmd_suggestions_list(args) -> int:
     if not (args.run or args.pool):
         print("error: give --run, --pool or both", file=sys.stderr)
@@ -314,8 +320,7 @@ def _cmd_suggestions_list(args) -> int:
     with _client(args) as client:
         frame = client.list_suggestion_sets(args.run or None, args.pool or None)
     if args.json:
-        print(frame.assign(created_at=[t.isoformat() + "Z" for t in frame["created_at"]])
-              .to_json(orient="records", indent=2))
+        _print_records(frame, "created_at")
         return 0
     if not len(frame):
         print("no suggestion sets")
@@ -329,8 +334,7 @@ def _cmd_jobs_list(args) -> int:
         frame = client.list_jobs([s.upper() for s in args.state], kind=args.kind, run=args.run or None,
                                  pool=args.pool or None, project=args.project, limit=args.limit or None)
     if args.json:
-        print(frame.assign(**{c: [t.isoformat() + "Z" for t in frame[c]] for c in ("created_at", "updated_at")})
-              .to_json(orient="records", indent=2))
+        _print_records(frame, "created_at", "updated_at")
         return 0
     if not len(frame):
         print("no jobs")
