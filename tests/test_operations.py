@@ -3,6 +3,7 @@ is queued or running now, newest first, narrowed by state, kind and run; one can
 command line), and what the server is and what a token may do (GetServerInfo)."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -15,7 +16,10 @@ import pytest
 
 from blindspots import Client, InvalidArgumentError, NotFoundError
 
-from conftest import start_server
+from blindspots_server.config import ServerConfig
+from blindspots_server.server.app import BlindspotsServer
+from blindspots_server.storage import open_store
+from conftest import free_port, index_builds_done, metric_sample, metrics_text, start_server
 
 BIN = Path(sys.executable).parent / "blindspots"
 
@@ -119,7 +123,8 @@ def test_server_info_says_what_the_server_is_and_what_the_token_may_do(tmp_path)
             info = client.server_info()
         assert (info.version, info.store, info.compute, info.index_shards) == (
             metadata.version("blindspots-server"), "embedded", "in-process", 1)
-        assert (info.max_budget, info.max_batch_rows, info.max_message_bytes) == (5000, 200_000, 64 << 20)
+        assert (info.max_budget, info.max_batch_rows, info.max_message_bytes, info.job_retention_days) == (
+            5000, 200_000, 64 << 20, 30)
         assert "targeted" in info.strategies and "similar" in info.strategies
         assert (info.auth, info.all_projects, list(info.projects), info.read_only) == (True, False, ["alpha", "beta"],
                                                                                      False)
@@ -129,13 +134,75 @@ def test_server_info_says_what_the_server_is_and_what_the_token_may_do(tmp_path)
         assert (as_reader["projects"], as_reader["read_only"], as_reader["max_budget"]) == (["alpha"], True, 5000)
         table = _cli(address, "info", "--token", reader)
         assert table.returncode == 0 and "projects alpha, read-only" in table.stdout and "embedded" in table.stdout
+        assert "finished jobs kept 30 days" in table.stdout
         assert _cli(address, "info").returncode == 1                     # no token: UNAUTHENTICATED
     finally:
         server.stop()
-    open_server = start_server(tmp_path / "open")
+    open_server = start_server(tmp_path / "open", job_retention_days=0)
     try:
         with Client(f"127.0.0.1:{open_server.port}", retries=0, timeout=30) as client:
             info = client.server_info()
         assert (info.auth, info.all_projects, list(info.projects), info.read_only) == (False, True, [], False)
+        assert info.job_retention_days == 0
+        assert "finished jobs kept forever" in _cli(f"127.0.0.1:{open_server.port}", "info").stdout
     finally:
         open_server.stop()
+
+
+def test_jobs_that_ended_past_job_retention_days_are_deleted_and_what_they_made_stays(tmp_path):
+    """job_retention_days: a server deletes the records of the jobs that ended longer ago than that
+    (at start, then hourly); a job that ended since stays, and the diagnosis a deleted job made is
+    still read. 0 keeps every job; a negative value is refused before the store is opened."""
+    rng = np.random.default_rng(5)
+    data = tmp_path / "data"
+    server = start_server(data, job_retention_days=0, metrics_port=free_port())
+    client = Client(f"127.0.0.1:{server.port}", retries=0, timeout=60)
+    try:
+        runs, jobs = [], []
+        for name in ("old", "recent"):
+            run = client.create_run(name, class_names=["a", "b"], embedding_dim=8)
+            run.log_predictions([f"{name}{i}" for i in range(300)], rng.normal(size=(300, 8)),
+                                labels=rng.integers(0, 2, 300), probabilities=rng.dirichlet([1, 1], 300),
+                                progress=False)
+            jobs.append(client.wait_job(run.diagnose(wait=False).id, progress=False))
+            runs.append(run)
+        pool = client.create_pool("unlabeled", embedding_dim=8)
+        pool.add([f"p{i}" for i in range(200)], rng.normal(size=(200, 8)), progress=False)
+        index_builds_done(server, 1)
+        (build,) = client.list_jobs(kind="index_build")["id"].tolist()
+    finally:
+        client.close()
+        server.stop()
+    # The catalog as it would be 40 days after the old diagnosis and the build ended, 10 after the recent one.
+    store = open_store(str(data))
+    now = time.time()
+    for job_id, days in ((jobs[0].id, 40), (build, 40), (jobs[1].id, 10)):
+        store.save_job(dataclasses.replace(store.get_job(job_id), updated_at=now - days * 86400))
+    store.close()
+
+    with pytest.raises(ValueError, match="job_retention_days"):
+        BlindspotsServer(ServerConfig(data_dir=str(data), port=0, job_retention_days=-1))
+    server = start_server(data, job_retention_days=0)
+    client = Client(f"127.0.0.1:{server.port}", retries=0, timeout=60)
+    try:
+        time.sleep(0.5)
+        assert set(client.list_jobs()["id"]) == {jobs[0].id, jobs[1].id, build}      # 0: kept
+    finally:
+        client.close()
+        server.stop()
+
+    server = start_server(data, metrics_port=free_port())          # the default: 30 days
+    client = Client(f"127.0.0.1:{server.port}", retries=0, timeout=60)
+    try:
+        deadline = time.monotonic() + 30
+        while len(client.list_jobs()) > 1:
+            assert time.monotonic() < deadline, "the jobs past retention were not deleted"
+            time.sleep(0.05)
+        assert client.list_jobs()["id"].tolist() == [jobs[1].id]
+        with pytest.raises(NotFoundError):
+            client.get_job(jobs[0].id)
+        assert client.get_diagnosis(run_id=runs[0].id).id == jobs[0].result_id     # what it made stays
+        assert metric_sample(metrics_text(server), "blindspots_jobs_pruned_total") == 2
+    finally:
+        client.close()
+        server.stop()

@@ -39,6 +39,8 @@ class ServerConfig:
     stream_first_message_s: int = 30         # a client stream must send its first message within this
     stream_idle_s: int = 300                 # ... and each next one within this, while the server waits
     job_workers: int = 2                     # threads running diagnoses and index builds
+    job_retention_days: int = 30             # finished jobs (their records, not their results) are deleted this
+                                             # long after they ended; checked at start and hourly; 0: kept forever
     max_budget: int = 100_000                # largest Suggest budget accepted
     max_batch_rows: int = 200_000            # largest ingest batch accepted
     metrics_top_k: int = 10                  # slices/regions exported per run

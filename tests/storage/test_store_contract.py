@@ -662,6 +662,33 @@ def test_jobs_are_listed_newest_first_by_state_kind_run_pool_and_project(open_ag
     assert store.get_job("job_1") == made[1]
 
 
+def test_finished_jobs_that_ended_before_a_cutoff_are_pruned_and_nothing_else(store):
+    """prune_jobs (job_retention_days): the jobs in an end state last updated before the cutoff go,
+    whatever their kind; one updated at the cutoff or after stays, and a pending or running job stays
+    however old. What a pruned job made (its diagnosis) stays."""
+    _run(store)
+    _pool(store)
+    cutoff = 2_000_000.0
+    states = ("SUCCEEDED", "FAILED", "CANCELLED", "PENDING", "RUNNING")
+    for when, tag in ((cutoff - 86_400.0, "old"), (cutoff, "edge"), (cutoff + 1.0, "new")):
+        for state in states:
+            kind, run_id, pool_id = ("index_build", "", "pool_a") if state == "FAILED" else ("diagnose", "run_a", "")
+            store.save_job(JobRecord(id=f"{tag}_{state}", kind=kind, run_id=run_id, state=state, fraction_done=0.0,
+                                     stage="s", result_id="", error="", created_at=when - 60.0, updated_at=when,
+                                     pool_id=pool_id))
+    store.save_diagnosis(DiagnosisRecord(id="diag_old", run_id="run_a", created_at=cutoff - 86_400.0,
+                                         job_id="old_SUCCEEDED", payload=b"\x01"),
+                         pa.table({"region": pa.array([0], pa.int32()), "failed": [True]}))
+    assert store.prune_jobs(cutoff) == 3
+    kept = {j.id for j in store.list_jobs(None, [], "", "", "", 100, 0)}
+    assert kept == {f"{tag}_{s}" for tag in ("edge", "new") for s in states} | {"old_PENDING", "old_RUNNING"}
+    for state in ("SUCCEEDED", "FAILED", "CANCELLED"):
+        with pytest.raises(NotFound):
+            store.get_job(f"old_{state}")
+    assert store.get_diagnosis("diag_old").job_id == "old_SUCCEEDED"
+    assert store.prune_jobs(cutoff) == 0
+
+
 def _index_names(open_again, table: str) -> set[str]:
     """The names of the indexes the catalog has on ``table``."""
     if open_again.backend == "embedded":

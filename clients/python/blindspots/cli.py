@@ -63,7 +63,7 @@ def _cmd_serve(args) -> int:
         return 2
     from blindspots_server.storage import StoreUnavailable, StoreUnusable
     overrides = {k: getattr(args, k) for k in ("data_dir", "store", "files", "ray_address", "index_shards",
-                                               "index_memory_mb", "shard_memory_mb", "host", "port", "metrics_port", "otlp_endpoint",
+                                               "index_memory_mb", "shard_memory_mb", "job_retention_days", "host", "port", "metrics_port", "otlp_endpoint",
                                                "auth_tokens_file", "tls_cert", "tls_key")}
     try:
         serve(ServerConfig.from_env(**overrides))
@@ -205,7 +205,8 @@ def _cmd_info(args) -> int:
           f"store    {info.store}\n"
           f"compute  {info.compute}, {info.index_shards} index shard{'s' if info.index_shards != 1 else ''} per pool\n"
           f"limits   budget {info.max_budget}, batch {info.max_batch_rows} rows, "
-          f"message {_size(info.max_message_bytes)}\n"
+          f"message {_size(info.max_message_bytes)}, finished jobs kept "
+          f"{f'{info.job_retention_days} days' if info.job_retention_days else 'forever'}\n"
           f"suggest  {', '.join(info.strategies)}\n"
           f"access   {access}")
     return 0
@@ -566,6 +567,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="memory for the pool index shards on the Ray cluster, every pool's (estimated); past it the "
                         "least recently used pools' shards are stopped and built again when next needed "
                         "(default 0: no limit; give every server of the cluster the same)")
+    s.add_argument("--job-retention-days", dest="job_retention_days", type=int,
+                   help="delete finished jobs' records this many days after they ended (their diagnoses and "
+                        "indexes stay); checked at start and hourly (default 30; 0: keep them)")
     s.add_argument("--host")
     s.add_argument("--port", type=int)
     s.add_argument("--metrics-port", dest="metrics_port", type=int)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 from concurrent import futures
 from typing import Optional
 
@@ -26,6 +27,7 @@ from .telemetry import Telemetry
 from .tracing import Tracing
 
 log = logging.getLogger("blindspots.server")
+JOB_PRUNE_EVERY_S = 3600.0    # how often finished jobs past job_retention_days are deleted
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Blindspots"].full_name
 _OBSERVED_SERVICES = (pb.DESCRIPTOR.services_by_name["Blindspots"], health_pb2.DESCRIPTOR.services_by_name["Health"],
                       reflection_pb2.DESCRIPTOR.services_by_name["ServerReflection"])
@@ -36,6 +38,8 @@ class BlindspotsServer:
 
     def __init__(self, config: ServerConfig):
         self.config = config
+        if config.job_retention_days < 0:
+            raise ValueError(f"job_retention_days must be 0 (keep every job) or more, not {config.job_retention_days}")
         access, auth_interceptors = auth_from_config(config)    # before opening: a bad token file fails fast
         self.store = open_store(config.store or config.data_dir, config.files or None)
         self.telemetry = Telemetry(top_k=config.metrics_top_k, max_runs=config.metrics_max_runs)
@@ -67,8 +71,9 @@ class BlindspotsServer:
         self.port: int = 0
         self.metrics_port: Optional[int] = None
         self._metrics_server = None
-        self._sync_stop = threading.Event()
+        self._stopping = threading.Event()
         self._sync_thread: Optional[threading.Thread] = None
+        self._retention_thread: Optional[threading.Thread] = None
 
     def start(self) -> "BlindspotsServer":
         address = f"{self.config.host}:{self.config.port}"
@@ -85,6 +90,9 @@ class BlindspotsServer:
         if self.store.shared and self.config.replica_sync_s > 0:
             self._sync_thread = threading.Thread(target=self._sync_loop, name="replica-sync", daemon=True)
             self._sync_thread.start()
+        if self.config.job_retention_days > 0:
+            self._retention_thread = threading.Thread(target=self._retention_loop, name="job-retention", daemon=True)
+            self._retention_thread.start()
         for name in ("", SERVICE_NAME):
             self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         log.info("blindspots serving on %s:%d (store %s)", self.config.host, self.port,
@@ -99,8 +107,30 @@ class BlindspotsServer:
         if gone:
             log.info("dropped the loaded indexes of %d pool(s) deleted elsewhere: %s", len(gone), ", ".join(gone))
 
+    def prune_jobs(self) -> int:
+        """Delete the records of the jobs that ended more than ``job_retention_days`` ago (their
+        diagnoses and indexes stay); how many went. Replicas of a shared store may all do it."""
+        days = self.config.job_retention_days
+        if days <= 0:
+            return 0
+        pruned = self.store.prune_jobs(time.time() - days * 86400.0)
+        if pruned:
+            self.telemetry.jobs_pruned_total.inc(pruned)
+            log.info("deleted the records of %d job(s) that ended over %d day(s) ago (job_retention_days)",
+                     pruned, days)
+        return pruned
+
+    def _retention_loop(self) -> None:
+        while True:
+            try:
+                self.prune_jobs()
+            except Exception:   # the catalog unreachable for a while: try again at the next tick
+                log.warning("deleting old finished jobs failed; retrying in %d s", JOB_PRUNE_EVERY_S, exc_info=True)
+            if self._stopping.wait(JOB_PRUNE_EVERY_S):
+                return
+
     def _sync_loop(self) -> None:
-        while not self._sync_stop.wait(self.config.replica_sync_s):
+        while not self._stopping.wait(self.config.replica_sync_s):
             try:
                 self.sync_with_store()
             except Exception:   # the catalog unreachable for a while: try again at the next tick
@@ -108,9 +138,10 @@ class BlindspotsServer:
 
     def stop(self, grace: float = 2.0) -> None:
         self.health.enter_graceful_shutdown()
-        self._sync_stop.set()
-        if self._sync_thread is not None:
-            self._sync_thread.join()
+        self._stopping.set()
+        for thread in (self._sync_thread, self._retention_thread):
+            if thread is not None:
+                thread.join()
         self._grpc.stop(grace).wait()
         self.streams.close()
         self.servicer.shutdown()

@@ -287,7 +287,8 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
             index_shards=self.indexes.shards, max_budget=self.config.max_budget,
             max_batch_rows=self.config.max_batch_rows, max_message_bytes=self.config.max_message_mb << 20,
             strategies=list(STRATEGIES), auth=self.access.auth, all_projects=projects is None,
-            projects=sorted(projects or []), read_only=self.access.read_only(context))
+            projects=sorted(projects or []), read_only=self.access.read_only(context),
+            job_retention_days=self.config.job_retention_days)
 
     def DeletePool(self, request: pb.DeletePoolRequest, context) -> pb.DeleteResponse:
         return self._delete("pool", self._pool(request.pool_id, context).id, request.force)

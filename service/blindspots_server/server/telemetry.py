@@ -107,6 +107,8 @@ class Telemetry:
             "index_memory_mb (loaded from the store when next needed)", registry=r)
         self.index_memory_bytes = Gauge("blindspots_pool_index_memory_bytes", "Estimated memory of the pool "
                                         "indexes held in the server's process", registry=r)
+        self.jobs_pruned_total = Counter(
+            "blindspots_jobs_pruned_total", "Finished jobs' records deleted past job_retention_days", registry=r)
         self.shard_evictions_total = Counter(
             "blindspots_pool_index_shard_evictions_total", "Pools' index shards this server stopped to keep the "
             "cluster's shards under shard_memory_mb (built again when next needed)", registry=r)

@@ -363,6 +363,12 @@ class Store(abc.ABC):
         of ``run_id``'s run and ``pool_id``'s pool ("": any). ``projects`` (None: every one) keeps
         the jobs of those projects' runs and pools (a job whose pool was deleted has no project)."""
 
+    @abc.abstractmethod
+    def prune_jobs(self, finished_before: float) -> int:
+        """Delete the records of finished jobs (SUCCEEDED, FAILED, CANCELLED) last updated before
+        ``finished_before`` (epoch seconds), and say how many went. Pending and running jobs stay,
+        however old; what a job made (a diagnosis, an index) is not a job record and stays too."""
+
     # ---- suggestion sets
     @abc.abstractmethod
     def save_suggestion_set(self, record: SuggestionSetRecord, candidates: pa.Table) -> None: ...

@@ -447,6 +447,17 @@ class EmbeddedStore(SqlCatalog, EmbeddedLabels, Store):
             raise NotFound(f"job {job_id!r} not found")
         return JobRecord(*rows[0])
 
+    def prune_jobs(self, finished_before: float) -> int:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                pruned = self._db.execute(self._prune_jobs_statement("?"), (finished_before,)).rowcount
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._rollback()
+                raise
+        return int(pruned)
+
     # ------------------------------------------------------------ suggestion sets
     def save_suggestion_set(self, record: SuggestionSetRecord, candidates: pa.Table) -> None:
         rel = Path("suggestions") / f"{record.id}.parquet"

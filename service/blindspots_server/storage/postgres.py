@@ -399,6 +399,11 @@ class PostgresStore(SqlCatalog, JobQueueMixin, PostgresLabels, Store):
             raise
 
     # ------------------------------------------------------------ jobs (plain records; the queue is in the mixin)
+    def prune_jobs(self, finished_before: float) -> int:
+        with self._tx() as cur:
+            cur.execute(self._prune_jobs_statement("%s"), (finished_before,))
+            return int(cur.rowcount)
+
     def save_job(self, job: JobRecord) -> None:
         with self._tx() as cur:
             cur.execute(f"INSERT INTO jobs ({JOB_COLUMNS}) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) "

@@ -280,6 +280,10 @@ class SqlCatalog:
                            f"LIMIT {p} OFFSET {p}", (*args, limit, offset))
         return [JobRecord(*row) for row in rows]
 
+    @staticmethod
+    def _prune_jobs_statement(p: str) -> str:
+        return f"DELETE FROM jobs WHERE state IN ('SUCCEEDED', 'FAILED', 'CANCELLED') AND updated_at < {p}"
+
     def list_pools(self, projects: Optional[list[str]], limit: int, offset: int) -> list[PoolRecord]:
         return [self._pool_record(r) for r in self._listed("pools", POOL_COLUMNS, projects, limit, offset)]
 
