@@ -53,6 +53,27 @@ from blindspots_server.core.suggest_inputs import target_regions_of  # noqa: E40
 SPLITS = {"dev": {"world": 7, "seeds": [100, 101, 102], "draws": 3},
           "heldout": {"world": 13, "seeds": list(range(10)), "draws": 5}}
 MISLEADING = ("ambiguous_pool", "confident_errors")
+# References, not strategies: they read the pool's true condition tags (which no real strategy has)
+# to bound what any pick could do on a family's failing slices. Never a "best baseline".
+ORACLES = ("oracle", "oracle_unc", "oracle_half")
+
+
+def oracle_picks(name: str, f: Family, view: ModelView, budget: int, seed: int) -> np.ndarray:
+    """``oracle``: pool rows of the failing conditions at random; ``oracle_unc``: those rows, most
+    uncertain (entropy) first; ``oracle_half``: half the budget from them at random, half by entropy.
+    Each tops up with entropy sampling when the conditions hold fewer pool rows than it takes."""
+    inside = np.flatnonzero(f.pool_tags["in failing condition"])
+    p = np.clip(view.pool_probabilities, 1e-12, 1.0)
+    entropy = -(p * np.log(p)).sum(1)
+    if name == "oracle_unc":
+        first = inside[np.argsort(-entropy[inside], kind="stable")][:budget]
+    else:
+        take = budget if name == "oracle" else budget // 2
+        first = np.random.default_rng([seed, 11]).permutation(inside)[:take]
+    rest = np.setdiff1d(np.argsort(-entropy, kind="stable")[:budget + len(first)], first,
+                        assume_unique=True)
+    ranked_rest = rest[np.argsort(-entropy[rest], kind="stable")][:budget - len(first)]
+    return np.concatenate([first, ranked_rest]).astype(np.int64)
 
 
 def diagnose(f: Family, embeddings: np.ndarray, probs: np.ndarray) -> tuple[list[TargetRegion], int]:
@@ -132,6 +153,8 @@ def run_family(f: Family, seed: int, budgets: list[int], strategies: list[str],
                     index=index, seed=seed, num_failures=num_failures)], dtype=np.int64)
             elif strategy == "targeted":   # what the server does without regions: its fallback
                 picks = query("margin", view, budget, seed)
+            elif strategy in ORACLES:
+                picks = oracle_picks(strategy, f, view, budget, seed)
             else:
                 picks = query(strategy, view, budget, seed)
             seconds = time.perf_counter() - t0
@@ -219,6 +242,8 @@ def summary_rows(outcomes: list[Outcome], level: float = 0.95) -> list[dict]:
                          "best": best,
                          "diff": t_interval(d, level), "wins": int((d > 0).sum()),
                          "vs_margin": t_interval(dm, level),
+                         "oracles": {o: t_interval(np.array([acc[o][s] - acc[best][s] for s in seeds]), level)
+                                     for o in ORACLES if o in acc},
                          "picks": picks})
     return rows
 
@@ -231,7 +256,8 @@ def verdict(row: dict) -> str:
 
 def table(outcomes: list[Outcome], split: str, level: float = 0.95) -> str:
     rows = summary_rows(outcomes, level)
-    strategies = ["targeted", *BASELINES]
+    ran = {o.strategy for o in outcomes}
+    strategies = ["targeted", *BASELINES, *(o for o in ORACLES if o in ran)]
     seeds = sorted({o.seed for o in outcomes})
     lines = [f"Active-learning closed loop, {split} split, seeds {', '.join(map(str, seeds))}: failing-slice "
              f"accuracy in % (vs true labels) after retraining from scratch with the picks; baselines from "
@@ -247,6 +273,13 @@ def table(outcomes: list[Outcome], split: str, level: float = 0.95) -> str:
         lines.append(f"| {r['family']} | {r['budget']} | {100 * r['none']:.1f} | {cells} | {r['best']} | "
                      f"{m:+.1f} [{lo:+.1f}, {hi:+.1f}] | {r['wins']}/{len(r['seeds'])} | "
                      f"{mm:+.1f} [{mlo:+.1f}, {mhi:+.1f}] | {verdict(r)} |")
+    if any(r["oracles"] for r in rows):
+        lines += ["", "References that read the pool's true condition tags (an upper reference, not a strategy): "
+                  "Δ = reference − best baseline, paired by seed, mean [interval] in points.", ""]
+        for r in rows:
+            parts = [f"{o} {100 * m:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]"
+                     for o, (m, lo, hi) in r["oracles"].items()]
+            lines.append(f"- {r['family']} @ {r['budget']}: " + "; ".join(parts))
     lines += ["", "Target (issue 12): Δ mean ≥ 0 with lower bound ≥ −1 point everywhere; Δ mean ≥ +5 points on "
               "the families where uncertainty misleads (ambiguous pool, confident errors).", "",
               "Share of picks per pool tag (targeted / best baseline):", ""]
