@@ -29,21 +29,26 @@ def _cli(address: str, *args: str) -> subprocess.CompletedProcess:
                           env={**os.environ, "BLINDSPOTS_ADDRESS": ""})
 
 
+def _diagnosed_runs(client: Client, rng: np.random.Generator, names: tuple[str, ...]) -> tuple[list, list]:
+    """A run of 300 random rows per name, each diagnosed in turn; the runs and their finished jobs."""
+    runs, jobs = [], []
+    for name in names:
+        run = client.create_run(name, class_names=["a", "b"], embedding_dim=8)
+        run.log_predictions([f"{name}{i}" for i in range(300)], rng.normal(size=(300, 8)),
+                            labels=rng.integers(0, 2, 300), probabilities=rng.dirichlet([1, 1], 300), progress=False)
+        jobs.append(client.wait_job(run.diagnose(wait=False).id, progress=False))
+        runs.append(run)
+    return runs, jobs
+
+
 def test_jobs_are_listed_newest_first_and_a_running_one_is_cancelled_from_the_cli(tmp_path):
     rng = np.random.default_rng(3)
     server = start_server(tmp_path / "data")
     address = f"127.0.0.1:{server.port}"
     client = Client(address, retries=0, timeout=60)
     try:
-        runs, diagnoses = [], []
-        for name in ("first", "second"):
-            run = client.create_run(name, class_names=["a", "b"], embedding_dim=8)
-            run.log_predictions([f"{name}{i}" for i in range(300)], rng.normal(size=(300, 8)),
-                                labels=rng.integers(0, 2, 300), probabilities=rng.dirichlet([1, 1], 300),
-                                progress=False)
-            diagnoses.append(run.diagnose(wait=False).id)
-            client.wait_job(diagnoses[-1], progress=False)
-            runs.append(run)
+        runs, jobs = _diagnosed_runs(client, rng, ("first", "second"))
+        diagnoses = [job.id for job in jobs]
         pool = client.create_pool("unlabeled", embedding_dim=8)
         # Held here, the pool's index lock keeps its index build running until it is released.
         with server.servicer.indexes._lock(pool.id):
@@ -158,14 +163,7 @@ def test_jobs_that_ended_past_job_retention_days_are_deleted_and_what_they_made_
     server = start_server(data, job_retention_days=0, metrics_port=free_port())
     client = Client(f"127.0.0.1:{server.port}", retries=0, timeout=60)
     try:
-        runs, jobs = [], []
-        for name in ("old", "recent"):
-            run = client.create_run(name, class_names=["a", "b"], embedding_dim=8)
-            run.log_predictions([f"{name}{i}" for i in range(300)], rng.normal(size=(300, 8)),
-                                labels=rng.integers(0, 2, 300), probabilities=rng.dirichlet([1, 1], 300),
-                                progress=False)
-            jobs.append(client.wait_job(run.diagnose(wait=False).id, progress=False))
-            runs.append(run)
+        runs, jobs = _diagnosed_runs(client, rng, ("old", "recent"))
         pool = client.create_pool("unlabeled", embedding_dim=8)
         pool.add([f"p{i}" for i in range(200)], rng.normal(size=(200, 8)), progress=False)
         index_builds_done(server, 1)
