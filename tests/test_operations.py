@@ -204,3 +204,40 @@ def test_jobs_that_ended_past_job_retention_days_are_deleted_and_what_they_made_
     finally:
         client.close()
         server.stop()
+
+
+def test_the_metrics_show_the_jobs_queued_and_running_and_how_long_the_oldest_waits(tmp_path):
+    """blindspots_jobs{state} and blindspots_jobs_oldest_pending_age_seconds, read from the catalog at
+    scrape time: three index builds of a pool whose index is held fill both job workers and the third
+    waits; once the index is let go they finish, and the gauges go back to 0."""
+    rng = np.random.default_rng(7)
+    server = start_server(tmp_path / "data", metrics_port=free_port())
+    client = Client(f"127.0.0.1:{server.port}", retries=0, timeout=60)
+
+    def backlog() -> tuple[float, float, float]:
+        text = metrics_text(server)
+        return (metric_sample(text, "blindspots_jobs", state="PENDING"),
+                metric_sample(text, "blindspots_jobs", state="RUNNING"),
+                metric_sample(text, "blindspots_jobs_oldest_pending_age_seconds"))
+
+    def wait_for(done, what: str) -> tuple[float, float, float]:
+        deadline = time.monotonic() + 60
+        while not done(seen := backlog()):
+            assert time.monotonic() < deadline, f"{what}: the gauges stayed at {seen}"
+            time.sleep(0.2)
+        return seen
+
+    try:
+        assert backlog() == (0, 0, 0)
+        pool = client.create_pool("unlabeled", embedding_dim=8)
+        with server.servicer.indexes._lock(pool.id):
+            for k in range(3):
+                pool.add([f"p{k}-{i}" for i in range(100)], rng.normal(size=(100, 8)), progress=False)
+            pending, running, waited = wait_for(lambda b: b[:2] == (1, 2), "two builds running, one waiting")
+            assert 0 < waited < 120
+            assert len(client.list_jobs(["PENDING"])) == 1 and len(client.list_jobs(["RUNNING"])) == 2
+        wait_for(lambda b: b == (0, 0, 0), "every build done")
+        assert client.list_jobs(kind="index_build")["state"].tolist() == ["SUCCEEDED"] * 3
+    finally:
+        client.close()
+        server.stop()

@@ -18,8 +18,8 @@ import pyarrow as pa
 import pytest
 
 from blindspots_server.storage import (MAX_METADATA_COLUMNS, Conflict, DataLoss, DiagnosisRecord, DuplicateSampleIds,
-                                       JobRecord, NotFound, PoolRecord, RowFile, RunRecord, Store, SuggestionSetRecord,
-                                       TooManyColumns, open_store)
+                                       JobBacklog, JobRecord, NotFound, PoolRecord, RowFile, RunRecord, Store,
+                                       SuggestionSetRecord, TooManyColumns, open_store)
 from blindspots_server.storage.file_root import open_location
 from blindspots_server.storage.files import read_parquet
 from blindspots_server.storage.maintenance import check_store
@@ -687,6 +687,18 @@ def test_finished_jobs_that_ended_before_a_cutoff_are_pruned_and_nothing_else(st
             store.get_job(f"old_{state}")
     assert store.get_diagnosis("diag_old").job_id == "old_SUCCEEDED"
     assert store.prune_jobs(cutoff) == 0
+
+
+def test_the_job_backlog_counts_pending_and_running_jobs_and_dates_the_oldest_pending(store):
+    """job_backlog (the blindspots_jobs gauges): jobs not finished yet, and when the one waiting longest
+    was created; finished jobs do not count, however old."""
+    _run(store)
+    assert store.job_backlog() == JobBacklog(pending=0, running=0, oldest_pending_at=None)
+    for i, (state, created) in enumerate((("PENDING", 500.0), ("PENDING", 200.0), ("RUNNING", 100.0),
+                                          ("SUCCEEDED", 5.0), ("FAILED", 1.0), ("CANCELLED", 2.0))):
+        store.save_job(JobRecord(id=f"job_{i}", kind="diagnose", run_id="run_a", state=state, fraction_done=0.0,
+                                 stage="s", result_id="", error="", created_at=created, updated_at=created))
+    assert store.job_backlog() == JobBacklog(pending=2, running=1, oldest_pending_at=200.0)
 
 
 def _index_names(open_again, table: str) -> set[str]:

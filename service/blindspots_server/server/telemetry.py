@@ -23,7 +23,7 @@ from prometheus_client.registry import Collector
 from blindspots.v1 import blindspots_pb2 as pb
 
 from ..core.suggest import STRATEGIES
-from ..storage import JobRecord, NotFound, RunRecord, Store
+from ..storage import JobBacklog, JobRecord, NotFound, RunRecord, Store
 from .comparison import regressions
 from .jobs import JOB_KINDS
 
@@ -35,6 +35,7 @@ _LATENCY_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 
 _INGEST_TARGETS = ("run", "pool")
 _JOB_STATES = ("SUCCEEDED", "FAILED", "CANCELLED")
 STORE_SIZE_MAX_AGE_S = 30.0   # the data directory is walked at most this often
+JOB_BACKLOG_MAX_AGE_S = 5.0   # the catalog's unfinished jobs are counted at most this often
 
 
 def rpc_type(method) -> str:
@@ -71,6 +72,40 @@ class _StoreSizeCollector(Collector):
         if value is not None:
             yield GaugeMetricFamily("blindspots_store_size_bytes", "Bytes on disk of the data directory",
                                     value=value)
+
+
+class _JobBacklogCollector(Collector):
+    """``blindspots_jobs`` (pending, running) and ``blindspots_jobs_oldest_pending_age_seconds``,
+    read from the catalog at scrape time (cached briefly): a backlog shows before its jobs finish.
+    With a shared catalog every replica reports the same numbers, the whole queue's."""
+
+    def __init__(self, store: Store, max_age_s: float = JOB_BACKLOG_MAX_AGE_S):
+        self._store = store
+        self._max_age_s = max_age_s
+        self._backlog: Optional[JobBacklog] = None
+        self._at = 0.0
+        self._lock = threading.Lock()
+
+    def collect(self):
+        with self._lock:
+            now = time.monotonic()
+            if self._backlog is None or now - self._at > self._max_age_s:
+                try:
+                    self._backlog = self._store.job_backlog()
+                    self._at = now
+                except Exception:  # the catalog unreachable for a while must not break the scrape
+                    log.debug("job backlog unavailable", exc_info=True)
+            backlog = self._backlog
+        if backlog is None:
+            return
+        jobs = GaugeMetricFamily("blindspots_jobs", "Jobs not finished yet, in the catalog (every replica's)",
+                                 labels=["state"])
+        jobs.add_metric(["PENDING"], backlog.pending)
+        jobs.add_metric(["RUNNING"], backlog.running)
+        yield jobs
+        waited = 0.0 if backlog.oldest_pending_at is None else max(0.0, time.time() - backlog.oldest_pending_at)
+        yield GaugeMetricFamily("blindspots_jobs_oldest_pending_age_seconds", "How long the job waiting longest "
+                                "to start has waited (0: none waits)", value=waited)
 
 
 class Telemetry:
@@ -197,8 +232,9 @@ class Telemetry:
         self.rpc_handling_seconds.labels(*labels).observe(seconds)
 
     def watch_store(self, store: Store) -> None:
-        """Export the store's size at scrape time."""
+        """Export the store's size and its unfinished jobs at scrape time."""
         self.registry.register(_StoreSizeCollector(store))
+        self.registry.register(_JobBacklogCollector(store))
 
     def rows_ingested(self, target: str, rows: int, nbytes: int) -> None:
         self.rows_ingested_total.labels(target).inc(rows)

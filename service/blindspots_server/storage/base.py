@@ -167,6 +167,14 @@ class JobRecord:
     pool_id: str = ""                 # an index build's pool ("" for a diagnosis)
 
 
+@dataclass(frozen=True)
+class JobBacklog:
+    """The jobs not finished yet, as the catalog holds them (with a shared catalog: every replica's)."""
+    pending: int
+    running: int
+    oldest_pending_at: Optional[float]   # created_at of the job waiting longest; None when none waits
+
+
 @dataclass
 class SuggestionSetRecord:
     id: str
@@ -362,6 +370,10 @@ class Store(abc.ABC):
         """Jobs newest first (created_at, then id), of ``states`` (empty: any) and ``kind`` ("": any),
         of ``run_id``'s run and ``pool_id``'s pool ("": any). ``projects`` (None: every one) keeps
         the jobs of those projects' runs and pools (a job whose pool was deleted has no project)."""
+
+    @abc.abstractmethod
+    def job_backlog(self) -> JobBacklog:
+        """How many jobs are pending and running, and since when the oldest pending one waits."""
 
     @abc.abstractmethod
     def prune_jobs(self, finished_before: float) -> int:

@@ -10,8 +10,8 @@ from typing import Callable, Optional
 
 import pyarrow as pa
 
-from .base import (Conflict, DataLoss, DeleteOutcome, DiagnosisRecord, JobRecord, LabelRecord, NotFound, PoolRecord,
-                   RowFile, RunRecord, SuggestionSetRecord)
+from .base import (Conflict, DataLoss, DeleteOutcome, DiagnosisRecord, JobBacklog, JobRecord, LabelRecord, NotFound,
+                   PoolRecord, RowFile, RunRecord, SuggestionSetRecord)
 from .row_tables import ReadProgress, cached_rows, read_target_row_data, read_target_rows
 from .rows import RowData
 
@@ -279,6 +279,13 @@ class SqlCatalog:
         rows = self._query(f"SELECT {JOB_COLUMNS} FROM jobs {clause} ORDER BY created_at DESC, id DESC "
                            f"LIMIT {p} OFFSET {p}", (*args, limit, offset))
         return [JobRecord(*row) for row in rows]
+
+    def job_backlog(self) -> JobBacklog:
+        counts = {state: (int(n), oldest) for state, n, oldest in self._query(
+            "SELECT state, COUNT(*), MIN(created_at) FROM jobs WHERE state IN ('PENDING', 'RUNNING') GROUP BY state")}
+        pending, oldest = counts.get("PENDING", (0, None))
+        return JobBacklog(pending=pending, running=counts.get("RUNNING", (0, None))[0],
+                          oldest_pending_at=None if oldest is None else float(oldest))
 
     @staticmethod
     def _prune_jobs_statement(p: str) -> str:
