@@ -63,8 +63,9 @@ def _cmd_serve(args) -> int:
         return 2
     from blindspots_server.storage import StoreUnavailable, StoreUnusable
     overrides = {k: getattr(args, k) for k in ("data_dir", "store", "files", "ray_address", "index_shards",
-                                               "index_memory_mb", "shard_memory_mb", "job_retention_days", "host", "port", "metrics_port", "otlp_endpoint",
-                                               "auth_tokens_file", "tls_cert", "tls_key")}
+                                               "index_memory_mb", "shard_memory_mb", "job_retention_days", "host",
+                                               "port", "metrics_port", "otlp_endpoint", "auth_tokens_file",
+                                               "tls_cert", "tls_key")}
     try:
         serve(ServerConfig.from_env(**overrides))
     except (StoreUnusable, StoreUnavailable, ValueError) as exc:   # ValueError: a bad --store/--files/--ray-address
