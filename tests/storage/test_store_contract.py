@@ -652,10 +652,10 @@ def test_jobs_are_listed_newest_first_by_state_kind_run_pool_and_project(open_ag
     assert store.list_jobs(["p"], [], "", "run_b", "", 100, 0) == []
     assert store.list_jobs(["nobody"], [], "", "", "", 100, 0) == []
     store.close()
-    _alter_catalog(open_again, [f"DROP INDEX jobs_{i}" for i in ("created", "run", "pool")]
+    _alter_catalog(open_again, [f"DROP INDEX jobs_{i}" for i in ("created", "run", "pool", "state")]
                    + ["ALTER TABLE jobs DROP COLUMN pool_id"])                 # from before jobs named their pool
     store = open_again()
-    assert {"jobs_created", "jobs_run", "jobs_pool"} <= _index_names(open_again, "jobs")
+    assert {"jobs_created", "jobs_run", "jobs_pool", "jobs_state"} <= _index_names(open_again, "jobs")
     assert store.get_job("job_1").pool_id == "" and ids(store.list_jobs(["p"], [], "", "", "", 100, 0)) == [
         "job_3", "job_0"]
     store.save_job(dataclasses.replace(made[1], pool_id="pool_a"))

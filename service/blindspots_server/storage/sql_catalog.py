@@ -23,7 +23,9 @@ JOB_COLUMNS = "id, kind, run_id, state, fraction_done, stage, result_id, error, 
 # the pool_id column is added to older catalogs.
 JOB_INDEXES = ("CREATE INDEX IF NOT EXISTS jobs_created ON jobs (created_at)",
                "CREATE INDEX IF NOT EXISTS jobs_run ON jobs (run_id)",
-               "CREATE INDEX IF NOT EXISTS jobs_pool ON jobs (pool_id)")
+               "CREATE INDEX IF NOT EXISTS jobs_pool ON jobs (pool_id)",
+               # the unfinished jobs (the backlog gauges) and the finished ones past retention
+               "CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state, updated_at)")
 SUGGESTION_SET_COLUMNS = ("id, run_id, pool_id, diagnosis_id, strategy, budget, num_candidates, created_at, name, "
                           "request_id")
 # The request ids that make CreateRun, CreatePool and Suggest safe to repeat: a column of each
