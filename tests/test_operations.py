@@ -209,7 +209,8 @@ def test_jobs_that_ended_past_job_retention_days_are_deleted_and_what_they_made_
 def test_the_metrics_show_the_jobs_queued_and_running_and_how_long_the_oldest_waits(tmp_path):
     """blindspots_jobs{state} and blindspots_jobs_oldest_pending_age_seconds, read from the catalog at
     scrape time: three index builds of a pool whose index is held fill both job workers and the third
-    waits; once the index is let go they finish, and the gauges go back to 0."""
+    waits; once the index is let go they finish, and the gauges go back to 0. Each start is counted in
+    blindspots_job_queue_seconds with the time it waited."""
     rng = np.random.default_rng(7)
     server = start_server(tmp_path / "data", metrics_port=free_port())
     client = Client(f"127.0.0.1:{server.port}", retries=0, timeout=60)
@@ -238,6 +239,10 @@ def test_the_metrics_show_the_jobs_queued_and_running_and_how_long_the_oldest_wa
             assert len(client.list_jobs(["PENDING"])) == 1 and len(client.list_jobs(["RUNNING"])) == 2
         wait_for(lambda b: b == (0, 0, 0), "every build done")
         assert client.list_jobs(kind="index_build")["state"].tolist() == ["SUCCEEDED"] * 3
+        text = metrics_text(server)
+        assert metric_sample(text, "blindspots_job_queue_seconds_count", kind="index_build") == 3
+        assert metric_sample(text, "blindspots_job_queue_seconds_sum", kind="index_build") > 0
+        assert metric_sample(text, "blindspots_job_queue_seconds_count", kind="diagnose") == 0
     finally:
         client.close()
         server.stop()

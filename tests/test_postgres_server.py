@@ -7,7 +7,7 @@ import numpy as np
 
 from blindspots import Client
 
-from conftest import free_port, metrics_text, start_server
+from conftest import free_port, metric_sample, metrics_text, start_server
 
 
 def _walk(client: Client, sm) -> tuple:
@@ -97,6 +97,12 @@ def test_a_run_and_pool_deleted_through_one_replica_are_gone_for_the_other(small
         for c in (ca, cb):
             assert c.list_runs() == [] and c.list_pools() == []
         assert [p for p in files.rglob("*") if p.is_file() and "tmp" not in p.parts] == []
+        # The one diagnosis started once, on whichever replica claimed it; both report the same,
+        # empty, queue of the shared catalog.
+        texts = [metrics_text(server) for server in (a, b)]
+        assert sum(metric_sample(t, "blindspots_job_queue_seconds_count", kind="diagnose") for t in texts) == 1
+        assert all(metric_sample(t, "blindspots_jobs", state=state) == 0 for t in texts
+                   for state in ("PENDING", "RUNNING"))
     finally:
         for c in (ca, cb):
             c.close()

@@ -36,18 +36,22 @@ class JobLost(Exception):
 
 
 def job_runner_for(store: Store, config: ServerConfig,
-                   on_finish: Optional[Callable[[JobRecord, float], None]] = None):
-    """The in-process runner for a store one process owns; catalog claims for a shared one."""
+                   on_finish: Optional[Callable[[JobRecord, float], None]] = None,
+                   on_start: Optional[Callable[[JobRecord, float], None]] = None):
+    """The in-process runner for a store one process owns; catalog claims for a shared one.
+    ``on_start(job, waited_s)`` and ``on_finish(job, ran_s)`` are called as each job starts and ends."""
     if store.shared:
-        return ClaimedJobRunner(store, config.job_workers, on_finish, lease_s=config.job_lease_s)
-    return JobRunner(store, config.job_workers, on_finish=on_finish)
+        return ClaimedJobRunner(store, config.job_workers, on_finish, lease_s=config.job_lease_s, on_start=on_start)
+    return JobRunner(store, config.job_workers, on_finish=on_finish, on_start=on_start)
 
 
 class ClaimedJobRunner:
     def __init__(self, store: Store, workers: int, on_finish: Optional[Callable[[JobRecord, float], None]] = None,
-                 lease_s: float = 30.0, poll_s: float = 0.5, max_attempts: int = 3):
+                 lease_s: float = 30.0, poll_s: float = 0.5, max_attempts: int = 3,
+                 on_start: Optional[Callable[[JobRecord, float], None]] = None):
         self._store = store
         self._on_finish = on_finish
+        self._on_start = on_start
         self.lease_s, self._poll_s, self._max_attempts = float(lease_s), poll_s, max_attempts
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._handlers: dict[str, JobHandler] = {}
@@ -142,6 +146,10 @@ class ClaimedJobRunner:
                 write(fraction_done=float(min(max(fraction, 0.0), 1.0)), stage=stage)
 
         try:
+            if self._on_start:
+                # From its submission (another replica's clock, hence the floor at 0); a job taken over
+                # from a replica that died counts the time until this start.
+                self._on_start(job, max(0.0, started - job.created_at))
             handler = self._handlers.get(job.kind)
             if handler is None:
                 raise ValueError(f"this server has no handler for job kind {job.kind!r}")

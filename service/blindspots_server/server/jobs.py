@@ -45,8 +45,10 @@ JobHandler = Callable[[str, dict, ProgressFn], str]
 
 class JobRunner:
     def __init__(self, store: Store, workers: int,
-                 on_finish: Optional[Callable[[JobRecord, float], None]] = None):
+                 on_finish: Optional[Callable[[JobRecord, float], None]] = None,
+                 on_start: Optional[Callable[[JobRecord, float], None]] = None):
         self._store = store
+        self._on_start = on_start
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="job")
         self._live: dict[str, JobRecord] = {}
         self._cancel: dict[str, threading.Event] = {}
@@ -99,6 +101,8 @@ class JobRunner:
             if cancel.is_set():
                 raise JobCancelled()
             self._update(job, True, state="RUNNING", stage="starting")
+            if self._on_start:
+                self._on_start(job, max(0.0, started - job.created_at))
             result_id = work(job.id, progress)
             self._update(job, True, state="SUCCEEDED", fraction_done=1.0, stage="done", result_id=result_id)
         except JobCancelled as exc:

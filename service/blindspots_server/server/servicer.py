@@ -119,7 +119,8 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
         self.access = access or AccessPolicy()
         self.telemetry = telemetry or Telemetry.disabled()
         self.tracing = tracing or Tracing.off()
-        self.jobs = job_runner_for(store, config, on_finish=self.telemetry.job_finished)
+        self.jobs = job_runner_for(store, config, on_finish=self.telemetry.job_finished,
+                                   on_start=self.telemetry.job_started)
         self.jobs.register("index_build", self._traced(
             "index_build", lambda _job_id, params, progress: self._build_index(params["pool_id"], progress)))
         self.jobs.register("diagnose", self._traced("diagnose", self._diagnose_job))

@@ -30,6 +30,7 @@ from .jobs import JOB_KINDS
 log = logging.getLogger("blindspots.telemetry")
 
 _LATENCY_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+_QUEUE_BUCKETS = (0.01, 0.1, 0.5, 1, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
 # Label values known up front are exported at zero from the start, so that
 # rate() sees the first increment instead of a series appearing mid-window.
 _INGEST_TARGETS = ("run", "pool")
@@ -130,6 +131,8 @@ class Telemetry:
                                             ["target"], registry=r)
         self.job_duration_seconds = Histogram("blindspots_job_duration_seconds", "Job wall time",
                                               ["kind", "state"], buckets=_LATENCY_BUCKETS, registry=r)
+        self.job_queue_seconds = Histogram("blindspots_job_queue_seconds", "Time from a job's submission to its "
+                                           "start", ["kind"], buckets=_QUEUE_BUCKETS, registry=r)
         self.deleted_total = Counter("blindspots_deleted_total", "Runs and pools deleted", ["target"], registry=r)
         self.deleted_bytes_total = Counter("blindspots_deleted_bytes_total", "Bytes of data files removed by "
                                            "deletions (as recorded at write)", ["target"], registry=r)
@@ -156,6 +159,7 @@ class Telemetry:
             self.deleted_total.labels(target)
             self.deleted_bytes_total.labels(target)
         for kind in JOB_KINDS:
+            self.job_queue_seconds.labels(kind)
             for state in _JOB_STATES:
                 self.job_duration_seconds.labels(kind, state)
         for strategy in STRATEGIES:
@@ -239,6 +243,9 @@ class Telemetry:
     def rows_ingested(self, target: str, rows: int, nbytes: int) -> None:
         self.rows_ingested_total.labels(target).inc(rows)
         self.bytes_ingested_total.labels(target).inc(nbytes)
+
+    def job_started(self, job: JobRecord, waited_s: float) -> None:
+        self.job_queue_seconds.labels(job.kind).observe(waited_s)
 
     def job_finished(self, job: JobRecord, seconds: float) -> None:
         self.job_duration_seconds.labels(job.kind, job.state).observe(seconds)
