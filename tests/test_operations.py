@@ -66,6 +66,9 @@ def test_jobs_are_listed_newest_first_and_a_running_one_is_cancelled_from_the_cl
             assert client.list_jobs(pool=pool)["id"].tolist() == [build]
             assert listed["state"].tolist() == ["RUNNING", "SUCCEEDED", "SUCCEEDED"]
             assert listed["result_id"].iloc[1] == client.get_diagnosis(run_id=runs[1].id).id
+            # Each started after it was submitted; a finished one last changed when it ended, after that.
+            assert (listed["started_at"] >= listed["created_at"]).all()
+            assert (listed["updated_at"].iloc[1:] >= listed["started_at"].iloc[1:]).all()
             assert client.list_jobs(limit=2)["id"].tolist() == [build, diagnoses[1]]
             assert client.list_jobs(run=runs[0])["id"].tolist() == [diagnoses[0]]
             assert client.list_jobs(["SUCCEEDED"], kind="index_build").empty
@@ -77,6 +80,8 @@ def test_jobs_are_listed_newest_first_and_a_running_one_is_cancelled_from_the_cl
             table = _cli(address, "jobs", "list", "--limit", "2")
             assert table.returncode == 0 and build in table.stdout and diagnoses[1] in table.stdout
             assert diagnoses[0] not in table.stdout
+            header, *lines = table.stdout.splitlines()
+            assert header.split()[-2:] == ["waited", "ran"] and all(line.split()[-1].endswith("s") for line in lines)
             # Followed from another process while it runs: the watcher ends when the job does.
             watcher = subprocess.Popen([str(BIN), "jobs", "watch", build, "--quiet", "--address", address],
                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -237,6 +242,13 @@ def test_the_metrics_show_the_jobs_queued_and_running_and_how_long_the_oldest_wa
             pending, running, waited = wait_for(lambda b: b[:2] == (1, 2), "two builds running, one waiting")
             assert 0 < waited < 120
             assert len(client.list_jobs(["PENDING"])) == 1 and len(client.list_jobs(["RUNNING"])) == 2
+            assert client.list_jobs(["PENDING"])["started_at"].isna().all()         # not started yet
+            assert client.list_jobs(["RUNNING"])["started_at"].notna().all()
+            (pending,) = json.loads(_cli(f"127.0.0.1:{server.port}", "jobs", "list", "--state", "pending",
+                                         "--json").stdout)
+            assert pending["started_at"] is None and pending["created_at"].endswith("Z")
+            shown = _cli(f"127.0.0.1:{server.port}", "jobs", "list", "--state", "pending").stdout.splitlines()
+            assert shown[1].split()[-1].endswith("s")        # how long it has waited so far; no "ran" yet
         wait_for(lambda b: b == (0, 0, 0), "every build done")
         assert client.list_jobs(kind="index_build")["state"].tolist() == ["SUCCEEDED"] * 3
         text = metrics_text(server)

@@ -49,12 +49,14 @@ def test_claims_are_exclusive_oldest_first_and_carry_params(store, postgres_uri,
 
 def test_an_expired_lease_is_claimed_again_and_the_old_owner_is_fenced_off(store):
     job = _enqueue(store, "job_a", 1.0)
+    assert store.get_job("job_a").started_at == 0.0          # pending: not started
     job, _ = store.claim_job("dead", 30, 3)
+    assert job.started_at > 1.0 and store.get_job("job_a").started_at == job.started_at
     assert store.claim_job("alive", 30, 3) is None           # leased: nobody else gets it
     store.renew_leases("dead", ["job_a"], 0.0)                # its lease runs out (the owner stops renewing)
     time.sleep(0.002)                                         # ... by the next statement on the database's clock
     taken, _ = store.claim_job("alive", 30, 3)
-    assert taken.id == "job_a" and "restarting" in taken.stage
+    assert taken.id == "job_a" and "restarting" in taken.stage and taken.started_at >= job.started_at
     job.state, job.result_id = "SUCCEEDED", "diag_from_the_dead"
     assert not store.update_claimed_job(job, "dead", 30)      # fenced: it lost the lease
     assert store.renew_leases("dead", ["job_a"], 30) == {}

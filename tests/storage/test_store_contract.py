@@ -633,7 +633,8 @@ def test_jobs_are_listed_newest_first_by_state_kind_run_pool_and_project(open_ag
             ("diagnose", "run_b", "", "FAILED"), ("diagnose", "run_a", "", "RUNNING"),
             ("index_build", "", "pool_gone", "PENDING"), ("diagnose", "run_b", "", "PENDING"))):
         job = JobRecord(id=f"job_{i}", kind=kind, run_id=run_id, state=state, fraction_done=0.0, stage="s",
-                        result_id="", error="", created_at=t0 + i, updated_at=t0 + i, pool_id=pool_id)
+                        result_id="", error="", created_at=t0 + i, updated_at=t0 + i, pool_id=pool_id,
+                        started_at=0.0 if state == "PENDING" else t0 + i + 0.5)
         store.save_job(job)
         made.append(job)
     store.delete("pool", "pool_gone")
@@ -653,11 +654,13 @@ def test_jobs_are_listed_newest_first_by_state_kind_run_pool_and_project(open_ag
     assert store.list_jobs(["nobody"], [], "", "", "", 100, 0) == []
     store.close()
     _alter_catalog(open_again, [f"DROP INDEX jobs_{i}" for i in ("created", "run", "pool", "state")]
-                   + ["ALTER TABLE jobs DROP COLUMN pool_id"])                 # from before jobs named their pool
+                   + ["ALTER TABLE jobs DROP COLUMN pool_id",                  # from before jobs named their pool
+                      "ALTER TABLE jobs DROP COLUMN started_at"])              # ... and kept their start
     store = open_again()
     assert {"jobs_created", "jobs_run", "jobs_pool", "jobs_state"} <= _index_names(open_again, "jobs")
     assert store.get_job("job_1").pool_id == "" and ids(store.list_jobs(["p"], [], "", "", "", 100, 0)) == [
         "job_3", "job_0"]
+    assert store.get_job("job_1").started_at == 0.0
     store.save_job(dataclasses.replace(made[1], pool_id="pool_a"))
     assert store.get_job("job_1") == made[1]
 

@@ -311,8 +311,20 @@ def _sample_ids_file(path: str) -> list[str]:
 
 def _print_records(frame, *times: str) -> None:
     """A listing as a JSON array of objects, its ``times`` columns (UTC datetimes) in ISO 8601 with a Z."""
-    print(frame.assign(**{c: [t.isoformat() + "Z" for t in frame[c]] for c in times})
+    import pandas as pd
+    print(frame.assign(**{c: [None if pd.isna(t) else t.isoformat() + "Z" for t in frame[c]] for c in times})
           .to_json(orient="records", indent=2))
+
+
+def _took(seconds: float) -> str:
+    """A duration as a person reads it: 4.2s, 3m07s, 2h05m; "" for none."""
+    if seconds != seconds or seconds < 0:
+        return ""
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    if seconds < 3600:
+        return f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
+    return f"{int(seconds // 3600)}h{int(seconds % 3600 // 60):02d}m"
 
 
 def _cmd_suggestions_list(args) -> int:
@@ -336,16 +348,25 @@ def _cmd_jobs_list(args) -> int:
         frame = client.list_jobs([s.upper() for s in args.state], kind=args.kind, run=args.run or None,
                                  pool=args.pool or None, project=args.project, limit=args.limit or None)
     if args.json:
-        _print_records(frame, "created_at", "updated_at")
+        _print_records(frame, "created_at", "started_at", "updated_at")
         return 0
     if not len(frame):
         print("no jobs")
         return 0
+    import pandas as pd
+    now = pd.Timestamp.now(tz="UTC").tz_localize(None)
+    started = frame["started_at"]
+    # waited: from submission to start (or to now, still pending); ran: from start to end (or to now)
+    waited = (started.fillna(now) - frame["created_at"]).dt.total_seconds().where(
+        started.notna() | frame["state"].eq("PENDING"))
+    ran = ((frame["updated_at"].where(~frame["state"].eq("RUNNING"), now)) - started).dt.total_seconds()
     shown = frame.assign(done=[f"{f:.0%}" for f in frame["fraction_done"]],
                          created_at=frame["created_at"].dt.strftime("%Y-%m-%d %H:%M:%S"),
                          stage=[e or s for s, e in zip(frame["stage"], frame["error"])],
-                         of=[r or p for r, p in zip(frame["run_id"], frame["pool_id"])])
-    print(shown[["id", "kind", "state", "done", "stage", "of", "result_id", "created_at"]].to_string(index=False))
+                         of=[r or p for r, p in zip(frame["run_id"], frame["pool_id"])],
+                         waited=[_took(s) for s in waited], ran=[_took(s) for s in ran])
+    print(shown[["id", "kind", "state", "done", "stage", "of", "result_id", "created_at", "waited", "ran"]]
+          .to_string(index=False))
     return 0
 
 

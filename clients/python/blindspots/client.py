@@ -281,6 +281,7 @@ class Client(LabelsAPI, DeleteAPI):
                       "pool_id": j.pool_id,
                       "fraction_done": j.fraction_done, "stage": j.stage, "result_id": j.result_id,
                       "error": j.error, "created_at": j.created_at.ToDatetime(),
+                      "started_at": j.started_at.ToDatetime() if j.HasField("started_at") else pd.NaT,
                       "updated_at": j.updated_at.ToDatetime()} for j in page.jobs]
             if limit and len(rows) >= limit:
                 break
@@ -468,7 +469,7 @@ def _request_id() -> str:
 
 
 JOB_COLUMNS = ["id", "kind", "state", "run_id", "pool_id", "fraction_done", "stage", "result_id", "error",
-               "created_at", "updated_at"]
+               "created_at", "started_at", "updated_at"]
 SET_COLUMNS = ["id", "name", "run_id", "pool_id", "diagnosis_id", "strategy", "budget", "num_candidates",
                "created_at", "request_id"]
 

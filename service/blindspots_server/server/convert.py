@@ -46,7 +46,8 @@ def pool_message(p: PoolRecord, stored_bytes: int = 0) -> pb.Pool:
 def job_message(j: JobRecord) -> pb.Job:
     return pb.Job(id=j.id, kind=j.kind, state=pb.Job.State.Value(j.state), fraction_done=j.fraction_done,
                   stage=j.stage, result_id=j.result_id, error=j.error, run_id=j.run_id, pool_id=j.pool_id,
-                  created_at=timestamp(j.created_at), updated_at=timestamp(j.updated_at))
+                  created_at=timestamp(j.created_at), updated_at=timestamp(j.updated_at),
+                  started_at=timestamp(j.started_at) if j.started_at else None)
 
 
 def suggestion_set_message(s: SuggestionSetRecord) -> pb.SuggestionSet:

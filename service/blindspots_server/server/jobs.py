@@ -100,7 +100,7 @@ class JobRunner:
         try:
             if cancel.is_set():
                 raise JobCancelled()
-            self._update(job, True, state="RUNNING", stage="starting")
+            self._update(job, True, state="RUNNING", stage="starting", started_at=started)
             if self._on_start:
                 self._on_start(job, max(0.0, started - job.created_at))
             result_id = work(job.id, progress)

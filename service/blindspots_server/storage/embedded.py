@@ -76,7 +76,8 @@ CREATE INDEX IF NOT EXISTS diagnoses_run ON diagnoses (run_id, created_at);
 CREATE INDEX IF NOT EXISTS diagnoses_created ON diagnoses (created_at);
 CREATE TABLE IF NOT EXISTS jobs (
   id TEXT PRIMARY KEY, kind TEXT, run_id TEXT, state TEXT, fraction_done REAL, stage TEXT,
-  result_id TEXT, error TEXT, created_at REAL, updated_at REAL, pool_id TEXT NOT NULL DEFAULT '');
+  result_id TEXT, error TEXT, created_at REAL, updated_at REAL, pool_id TEXT NOT NULL DEFAULT '',
+  started_at REAL NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS suggestion_sets (
   id TEXT PRIMARY KEY, run_id TEXT, pool_id TEXT, diagnosis_id TEXT, strategy TEXT,
   budget INTEGER, num_candidates INTEGER, created_at REAL, name TEXT);
@@ -137,9 +138,13 @@ class EmbeddedStore(SqlCatalog, EmbeddedLabels, Store):
             for table in REQUEST_ID_TABLES:     # catalogs from before request ids: theirs are ''
                 if "request_id" not in {r[1] for r in self._db.execute(f"PRAGMA table_info({table})")}:
                     self._db.execute(f"ALTER TABLE {table} ADD COLUMN request_id TEXT NOT NULL DEFAULT ''")
-            if "pool_id" not in {r[1] for r in self._db.execute("PRAGMA table_info(jobs)")}:
+            job_columns = {r[1] for r in self._db.execute("PRAGMA table_info(jobs)")}
+            if "pool_id" not in job_columns:
                 # Catalogs from before jobs named their pool: their index builds name none ('').
                 self._db.execute("ALTER TABLE jobs ADD COLUMN pool_id TEXT NOT NULL DEFAULT ''")
+            if "started_at" not in job_columns:
+                # Catalogs from before jobs recorded their start: theirs is 0 (unknown).
+                self._db.execute("ALTER TABLE jobs ADD COLUMN started_at REAL NOT NULL DEFAULT 0")
             for index in (*REQUEST_INDEXES, *JOB_INDEXES):
                 self._db.execute(index)
         except sqlite3.DatabaseError as exc:
@@ -437,9 +442,9 @@ class EmbeddedStore(SqlCatalog, EmbeddedLabels, Store):
 
     # ------------------------------------------------------------ jobs
     def save_job(self, job: JobRecord) -> None:
-        self._exec([(f"INSERT OR REPLACE INTO jobs ({JOB_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+        self._exec([(f"INSERT OR REPLACE INTO jobs ({JOB_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                      (job.id, job.kind, job.run_id, job.state, job.fraction_done, job.stage,
-                      job.result_id, job.error, job.created_at, job.updated_at, job.pool_id))])
+                      job.result_id, job.error, job.created_at, job.updated_at, job.pool_id, job.started_at))])
 
     def get_job(self, job_id: str) -> JobRecord:
         rows = self._query(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id=?", (job_id,))

@@ -81,6 +81,7 @@ CREATE TABLE IF NOT EXISTS jobs (
   params TEXT DEFAULT '{}', owner TEXT DEFAULT '', lease_until DOUBLE PRECISION DEFAULT 0,
   attempts INTEGER DEFAULT 0, cancel_requested BOOLEAN DEFAULT false);
 ALTER TABLE jobs ADD COLUMN IF NOT EXISTS pool_id TEXT NOT NULL DEFAULT '';
+ALTER TABLE jobs ADD COLUMN IF NOT EXISTS started_at DOUBLE PRECISION NOT NULL DEFAULT 0;
 CREATE INDEX IF NOT EXISTS jobs_queue ON jobs (state, created_at);
 """ + "".join(f"{q};\n" for q in JOB_INDEXES) + """
 CREATE TABLE IF NOT EXISTS suggestion_sets (
@@ -406,12 +407,12 @@ class PostgresStore(SqlCatalog, JobQueueMixin, PostgresLabels, Store):
 
     def save_job(self, job: JobRecord) -> None:
         with self._tx() as cur:
-            cur.execute(f"INSERT INTO jobs ({JOB_COLUMNS}) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) "
-                        "ON CONFLICT (id) DO UPDATE SET state=EXCLUDED.state, fraction_done=EXCLUDED.fraction_done, stage=EXCLUDED.stage, "
-                        "result_id=EXCLUDED.result_id, error=EXCLUDED.error, updated_at=EXCLUDED.updated_at, "
-                        "pool_id=EXCLUDED.pool_id",
+            cur.execute(f"INSERT INTO jobs ({JOB_COLUMNS}) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) "
+                        "ON CONFLICT (id) DO UPDATE SET state=EXCLUDED.state, fraction_done=EXCLUDED.fraction_done, "
+                        "stage=EXCLUDED.stage, result_id=EXCLUDED.result_id, error=EXCLUDED.error, "
+                        "updated_at=EXCLUDED.updated_at, pool_id=EXCLUDED.pool_id, started_at=EXCLUDED.started_at",
                         (job.id, job.kind, job.run_id, job.state, job.fraction_done, job.stage, job.result_id,
-                         job.error, job.created_at, job.updated_at, job.pool_id))
+                         job.error, job.created_at, job.updated_at, job.pool_id, job.started_at))
 
     # ------------------------------------------------------------ store copies (transfer.py)
     @property

@@ -32,9 +32,9 @@ class JobQueueMixin:
 
     def enqueue_job(self, job: JobRecord, params: dict) -> None:
         with self._tx() as cur:
-            cur.execute(f"INSERT INTO jobs ({JOB_COLUMNS}, params) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)",
+            cur.execute(f"INSERT INTO jobs ({JOB_COLUMNS}, params) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)",
                         (job.id, job.kind, job.run_id, job.state, job.fraction_done, job.stage, job.result_id,
-                         job.error, job.created_at, job.updated_at, job.pool_id, json.dumps(params)))
+                         job.error, job.created_at, job.updated_at, job.pool_id, job.started_at, json.dumps(params)))
 
     def claim_job(self, owner: str, lease_s: float, max_attempts: int) -> Optional[tuple[JobRecord, dict]]:
         while True:
@@ -59,9 +59,9 @@ class JobQueueMixin:
                     continue
                 stage = "starting" if state == "PENDING" else "restarting (the server running it stopped)"
                 cur.execute(f"UPDATE jobs SET state='RUNNING', owner=%s, lease_until={_NOW} + %s, "
-                            "attempts=attempts+1, fraction_done=0, stage=%s, updated_at=%s WHERE id=%s "
+                            "attempts=attempts+1, fraction_done=0, stage=%s, updated_at=%s, started_at=%s WHERE id=%s "
                             f"RETURNING {JOB_COLUMNS}, params",
-                            (owner, lease_s, stage, now, job_id))
+                            (owner, lease_s, stage, now, now, job_id))
                 claimed = cur.fetchone()
                 return JobRecord(*claimed[:-1]), json.loads(claimed[-1])
 

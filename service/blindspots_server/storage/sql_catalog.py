@@ -18,7 +18,8 @@ from .rows import RowData
 RUN_COLUMNS = ("id, name, project, model_name, model_version, dataset_name, class_names, embedding_dim, "
                "created_at, num_rows, metadata_schema, request_id")
 DIAGNOSIS_COLUMNS = "id, run_id, created_at, job_id, payload"
-JOB_COLUMNS = "id, kind, run_id, state, fraction_done, stage, result_id, error, created_at, updated_at, pool_id"
+JOB_COLUMNS = ("id, kind, run_id, state, fraction_done, stage, result_id, error, created_at, updated_at, pool_id, "
+               "started_at")
 # ListJobs reads jobs newest first; deleting a run or pool deletes its jobs. Both stores, made after
 # the pool_id column is added to older catalogs.
 JOB_INDEXES = ("CREATE INDEX IF NOT EXISTS jobs_created ON jobs (created_at)",
