@@ -165,7 +165,7 @@ class JobRecord:
     created_at: float
     updated_at: float
     pool_id: str = ""                 # an index build's pool ("" for a diagnosis)
-    started_at: float = 0.0           # when it (last) started running; 0 while pending, and for jobs recorded before it was kept
+    started_at: float = 0.0           # when it (last) started running; 0 while pending (and in older catalogs)
 
 
 @dataclass(frozen=True)
