@@ -50,26 +50,35 @@ def rpc_type(method) -> str:
     return "unary"
 
 
-class _StoreSizeCollector(Collector):
-    """``blindspots_store_size_bytes`` computed at scrape time, cached briefly."""
+class _Cached:
+    """``read()``'s value, read again at most every ``max_age_s`` seconds; while a read fails (a
+    closed store, a catalog unreachable for a while) the last value stays, so a scrape never breaks."""
 
-    def __init__(self, store: Store, max_age_s: float = STORE_SIZE_MAX_AGE_S):
-        self._store = store
-        self._max_age_s = max_age_s
-        self._value: Optional[float] = None
+    def __init__(self, read: Callable[[], object], max_age_s: float, what: str):
+        self._read, self._max_age_s, self._what = read, max_age_s, what
+        self._value: object = None
         self._at = 0.0
         self._lock = threading.Lock()
 
-    def collect(self):
+    def get(self):
         with self._lock:
             now = time.monotonic()
             if self._value is None or now - self._at > self._max_age_s:
                 try:
-                    self._value = float(self._store.size_bytes())
-                    self._at = now
-                except Exception:  # a closed or vanished store must not break the scrape
-                    log.debug("store size unavailable", exc_info=True)
-            value = self._value
+                    self._value, self._at = self._read(), now
+                except Exception:
+                    log.debug("%s unavailable", self._what, exc_info=True)
+            return self._value
+
+
+class _StoreSizeCollector(Collector):
+    """``blindspots_store_size_bytes`` computed at scrape time, cached briefly."""
+
+    def __init__(self, store: Store, max_age_s: float = STORE_SIZE_MAX_AGE_S):
+        self._size = _Cached(lambda: float(store.size_bytes()), max_age_s, "store size")
+
+    def collect(self):
+        value = self._size.get()
         if value is not None:
             yield GaugeMetricFamily("blindspots_store_size_bytes", "Bytes on disk of the data directory",
                                     value=value)
@@ -81,22 +90,10 @@ class _JobBacklogCollector(Collector):
     With a shared catalog every replica reports the same numbers, the whole queue's."""
 
     def __init__(self, store: Store, max_age_s: float = JOB_BACKLOG_MAX_AGE_S):
-        self._store = store
-        self._max_age_s = max_age_s
-        self._backlog: Optional[JobBacklog] = None
-        self._at = 0.0
-        self._lock = threading.Lock()
+        self._backlog = _Cached(store.job_backlog, max_age_s, "job backlog")
 
     def collect(self):
-        with self._lock:
-            now = time.monotonic()
-            if self._backlog is None or now - self._at > self._max_age_s:
-                try:
-                    self._backlog = self._store.job_backlog()
-                    self._at = now
-                except Exception:  # the catalog unreachable for a while must not break the scrape
-                    log.debug("job backlog unavailable", exc_info=True)
-            backlog = self._backlog
+        backlog: Optional[JobBacklog] = self._backlog.get()
         if backlog is None:
             return
         jobs = GaugeMetricFamily("blindspots_jobs", "Jobs not finished yet, in the catalog (every replica's)",
