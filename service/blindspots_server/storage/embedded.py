@@ -49,9 +49,9 @@ from .row_tables import RowCache
 from .rows import row_digests
 from .file_root import FileRoot
 from .owner import DirectoryOwner
-from .sql_catalog import (DELETING_SCHEMA, JOB_COLUMNS, JOB_INDEXES, POOL_COLUMNS, REQUEST_ID_TABLES, REQUEST_INDEXES,
-                          RUN_COLUMNS, CopyCheck, SqlCatalog, deletion_plan, empty_destination, suggestion_set_deletion_plan,
-                          suggestion_set_insert)
+from .sql_catalog import (DELETING_SCHEMA, JOB_COLUMNS, JOB_INDEXES, POOL_COLUMNS, REQUEST_ID_TABLES,
+                          REQUEST_INDEXES, RUN_COLUMNS, CopyCheck, SqlCatalog, deletion_plan, empty_destination,
+                          suggestion_set_deletion_plan, suggestion_set_insert)
 
 log = logging.getLogger("blindspots.store")
 
@@ -180,9 +180,11 @@ class EmbeddedStore(SqlCatalog, EmbeddedLabels, Store):
         with self._lock:
             return self._db.execute(sql, args).fetchall()
 
-    def _exec(self, statements: list[tuple[str, tuple]], exists: tuple[tuple[str, str], ...] = ()) -> None:
+    def _exec(self, statements: list[tuple[str, tuple]], exists: tuple[tuple[str, str], ...] = ()) -> int:
         """The statements in one transaction, after checking inside it that every (target, id) of
-        ``exists`` is still there (NotFound if one was deleted: nothing is written for it)."""
+        ``exists`` is still there (NotFound if one was deleted: nothing is written for it). Returns the
+        number of rows the last statement changed."""
+        changed = 0
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
@@ -191,11 +193,12 @@ class EmbeddedStore(SqlCatalog, EmbeddedLabels, Store):
                                             (target_id,)).fetchone():
                         raise NotFound(f"{target} {target_id!r} not found (deleted)")
                 for sql, args in statements:
-                    self._db.execute(sql, args)
+                    changed = self._db.execute(sql, args).rowcount
                 self._db.execute("COMMIT")
             except BaseException:
                 self._rollback()
                 raise
+        return changed
 
     def _rollback(self) -> None:
         # SQLite may already have rolled the transaction back itself (SQLITE_FULL, SQLITE_IOERR);
@@ -453,15 +456,7 @@ class EmbeddedStore(SqlCatalog, EmbeddedLabels, Store):
         return JobRecord(*rows[0])
 
     def prune_jobs(self, finished_before: float) -> int:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                pruned = self._db.execute(self._prune_jobs_statement("?"), (finished_before,)).rowcount
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._rollback()
-                raise
-        return int(pruned)
+        return self._exec([(self._prune_jobs_statement("?"), (finished_before,))])
 
     # ------------------------------------------------------------ suggestion sets
     def save_suggestion_set(self, record: SuggestionSetRecord, candidates: pa.Table) -> None:
