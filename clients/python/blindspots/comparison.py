@@ -39,16 +39,12 @@ class Comparison:
 
     def slices_frame(self) -> pd.DataFrame:
         """One row per slice either diagnosis named, largest improvement first."""
-        rows = [{"slice": s.name, **_rate(s.rows), "q_value": s.q_value} for s in self.message.slices]
-        frame = pd.DataFrame(rows, columns=["slice", *RATE_COLUMNS, "q_value"])
-        return frame.sort_values("difference", kind="stable").reset_index(drop=True)
+        return _changes_frame("slice", self.message.slices)
 
     def classes_frame(self) -> pd.DataFrame:
         """One row per class (the shared rows both runs give its label), largest improvement first;
         empty for a comparison made before classes were compared."""
-        rows = [{"class": s.name, **_rate(s.rows), "q_value": s.q_value} for s in self.message.classes]
-        frame = pd.DataFrame(rows, columns=["class", *RATE_COLUMNS, "q_value"])
-        return frame.sort_values("difference", kind="stable").reset_index(drop=True)
+        return _changes_frame("class", self.message.classes)
 
     def regressions(self, alpha: float = 0.0) -> pd.DataFrame:
         """What got significantly worse from A to B: a gate for a training pipeline.
@@ -72,12 +68,9 @@ class Comparison:
                 where = r.slice_a or r.slice_b
                 rows.append({"scope": "region", "name": f"{name} ({where})" if where else name,
                              **_rate(r.rows), "q_value": r.q_value})
-        for s in m.slices:
-            if s.rows.difference > 0 and s.q_value <= alpha:
-                rows.append({"scope": "slice", "name": s.name, **_rate(s.rows), "q_value": s.q_value})
-        for s in m.classes:
-            if s.rows.difference > 0 and s.q_value <= alpha:
-                rows.append({"scope": "class", "name": s.name, **_rate(s.rows), "q_value": s.q_value})
+        for scope, changes in (("slice", m.slices), ("class", m.classes)):
+            rows += [{"scope": scope, "name": s.name, **_rate(s.rows), "q_value": s.q_value} for s in changes
+                     if s.rows.difference > 0 and s.q_value <= alpha]
         frame = pd.DataFrame(rows, columns=["scope", "name", *RATE_COLUMNS, "q_value"])
         return frame.sort_values("difference", ascending=False, kind="stable").reset_index(drop=True)
 
@@ -143,3 +136,10 @@ class Comparison:
                 ["class", "support", "error_rate_a", "error_rate_b", "difference", "diff_low", "diff_high", "q_value"]],
                 max_rows, "blindspots-classes"),
             "</div>"])
+
+
+def _changes_frame(column: str, changes) -> pd.DataFrame:
+    """One row per SliceComparison (a slice or a class, named in ``column``), largest improvement first."""
+    rows = [{column: s.name, **_rate(s.rows), "q_value": s.q_value} for s in changes]
+    frame = pd.DataFrame(rows, columns=[column, *RATE_COLUMNS, "q_value"])
+    return frame.sort_values("difference", kind="stable").reset_index(drop=True)

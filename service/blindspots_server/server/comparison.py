@@ -124,10 +124,14 @@ def compare_runs(store: Store, run_a: RunRecord, run_b: RunRecord, diag_a: pb.Di
         run_id_a=run_a.id, run_id_b=run_b.id, diagnosis_id_a=diag_a.id, diagnosis_id_b=diag_b.id,
         num_shared=len(rows_a), num_only_a=len(ids_a) - len(rows_a), num_only_b=len(ids_b) - len(rows_a),
         overall=_rate(result.overall), regions=[region_message(c) for c in result.regions],
-        slices=[pb.SliceComparison(name=c.name, rows=_rate(c.rows), q_value=c.q_value) for c in result.slices],
-        classes=[pb.SliceComparison(name=c.name, rows=_rate(c.rows), q_value=c.q_value) for c in result.classes],
+        slices=[_change_message(c) for c in result.slices], classes=[_change_message(c) for c in result.classes],
         min_overlap=min_overlap, alpha=alpha, model_version_a=run_a.model_version,
         model_version_b=run_b.model_version)
+
+
+def _change_message(change) -> pb.SliceComparison:
+    """A slice's or a class's change (core SliceChange) as its message."""
+    return pb.SliceComparison(name=change.name, rows=_rate(change.rows), q_value=change.q_value)
 
 
 def regressions(c: pb.RunComparison) -> list[tuple[str, str, float]]:
@@ -140,8 +144,6 @@ def regressions(c: pb.RunComparison) -> list[tuple[str, str, float]]:
             name = f"A:R{r.region_a}" if r.region_a >= 0 else f"B:R{r.region_b}"
             where = r.slice_a or r.slice_b
             found.append(("region", f"{name} ({where})" if where else name, r.rows.difference))
-    found += [("slice", s.name, s.rows.difference) for s in c.slices
-              if s.rows.difference > 0 and s.q_value <= c.alpha]
-    found += [("class", s.name, s.rows.difference) for s in c.classes
-              if s.rows.difference > 0 and s.q_value <= c.alpha]
+    for scope, changes in (("slice", c.slices), ("class", c.classes)):
+        found += [(scope, s.name, s.rows.difference) for s in changes if s.rows.difference > 0 and s.q_value <= c.alpha]
     return sorted(found, key=lambda f: -f[2])
