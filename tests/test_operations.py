@@ -211,6 +211,87 @@ def test_jobs_that_ended_past_job_retention_days_are_deleted_and_what_they_made_
         server.stop()
 
 
+def test_runs_unused_past_run_retention_days_are_deleted_but_the_newest_of_a_model_and_labeled_ones_stay(
+        tmp_path, caplog):
+    """run_retention_days: a server deletes the runs nobody created, ingested into, diagnosed or suggested
+    from for that long, with what they own (their suggestion sets, not the pool); it keeps one diagnosed since, one
+    holding relabeled test rows (logged), and the newest run of each model however old. 0, the
+    default, keeps every run; a negative value is refused before the store is opened."""
+    import pandas as pd
+    import sqlite3
+
+    rng = np.random.default_rng(8)
+    data = tmp_path / "data"
+    server = start_server(data, job_retention_days=0)
+    client = Client(f"127.0.0.1:{server.port}", retries=0, timeout=60)
+    try:
+        pool = client.create_pool("unlabeled", embedding_dim=8)
+        pool.add([f"p{i}" for i in range(200)], rng.normal(size=(200, 8)), progress=False)
+        runs = {}
+        for name, model in (("v1", "m"), ("v2", "m"), ("v3", "m"), ("v4", "m"), ("solo", "other")):
+            run = client.create_run(name, class_names=["a", "b"], embedding_dim=8, model_name=model)
+            run.log_predictions([f"{name}{i}" for i in range(300)], rng.normal(size=(300, 8)),
+                                labels=rng.integers(0, 2, 300), probabilities=rng.dirichlet([1, 1], 300),
+                                progress=False)
+            runs[name] = run.id
+        client.wait_job(client.get_run(runs["v1"]).diagnose(wait=False).id, progress=False)
+        client.suggest(runs["v1"], pool.id, 10, strategy="random", progress=False)
+        client.wait_job(client.get_run(runs["v2"]).diagnose(wait=False).id, progress=False)
+        client.import_labels(pd.DataFrame({"sample_id": ["v30"], "label": ["b"]}), run_id=runs["v3"])
+    finally:
+        client.close()
+        server.stop()
+    # The catalog as it would be 40 days after every run was made and used, but v2 diagnosed 5 days ago
+    # and v4 made today (the catalog written while no server holds it).
+    now, day = time.time(), 86400.0
+    with sqlite3.connect(data / "catalog.sqlite") as db:
+        for name in ("v1", "v2", "v3", "solo"):
+            db.execute("UPDATE runs SET created_at=?, ingested_at=? WHERE id=?", (now - 40 * day, now - 40 * day,
+                                                                                    runs[name]))
+        db.execute("UPDATE diagnoses SET created_at=? WHERE run_id<>?", (now - 40 * day, runs["v2"]))
+        db.execute("UPDATE diagnoses SET created_at=? WHERE run_id=?", (now - 5 * day, runs["v2"]))
+        db.execute("UPDATE suggestion_sets SET created_at=?", (now - 40 * day,))
+    db.close()
+
+    with pytest.raises(ValueError, match="run_retention_days"):
+        BlindspotsServer(ServerConfig(data_dir=str(data), port=0, run_retention_days=-1))
+    server = start_server(data, job_retention_days=0)            # run_retention_days 0, the default: all kept
+    client = Client(f"127.0.0.1:{server.port}", retries=0, timeout=60)
+    try:
+        time.sleep(0.5)
+        assert {r.id for r in client.list_runs()} == set(runs.values())
+        assert client.server_info().run_retention_days == 0
+    finally:
+        client.close()
+        server.stop()
+
+    server = start_server(data, job_retention_days=0, run_retention_days=30, metrics_port=free_port())
+    address = f"127.0.0.1:{server.port}"
+    client = Client(address, retries=0, timeout=60)
+    try:
+        deadline = time.monotonic() + 30
+        while runs["v1"] in {r.id for r in client.list_runs()}:
+            assert time.monotonic() < deadline, "the run past retention was not deleted"
+            time.sleep(0.05)
+        assert {r.id for r in client.list_runs()} == {runs[n] for n in ("v2", "v3", "v4", "solo")}
+        with pytest.raises(NotFoundError):
+            client.get_run(runs["v1"])
+        assert client.get_pool(pool.id).message.num_rows == 200                    # the pool stays, its set went
+        assert client.list_suggestion_sets(pool=pool.id).empty
+        assert client.list_jobs(run=runs["v2"])["state"].tolist() == ["SUCCEEDED"]
+        assert metric_sample(metrics_text(server), "blindspots_runs_pruned_total") == 1
+        assert metric_sample(metrics_text(server), "blindspots_deleted_total", target="run") == 1
+        assert client.server_info().run_retention_days == 30
+        assert "runs deleted once unused 30 days" in _cli(address, "info").stdout
+        kept = [r.getMessage() for r in caplog.records if "kept 1 run(s)" in r.getMessage()]
+        assert kept and runs["v3"] in kept[0] and "labels export" in kept[0]
+        # The same sweep again (the hourly tick): nothing more goes.
+        assert server.prune_runs() == 0
+    finally:
+        client.close()
+        server.stop()
+
+
 def test_the_metrics_show_the_jobs_queued_and_running_and_how_long_the_oldest_waits(tmp_path):
     """blindspots_jobs{state} and blindspots_jobs_oldest_pending_age_seconds, read from the catalog at
     scrape time: three index builds of a pool whose index is held fill both job workers and the third

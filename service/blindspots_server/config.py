@@ -41,6 +41,8 @@ class ServerConfig:
     job_workers: int = 2                     # threads running diagnoses and index builds
     job_retention_days: int = 30             # finished jobs (their records, not their results) are deleted this
                                              # long after they ended; checked at start and hourly; 0: kept forever
+    run_retention_days: int = 0              # runs unused this long (no ingest, diagnosis, suggestion set) are deleted
+                                             # with everything they own, but the newest of each model; 0: kept
     max_budget: int = 100_000                # largest Suggest budget accepted
     max_batch_rows: int = 200_000            # largest ingest batch accepted
     metrics_top_k: int = 10                  # slices/regions exported per run

@@ -692,6 +692,57 @@ def test_finished_jobs_that_ended_before_a_cutoff_are_pruned_and_nothing_else(st
     assert store.prune_jobs(cutoff) == 0
 
 
+def test_stale_runs_are_those_unused_since_the_cutoff_but_never_the_newest_of_a_model(open_again):
+    """stale_runs (run_retention_days): runs created before the cutoff with no rows ingested, no
+    diagnosis and no suggestion set made since, oldest first; the newest run of each project and model
+    name is never one of them (runs without a model name count as one model), however old. A catalog
+    from before ingests were dated counts none."""
+    store = open_again()
+    cutoff = 5_000_000.0
+    day = 86_400.0
+
+    def run(run_id: str, created: float, model: str = "m", project: str = "p") -> None:
+        store.create_run(RunRecord(id=run_id, name=run_id, project=project, model_name=model, model_version="1",
+                                   dataset_name="d", class_names=["x", "y"], embedding_dim=4, created_at=created))
+
+    run("m_old", cutoff - 40 * day)
+    run("m_diagnosed_since", cutoff - 39 * day)
+    run("m_suggested_since", cutoff - 38 * day)
+    run("m_ingested_since", cutoff - 37 * day)
+    run("m_at_cutoff", cutoff)
+    run("m_newest", cutoff + day)
+    run("q_old", cutoff - 30 * day, project="q")          # the same model name in another project:
+    run("q_newest", cutoff - 20 * day, project="q")       # its own newest, kept though unused
+    run("lone_model", cutoff - 50 * day, model="lone")
+    run("unnamed_old", cutoff - 50 * day, model="")
+    run("unnamed_newer", cutoff - 45 * day, model="")
+    run("tie_a", cutoff - 10 * day, model="tied")        # same time: the larger id is the newest
+    run("tie_b", cutoff - 10 * day, model="tied")
+    store.save_diagnosis(DiagnosisRecord(id="d_old", run_id="m_old", created_at=cutoff - 35 * day, job_id="",
+                                         payload=b"\x01"), pa.table({"region": pa.array([0], pa.int32())}))
+    store.save_diagnosis(DiagnosisRecord(id="d_since", run_id="m_diagnosed_since", created_at=cutoff, job_id="",
+                                         payload=b"\x01"), pa.table({"region": pa.array([0], pa.int32())}))
+    _pool(store)
+    store.save_suggestion_set(SuggestionSetRecord(
+        id="set_since", run_id="m_suggested_since", pool_id="pool_a", diagnosis_id="", strategy="margin", budget=1,
+        num_candidates=1, created_at=cutoff + 1.0, name=""), pa.table({"sample_id": ["s0"]}))
+    store.ingest_batch("run", "m_ingested_since", "b1", _batch(["r0"]), {})      # now, long after the cutoff
+    assert [r.id for r in store.stale_runs(cutoff)] == ["unnamed_old", "m_old", "q_old", "tie_a"]
+    assert [r.id for r in store.stale_runs(cutoff + 2 * day)] == [
+        "unnamed_old", "m_old", "m_diagnosed_since", "m_suggested_since", "q_old", "tie_a", "m_at_cutoff"]
+    assert store.stale_runs(cutoff - 60 * day) == []
+    assert store.stale_runs(cutoff)[1] == store.get_run("m_old")
+    store.close()
+    _alter_catalog(open_again, [f"ALTER TABLE {t} DROP COLUMN ingested_at" for t in ("runs", "pools")])
+    store = open_again()
+    assert [r.id for r in store.stale_runs(cutoff + 2 * day)] == [
+        "unnamed_old", "m_old", "m_diagnosed_since", "m_suggested_since", "m_ingested_since", "q_old", "tie_a",
+        "m_at_cutoff"]
+    store.ingest_batch("run", "m_ingested_since", "b2", _batch(["r1"]), {})
+    assert "m_ingested_since" not in {r.id for r in store.stale_runs(cutoff + 2 * day)}
+    store.close()
+
+
 def test_the_job_backlog_counts_pending_and_running_jobs_and_dates_the_oldest_pending(store):
     """job_backlog (the blindspots_jobs gauges): jobs not finished yet, and when the one waiting longest
     was created; finished jobs do not count, however old."""

@@ -63,7 +63,8 @@ def _cmd_serve(args) -> int:
         return 2
     from blindspots_server.storage import StoreUnavailable, StoreUnusable
     overrides = {k: getattr(args, k) for k in ("data_dir", "store", "files", "ray_address", "index_shards",
-                                               "index_memory_mb", "shard_memory_mb", "job_retention_days", "host",
+                                               "index_memory_mb", "shard_memory_mb", "job_retention_days",
+                                               "run_retention_days", "host",
                                                "port", "metrics_port", "otlp_endpoint", "auth_tokens_file",
                                                "tls_cert", "tls_key")}
     try:
@@ -206,8 +207,10 @@ def _cmd_info(args) -> int:
           f"store    {info.store}\n"
           f"compute  {info.compute}, {info.index_shards} index shard{'s' if info.index_shards != 1 else ''} per pool\n"
           f"limits   budget {info.max_budget}, batch {info.max_batch_rows} rows, "
-          f"message {_size(info.max_message_bytes)}, finished jobs kept "
-          f"{f'{info.job_retention_days} days' if info.job_retention_days else 'forever'}\n"
+          f"message {_size(info.max_message_bytes)}\n"
+          f"retain   finished jobs kept {f'{info.job_retention_days} days' if info.job_retention_days else 'forever'}"
+          f", runs {f'deleted once unused {info.run_retention_days} days' if info.run_retention_days else 'kept forever'}"
+          f"\n"
           f"suggest  {', '.join(info.strategies)}\n"
           f"access   {access}")
     return 0
@@ -592,6 +595,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--job-retention-days", dest="job_retention_days", type=int,
                    help="delete finished jobs' records this many days after they ended (their diagnoses and "
                         "indexes stay); checked at start and hourly (default 30; 0: keep them)")
+    s.add_argument("--run-retention-days", dest="run_retention_days", type=int,
+                   help="delete runs unused this many days (not created, ingested into, diagnosed or suggested from "
+                        "since) with "
+                        "their rows, diagnoses and suggestion sets; the newest run of each model and runs holding "
+                        "labels stay; checked at start and hourly (default 0: keep every run)")
     s.add_argument("--host")
     s.add_argument("--port", type=int)
     s.add_argument("--metrics-port", dest="metrics_port", type=int)

@@ -17,7 +17,7 @@ from blindspots.v1 import blindspots_pb2 as pb
 from blindspots.v1 import blindspots_pb2_grpc as pb_grpc
 
 from ..config import MiB, ServerConfig
-from ..storage import open_store
+from ..storage import Conflict, NotFound, open_store
 from .auth import auth_from_config
 from .errors import ErrorMappingInterceptor
 from .interceptors import ObservabilityInterceptor, configure_access_log
@@ -27,7 +27,7 @@ from .telemetry import Telemetry
 from .tracing import Tracing
 
 log = logging.getLogger("blindspots.server")
-JOB_PRUNE_EVERY_S = 3600.0    # how often finished jobs past job_retention_days are deleted
+RETENTION_EVERY_S = 3600.0    # how often runs past run_retention_days and finished jobs past job_retention_days go
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Blindspots"].full_name
 _OBSERVED_SERVICES = (pb.DESCRIPTOR.services_by_name["Blindspots"], health_pb2.DESCRIPTOR.services_by_name["Health"],
                       reflection_pb2.DESCRIPTOR.services_by_name["ServerReflection"])
@@ -38,8 +38,9 @@ class BlindspotsServer:
 
     def __init__(self, config: ServerConfig):
         self.config = config
-        if config.job_retention_days < 0:
-            raise ValueError(f"job_retention_days must be 0 (keep every job) or more, not {config.job_retention_days}")
+        for name in ("job_retention_days", "run_retention_days"):
+            if getattr(config, name) < 0:
+                raise ValueError(f"{name} must be 0 (keep them all) or more, not {getattr(config, name)}")
         access, auth_interceptors = auth_from_config(config)    # before opening: a bad token file fails fast
         self.store = open_store(config.store or config.data_dir, config.files or None)
         self.telemetry = Telemetry(top_k=config.metrics_top_k, max_runs=config.metrics_max_runs)
@@ -90,8 +91,8 @@ class BlindspotsServer:
         if self.store.shared and self.config.replica_sync_s > 0:
             self._sync_thread = threading.Thread(target=self._sync_loop, name="replica-sync", daemon=True)
             self._sync_thread.start()
-        if self.config.job_retention_days > 0:
-            self._retention_thread = threading.Thread(target=self._retention_loop, name="job-retention", daemon=True)
+        if self.config.job_retention_days > 0 or self.config.run_retention_days > 0:
+            self._retention_thread = threading.Thread(target=self._retention_loop, name="retention", daemon=True)
             self._retention_thread.start()
         for name in ("", SERVICE_NAME):
             self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
@@ -120,13 +121,44 @@ class BlindspotsServer:
                      pruned, days)
         return pruned
 
+    def prune_runs(self) -> int:
+        """Delete the runs unused for ``run_retention_days`` (:meth:`Store.stale_runs`: no ingest,
+        diagnosis or suggestion set since, not the newest of their model), each as DeleteRun does
+        without ``force``; how many went. A run with a job pending or running, or holding labels from
+        a labeling tool, is kept (logged) and asked about again at the next sweep. Replicas of a
+        shared store may all do it: a run another one deleted first is passed over."""
+        days = self.config.run_retention_days
+        if days <= 0:
+            return 0
+        deleted, freed, kept = 0, 0, []
+        for run in self.store.stale_runs(time.time() - days * 86400.0):
+            if self._stopping.is_set():
+                break
+            try:
+                freed += self.servicer.delete_target("run", run.id, force=False).bytes
+            except NotFound:
+                continue
+            except Conflict as exc:
+                kept.append(f"{run.id} ({exc})")
+                continue
+            deleted += 1
+            self.telemetry.runs_pruned_total.inc()
+        if deleted:
+            log.info("deleted %d run(s) unused for over %d day(s) (run_retention_days), %d bytes", deleted, days, freed)
+        if kept:
+            log.warning("kept %d run(s) unused for over %d day(s) (run_retention_days): %s", len(kept), days,
+                        "; ".join(kept))
+        return deleted
+
     def _retention_loop(self) -> None:
         while True:
-            try:
-                self.prune_jobs()
-            except Exception:   # the catalog unreachable for a while: try again at the next tick
-                log.warning("deleting old finished jobs failed; retrying in %d s", JOB_PRUNE_EVERY_S, exc_info=True)
-            if self._stopping.wait(JOB_PRUNE_EVERY_S):
+            # Runs first: their jobs go with them.
+            for prune, what in ((self.prune_runs, "runs"), (self.prune_jobs, "finished jobs")):
+                try:
+                    prune()
+                except Exception:   # the catalog unreachable for a while: try again at the next tick
+                    log.warning("deleting old %s failed; retrying in %d s", what, RETENTION_EVERY_S, exc_info=True)
+            if self._stopping.wait(RETENTION_EVERY_S):
                 return
 
     def _sync_loop(self) -> None:

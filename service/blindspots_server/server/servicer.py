@@ -279,7 +279,7 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
 
     # ------------------------------------------------------------ deletion
     def DeleteRun(self, request: pb.DeleteRunRequest, context) -> pb.DeleteResponse:
-        return self._delete("run", self._run(request.run_id, context).id, request.force)
+        return self.delete_target("run", self._run(request.run_id, context).id, request.force)
 
     def GetServerInfo(self, request: pb.GetServerInfoRequest, context) -> pb.ServerInfo:
         projects = self.access.projects(context)
@@ -289,12 +289,14 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
             max_batch_rows=self.config.max_batch_rows, max_message_bytes=self.config.max_message_mb << 20,
             strategies=list(STRATEGIES), auth=self.access.auth, all_projects=projects is None,
             projects=sorted(projects or []), read_only=self.access.read_only(context),
-            job_retention_days=self.config.job_retention_days)
+            job_retention_days=self.config.job_retention_days, run_retention_days=self.config.run_retention_days)
 
     def DeletePool(self, request: pb.DeletePoolRequest, context) -> pb.DeleteResponse:
-        return self._delete("pool", self._pool(request.pool_id, context).id, request.force)
+        return self.delete_target("pool", self._pool(request.pool_id, context).id, request.force)
 
-    def _delete(self, target: str, target_id: str, force: bool) -> pb.DeleteResponse:
+    def delete_target(self, target: str, target_id: str, force: bool) -> pb.DeleteResponse:
+        """Delete a run or pool (DeleteRun, DeletePool, run retention): the store's rows and files,
+        a pool's loaded index, the run's series, a log line."""
         out = self.store.delete(target, target_id, force=force)
         if target == "pool":
             self.indexes.forget(target_id)

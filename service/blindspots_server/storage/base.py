@@ -382,6 +382,13 @@ class Store(abc.ABC):
         ``finished_before`` (epoch seconds), and say how many went. Pending and running jobs stay,
         however old; what a job made (a diagnosis, an index) is not a job record and stays too."""
 
+    @abc.abstractmethod
+    def stale_runs(self, unused_before: float) -> list[RunRecord]:
+        """The runs past ``run_retention_days``, oldest first: created before ``unused_before`` (epoch
+        seconds), with no rows ingested and no diagnosis or suggestion set made since, and not the newest run of
+        their project and model name (runs without one count as one model), which is kept so
+        that the model's next version has a run to be compared with."""
+
     # ---- suggestion sets
     @abc.abstractmethod
     def save_suggestion_set(self, record: SuggestionSetRecord, candidates: pa.Table) -> None: ...

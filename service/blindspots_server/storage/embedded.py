@@ -34,6 +34,7 @@ import logging
 import os
 import sqlite3
 import threading
+import time
 import uuid
 from pathlib import Path
 from typing import Optional
@@ -49,7 +50,8 @@ from .row_tables import RowCache
 from .rows import row_digests
 from .file_root import FileRoot
 from .owner import DirectoryOwner
-from .sql_catalog import (DELETING_SCHEMA, JOB_COLUMNS, JOB_INDEXES, POOL_COLUMNS, REQUEST_ID_TABLES,
+from .sql_catalog import (DELETING_SCHEMA, INGESTED_AT_TABLES, JOB_COLUMNS, JOB_INDEXES, POOL_COLUMNS,
+                          REQUEST_ID_TABLES,
                           REQUEST_INDEXES, RUN_COLUMNS, CopyCheck, SqlCatalog, deletion_plan, empty_destination,
                           suggestion_set_deletion_plan, suggestion_set_insert)
 
@@ -138,6 +140,9 @@ class EmbeddedStore(SqlCatalog, EmbeddedLabels, Store):
             for table in REQUEST_ID_TABLES:     # catalogs from before request ids: theirs are ''
                 if "request_id" not in {r[1] for r in self._db.execute(f"PRAGMA table_info({table})")}:
                     self._db.execute(f"ALTER TABLE {table} ADD COLUMN request_id TEXT NOT NULL DEFAULT ''")
+            for table in INGESTED_AT_TABLES:    # catalogs from before: 0 (no ingest known since)
+                if "ingested_at" not in {r[1] for r in self._db.execute(f"PRAGMA table_info({table})")}:
+                    self._db.execute(f"ALTER TABLE {table} ADD COLUMN ingested_at REAL NOT NULL DEFAULT 0")
             job_columns = {r[1] for r in self._db.execute("PRAGMA table_info(jobs)")}
             if "pool_id" not in job_columns:
                 # Catalogs from before jobs named their pool: their index builds name none ('').
@@ -377,8 +382,8 @@ class EmbeddedStore(SqlCatalog, EmbeddedLabels, Store):
                 self._db.execute(*file_row)
                 self._db.executemany("INSERT INTO sample_ids (target, target_id, sample_id, digest) "
                                      "VALUES (?,?,?,?)", ((target, target_id, sid, d) for sid, d in zip(ids, digests)))
-                self._db.execute(f"UPDATE {tname} SET num_rows = num_rows + ?, metadata_schema = ? WHERE id=?",
-                                 (len(ids), json.dumps(schema, sort_keys=True), target_id))
+                self._db.execute(f"UPDATE {tname} SET num_rows = num_rows + ?, metadata_schema = ?, ingested_at = ? "
+                                 "WHERE id=?", (len(ids), json.dumps(schema, sort_keys=True), time.time(), target_id))
                 self._db.execute("COMMIT")
             except sqlite3.IntegrityError:
                 self._rollback()

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import uuid
 from contextlib import contextmanager
 from typing import Callable, Iterator, Optional
@@ -42,7 +43,8 @@ from .postgres_jobs import JobQueueMixin
 from .postgres_labels import LABELS_SCHEMA, PostgresLabels
 from .row_tables import RowCache
 from .rows import row_digests
-from .sql_catalog import (COPIED_TABLES, DELETING_SCHEMA, JOB_COLUMNS, JOB_INDEXES, POOL_COLUMNS, REQUEST_ID_TABLES,
+from .sql_catalog import (COPIED_TABLES, DELETING_SCHEMA, INGESTED_AT_TABLES, JOB_COLUMNS, JOB_INDEXES,
+                          POOL_COLUMNS, REQUEST_ID_TABLES,
                           REQUEST_INDEXES, RUN_COLUMNS, CopyCheck, SqlCatalog, deletion_plan, empty_destination, suggestion_set_deletion_plan,
                           suggestion_set_insert)
 
@@ -93,7 +95,9 @@ CREATE INDEX IF NOT EXISTS suggested_pool ON suggested (pool_id);
 CREATE INDEX IF NOT EXISTS suggestion_sets_run ON suggestion_sets (run_id);
 CREATE INDEX IF NOT EXISTS suggestion_sets_pool ON suggestion_sets (pool_id);
 """ + "".join(f"ALTER TABLE {t} ADD COLUMN IF NOT EXISTS request_id TEXT NOT NULL DEFAULT '';\n"
-               for t in REQUEST_ID_TABLES) + "".join(f"{q};\n" for q in REQUEST_INDEXES) + """
+               for t in REQUEST_ID_TABLES) + "".join(
+    f"ALTER TABLE {t} ADD COLUMN IF NOT EXISTS ingested_at DOUBLE PRECISION NOT NULL DEFAULT 0;\n"
+    for t in INGESTED_AT_TABLES) + "".join(f"{q};\n" for q in REQUEST_INDEXES) + """
 CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY, sha256 TEXT, bytes BIGINT);
 """ + DELETING_SCHEMA
 _FILE_ROW = ("INSERT INTO files VALUES (%s, %s, %s) ON CONFLICT (path) DO UPDATE "
@@ -294,8 +298,8 @@ class PostgresStore(SqlCatalog, JobQueueMixin, PostgresLabels, Store):
                 with cur.copy("COPY sample_ids (target, target_id, sample_id, digest) FROM STDIN") as copy:
                     for sid, digest_of_row in zip(ids, digests):
                         copy.write_row((target, target_id, sid, digest_of_row))
-                cur.execute(f"UPDATE {tname} SET num_rows = num_rows + %s, metadata_schema = %s WHERE id=%s",
-                            (len(ids), json.dumps(merged, sort_keys=True), target_id))
+                cur.execute(f"UPDATE {tname} SET num_rows = num_rows + %s, metadata_schema = %s, ingested_at = %s "
+                            "WHERE id=%s", (len(ids), json.dumps(merged, sort_keys=True), time.time(), target_id))
         except psycopg.errors.UniqueViolation:
             self.files.delete(rel)
             dup = self._first_stored(target, target_id, ids)

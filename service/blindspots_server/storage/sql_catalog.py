@@ -38,6 +38,9 @@ REQUEST_INDEXES = (
     "CREATE UNIQUE INDEX IF NOT EXISTS pools_request ON pools (project, request_id) WHERE request_id <> ''",
     "CREATE UNIQUE INDEX IF NOT EXISTS suggestion_sets_request ON suggestion_sets (run_id, pool_id, request_id) "
     "WHERE request_id <> ''")
+# When rows were last added to a run or pool (0: none since the column was added to an older catalog):
+# run retention counts an ingest as use. Not part of the records. Both stores.
+INGESTED_AT_TABLES = ("runs", "pools")
 POOL_COLUMNS = ("id, name, project, embedding_dim, num_classes, created_at, num_rows, metadata_schema, "
                 "index_kind, index_rows, index_description, request_id")
 
@@ -293,6 +296,18 @@ class SqlCatalog:
     @staticmethod
     def _prune_jobs_statement(p: str) -> str:
         return f"DELETE FROM jobs WHERE state IN ('SUCCEEDED', 'FAILED', 'CANCELLED') AND updated_at < {p}"
+
+    def stale_runs(self, unused_before: float) -> list[RunRecord]:
+        p = self.PLACEHOLDER
+        # Unqualified columns of the outer query are the run's (the only table there).
+        rows = self._query(
+            f"SELECT {RUN_COLUMNS} FROM runs r WHERE created_at < {p} AND ingested_at < {p} "
+            f"AND NOT EXISTS (SELECT 1 FROM diagnoses d WHERE d.run_id = r.id AND d.created_at >= {p}) "
+            f"AND NOT EXISTS (SELECT 1 FROM suggestion_sets s WHERE s.run_id = r.id AND s.created_at >= {p}) "
+            "AND EXISTS (SELECT 1 FROM runs n WHERE n.project = r.project AND n.model_name = r.model_name "
+            "AND (n.created_at > r.created_at OR (n.created_at = r.created_at AND n.id > r.id))) "
+            "ORDER BY created_at, id", (unused_before,) * 4)
+        return [self._run_record(r) for r in rows]
 
     def list_pools(self, projects: Optional[list[str]], limit: int, offset: int) -> list[PoolRecord]:
         return [self._pool_record(r) for r in self._listed("pools", POOL_COLUMNS, projects, limit, offset)]
