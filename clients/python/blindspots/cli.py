@@ -64,9 +64,8 @@ def _cmd_serve(args) -> int:
     from blindspots_server.storage import StoreUnavailable, StoreUnusable
     overrides = {k: getattr(args, k) for k in ("data_dir", "store", "files", "ray_address", "index_shards",
                                                "index_memory_mb", "shard_memory_mb", "job_retention_days",
-                                               "run_retention_days", "host",
-                                               "port", "metrics_port", "otlp_endpoint", "auth_tokens_file",
-                                               "tls_cert", "tls_key")}
+                                               "run_retention_days", "host", "port", "metrics_port",
+                                               "otlp_endpoint", "auth_tokens_file", "tls_cert", "tls_key")}
     try:
         serve(ServerConfig.from_env(**overrides))
     except (StoreUnusable, StoreUnavailable, ValueError) as exc:   # ValueError: a bad --store/--files/--ray-address
@@ -208,9 +207,8 @@ def _cmd_info(args) -> int:
           f"compute  {info.compute}, {info.index_shards} index shard{'s' if info.index_shards != 1 else ''} per pool\n"
           f"limits   budget {info.max_budget}, batch {info.max_batch_rows} rows, "
           f"message {_size(info.max_message_bytes)}\n"
-          f"retain   finished jobs kept {f'{info.job_retention_days} days' if info.job_retention_days else 'forever'}"
-          f", runs {f'deleted once unused {info.run_retention_days} days' if info.run_retention_days else 'kept forever'}"
-          f"\n"
+          f"retain   finished jobs kept {f'{info.job_retention_days} days' if info.job_retention_days else 'forever'}, "
+          f"runs {f'deleted once unused {info.run_retention_days} days' if info.run_retention_days else 'kept forever'}\n"
           f"suggest  {', '.join(info.strategies)}\n"
           f"access   {access}")
     return 0
@@ -597,9 +595,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "indexes stay); checked at start and hourly (default 30; 0: keep them)")
     s.add_argument("--run-retention-days", dest="run_retention_days", type=int,
                    help="delete runs unused this many days (not created, ingested into, diagnosed or suggested from "
-                        "since) with "
-                        "their rows, diagnoses and suggestion sets; the newest run of each model and runs holding "
-                        "labels stay; checked at start and hourly (default 0: keep every run)")
+                        "since) with their rows, diagnoses and suggestion sets; the newest run of each model and runs "
+                        "holding labels stay; checked at start and hourly (default 0: keep every run)")
     s.add_argument("--host")
     s.add_argument("--port", type=int)
     s.add_argument("--metrics-port", dest="metrics_port", type=int)

@@ -385,9 +385,9 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def stale_runs(self, unused_before: float) -> list[RunRecord]:
         """The runs past ``run_retention_days``, oldest first: created before ``unused_before`` (epoch
-        seconds), with no rows ingested and no diagnosis or suggestion set made since, and not the newest run of
-        their project and model name (runs without one count as one model), which is kept so
-        that the model's next version has a run to be compared with."""
+        seconds), with no rows ingested and no diagnosis or suggestion set made since, and not the
+        newest run of their project and model name (runs without one count as one model), which is
+        kept so that the model's next version has a run to be compared with."""
 
     # ---- suggestion sets
     @abc.abstractmethod

@@ -51,9 +51,8 @@ from .rows import row_digests
 from .file_root import FileRoot
 from .owner import DirectoryOwner
 from .sql_catalog import (DELETING_SCHEMA, INGESTED_AT_TABLES, JOB_COLUMNS, JOB_INDEXES, POOL_COLUMNS,
-                          REQUEST_ID_TABLES,
-                          REQUEST_INDEXES, RUN_COLUMNS, CopyCheck, SqlCatalog, deletion_plan, empty_destination,
-                          suggestion_set_deletion_plan, suggestion_set_insert)
+                          REQUEST_ID_TABLES, REQUEST_INDEXES, RUN_COLUMNS, CopyCheck, SqlCatalog, deletion_plan,
+                          empty_destination, suggestion_set_deletion_plan, suggestion_set_insert)
 
 log = logging.getLogger("blindspots.store")
 
