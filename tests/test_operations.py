@@ -217,8 +217,10 @@ def test_runs_unused_past_run_retention_days_are_deleted_but_the_newest_of_a_mod
     from for that long, with what they own (their suggestion sets, not the pool); it keeps one diagnosed since, one
     holding relabeled test rows (logged), and the newest run of each model however old. 0, the
     default, keeps every run; a negative value is refused before the store is opened."""
-    import pandas as pd
+    import datetime as dt
     import sqlite3
+
+    import pandas as pd
 
     rng = np.random.default_rng(8)
     data = tmp_path / "data"
@@ -261,6 +263,17 @@ def test_runs_unused_past_run_retention_days_are_deleted_but_the_newest_of_a_mod
         time.sleep(0.5)
         assert {r.id for r in client.list_runs()} == set(runs.values())
         assert client.server_info().run_retention_days == 0
+        # When each run was last used, and what run_retention_days 30 would delete (the labeled run
+        # is listed too: only deleting it is refused).
+        used = client.runs_frame().set_index("id")["last_used_at"]
+        ago = {name: (now - used[runs[name]].replace(tzinfo=dt.timezone.utc).timestamp()) / day for name in runs}
+        assert all(abs(ago[n] - 40) < 0.01 for n in ("v1", "v3", "solo")) and abs(ago["v2"] - 5) < 0.01
+        assert ago["v4"] < 0.01
+        preview = client.prune_runs(1, unused_for=30, dry_run=True)
+        assert set(preview["id"]) == {runs["v1"], runs["v3"]} and set(preview["action"]) == {"would delete"}
+        shown = _cli(f"127.0.0.1:{server.port}", "prune", "--keep", "1", "--unused-days", "30", "--dry-run")
+        assert shown.returncode == 0 and "2 run(s) would be deleted" in shown.stdout, shown.stdout + shown.stderr
+        assert client.prune_runs(1, unused_for=41, dry_run=True).empty
     finally:
         client.close()
         server.stop()

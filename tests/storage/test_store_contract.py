@@ -693,7 +693,8 @@ def test_finished_jobs_that_ended_before_a_cutoff_are_pruned_and_nothing_else(st
 
 
 def test_stale_runs_are_those_unused_since_the_cutoff_but_never_the_newest_of_a_model(open_again):
-    """stale_runs (run_retention_days): runs created before the cutoff with no rows ingested, no
+    """last_used: the latest of a run's creation, last ingest, newest diagnosis and newest suggestion
+    set. stale_runs (run_retention_days): runs created before the cutoff with no rows ingested, no
     diagnosis and no suggestion set made since, oldest first; the newest run of each project and model
     name is never one of them (runs without a model name count as one model), however old. A catalog
     from before ingests were dated counts none."""
@@ -732,6 +733,12 @@ def test_stale_runs_are_those_unused_since_the_cutoff_but_never_the_newest_of_a_
         "unnamed_old", "m_old", "m_diagnosed_since", "m_suggested_since", "q_old", "tie_a", "m_at_cutoff"]
     assert store.stale_runs(cutoff - 60 * day) == []
     assert store.stale_runs(cutoff)[1] == store.get_run("m_old")
+    used = store.last_used(["m_old", "m_diagnosed_since", "m_suggested_since", "m_ingested_since", "lone_model",
+                            "no_such_run"])
+    assert {k: v for k, v in used.items() if k != "m_ingested_since"} == {
+        "m_old": cutoff - 35 * day, "m_diagnosed_since": cutoff, "m_suggested_since": cutoff + 1.0,
+        "lone_model": cutoff - 50 * day}
+    assert used["m_ingested_since"] > time.time() - 600
     store.close()
     _alter_catalog(open_again, [f"ALTER TABLE {t} DROP COLUMN ingested_at" for t in ("runs", "pools")])
     store = open_again()

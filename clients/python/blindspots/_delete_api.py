@@ -29,7 +29,8 @@ class DeleteSummary:
                    labels=m.labels, files=m.files, bytes=m.bytes)
 
 
-PRUNE_COLUMNS = ["id", "name", "project", "model", "version", "created_at", "rows", "action", "files", "bytes"]
+PRUNE_COLUMNS = ["id", "name", "project", "model", "version", "created_at", "last_used_at", "rows", "action", "files",
+                 "bytes"]
 
 
 class DeleteAPI:
@@ -67,18 +68,21 @@ class DeleteAPI:
             raise
 
     def prune_runs(self, keep: int, *, project: str = "", model_name: Optional[str] = None,
-                   older_than: Union[dt.timedelta, float, None] = None, dry_run: bool = False,
+                   older_than: Union[dt.timedelta, float, None] = None,
+                   unused_for: Union[dt.timedelta, float, None] = None, dry_run: bool = False,
                    force: bool = False) -> pd.DataFrame:
         """Retention: keep the ``keep`` newest runs of each model (runs grouped by project and
         model name) and delete the rest; with ``older_than`` (a timedelta, or days) only those
-        older than that. ``project`` / ``model_name`` narrow which runs are looked at. Returns one
-        row per run it deleted (``dry_run``: would delete, with the bytes that would free), oldest
-        first; a run with an unfinished job, or with labels unless ``force``, is left and says why
-        in ``action``."""
+        created longer ago than that, with ``unused_for`` only those last used (``last_used_at``:
+        created, ingested into, diagnosed or suggested from) longer ago. ``keep=1, unused_for=D``
+        is the server's ``run_retention_days`` D: with ``dry_run``, what it would delete.
+        ``project`` / ``model_name`` narrow which runs are looked at. Returns one row per run it
+        deleted (``dry_run``: would delete, with the bytes that would free), oldest first; a run
+        with an unfinished job, or with labels unless ``force``, is left and says why in ``action``."""
         if keep < 0:
             raise ValueError(f"keep must be 0 or more, not {keep}")
-        if older_than is not None and not isinstance(older_than, dt.timedelta):
-            older_than = dt.timedelta(days=float(older_than))
+        older_than, unused_for = (d if d is None or isinstance(d, dt.timedelta) else dt.timedelta(days=float(d))
+                                  for d in (older_than, unused_for))
         now = dt.datetime.now(dt.timezone.utc)
         groups: dict[tuple[str, str], list] = {}
         for run in self.list_runs(project):
@@ -89,11 +93,19 @@ class DeleteAPI:
             runs.sort(key=lambda r: (r.message.created_at.ToNanoseconds(), r.id), reverse=True)
             for run in runs[keep:]:
                 created = run.message.created_at.ToDatetime(tzinfo=dt.timezone.utc)
+                used = (run.message.last_used_at.ToDatetime(tzinfo=dt.timezone.utc)
+                        if run.message.HasField("last_used_at") else None)
                 if older_than is not None and now - created < older_than:
                     continue
+                if unused_for is not None:
+                    if used is None:
+                        raise ValueError("unused_for: the server does not say when runs were last used "
+                                         "(it predates last_used_at); use older_than")
+                    if now - used < unused_for:
+                        continue
                 row = {"id": run.id, "name": run.name, "project": run.message.project,
                        "model": run.message.model_name, "version": run.message.model_version,
-                       "created_at": created, "rows": run.message.num_rows,
+                       "created_at": created, "last_used_at": used, "rows": run.message.num_rows,
                        "action": "would delete", "files": 0, "bytes": run.message.stored_bytes}
                 if not dry_run:
                     try:

@@ -545,13 +545,16 @@ def _cmd_delete(args) -> int:
 
 
 def _cmd_prune(args) -> int:
+    import pandas as pd
     with _client(args) as client:
         frame = client.prune_runs(args.keep, project=args.project, model_name=args.model,
-                                  older_than=args.older_than_days, dry_run=args.dry_run, force=args.force)
+                                  older_than=args.older_than_days, unused_for=args.unused_days,
+                                  dry_run=args.dry_run, force=args.force)
     if not len(frame):
         print("nothing to prune")
         return 0
     shown = frame.assign(created_at=frame["created_at"].dt.strftime("%Y-%m-%d %H:%M"),
+                         last_used_at=pd.to_datetime(frame["last_used_at"], utc=True).dt.strftime("%Y-%m-%d %H:%M"),
                          bytes=frame["bytes"].map(_size))
     print(shown.drop(columns=["files"]).to_string(index=False))
     kept = frame["action"].str.startswith("kept")
@@ -804,6 +807,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--model", default=None, help="only this model name's runs")
     s.add_argument("--older-than-days", type=float, default=None,
                    help="delete only runs older than this (still keeping the --keep newest)")
+    s.add_argument("--unused-days", type=float, default=None,
+                   help="delete only runs unused this long: not created, ingested into, diagnosed or suggested from "
+                        "since (--keep 1 --unused-days D --dry-run: what the server's run_retention_days D deletes)")
     s.add_argument("--dry-run", action="store_true", help="list what would be deleted, delete nothing")
     s.add_argument("--force", action="store_true", help="delete runs that hold labels (relabeled test rows) too")
     client_args(s)

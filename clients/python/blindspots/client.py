@@ -194,9 +194,12 @@ class Client(LabelsAPI, DeleteAPI):
         return pd.DataFrame([{"id": r.id, "name": r.name, "project": r.message.project,
                               "model": r.message.model_name, "version": r.message.model_version,
                               "rows": r.message.num_rows, "bytes": r.message.stored_bytes,
-                              "created_at": r.message.created_at.ToDatetime()}
+                              "created_at": r.message.created_at.ToDatetime(),
+                              "last_used_at": (r.message.last_used_at.ToDatetime()
+                                               if r.message.HasField("last_used_at") else pd.NaT)}
                              for r in self.list_runs(project)],
-                            columns=["id", "name", "project", "model", "version", "rows", "bytes", "created_at"])
+                            columns=["id", "name", "project", "model", "version", "rows", "bytes", "created_at",
+                                     "last_used_at"])
 
     # ------------------------------------------------------------ pools
     def create_pool(self, name: str, embedding_dim: int, *, num_classes: int = 0, project: str = "",

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Optional
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -27,12 +27,15 @@ def _schema(schema: dict[str, str]) -> list[pb.ColumnSchema]:
     return [pb.ColumnSchema(name=k, type=_TYPES[v]) for k, v in sorted(schema.items())]
 
 
-def run_message(r: RunRecord, stored_bytes: int = 0) -> pb.Run:
-    return pb.Run(id=r.id, name=r.name, project=r.project, model_name=r.model_name,
-                  model_version=r.model_version, dataset_name=r.dataset_name,
-                  class_names=r.class_names, embedding_dim=r.embedding_dim, num_rows=r.num_rows,
-                  created_at=timestamp(r.created_at), metadata_schema=_schema(r.metadata_schema),
-                  stored_bytes=stored_bytes)
+def run_message(r: RunRecord, stored_bytes: int = 0, last_used: Optional[float] = None) -> pb.Run:
+    message = pb.Run(id=r.id, name=r.name, project=r.project, model_name=r.model_name,
+                     model_version=r.model_version, dataset_name=r.dataset_name,
+                     class_names=r.class_names, embedding_dim=r.embedding_dim, num_rows=r.num_rows,
+                     created_at=timestamp(r.created_at), metadata_schema=_schema(r.metadata_schema),
+                     stored_bytes=stored_bytes)
+    if last_used is not None:
+        message.last_used_at.CopyFrom(timestamp(last_used))
+    return message
 
 
 def pool_message(p: PoolRecord, stored_bytes: int = 0) -> pb.Pool:

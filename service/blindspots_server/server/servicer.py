@@ -218,14 +218,16 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
 
     def GetRun(self, request: pb.GetRunRequest, context) -> pb.Run:
         run = self._run(request.run_id, context)
-        return convert.run_message(run, self.store.stored_bytes("run", [run.id])[run.id])
+        return convert.run_message(run, self.store.stored_bytes("run", [run.id])[run.id],
+                                   self.store.last_used([run.id]).get(run.id))
 
     def ListRuns(self, request: pb.ListRunsRequest, context) -> pb.ListRunsResponse:
         limit, offset = self._page(request.page_size, request.page_token)
         projects = self._visible(request.project, context)
         runs, token = self._one_page(self.store.list_runs(projects, limit + 1, offset), limit, offset)
         sizes = self.store.stored_bytes("run", [r.id for r in runs])
-        return pb.ListRunsResponse(runs=[convert.run_message(r, sizes.get(r.id, 0)) for r in runs],
+        used = self.store.last_used([r.id for r in runs])
+        return pb.ListRunsResponse(runs=[convert.run_message(r, sizes.get(r.id, 0), used.get(r.id)) for r in runs],
                                    next_page_token=token)
 
     def _visible(self, project: str, context) -> Optional[list[str]]:

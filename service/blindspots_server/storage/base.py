@@ -383,11 +383,16 @@ class Store(abc.ABC):
         however old; what a job made (a diagnosis, an index) is not a job record and stays too."""
 
     @abc.abstractmethod
+    def last_used(self, run_ids: list[str]) -> dict[str, float]:
+        """When each run was last used (epoch seconds): the latest of its creation, its last ingest,
+        its newest diagnosis and its newest suggestion set. Runs not there are left out."""
+
+    @abc.abstractmethod
     def stale_runs(self, unused_before: float) -> list[RunRecord]:
-        """The runs past ``run_retention_days``, oldest first: created before ``unused_before`` (epoch
-        seconds), with no rows ingested and no diagnosis or suggestion set made since, and not the
-        newest run of their project and model name (runs without one count as one model), which is
-        kept so that the model's next version has a run to be compared with."""
+        """The runs past ``run_retention_days``, oldest first: last used (:meth:`last_used`) before
+        ``unused_before`` (epoch seconds), and not the newest run of their project and model name
+        (runs without one count as one model), which is kept so that the model's next version has a
+        run to be compared with."""
 
     # ---- suggestion sets
     @abc.abstractmethod

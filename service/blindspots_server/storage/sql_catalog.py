@@ -297,17 +297,32 @@ class SqlCatalog:
     def _prune_jobs_statement(p: str) -> str:
         return f"DELETE FROM jobs WHERE state IN ('SUCCEEDED', 'FAILED', 'CANCELLED') AND updated_at < {p}"
 
+    def last_used(self, run_ids: list[str]) -> dict[str, float]:
+        p, out = self.PLACEHOLDER, {}
+        for start in range(0, len(run_ids), _CHUNK):
+            chunk = tuple(run_ids[start:start + _CHUNK])
+            marks = ",".join([p] * len(chunk))
+            for run_id, created, ingested in self._query(
+                    f"SELECT id, created_at, ingested_at FROM runs WHERE id IN ({marks})", chunk):
+                out[run_id] = max(float(created), float(ingested))
+            for table in ("diagnoses", "suggestion_sets"):      # each through its run_id index
+                for run_id, newest in self._query(f"SELECT run_id, MAX(created_at) FROM {table} "
+                                                  f"WHERE run_id IN ({marks}) GROUP BY run_id", chunk):
+                    if run_id in out:
+                        out[run_id] = max(out[run_id], float(newest))
+        return out
+
     def stale_runs(self, unused_before: float) -> list[RunRecord]:
         p = self.PLACEHOLDER
-        # Unqualified columns of the outer query are the run's (the only table there).
-        rows = self._query(
-            f"SELECT {RUN_COLUMNS} FROM runs r WHERE created_at < {p} AND ingested_at < {p} "
-            f"AND NOT EXISTS (SELECT 1 FROM diagnoses d WHERE d.run_id = r.id AND d.created_at >= {p}) "
-            f"AND NOT EXISTS (SELECT 1 FROM suggestion_sets s WHERE s.run_id = r.id AND s.created_at >= {p}) "
+        # Created before the cutoff and not the newest of its model (unqualified columns of the outer
+        # query are the run's); then unused since, as last_used says.
+        runs = [self._run_record(r) for r in self._query(
+            f"SELECT {RUN_COLUMNS} FROM runs r WHERE created_at < {p} "
             "AND EXISTS (SELECT 1 FROM runs n WHERE n.project = r.project AND n.model_name = r.model_name "
             "AND (n.created_at > r.created_at OR (n.created_at = r.created_at AND n.id > r.id))) "
-            "ORDER BY created_at, id", (unused_before,) * 4)
-        return [self._run_record(r) for r in rows]
+            "ORDER BY created_at, id", (unused_before,))]
+        used = self.last_used([r.id for r in runs])
+        return [r for r in runs if r.id in used and used[r.id] < unused_before]
 
     def list_pools(self, projects: Optional[list[str]], limit: int, offset: int) -> list[PoolRecord]:
         return [self._pool_record(r) for r in self._listed("pools", POOL_COLUMNS, projects, limit, offset)]

@@ -89,7 +89,7 @@ class CreateRunRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ..., project: _Optional[str] = ..., model_name: _Optional[str] = ..., model_version: _Optional[str] = ..., dataset_name: _Optional[str] = ..., class_names: _Optional[_Iterable[str]] = ..., embedding_dim: _Optional[int] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class Run(_message.Message):
-    __slots__ = ("id", "name", "project", "model_name", "model_version", "dataset_name", "class_names", "embedding_dim", "num_rows", "created_at", "metadata_schema", "stored_bytes")
+    __slots__ = ("id", "name", "project", "model_name", "model_version", "dataset_name", "class_names", "embedding_dim", "num_rows", "created_at", "metadata_schema", "stored_bytes", "last_used_at")
     ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     PROJECT_FIELD_NUMBER: _ClassVar[int]
@@ -102,6 +102,7 @@ class Run(_message.Message):
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     METADATA_SCHEMA_FIELD_NUMBER: _ClassVar[int]
     STORED_BYTES_FIELD_NUMBER: _ClassVar[int]
+    LAST_USED_AT_FIELD_NUMBER: _ClassVar[int]
     id: str
     name: str
     project: str
@@ -114,7 +115,8 @@ class Run(_message.Message):
     created_at: _timestamp_pb2.Timestamp
     metadata_schema: _containers.RepeatedCompositeFieldContainer[ColumnSchema]
     stored_bytes: int
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., project: _Optional[str] = ..., model_name: _Optional[str] = ..., model_version: _Optional[str] = ..., dataset_name: _Optional[str] = ..., class_names: _Optional[_Iterable[str]] = ..., embedding_dim: _Optional[int] = ..., num_rows: _Optional[int] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., metadata_schema: _Optional[_Iterable[_Union[ColumnSchema, _Mapping]]] = ..., stored_bytes: _Optional[int] = ...) -> None: ...
+    last_used_at: _timestamp_pb2.Timestamp
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., project: _Optional[str] = ..., model_name: _Optional[str] = ..., model_version: _Optional[str] = ..., dataset_name: _Optional[str] = ..., class_names: _Optional[_Iterable[str]] = ..., embedding_dim: _Optional[int] = ..., num_rows: _Optional[int] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., metadata_schema: _Optional[_Iterable[_Union[ColumnSchema, _Mapping]]] = ..., stored_bytes: _Optional[int] = ..., last_used_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class GetRunRequest(_message.Message):
     __slots__ = ("run_id",)
