@@ -8,7 +8,7 @@ import warnings
 import numpy as np
 import pytest
 
-from blindspots import InvalidParameterError
+from blindspots import InvalidArgumentError, InvalidParameterError
 
 DIM = 4
 
@@ -157,3 +157,30 @@ def test_torch_tensors_go_in_as_they_come_out_of_a_model(client, server):
     np.testing.assert_allclose(np.stack(stored.column("probabilities").to_numpy(zero_copy_only=False)), probs,
                                rtol=1e-5)
     assert stored.column("label").to_pylist() == labels.tolist()
+
+
+def test_mixed_precision_tensors_go_in_as_float32(client, server):
+    """bfloat16 and float16 outputs (a forward pass under autocast), which numpy has no type for
+    or holds as half, are stored as float32 of the same values; probabilities whose rounding moved
+    their rows' sums off 1 are scaled back to 1, while a row that is not a distribution is still
+    refused, naming the field."""
+    torch = pytest.importorskip("torch")
+    ids, emb, labels, _ = _arrays(n=64)
+    probs = np.random.default_rng(4).dirichlet(np.full(2, 0.3), size=64)
+    for dtype in (torch.bfloat16, torch.float16):
+        out, p = torch.tensor(emb).to(dtype), torch.tensor(probs).to(dtype)
+        off = np.abs(p.float().sum(dim=1).numpy() - 1.0).max()
+        assert off > (1e-3 if dtype == torch.bfloat16 else 0)      # what the server alone would refuse (bf16)
+        run = client.create_run(f"mixed-{dtype}", class_names=["a", "b"], embedding_dim=DIM)
+        run.log_predictions(ids, out.requires_grad_(), labels=labels, probabilities=p, progress=False)
+        stored = server.store.read_rows("run", run.id)
+        np.testing.assert_array_equal(np.stack(stored.column("embedding").to_numpy(zero_copy_only=False)),
+                                      out.float().detach().numpy())
+        got = np.stack(stored.column("probabilities").to_numpy(zero_copy_only=False))
+        np.testing.assert_allclose(got.sum(axis=1), 1.0, atol=1e-6)
+        np.testing.assert_allclose(got, p.float().numpy(), atol=2 * off + 1e-6)
+        wrong = p.clone()
+        wrong[3] = torch.tensor([0.9, 0.3], dtype=dtype)                # sums to 1.2: not rounding
+        with pytest.raises(InvalidArgumentError, match=r"probabilities: row 3 sums to 1\.(19|20)"):
+            client.create_run(f"wrong-{dtype}", class_names=["a", "b"], embedding_dim=DIM).log_predictions(
+                ids, out, labels=labels, probabilities=wrong, progress=False)

@@ -10,11 +10,18 @@ import pandas as pd
 from .v1 import blindspots_pb2 as pb
 
 
+# Tensor float types numpy holds; others (bfloat16, the float8 types of mixed precision) are widened.
+_NUMPY_FLOATS = ("torch.float16", "torch.float32", "torch.float64")
+
+
 def as_array(values) -> np.ndarray:
     """A numpy view of array-likes, tensors included (a torch tensor that needs grad, or lives on
-    a GPU, is detached and copied to host memory first)."""
+    a GPU, is detached and copied to host memory first; a bfloat16 or float8 one, which numpy has
+    no type for, becomes float32)."""
     if hasattr(values, "detach") and hasattr(values, "cpu"):
         values = values.detach().cpu()
+        if values.is_floating_point() and str(values.dtype) not in _NUMPY_FLOATS:
+            values = values.float()
     return np.asarray(values)
 
 
@@ -25,6 +32,26 @@ def as_matrix(values, name: str, rows: int) -> np.ndarray:
     if m.shape[0] != rows:
         raise ValueError(f"{name} has {m.shape[0]} rows but sample_ids has {rows}")
     return np.ascontiguousarray(m, dtype="<f4")
+
+
+# Twice the unit roundoff of the low-precision float types of mixed precision: rounding each value
+# moves a row of probabilities' sum by at most the unit roundoff, which widening keeps.
+_ROUNDOFF = {"torch.bfloat16": 2.0 ** -7, "torch.float16": 2.0 ** -10, "float16": 2.0 ** -10,
+             "torch.float8_e4m3fn": 2.0 ** -3, "torch.float8_e4m3fnuz": 2.0 ** -3,
+             "torch.float8_e5m2": 2.0 ** -2, "torch.float8_e5m2fnuz": 2.0 ** -2}
+
+
+def as_probabilities(values, rows: int) -> np.ndarray:
+    """``probabilities`` as float32. Given in a low-precision float type (bfloat16, float16 or
+    float8: a softmax under autocast), rows whose sums only that type's rounding moves off 1 are
+    scaled back to sum to 1, which the server asks of probabilities; other rows stay as given."""
+    m = as_matrix(values, "probabilities", rows)
+    roundoff = _ROUNDOFF.get(str(getattr(values, "dtype", "")))
+    if roundoff is not None and len(m):
+        sums = m.sum(axis=1, dtype=np.float64)
+        near = (np.abs(sums - 1.0) <= roundoff) & (sums > 0)
+        m[near] = (m[near] / sums[near, None]).astype(np.float32)
+    return m
 
 
 def as_frame(metadata, rows: int) -> Optional[pd.DataFrame]:

@@ -25,7 +25,7 @@ import grpc
 import numpy as np
 import pandas as pd
 
-from ._columns import as_array, as_frame, as_matrix, columns_frame, iter_batches
+from ._columns import as_array, as_frame, as_matrix, as_probabilities, columns_frame, iter_batches
 from ._delete_api import DeleteAPI, DeleteSummary
 from ._labels_api import LabelsAPI, LabelsSummary
 from ._progress import ProgressBar
@@ -228,7 +228,8 @@ class Client(LabelsAPI, DeleteAPI):
         lab = None if labels is None else _class_indices(labels)
         if lab is not None and len(lab) != n:
             raise ValueError(f"labels has {len(lab)} values but sample_ids has {n}")
-        prob = None if probabilities is None else as_matrix(probabilities, "probabilities", n)
+        prob = (None if probabilities is None else as_matrix(probabilities, "probabilities", n) if logits
+                else as_probabilities(probabilities, n))
         metadata = as_frame(metadata, n)
         if uris is not None and len(uris) != n:
             raise ValueError(f"uris has {len(uris)} values but sample_ids has {n}")
