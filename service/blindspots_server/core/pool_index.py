@@ -53,13 +53,24 @@ reconstructs every row as float32 at once: the growth path, unlike
 
 GPU: with ``use_gpu="auto"`` the index is cloned to the GPU when faiss was
 built with GPU support and ``faiss.get_num_gpus() > 0`` (HNSW stays on the CPU:
-faiss has no GPU HNSW). ``to_bytes`` always serialises a CPU copy.
+faiss has no GPU HNSW). IVF-PQ goes to the GPU with float16 lookup tables (in
+float32, 64 sub-quantizers of 256 codes need 64 KiB of a block's shared memory,
+past the 48 KiB faiss-gpu may use); an index faiss-gpu still refuses (e.g. more
+sub-quantizers than it supports) stays on the CPU under "auto", saying why in
+``gpu_refused_``, and is an error under ``use_gpu=True``. ``to_bytes`` always
+serialises a CPU copy. Every GPU
+index shares one ``StandardGpuResources``, whose scratch memory is a stack that
+two threads using it at once corrupt (faiss aborts the process: "p + size ==
+head_"), so each call into a GPU index holds one lock (``_gpu_lock``): a server's
+RPC threads then take the GPU in turn. CPU indexes take no lock.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import struct
+import threading
 from typing import Callable
 
 import faiss
@@ -142,6 +153,8 @@ def gpu_available() -> bool:
 class PoolIndex:
     """Cosine nearest-neighbour search over pool rows; ids are row positions."""
 
+    _gpu_lock = threading.RLock()       # every GPU index's calls, one at a time (module doc)
+
     def __init__(self, dim: int, kind: str = "auto", nlist: int | None = None,
                  nprobe: int | None = None, hnsw_m: int = 32, ef_search: int | None = None,
                  use_gpu: str | bool = "auto", pq_m: int | None = None):
@@ -173,6 +186,7 @@ class PoolIndex:
         self.description = "Flat"
         self.built_rows_ = 0          # rows the current structure was chosen/trained for
         self.on_gpu_ = False
+        self.gpu_refused_ = ""        # why faiss-gpu would not take this index (it stays on the CPU)
         self._cpu = faiss.IndexFlatIP(self.dim)
         self._index = self._cpu
 
@@ -198,6 +212,10 @@ class PoolIndex:
             return "ivfsq8", f"IVF{nlist},SQ8"
         return "ivf", f"IVF{nlist},Flat"
 
+    def _gpu(self):
+        """The GPU lock while this index is on the GPU (the module doc says why); else nothing."""
+        return PoolIndex._gpu_lock if self.on_gpu_ else contextlib.nullcontext()
+
     def _configure(self) -> None:
         """Apply search-time parameters (nprobe / efSearch) to the live index."""
         if self.kind_ in IVF_KINDS:
@@ -205,7 +223,8 @@ class PoolIndex:
             nprobe = min(self.nprobe or default_nprobe(nlist), nlist)
             faiss.extract_index_ivf(self._cpu).nprobe = nprobe
             if self.on_gpu_:
-                faiss.GpuParameterSpace().set_index_parameter(self._index, "nprobe", nprobe)
+                with self._gpu():
+                    faiss.GpuParameterSpace().set_index_parameter(self._index, "nprobe", nprobe)
         elif self.kind_ == "hnsw":
             faiss.downcast_index(self._cpu).hnsw.efSearch = self.ef_search or 64
 
@@ -214,17 +233,27 @@ class PoolIndex:
         if want and not gpu_available():
             raise RuntimeError("use_gpu=True but faiss has no GPU support or no GPU is visible")
         self.on_gpu_ = bool(want and self.kind_ != "hnsw")
+        self.gpu_refused_ = ""
+        self._index = self._cpu
         if self.on_gpu_:
-            if not hasattr(PoolIndex, "_gpu_resources"):
-                PoolIndex._gpu_resources = faiss.StandardGpuResources()
-            self._index = faiss.index_cpu_to_gpu(PoolIndex._gpu_resources, 0, self._cpu)
-        else:
-            self._index = self._cpu
+            options = faiss.GpuClonerOptions()
+            options.useFloat16 = self.kind_ == "ivfpq"      # IVF-PQ: float16 lookup tables (module doc)
+            with self._gpu():
+                if not hasattr(PoolIndex, "_gpu_resources"):
+                    PoolIndex._gpu_resources = faiss.StandardGpuResources()
+                try:
+                    self._index = faiss.index_cpu_to_gpu(PoolIndex._gpu_resources, 0, self._cpu, options)
+                except RuntimeError as exc:     # faiss-gpu's own checks (GpuIndexIVFPQ's settings)
+                    if self.use_gpu is True:
+                        raise RuntimeError(f"use_gpu=True but faiss-gpu refuses {self.description}: {exc}") from None
+                    self.on_gpu_ = False
+                    self.gpu_refused_ = f"faiss-gpu refuses {self.description}: {str(exc).splitlines()[-1][:300]}"
         self._configure()
 
     def _sync_cpu(self) -> None:
         if self.on_gpu_:
-            self._cpu = faiss.index_gpu_to_cpu(self._index)
+            with self._gpu():
+                self._cpu = faiss.index_gpu_to_cpu(self._index)
 
     def build(self, embeddings: np.ndarray, progress: ProgressFn | None = None, copy: bool = True) -> "PoolIndex":
         """(Re)build the index from all pool rows; returns self.
@@ -278,14 +307,17 @@ class PoolIndex:
             sample = self._gather(read, rows, picks, normalised)
             self._to_device()
             progress(0.05, f"training IVF quantizer on {train_n} rows")
-            self._index.train(sample)
+            with self._gpu():
+                self._index.train(sample)
             del sample
         else:
             self._to_device()
         self.built_rows_ = rows
         # Add in chunks so a long build reports progress (and can be cancelled).
         for start in range(0, rows, BUILD_CHUNK):
-            self._index.add(self._read(read, start, min(rows, start + BUILD_CHUNK), normalised))
+            chunk = self._read(read, start, min(rows, start + BUILD_CHUNK), normalised)
+            with self._gpu():
+                self._index.add(chunk)
             progress(0.3 + 0.7 * min(rows, start + BUILD_CHUNK) / rows, "adding rows to the pool index")
         self._configure()
         progress(1.0, "pool index built")
@@ -305,10 +337,11 @@ class PoolIndex:
         return out
 
     def _all_vectors(self) -> np.ndarray:
-        self._sync_cpu()
-        if self.kind_ in IVF_KINDS:
-            faiss.extract_index_ivf(self._cpu).make_direct_map()
-        return self._cpu.reconstruct_n(0, self._cpu.ntotal)
+        with self._gpu():           # the CPU copy stays this call's until it is read
+            self._sync_cpu()
+            if self.kind_ in IVF_KINDS:
+                faiss.extract_index_ivf(self._cpu).make_direct_map()
+            return self._cpu.reconstruct_n(0, self._cpu.ntotal)
 
     def add(self, embeddings: np.ndarray) -> None:
         """Append pool rows; their ids continue the row order. May rebuild (see module doc)."""
@@ -324,7 +357,8 @@ class PoolIndex:
             return
         if grown:
             self.built_rows_ = total   # same structure still right; measure growth from here
-        self._index.add(x)
+        with self._gpu():
+            self._index.add(x)
 
     # -- queries -------------------------------------------------------------
     @property
@@ -340,8 +374,12 @@ class PoolIndex:
         if self.ntotal == 0 or len(q) == 0:
             return np.full((len(q), k), np.inf, np.float32), np.full((len(q), k), -1, np.int64)
         # GPU flat/IVF search caps k at 2048; larger k is served by the CPU copy.
-        index = self._index if (not self.on_gpu_ or k <= 2048) else self._cpu_copy()
-        sims, ids = index.search(q, min(k, self.ntotal))
+        if not self.on_gpu_ or k > 2048:
+            index = self._index if not self.on_gpu_ else self._cpu_copy()
+            sims, ids = index.search(q, min(k, self.ntotal))
+        else:
+            with self._gpu():
+                sims, ids = self._index.search(q, min(k, self.ntotal))
         dist = np.where(ids >= 0, 1.0 - sims, np.inf).astype(np.float32)
         dist = np.maximum(dist, 0.0)  # rounding can make self-distance slightly negative
         if k > ids.shape[1]:
@@ -377,23 +415,28 @@ class PoolIndex:
             raise IndexError(f"rows outside 0..{self.ntotal}")
         if len(rows) == 0:
             return np.zeros((0, self.dim), np.float32)
-        self._sync_cpu()
-        if self.kind_ in IVF_KINDS:
-            ivf = faiss.extract_index_ivf(self._cpu)
-            if ivf.direct_map.no():
-                ivf.make_direct_map()       # 8 bytes a row, kept up to date by later adds
-        return self._cpu.reconstruct_batch(rows)
+        with self._gpu():           # the CPU copy stays this call's until it is read
+            self._sync_cpu()
+            if self.kind_ in IVF_KINDS:
+                ivf = faiss.extract_index_ivf(self._cpu)
+                if ivf.direct_map.no():
+                    ivf.make_direct_map()       # 8 bytes a row, kept up to date by later adds
+            return self._cpu.reconstruct_batch(rows)
 
     def _cpu_copy(self):
-        self._sync_cpu()
-        self._configure()
-        return self._cpu
+        """A CPU copy of a GPU index to search (faiss-gpu's k is at most 2048); this call's own."""
+        with self._gpu():
+            self._sync_cpu()
+            self._configure()
+            return self._cpu
 
     # -- persistence ---------------------------------------------------------
     def to_bytes(self) -> bytearray:
         """Serialise (always a CPU copy) with our parameters, for an object store (a
         bytearray: bytes-like, built without an extra copy)."""
-        self._sync_cpu()
+        with self._gpu():
+            self._sync_cpu()
+            cpu = self._cpu             # this call's copy, whatever another call syncs meanwhile
         header = json.dumps({
             "dim": self.dim, "kind": self.kind, "nlist": self.nlist, "nprobe": self.nprobe,
             "hnsw_m": self.hnsw_m, "ef_search": self.ef_search,
@@ -402,7 +445,7 @@ class PoolIndex:
         # Written straight into one growing buffer: serialize_index + tobytes + concatenation
         # held three copies of the index at once (1.5 GB for a 1M x 128 IVF-Flat pool).
         out = bytearray(_MAGIC + struct.pack("<Q", len(header)) + header)
-        faiss.write_index(self._cpu, faiss.PyCallbackIOWriter(out.extend))
+        faiss.write_index(cpu, faiss.PyCallbackIOWriter(out.extend))
         return out
 
     @classmethod
@@ -426,4 +469,5 @@ class PoolIndex:
         return obj
 
     def __repr__(self) -> str:
-        return f"PoolIndex({self.description}, ntotal={self.ntotal}, gpu={self.on_gpu_})"
+        refused = f", gpu refused: {self.gpu_refused_}" if self.gpu_refused_ else ""
+        return f"PoolIndex({self.description}, ntotal={self.ntotal}, gpu={self.on_gpu_}{refused})"

@@ -122,6 +122,8 @@ class PoolIndexes:
             else:
                 progress(0.0, f"adding {n - built} rows to the index")
                 index.add(self._row_source(pool_id, n).read(built, n))
+            if index.gpu_refused_:
+                log.warning("pool %s: its index stays on the CPU: %s", pool_id, index.gpu_refused_)
             self._store.save_index(pool_id, index.to_bytes(), index.kind_, index.ntotal, index.description)
             self._keep(pool_id, lock, index)
             return index

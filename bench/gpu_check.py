@@ -1,0 +1,196 @@
+"""The GPU paths, on a machine with a GPU, faiss built with GPU support, and torch with CUDA:
+the pool index on the GPU (``PoolIndex(use_gpu=True)``) against the same index on the CPU, and
+the SDK's copy of GPU tensors to host memory. Not in `make bench` or the tests (CI has no GPU).
+
+    python bench/gpu_check.py [--rows 200000] [--out gpu_check.json]
+
+Each check prints one line, ``ok`` or ``FAIL`` with its numbers; the exit status is 1 if any failed.
+Pool index, for each kind (flat, ivf, ivfsq8, ivfpq; hnsw stays on the CPU by design), over
+clustered unit rows: built on the GPU, it is on the GPU; recall@10 against exact search within
+0.02 of the CPU index's; a search past faiss-gpu's k limit (2048) answers like the CPU; ``vectors``
+gives the rows (exactly for flat and ivf, within the codes' error for sq8 and pq); ``to_bytes`` /
+``from_bytes`` gives the same answers on the GPU; rows added later are found as often as on the
+CPU; eight threads
+searching at once get the answers one thread gets. An IVF-PQ that faiss-gpu refuses stays on the CPU.
+Two in-process shards on the GPU. SDK: a CUDA
+tensor that needs grad, a bfloat16 one and CUDA labels go through ``as_matrix`` /
+``as_probabilities``; ``capture`` runs a CUDA model under bfloat16 autocast.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT / "service"), str(ROOT / "clients" / "python")]
+
+RESULTS: list[dict] = []
+
+
+def check(name: str, ok: bool, **numbers) -> bool:
+    RESULTS.append({"check": name, "ok": bool(ok), **numbers})
+    shown = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in numbers.items())
+    print(f"{'ok  ' if ok else 'FAIL'} {name}" + (f": {shown}" if shown else ""), flush=True)
+    return ok
+
+
+def clustered_rows(rows: int, dim: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(max(8, rows // 1000), dim))
+    x = centres[rng.integers(0, len(centres), rows)] + 0.35 * rng.normal(size=(rows, dim))
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def recall(found: np.ndarray, truth: np.ndarray) -> float:
+    k = truth.shape[1]
+    return float(np.mean([len(set(f[:k]) & set(t)) / k for f, t in zip(found, truth)]))
+
+
+def pool_index_checks(rows: int, dim: int) -> None:
+    from blindspots_server.core.pool_index import PoolIndex, gpu_available
+    from blindspots_server.core.sharded_index import ShardedPoolIndex
+
+    import faiss
+    if not check("faiss sees a GPU", gpu_available(), faiss=faiss.__version__, gpus=faiss.get_num_gpus()):
+        return
+    x = clustered_rows(rows, dim, 0)
+    queries = clustered_rows(500, dim, 1)
+    exact = PoolIndex(dim, kind="flat", use_gpu=False).build(x)
+    _, truth = exact.search(queries, 10)
+    probe = np.random.default_rng(2).choice(rows, 64, replace=False)
+    for kind in ("flat", "ivf", "ivfsq8", "ivfpq"):
+        t0 = time.perf_counter()
+        cpu = PoolIndex(dim, kind=kind, use_gpu=False).build(x)
+        t1 = time.perf_counter()
+        try:
+            gpu = PoolIndex(dim, kind=kind, use_gpu=True).build(x)
+        except Exception as exc:            # a kind faiss-gpu refuses: say which, and go on
+            check(f"{kind}: builds on the GPU", False, error=f"{type(exc).__name__}: {exc}"[:300])
+            continue
+        t2 = time.perf_counter()
+        check(f"{kind}: built on the GPU", gpu.on_gpu_ and gpu.ntotal == rows, description=gpu.description,
+              cpu_build_s=t1 - t0, gpu_build_s=t2 - t1)
+        t0 = time.perf_counter()
+        _, found_cpu = cpu.search(queries, 10)
+        t1 = time.perf_counter()
+        _, found_gpu = gpu.search(queries, 10)
+        t2 = time.perf_counter()
+        r_cpu, r_gpu = recall(found_cpu, truth), recall(found_gpu, truth)
+        check(f"{kind}: recall@10 on the GPU within 0.02 of the CPU's", r_gpu >= r_cpu - 0.02,
+              cpu=r_cpu, gpu=r_gpu, cpu_search_s=t1 - t0, gpu_search_s=t2 - t1)
+        k = 3000
+        _, big_gpu = gpu.search(queries[:10], k)
+        _, big_truth = exact.search(queries[:10], k)
+        _, big_cpu = cpu.search(queries[:10], k)
+        check(f"{kind}: k={k} (past faiss-gpu's 2048) like the CPU", big_gpu.shape == (10, k)
+              and recall(big_gpu, big_truth) >= recall(big_cpu, big_truth) - 0.02,
+              cpu=recall(big_cpu, big_truth), gpu=recall(big_gpu, big_truth))
+        error = float(np.abs(gpu.vectors(probe) - x[probe]).max())
+        check(f"{kind}: vectors() are the rows" + ("" if gpu.holds_rows else " within the codes' error"),
+              error < (1e-6 if gpu.holds_rows else 0.25), max_abs_error=error)
+        check(f"{kind}: nbytes as on the CPU", gpu.nbytes == cpu.nbytes, gpu=gpu.nbytes, cpu=cpu.nbytes)
+        back = PoolIndex.from_bytes(bytes(gpu.to_bytes()))
+        _, found_back = back.search(queries, 10)
+        check(f"{kind}: to_bytes / from_bytes answers alike, on the GPU", back.on_gpu_
+              and np.array_equal(found_back, found_gpu), same_rows=float(np.mean(found_back == found_gpu)))
+        extra = clustered_rows(2000, dim, 3)
+        found_self = {}
+        for side, index in (("cpu", cpu), ("gpu", gpu)):
+            index.add(extra)
+            found_self[side] = float(np.mean(index.search(extra[:100], 1)[1][:, 0] == np.arange(rows, rows + 100)))
+        check(f"{kind}: rows added later are found as on the CPU", gpu.ntotal == rows + 2000
+              and found_self["gpu"] >= found_self["cpu"] - 0.05, **found_self)
+        serial = gpu.search(queries, 10)[1]
+        answers, errors = [], []
+
+        def search_many() -> None:
+            try:
+                for _ in range(20):
+                    answers.append(gpu.search(queries, 10)[1])
+            except Exception as exc:         # noqa: BLE001 - reported below
+                errors.append(f"{type(exc).__name__}: {exc}")
+        threads = [threading.Thread(target=search_many) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        check(f"{kind}: 8 threads searching at once get one thread's answers",
+              not errors and len(answers) == 160 and all(np.array_equal(a, serial) for a in answers),
+              differing=sum(not np.array_equal(a, serial) for a in answers), errors=len(errors),
+              first_error=errors[0][:200] if errors else "")
+    refused = PoolIndex(dim, kind="ivfpq", pq_m=dim, use_gpu="auto").build(x[:20000])
+    check("ivfpq with more sub-quantizers than faiss-gpu takes: on the CPU under auto, saying why",
+          not refused.on_gpu_ and bool(refused.gpu_refused_) and refused.search(queries[:5], 5)[1].shape == (5, 5),
+          why=refused.gpu_refused_[-160:])
+    hnsw = PoolIndex(dim, kind="hnsw", use_gpu=True).build(x[:20000])
+    check("hnsw: stays on the CPU (faiss has no GPU HNSW)", not hnsw.on_gpu_ and hnsw.ntotal == 20000)
+    sharded = ShardedPoolIndex(dim, shards=2, kind="ivf").build(x)
+    _, found = sharded.search(queries, 10)
+    on_gpu = [w.index.on_gpu_ for w in sharded.workers]
+    single = recall(PoolIndex(dim, kind="ivf", use_gpu=False).build(x).search(queries, 10)[1], truth)
+    check("two in-process shards: on the GPU, recall@10 within 0.05 of one CPU index's",
+          all(on_gpu) and recall(found, truth) >= single - 0.05, recall=recall(found, truth), one_cpu_index=single,
+          shards_on_gpu=sum(on_gpu))
+
+
+def sdk_checks() -> None:
+    import torch
+    from blindspots._columns import as_matrix, as_probabilities
+    from blindspots.client import _class_indices
+    from blindspots.torch_capture import capture
+
+    if not check("torch sees a GPU", torch.cuda.is_available(), torch=torch.__version__):
+        return
+    emb = (torch.randn(256, 32, device="cuda") * 2).requires_grad_()
+    out = as_matrix(emb * 1.0, "embeddings", 256)
+    check("a CUDA tensor that needs grad goes to host memory", out.dtype == np.float32
+          and np.array_equal(out, (emb * 1.0).detach().cpu().numpy()))
+    logits = torch.randn(256, 5, device="cuda")
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        probs = torch.softmax(torch.nn.functional.linear(logits, torch.eye(5, device="cuda")), dim=1)
+    probs = probs.to(torch.bfloat16)
+    got = as_probabilities(probs, 256)
+    check("bfloat16 CUDA probabilities: float32 rows summing to 1", got.dtype == np.float32
+          and float(np.abs(got.sum(axis=1) - 1).max()) < 1e-5,
+          off_before=float((probs.float().sum(dim=1) - 1).abs().max()))
+    labels = torch.randint(0, 5, (256,), device="cuda")
+    check("CUDA labels become class indices", np.array_equal(_class_indices(labels), labels.cpu().numpy()))
+    model = torch.nn.Sequential(torch.nn.Linear(16, 32), torch.nn.ReLU(), torch.nn.Linear(32, 4)).cuda()
+    batches = [(torch.randn(64, 16), torch.randint(0, 4, (64,))) for _ in range(4)]
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        captured = capture(model, batches)
+    check("capture of a CUDA model under bfloat16 autocast", len(captured) == 256
+          and captured.embeddings.shape == (256, 32) and captured.embeddings.dtype == np.float32
+          and float(np.abs(captured.probabilities.sum(axis=1) - 1).max()) < 1e-3)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--rows", type=int, default=200_000)
+    ap.add_argument("--dim", type=int, default=128)
+    ap.add_argument("--out", default="")
+    ap.add_argument("--skip-index", action="store_true")
+    ap.add_argument("--skip-sdk", action="store_true")
+    args = ap.parse_args()
+    for part, skip in ((lambda: pool_index_checks(args.rows, args.dim), args.skip_index), (sdk_checks, args.skip_sdk)):
+        if skip:
+            continue
+        try:
+            part()
+        except Exception as exc:             # noqa: BLE001 - a part that cannot run is a failed check
+            check(f"{getattr(part, '__name__', 'pool index')} ran", False, error=f"{type(exc).__name__}: {exc}"[:400])
+    if args.out:
+        Path(args.out).write_text(json.dumps(RESULTS, indent=1))
+    failed = [r["check"] for r in RESULTS if not r["ok"]]
+    print(f"{len(RESULTS) - len(failed)} of {len(RESULTS)} checks ok" + (f"; failed: {failed}" if failed else ""))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
