@@ -14,7 +14,8 @@ CPU; eight threads
 searching at once get the answers one thread gets. An IVF-PQ that faiss-gpu refuses stays on the CPU.
 Two in-process shards on the GPU. SDK: a CUDA
 tensor that needs grad, a bfloat16 one and CUDA labels go through ``as_matrix`` /
-``as_probabilities``; ``capture`` runs a CUDA model under bfloat16 autocast.
+``as_probabilities``; ``capture`` runs a CUDA model under bfloat16 autocast. With ``--server``: a real
+server whose pool index is on the GPU answers eight targeted Suggests at once as it answers one.
 """
 from __future__ import annotations
 
@@ -139,6 +140,60 @@ def pool_index_checks(rows: int, dim: int) -> None:
           shards_on_gpu=sum(on_gpu))
 
 
+def server_checks(rows: int) -> None:
+    """A real server (embedded store, loopback) whose pool index is on the GPU: eight targeted
+    Suggests at once all answer with the picks one Suggest alone gives, and the server stays up."""
+    import tempfile
+
+    from blindspots import Client
+    from blindspots_server.config import ServerConfig
+    from blindspots_server.server.app import BlindspotsServer
+
+    rng = np.random.default_rng(5)
+    dim, n_test = 64, 6000
+    with tempfile.TemporaryDirectory() as tmp:
+        server = BlindspotsServer(ServerConfig(data_dir=f"{tmp}/data", host="127.0.0.1", port=0,
+                                               job_retention_days=0)).start()
+        client = Client(f"127.0.0.1:{server.port}", timeout=600, retries=0)
+        try:
+            pool = client.create_pool("pool", embedding_dim=dim, num_classes=2)
+            pool.add([f"p{i}" for i in range(rows)], clustered_rows(rows, dim, 7),
+                     probabilities=rng.dirichlet([1, 1], rows), progress=False)
+            x = clustered_rows(n_test, dim, 8)
+            labels = rng.integers(0, 2, n_test)
+            hard = x[:, 0] > np.quantile(x[:, 0], 0.9)          # a tenth of the test set, mostly wrong
+            wrong = np.where(hard, rng.random(n_test) < 0.7, rng.random(n_test) < 0.05)
+            predicted = np.where(wrong, 1 - labels, labels)
+            p1 = np.where(predicted == 1, 0.9, 0.1)
+            run = client.create_run("gpu", class_names=["a", "b"], embedding_dim=dim)
+            run.log_predictions([f"t{i}" for i in range(n_test)], x, labels=labels,
+                                probabilities=np.stack([1 - p1, p1], axis=1), progress=False)
+            run.diagnose(progress=False)
+            alone = client.suggest(run.id, pool.id, 300, allow_repeats=True, progress=False)
+            index = server.servicer.indexes.loaded_index(pool.id)
+            answers, errors = [], []
+
+            def suggest() -> None:
+                try:
+                    answers.append(client.suggest(run.id, pool.id, 300, allow_repeats=True, progress=False))
+                except Exception as exc:     # noqa: BLE001 - reported below
+                    errors.append(f"{type(exc).__name__}: {exc}")
+            threads = [threading.Thread(target=suggest) for _ in range(8)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            same = sum(a["sample_id"].tolist() == alone["sample_id"].tolist() for a in answers)
+            check("server: the pool's index on the GPU; 8 targeted Suggests at once answer as one alone",
+                  getattr(index, "on_gpu_", False) and not errors and same == 8,
+                  index=repr(index), picks=len(alone), same=same, errors=len(errors),
+                  first_error=errors[0][:200] if errors else "")
+            check("server: still serving after them", client.server_info().version != "")
+        finally:
+            client.close()
+            server.stop()
+
+
 def sdk_checks() -> None:
     import torch
     from blindspots._columns import as_matrix, as_probabilities
@@ -177,8 +232,10 @@ def main() -> int:
     ap.add_argument("--out", default="")
     ap.add_argument("--skip-index", action="store_true")
     ap.add_argument("--skip-sdk", action="store_true")
+    ap.add_argument("--server", action="store_true", help="also a real server (needs the server's dependencies)")
     args = ap.parse_args()
-    for part, skip in ((lambda: pool_index_checks(args.rows, args.dim), args.skip_index), (sdk_checks, args.skip_sdk)):
+    for part, skip in ((lambda: pool_index_checks(args.rows, args.dim), args.skip_index), (sdk_checks, args.skip_sdk),
+                       (lambda: server_checks(args.rows), not args.server)):
         if skip:
             continue
         try:
