@@ -194,6 +194,32 @@ def server_checks(rows: int) -> None:
             server.stop()
 
 
+def speed(rows: int, dim: int, repeats: int = 3) -> None:
+    """Timings, not checks: build and search of the default kind at ``rows`` (1M x 128-d: IVF-Flat)
+    on the CPU (all cores) and the GPU, medians of ``repeats``; recall@10 against exact search."""
+    from blindspots_server.core.pool_index import PoolIndex
+
+    x = clustered_rows(rows, dim, 10)
+    queries = clustered_rows(10_000, dim, 11)
+    truth = PoolIndex(dim, kind="flat", use_gpu=True).build(x).search(queries, 10)[1]
+    for side, use_gpu in (("cpu", False), ("gpu", True)):
+        builds, searches, wide = [], [], []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            index = PoolIndex(dim, use_gpu=use_gpu).build(x)
+            t1 = time.perf_counter()
+            _, found = index.search(queries, 10)
+            t2 = time.perf_counter()
+            index.search(queries[:1000], 1000)
+            t3 = time.perf_counter()
+            builds.append(t1 - t0)
+            searches.append(t2 - t1)
+            wide.append(t3 - t2)
+        check(f"timing {side}: {index.description} over {rows} x {dim}", True, build_s=float(np.median(builds)),
+              search_10k_queries_k10_s=float(np.median(searches)), search_1k_queries_k1000_s=float(np.median(wide)),
+              recall_at_10=recall(found, truth))
+
+
 def sdk_checks() -> None:
     import torch
     from blindspots._columns import as_matrix, as_probabilities
@@ -233,9 +259,11 @@ def main() -> int:
     ap.add_argument("--skip-index", action="store_true")
     ap.add_argument("--skip-sdk", action="store_true")
     ap.add_argument("--server", action="store_true", help="also a real server (needs the server's dependencies)")
+    ap.add_argument("--speed-rows", type=int, default=0, help="also time build and search at this many rows, CPU vs GPU")
     args = ap.parse_args()
     for part, skip in ((lambda: pool_index_checks(args.rows, args.dim), args.skip_index), (sdk_checks, args.skip_sdk),
-                       (lambda: server_checks(args.rows), not args.server)):
+                       (lambda: server_checks(args.rows), not args.server),
+                       (lambda: speed(args.speed_rows, args.dim), not args.speed_rows)):
         if skip:
             continue
         try:
