@@ -41,6 +41,25 @@ def check(name: str, ok: bool, **numbers) -> bool:
     return ok
 
 
+def at_once(call, threads: int = 8, times: int = 1) -> tuple[list, list[str]]:
+    """``call()`` from ``threads`` threads started together, ``times`` each: the answers, and the
+    errors as text."""
+    answers, errors = [], []
+
+    def run() -> None:
+        try:
+            for _ in range(times):
+                answers.append(call())
+        except Exception as exc:             # noqa: BLE001 - reported by the caller's check
+            errors.append(f"{type(exc).__name__}: {exc}")
+    started = [threading.Thread(target=run) for _ in range(threads)]
+    for t in started:
+        t.start()
+    for t in started:
+        t.join()
+    return answers, errors
+
+
 def clustered_rows(rows: int, dim: int, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     centres = rng.normal(size=(max(8, rows // 1000), dim))
@@ -108,19 +127,7 @@ def pool_index_checks(rows: int, dim: int) -> None:
         check(f"{kind}: rows added later are found as on the CPU", gpu.ntotal == rows + 2000
               and found_self["gpu"] >= found_self["cpu"] - 0.05, **found_self)
         serial = gpu.search(queries, 10)[1]
-        answers, errors = [], []
-
-        def search_many() -> None:
-            try:
-                for _ in range(20):
-                    answers.append(gpu.search(queries, 10)[1])
-            except Exception as exc:         # noqa: BLE001 - reported below
-                errors.append(f"{type(exc).__name__}: {exc}")
-        threads = [threading.Thread(target=search_many) for _ in range(8)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        answers, errors = at_once(lambda: gpu.search(queries, 10)[1], times=20)
         check(f"{kind}: 8 threads searching at once get one thread's answers",
               not errors and len(answers) == 160 and all(np.array_equal(a, serial) for a in answers),
               differing=sum(not np.array_equal(a, serial) for a in answers), errors=len(errors),
@@ -171,18 +178,7 @@ def server_checks(rows: int) -> None:
             run.diagnose(progress=False)
             alone = client.suggest(run.id, pool.id, 300, allow_repeats=True, progress=False)
             index = server.servicer.indexes.loaded_index(pool.id)
-            answers, errors = [], []
-
-            def suggest() -> None:
-                try:
-                    answers.append(client.suggest(run.id, pool.id, 300, allow_repeats=True, progress=False))
-                except Exception as exc:     # noqa: BLE001 - reported below
-                    errors.append(f"{type(exc).__name__}: {exc}")
-            threads = [threading.Thread(target=suggest) for _ in range(8)]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
+            answers, errors = at_once(lambda: client.suggest(run.id, pool.id, 300, allow_repeats=True, progress=False))
             same = sum(a["sample_id"].tolist() == alone["sample_id"].tolist() for a in answers)
             check("server: the pool's index on the GPU; 8 targeted Suggests at once answer as one alone",
                   getattr(index, "on_gpu_", False) and not errors and same == 8,
