@@ -145,6 +145,9 @@ def test_server_info_says_what_the_server_is_and_what_the_token_may_do(tmp_path)
         table = _cli(address, "info", "--token", reader)
         assert table.returncode == 0 and "projects alpha, read-only" in table.stdout and "embedded" in table.stdout
         assert "finished jobs kept 30 days" in table.stdout
+        import faiss
+        device = "gpu" if hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0 else "cpu"
+        assert info.index_device == device and f"indexes on the {device.upper()}" in table.stdout
         assert _cli(address, "info").returncode == 1                     # no token: UNAUTHENTICATED
     finally:
         server.stop()

@@ -204,7 +204,8 @@ def _cmd_info(args) -> int:
     from . import __version__
     print(f"server   blindspots-server {info.version} at {args.address} (this client: blindspots {__version__})\n"
           f"store    {info.store}\n"
-          f"compute  {info.compute}, {info.index_shards} index shard{'s' if info.index_shards != 1 else ''} per pool\n"
+          f"compute  {info.compute}, {info.index_shards} index shard{'s' if info.index_shards != 1 else ''} per pool"
+          f"{f', indexes on the {info.index_device.upper()}' if info.index_device else ''}\n"
           f"limits   budget {info.max_budget}, batch {info.max_batch_rows} rows, "
           f"message {_size(info.max_message_bytes)}\n"
           f"retain   finished jobs kept {f'{info.job_retention_days} days' if info.job_retention_days else 'forever'}, "

@@ -150,6 +150,16 @@ def gpu_available() -> bool:
     return hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0
 
 
+def index_device() -> tuple[str, str]:
+    """Where a ``use_gpu="auto"`` index goes: ("gpu", ...) or ("cpu", ...), with why in words."""
+    if not hasattr(faiss, "StandardGpuResources"):
+        return "cpu", f"faiss {faiss.__version__} without GPU support"
+    gpus = faiss.get_num_gpus()
+    if gpus == 0:
+        return "cpu", f"faiss {faiss.__version__} with GPU support, but no GPU is visible"
+    return "gpu", f"faiss {faiss.__version__}, {gpus} GPU{'s' if gpus != 1 else ''} visible (indexes use the first)"
+
+
 class PoolIndex:
     """Cosine nearest-neighbour search over pool rows; ids are row positions."""
 

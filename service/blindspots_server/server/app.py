@@ -17,6 +17,7 @@ from blindspots.v1 import blindspots_pb2 as pb
 from blindspots.v1 import blindspots_pb2_grpc as pb_grpc
 
 from ..config import MiB, ServerConfig
+from ..core.pool_index import index_device
 from ..storage import Conflict, NotFound, open_store
 from .auth import auth_from_config
 from .errors import ErrorMappingInterceptor
@@ -98,6 +99,7 @@ class BlindspotsServer:
             self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         log.info("blindspots serving on %s:%d (store %s)", self.config.host, self.port,
                  _redacted(self.config.store) or self.config.data_dir)
+        log.info("pool indexes in this process run on the %s: %s", *index_device())
         return self
 
     def sync_with_store(self) -> None:

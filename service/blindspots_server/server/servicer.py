@@ -28,6 +28,7 @@ from ..config import ServerConfig
 from ..core.diagnosis import Diagnoser
 from ..core.embedding_map import ClusteringSpaceLayout
 from ..core.parallel import WorkerLost
+from ..core.pool_index import index_device
 from ..core.tracked_slices import evaluate_slices
 from ..ray_cluster import connect as connect_compute
 from ..core.suggest import STRATEGIES, MetadataFilterSpec
@@ -291,7 +292,8 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
             max_batch_rows=self.config.max_batch_rows, max_message_bytes=self.config.max_message_mb << 20,
             strategies=list(STRATEGIES), auth=self.access.auth, all_projects=projects is None,
             projects=sorted(projects or []), read_only=self.access.read_only(context),
-            job_retention_days=self.config.job_retention_days, run_retention_days=self.config.run_retention_days)
+            job_retention_days=self.config.job_retention_days, run_retention_days=self.config.run_retention_days,
+            index_device=index_device()[0])
 
     def DeletePool(self, request: pb.DeletePoolRequest, context) -> pb.DeleteResponse:
         return self.delete_target("pool", self._pool(request.pool_id, context).id, request.force)

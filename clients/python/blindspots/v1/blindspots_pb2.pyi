@@ -37,7 +37,7 @@ class GetServerInfoRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class ServerInfo(_message.Message):
-    __slots__ = ("version", "store", "compute", "index_shards", "max_budget", "max_batch_rows", "max_message_bytes", "strategies", "auth", "all_projects", "projects", "read_only", "job_retention_days", "run_retention_days")
+    __slots__ = ("version", "store", "compute", "index_shards", "max_budget", "max_batch_rows", "max_message_bytes", "strategies", "auth", "all_projects", "projects", "read_only", "job_retention_days", "run_retention_days", "index_device")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     STORE_FIELD_NUMBER: _ClassVar[int]
     COMPUTE_FIELD_NUMBER: _ClassVar[int]
@@ -52,6 +52,7 @@ class ServerInfo(_message.Message):
     READ_ONLY_FIELD_NUMBER: _ClassVar[int]
     JOB_RETENTION_DAYS_FIELD_NUMBER: _ClassVar[int]
     RUN_RETENTION_DAYS_FIELD_NUMBER: _ClassVar[int]
+    INDEX_DEVICE_FIELD_NUMBER: _ClassVar[int]
     version: str
     store: str
     compute: str
@@ -66,7 +67,8 @@ class ServerInfo(_message.Message):
     read_only: bool
     job_retention_days: int
     run_retention_days: int
-    def __init__(self, version: _Optional[str] = ..., store: _Optional[str] = ..., compute: _Optional[str] = ..., index_shards: _Optional[int] = ..., max_budget: _Optional[int] = ..., max_batch_rows: _Optional[int] = ..., max_message_bytes: _Optional[int] = ..., strategies: _Optional[_Iterable[str]] = ..., auth: _Optional[bool] = ..., all_projects: _Optional[bool] = ..., projects: _Optional[_Iterable[str]] = ..., read_only: _Optional[bool] = ..., job_retention_days: _Optional[int] = ..., run_retention_days: _Optional[int] = ...) -> None: ...
+    index_device: str
+    def __init__(self, version: _Optional[str] = ..., store: _Optional[str] = ..., compute: _Optional[str] = ..., index_shards: _Optional[int] = ..., max_budget: _Optional[int] = ..., max_batch_rows: _Optional[int] = ..., max_message_bytes: _Optional[int] = ..., strategies: _Optional[_Iterable[str]] = ..., auth: _Optional[bool] = ..., all_projects: _Optional[bool] = ..., projects: _Optional[_Iterable[str]] = ..., read_only: _Optional[bool] = ..., job_retention_days: _Optional[int] = ..., run_retention_days: _Optional[int] = ..., index_device: _Optional[str] = ...) -> None: ...
 
 class CreateRunRequest(_message.Message):
     __slots__ = ("name", "project", "model_name", "model_version", "dataset_name", "class_names", "embedding_dim", "request_id")
