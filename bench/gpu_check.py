@@ -184,7 +184,9 @@ def server_checks(rows: int) -> None:
                   getattr(index, "on_gpu_", False) and not errors and same == 8,
                   index=repr(index), picks=len(alone), same=same, errors=len(errors),
                   first_error=errors[0][:200] if errors else "")
-            check("server: still serving after them", client.server_info().version != "")
+            info = client.server_info()
+            check("server: still serving after them, and says its indexes are on the GPU",
+                  info.version != "" and info.index_device == "gpu", index_device=info.index_device)
         finally:
             client.close()
             server.stop()
