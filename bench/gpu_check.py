@@ -126,6 +126,10 @@ def pool_index_checks(rows: int, dim: int) -> None:
             found_self[side] = float(np.mean(index.search(extra[:100], 1)[1][:, 0] == np.arange(rows, rows + 100)))
         check(f"{kind}: rows added later are found as on the CPU", gpu.ntotal == rows + 2000
               and found_self["gpu"] >= found_self["cpu"] - 0.05, **found_self)
+        new = np.arange(rows, rows + 50)
+        added = {side: float(np.abs(index.vectors(new) - extra[:50]).max()) for side, index in (("cpu", cpu), ("gpu", gpu))}
+        check(f"{kind}: vectors() of rows added later, as on the CPU (not an older copy of the index)",
+              added["gpu"] <= added["cpu"] + (1e-6 if gpu.holds_rows else 0.05), **added)
         serial = gpu.search(queries, 10)[1]
         answers, errors = at_once(lambda: gpu.search(queries, 10)[1], times=20)
         check(f"{kind}: 8 threads searching at once get one thread's answers",
@@ -201,7 +205,7 @@ def speed(rows: int, dim: int, repeats: int = 3) -> None:
     queries = clustered_rows(10_000, dim, 11)
     truth = PoolIndex(dim, kind="flat", use_gpu=True).build(x).search(queries, 10)[1]
     for side, use_gpu in (("cpu", False), ("gpu", True)):
-        builds, searches, wide = [], [], []
+        builds, searches, wide, first_vectors, again_vectors = [], [], [], [], []
         for _ in range(repeats):
             t0 = time.perf_counter()
             index = PoolIndex(dim, use_gpu=use_gpu).build(x)
@@ -210,11 +214,19 @@ def speed(rows: int, dim: int, repeats: int = 3) -> None:
             t2 = time.perf_counter()
             index.search(queries[:1000], 1000)
             t3 = time.perf_counter()
+            picks = np.random.default_rng(12).choice(rows, 300, replace=False)
+            index.vectors(picks)
+            t4 = time.perf_counter()
+            index.vectors(picks[::-1])
+            t5 = time.perf_counter()
             builds.append(t1 - t0)
             searches.append(t2 - t1)
             wide.append(t3 - t2)
+            first_vectors.append(t4 - t3)
+            again_vectors.append(t5 - t4)
         check(f"timing {side}: {index.description} over {rows} x {dim}", True, build_s=float(np.median(builds)),
               search_10k_queries_k10_s=float(np.median(searches)), search_1k_queries_k1000_s=float(np.median(wide)),
+              vectors_300_first_s=float(np.median(first_vectors)), vectors_300_again_s=float(np.median(again_vectors)),
               recall_at_10=recall(found, truth))
 
 

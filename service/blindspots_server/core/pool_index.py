@@ -62,7 +62,8 @@ serialises a CPU copy. Every GPU
 index shares one ``StandardGpuResources``, whose scratch memory is a stack that
 two threads using it at once corrupt (faiss aborts the process: "p + size ==
 head_"), so each call into a GPU index holds one lock (``_gpu_lock``): a server's
-RPC threads then take the GPU in turn. CPU indexes take no lock.
+RPC threads then take the GPU in turn. CPU indexes take no lock. A GPU index keeps
+its CPU copy (for ``vectors``, ``to_bytes`` and k past 2048) until it changes.
 """
 from __future__ import annotations
 
@@ -198,6 +199,7 @@ class PoolIndex:
         self.on_gpu_ = False
         self.gpu_refused_ = ""        # why faiss-gpu would not take this index (it stays on the CPU)
         self._cpu = faiss.IndexFlatIP(self.dim)
+        self._cpu_stale = False       # a GPU index changed since ``_cpu`` was copied from it
         self._index = self._cpu
 
     # -- structure ---------------------------------------------------------
@@ -245,6 +247,7 @@ class PoolIndex:
         self.on_gpu_ = bool(want and self.kind_ != "hnsw")
         self.gpu_refused_ = ""
         self._index = self._cpu
+        self._cpu_stale = False         # the GPU copy is made from _cpu as it is
         if self.on_gpu_:
             options = faiss.GpuClonerOptions()
             options.useFloat16 = self.kind_ == "ivfpq"      # IVF-PQ: float16 lookup tables (module doc)
@@ -261,9 +264,13 @@ class PoolIndex:
         self._configure()
 
     def _sync_cpu(self) -> None:
+        """Make ``_cpu`` hold what the GPU index holds: a copy when it changed since the last one
+        (vectors, to_bytes and searches past k=2048 then reuse it, not a copy of the pool each)."""
         if self.on_gpu_:
             with self._gpu():
-                self._cpu = faiss.index_gpu_to_cpu(self._index)
+                if self._cpu_stale:
+                    self._cpu = faiss.index_gpu_to_cpu(self._index)
+                    self._cpu_stale = False
 
     def build(self, embeddings: np.ndarray, progress: ProgressFn | None = None, copy: bool = True) -> "PoolIndex":
         """(Re)build the index from all pool rows; returns self.
@@ -319,6 +326,7 @@ class PoolIndex:
             progress(0.05, f"training IVF quantizer on {train_n} rows")
             with self._gpu():
                 self._index.train(sample)
+                self._cpu_stale = self.on_gpu_
             del sample
         else:
             self._to_device()
@@ -328,6 +336,7 @@ class PoolIndex:
             chunk = self._read(read, start, min(rows, start + BUILD_CHUNK), normalised)
             with self._gpu():
                 self._index.add(chunk)
+                self._cpu_stale = self.on_gpu_
             progress(0.3 + 0.7 * min(rows, start + BUILD_CHUNK) / rows, "adding rows to the pool index")
         self._configure()
         progress(1.0, "pool index built")
@@ -369,6 +378,7 @@ class PoolIndex:
             self.built_rows_ = total   # same structure still right; measure growth from here
         with self._gpu():
             self._index.add(x)
+            self._cpu_stale = self.on_gpu_
 
     # -- queries -------------------------------------------------------------
     @property
