@@ -133,22 +133,14 @@ class EmbeddedStore(SqlCatalog, EmbeddedLabels, Store):
             self._db.execute("PRAGMA synchronous=FULL")
             maintenance.check_catalog_integrity(self._db)
             self._db.executescript(_SCHEMA + LABELS_SCHEMA)
-            if "digest" not in {r[1] for r in self._db.execute("PRAGMA table_info(sample_ids)")}:
-                # Catalogs from before per-row idempotency: their rows have no digest ('').
-                self._db.execute("ALTER TABLE sample_ids ADD COLUMN digest TEXT DEFAULT ''")
-            for table in REQUEST_ID_TABLES:     # catalogs from before request ids: theirs are ''
-                if "request_id" not in {r[1] for r in self._db.execute(f"PRAGMA table_info({table})")}:
-                    self._db.execute(f"ALTER TABLE {table} ADD COLUMN request_id TEXT NOT NULL DEFAULT ''")
-            for table in INGESTED_AT_TABLES:    # catalogs from before: 0 (no ingest known since)
-                if "ingested_at" not in {r[1] for r in self._db.execute(f"PRAGMA table_info({table})")}:
-                    self._db.execute(f"ALTER TABLE {table} ADD COLUMN ingested_at REAL NOT NULL DEFAULT 0")
-            job_columns = {r[1] for r in self._db.execute("PRAGMA table_info(jobs)")}
-            if "pool_id" not in job_columns:
-                # Catalogs from before jobs named their pool: their index builds name none ('').
-                self._db.execute("ALTER TABLE jobs ADD COLUMN pool_id TEXT NOT NULL DEFAULT ''")
-            if "started_at" not in job_columns:
-                # Catalogs from before jobs recorded their start: theirs is 0 (unknown).
-                self._db.execute("ALTER TABLE jobs ADD COLUMN started_at REAL NOT NULL DEFAULT 0")
+            # Columns added since older catalogs were made; their rows get the default.
+            self._add_column("sample_ids", "digest", "TEXT DEFAULT ''")      # before per-row idempotency
+            for table in REQUEST_ID_TABLES:                                   # before request ids
+                self._add_column(table, "request_id", "TEXT NOT NULL DEFAULT ''")
+            for table in INGESTED_AT_TABLES:                                  # 0: no ingest known since
+                self._add_column(table, "ingested_at", "REAL NOT NULL DEFAULT 0")
+            self._add_column("jobs", "pool_id", "TEXT NOT NULL DEFAULT ''")   # index builds named no pool
+            self._add_column("jobs", "started_at", "REAL NOT NULL DEFAULT 0")  # 0: start unknown
             for index in (*REQUEST_INDEXES, *JOB_INDEXES):
                 self._db.execute(index)
         except sqlite3.DatabaseError as exc:
@@ -179,6 +171,11 @@ class EmbeddedStore(SqlCatalog, EmbeddedLabels, Store):
         self._exec([("UPDATE jobs SET state='FAILED', stage='failed', "
                      "error='the server stopped before the job finished; start it again' "
                      "WHERE state IN ('PENDING', 'RUNNING')", ())])
+
+    def _add_column(self, table: str, column: str, declaration: str) -> None:
+        """Give ``table`` the ``column`` an older catalog lacks (SQLite has no ADD COLUMN IF NOT EXISTS)."""
+        if column not in {r[1] for r in self._db.execute(f"PRAGMA table_info({table})")}:
+            self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
 
     def _query(self, sql: str, args: tuple = ()) -> list[tuple]:
         with self._lock:
