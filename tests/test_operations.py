@@ -308,6 +308,100 @@ def test_runs_unused_past_run_retention_days_are_deleted_but_the_newest_of_a_mod
         server.stop()
 
 
+def test_pools_unused_past_pool_retention_days_are_deleted_but_the_newest_of_a_project_and_labeled_ones_stay(
+        tmp_path, caplog):
+    """pool_retention_days: a server deletes the pools nobody created, ingested into or suggested from
+    for that long, with their rows, index and suggestion sets (not the runs the sets were made for); it
+    keeps one suggested from since, one holding labels from a labeling tool (logged), and the newest
+    pool of each project however old. 0, the default, keeps every pool; the SDK and the CLI preview
+    what a value would delete; a negative value is refused before the store is opened."""
+    import datetime as dt
+    import sqlite3
+
+    import pandas as pd
+
+    rng = np.random.default_rng(9)
+    data = tmp_path / "data"
+    server = start_server(data, job_retention_days=0, metrics_port=free_port())
+    client = Client(f"127.0.0.1:{server.port}", retries=0, timeout=60)
+    try:
+        run = client.create_run("eval", class_names=["a", "b"], embedding_dim=8)
+        run.log_predictions([f"r{i}" for i in range(200)], rng.normal(size=(200, 8)),
+                            labels=rng.integers(0, 2, 200), probabilities=rng.dirichlet([1, 1], 200), progress=False)
+        pools = {}
+        for name, project in (("old", ""), ("suggested", ""), ("labeled", ""), ("newest", ""), ("alone", "other")):
+            pool = client.create_pool(name, embedding_dim=8, project=project)
+            pool.add([f"{name}{i}" for i in range(100)], rng.normal(size=(100, 8)), progress=False)
+            pools[name] = pool.id
+        index_builds_done(server, len(pools))
+        for name in ("old", "suggested"):
+            client.suggest(run.id, pools[name], 5, strategy="random", progress=False)
+        client.import_labels(pd.DataFrame({"sample_id": ["labeled0"], "label": ["b"]}), pool_id=pools["labeled"])
+    finally:
+        client.close()
+        server.stop()
+    # The catalog as it would be 40 days on (older pools made first), but the "suggested" pool
+    # suggested from 5 days ago (written while no server holds it).
+    now, day = time.time(), 86400.0
+    with sqlite3.connect(data / "catalog.sqlite") as db:
+        for age, name in enumerate(("newest", "labeled", "suggested", "old", "alone"), start=37):
+            db.execute("UPDATE pools SET created_at=?, ingested_at=? WHERE id=?", (now - age * day, now - age * day,
+                                                                                     pools[name]))
+        db.execute("UPDATE suggestion_sets SET created_at=? WHERE pool_id=?", (now - 40 * day, pools["old"]))
+        db.execute("UPDATE suggestion_sets SET created_at=? WHERE pool_id=?", (now - 5 * day, pools["suggested"]))
+    db.close()
+
+    with pytest.raises(ValueError, match="pool_retention_days"):
+        BlindspotsServer(ServerConfig(data_dir=str(data), port=0, pool_retention_days=-1))
+    server = start_server(data, job_retention_days=0)            # pool_retention_days 0, the default: all kept
+    address = f"127.0.0.1:{server.port}"
+    client = Client(address, retries=0, timeout=60)
+    try:
+        time.sleep(0.5)
+        assert {p.id for p in client.list_pools()} == set(pools.values())
+        assert client.server_info().pool_retention_days == 0
+        used = client.pools_frame().set_index("id")["last_used_at"]
+        ago = {name: (now - used[pools[name]].replace(tzinfo=dt.timezone.utc).timestamp()) / day for name in pools}
+        assert [round(ago[n], 2) for n in ("newest", "labeled", "suggested", "old", "alone")] == [37, 38, 5, 40, 41]
+        assert client.get_pool(pools["suggested"]).message.last_used_at.ToDatetime() == used[pools["suggested"]]
+        preview = client.prune_pools(1, unused_for=30, dry_run=True)
+        assert preview["id"].tolist() == [pools["old"], pools["labeled"]]
+        assert set(preview["action"]) == {"would delete"} and (preview["bytes"] > 0).all()
+        shown = _cli(address, "prune", "--pools", "--keep", "1", "--unused-days", "30", "--dry-run")
+        assert shown.returncode == 0 and "2 pool(s) would be deleted" in shown.stdout, shown.stdout + shown.stderr
+        refused = _cli(address, "prune", "--pools", "--keep", "1", "--model", "m")
+        assert refused.returncode == 2 and "--model" in refused.stderr
+        assert client.prune_pools(1, unused_for=41, dry_run=True).empty
+    finally:
+        client.close()
+        server.stop()
+
+    server = start_server(data, job_retention_days=0, pool_retention_days=30, metrics_port=free_port())
+    address = f"127.0.0.1:{server.port}"
+    client = Client(address, retries=0, timeout=60)
+    try:
+        deadline = time.monotonic() + 30
+        while pools["old"] in {p.id for p in client.list_pools()}:
+            assert time.monotonic() < deadline, "the pool past retention was not deleted"
+            time.sleep(0.05)
+        assert {p.id for p in client.list_pools()} == {pools[n] for n in ("suggested", "labeled", "newest", "alone")}
+        with pytest.raises(NotFoundError):
+            client.get_pool(pools["old"])
+        assert client.get_run(run.id).message.num_rows == 200                   # the run stays, the set went
+        assert client.list_suggestion_sets(run=run.id)["pool_id"].tolist() == [pools["suggested"]]
+        assert not any(pools["old"] in str(path) for path in data.rglob("*"))
+        assert metric_sample(metrics_text(server), "blindspots_pools_pruned_total") == 1
+        assert metric_sample(metrics_text(server), "blindspots_deleted_total", target="pool") == 1
+        assert client.server_info().pool_retention_days == 30
+        assert "pools deleted once unused 30 days" in _cli(address, "info").stdout
+        kept = [r.getMessage() for r in caplog.records if "kept 1 pool(s)" in r.getMessage()]
+        assert kept and pools["labeled"] in kept[0] and "labels export" in kept[0]
+        assert server.prune_pools() == 0                                           # the next hourly sweep
+    finally:
+        client.close()
+        server.stop()
+
+
 def test_the_metrics_show_the_jobs_queued_and_running_and_how_long_the_oldest_waits(tmp_path):
     """blindspots_jobs{state} and blindspots_jobs_oldest_pending_age_seconds, read from the catalog at
     scrape time: three index builds of a pool whose index is held fill both job workers and the third

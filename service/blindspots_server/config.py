@@ -43,6 +43,8 @@ class ServerConfig:
                                              # long after they ended; checked at start and hourly; 0: kept forever
     run_retention_days: int = 0              # runs unused this long (no ingest, diagnosis, suggestion set) are deleted
                                              # with everything they own, but the newest of each model; 0: kept
+    pool_retention_days: int = 0             # pools unused this long (no ingest, suggestion set) are deleted with
+                                             # everything they own, but the newest of each project; 0: kept
     max_budget: int = 100_000                # largest Suggest budget accepted
     max_batch_rows: int = 200_000            # largest ingest batch accepted
     metrics_top_k: int = 10                  # slices/regions exported per run

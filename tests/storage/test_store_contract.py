@@ -694,7 +694,7 @@ def test_finished_jobs_that_ended_before_a_cutoff_are_pruned_and_nothing_else(st
 
 def test_stale_runs_are_those_unused_since_the_cutoff_but_never_the_newest_of_a_model(open_again):
     """last_used: the latest of a run's creation, last ingest, newest diagnosis and newest suggestion
-    set. stale_runs (run_retention_days): runs created before the cutoff with no rows ingested, no
+    set. stale("run") (run_retention_days): runs created before the cutoff with no rows ingested, no
     diagnosis and no suggestion set made since, oldest first; the newest run of each project and model
     name is never one of them (runs without a model name count as one model), however old. A catalog
     from before ingests were dated counts none."""
@@ -728,13 +728,13 @@ def test_stale_runs_are_those_unused_since_the_cutoff_but_never_the_newest_of_a_
         id="set_since", run_id="m_suggested_since", pool_id="pool_a", diagnosis_id="", strategy="margin", budget=1,
         num_candidates=1, created_at=cutoff + 1.0, name=""), pa.table({"sample_id": ["s0"]}))
     store.ingest_batch("run", "m_ingested_since", "b1", _batch(["r0"]), {})      # now, long after the cutoff
-    assert [r.id for r in store.stale_runs(cutoff)] == ["unnamed_old", "m_old", "q_old", "tie_a"]
-    assert [r.id for r in store.stale_runs(cutoff + 2 * day)] == [
+    assert [r.id for r in store.stale("run", cutoff)] == ["unnamed_old", "m_old", "q_old", "tie_a"]
+    assert [r.id for r in store.stale("run", cutoff + 2 * day)] == [
         "unnamed_old", "m_old", "m_diagnosed_since", "m_suggested_since", "q_old", "tie_a", "m_at_cutoff"]
-    assert store.stale_runs(cutoff - 60 * day) == []
-    assert store.stale_runs(cutoff)[1] == store.get_run("m_old")
+    assert store.stale("run", cutoff - 60 * day) == []
+    assert store.stale("run", cutoff)[1] == store.get_run("m_old")
     used = store.last_used(["m_old", "m_diagnosed_since", "m_suggested_since", "m_ingested_since", "lone_model",
-                            "no_such_run"])
+                            "no_such_run"], "run")
     assert {k: v for k, v in used.items() if k != "m_ingested_since"} == {
         "m_old": cutoff - 35 * day, "m_diagnosed_since": cutoff, "m_suggested_since": cutoff + 1.0,
         "lone_model": cutoff - 50 * day}
@@ -742,11 +742,56 @@ def test_stale_runs_are_those_unused_since_the_cutoff_but_never_the_newest_of_a_
     store.close()
     _alter_catalog(open_again, [f"ALTER TABLE {t} DROP COLUMN ingested_at" for t in ("runs", "pools")])
     store = open_again()
-    assert [r.id for r in store.stale_runs(cutoff + 2 * day)] == [
+    assert [r.id for r in store.stale("run", cutoff + 2 * day)] == [
         "unnamed_old", "m_old", "m_diagnosed_since", "m_suggested_since", "m_ingested_since", "q_old", "tie_a",
         "m_at_cutoff"]
     store.ingest_batch("run", "m_ingested_since", "b2", _batch(["r1"]), {})
-    assert "m_ingested_since" not in {r.id for r in store.stale_runs(cutoff + 2 * day)}
+    assert "m_ingested_since" not in {r.id for r in store.stale("run", cutoff + 2 * day)}
+    store.close()
+
+
+def test_stale_pools_are_those_unused_since_the_cutoff_but_never_the_newest_of_a_project(open_again):
+    """last_used of a pool: the latest of its creation, last ingest and newest suggestion set made from
+    it (a diagnosis of a run is not a use of any pool). stale("pool") (pool_retention_days): pools
+    created before the cutoff with no rows ingested and no suggestion set made since, oldest first;
+    the newest pool of each project is never one of them, however old."""
+    store = open_again()
+    cutoff = 5_000_000.0
+    day = 86_400.0
+
+    def pool(pool_id: str, created: float, project: str = "p") -> None:
+        store.create_pool(PoolRecord(id=pool_id, name=pool_id, project=project, embedding_dim=4, num_classes=0,
+                                     created_at=created))
+
+    pool("old", cutoff - 40 * day)
+    pool("suggested_since", cutoff - 39 * day)
+    pool("ingested_since", cutoff - 38 * day)
+    pool("suggested_before", cutoff - 37 * day)
+    pool("tie_a", cutoff - 36 * day)                     # same time: listed by id
+    pool("tie_b", cutoff - 36 * day)
+    pool("at_cutoff", cutoff)
+    pool("newest", cutoff + day)
+    pool("q_old", cutoff - 50 * day, project="q")        # the only pool of its project: kept
+    store.create_run(RunRecord(id="run_a", name="a", project="p", model_name="m", model_version="1",
+                               dataset_name="d", class_names=["x", "y"], embedding_dim=4, created_at=cutoff - 40 * day))
+    for set_id, pool_id, when in (("set_since", "suggested_since", cutoff + 1.0),
+                                  ("set_before", "suggested_before", cutoff - 30 * day)):
+        store.save_suggestion_set(SuggestionSetRecord(
+            id=set_id, run_id="run_a", pool_id=pool_id, diagnosis_id="", strategy="margin", budget=1,
+            num_candidates=1, created_at=when, name=""), pa.table({"sample_id": ["s0"]}))
+    store.save_diagnosis(DiagnosisRecord(id="d_since", run_id="run_a", created_at=cutoff + day, job_id="",
+                                         payload=b"\x01"), pa.table({"region": pa.array([0], pa.int32())}))
+    store.ingest_batch("pool", "ingested_since", "b1", _batch(["r0"]), {})      # now, long after the cutoff
+    assert [p.id for p in store.stale("pool", cutoff)] == ["old", "suggested_before", "tie_a", "tie_b"]
+    assert [p.id for p in store.stale("pool", cutoff + 2 * day)] == [
+        "old", "suggested_since", "suggested_before", "tie_a", "tie_b", "at_cutoff"]
+    assert store.stale("pool", cutoff - 60 * day) == []
+    assert store.stale("pool", cutoff)[0] == store.get_pool("old")
+    used = store.last_used(["old", "suggested_since", "suggested_before", "ingested_since", "no_such_pool"], "pool")
+    assert {k: v for k, v in used.items() if k != "ingested_since"} == {
+        "old": cutoff - 40 * day, "suggested_since": cutoff + 1.0, "suggested_before": cutoff - 30 * day}
+    assert used["ingested_since"] > time.time() - 600
+    assert store.last_used(["run_a"], "pool") == {} and store.last_used(["old"], "run") == {}
     store.close()
 
 

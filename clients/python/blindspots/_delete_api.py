@@ -79,37 +79,54 @@ class DeleteAPI:
         ``project`` / ``model_name`` narrow which runs are looked at. Returns one row per run it
         deleted (``dry_run``: would delete, with the bytes that would free), oldest first; a run
         with an unfinished job, or with labels unless ``force``, is left and says why in ``action``."""
+        runs = [r for r in self.list_runs(project) if model_name is None or r.message.model_name == model_name]
+        return self._prune(runs, lambda m: (m.project, m.model_name), self.delete_run, keep, older_than,
+                           unused_for, dry_run, force, "run")
+
+    def prune_pools(self, keep: int, *, project: str = "", older_than: Union[dt.timedelta, float, None] = None,
+                    unused_for: Union[dt.timedelta, float, None] = None, dry_run: bool = False,
+                    force: bool = False) -> pd.DataFrame:
+        """As :meth:`prune_runs`, for pools: keep the ``keep`` newest pools of each project and
+        delete the rest (``older_than``, ``unused_for``: as there; a pool is used when created,
+        ingested into or suggested from). ``keep=1, unused_for=D`` is the server's
+        ``pool_retention_days`` D. A pool holding labels from a labeling tool is left unless
+        ``force``: export them first (``Pool.labels()``). The ``model`` and ``version`` columns are
+        empty."""
+        return self._prune(self.list_pools(project), lambda m: m.project, self.delete_pool, keep, older_than,
+                           unused_for, dry_run, force, "pool")
+
+    def _prune(self, targets: list, group_of, delete, keep: int, older_than, unused_for, dry_run: bool,
+               force: bool, what: str) -> pd.DataFrame:
         if keep < 0:
             raise ValueError(f"keep must be 0 or more, not {keep}")
         older_than, unused_for = (d if d is None or isinstance(d, dt.timedelta) else dt.timedelta(days=float(d))
                                   for d in (older_than, unused_for))
         now = dt.datetime.now(dt.timezone.utc)
-        groups: dict[tuple[str, str], list] = {}
-        for run in self.list_runs(project):
-            if model_name is None or run.message.model_name == model_name:
-                groups.setdefault((run.message.project, run.message.model_name), []).append(run)
+        groups: dict[object, list] = {}
+        for target in targets:
+            groups.setdefault(group_of(target.message), []).append(target)
         rows = []
-        for runs in groups.values():
-            runs.sort(key=lambda r: (r.message.created_at.ToNanoseconds(), r.id), reverse=True)
-            for run in runs[keep:]:
-                created = run.message.created_at.ToDatetime(tzinfo=dt.timezone.utc)
-                used = (run.message.last_used_at.ToDatetime(tzinfo=dt.timezone.utc)
-                        if run.message.HasField("last_used_at") else None)
+        for members in groups.values():
+            members.sort(key=lambda t: (t.message.created_at.ToNanoseconds(), t.id), reverse=True)
+            for target in members[keep:]:
+                m = target.message
+                created = m.created_at.ToDatetime(tzinfo=dt.timezone.utc)
+                used = m.last_used_at.ToDatetime(tzinfo=dt.timezone.utc) if m.HasField("last_used_at") else None
                 if older_than is not None and now - created < older_than:
                     continue
                 if unused_for is not None:
                     if used is None:
-                        raise ValueError("unused_for: the server does not say when runs were last used "
+                        raise ValueError(f"unused_for: the server does not say when {what}s were last used "
                                          "(it predates last_used_at); use older_than")
                     if now - used < unused_for:
                         continue
-                row = {"id": run.id, "name": run.name, "project": run.message.project,
-                       "model": run.message.model_name, "version": run.message.model_version,
-                       "created_at": created, "last_used_at": used, "rows": run.message.num_rows,
-                       "action": "would delete", "files": 0, "bytes": run.message.stored_bytes}
+                row = {"id": target.id, "name": target.name, "project": m.project,
+                       "model": getattr(m, "model_name", ""), "version": getattr(m, "model_version", ""),
+                       "created_at": created, "last_used_at": used, "rows": m.num_rows,
+                       "action": "would delete", "files": 0, "bytes": m.stored_bytes}
                 if not dry_run:
                     try:
-                        out = self.delete_run(run.id, missing_ok=True, force=force)
+                        out = delete(target.id, missing_ok=True, force=force)
                     except FailedPreconditionError as exc:
                         row["action"] = f"kept: {exc.details}"
                     else:

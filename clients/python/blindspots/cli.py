@@ -64,7 +64,7 @@ def _cmd_serve(args) -> int:
     from blindspots_server.storage import StoreUnavailable, StoreUnusable
     overrides = {k: getattr(args, k) for k in ("data_dir", "store", "files", "ray_address", "index_shards",
                                                "index_memory_mb", "shard_memory_mb", "job_retention_days",
-                                               "run_retention_days", "host", "port", "metrics_port",
+                                               "run_retention_days", "pool_retention_days", "host", "port", "metrics_port",
                                                "otlp_endpoint", "auth_tokens_file", "tls_cert", "tls_key")}
     try:
         serve(ServerConfig.from_env(**overrides))
@@ -209,7 +209,8 @@ def _cmd_info(args) -> int:
           f"limits   budget {info.max_budget}, batch {info.max_batch_rows} rows, "
           f"message {_size(info.max_message_bytes)}\n"
           f"retain   finished jobs kept {f'{info.job_retention_days} days' if info.job_retention_days else 'forever'}, "
-          f"runs {f'deleted once unused {info.run_retention_days} days' if info.run_retention_days else 'kept forever'}\n"
+          f"runs {f'deleted once unused {info.run_retention_days} days' if info.run_retention_days else 'kept forever'}, "
+          f"pools {f'deleted once unused {info.pool_retention_days} days' if info.pool_retention_days else 'kept forever'}\n"
           f"suggest  {', '.join(info.strategies)}\n"
           f"access   {access}")
     return 0
@@ -223,8 +224,9 @@ def _cmd_pools(args) -> int:
         return 0
     for p in pools:
         m = p.message
+        used = m.last_used_at.ToDatetime().strftime("%Y-%m-%d %H:%M") if m.HasField("last_used_at") else "-"
         print(f"{m.id}  {m.name}  project={m.project}  rows={m.num_rows}  dim={m.embedding_dim}  "
-              f"index={m.index.kind or '-'}({m.index.num_indexed})  size={_size(m.stored_bytes)}")
+              f"index={m.index.kind or '-'}({m.index.num_indexed})  size={_size(m.stored_bytes)}  last used={used}")
     if not pools:
         print("no pools")
     return 0
@@ -547,23 +549,28 @@ def _cmd_delete(args) -> int:
 
 def _cmd_prune(args) -> int:
     import pandas as pd
+    what = "pool" if args.pools else "run"
+    if args.pools and args.model is not None:
+        print("error: --model narrows runs; pools have no model (drop --model or --pools)", file=sys.stderr)
+        return 2
     with _client(args) as client:
-        frame = client.prune_runs(args.keep, project=args.project, model_name=args.model,
-                                  older_than=args.older_than_days, unused_for=args.unused_days,
-                                  dry_run=args.dry_run, force=args.force)
+        common = dict(project=args.project, older_than=args.older_than_days, unused_for=args.unused_days,
+                      dry_run=args.dry_run, force=args.force)
+        frame = (client.prune_pools(args.keep, **common) if args.pools else
+                 client.prune_runs(args.keep, model_name=args.model, **common))
     if not len(frame):
         print("nothing to prune")
         return 0
     shown = frame.assign(created_at=frame["created_at"].dt.strftime("%Y-%m-%d %H:%M"),
                          last_used_at=pd.to_datetime(frame["last_used_at"], utc=True).dt.strftime("%Y-%m-%d %H:%M"),
                          bytes=frame["bytes"].map(_size))
-    print(shown.drop(columns=["files"]).to_string(index=False))
+    print(shown.drop(columns=["files"] + (["model", "version"] if args.pools else [])).to_string(index=False))
     kept = frame["action"].str.startswith("kept")
     if args.dry_run:
-        print(f"{len(frame)} run(s) would be deleted, freeing {_size(int(frame['bytes'].sum()))} "
+        print(f"{len(frame)} {what}(s) would be deleted, freeing {_size(int(frame['bytes'].sum()))} "
               "(--dry-run: nothing was)")
     else:
-        print(f"{int((frame['action'] == 'deleted').sum())} run(s) deleted, {_size(int(frame['bytes'].sum()))} "
+        print(f"{int((frame['action'] == 'deleted').sum())} {what}(s) deleted, {_size(int(frame['bytes'].sum()))} "
               f"freed" + (f"; {int(kept.sum())} kept (an unfinished job, or labels without --force)"
                           if kept.any() else ""))
     return 0
@@ -601,6 +608,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="delete runs unused this many days (not created, ingested into, diagnosed or suggested from "
                         "since) with their rows, diagnoses and suggestion sets; the newest run of each model and runs "
                         "holding labels stay; checked at start and hourly (default 0: keep every run)")
+    s.add_argument("--pool-retention-days", dest="pool_retention_days", type=int,
+                   help="delete pools unused this many days (not created, ingested into or suggested from since) "
+                        "with their rows, index and suggestion sets; the newest pool of each project and pools "
+                        "holding labels stay; checked at start and hourly (default 0: keep every pool)")
     s.add_argument("--host")
     s.add_argument("--port", type=int)
     s.add_argument("--metrics-port", dest="metrics_port", type=int)
@@ -802,17 +813,21 @@ def build_parser() -> argparse.ArgumentParser:
     client_args(s)
     s.set_defaults(fn=_cmd_delete)
 
-    s = sub.add_parser("prune", help="retention: keep the newest runs of each model, delete the rest")
-    s.add_argument("--keep", type=int, required=True, help="newest runs to keep per project and model name")
-    s.add_argument("--project", default="", help="only this project's runs")
+    s = sub.add_parser("prune", help="retention: keep the newest runs of each model (or pools of each project), "
+                                     "delete the rest")
+    s.add_argument("--pools", action="store_true", help="prune pools, grouped by project, instead of runs")
+    s.add_argument("--keep", type=int, required=True,
+                   help="newest runs to keep per project and model name (--pools: pools per project)")
+    s.add_argument("--project", default="", help="only this project's runs or pools")
     s.add_argument("--model", default=None, help="only this model name's runs")
     s.add_argument("--older-than-days", type=float, default=None,
-                   help="delete only runs older than this (still keeping the --keep newest)")
+                   help="delete only those older than this (still keeping the --keep newest)")
     s.add_argument("--unused-days", type=float, default=None,
-                   help="delete only runs unused this long: not created, ingested into, diagnosed or suggested from "
-                        "since (--keep 1 --unused-days D --dry-run: what the server's run_retention_days D deletes)")
+                   help="delete only those unused this long: not created, ingested into, diagnosed (runs) or "
+                        "suggested from since (--keep 1 --unused-days D --dry-run: what the server's "
+                        "run_retention_days D deletes; with --pools, its pool_retention_days D)")
     s.add_argument("--dry-run", action="store_true", help="list what would be deleted, delete nothing")
-    s.add_argument("--force", action="store_true", help="delete runs that hold labels (relabeled test rows) too")
+    s.add_argument("--force", action="store_true", help="delete those that hold labels from a labeling tool too")
     client_args(s)
     s.set_defaults(fn=_cmd_prune)
     return p

@@ -216,6 +216,17 @@ class Client(LabelsAPI, DeleteAPI):
         return [Pool(self, p) for page in self._pages(self.stub.ListPools, pb.ListPoolsRequest(project=project))
                 for p in page.pools]
 
+    def pools_frame(self, project: str = "") -> pd.DataFrame:
+        return pd.DataFrame([{"id": p.id, "name": p.name, "project": p.message.project, "rows": p.message.num_rows,
+                              "dim": p.message.embedding_dim, "index": p.message.index.kind,
+                              "indexed": p.message.index.num_indexed, "bytes": p.message.stored_bytes,
+                              "created_at": p.message.created_at.ToDatetime(),
+                              "last_used_at": (p.message.last_used_at.ToDatetime()
+                                               if p.message.HasField("last_used_at") else pd.NaT)}
+                             for p in self.list_pools(project)],
+                            columns=["id", "name", "project", "rows", "dim", "index", "indexed", "bytes",
+                                     "created_at", "last_used_at"])
+
     # ------------------------------------------------------------ ingest
     def _ingest(self, method, target_field: str, target_id: str, sample_ids, embeddings, labels, probabilities,
                 metadata, uris, batch_size: int, logits: bool, batch_id_prefix: str,

@@ -28,7 +28,7 @@ from .telemetry import Telemetry
 from .tracing import Tracing
 
 log = logging.getLogger("blindspots.server")
-RETENTION_EVERY_S = 3600.0    # how often runs past run_retention_days and finished jobs past job_retention_days go
+RETENTION_EVERY_S = 3600.0    # how often unused runs and pools, and finished jobs, past their retention go
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Blindspots"].full_name
 _OBSERVED_SERVICES = (pb.DESCRIPTOR.services_by_name["Blindspots"], health_pb2.DESCRIPTOR.services_by_name["Health"],
                       reflection_pb2.DESCRIPTOR.services_by_name["ServerReflection"])
@@ -39,7 +39,7 @@ class BlindspotsServer:
 
     def __init__(self, config: ServerConfig):
         self.config = config
-        for name in ("job_retention_days", "run_retention_days"):
+        for name in ("job_retention_days", "run_retention_days", "pool_retention_days"):
             if getattr(config, name) < 0:
                 raise ValueError(f"{name} must be 0 (keep them all) or more, not {getattr(config, name)}")
         access, auth_interceptors = auth_from_config(config)    # before opening: a bad token file fails fast
@@ -92,7 +92,7 @@ class BlindspotsServer:
         if self.store.shared and self.config.replica_sync_s > 0:
             self._sync_thread = threading.Thread(target=self._sync_loop, name="replica-sync", daemon=True)
             self._sync_thread.start()
-        if self.config.job_retention_days > 0 or self.config.run_retention_days > 0:
+        if max(self.config.job_retention_days, self.config.run_retention_days, self.config.pool_retention_days) > 0:
             self._retention_thread = threading.Thread(target=self._retention_loop, name="retention", daemon=True)
             self._retention_thread.start()
         for name in ("", SERVICE_NAME):
@@ -124,38 +124,49 @@ class BlindspotsServer:
         return pruned
 
     def prune_runs(self) -> int:
-        """Delete the runs unused for ``run_retention_days`` (:meth:`Store.stale_runs`: no ingest,
+        """Delete the runs unused for ``run_retention_days`` (:meth:`Store.stale`: no ingest,
         diagnosis or suggestion set since, not the newest of their model), each as DeleteRun does
-        without ``force``; how many went. A run with a job pending or running, or holding labels from
-        a labeling tool, is kept (logged) and asked about again at the next sweep. Replicas of a
-        shared store may all do it: a run another one deleted first is passed over."""
-        days = self.config.run_retention_days
+        without ``force``; how many went. See :meth:`_prune_unused`."""
+        return self._prune_unused("run", self.config.run_retention_days, self.telemetry.runs_pruned_total)
+
+    def prune_pools(self) -> int:
+        """Delete the pools unused for ``pool_retention_days`` (:meth:`Store.stale`: no ingest or
+        suggestion set since, not the newest of their project), each as DeletePool does without
+        ``force``; how many went. See :meth:`_prune_unused`."""
+        return self._prune_unused("pool", self.config.pool_retention_days, self.telemetry.pools_pruned_total)
+
+    def _prune_unused(self, target: str, days: int, counter) -> int:
+        """A run with a job pending or running, or a run or pool holding labels from a labeling tool,
+        is kept (logged) and asked about again at the next sweep. Replicas of a shared store may all
+        do it: one another replica deleted first is passed over."""
         if days <= 0:
             return 0
         deleted, freed, kept = 0, 0, []
-        for run in self.store.stale_runs(time.time() - days * 86400.0):
+        for record in self.store.stale(target, time.time() - days * 86400.0):
             if self._stopping.is_set():
                 break
             try:
-                freed += self.servicer.delete_target("run", run.id, force=False).bytes
+                freed += self.servicer.delete_target(target, record.id, force=False).bytes
             except NotFound:
                 continue
             except Conflict as exc:
-                kept.append(f"{run.id} ({exc})")
+                kept.append(f"{record.id} ({exc})")
                 continue
             deleted += 1
-            self.telemetry.runs_pruned_total.inc()
+            counter.inc()
         if deleted:
-            log.info("deleted %d run(s) unused for over %d day(s) (run_retention_days), %d bytes", deleted, days, freed)
+            log.info("deleted %d %s(s) unused for over %d day(s) (%s_retention_days), %d bytes", deleted, target,
+                     days, target, freed)
         if kept:
-            log.warning("kept %d run(s) unused for over %d day(s) (run_retention_days): %s", len(kept), days,
-                        "; ".join(kept))
+            log.warning("kept %d %s(s) unused for over %d day(s) (%s_retention_days): %s", len(kept), target, days,
+                        target, "; ".join(kept))
         return deleted
 
     def _retention_loop(self) -> None:
         while True:
-            # Runs first: their jobs go with them.
-            for prune, what in ((self.prune_runs, "runs"), (self.prune_jobs, "finished jobs")):
+            # Runs and pools first: their jobs go with them.
+            for prune, what in ((self.prune_runs, "runs"), (self.prune_pools, "pools"),
+                                (self.prune_jobs, "finished jobs")):
                 try:
                     prune()
                 except Exception:   # the catalog unreachable for a while: try again at the next tick

@@ -38,12 +38,15 @@ def run_message(r: RunRecord, stored_bytes: int = 0, last_used: Optional[float] 
     return message
 
 
-def pool_message(p: PoolRecord, stored_bytes: int = 0) -> pb.Pool:
-    return pb.Pool(id=p.id, name=p.name, project=p.project, embedding_dim=p.embedding_dim,
-                   num_classes=p.num_classes, num_rows=p.num_rows, created_at=timestamp(p.created_at),
-                   metadata_schema=_schema(p.metadata_schema),
-                   index=pb.PoolIndexInfo(kind=p.index_kind, num_indexed=p.index_rows,
-                                          description=p.index_description), stored_bytes=stored_bytes)
+def pool_message(p: PoolRecord, stored_bytes: int = 0, last_used: Optional[float] = None) -> pb.Pool:
+    message = pb.Pool(id=p.id, name=p.name, project=p.project, embedding_dim=p.embedding_dim,
+                      num_classes=p.num_classes, num_rows=p.num_rows, created_at=timestamp(p.created_at),
+                      metadata_schema=_schema(p.metadata_schema),
+                      index=pb.PoolIndexInfo(kind=p.index_kind, num_indexed=p.index_rows,
+                                             description=p.index_description), stored_bytes=stored_bytes)
+    if last_used is not None:
+        message.last_used_at.CopyFrom(timestamp(last_used))
+    return message
 
 
 def job_message(j: JobRecord) -> pb.Job:

@@ -220,14 +220,14 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
     def GetRun(self, request: pb.GetRunRequest, context) -> pb.Run:
         run = self._run(request.run_id, context)
         return convert.run_message(run, self.store.stored_bytes("run", [run.id])[run.id],
-                                   self.store.last_used([run.id]).get(run.id))
+                                   self.store.last_used([run.id], "run").get(run.id))
 
     def ListRuns(self, request: pb.ListRunsRequest, context) -> pb.ListRunsResponse:
         limit, offset = self._page(request.page_size, request.page_token)
         projects = self._visible(request.project, context)
         runs, token = self._one_page(self.store.list_runs(projects, limit + 1, offset), limit, offset)
         sizes = self.store.stored_bytes("run", [r.id for r in runs])
-        used = self.store.last_used([r.id for r in runs])
+        used = self.store.last_used([r.id for r in runs], "run")
         return pb.ListRunsResponse(runs=[convert.run_message(r, sizes.get(r.id, 0), used.get(r.id)) for r in runs],
                                    next_page_token=token)
 
@@ -270,14 +270,16 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
 
     def GetPool(self, request: pb.GetPoolRequest, context) -> pb.Pool:
         pool = self._pool(request.pool_id, context)
-        return convert.pool_message(pool, self.store.stored_bytes("pool", [pool.id])[pool.id])
+        return convert.pool_message(pool, self.store.stored_bytes("pool", [pool.id])[pool.id],
+                                    self.store.last_used([pool.id], "pool").get(pool.id))
 
     def ListPools(self, request: pb.ListPoolsRequest, context) -> pb.ListPoolsResponse:
         limit, offset = self._page(request.page_size, request.page_token)
         pools, token = self._one_page(self.store.list_pools(self._visible(request.project, context), limit + 1, offset),
                                       limit, offset)
         sizes = self.store.stored_bytes("pool", [p.id for p in pools])
-        return pb.ListPoolsResponse(pools=[convert.pool_message(p, sizes.get(p.id, 0)) for p in pools],
+        used = self.store.last_used([p.id for p in pools], "pool")
+        return pb.ListPoolsResponse(pools=[convert.pool_message(p, sizes.get(p.id, 0), used.get(p.id)) for p in pools],
                                     next_page_token=token)
 
     # ------------------------------------------------------------ deletion
@@ -293,13 +295,13 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
             strategies=list(STRATEGIES), auth=self.access.auth, all_projects=projects is None,
             projects=sorted(projects or []), read_only=self.access.read_only(context),
             job_retention_days=self.config.job_retention_days, run_retention_days=self.config.run_retention_days,
-            index_device=index_device()[0])
+            pool_retention_days=self.config.pool_retention_days, index_device=index_device()[0])
 
     def DeletePool(self, request: pb.DeletePoolRequest, context) -> pb.DeleteResponse:
         return self.delete_target("pool", self._pool(request.pool_id, context).id, request.force)
 
     def delete_target(self, target: str, target_id: str, force: bool) -> pb.DeleteResponse:
-        """Delete a run or pool (DeleteRun, DeletePool, run retention): the store's rows and files,
+        """Delete a run or pool (DeleteRun, DeletePool, retention): the store's rows and files,
         a pool's loaded index, the run's series, a log line."""
         out = self.store.delete(target, target_id, force=force)
         if target == "pool":

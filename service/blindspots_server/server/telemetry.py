@@ -146,6 +146,8 @@ class Telemetry:
             "blindspots_jobs_pruned_total", "Finished jobs' records deleted past job_retention_days", registry=r)
         self.runs_pruned_total = Counter(
             "blindspots_runs_pruned_total", "Runs deleted past run_retention_days (unused that long)", registry=r)
+        self.pools_pruned_total = Counter(
+            "blindspots_pools_pruned_total", "Pools deleted past pool_retention_days (unused that long)", registry=r)
         self.shard_evictions_total = Counter(
             "blindspots_pool_index_shard_evictions_total", "Pools' index shards this server stopped to keep the "
             "cluster's shards under shard_memory_mb (built again when next needed)", registry=r)

@@ -383,16 +383,19 @@ class Store(abc.ABC):
         however old; what a job made (a diagnosis, an index) is not a job record and stays too."""
 
     @abc.abstractmethod
-    def last_used(self, run_ids: list[str]) -> dict[str, float]:
-        """When each run was last used (epoch seconds): the latest of its creation, its last ingest,
-        its newest diagnosis and its newest suggestion set. Runs not there are left out."""
+    def last_used(self, ids: list[str], target: str) -> dict[str, float]:
+        """When each run or pool (``target``) was last used (epoch seconds): the latest of its
+        creation, its last ingest and its newest suggestion set, and for a run its newest diagnosis.
+        Ids not there are left out."""
 
     @abc.abstractmethod
-    def stale_runs(self, unused_before: float) -> list[RunRecord]:
-        """The runs past ``run_retention_days``, oldest first: last used (:meth:`last_used`) before
-        ``unused_before`` (epoch seconds), and not the newest run of their project and model name
-        (runs without one count as one model), which is kept so that the model's next version has a
-        run to be compared with."""
+    def stale(self, target: str, unused_before: float) -> list:
+        """The runs past ``run_retention_days``, or the pools past ``pool_retention_days``
+        (``target``), oldest first: last used (:meth:`last_used`) before ``unused_before`` (epoch
+        seconds), and not the newest of their group, which is kept however old: the newest run of
+        each project and model name (runs without one count as one model), so that the model's next
+        version has a run to be compared with; the newest pool of each project, so that the next
+        round has a pool to pick from."""
 
     # ---- suggestion sets
     @abc.abstractmethod

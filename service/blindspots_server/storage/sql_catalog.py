@@ -297,32 +297,38 @@ class SqlCatalog:
     def _prune_jobs_statement(p: str) -> str:
         return f"DELETE FROM jobs WHERE state IN ('SUCCEEDED', 'FAILED', 'CANCELLED') AND updated_at < {p}"
 
-    def last_used(self, run_ids: list[str]) -> dict[str, float]:
+    def last_used(self, ids: list[str], target: str) -> dict[str, float]:
         p, out = self.PLACEHOLDER, {}
-        for start in range(0, len(run_ids), _CHUNK):
-            chunk = tuple(run_ids[start:start + _CHUNK])
+        tname, key = self._table_name(target), f"{target}_id"
+        # A run is used by its diagnoses and the suggestion sets made for it; a pool by the sets made
+        # from it. Each through its own index on the run_id / pool_id column.
+        tables = ("diagnoses", "suggestion_sets") if target == "run" else ("suggestion_sets",)
+        for start in range(0, len(ids), _CHUNK):
+            chunk = tuple(ids[start:start + _CHUNK])
             marks = ",".join([p] * len(chunk))
-            for run_id, created, ingested in self._query(
-                    f"SELECT id, created_at, ingested_at FROM runs WHERE id IN ({marks})", chunk):
-                out[run_id] = max(float(created), float(ingested))
-            for table in ("diagnoses", "suggestion_sets"):      # each through its run_id index
-                for run_id, newest in self._query(f"SELECT run_id, MAX(created_at) FROM {table} "
-                                                  f"WHERE run_id IN ({marks}) GROUP BY run_id", chunk):
-                    if run_id in out:
-                        out[run_id] = max(out[run_id], float(newest))
+            for target_id, created, ingested in self._query(
+                    f"SELECT id, created_at, ingested_at FROM {tname} WHERE id IN ({marks})", chunk):
+                out[target_id] = max(float(created), float(ingested))
+            for table in tables:
+                for target_id, newest in self._query(f"SELECT {key}, MAX(created_at) FROM {table} "
+                                                     f"WHERE {key} IN ({marks}) GROUP BY {key}", chunk):
+                    if target_id in out:
+                        out[target_id] = max(out[target_id], float(newest))
         return out
 
-    def stale_runs(self, unused_before: float) -> list[RunRecord]:
-        p = self.PLACEHOLDER
-        # Created before the cutoff and not the newest of its model (unqualified columns of the outer
-        # query are the run's); then unused since, as last_used says.
-        runs = [self._run_record(r) for r in self._query(
-            f"SELECT {RUN_COLUMNS} FROM runs r WHERE created_at < {p} "
-            "AND EXISTS (SELECT 1 FROM runs n WHERE n.project = r.project AND n.model_name = r.model_name "
+    def stale(self, target: str, unused_before: float) -> list:
+        p, tname = self.PLACEHOLDER, self._table_name(target)
+        columns, record = (RUN_COLUMNS, self._run_record) if target == "run" else (POOL_COLUMNS, self._pool_record)
+        group = "n.project = r.project" + (" AND n.model_name = r.model_name" if target == "run" else "")
+        # Created before the cutoff and not the newest of its group (unqualified columns of the outer
+        # query are the target's); then unused since, as last_used says.
+        found = [record(row) for row in self._query(
+            f"SELECT {columns} FROM {tname} r WHERE created_at < {p} "
+            f"AND EXISTS (SELECT 1 FROM {tname} n WHERE {group} "
             "AND (n.created_at > r.created_at OR (n.created_at = r.created_at AND n.id > r.id))) "
             "ORDER BY created_at, id", (unused_before,))]
-        used = self.last_used([r.id for r in runs])
-        return [r for r in runs if r.id in used and used[r.id] < unused_before]
+        used = self.last_used([r.id for r in found], target)
+        return [r for r in found if r.id in used and used[r.id] < unused_before]
 
     def list_pools(self, projects: Optional[list[str]], limit: int, offset: int) -> list[PoolRecord]:
         return [self._pool_record(r) for r in self._listed("pools", POOL_COLUMNS, projects, limit, offset)]

@@ -37,7 +37,7 @@ class GetServerInfoRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class ServerInfo(_message.Message):
-    __slots__ = ("version", "store", "compute", "index_shards", "max_budget", "max_batch_rows", "max_message_bytes", "strategies", "auth", "all_projects", "projects", "read_only", "job_retention_days", "run_retention_days", "index_device")
+    __slots__ = ("version", "store", "compute", "index_shards", "max_budget", "max_batch_rows", "max_message_bytes", "strategies", "auth", "all_projects", "projects", "read_only", "job_retention_days", "run_retention_days", "index_device", "pool_retention_days")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     STORE_FIELD_NUMBER: _ClassVar[int]
     COMPUTE_FIELD_NUMBER: _ClassVar[int]
@@ -53,6 +53,7 @@ class ServerInfo(_message.Message):
     JOB_RETENTION_DAYS_FIELD_NUMBER: _ClassVar[int]
     RUN_RETENTION_DAYS_FIELD_NUMBER: _ClassVar[int]
     INDEX_DEVICE_FIELD_NUMBER: _ClassVar[int]
+    POOL_RETENTION_DAYS_FIELD_NUMBER: _ClassVar[int]
     version: str
     store: str
     compute: str
@@ -68,7 +69,8 @@ class ServerInfo(_message.Message):
     job_retention_days: int
     run_retention_days: int
     index_device: str
-    def __init__(self, version: _Optional[str] = ..., store: _Optional[str] = ..., compute: _Optional[str] = ..., index_shards: _Optional[int] = ..., max_budget: _Optional[int] = ..., max_batch_rows: _Optional[int] = ..., max_message_bytes: _Optional[int] = ..., strategies: _Optional[_Iterable[str]] = ..., auth: _Optional[bool] = ..., all_projects: _Optional[bool] = ..., projects: _Optional[_Iterable[str]] = ..., read_only: _Optional[bool] = ..., job_retention_days: _Optional[int] = ..., run_retention_days: _Optional[int] = ..., index_device: _Optional[str] = ...) -> None: ...
+    pool_retention_days: int
+    def __init__(self, version: _Optional[str] = ..., store: _Optional[str] = ..., compute: _Optional[str] = ..., index_shards: _Optional[int] = ..., max_budget: _Optional[int] = ..., max_batch_rows: _Optional[int] = ..., max_message_bytes: _Optional[int] = ..., strategies: _Optional[_Iterable[str]] = ..., auth: _Optional[bool] = ..., all_projects: _Optional[bool] = ..., projects: _Optional[_Iterable[str]] = ..., read_only: _Optional[bool] = ..., job_retention_days: _Optional[int] = ..., run_retention_days: _Optional[int] = ..., index_device: _Optional[str] = ..., pool_retention_days: _Optional[int] = ...) -> None: ...
 
 class CreateRunRequest(_message.Message):
     __slots__ = ("name", "project", "model_name", "model_version", "dataset_name", "class_names", "embedding_dim", "request_id")
@@ -193,7 +195,7 @@ class CreatePoolRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ..., project: _Optional[str] = ..., embedding_dim: _Optional[int] = ..., num_classes: _Optional[int] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class Pool(_message.Message):
-    __slots__ = ("id", "name", "project", "embedding_dim", "num_classes", "num_rows", "created_at", "metadata_schema", "index", "stored_bytes")
+    __slots__ = ("id", "name", "project", "embedding_dim", "num_classes", "num_rows", "created_at", "metadata_schema", "index", "stored_bytes", "last_used_at")
     ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     PROJECT_FIELD_NUMBER: _ClassVar[int]
@@ -204,6 +206,7 @@ class Pool(_message.Message):
     METADATA_SCHEMA_FIELD_NUMBER: _ClassVar[int]
     INDEX_FIELD_NUMBER: _ClassVar[int]
     STORED_BYTES_FIELD_NUMBER: _ClassVar[int]
+    LAST_USED_AT_FIELD_NUMBER: _ClassVar[int]
     id: str
     name: str
     project: str
@@ -214,7 +217,8 @@ class Pool(_message.Message):
     metadata_schema: _containers.RepeatedCompositeFieldContainer[ColumnSchema]
     index: PoolIndexInfo
     stored_bytes: int
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., project: _Optional[str] = ..., embedding_dim: _Optional[int] = ..., num_classes: _Optional[int] = ..., num_rows: _Optional[int] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., metadata_schema: _Optional[_Iterable[_Union[ColumnSchema, _Mapping]]] = ..., index: _Optional[_Union[PoolIndexInfo, _Mapping]] = ..., stored_bytes: _Optional[int] = ...) -> None: ...
+    last_used_at: _timestamp_pb2.Timestamp
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., project: _Optional[str] = ..., embedding_dim: _Optional[int] = ..., num_classes: _Optional[int] = ..., num_rows: _Optional[int] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., metadata_schema: _Optional[_Iterable[_Union[ColumnSchema, _Mapping]]] = ..., index: _Optional[_Union[PoolIndexInfo, _Mapping]] = ..., stored_bytes: _Optional[int] = ..., last_used_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class PoolIndexInfo(_message.Message):
     __slots__ = ("kind", "num_indexed", "description")
