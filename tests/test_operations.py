@@ -3,6 +3,7 @@ is queued or running now, newest first, narrowed by state, kind and run; one can
 command line), and what the server is and what a token may do (GetServerInfo)."""
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -214,6 +215,47 @@ def test_jobs_that_ended_past_job_retention_days_are_deleted_and_what_they_made_
         server.stop()
 
 
+@contextlib.contextmanager
+def _serving(data: Path, **config):
+    """A real server on ``data`` (finished jobs kept) and a client of it, both closed after."""
+    server = start_server(data, job_retention_days=0, **config)
+    address = f"127.0.0.1:{server.port}"
+    client = Client(address, retries=0, timeout=60)
+    try:
+        yield server, client, address
+    finally:
+        client.close()
+        server.stop()
+
+
+def _days_unused(frame, ids: dict[str, str], now: float) -> dict[str, float]:
+    """Days from each listed run's or pool's ``last_used_at`` to ``now``, by name."""
+    import datetime as dt
+    used = frame.set_index("id")["last_used_at"]
+    return {name: (now - used[i].replace(tzinfo=dt.timezone.utc).timestamp()) / 86400.0 for name, i in ids.items()}
+
+
+def _swept_one(server: BlindspotsServer, client: Client, address: str, caplog, target: str, kept: str) -> None:
+    """After a server with ``<target>_retention_days`` 30 swept once: one ``target`` went, as the
+    counters say; the one holding labels was kept and named in the log; the info says the value; the
+    next hourly sweep deletes nothing more."""
+    assert metric_sample(metrics_text(server), f"blindspots_{target}s_pruned_total") == 1
+    assert metric_sample(metrics_text(server), "blindspots_deleted_total", target=target) == 1
+    assert getattr(client.server_info(), f"{target}_retention_days") == 30
+    assert f"{target}s deleted once unused 30 days" in _cli(address, "info").stdout
+    logged = [r.getMessage() for r in caplog.records if f"kept 1 {target}(s)" in r.getMessage()]
+    assert logged and kept in logged[0] and "labels export" in logged[0]
+    assert getattr(server, f"prune_{target}s")() == 0
+
+
+def _until_swept(still_there, what: str, timeout_s: float = 30) -> None:
+    """Wait for the retention sweep a server starts with to delete ``what``."""
+    deadline = time.monotonic() + timeout_s
+    while still_there():
+        assert time.monotonic() < deadline, f"{what} was not deleted"
+        time.sleep(0.05)
+
+
 def test_runs_unused_past_run_retention_days_are_deleted_but_the_newest_of_a_model_and_labeled_ones_stay(
         tmp_path, caplog):
     """run_retention_days: a server deletes the runs nobody created, ingested into, diagnosed or suggested
@@ -227,9 +269,7 @@ def test_runs_unused_past_run_retention_days_are_deleted_but_the_newest_of_a_mod
 
     rng = np.random.default_rng(8)
     data = tmp_path / "data"
-    server = start_server(data, job_retention_days=0)
-    client = Client(f"127.0.0.1:{server.port}", retries=0, timeout=60)
-    try:
+    with _serving(data) as (server, client, address):
         pool = client.create_pool("unlabeled", embedding_dim=8)
         pool.add([f"p{i}" for i in range(200)], rng.normal(size=(200, 8)), progress=False)
         runs = {}
@@ -243,9 +283,6 @@ def test_runs_unused_past_run_retention_days_are_deleted_but_the_newest_of_a_mod
         client.suggest(runs["v1"], pool.id, 10, strategy="random", progress=False)
         client.wait_job(client.get_run(runs["v2"]).diagnose(wait=False).id, progress=False)
         client.import_labels(pd.DataFrame({"sample_id": ["v30"], "label": ["b"]}), run_id=runs["v3"])
-    finally:
-        client.close()
-        server.stop()
     # The catalog as it would be 40 days after every run was made and used, but v2 diagnosed 5 days ago
     # and v4 made today (the catalog written while no server holds it).
     now, day = time.time(), 86400.0
@@ -260,52 +297,30 @@ def test_runs_unused_past_run_retention_days_are_deleted_but_the_newest_of_a_mod
 
     with pytest.raises(ValueError, match="run_retention_days"):
         BlindspotsServer(ServerConfig(data_dir=str(data), port=0, run_retention_days=-1))
-    server = start_server(data, job_retention_days=0)            # run_retention_days 0, the default: all kept
-    client = Client(f"127.0.0.1:{server.port}", retries=0, timeout=60)
-    try:
+    with _serving(data) as (server, client, address):            # run_retention_days 0, the default: all kept
         time.sleep(0.5)
         assert {r.id for r in client.list_runs()} == set(runs.values())
         assert client.server_info().run_retention_days == 0
         # When each run was last used, and what run_retention_days 30 would delete (the labeled run
         # is listed too: only deleting it is refused).
-        used = client.runs_frame().set_index("id")["last_used_at"]
-        ago = {name: (now - used[runs[name]].replace(tzinfo=dt.timezone.utc).timestamp()) / day for name in runs}
+        ago = _days_unused(client.runs_frame(), runs, now)
         assert all(abs(ago[n] - 40) < 0.01 for n in ("v1", "v3", "solo")) and abs(ago["v2"] - 5) < 0.01
         assert ago["v4"] < 0.01
         preview = client.prune_runs(1, unused_for=30, dry_run=True)
         assert set(preview["id"]) == {runs["v1"], runs["v3"]} and set(preview["action"]) == {"would delete"}
-        shown = _cli(f"127.0.0.1:{server.port}", "prune", "--keep", "1", "--unused-days", "30", "--dry-run")
+        shown = _cli(address, "prune", "--keep", "1", "--unused-days", "30", "--dry-run")
         assert shown.returncode == 0 and "2 run(s) would be deleted" in shown.stdout, shown.stdout + shown.stderr
         assert client.prune_runs(1, unused_for=41, dry_run=True).empty
-    finally:
-        client.close()
-        server.stop()
 
-    server = start_server(data, job_retention_days=0, run_retention_days=30, metrics_port=free_port())
-    address = f"127.0.0.1:{server.port}"
-    client = Client(address, retries=0, timeout=60)
-    try:
-        deadline = time.monotonic() + 30
-        while runs["v1"] in {r.id for r in client.list_runs()}:
-            assert time.monotonic() < deadline, "the run past retention was not deleted"
-            time.sleep(0.05)
+    with _serving(data, run_retention_days=30, metrics_port=free_port()) as (server, client, address):
+        _until_swept(lambda: runs["v1"] in {r.id for r in client.list_runs()}, "the run past retention")
         assert {r.id for r in client.list_runs()} == {runs[n] for n in ("v2", "v3", "v4", "solo")}
         with pytest.raises(NotFoundError):
             client.get_run(runs["v1"])
         assert client.get_pool(pool.id).message.num_rows == 200                    # the pool stays, its set went
         assert client.list_suggestion_sets(pool=pool.id).empty
         assert client.list_jobs(run=runs["v2"])["state"].tolist() == ["SUCCEEDED"]
-        assert metric_sample(metrics_text(server), "blindspots_runs_pruned_total") == 1
-        assert metric_sample(metrics_text(server), "blindspots_deleted_total", target="run") == 1
-        assert client.server_info().run_retention_days == 30
-        assert "runs deleted once unused 30 days" in _cli(address, "info").stdout
-        kept = [r.getMessage() for r in caplog.records if "kept 1 run(s)" in r.getMessage()]
-        assert kept and runs["v3"] in kept[0] and "labels export" in kept[0]
-        # The same sweep again (the hourly tick): nothing more goes.
-        assert server.prune_runs() == 0
-    finally:
-        client.close()
-        server.stop()
+        _swept_one(server, client, address, caplog, "run", kept=runs["v3"])
 
 
 def test_pools_unused_past_pool_retention_days_are_deleted_but_the_newest_of_a_project_and_labeled_ones_stay(
@@ -322,9 +337,7 @@ def test_pools_unused_past_pool_retention_days_are_deleted_but_the_newest_of_a_p
 
     rng = np.random.default_rng(9)
     data = tmp_path / "data"
-    server = start_server(data, job_retention_days=0, metrics_port=free_port())
-    client = Client(f"127.0.0.1:{server.port}", retries=0, timeout=60)
-    try:
+    with _serving(data, metrics_port=free_port()) as (server, client, address):
         run = client.create_run("eval", class_names=["a", "b"], embedding_dim=8)
         run.log_predictions([f"r{i}" for i in range(200)], rng.normal(size=(200, 8)),
                             labels=rng.integers(0, 2, 200), probabilities=rng.dirichlet([1, 1], 200), progress=False)
@@ -337,9 +350,8 @@ def test_pools_unused_past_pool_retention_days_are_deleted_but_the_newest_of_a_p
         for name in ("old", "suggested"):
             client.suggest(run.id, pools[name], 5, strategy="random", progress=False)
         client.import_labels(pd.DataFrame({"sample_id": ["labeled0"], "label": ["b"]}), pool_id=pools["labeled"])
-    finally:
-        client.close()
-        server.stop()
+    with pytest.raises(ValueError, match="pool_retention_days"):
+        BlindspotsServer(ServerConfig(data_dir=str(data), port=0, pool_retention_days=-1))
     # The catalog as it would be 40 days on (older pools made first), but the "suggested" pool
     # suggested from 5 days ago (written while no server holds it).
     now, day = time.time(), 86400.0
@@ -351,19 +363,15 @@ def test_pools_unused_past_pool_retention_days_are_deleted_but_the_newest_of_a_p
         db.execute("UPDATE suggestion_sets SET created_at=? WHERE pool_id=?", (now - 5 * day, pools["suggested"]))
     db.close()
 
-    with pytest.raises(ValueError, match="pool_retention_days"):
-        BlindspotsServer(ServerConfig(data_dir=str(data), port=0, pool_retention_days=-1))
-    server = start_server(data, job_retention_days=0)            # pool_retention_days 0, the default: all kept
-    address = f"127.0.0.1:{server.port}"
-    client = Client(address, retries=0, timeout=60)
-    try:
+    with _serving(data) as (server, client, address):            # pool_retention_days 0, the default: all kept
         time.sleep(0.5)
         assert {p.id for p in client.list_pools()} == set(pools.values())
         assert client.server_info().pool_retention_days == 0
-        used = client.pools_frame().set_index("id")["last_used_at"]
-        ago = {name: (now - used[pools[name]].replace(tzinfo=dt.timezone.utc).timestamp()) / day for name in pools}
+        frame = client.pools_frame()
+        ago = _days_unused(frame, pools, now)
         assert [round(ago[n], 2) for n in ("newest", "labeled", "suggested", "old", "alone")] == [37, 38, 5, 40, 41]
-        assert client.get_pool(pools["suggested"]).message.last_used_at.ToDatetime() == used[pools["suggested"]]
+        assert (client.get_pool(pools["suggested"]).message.last_used_at.ToDatetime()
+                == frame.set_index("id")["last_used_at"][pools["suggested"]])
         preview = client.prune_pools(1, unused_for=30, dry_run=True)
         assert preview["id"].tolist() == [pools["old"], pools["labeled"]]
         assert set(preview["action"]) == {"would delete"} and (preview["bytes"] > 0).all()
@@ -372,34 +380,16 @@ def test_pools_unused_past_pool_retention_days_are_deleted_but_the_newest_of_a_p
         refused = _cli(address, "prune", "--pools", "--keep", "1", "--model", "m")
         assert refused.returncode == 2 and "--model" in refused.stderr
         assert client.prune_pools(1, unused_for=41, dry_run=True).empty
-    finally:
-        client.close()
-        server.stop()
 
-    server = start_server(data, job_retention_days=0, pool_retention_days=30, metrics_port=free_port())
-    address = f"127.0.0.1:{server.port}"
-    client = Client(address, retries=0, timeout=60)
-    try:
-        deadline = time.monotonic() + 30
-        while pools["old"] in {p.id for p in client.list_pools()}:
-            assert time.monotonic() < deadline, "the pool past retention was not deleted"
-            time.sleep(0.05)
+    with _serving(data, pool_retention_days=30, metrics_port=free_port()) as (server, client, address):
+        _until_swept(lambda: pools["old"] in {p.id for p in client.list_pools()}, "the pool past retention")
         assert {p.id for p in client.list_pools()} == {pools[n] for n in ("suggested", "labeled", "newest", "alone")}
-        with pytest.raises(NotFoundError):
-            client.get_pool(pools["old"])
         assert client.get_run(run.id).message.num_rows == 200                   # the run stays, the set went
         assert client.list_suggestion_sets(run=run.id)["pool_id"].tolist() == [pools["suggested"]]
+        with pytest.raises(NotFoundError):
+            client.get_pool(pools["old"])
         assert not any(pools["old"] in str(path) for path in data.rglob("*"))
-        assert metric_sample(metrics_text(server), "blindspots_pools_pruned_total") == 1
-        assert metric_sample(metrics_text(server), "blindspots_deleted_total", target="pool") == 1
-        assert client.server_info().pool_retention_days == 30
-        assert "pools deleted once unused 30 days" in _cli(address, "info").stdout
-        kept = [r.getMessage() for r in caplog.records if "kept 1 pool(s)" in r.getMessage()]
-        assert kept and pools["labeled"] in kept[0] and "labels export" in kept[0]
-        assert server.prune_pools() == 0                                           # the next hourly sweep
-    finally:
-        client.close()
-        server.stop()
+        _swept_one(server, client, address, caplog, "pool", kept=pools["labeled"])
 
 
 def test_the_metrics_show_the_jobs_queued_and_running_and_how_long_the_oldest_waits(tmp_path):
