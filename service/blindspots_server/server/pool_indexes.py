@@ -68,6 +68,7 @@ class PoolIndexes:
         self._loaded: dict[str, PoolIndex | ShardedPoolIndex] = {}
         self._shared = None             # the SharedIndexes (an object here, the cluster's actor on Ray)
         self._locks: dict[str, threading.Lock] = {}
+        self._refused: dict[str, str] = {}        # why faiss-gpu refused a pool's index, as last logged
         self._guard = threading.Lock()
 
     @property
@@ -122,8 +123,10 @@ class PoolIndexes:
             else:
                 progress(0.0, f"adding {n - built} rows to the index")
                 index.add(self._row_source(pool_id, n).read(built, n))
-            if index.gpu_refused_:
+            if index.gpu_refused_ and self._refused.get(pool_id) != index.gpu_refused_:
+                # Once per pool and reason: an add to the same index keeps the refusal it had.
                 log.warning("pool %s: its index stays on the CPU: %s", pool_id, index.gpu_refused_)
+            self._refused[pool_id] = index.gpu_refused_
             self._store.save_index(pool_id, index.to_bytes(), index.kind_, index.ntotal, index.description)
             self._keep(pool_id, lock, index)
             return index
@@ -322,6 +325,7 @@ class PoolIndexes:
         running cannot keep its index afterwards (``_keep``)."""
         with self._guard:
             self._locks.pop(pool_id, None)
+            self._refused.pop(pool_id, None)
         self._release(pool_id)
 
     def forget_deleted(self) -> list[str]:
