@@ -16,6 +16,8 @@ Two in-process shards on the GPU. SDK: a CUDA
 tensor that needs grad, a bfloat16 one and CUDA labels go through ``as_matrix`` /
 ``as_probabilities``; ``capture`` runs a CUDA model under bfloat16 autocast. With ``--server``: a real
 server whose pool index is on the GPU answers eight targeted Suggests at once as it answers one.
+With ``--ray``: index shards on a local Ray cluster asking for half a GPU each (``ray_shard_gpus``),
+and a server on it.
 """
 from __future__ import annotations
 
@@ -151,9 +153,10 @@ def pool_index_checks(rows: int, dim: int) -> None:
           shards_on_gpu=sum(on_gpu))
 
 
-def server_checks(rows: int) -> None:
+def server_checks(rows: int, ray_address: str = "", shard_gpus: float = 0.0, label: str = "server") -> None:
     """A real server (embedded store, loopback) whose pool index is on the GPU: eight targeted
-    Suggests at once all answer with the picks one Suggest alone gives, and the server stays up."""
+    Suggests at once all answer with the picks one Suggest alone gives, and the server stays up.
+    With ``ray_address``: the index is two shards on that cluster, each asking ``shard_gpus``."""
     import tempfile
 
     from blindspots import Client
@@ -163,8 +166,9 @@ def server_checks(rows: int) -> None:
     rng = np.random.default_rng(5)
     dim, n_test = 64, 6000
     with tempfile.TemporaryDirectory() as tmp:
+        on_ray = dict(ray_address=ray_address, ray_shard_gpus=shard_gpus, index_shards=2) if ray_address else {}
         server = BlindspotsServer(ServerConfig(data_dir=f"{tmp}/data", host="127.0.0.1", port=0,
-                                               job_retention_days=0)).start()
+                                               job_retention_days=0, **on_ray)).start()
         client = Client(f"127.0.0.1:{server.port}", timeout=600, retries=0)
         try:
             pool = client.create_pool("pool", embedding_dim=dim, num_classes=2)
@@ -184,16 +188,50 @@ def server_checks(rows: int) -> None:
             index = server.servicer.indexes.loaded_index(pool.id)
             answers, errors = at_once(lambda: client.suggest(run.id, pool.id, 300, allow_repeats=True, progress=False))
             same = sum(a["sample_id"].tolist() == alone["sample_id"].tolist() for a in answers)
-            check("server: the pool's index on the GPU; 8 targeted Suggests at once answer as one alone",
-                  getattr(index, "on_gpu_", False) and not errors and same == 8,
+            devices = index.devices() if hasattr(index, "devices") else ["gpu" if index.on_gpu_ else "cpu"]
+            check(f"{label}: the pool's index on the GPU; 8 targeted Suggests at once answer as one alone",
+                  set(devices) == {"gpu"} and not errors and same == 8, devices=",".join(devices),
                   index=repr(index), picks=len(alone), same=same, errors=len(errors),
                   first_error=errors[0][:200] if errors else "")
             info = client.server_info()
-            check("server: still serving after them, and says its indexes are on the GPU",
-                  info.version != "" and info.index_device == "gpu", index_device=info.index_device)
+            check(f"{label}: still serving after them, and says where its indexes are",
+                  info.version != "" and (info.ray_shard_gpus == shard_gpus if ray_address else info.index_device == "gpu"),
+                  index_device=info.index_device, ray_shard_gpus=info.ray_shard_gpus)
         finally:
             client.close()
             server.stop()
+
+
+def ray_checks(rows: int, dim: int) -> None:
+    """Index shards on a local Ray cluster (one node, this machine's GPU) asking for half a GPU each
+    (``ray_shard_gpus``): on the GPU, answering as one CPU index does; then a server on that cluster."""
+    from blindspots_server.core.pool_index import PoolIndex
+    from blindspots_server.core.sharded_index import ShardedPoolIndex
+    from blindspots_server.ray_cluster import RayCluster, local_cluster
+
+    x = clustered_rows(rows, dim, 0)
+    queries = clustered_rows(500, dim, 1)
+    truth = PoolIndex(dim, kind="flat", use_gpu=False).build(x).search(queries, 10)[1]
+    single = recall(PoolIndex(dim, kind="ivf", use_gpu=False).build(x).search(queries, 10)[1], truth)
+    with local_cluster(nodes=1, cpus_per_node=8, object_store_mb=2000, gpus=1) as address:
+        cluster = RayCluster(address, shard_gpus=0.5)
+        sharded = ShardedPoolIndex(dim, shards=2, kind="ivf", compute=cluster).build(x)
+        try:
+            _, found = sharded.search(queries, 10)
+            check("ray: two index shards at ray_shard_gpus 0.5, on the GPU, recall@10 within 0.05 of one CPU "
+                  "index's", sharded.devices() == ["gpu", "gpu"] and recall(found, truth) >= single - 0.05,
+                  devices=",".join(sharded.devices()), recall=recall(found, truth), one_cpu_index=single)
+            probe = np.random.default_rng(2).choice(rows, 64, replace=False)
+            error = float(np.abs(sharded.vectors(probe) - x[probe]).max())
+            check("ray: vectors() from the GPU shards are the rows", error < 1e-6, max_abs_error=error)
+            serial = sharded.search(queries, 10)[1]
+            answers, errors = at_once(lambda: sharded.search(queries, 10)[1], times=5)
+            check("ray: 8 threads searching the GPU shards at once get one thread's answers",
+                  not errors and all(np.array_equal(a, serial) for a in answers), errors=len(errors),
+                  first_error=errors[0][:200] if errors else "")
+        finally:
+            sharded.close()
+        server_checks(rows, ray_address=address, shard_gpus=0.5, label="ray server")
 
 
 def speed(rows: int, dim: int, repeats: int = 3) -> None:
@@ -269,10 +307,12 @@ def main() -> int:
     ap.add_argument("--skip-index", action="store_true")
     ap.add_argument("--skip-sdk", action="store_true")
     ap.add_argument("--server", action="store_true", help="also a real server (needs the server's dependencies)")
+    ap.add_argument("--ray", action="store_true", help="also index shards and a server on a local Ray cluster")
     ap.add_argument("--speed-rows", type=int, default=0, help="also time build and search at this many rows, CPU vs GPU")
     args = ap.parse_args()
     for part, skip in ((lambda: pool_index_checks(args.rows, args.dim), args.skip_index), (sdk_checks, args.skip_sdk),
                        (lambda: server_checks(args.rows), not args.server),
+                       (lambda: ray_checks(args.rows, args.dim), not args.ray),
                        (lambda: speed(args.speed_rows, args.dim), not args.speed_rows)):
         if skip:
             continue

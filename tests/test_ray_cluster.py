@@ -4,6 +4,7 @@ server started with --ray-address. Marked `ray`; runs in the default suite."""
 from __future__ import annotations
 
 import os
+import time
 
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ from blindspots import Client, NotFoundError
 from blindspots_server.core.diagnosis import Diagnoser
 from blindspots_server.core.failure_clusters import nearest
 from blindspots_server.core.parallel import IN_PROCESS
-from blindspots_server.core.pool_index import PoolIndex
+from blindspots_server.core.pool_index import GpuUnavailable, PoolIndex
 from blindspots_server.core.sharded_index import ShardedPoolIndex
 
 from conftest import start_server
@@ -30,7 +31,9 @@ def ray_cluster():
         pytest.fail("ray is not installed: pip install 'blindspots-server[ray]' (the dev extra has it), "
                     "or set BLINDSPOTS_TEST_NO_RAY=1 to skip", pytrace=False)
     from blindspots_server.ray_cluster import RayCluster, local_cluster
-    with local_cluster(nodes=2, cpus_per_node=1, object_store_mb=120) as address:
+    # The second node declares one GPU, which this machine lacks: Ray places actors that ask for it
+    # there (test_index_shards_ask_ray_for_ray_shard_gpus); the other tests ask for none.
+    with local_cluster(nodes=2, cpus_per_node=1, object_store_mb=120, gpus=1) as address:
         cluster = RayCluster(address)
         assert cluster.nodes() == 2
         try:
@@ -82,6 +85,82 @@ def test_shards_on_ray_read_their_rows_from_the_pool_row_files(ray_cluster, tmp_
     np.testing.assert_array_equal(i_exact, i_one)
     np.testing.assert_allclose(d_exact, d_one, atol=1e-5)
     on_ray.close()
+
+
+def test_index_shards_ask_ray_for_ray_shard_gpus_and_their_indexes_must_then_be_on_a_gpu(ray_cluster, tmp_path,
+                                                                                      caplog):
+    """ray_shard_gpus: each index shard asks Ray for that share of a GPU (two at 0.5 take the one GPU
+    the second node declares, and give it back when stopped); its index must then be on the GPU, so
+    with this machine's faiss, which has no GPU support, a shard fails saying so, and a server's
+    index-build job fails with that message while the server goes on. Without it the shards are on
+    the CPU and leave the GPU alone. A share no node can give, or the setting without a Ray
+    cluster, is refused at start, naming it."""
+    import ray
+
+    from blindspots_server.config import ServerConfig
+    from blindspots_server.ray_cluster import RayCluster
+    from blindspots_server.server.app import BlindspotsServer
+
+    address, cluster = ray_cluster
+    rows = np.random.default_rng(6).normal(size=(2000, 16)).astype(np.float32)
+
+    def free_gpus(want: float) -> float:
+        deadline = time.monotonic() + 60
+        while (free := ray.available_resources().get("GPU", 0.0)) != want and time.monotonic() < deadline:
+            time.sleep(0.2)
+        return free
+
+    with pytest.raises(ValueError, match="ray_shard_gpus is 2 but no node of the Ray cluster has that many GPUs"):
+        RayCluster(address, shard_gpus=2)
+    with pytest.raises(ValueError, match="ray_shard_gpus needs ray_address"):
+        BlindspotsServer(ServerConfig(data_dir=str(tmp_path / "no_ray"), port=0, ray_shard_gpus=0.5))
+    on_gpus = RayCluster(address, shard_gpus=0.5)
+    assert on_gpus.shard_use_gpu is True and "0.5 GPU per index shard" in on_gpus.name
+    index = ShardedPoolIndex(16, shards=2, kind="flat", compute=on_gpus)
+    with pytest.raises(GpuUnavailable, match="must be on a GPU .* use_gpu=True but faiss has no GPU support"):
+        index.build(rows)
+    assert free_gpus(0.0) == 0.0                # the two shards hold the node's GPU between them
+    index.close()
+    assert free_gpus(1.0) == 1.0
+    plain = ShardedPoolIndex(16, shards=2, kind="flat", compute=cluster).build(rows)
+    assert cluster.shard_use_gpu is False and plain.devices() == ["cpu", "cpu"]
+    assert ray.available_resources().get("GPU", 0.0) == 1.0
+    plain.close()
+
+    server = start_server(tmp_path / "gpu", ray_address=address, ray_shard_gpus=0.5, index_shards=2)
+    client = Client(f"127.0.0.1:{server.port}", retries=0, timeout=120)
+    try:
+        assert client.server_info().ray_shard_gpus == 0.5
+        pool = client.create_pool("pool", embedding_dim=16)
+        pool.add([f"p{i}" for i in range(len(rows))], rows, progress=False)
+        deadline = time.monotonic() + 120
+        while (jobs := client.list_jobs(kind="index_build"))["state"].isin(["PENDING", "RUNNING"]).any():
+            assert time.monotonic() < deadline, "the index build did not end"
+            time.sleep(0.2)
+        assert jobs["state"].tolist() == ["FAILED"]       # built once: not again from rows the server reads
+        assert not [r for r in caplog.records if "could not read the pool's row files" in r.getMessage()]
+        assert jobs["error"].iloc[0].startswith("FAILED_PRECONDITION: an index shard that must be on a GPU")
+        assert "set ray_shard_gpus to 0" in jobs["error"].iloc[0]
+        assert client.server_info().ray_shard_gpus == 0.5           # still serving
+    finally:
+        client.close()
+        server.stop()
+    assert free_gpus(1.0) == 1.0
+    # The cluster's shared index actor that a GPU server started starts GPU shards: a server without
+    # ray_shard_gpus has its own, and builds its shards on the CPU.
+    from blindspots_server.server.pool_indexes import SHARED_NAME
+    server = start_server(tmp_path / "cpu", ray_address=address, index_shards=2)
+    client = Client(f"127.0.0.1:{server.port}", retries=0, timeout=120)
+    try:
+        pool = client.create_pool("pool", embedding_dim=16)
+        pool.add([f"p{i}" for i in range(len(rows))], rows, progress=False)
+        job = client.list_jobs(kind="index_build")["id"].iloc[0]
+        client.wait_job(job, progress=False)                       # raises unless it succeeded
+        assert server.servicer.indexes.loaded_index(pool.id).devices() == ["cpu", "cpu"]
+    finally:
+        client.close()
+        server.stop()
+    ray.kill(ray.get_actor(f"{SHARED_NAME}-gpu0.5"))
 
 
 def test_knn_assignment_as_ray_tasks_equals_in_process(ray_cluster):

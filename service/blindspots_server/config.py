@@ -22,6 +22,8 @@ class ServerConfig:
                                              # and deletions (its quality metrics, its loaded indexes); 0: never
     ray_address: str = ""                    # run heavy steps on this Ray cluster ("auto", "host:port"); empty: here
     index_shards: int = 0                    # pool index shards; 0: 1 in-process, one per Ray node with ray_address
+    ray_shard_gpus: float = 0.0              # GPUs each Ray index shard asks for (0.25: four share one), its index
+                                             # then on the GPU (faiss-gpu in the workers); 0: shards on the CPU
     index_memory_mb: int = 0                 # in-process pool indexes held, in all (estimated); past it the least
                                              # recently used go, loaded from the store when next needed; 0: no limit
     shard_memory_mb: int = 0                 # Ray index shards of every pool, in all (estimated); past it the least
@@ -62,6 +64,7 @@ class ServerConfig:
         for f in fields(cls):
             raw = env.get(f"BLINDSPOTS_{f.name.upper()}")
             if raw is not None and raw != "":
-                values[f.name] = int(raw) if f.type in ("int", int) else raw
+                values[f.name] = (int(raw) if f.type in ("int", int) else float(raw) if f.type in ("float", float)
+                                  else raw)
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)

@@ -25,15 +25,31 @@ from typing import Any, Callable, Iterator, Optional, Sequence
 
 
 class RayCluster:
-    def __init__(self, address: str, namespace: str = "blindspots"):
+    """``shard_gpus``: the GPUs each index shard (``start_workers``) asks Ray for, a fraction to
+    share one (0.25: four shards on a GPU). Ray hides the GPUs from an actor that asks for none, so
+    with 0 the shards' indexes are on the CPU; above 0 they must be on a GPU (faiss-gpu in the
+    workers' image, else the shard fails saying so). A value no node can give is refused here,
+    since such an actor would wait for ever."""
+
+    def __init__(self, address: str, namespace: str = "blindspots", shard_gpus: float = 0.0):
         try:
             import ray
         except ImportError:
             raise ValueError("--ray-address needs Ray: pip install 'blindspots-server[ray]'") from None
+        if not shard_gpus >= 0:
+            raise ValueError(f"ray_shard_gpus must be 0 or more, not {shard_gpus}")
         self._ray = ray
         if not ray.is_initialized():
             ray.init(address=address, namespace=namespace, log_to_driver=False, configure_logging=False)
-        self.name = f"Ray cluster ({len(ray.nodes())} nodes)"
+        self.shard_gpus = float(shard_gpus)
+        self.shard_use_gpu = self.shard_gpus > 0
+        if self.shard_gpus:
+            most = max((n.get("Resources", {}).get("GPU", 0.0) for n in ray.nodes() if n.get("Alive")), default=0.0)
+            if most < self.shard_gpus:
+                raise ValueError(f"ray_shard_gpus is {self.shard_gpus:g} but no node of the Ray cluster has that many "
+                                 f"GPUs (the most on one node: {most:g}); 0 keeps the index shards on the CPU")
+        self.name = f"Ray cluster ({len(ray.nodes())} nodes" + (
+            f", {self.shard_gpus:g} GPU per index shard)" if self.shard_gpus else ")")
         self._remote_fns: dict[Callable, Any] = {}
 
     def map_chunks(self, fn: Callable[[Any, Any], Any], shared: Any, chunks: Sequence[Any]) -> list:
@@ -48,7 +64,8 @@ class RayCluster:
         # Index shards hold memory, not CPUs (num_cpus=0), so that searches and tasks still get
         # scheduled while they live; SPREAD puts them on different nodes where it can.
         actor = self._ray.remote(num_cpus=0)(cls)
-        return [actor.options(scheduling_strategy="SPREAD").remote(*args) for args in args_list]
+        options = {"num_gpus": self.shard_gpus} if self.shard_gpus else {}
+        return [actor.options(scheduling_strategy="SPREAD", **options).remote(*args) for args in args_list]
 
     def shared_worker(self, cls: type, name: str, args: tuple, threads: int = 1) -> Any:
         # Detached: it outlives the server that started it (a restart, another replica finds it by
@@ -78,7 +95,7 @@ class RayCluster:
     def __reduce__(self):
         # Sent to a worker (a shared actor that starts workers of its own): there it attaches to the
         # Ray it runs in, instead of pickling the module.
-        return (_attached, ())
+        return (_attached, (self.shard_gpus,))
 
     def stop_workers(self, workers: Sequence[Any]) -> None:
         for w in workers:
@@ -91,30 +108,37 @@ class RayCluster:
         self._ray.shutdown()
 
 
-def _attached() -> "RayCluster":
+def _attached(shard_gpus: float = 0.0) -> "RayCluster":
     """This process's Ray (initialised: a worker of the cluster) as a compute."""
-    return RayCluster("auto")
+    return RayCluster("auto", shard_gpus=shard_gpus)
 
 
-def connect(address: str):
+def connect(address: str, shard_gpus: float = 0.0):
     """The compute for a server: a Ray cluster when ``address`` is set, else this process."""
     if not address:
+        if shard_gpus:
+            raise ValueError("ray_shard_gpus needs ray_address (a server's own pool indexes use a GPU "
+                             "whenever faiss-gpu sees one)")
         from .core.parallel import IN_PROCESS
         return IN_PROCESS
-    return RayCluster(address)
+    return RayCluster(address, shard_gpus=shard_gpus)
 
 
 @contextmanager
 def local_cluster(nodes: int = 2, cpus_per_node: int = 1, object_store_mb: int = 120,
-                  log_dir: Optional[str] = None, timeout_s: float = 120) -> Iterator[str]:
+                  log_dir: Optional[str] = None, timeout_s: float = 120, gpus: int = 0) -> Iterator[str]:
     """A throw-away Ray cluster on this machine (a head and ``nodes - 1`` more nodes), for tests and
-    benches; yields its address and stops exactly the processes it started.
+    benches; yields its address and stops exactly the processes it started. ``gpus``: the GPUs the
+    last node declares (Ray schedules by what is declared; on a machine without GPUs, actors that ask
+    for one are placed but find none).
 
     Each node is ``ray start --block`` in a session of its own, so ending its process group ends
     that node's processes and nobody else's (no ``ray stop``, which ends every Ray on the machine).
     """
     import ray
     ray_bin = os.path.join(os.path.dirname(sys.executable), "ray")
+    if not os.path.exists(ray_bin):                    # Ray installed outside this interpreter's prefix
+        ray_bin = shutil.which("ray") or ray_bin
     logs = log_dir or tempfile.mkdtemp(prefix="blindspots-ray-logs-")
     temp_dir = tempfile.mkdtemp(prefix="bsray-")       # short: Ray's socket paths must fit 107 bytes
     port, client_port = _free_port(), _free_port()
@@ -131,7 +155,7 @@ def local_cluster(nodes: int = 2, cpus_per_node: int = 1, object_store_mb: int =
 
     try:
         start(["--head", f"--port={port}", "--include-dashboard=false", f"--temp-dir={temp_dir}",
-               f"--ray-client-server-port={client_port}"])
+               f"--ray-client-server-port={client_port}"] + ([f"--num-gpus={gpus}"] if gpus and nodes == 1 else []))
         deadline = time.time() + timeout_s
         while True:
             try:
@@ -141,8 +165,8 @@ def local_cluster(nodes: int = 2, cpus_per_node: int = 1, object_store_mb: int =
                 if time.time() > deadline or procs[0].poll() is not None:
                     raise RuntimeError(f"the Ray head did not start; see {logs}") from None
                 time.sleep(2)
-        for _ in range(nodes - 1):
-            start([f"--address={address}"])
+        for i in range(nodes - 1):
+            start([f"--address={address}"] + ([f"--num-gpus={gpus}"] if gpus and i == nodes - 2 else []))
         while sum(1 for n in ray.nodes() if n.get("Alive")) < nodes:
             if time.time() > deadline or any(p.poll() is not None for p in procs):
                 raise RuntimeError(f"Ray nodes did not join; see {logs}")

@@ -62,7 +62,8 @@ def _cmd_serve(args) -> int:
         print("`blindspots serve` needs the server package: pip install blindspots-server", file=sys.stderr)
         return 2
     from blindspots_server.storage import StoreUnavailable, StoreUnusable
-    overrides = {k: getattr(args, k) for k in ("data_dir", "store", "files", "ray_address", "index_shards",
+    overrides = {k: getattr(args, k) for k in ("data_dir", "store", "files", "ray_address", "ray_shard_gpus",
+                                               "index_shards",
                                                "index_memory_mb", "shard_memory_mb", "job_retention_days",
                                                "run_retention_days", "pool_retention_days", "host", "port", "metrics_port",
                                                "otlp_endpoint", "auth_tokens_file", "tls_cert", "tls_key")}
@@ -205,7 +206,8 @@ def _cmd_info(args) -> int:
     print(f"server   blindspots-server {info.version} at {args.address} (this client: blindspots {__version__})\n"
           f"store    {info.store}\n"
           f"compute  {info.compute}, {info.index_shards} index shard{'s' if info.index_shards != 1 else ''} per pool"
-          f"{f', indexes on the {info.index_device.upper()}' if info.index_device else ''}\n"
+          f"{f', indexes on the {info.index_device.upper()}' if info.index_device else ''}"
+          f"{f', {info.ray_shard_gpus:g} GPU per Ray index shard' if info.ray_shard_gpus else ''}\n"
           f"limits   budget {info.max_budget}, batch {info.max_batch_rows} rows, "
           f"message {_size(info.max_message_bytes)}\n"
           f"retain   finished jobs kept {f'{info.job_retention_days} days' if info.job_retention_days else 'forever'}, "
@@ -590,6 +592,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--store", help="store URI, e.g. postgresql://user@host/db (default: embedded in --data-dir)")
     s.add_argument("--files", help="row files of a postgresql store: a directory all replicas share, s3://, gs://")
     s.add_argument("--ray-address", dest="ray_address", help="run heavy steps on a Ray cluster: auto or HOST:PORT")
+    s.add_argument("--ray-shard-gpus", dest="ray_shard_gpus", type=float,
+                   help="GPUs each Ray index shard asks for, its index then on a GPU (0.25: four shards share one; "
+                        "needs faiss-gpu in the cluster's image); default 0: the shards' indexes on the CPU")
     s.add_argument("--index-shards", dest="index_shards", type=int, help="pool index shards (default: one per Ray node)")
     s.add_argument("--otlp-endpoint", dest="otlp_endpoint",
                    help="send OpenTelemetry traces of calls and jobs over OTLP/HTTP (e.g. http://collector:4318); "

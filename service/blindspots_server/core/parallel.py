@@ -17,6 +17,8 @@ operations and never knows which one it got:
   process is the only one to ask, and the caller keeps it.
 
 A call to a worker that is gone (stopped by another process) raises :class:`WorkerLost`.
+``shard_use_gpu`` is the ``use_gpu`` of the pool index shards it starts: "auto" here (a GPU
+faiss sees), on Ray whether the shards asked the cluster for GPUs.
 
 :class:`InProcess` runs them here, one after another (the default);
 ``blindspots_server.ray_cluster.RayCluster`` runs them as Ray tasks and actors.
@@ -32,6 +34,7 @@ class WorkerLost(RuntimeError):
 
 class InProcess:
     name = "in-process"
+    shard_use_gpu = "auto"
 
     def map_chunks(self, fn: Callable[[Any, Any], Any], shared: Any, chunks: Sequence[Any]) -> list:
         return [fn(shared, c) for c in chunks]

@@ -161,6 +161,11 @@ def index_device() -> tuple[str, str]:
     return "gpu", f"faiss {faiss.__version__}, {gpus} GPU{'s' if gpus != 1 else ''} visible (indexes use the first)"
 
 
+
+class GpuUnavailable(RuntimeError):
+    """An index that must be on the GPU (``use_gpu=True``) cannot be: faiss has no GPU support,
+    none is visible, or faiss-gpu refuses the index."""
+
 class PoolIndex:
     """Cosine nearest-neighbour search over pool rows; ids are row positions."""
 
@@ -243,7 +248,7 @@ class PoolIndex:
     def _to_device(self) -> None:
         want = gpu_available() if self.use_gpu == "auto" else bool(self.use_gpu)
         if want and not gpu_available():
-            raise RuntimeError("use_gpu=True but faiss has no GPU support or no GPU is visible")
+            raise GpuUnavailable("use_gpu=True but faiss has no GPU support or no GPU is visible")
         self.on_gpu_ = bool(want and self.kind_ != "hnsw")
         self.gpu_refused_ = ""
         self._index = self._cpu
@@ -258,7 +263,7 @@ class PoolIndex:
                     self._index = faiss.index_cpu_to_gpu(PoolIndex._gpu_resources, 0, self._cpu, options)
                 except RuntimeError as exc:     # faiss-gpu's own checks (GpuIndexIVFPQ's settings)
                     if self.use_gpu is True:
-                        raise RuntimeError(f"use_gpu=True but faiss-gpu refuses {self.description}: {exc}") from None
+                        raise GpuUnavailable(f"use_gpu=True but faiss-gpu refuses {self.description}: {exc}") from None
                     self.on_gpu_ = False
                     self.gpu_refused_ = f"faiss-gpu refuses {self.description}: {str(exc).splitlines()[-1][:300]}"
         self._configure()

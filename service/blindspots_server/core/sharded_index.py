@@ -27,7 +27,7 @@ import faiss
 import numpy as np
 
 from .parallel import IN_PROCESS, row_chunks
-from .pool_index import BUILD_CHUNK, PoolIndex, normalise
+from .pool_index import BUILD_CHUNK, GpuUnavailable, PoolIndex, normalise
 from .results import ProgressFn, no_progress
 
 
@@ -57,24 +57,30 @@ class PoolIndexShard:
     """One shard's index; a worker (an object here, a Ray actor on a cluster).
 
     ``rows`` is the shard's rows as an array, or a :class:`RowSource` it reads a
-    chunk at a time (and again for :meth:`exact_search`).
+    chunk at a time (and again for :meth:`exact_search`). ``use_gpu``: as
+    :class:`PoolIndex`'s (the compute's ``shard_use_gpu``).
     """
 
-    def __init__(self, dim: int, kind: str, rows: "np.ndarray | RowSource", offset: int):
+    def __init__(self, dim: int, kind: str, rows: "np.ndarray | RowSource", offset: int,
+                 use_gpu: "bool | str" = "auto"):
         self.offset = int(offset)
         self.dim = int(dim)
         self.source = None if isinstance(rows, np.ndarray) else rows
-        # A source that fails to read (damaged files: the store's DataLoss) fails the first call,
-        # describe(), instead of the constructor: a Ray actor's constructor error reaches the caller
-        # as text only (ActorDiedError), a method's as the exception itself.
+        # A build that fails (a source that fails to read: the store's DataLoss; use_gpu=True without
+        # a GPU faiss) fails the first call, describe(), instead of the constructor: a Ray actor's
+        # constructor error reaches the caller as text only (ActorDiedError), a method's as the
+        # exception itself.
         self.failure: Optional[Exception] = None
-        if self.source is None:
-            self.index = PoolIndex(dim, kind=kind).build(rows)
-        else:
-            try:
-                self.index = PoolIndex(dim, kind=kind).build_from(self.source.read, len(self.source))
-            except Exception as exc:
-                self.failure = exc
+        try:
+            index = PoolIndex(dim, kind=kind, use_gpu=use_gpu)
+            self.index = (index.build(rows) if self.source is None
+                          else index.build_from(self.source.read, len(self.source)))
+        except GpuUnavailable as exc:
+            self.failure = GpuUnavailable(f"an index shard that must be on a GPU (its compute's shard_use_gpu; a "
+                                          f"server's ray_shard_gpus) cannot be: {exc}. Install faiss-gpu where the "
+                                          "shards run, or set ray_shard_gpus to 0")
+        except Exception as exc:
+            self.failure = exc
 
     def exact_search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Brute-force top-k over the shard's rows, re-read from its source (for measuring recall)."""
@@ -121,6 +127,10 @@ class PoolIndexShard:
             raise self.failure
         return self.index.ntotal, self.index.kind_, self.index.description
 
+    def device(self) -> str:
+        """Where the shard's index is: "gpu" or "cpu"."""
+        return "gpu" if self.index.on_gpu_ else "cpu"
+
     def nbytes(self) -> int:
         """The shard's index memory, estimated from its structure (:attr:`PoolIndex.nbytes`)."""
         return self.index.nbytes
@@ -153,6 +163,10 @@ class ShardedPoolIndex:
         self._visible: Optional[int] = None
         self.builds = 0         # of a shared handle: how often its SharedShards built the shards
 
+    @property
+    def _use_gpu(self) -> "bool | str":
+        return getattr(self.compute, "shard_use_gpu", "auto")
+
     @classmethod
     def attach(cls, dim: int, state: "ShardsState", rows: int, compute: Optional[Any] = None
                ) -> "ShardedPoolIndex":
@@ -176,7 +190,7 @@ class ShardedPoolIndex:
         progress(0.0, f"building {len(ranges)} index shards on {self.compute.name}")
         self.close()
         self._workers = self.compute.start_workers(
-            PoolIndexShard, [(self.dim, self.kind, x[a:b], a) for a, b in ranges])
+            PoolIndexShard, [(self.dim, self.kind, x[a:b], a, self._use_gpu) for a, b in ranges])
         self._sizes = [b - a for a, b in ranges]
         described = self.compute.call_all(self._workers, "describe")     # waits for the builds
         self.kind_, self.description = described[0][1], f"{len(ranges)} shards of {described[0][2]}"
@@ -190,7 +204,7 @@ class ShardedPoolIndex:
         progress(0.0, f"building {len(ranges)} index shards from their row sources on {self.compute.name}")
         self.close()
         self._workers = self.compute.start_workers(
-            PoolIndexShard, [(self.dim, self.kind, RowRange(source, a, b), a) for a, b in ranges])
+            PoolIndexShard, [(self.dim, self.kind, RowRange(source, a, b), a, self._use_gpu) for a, b in ranges])
         self._sizes = [b - a for a, b in ranges]
         described = self.compute.call_all(self._workers, "describe")
         self.kind_, self.description = described[0][1], f"{len(ranges)} shards of {described[0][2]}"
@@ -233,6 +247,10 @@ class ShardedPoolIndex:
     def workers(self) -> tuple:
         """The shards' workers (objects here, actor handles on Ray: equal for the same actor)."""
         return tuple(self._workers)
+
+    def devices(self) -> list[str]:
+        """Where each shard's index is: "gpu" or "cpu"."""
+        return self.compute.call_all(self._workers, "device") if self._workers else []
 
     def nbytes(self) -> int:
         """The shards' index memory, in all (each estimated from its structure)."""

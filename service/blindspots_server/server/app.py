@@ -42,6 +42,9 @@ class BlindspotsServer:
         for name in ("job_retention_days", "run_retention_days", "pool_retention_days"):
             if getattr(config, name) < 0:
                 raise ValueError(f"{name} must be 0 (keep them all) or more, not {getattr(config, name)}")
+        if config.ray_shard_gpus and not config.ray_address:
+            raise ValueError("ray_shard_gpus needs ray_address (a server's own pool indexes use a GPU whenever "
+                             "faiss-gpu sees one)")
         access, auth_interceptors = auth_from_config(config)    # before opening: a bad token file fails fast
         self.store = open_store(config.store or config.data_dir, config.files or None)
         self.telemetry = Telemetry(top_k=config.metrics_top_k, max_runs=config.metrics_max_runs)
@@ -100,6 +103,8 @@ class BlindspotsServer:
         log.info("blindspots serving on %s:%d (store %s)", self.config.host, self.port,
                  _redacted(self.config.store) or self.config.data_dir)
         log.info("pool indexes in this process run on the %s: %s", *index_device())
+        if self.config.ray_address:
+            log.info("heavy steps and pool index shards on the %s", self.servicer.compute.name)
         return self
 
     def sync_with_store(self) -> None:

@@ -10,6 +10,7 @@ import uuid
 import grpc
 
 from ..core.parallel import WorkerLost
+from ..core.pool_index import GpuUnavailable
 from ..storage import Conflict, DataLoss, DuplicateSampleIds, NotFound, StoreUnavailable
 from .handler_wrapping import wrap_handler
 from .validation import InvalidArgument
@@ -44,6 +45,7 @@ _CLIENT_ERRORS: tuple[tuple[type, grpc.StatusCode], ...] = (
     (WorkerLost, grpc.StatusCode.UNAVAILABLE),          # a Ray worker gone mid-call: the retry starts it anew
     (Conflict, grpc.StatusCode.FAILED_PRECONDITION),
     (FailedPrecondition, grpc.StatusCode.FAILED_PRECONDITION),
+    (GpuUnavailable, grpc.StatusCode.FAILED_PRECONDITION),  # a shard asked to be on a GPU it cannot have
     (InvalidArgument, grpc.StatusCode.INVALID_ARGUMENT),
     (DuplicateSampleIds, grpc.StatusCode.INVALID_ARGUMENT),
     (PermissionDenied, grpc.StatusCode.PERMISSION_DENIED),

@@ -25,7 +25,7 @@ from typing import Callable, Optional
 
 
 from ..core.parallel import IN_PROCESS, WorkerLost
-from ..core.pool_index import PoolIndex
+from ..core.pool_index import GpuUnavailable, PoolIndex
 from ..core.sharded_index import RowRange, ShardedPoolIndex, SharedIndexes, ShardsState, row_locations
 from ..core.results import ProgressFn, no_progress
 from ..storage import DataLoss, NotFound, Store
@@ -207,7 +207,7 @@ class PoolIndexes:
             source = self._row_source(pool_id, n)     # DataLoss here is the server's own finding
             try:
                 state = self._shared_state(pool_id, dim, source, progress)
-            except (JobCancelled, NotFound):
+            except (JobCancelled, NotFound, GpuUnavailable):     # the last: no use building them again
                 raise
             except Exception as exc:
                 # A shard that cannot read the row files: on a node that does not mount the file root
@@ -234,7 +234,11 @@ class PoolIndexes:
     def _shared_indexes(self):
         with self._guard:
             if self._shared is None:
-                self._shared = self._compute.shared_worker(SharedIndexes, SHARED_NAME, (self._compute,),
+                # Its compute starts the shards, as the server that started it asked (ray_shard_gpus):
+                # servers asking for GPU shards share another one.
+                gpus = getattr(self._compute, "shard_gpus", 0.0)
+                name = f"{SHARED_NAME}-gpu{gpus:g}" if gpus else SHARED_NAME
+                self._shared = self._compute.shared_worker(SharedIndexes, name, (self._compute,),
                                                            threads=SHARED_THREADS)
             return self._shared
 

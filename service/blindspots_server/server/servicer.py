@@ -126,7 +126,7 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
             "index_build", lambda _job_id, params, progress: self._build_index(params["pool_id"], progress)))
         self.jobs.register("diagnose", self._traced("diagnose", self._diagnose_job))
         self.jobs.start()
-        self.compute = connect_compute(config.ray_address)
+        self.compute = connect_compute(config.ray_address, config.ray_shard_gpus)
         shards = config.index_shards or (self.compute.nodes() if config.ray_address else 1)
         self.indexes = PoolIndexes(store, shards=shards, compute=self.compute,
                                    memory_bytes=config.index_memory_mb << 20, on_evict=self.telemetry.index_evicted,
@@ -295,7 +295,8 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
             strategies=list(STRATEGIES), auth=self.access.auth, all_projects=projects is None,
             projects=sorted(projects or []), read_only=self.access.read_only(context),
             job_retention_days=self.config.job_retention_days, run_retention_days=self.config.run_retention_days,
-            pool_retention_days=self.config.pool_retention_days, index_device=index_device()[0])
+            pool_retention_days=self.config.pool_retention_days, index_device=index_device()[0],
+            ray_shard_gpus=self.config.ray_shard_gpus)
 
     def DeletePool(self, request: pb.DeletePoolRequest, context) -> pb.DeleteResponse:
         return self.delete_target("pool", self._pool(request.pool_id, context).id, request.force)

@@ -37,7 +37,7 @@ class GetServerInfoRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class ServerInfo(_message.Message):
-    __slots__ = ("version", "store", "compute", "index_shards", "max_budget", "max_batch_rows", "max_message_bytes", "strategies", "auth", "all_projects", "projects", "read_only", "job_retention_days", "run_retention_days", "index_device", "pool_retention_days")
+    __slots__ = ("version", "store", "compute", "index_shards", "max_budget", "max_batch_rows", "max_message_bytes", "strategies", "auth", "all_projects", "projects", "read_only", "job_retention_days", "run_retention_days", "index_device", "pool_retention_days", "ray_shard_gpus")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     STORE_FIELD_NUMBER: _ClassVar[int]
     COMPUTE_FIELD_NUMBER: _ClassVar[int]
@@ -54,6 +54,7 @@ class ServerInfo(_message.Message):
     RUN_RETENTION_DAYS_FIELD_NUMBER: _ClassVar[int]
     INDEX_DEVICE_FIELD_NUMBER: _ClassVar[int]
     POOL_RETENTION_DAYS_FIELD_NUMBER: _ClassVar[int]
+    RAY_SHARD_GPUS_FIELD_NUMBER: _ClassVar[int]
     version: str
     store: str
     compute: str
@@ -70,7 +71,8 @@ class ServerInfo(_message.Message):
     run_retention_days: int
     index_device: str
     pool_retention_days: int
-    def __init__(self, version: _Optional[str] = ..., store: _Optional[str] = ..., compute: _Optional[str] = ..., index_shards: _Optional[int] = ..., max_budget: _Optional[int] = ..., max_batch_rows: _Optional[int] = ..., max_message_bytes: _Optional[int] = ..., strategies: _Optional[_Iterable[str]] = ..., auth: _Optional[bool] = ..., all_projects: _Optional[bool] = ..., projects: _Optional[_Iterable[str]] = ..., read_only: _Optional[bool] = ..., job_retention_days: _Optional[int] = ..., run_retention_days: _Optional[int] = ..., index_device: _Optional[str] = ..., pool_retention_days: _Optional[int] = ...) -> None: ...
+    ray_shard_gpus: float
+    def __init__(self, version: _Optional[str] = ..., store: _Optional[str] = ..., compute: _Optional[str] = ..., index_shards: _Optional[int] = ..., max_budget: _Optional[int] = ..., max_batch_rows: _Optional[int] = ..., max_message_bytes: _Optional[int] = ..., strategies: _Optional[_Iterable[str]] = ..., auth: _Optional[bool] = ..., all_projects: _Optional[bool] = ..., projects: _Optional[_Iterable[str]] = ..., read_only: _Optional[bool] = ..., job_retention_days: _Optional[int] = ..., run_retention_days: _Optional[int] = ..., index_device: _Optional[str] = ..., pool_retention_days: _Optional[int] = ..., ray_shard_gpus: _Optional[float] = ...) -> None: ...
 
 class CreateRunRequest(_message.Message):
     __slots__ = ("name", "project", "model_name", "model_version", "dataset_name", "class_names", "embedding_dim", "request_id")
