@@ -163,6 +163,10 @@ class ShardedPoolIndex:
         self._visible: Optional[int] = None
         self.builds = 0         # of a shared handle: how often its SharedShards built the shards
 
+    def __repr__(self) -> str:
+        return (f"ShardedPoolIndex({getattr(self, 'description', '') or self.kind}, ntotal={sum(self._sizes)}, "
+                f"shards={len(self._workers)}, on {self.compute.name})")
+
     @property
     def _use_gpu(self) -> "bool | str":
         return getattr(self.compute, "shard_use_gpu", "auto")
