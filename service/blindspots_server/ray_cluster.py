@@ -177,10 +177,12 @@ def local_cluster(nodes: int = 2, cpus_per_node: int = 1, object_store_mb: int =
         if ray.is_initialized():
             ray.shutdown()
         for proc in reversed(procs):
+            # A worker node ends within a second of SIGTERM; the head's `ray start --block` waits out
+            # any grace it is given (30 s measured), so past a few seconds its group is killed.
             for sig in (signal.SIGTERM, signal.SIGKILL):
                 try:
                     os.killpg(proc.pid, sig)
-                    proc.wait(timeout=30)
+                    proc.wait(timeout=5 if sig == signal.SIGTERM else 30)
                     break
                 except ProcessLookupError:
                     break
