@@ -234,6 +234,40 @@ def ray_checks(rows: int, dim: int) -> None:
         server_checks(rows, ray_address=address, shard_gpus=0.5, label="ray server")
 
 
+def ray_speed(rows: int, dim: int, repeats: int = 2) -> None:
+    """Timings, not checks: two index shards of the default kind at ``rows`` on a local Ray cluster
+    (one node: this machine's cores and GPU), with ``ray_shard_gpus`` 0 (CPU) and 0.5 (GPU); build,
+    10,000 queries with k=10 and 1,000 with k=1000, medians of ``repeats``; recall@10 against exact."""
+    from blindspots_server.core.pool_index import PoolIndex
+    from blindspots_server.core.sharded_index import ShardedPoolIndex
+    from blindspots_server.ray_cluster import RayCluster, local_cluster
+
+    x = clustered_rows(rows, dim, 10)
+    queries = clustered_rows(10_000, dim, 11)
+    truth = PoolIndex(dim, kind="flat", use_gpu="auto").build(x).search(queries, 10)[1]
+    with local_cluster(nodes=1, cpus_per_node=16, object_store_mb=8000, gpus=1) as address:
+        for side, gpus in (("cpu", 0.0), ("gpu", 0.5)):
+            cluster = RayCluster(address, shard_gpus=gpus)
+            builds, searches, wide = [], [], []
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                index = ShardedPoolIndex(dim, shards=2, compute=cluster).build(x)
+                t1 = time.perf_counter()
+                _, found = index.search(queries, 10)
+                t2 = time.perf_counter()
+                index.search(queries[:1000], 1000)
+                t3 = time.perf_counter()
+                devices = index.devices()
+                index.close()
+                builds.append(t1 - t0)
+                searches.append(t2 - t1)
+                wide.append(t3 - t2)
+            check(f"ray timing {side}: 2 shards ({index.description}) over {rows} x {dim}",
+                  set(devices) == {side}, devices=",".join(devices), build_s=float(np.median(builds)),
+                  search_10k_queries_k10_s=float(np.median(searches)), search_1k_queries_k1000_s=float(np.median(wide)),
+                  recall_at_10=recall(found, truth))
+
+
 def speed(rows: int, dim: int, repeats: int = 3) -> None:
     """Timings, not checks: build and search of the default kind at ``rows`` (1M x 128-d: IVF-Flat)
     on the CPU (all cores) and the GPU, medians of ``repeats``; recall@10 against exact search."""
@@ -308,12 +342,15 @@ def main() -> int:
     ap.add_argument("--skip-sdk", action="store_true")
     ap.add_argument("--server", action="store_true", help="also a real server (needs the server's dependencies)")
     ap.add_argument("--ray", action="store_true", help="also index shards and a server on a local Ray cluster")
+    ap.add_argument("--ray-speed-rows", type=int, default=0,
+                    help="also time two Ray index shards at this many rows, on the CPU and on the GPU")
     ap.add_argument("--speed-rows", type=int, default=0, help="also time build and search at this many rows, CPU vs GPU")
     args = ap.parse_args()
     for part, skip in ((lambda: pool_index_checks(args.rows, args.dim), args.skip_index), (sdk_checks, args.skip_sdk),
                        (lambda: server_checks(args.rows), not args.server),
                        (lambda: ray_checks(args.rows, args.dim), not args.ray),
-                       (lambda: speed(args.speed_rows, args.dim), not args.speed_rows)):
+                       (lambda: speed(args.speed_rows, args.dim), not args.speed_rows),
+                       (lambda: ray_speed(args.ray_speed_rows, args.dim), not args.ray_speed_rows)):
         if skip:
             continue
         try:
