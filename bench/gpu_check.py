@@ -245,6 +245,14 @@ def ray_speed(rows: int, dim: int, repeats: int = 2) -> None:
     x = clustered_rows(rows, dim, 10)
     queries = clustered_rows(10_000, dim, 11)
     truth = PoolIndex(dim, kind="flat", use_gpu="auto").build(x).search(queries, 10)[1]
+    t0 = time.perf_counter()
+    one = PoolIndex(dim, use_gpu=False).build(x)
+    t1 = time.perf_counter()
+    _, found = one.search(queries, 10)
+    t2 = time.perf_counter()
+    check(f"timing cpu, one index in this process ({one.description}), for reference", True, build_s=t1 - t0,
+          search_10k_queries_k10_s=t2 - t1, recall_at_10=recall(found, truth))
+    del one
     with local_cluster(nodes=1, cpus_per_node=16, object_store_mb=8000, gpus=1) as address:
         for side, gpus in (("cpu", 0.0), ("gpu", 0.5)):
             cluster = RayCluster(address, shard_gpus=gpus)
@@ -257,13 +265,14 @@ def ray_speed(rows: int, dim: int, repeats: int = 2) -> None:
                 t2 = time.perf_counter()
                 index.search(queries[:1000], 1000)
                 t3 = time.perf_counter()
-                devices = index.devices()
+                devices, threads = index.devices(), index.threads()
                 index.close()
                 builds.append(t1 - t0)
                 searches.append(t2 - t1)
                 wide.append(t3 - t2)
             check(f"ray timing {side}: 2 shards ({index.description}) over {rows} x {dim}",
-                  set(devices) == {side}, devices=",".join(devices), build_s=float(np.median(builds)),
+                  set(devices) == {side}, devices=",".join(devices), threads=",".join(map(str, threads)),
+                  build_s=float(np.median(builds)),
                   search_10k_queries_k10_s=float(np.median(searches)), search_1k_queries_k1000_s=float(np.median(wide)),
                   recall_at_10=recall(found, truth))
 

@@ -126,6 +126,9 @@ def test_index_shards_ask_ray_for_ray_shard_gpus_and_their_indexes_must_then_be_
     assert cluster.shard_use_gpu is False and plain.devices() == ["cpu", "cpu"]
     assert ray.available_resources().get("GPU", 0.0) == 1.0
     plain.close()
+    with pytest.raises(ValueError, match="ray_shard_gpus and ray_shard_threads need ray_address"):
+        from blindspots_server.ray_cluster import connect
+        connect("", shard_threads=2)
 
     server = start_server(tmp_path / "gpu", ray_address=address, ray_shard_gpus=0.5, index_shards=2)
     client = Client(f"127.0.0.1:{server.port}", retries=0, timeout=120)
@@ -161,6 +164,33 @@ def test_index_shards_ask_ray_for_ray_shard_gpus_and_their_indexes_must_then_be_
         client.close()
         server.stop()
     ray.kill(ray.get_actor(f"{SHARED_NAME}-gpu0.5"))
+
+
+def test_index_shards_on_ray_search_with_their_node_s_cpus_not_the_one_thread_ray_gives_an_actor(ray_cluster):
+    """Ray starts every actor with OMP_NUM_THREADS=1, so a shard's faiss searched on one core whatever
+    its node had (on an H200 machine's 16 cores, Ray CPU shards searched 12x slower than one in-process
+    index). A shard now takes its node's declared CPUs over the shards each node holds (1 on this
+    cluster's 1-CPU nodes), or ray_shard_threads; shards in the server's process keep faiss's own count."""
+    import faiss
+
+    from blindspots_server.ray_cluster import RayCluster
+
+    address, cluster = ray_cluster
+    rows = np.random.default_rng(7).normal(size=(3000, 8)).astype(np.float32)
+    assert [cluster.shard_threads(n) for n in (1, 2, 4)] == [1, 1, 1]
+    declared = RayCluster(address, shard_threads=2)
+    assert declared.shard_threads(4) == 2
+    for compute, want in ((cluster, [1, 1]), (declared, [2, 2])):
+        index = ShardedPoolIndex(8, shards=2, kind="flat", compute=compute).build(rows)
+        try:
+            assert index.threads() == want
+        finally:
+            index.close()
+    before = faiss.omp_get_max_threads()
+    here = ShardedPoolIndex(8, shards=2, kind="flat", compute=IN_PROCESS).build(rows)
+    assert here.threads() == [before, before] and faiss.omp_get_max_threads() == before
+    with pytest.raises(ValueError, match="ray_shard_threads must be 0"):
+        RayCluster(address, shard_threads=-1)
 
 
 def test_knn_assignment_as_ray_tasks_equals_in_process(ray_cluster):

@@ -31,13 +31,16 @@ class RayCluster:
     workers' image, else the shard fails saying so). A value no node can give is refused here,
     since such an actor would wait for ever."""
 
-    def __init__(self, address: str, namespace: str = "blindspots", shard_gpus: float = 0.0):
+    def __init__(self, address: str, namespace: str = "blindspots", shard_gpus: float = 0.0, shard_threads: int = 0):
         try:
             import ray
         except ImportError:
             raise ValueError("--ray-address needs Ray: pip install 'blindspots-server[ray]'") from None
         if not shard_gpus >= 0:
             raise ValueError(f"ray_shard_gpus must be 0 or more, not {shard_gpus}")
+        if shard_threads < 0:
+            raise ValueError(f"ray_shard_threads must be 0 (by the nodes' CPUs) or more, not {shard_threads}")
+        self._shard_threads = int(shard_threads)
         self._ray = ray
         if not ray.is_initialized():
             ray.init(address=address, namespace=namespace, log_to_driver=False, configure_logging=False)
@@ -74,6 +77,17 @@ class RayCluster:
         return actor.options(name=name, lifetime="detached", get_if_exists=True,
                              max_concurrency=max(1, threads)).remote(*args)
 
+    def shard_threads(self, shards: int) -> int:
+        """faiss threads per index shard. Ray starts every actor with OMP_NUM_THREADS=1 (an actor
+        that asks for no CPU, as shards do, gets one thread), so faiss in a shard would search on one
+        core however many its node has: ``ray_shard_threads``, else the fewest CPUs a node declares
+        over the shards SPREAD puts on each node."""
+        if self._shard_threads:
+            return self._shard_threads
+        alive = [n for n in self._ray.nodes() if n.get("Alive")]
+        cpus = min((int(n.get("Resources", {}).get("CPU", 1)) for n in alive), default=1)
+        return max(1, cpus // max(1, -(-shards // max(1, len(alive)))))
+
     def call_all(self, workers: Sequence[Any], method: str, *args) -> list:
         refs = [getattr(w, method).remote(*args) for w in workers]
         return self._get(refs)
@@ -95,7 +109,7 @@ class RayCluster:
     def __reduce__(self):
         # Sent to a worker (a shared actor that starts workers of its own): there it attaches to the
         # Ray it runs in, instead of pickling the module.
-        return (_attached, (self.shard_gpus,))
+        return (_attached, (self.shard_gpus, self._shard_threads))
 
     def stop_workers(self, workers: Sequence[Any]) -> None:
         for w in workers:
@@ -108,20 +122,20 @@ class RayCluster:
         self._ray.shutdown()
 
 
-def _attached(shard_gpus: float = 0.0) -> "RayCluster":
+def _attached(shard_gpus: float = 0.0, shard_threads: int = 0) -> "RayCluster":
     """This process's Ray (initialised: a worker of the cluster) as a compute."""
-    return RayCluster("auto", shard_gpus=shard_gpus)
+    return RayCluster("auto", shard_gpus=shard_gpus, shard_threads=shard_threads)
 
 
-def connect(address: str, shard_gpus: float = 0.0):
+def connect(address: str, shard_gpus: float = 0.0, shard_threads: int = 0):
     """The compute for a server: a Ray cluster when ``address`` is set, else this process."""
     if not address:
-        if shard_gpus:
-            raise ValueError("ray_shard_gpus needs ray_address (a server's own pool indexes use a GPU "
-                             "whenever faiss-gpu sees one)")
+        if shard_gpus or shard_threads:
+            raise ValueError("ray_shard_gpus and ray_shard_threads need ray_address (a server's own pool indexes "
+                             "use a GPU whenever faiss-gpu sees one, and every core)")
         from .core.parallel import IN_PROCESS
         return IN_PROCESS
-    return RayCluster(address, shard_gpus=shard_gpus)
+    return RayCluster(address, shard_gpus=shard_gpus, shard_threads=shard_threads)
 
 
 @contextmanager

@@ -62,7 +62,7 @@ def _cmd_serve(args) -> int:
         print("`blindspots serve` needs the server package: pip install blindspots-server", file=sys.stderr)
         return 2
     from blindspots_server.storage import StoreUnavailable, StoreUnusable
-    overrides = {k: getattr(args, k) for k in ("data_dir", "store", "files", "ray_address", "ray_shard_gpus",
+    overrides = {k: getattr(args, k) for k in ("data_dir", "store", "files", "ray_address", "ray_shard_gpus", "ray_shard_threads",
                                                "index_shards",
                                                "index_memory_mb", "shard_memory_mb", "job_retention_days",
                                                "run_retention_days", "pool_retention_days", "host", "port", "metrics_port",
@@ -592,6 +592,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--store", help="store URI, e.g. postgresql://user@host/db (default: embedded in --data-dir)")
     s.add_argument("--files", help="row files of a postgresql store: a directory all replicas share, s3://, gs://")
     s.add_argument("--ray-address", dest="ray_address", help="run heavy steps on a Ray cluster: auto or HOST:PORT")
+    s.add_argument("--ray-shard-threads", dest="ray_shard_threads", type=int,
+                   help="faiss threads of each Ray index shard (Ray gives an actor one); default 0: the CPUs each "
+                        "node declares over the shards it holds")
     s.add_argument("--ray-shard-gpus", dest="ray_shard_gpus", type=float,
                    help="GPUs each Ray index shard asks for, its index then on a GPU (0.25: four shards share one; "
                         "needs faiss-gpu in the cluster's image); default 0: the shards' indexes on the CPU")

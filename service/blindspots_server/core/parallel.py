@@ -18,7 +18,8 @@ operations and never knows which one it got:
 
 A call to a worker that is gone (stopped by another process) raises :class:`WorkerLost`.
 ``shard_use_gpu`` is the ``use_gpu`` of the pool index shards it starts: "auto" here (a GPU
-faiss sees), on Ray whether the shards asked the cluster for GPUs.
+faiss sees), on Ray whether the shards asked the cluster for GPUs; ``shard_threads(shards)`` the
+faiss threads each of ``shards`` shards takes (0 here: faiss's own default, this process's cores).
 
 :class:`InProcess` runs them here, one after another (the default);
 ``blindspots_server.ray_cluster.RayCluster`` runs them as Ray tasks and actors.
@@ -50,6 +51,9 @@ class InProcess:
 
     def shared_worker(self, cls: type, name: str, args: tuple, threads: int = 1) -> Any:
         return cls(*args)
+
+    def shard_threads(self, shards: int) -> int:
+        return 0
 
 
 IN_PROCESS = InProcess()

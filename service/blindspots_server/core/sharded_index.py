@@ -58,11 +58,14 @@ class PoolIndexShard:
 
     ``rows`` is the shard's rows as an array, or a :class:`RowSource` it reads a
     chunk at a time (and again for :meth:`exact_search`). ``use_gpu``: as
-    :class:`PoolIndex`'s (the compute's ``shard_use_gpu``).
+    :class:`PoolIndex`'s (the compute's ``shard_use_gpu``); ``threads``: faiss's threads in the
+    worker's process (the compute's ``shard_threads``; 0 leaves them as they are).
     """
 
     def __init__(self, dim: int, kind: str, rows: "np.ndarray | RowSource", offset: int,
-                 use_gpu: "bool | str" = "auto"):
+                 use_gpu: "bool | str" = "auto", threads: int = 0):
+        if threads > 0:                 # a worker process of its own (a Ray actor): faiss's threads there
+            faiss.omp_set_num_threads(int(threads))
         self.offset = int(offset)
         self.dim = int(dim)
         self.source = None if isinstance(rows, np.ndarray) else rows
@@ -131,6 +134,10 @@ class PoolIndexShard:
         """Where the shard's index is: "gpu" or "cpu"."""
         return "gpu" if self.index.on_gpu_ else "cpu"
 
+    def threads(self) -> int:
+        """faiss's threads in the process holding the shard."""
+        return faiss.omp_get_max_threads()
+
     def nbytes(self) -> int:
         """The shard's index memory, estimated from its structure (:attr:`PoolIndex.nbytes`)."""
         return self.index.nbytes
@@ -167,9 +174,10 @@ class ShardedPoolIndex:
         return (f"ShardedPoolIndex({getattr(self, 'description', '') or self.kind}, ntotal={sum(self._sizes)}, "
                 f"shards={len(self._workers)}, on {self.compute.name})")
 
-    @property
-    def _use_gpu(self) -> "bool | str":
-        return getattr(self.compute, "shard_use_gpu", "auto")
+    def _shard_options(self, shards: int) -> tuple:
+        """The compute's ``use_gpu`` and faiss threads for each of ``shards`` shards."""
+        threads = self.compute.shard_threads(shards) if hasattr(self.compute, "shard_threads") else 0
+        return getattr(self.compute, "shard_use_gpu", "auto"), threads
 
     @classmethod
     def attach(cls, dim: int, state: "ShardsState", rows: int, compute: Optional[Any] = None
@@ -194,7 +202,7 @@ class ShardedPoolIndex:
         progress(0.0, f"building {len(ranges)} index shards on {self.compute.name}")
         self.close()
         self._workers = self.compute.start_workers(
-            PoolIndexShard, [(self.dim, self.kind, x[a:b], a, self._use_gpu) for a, b in ranges])
+            PoolIndexShard, [(self.dim, self.kind, x[a:b], a, *self._shard_options(len(ranges))) for a, b in ranges])
         self._sizes = [b - a for a, b in ranges]
         described = self.compute.call_all(self._workers, "describe")     # waits for the builds
         self.kind_, self.description = described[0][1], f"{len(ranges)} shards of {described[0][2]}"
@@ -208,7 +216,8 @@ class ShardedPoolIndex:
         progress(0.0, f"building {len(ranges)} index shards from their row sources on {self.compute.name}")
         self.close()
         self._workers = self.compute.start_workers(
-            PoolIndexShard, [(self.dim, self.kind, RowRange(source, a, b), a, self._use_gpu) for a, b in ranges])
+            PoolIndexShard, [(self.dim, self.kind, RowRange(source, a, b), a, *self._shard_options(len(ranges)))
+                             for a, b in ranges])
         self._sizes = [b - a for a, b in ranges]
         described = self.compute.call_all(self._workers, "describe")
         self.kind_, self.description = described[0][1], f"{len(ranges)} shards of {described[0][2]}"
@@ -255,6 +264,10 @@ class ShardedPoolIndex:
     def devices(self) -> list[str]:
         """Where each shard's index is: "gpu" or "cpu"."""
         return self.compute.call_all(self._workers, "device") if self._workers else []
+
+    def threads(self) -> list[int]:
+        """faiss's threads in each shard's process."""
+        return self.compute.call_all(self._workers, "threads") if self._workers else []
 
     def nbytes(self) -> int:
         """The shards' index memory, in all (each estimated from its structure)."""

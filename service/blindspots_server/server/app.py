@@ -42,9 +42,10 @@ class BlindspotsServer:
         for name in ("job_retention_days", "run_retention_days", "pool_retention_days"):
             if getattr(config, name) < 0:
                 raise ValueError(f"{name} must be 0 (keep them all) or more, not {getattr(config, name)}")
-        if config.ray_shard_gpus and not config.ray_address:
-            raise ValueError("ray_shard_gpus needs ray_address (a server's own pool indexes use a GPU whenever "
-                             "faiss-gpu sees one)")
+        for name in ("ray_shard_gpus", "ray_shard_threads"):
+            if getattr(config, name) and not config.ray_address:
+                raise ValueError(f"{name} needs ray_address (a server's own pool indexes use a GPU whenever faiss-gpu "
+                                 "sees one, and every core)")
         access, auth_interceptors = auth_from_config(config)    # before opening: a bad token file fails fast
         self.store = open_store(config.store or config.data_dir, config.files or None)
         self.telemetry = Telemetry(top_k=config.metrics_top_k, max_runs=config.metrics_max_runs)

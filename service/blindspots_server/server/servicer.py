@@ -126,7 +126,7 @@ class BlindspotsServicer(pb_grpc.BlindspotsServicer):
             "index_build", lambda _job_id, params, progress: self._build_index(params["pool_id"], progress)))
         self.jobs.register("diagnose", self._traced("diagnose", self._diagnose_job))
         self.jobs.start()
-        self.compute = connect_compute(config.ray_address, config.ray_shard_gpus)
+        self.compute = connect_compute(config.ray_address, config.ray_shard_gpus, config.ray_shard_threads)
         shards = config.index_shards or (self.compute.nodes() if config.ray_address else 1)
         self.indexes = PoolIndexes(store, shards=shards, compute=self.compute,
                                    memory_bytes=config.index_memory_mb << 20, on_evict=self.telemetry.index_evicted,
