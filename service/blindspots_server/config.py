@@ -24,8 +24,8 @@ class ServerConfig:
     index_shards: int = 0                    # pool index shards; 0: 1 in-process, one per Ray node with ray_address
     ray_shard_gpus: float = 0.0              # GPUs each Ray index shard asks for (0.25: four share one), its index
                                              # then on the GPU (faiss-gpu in the workers); 0: shards on the CPU
-    ray_shard_threads: int = 0               # faiss threads of each Ray index shard; 0: its node's CPUs (as Ray
-                                             # declares them) over the shards each node holds
+    ray_shard_threads: int = 0               # faiss threads of each Ray index shard; 0: the smallest node's CPUs
+                                             # (as Ray declares them) over the shards each node holds
     index_memory_mb: int = 0                 # in-process pool indexes held, in all (estimated); past it the least
                                              # recently used go, loaded from the store when next needed; 0: no limit
     shard_memory_mb: int = 0                 # Ray index shards of every pool, in all (estimated); past it the least

@@ -593,8 +593,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--files", help="row files of a postgresql store: a directory all replicas share, s3://, gs://")
     s.add_argument("--ray-address", dest="ray_address", help="run heavy steps on a Ray cluster: auto or HOST:PORT")
     s.add_argument("--ray-shard-threads", dest="ray_shard_threads", type=int,
-                   help="faiss threads of each Ray index shard (Ray gives an actor one); default 0: the CPUs each "
-                        "node declares over the shards it holds")
+                   help="faiss threads of each Ray index shard (Ray gives an actor one); default 0: the CPUs the "
+                        "smallest node declares over the shards each node holds")
     s.add_argument("--ray-shard-gpus", dest="ray_shard_gpus", type=float,
                    help="GPUs each Ray index shard asks for, its index then on a GPU (0.25: four shards share one; "
                         "needs faiss-gpu in the cluster's image); default 0: the shards' indexes on the CPU")
