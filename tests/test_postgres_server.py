@@ -4,6 +4,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
+import pytest
 
 from blindspots import Client
 
@@ -110,32 +111,38 @@ def test_a_run_and_pool_deleted_through_one_replica_are_gone_for_the_other(small
         b.stop()
 
 
-def test_replicas_sweeping_run_retention_together_delete_each_stale_run_once(postgres_uri, tmp_path):
-    """run_retention_days with two replicas of one catalog: both sweep, side by side; every stale run
-    goes once (a run the other replica deleted first is passed over, no error), the newest run of the
-    model stays, and the replicas' counters add up to the runs deleted."""
+@pytest.mark.parametrize("target", ["run", "pool"])
+def test_replicas_sweeping_retention_together_delete_each_stale_run_or_pool_once(postgres_uri, tmp_path, target):
+    """run_retention_days / pool_retention_days with two replicas of one catalog: both sweep, side by
+    side; every stale run (pool) goes once (one the other replica deleted first is passed over, no
+    error), the newest run of the model (pool of the project) stays, and the replicas' counters add up
+    to those deleted."""
     import threading
-    from blindspots_server.storage import RunRecord, open_store
+    from blindspots_server.storage import PoolRecord, RunRecord, open_store
 
     files = tmp_path / "files"
     store = open_store(postgres_uri, str(files))
     old = time.time() - 40 * 86400.0
     for i in range(40):
-        store.create_run(RunRecord(id=f"run_{i:02d}", name=f"v{i}", project="p", model_name="m",
-                                   model_version=str(i), dataset_name="d", class_names=["a", "b"], embedding_dim=4,
-                                   created_at=old + i))
+        if target == "run":
+            store.create_run(RunRecord(id=f"run_{i:02d}", name=f"v{i}", project="p", model_name="m",
+                                       model_version=str(i), dataset_name="d", class_names=["a", "b"],
+                                       embedding_dim=4, created_at=old + i))
+        else:
+            store.create_pool(PoolRecord(id=f"pool_{i:02d}", name=f"drop{i}", project="p", embedding_dim=4,
+                                         num_classes=0, created_at=old + i))
     store.close()
     a, b = (start_server(tmp_path / name, store=postgres_uri, files=str(files), metrics_port=free_port(),
-                         replica_sync_s=1) for name in "ab")             # run_retention_days 0: no sweep yet
+                         replica_sync_s=1) for name in "ab")             # retention 0: no sweep yet
     try:
         for server in (a, b):
-            server.config.run_retention_days = 30
+            setattr(server.config, f"{target}_retention_days", 30)
         ready = threading.Barrier(2)
         counts: dict[str, int] = {}
 
         def sweep(name, server):
             ready.wait()
-            counts[name] = server.prune_runs()
+            counts[name] = getattr(server, f"prune_{target}s")()
 
         threads = [threading.Thread(target=sweep, args=pair) for pair in (("a", a), ("b", b))]
         for t in threads:
@@ -144,10 +151,11 @@ def test_replicas_sweeping_run_retention_together_delete_each_stale_run_once(pos
             t.join()
         assert sum(counts.values()) == 39
         with Client(f"127.0.0.1:{a.port}", retries=0, timeout=60) as client:
-            assert [r.id for r in client.list_runs()] == ["run_39"]
+            left = client.list_runs() if target == "run" else client.list_pools()
+            assert [x.id for x in left] == [f"{target}_39"]
         texts = [metrics_text(server) for server in (a, b)]
-        assert sum(metric_sample(t, "blindspots_runs_pruned_total") for t in texts) == 39
-        assert sum(metric_sample(t, "blindspots_deleted_total", target="run") for t in texts) == 39
+        assert sum(metric_sample(t, f"blindspots_{target}s_pruned_total") for t in texts) == 39
+        assert sum(metric_sample(t, "blindspots_deleted_total", target=target) for t in texts) == 39
     finally:
         a.stop()
         b.stop()
