@@ -12,7 +12,7 @@ import pytest
 from blindspots import Client, NotFoundError
 from blindspots_server.core.diagnosis import Diagnoser
 from blindspots_server.core.failure_clusters import nearest
-from blindspots_server.core.parallel import IN_PROCESS
+from blindspots_server.core.parallel import IN_PROCESS, WorkersUnplaceable
 from blindspots_server.core.pool_index import GpuUnavailable, PoolIndex
 from blindspots_server.core.sharded_index import ShardedPoolIndex
 
@@ -94,7 +94,8 @@ def test_index_shards_ask_ray_for_ray_shard_gpus_and_their_indexes_must_then_be_
     with this machine's faiss, which has no GPU support, a shard fails saying so, and a server's
     index-build job fails with that message while the server goes on. Without it the shards are on
     the CPU and leave the GPU alone. A share no node can give, or the setting without a Ray
-    cluster, is refused at start, naming it."""
+    cluster, is refused at start, naming it; shards whose shares other shards hold are refused
+    (RESOURCE_EXHAUSTED through a server), not left waiting for ever."""
     import ray
 
     from blindspots_server.config import ServerConfig
@@ -120,7 +121,38 @@ def test_index_shards_ask_ray_for_ray_shard_gpus_and_their_indexes_must_then_be_
     with pytest.raises(GpuUnavailable, match="must be on a GPU .* use_gpu=True but faiss has no GPU support"):
         index.build(rows)
     assert free_gpus(0.0) == 0.0                # the two shards hold the node's GPU between them
-    index.close()
+    # While they hold it, two more (another pool's) cannot be placed: refused, not left waiting.
+    with pytest.raises(WorkersUnplaceable, match="need 1 GPUs, and the Ray cluster has 0 of its 1 free"):
+        ShardedPoolIndex(16, shards=2, kind="flat", compute=on_gpus).build(rows)
+
+    def built(client: Client, name: str) -> dict:
+        """A pool of ``rows``, and how its index build ended."""
+        pool = client.create_pool(name, embedding_dim=16)
+        pool.add([f"p{i}" for i in range(len(rows))], rows, progress=False)
+        deadline = time.monotonic() + 120
+        while (job := client.list_jobs(kind="index_build", pool=pool.id).iloc[0])["state"] in ("PENDING", "RUNNING"):
+            assert time.monotonic() < deadline, "the index build did not end"
+            time.sleep(0.2)
+        return {"state": job["state"], "error": job["error"]}
+
+    server = start_server(tmp_path / "gpu", ray_address=address, ray_shard_gpus=0.5, index_shards=2)
+    client = Client(f"127.0.0.1:{server.port}", retries=0, timeout=120)
+    try:
+        assert client.server_info().ray_shard_gpus == 0.5
+        held = built(client, "while the GPU is held")
+        assert held["state"] == "FAILED" and held["error"].startswith("RESOURCE_EXHAUSTED: 2 index shards at "
+                                                                      "ray_shard_gpus 0.5 need 1 GPUs"), held
+        index.close()
+        assert free_gpus(1.0) == 1.0
+        job = built(client, "with the GPU free")
+        assert job["state"] == "FAILED"                   # built once: not again from rows the server reads
+        assert not [r for r in caplog.records if "could not read the pool's row files" in r.getMessage()]
+        assert job["error"].startswith("FAILED_PRECONDITION: an index shard that must be on a GPU"), job
+        assert "set ray_shard_gpus to 0" in job["error"]
+        assert client.server_info().ray_shard_gpus == 0.5           # still serving
+    finally:
+        client.close()
+        server.stop()
     assert free_gpus(1.0) == 1.0
     plain = ShardedPoolIndex(16, shards=2, kind="flat", compute=cluster).build(rows)
     assert cluster.shard_use_gpu is False and plain.devices() == ["cpu", "cpu"]
@@ -129,25 +161,6 @@ def test_index_shards_ask_ray_for_ray_shard_gpus_and_their_indexes_must_then_be_
     with pytest.raises(ValueError, match="ray_shard_gpus and ray_shard_threads need ray_address"):
         from blindspots_server.ray_cluster import connect
         connect("", shard_threads=2)
-
-    server = start_server(tmp_path / "gpu", ray_address=address, ray_shard_gpus=0.5, index_shards=2)
-    client = Client(f"127.0.0.1:{server.port}", retries=0, timeout=120)
-    try:
-        assert client.server_info().ray_shard_gpus == 0.5
-        pool = client.create_pool("pool", embedding_dim=16)
-        pool.add([f"p{i}" for i in range(len(rows))], rows, progress=False)
-        deadline = time.monotonic() + 120
-        while (jobs := client.list_jobs(kind="index_build"))["state"].isin(["PENDING", "RUNNING"]).any():
-            assert time.monotonic() < deadline, "the index build did not end"
-            time.sleep(0.2)
-        assert jobs["state"].tolist() == ["FAILED"]       # built once: not again from rows the server reads
-        assert not [r for r in caplog.records if "could not read the pool's row files" in r.getMessage()]
-        assert jobs["error"].iloc[0].startswith("FAILED_PRECONDITION: an index shard that must be on a GPU")
-        assert "set ray_shard_gpus to 0" in jobs["error"].iloc[0]
-        assert client.server_info().ray_shard_gpus == 0.5           # still serving
-    finally:
-        client.close()
-        server.stop()
     assert free_gpus(1.0) == 1.0
     # The cluster's shared index actor that a GPU server started starts GPU shards: a server without
     # ray_shard_gpus has its own, and builds its shards on the CPU.

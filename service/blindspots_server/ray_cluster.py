@@ -67,6 +67,8 @@ class RayCluster:
         # Index shards hold memory, not CPUs (num_cpus=0), so that searches and tasks still get
         # scheduled while they live; SPREAD puts them on different nodes where it can.
         actor = self._ray.remote(num_cpus=0)(cls)
+        if self.shard_gpus:
+            self._await_gpus(len(args_list))
         options = {"num_gpus": self.shard_gpus} if self.shard_gpus else {}
         return [actor.options(scheduling_strategy="SPREAD", **options).remote(*args) for args in args_list]
 
@@ -76,6 +78,22 @@ class RayCluster:
         actor = self._ray.remote(num_cpus=0)(cls)
         return actor.options(name=name, lifetime="detached", get_if_exists=True,
                              max_concurrency=max(1, threads)).remote(*args)
+
+    def _await_gpus(self, shards: int, wait_s: float = 5.0) -> None:
+        """Refuse shards whose GPU shares the cluster has not got free: Ray would leave them waiting
+        for ever (every pool's shards hold their shares while they live). The free count lags shards
+        stopped a moment ago, so it is asked again for ``wait_s`` before giving up."""
+        need = self.shard_gpus * shards
+        deadline = time.monotonic() + wait_s
+        while (free := self._ray.available_resources().get("GPU", 0.0)) + 1e-6 < need:
+            if time.monotonic() > deadline:
+                from .core.parallel import WorkersUnplaceable
+                total = self._ray.cluster_resources().get("GPU", 0.0)
+                raise WorkersUnplaceable(
+                    f"{shards} index shards at ray_shard_gpus {self.shard_gpus:g} need {need:g} GPUs, and the Ray "
+                    f"cluster has {free:g} of its {total:g} free (other pools' shards hold the rest): lower "
+                    "ray_shard_gpus, add GPUs, or delete the pools no longer used")
+            time.sleep(0.5)
 
     def shard_threads(self, shards: int) -> int:
         """faiss threads per index shard. Ray starts every actor with OMP_NUM_THREADS=1 (an actor

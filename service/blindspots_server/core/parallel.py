@@ -33,6 +33,11 @@ class WorkerLost(RuntimeError):
     """A worker died or was stopped before it answered."""
 
 
+class WorkersUnplaceable(RuntimeError):
+    """The cluster cannot give the workers what they ask for (GPUs other workers hold): started,
+    they would wait for ever."""
+
+
 class InProcess:
     name = "in-process"
     shard_use_gpu = "auto"

@@ -9,7 +9,7 @@ import uuid
 
 import grpc
 
-from ..core.parallel import WorkerLost
+from ..core.parallel import WorkerLost, WorkersUnplaceable
 from ..core.pool_index import GpuUnavailable
 from ..storage import Conflict, DataLoss, DuplicateSampleIds, NotFound, StoreUnavailable
 from .handler_wrapping import wrap_handler
@@ -46,6 +46,7 @@ _CLIENT_ERRORS: tuple[tuple[type, grpc.StatusCode], ...] = (
     (Conflict, grpc.StatusCode.FAILED_PRECONDITION),
     (FailedPrecondition, grpc.StatusCode.FAILED_PRECONDITION),
     (GpuUnavailable, grpc.StatusCode.FAILED_PRECONDITION),  # a shard asked to be on a GPU it cannot have
+    (WorkersUnplaceable, grpc.StatusCode.RESOURCE_EXHAUSTED),  # shards whose GPU shares are held by others
     (InvalidArgument, grpc.StatusCode.INVALID_ARGUMENT),
     (DuplicateSampleIds, grpc.StatusCode.INVALID_ARGUMENT),
     (PermissionDenied, grpc.StatusCode.PERMISSION_DENIED),

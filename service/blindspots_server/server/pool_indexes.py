@@ -24,7 +24,7 @@ import threading
 from typing import Callable, Optional
 
 
-from ..core.parallel import IN_PROCESS, WorkerLost
+from ..core.parallel import IN_PROCESS, WorkerLost, WorkersUnplaceable
 from ..core.pool_index import GpuUnavailable, PoolIndex
 from ..core.sharded_index import RowRange, ShardedPoolIndex, SharedIndexes, ShardsState, row_locations
 from ..core.results import ProgressFn, no_progress
@@ -207,8 +207,8 @@ class PoolIndexes:
             source = self._row_source(pool_id, n)     # DataLoss here is the server's own finding
             try:
                 state = self._shared_state(pool_id, dim, source, progress)
-            except (JobCancelled, NotFound, GpuUnavailable):     # the last: no use building them again
-                raise
+            except (JobCancelled, NotFound, GpuUnavailable, WorkersUnplaceable):   # the last two: no use
+                raise                                                           # building them again
             except Exception as exc:
                 # A shard that cannot read the row files: on a node that does not mount the file root
                 # (a missing file there is DataLoss too), or damaged. The server reads them itself,
