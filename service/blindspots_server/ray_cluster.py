@@ -47,7 +47,7 @@ class RayCluster:
         self.shard_gpus = float(shard_gpus)
         self.shard_use_gpu = self.shard_gpus > 0
         if self.shard_gpus:
-            most = max((n.get("Resources", {}).get("GPU", 0.0) for n in ray.nodes() if n.get("Alive")), default=0.0)
+            most = max((n.get("Resources", {}).get("GPU", 0.0) for n in self._alive_nodes()), default=0.0)
             if most < self.shard_gpus:
                 raise ValueError(f"ray_shard_gpus is {self.shard_gpus:g} but no node of the Ray cluster has that many "
                                  f"GPUs (the most on one node: {most:g}); 0 keeps the index shards on the CPU")
@@ -102,7 +102,7 @@ class RayCluster:
         over the shards SPREAD puts on each node."""
         if self._shard_threads:
             return self._shard_threads
-        alive = [n for n in self._ray.nodes() if n.get("Alive")]
+        alive = self._alive_nodes()
         cpus = min((int(n.get("Resources", {}).get("CPU", 1)) for n in alive), default=1)
         return max(1, cpus // max(1, -(-shards // max(1, len(alive)))))
 
@@ -133,8 +133,11 @@ class RayCluster:
         for w in workers:
             self._ray.kill(w)
 
+    def _alive_nodes(self) -> list[dict]:
+        return [n for n in self._ray.nodes() if n.get("Alive")]
+
     def nodes(self) -> int:
-        return sum(1 for n in self._ray.nodes() if n.get("Alive"))
+        return len(self._alive_nodes())
 
     def shutdown(self) -> None:
         self._ray.shutdown()

@@ -83,6 +83,12 @@ def _trace_headers() -> tuple:
     return tuple((k.lower(), v) for k, v in carrier.items())
 
 
+
+def _last_used(message):
+    """A Run's or Pool's ``last_used_at`` (naive UTC), NaT from a server that does not say it."""
+    return message.last_used_at.ToDatetime() if message.HasField("last_used_at") else pd.NaT
+
+
 class Client(LabelsAPI, DeleteAPI):
     """A connection to a blindspots server.
 
@@ -195,8 +201,7 @@ class Client(LabelsAPI, DeleteAPI):
                               "model": r.message.model_name, "version": r.message.model_version,
                               "rows": r.message.num_rows, "bytes": r.message.stored_bytes,
                               "created_at": r.message.created_at.ToDatetime(),
-                              "last_used_at": (r.message.last_used_at.ToDatetime()
-                                               if r.message.HasField("last_used_at") else pd.NaT)}
+                              "last_used_at": _last_used(r.message)}
                              for r in self.list_runs(project)],
                             columns=["id", "name", "project", "model", "version", "rows", "bytes", "created_at",
                                      "last_used_at"])
@@ -221,8 +226,7 @@ class Client(LabelsAPI, DeleteAPI):
                               "dim": p.message.embedding_dim, "index": p.message.index.kind,
                               "indexed": p.message.index.num_indexed, "bytes": p.message.stored_bytes,
                               "created_at": p.message.created_at.ToDatetime(),
-                              "last_used_at": (p.message.last_used_at.ToDatetime()
-                                               if p.message.HasField("last_used_at") else pd.NaT)}
+                              "last_used_at": _last_used(p.message)}
                              for p in self.list_pools(project)],
                             columns=["id", "name", "project", "rows", "dim", "index", "indexed", "bytes",
                                      "created_at", "last_used_at"])

@@ -18,8 +18,9 @@ operations and never knows which one it got:
 
 A call to a worker that is gone (stopped by another process) raises :class:`WorkerLost`.
 ``shard_use_gpu`` is the ``use_gpu`` of the pool index shards it starts: "auto" here (a GPU
-faiss sees), on Ray whether the shards asked the cluster for GPUs; ``shard_threads(shards)`` the
-faiss threads each of ``shards`` shards takes (0 here: faiss's own default, this process's cores).
+faiss sees), on Ray whether the shards asked the cluster for GPUs (``shard_gpus`` each, 0
+here); ``shard_threads(shards)`` the faiss threads each of ``shards`` shards takes (0 here:
+faiss's own default, this process's cores).
 
 :class:`InProcess` runs them here, one after another (the default);
 ``blindspots_server.ray_cluster.RayCluster`` runs them as Ray tasks and actors.
@@ -41,6 +42,7 @@ class WorkersUnplaceable(RuntimeError):
 class InProcess:
     name = "in-process"
     shard_use_gpu = "auto"
+    shard_gpus = 0.0
 
     def map_chunks(self, fn: Callable[[Any, Any], Any], shared: Any, chunks: Sequence[Any]) -> list:
         return [fn(shared, c) for c in chunks]

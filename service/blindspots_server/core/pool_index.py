@@ -148,7 +148,7 @@ def default_pq_m(dim: int) -> int:
 
 def gpu_available() -> bool:
     """True when this faiss build has GPU support and a GPU is visible."""
-    return hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0
+    return index_device()[0] == "gpu"
 
 
 def index_device() -> tuple[str, str]:
@@ -161,10 +161,10 @@ def index_device() -> tuple[str, str]:
     return "gpu", f"faiss {faiss.__version__}, {gpus} GPU{'s' if gpus != 1 else ''} visible (indexes use the first)"
 
 
-
 class GpuUnavailable(RuntimeError):
     """An index that must be on the GPU (``use_gpu=True``) cannot be: faiss has no GPU support,
     none is visible, or faiss-gpu refuses the index."""
+
 
 class PoolIndex:
     """Cosine nearest-neighbour search over pool rows; ids are row positions."""

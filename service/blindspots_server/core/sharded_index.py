@@ -176,8 +176,7 @@ class ShardedPoolIndex:
 
     def _shard_options(self, shards: int) -> tuple:
         """The compute's ``use_gpu`` and faiss threads for each of ``shards`` shards."""
-        threads = self.compute.shard_threads(shards) if hasattr(self.compute, "shard_threads") else 0
-        return getattr(self.compute, "shard_use_gpu", "auto"), threads
+        return self.compute.shard_use_gpu, self.compute.shard_threads(shards)
 
     @classmethod
     def attach(cls, dim: int, state: "ShardsState", rows: int, compute: Optional[Any] = None
@@ -201,8 +200,9 @@ class ShardedPoolIndex:
         ranges = row_chunks(len(x), self.shards)
         progress(0.0, f"building {len(ranges)} index shards on {self.compute.name}")
         self.close()
+        options = self._shard_options(len(ranges))
         self._workers = self.compute.start_workers(
-            PoolIndexShard, [(self.dim, self.kind, x[a:b], a, *self._shard_options(len(ranges))) for a, b in ranges])
+            PoolIndexShard, [(self.dim, self.kind, x[a:b], a, *options) for a, b in ranges])
         self._sizes = [b - a for a, b in ranges]
         described = self.compute.call_all(self._workers, "describe")     # waits for the builds
         self.kind_, self.description = described[0][1], f"{len(ranges)} shards of {described[0][2]}"
@@ -215,9 +215,9 @@ class ShardedPoolIndex:
         ranges = row_chunks(len(source), self.shards)
         progress(0.0, f"building {len(ranges)} index shards from their row sources on {self.compute.name}")
         self.close()
+        options = self._shard_options(len(ranges))
         self._workers = self.compute.start_workers(
-            PoolIndexShard, [(self.dim, self.kind, RowRange(source, a, b), a, *self._shard_options(len(ranges)))
-                             for a, b in ranges])
+            PoolIndexShard, [(self.dim, self.kind, RowRange(source, a, b), a, *options) for a, b in ranges])
         self._sizes = [b - a for a, b in ranges]
         described = self.compute.call_all(self._workers, "describe")
         self.kind_, self.description = described[0][1], f"{len(ranges)} shards of {described[0][2]}"

@@ -27,15 +27,20 @@ def _schema(schema: dict[str, str]) -> list[pb.ColumnSchema]:
     return [pb.ColumnSchema(name=k, type=_TYPES[v]) for k, v in sorted(schema.items())]
 
 
+def _with_last_used(message, last_used: Optional[float]):
+    """``message`` (a Run or Pool) with ``last_used_at`` set when it is known."""
+    if last_used is not None:
+        message.last_used_at.CopyFrom(timestamp(last_used))
+    return message
+
+
 def run_message(r: RunRecord, stored_bytes: int = 0, last_used: Optional[float] = None) -> pb.Run:
     message = pb.Run(id=r.id, name=r.name, project=r.project, model_name=r.model_name,
                      model_version=r.model_version, dataset_name=r.dataset_name,
                      class_names=r.class_names, embedding_dim=r.embedding_dim, num_rows=r.num_rows,
                      created_at=timestamp(r.created_at), metadata_schema=_schema(r.metadata_schema),
                      stored_bytes=stored_bytes)
-    if last_used is not None:
-        message.last_used_at.CopyFrom(timestamp(last_used))
-    return message
+    return _with_last_used(message, last_used)
 
 
 def pool_message(p: PoolRecord, stored_bytes: int = 0, last_used: Optional[float] = None) -> pb.Pool:
@@ -44,9 +49,7 @@ def pool_message(p: PoolRecord, stored_bytes: int = 0, last_used: Optional[float
                       metadata_schema=_schema(p.metadata_schema),
                       index=pb.PoolIndexInfo(kind=p.index_kind, num_indexed=p.index_rows,
                                              description=p.index_description), stored_bytes=stored_bytes)
-    if last_used is not None:
-        message.last_used_at.CopyFrom(timestamp(last_used))
-    return message
+    return _with_last_used(message, last_used)
 
 
 def job_message(j: JobRecord) -> pb.Job:

@@ -236,7 +236,7 @@ class PoolIndexes:
             if self._shared is None:
                 # Its compute starts the shards, as the server that started it asked (ray_shard_gpus):
                 # servers asking for GPU shards share another one.
-                gpus = getattr(self._compute, "shard_gpus", 0.0)
+                gpus = self._compute.shard_gpus
                 name = f"{SHARED_NAME}-gpu{gpus:g}" if gpus else SHARED_NAME
                 self._shared = self._compute.shared_worker(SharedIndexes, name, (self._compute,),
                                                            threads=SHARED_THREADS)
